@@ -1,0 +1,94 @@
+-- Countersign initial schema (SQLite). Times are Unix milliseconds; JSON is stored as text.
+-- Kept in step with ../postgres/0001_initial.sql.
+
+CREATE TABLE humans (
+    subject        TEXT PRIMARY KEY,
+    email          TEXT NOT NULL UNIQUE,
+    name           TEXT NOT NULL,
+    active         INTEGER NOT NULL DEFAULT 1,
+    user_code_hash TEXT,
+    created_at     INTEGER NOT NULL
+);
+
+CREATE TABLE clients (
+    client_id              TEXT PRIMARY KEY,
+    name                   TEXT NOT NULL,
+    owner_subject          TEXT NOT NULL REFERENCES humans (subject),
+    auth_method            TEXT NOT NULL,
+    secret_hash            TEXT,
+    jwks                   TEXT,
+    delivery_mode          TEXT NOT NULL,
+    notification_endpoint  TEXT,
+    require_signed_request INTEGER NOT NULL DEFAULT 0,
+    user_code_required     INTEGER NOT NULL DEFAULT 0,
+    enabled                INTEGER NOT NULL DEFAULT 1,
+    created_at             INTEGER NOT NULL
+);
+
+CREATE TABLE auth_requests (
+    id                    TEXT PRIMARY KEY,
+    client_id             TEXT NOT NULL REFERENCES clients (client_id),
+    subject               TEXT NOT NULL REFERENCES humans (subject),
+    scope                 TEXT NOT NULL,
+    binding_message       TEXT,
+    acr_values            TEXT,
+    authorization_details TEXT,
+    delivery_mode         TEXT NOT NULL,
+    notification_token    TEXT,
+    status                TEXT NOT NULL,
+    created_at            INTEGER NOT NULL,
+    expires_at            INTEGER NOT NULL,
+    interval_secs         INTEGER NOT NULL,
+    last_poll_at          INTEGER,
+    decided_at            INTEGER,
+    decided_by            TEXT,
+    decision_method       TEXT,
+    token_issued_at       INTEGER
+);
+CREATE INDEX auth_requests_status ON auth_requests (status, expires_at);
+
+CREATE TABLE tokens (
+    jti                   TEXT PRIMARY KEY,
+    auth_req_id           TEXT NOT NULL UNIQUE REFERENCES auth_requests (id),
+    client_id             TEXT NOT NULL,
+    subject               TEXT NOT NULL,
+    scope                 TEXT NOT NULL,
+    token_type            TEXT NOT NULL,
+    cnf_jkt               TEXT,
+    authorization_details TEXT,
+    issued_at             INTEGER NOT NULL,
+    expires_at            INTEGER NOT NULL,
+    revoked_at            INTEGER
+);
+
+CREATE TABLE seen_jtis (
+    namespace  TEXT NOT NULL,
+    jti        TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, jti)
+);
+CREATE INDEX seen_jtis_expiry ON seen_jtis (expires_at);
+
+CREATE TABLE outbox (
+    id              TEXT PRIMARY KEY,
+    auth_req_id     TEXT NOT NULL REFERENCES auth_requests (id),
+    endpoint        TEXT NOT NULL,
+    bearer          TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    locked_until    INTEGER NOT NULL DEFAULT 0,
+    delivered_at    INTEGER,
+    failed_at       INTEGER,
+    last_error      TEXT
+);
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
+
+CREATE TABLE admin_keys (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    key_hash   TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);

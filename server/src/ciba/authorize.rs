@@ -1,0 +1,346 @@
+//! The backchannel authentication endpoint's logic (CIBA Core §7): validate, identify the
+//! user, and record a pending request.
+
+use countersign_jose::UnverifiedJws;
+use countersign_shared::{BackchannelAuthResponse, DeliveryMode};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::CibaError;
+use super::request::{AUTHENTICATION_PARAMS, BackchannelRequest, Hint};
+use crate::oidc::client_auth::client_jwks;
+use crate::oidc::discovery::BASE_SCOPES;
+use crate::oidc::jwt::{RegisteredClaims, check_times};
+use crate::secrets::verify_secret;
+use crate::state::AppState;
+use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
+use crate::store::clients::ClientRecord;
+use crate::store::humans::HumanRecord;
+
+/// Longest signed request lifetime FAPI-CIBA allows (`exp - nbf`).
+const MAX_REQUEST_OBJECT_LIFETIME_SECS: f64 = 3600.0;
+/// Longest `client_notification_token` accepted (CIBA Core §7.1 sets no bound; 1 KiB is
+/// far above any real token and keeps rows small).
+const MAX_NOTIFICATION_TOKEN_LEN: usize = 1024;
+
+/// Handles an authenticated client's backchannel authentication request. `params` holds
+/// the request parameters (client authentication parameters already removed).
+pub async fn backchannel_authorize(
+    state: &AppState,
+    client: &ClientRecord,
+    params: Map<String, Value>,
+) -> Result<BackchannelAuthResponse, CibaError> {
+    if !client.enabled {
+        return Err(CibaError::UnauthorizedClient(
+            "the client is disabled".into(),
+        ));
+    }
+    let params = match params.get("request") {
+        Some(Value::String(request)) => {
+            if let Some(extra) = AUTHENTICATION_PARAMS
+                .iter()
+                .find(|p| params.contains_key(**p))
+            {
+                return Err(CibaError::InvalidRequest(format!(
+                    "{extra} must be inside the signed request object, not beside it"
+                )));
+            }
+            signed_request_params(state, client, request).await?
+        }
+        Some(_) => return Err(CibaError::InvalidRequest("request must be a JWT".into())),
+        None if client.require_signed_request => {
+            return Err(CibaError::InvalidRequest(
+                "this client must send a signed request object".into(),
+            ));
+        }
+        None => params,
+    };
+    let req = BackchannelRequest::from_params(&params)?;
+    check_scopes(state, &req.scopes)?;
+    let mode = DeliveryMode::parse(&client.delivery_mode).ok_or_else(|| {
+        CibaError::UnauthorizedClient("the client has no valid delivery mode".into())
+    })?;
+    if mode != DeliveryMode::Poll {
+        match &req.client_notification_token {
+            None => {
+                return Err(CibaError::InvalidRequest(
+                    "client_notification_token is required in ping and push modes".into(),
+                ));
+            }
+            Some(t) if t.len() > MAX_NOTIFICATION_TOKEN_LEN => {
+                return Err(CibaError::InvalidRequest(
+                    "client_notification_token is too long".into(),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(message) = &req.binding_message {
+        check_binding_message(message, state.config.ciba.binding_message_max_chars)?;
+    }
+    let details = match &req.authorization_details {
+        Some(items) => Some(check_authorization_details(state, items)?),
+        None => None,
+    };
+
+    let human = resolve_user(state, client, &req.hint).await?;
+    if !human.active {
+        return Err(CibaError::AccessDenied("the user is not active".into()));
+    }
+    check_user_code(client, &human, req.user_code.as_deref())?;
+
+    let ciba = &state.config.ciba;
+    let lifetime = req
+        .requested_expiry
+        .map_or(ciba.default_expiry_secs, |r| r.min(ciba.max_expiry_secs));
+    let now = state.now_ms();
+    let record = AuthRequestRecord {
+        id: countersign_jose::random_b64url(32),
+        client_id: client.client_id.clone(),
+        subject: human.subject.clone(),
+        scope: req.scopes.join(" "),
+        binding_message: req.binding_message,
+        acr_values: req.acr_values,
+        authorization_details: details,
+        delivery_mode: mode.as_str().to_owned(),
+        notification_token: req.client_notification_token,
+        status: AuthRequestStatus::Pending,
+        created_at: now,
+        expires_at: now + (lifetime as i64) * 1000,
+        interval_secs: ciba.poll_interval_secs as i64,
+        last_poll_at: None,
+        decided_at: None,
+        decided_by: None,
+        decision_method: None,
+    };
+    state.store.insert_auth_request(&record).await?;
+    tracing::info!(auth_req_id_prefix = &record.id[..8], client_id = %client.client_id, subject = %human.subject, "backchannel authentication request accepted");
+    Ok(BackchannelAuthResponse {
+        auth_req_id: record.id,
+        expires_in: lifetime,
+        interval: (mode != DeliveryMode::Push).then_some(ciba.poll_interval_secs),
+    })
+}
+
+/// Verifies a signed authentication request (CIBA Core §7.1.1, FAPI-CIBA §5.2.2) and
+/// returns its claims as the request parameters.
+async fn signed_request_params(
+    state: &AppState,
+    client: &ClientRecord,
+    request: &str,
+) -> Result<Map<String, Value>, CibaError> {
+    let bad = |m: String| CibaError::InvalidRequest(format!("signed request: {m}"));
+    let jws = UnverifiedJws::parse(request).map_err(|e| bad(e.to_string()))?;
+    let jwks =
+        client_jwks(client).ok_or_else(|| bad("the client has no registered JWKS".into()))?;
+    let claims: Map<String, Value> = jws.verify_with_set(&jwks).map_err(|e| bad(e.to_string()))?;
+    let registered: RegisteredClaims =
+        serde_json::from_value(Value::Object(claims.clone())).map_err(|e| bad(e.to_string()))?;
+    if registered.iss.as_deref() != Some(client.client_id.as_str()) {
+        return Err(bad("iss must be the client_id".into()));
+    }
+    if !registered
+        .aud
+        .as_ref()
+        .is_some_and(|a| a.contains(&state.issuer))
+    {
+        return Err(bad(format!("aud must contain the issuer {}", state.issuer)));
+    }
+    let (Some(exp), Some(nbf), Some(_iat)) = (registered.exp, registered.nbf, registered.iat)
+    else {
+        return Err(bad("exp, nbf and iat are required".into()));
+    };
+    if exp - nbf > MAX_REQUEST_OBJECT_LIFETIME_SECS {
+        return Err(bad("exp must be at most 60 minutes after nbf".into()));
+    }
+    let skew = state.config.ciba.clock_skew_secs as i64;
+    check_times(&registered, state.clock.now_secs(), skew).map_err(bad)?;
+    let jti = registered
+        .jti
+        .ok_or_else(|| bad("jti is required".into()))?;
+    let fresh = state
+        .store
+        .remember_jti(
+            &format!("request:{}", client.client_id),
+            &jti,
+            (exp as i64 + skew) * 1000,
+        )
+        .await?;
+    if !fresh {
+        return Err(bad("jti was already used (replay)".into()));
+    }
+    Ok(claims)
+}
+
+fn check_scopes(state: &AppState, scopes: &[String]) -> Result<(), CibaError> {
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(CibaError::InvalidScope("scope must contain openid".into()));
+    }
+    let extra = &state.config.ciba.extra_scopes;
+    if let Some(unknown) = scopes
+        .iter()
+        .find(|s| !BASE_SCOPES.contains(&s.as_str()) && !extra.contains(s))
+    {
+        return Err(CibaError::InvalidScope(format!(
+            "unsupported scope {unknown:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Binding messages are shown on a phone: short, printable, one line.
+fn check_binding_message(message: &str, max_chars: usize) -> Result<(), CibaError> {
+    if message.chars().count() > max_chars {
+        return Err(CibaError::InvalidBindingMessage(format!(
+            "binding_message is longer than {max_chars} characters"
+        )));
+    }
+    if message.chars().any(char::is_control) || message.trim().is_empty() {
+        return Err(CibaError::InvalidBindingMessage(
+            "binding_message must be printable text on one line".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks every RFC 9396 entry against its type's JSON Schema and returns the array as
+/// stored (JSON text).
+fn check_authorization_details(state: &AppState, items: &[Value]) -> Result<String, CibaError> {
+    for (i, item) in items.iter().enumerate() {
+        let kind = item.get("type").and_then(Value::as_str).ok_or_else(|| {
+            CibaError::InvalidAuthorizationDetails(format!("entry {i} has no string type"))
+        })?;
+        let schema = state.rar_schemas.get(kind).ok_or_else(|| {
+            CibaError::InvalidAuthorizationDetails(format!("type {kind:?} is not supported"))
+        })?;
+        if let Some(error) = schema.iter_errors(item).next() {
+            return Err(CibaError::InvalidAuthorizationDetails(format!(
+                "entry {i} ({kind}): {error} at {}",
+                error.instance_path()
+            )));
+        }
+    }
+    serde_json::to_string(items).map_err(|e| CibaError::InvalidAuthorizationDetails(e.to_string()))
+}
+
+/// RFC 9493 subject identifier, as carried in a `login_hint_token`.
+#[derive(Deserialize)]
+#[serde(tag = "format", rename_all = "snake_case")]
+enum SubjectId {
+    Email { email: String },
+    Opaque { id: String },
+    IssSub { sub: String },
+}
+
+#[derive(Deserialize)]
+struct LoginHintTokenClaims {
+    exp: Option<f64>,
+    sub_id: Option<SubjectId>,
+    sub: Option<String>,
+}
+
+async fn resolve_user(
+    state: &AppState,
+    client: &ClientRecord,
+    hint: &Hint,
+) -> Result<HumanRecord, CibaError> {
+    let lookup = match hint {
+        Hint::LoginHint(value) => value.clone(),
+        Hint::LoginHintToken(token) => login_hint_token_subject(state, client, token)?,
+        Hint::IdTokenHint(token) => id_token_hint_subject(state, client, token)?,
+    };
+    let human = match hint {
+        Hint::IdTokenHint(_) => state.store.human(&lookup).await?,
+        _ => state.store.human_by_hint(&lookup).await?,
+    };
+    human.ok_or(CibaError::UnknownUserId)
+}
+
+/// A `login_hint_token` is a JWT signed by the client's registered key naming the user by
+/// an RFC 9493 subject identifier (`sub_id`) or `sub`.
+fn login_hint_token_subject(
+    state: &AppState,
+    client: &ClientRecord,
+    token: &str,
+) -> Result<String, CibaError> {
+    let bad = |m: String| CibaError::InvalidRequest(format!("login_hint_token: {m}"));
+    let jws = UnverifiedJws::parse(token).map_err(|e| bad(e.to_string()))?;
+    let jwks = client_jwks(client)
+        .ok_or_else(|| bad("the client has no registered JWKS to verify it".into()))?;
+    let claims: LoginHintTokenClaims =
+        jws.verify_with_set(&jwks).map_err(|e| bad(e.to_string()))?;
+    let exp = claims.exp.ok_or_else(|| bad("exp is required".into()))?;
+    if exp <= state.clock.now_secs() as f64 {
+        return Err(CibaError::ExpiredLoginHintToken);
+    }
+    match (claims.sub_id, claims.sub) {
+        (Some(SubjectId::Email { email }), _) => Ok(email),
+        (Some(SubjectId::Opaque { id }), _) => Ok(id),
+        (Some(SubjectId::IssSub { sub }), _) | (None, Some(sub)) => Ok(sub),
+        (None, None) => Err(bad("sub_id or sub is required".into())),
+    }
+}
+
+/// An `id_token_hint` must be an ID token this server issued to this client. Its expiry is
+/// not checked: a hint names a user, it does not authenticate one.
+fn id_token_hint_subject(
+    state: &AppState,
+    client: &ClientRecord,
+    token: &str,
+) -> Result<String, CibaError> {
+    let bad = |m: String| CibaError::InvalidRequest(format!("id_token_hint: {m}"));
+    let jws = UnverifiedJws::parse(token).map_err(|e| bad(e.to_string()))?;
+    let claims: RegisteredClaims = jws
+        .verify_with_set(&state.keys.jwks())
+        .map_err(|e| bad(e.to_string()))?;
+    if claims.iss.as_deref() != Some(&*state.issuer) {
+        return Err(bad("not issued by this server".into()));
+    }
+    if !claims
+        .aud
+        .as_ref()
+        .is_some_and(|a| a.contains(&client.client_id))
+    {
+        return Err(bad("not issued to this client".into()));
+    }
+    claims.sub.ok_or_else(|| bad("sub is missing".into()))
+}
+
+/// A user code is needed when the client is registered to send one or the user has set
+/// one (CIBA Core §7.1 `user_code`).
+fn check_user_code(
+    client: &ClientRecord,
+    human: &HumanRecord,
+    code: Option<&str>,
+) -> Result<(), CibaError> {
+    let required = client.user_code_required || human.user_code_hash.is_some();
+    match (code, &human.user_code_hash) {
+        (None, _) if required => Err(CibaError::MissingUserCode),
+        (None, _) => Ok(()),
+        (Some(code), Some(hash)) if verify_secret(code, hash) => Ok(()),
+        (Some(_), _) => Err(CibaError::InvalidUserCode),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_message_rules() {
+        assert!(check_binding_message("Order W4SCT", 20).is_ok());
+        assert!(check_binding_message("Größe ✓", 7).is_ok());
+        assert!(matches!(
+            check_binding_message("x".repeat(21).as_str(), 20),
+            Err(CibaError::InvalidBindingMessage(_))
+        ));
+        assert!(matches!(
+            check_binding_message("two\nlines", 20),
+            Err(CibaError::InvalidBindingMessage(_))
+        ));
+        assert!(matches!(
+            check_binding_message("  ", 20),
+            Err(CibaError::InvalidBindingMessage(_))
+        ));
+    }
+}

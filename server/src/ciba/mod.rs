@@ -1,0 +1,10 @@
+//! The CIBA authentication-request state machine (OpenID CIBA Core 1.0): accepting
+//! backchannel requests, the token endpoint grant, and client notifications (ping / push).
+
+pub mod authorize;
+pub mod error;
+pub mod notify;
+pub mod request;
+pub mod token;
+
+pub use error::CibaError;

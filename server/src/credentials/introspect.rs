@@ -1,0 +1,103 @@
+use countersign_jose::UnverifiedJws;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::clients::ClientRecord;
+
+/// RFC 7662 §2.2 response. Inactive tokens answer `{"active": false}` and nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub details: Option<ActiveToken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveToken {
+    pub scope: String,
+    pub client_id: String,
+    pub sub: String,
+    pub iss: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub token_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Jti {
+    jti: Option<String>,
+}
+
+/// The stored token behind an access token string, if the string is one of ours.
+async fn lookup(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<crate::store::tokens::TokenRecord>, StoreError> {
+    let Ok(jws) = UnverifiedJws::parse(token) else {
+        return Ok(None);
+    };
+    let Ok(Jti { jti: Some(jti) }) = jws.verify_with_set(&state.keys.jwks()) else {
+        return Ok(None);
+    };
+    state.store.token(&jti).await
+}
+
+/// Introspects `token` for `caller`. A client only learns about its own tokens; anything
+/// else is reported inactive so the endpoint cannot be used to probe others' tokens.
+pub async fn introspect(
+    state: &AppState,
+    caller: &ClientRecord,
+    token: &str,
+) -> Result<Introspection, StoreError> {
+    let now = state.now_ms();
+    let inactive = Introspection {
+        active: false,
+        details: None,
+    };
+    let Some(t) = lookup(state, token).await? else {
+        return Ok(inactive);
+    };
+    if t.client_id != caller.client_id || t.revoked_at.is_some() || t.expires_at <= now {
+        return Ok(inactive);
+    }
+    Ok(Introspection {
+        active: true,
+        details: Some(ActiveToken {
+            scope: t.scope,
+            client_id: t.client_id,
+            sub: t.subject,
+            iss: state.issuer.to_string(),
+            exp: t.expires_at.div_euclid(1000),
+            iat: t.issued_at.div_euclid(1000),
+            jti: t.jti,
+            token_type: t.token_type,
+            cnf: t.cnf_jkt.map(|jkt| serde_json::json!({ "jkt": jkt })),
+            authorization_details: t
+                .authorization_details
+                .and_then(|d| serde_json::from_str(&d).ok()),
+        }),
+    })
+}
+
+/// Revokes `token` if it is one of `caller`'s. Unknown tokens and other clients' tokens are
+/// silently ignored, as RFC 7009 §2.2 requires for invalid tokens.
+pub async fn revoke(
+    state: &AppState,
+    caller: &ClientRecord,
+    token: &str,
+) -> Result<(), StoreError> {
+    if let Some(t) = lookup(state, token).await? {
+        state
+            .store
+            .revoke_token(&t.jti, &caller.client_id, state.now_ms())
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Issuing what an approval earns: the access token (for now a signed JWT per RFC 9068;
+//! the Verifiable Credential format replaces it behind this same service) and the ID token
+//! for the approving human. Also introspection (RFC 7662) and revocation (RFC 7009).
+
+mod introspect;
+
+pub use introspect::{Introspection, introspect, revoke};
+
+use countersign_jose::{JoseError, sha256_half_b64url};
+use countersign_shared::TokenResponse;
+use countersign_shared::ciba::AUTH_REQ_ID_CLAIM;
+use serde_json::{Value, json};
+
+use crate::oidc::discovery::ACR_DEV;
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::auth_requests::AuthRequestRecord;
+use crate::store::humans::HumanRecord;
+use crate::store::tokens::TokenRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("signing failed: {0}")]
+    Signing(#[from] JoseError),
+    #[error("stored authorization_details are not valid JSON")]
+    CorruptDetails,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What to issue for one approved request.
+pub struct IssueInput<'a> {
+    pub request: &'a AuthRequestRecord,
+    pub human: &'a HumanRecord,
+    /// RFC 9449 key thumbprint when the token request carried a DPoP proof.
+    pub dpop_jkt: Option<String>,
+    /// Push mode puts the `auth_req_id` into the ID token (CIBA Core §10.3.1).
+    pub for_push: bool,
+    pub now_ms: i64,
+}
+
+pub struct Issued {
+    pub response: TokenResponse,
+    pub record: TokenRecord,
+}
+
+/// How the decision was made, as `acr` / `amr` claims.
+fn authentication_context(method: Option<&str>) -> (String, Vec<String>) {
+    match method {
+        // Developer approvals are labelled as such and never look like a human's.
+        Some("dev") | None => (ACR_DEV.to_owned(), vec!["dev".to_owned()]),
+        Some(other) => (
+            format!("urn:countersign:acr:{other}"),
+            other.split('+').map(str::to_owned).collect(),
+        ),
+    }
+}
+
+pub fn issue(state: &AppState, input: IssueInput<'_>) -> Result<Issued, CredentialError> {
+    let key = state.keys.active();
+    let req = input.request;
+    let now_s = input.now_ms.div_euclid(1000);
+    let ttl = state.config.tokens.access_token_ttl_secs as i64;
+    let exp = now_s + ttl;
+    let jti = countersign_jose::random_b64url(16);
+    let details: Option<Value> = match &req.authorization_details {
+        Some(text) => {
+            Some(serde_json::from_str(text).map_err(|_| CredentialError::CorruptDetails)?)
+        }
+        None => None,
+    };
+    let auth_time = req.decided_at.unwrap_or(input.now_ms).div_euclid(1000);
+    let (acr, amr) = authentication_context(req.decision_method.as_deref());
+
+    let mut access = json!({
+        "iss": &*state.issuer,
+        "sub": req.subject,
+        "aud": &*state.issuer,
+        "client_id": req.client_id,
+        "iat": now_s,
+        "exp": exp,
+        "jti": jti,
+        "scope": req.scope,
+        "auth_time": auth_time,
+        "acr": acr,
+        "amr": amr,
+    });
+    if let Some(d) = &details {
+        access["authorization_details"] = d.clone();
+    }
+    if let Some(jkt) = &input.dpop_jkt {
+        access["cnf"] = json!({ "jkt": jkt });
+    }
+    let access_token = key.sign("at+jwt", &access)?;
+
+    let mut id = json!({
+        "iss": &*state.issuer,
+        "sub": req.subject,
+        "aud": req.client_id,
+        "iat": now_s,
+        "exp": now_s + state.config.tokens.id_token_ttl_secs as i64,
+        "auth_time": auth_time,
+        "acr": acr,
+        "amr": amr,
+        "at_hash": sha256_half_b64url(&access_token),
+    });
+    let scopes: Vec<&str> = req.scope.split(' ').collect();
+    if scopes.contains(&"profile") {
+        id["name"] = json!(input.human.name);
+    }
+    if scopes.contains(&"email") {
+        id["email"] = json!(input.human.email);
+    }
+    if input.for_push {
+        id[AUTH_REQ_ID_CLAIM] = json!(req.id);
+    }
+    let id_token = key.sign("JWT", &id)?;
+
+    let token_type = if input.dpop_jkt.is_some() {
+        "DPoP"
+    } else {
+        "Bearer"
+    };
+    Ok(Issued {
+        response: TokenResponse {
+            access_token,
+            token_type: token_type.to_owned(),
+            expires_in: ttl as u64,
+            id_token,
+            scope: Some(req.scope.clone()),
+            authorization_details: details,
+        },
+        record: TokenRecord {
+            jti,
+            auth_req_id: req.id.clone(),
+            client_id: req.client_id.clone(),
+            subject: req.subject.clone(),
+            scope: req.scope.clone(),
+            token_type: token_type.to_owned(),
+            cnf_jkt: input.dpop_jkt,
+            authorization_details: req.authorization_details.clone(),
+            issued_at: input.now_ms,
+            expires_at: exp * 1000,
+            revoked_at: None,
+        },
+    })
+}

@@ -1,0 +1,332 @@
+//! Humans and agents. The CLI and the admin API both go through these functions, so they
+//! validate alike.
+
+use countersign_jose::JwkSet;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::oidc::client_auth::AuthMethod;
+use crate::secrets::{Secret, hash_secret};
+use crate::store::clients::ClientRecord;
+use crate::store::humans::HumanRecord;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A person to register.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHuman {
+    /// Stable subject identifier (the `sub` of ID tokens, usable as `login_hint`).
+    pub subject: String,
+    pub email: String,
+    pub name: String,
+    /// Optional CIBA `user_code` the person must give to agents acting for them.
+    #[serde(default)]
+    pub user_code: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Human {
+    pub subject: String,
+    pub email: String,
+    pub name: String,
+    pub active: bool,
+    pub has_user_code: bool,
+    /// Unix time in seconds.
+    pub created_at: i64,
+}
+
+impl From<HumanRecord> for Human {
+    fn from(h: HumanRecord) -> Self {
+        Human {
+            subject: h.subject,
+            email: h.email,
+            name: h.name,
+            active: h.active,
+            has_user_code: h.user_code_hash.is_some(),
+            created_at: h.created_at.div_euclid(1000),
+        }
+    }
+}
+
+/// An agent to register as a CIBA client.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgent {
+    pub client_id: String,
+    /// Display name shown to approvers; defaults to the client id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Subject of the human who owns the agent.
+    pub owner: String,
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+    pub auth_method: String,
+    /// Public JWK Set; required for `private_key_jwt` and signed requests.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Value>,
+    /// `poll` (default), `ping` or `push`.
+    #[serde(default)]
+    pub delivery_mode: Option<String>,
+    /// `client_notification_endpoint`, required for ping and push.
+    #[serde(default)]
+    pub notification_endpoint: Option<String>,
+    #[serde(default)]
+    pub require_signed_request: bool,
+    #[serde(default)]
+    pub user_code_required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Agent {
+    pub client_id: String,
+    pub name: String,
+    pub owner: String,
+    pub auth_method: String,
+    pub delivery_mode: String,
+    pub notification_endpoint: Option<String>,
+    pub require_signed_request: bool,
+    pub user_code_required: bool,
+    pub enabled: bool,
+    /// Unix time in seconds.
+    pub created_at: i64,
+}
+
+impl From<ClientRecord> for Agent {
+    fn from(c: ClientRecord) -> Self {
+        Agent {
+            client_id: c.client_id,
+            name: c.name,
+            owner: c.owner_subject,
+            auth_method: c.auth_method,
+            delivery_mode: c.delivery_mode,
+            notification_endpoint: c.notification_endpoint,
+            require_signed_request: c.require_signed_request,
+            user_code_required: c.user_code_required,
+            enabled: c.enabled,
+            created_at: c.created_at.div_euclid(1000),
+        }
+    }
+}
+
+/// A newly registered agent. `client_secret` is shown this once and stored only hashed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedAgent {
+    #[serde(flatten)]
+    pub agent: Agent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+fn check_identifier(what: &str, value: &str) -> Result<(), DirectoryError> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@:".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(DirectoryError::Invalid(format!(
+            "{what} must be 1-128 characters of letters, digits and . _ - @ :"
+        )))
+    }
+}
+
+fn check_http_url(what: &str, value: &str) -> Result<(), DirectoryError> {
+    let ok = (value.starts_with("https://") || value.starts_with("http://"))
+        && value.len() > "http://".len()
+        && !value.contains(char::is_whitespace)
+        && !value.contains('#');
+    if ok {
+        Ok(())
+    } else {
+        Err(DirectoryError::Invalid(format!(
+            "{what} must be an http(s) URL without fragment"
+        )))
+    }
+}
+
+pub async fn add_human(store: &Store, new: NewHuman, now_ms: i64) -> Result<Human, DirectoryError> {
+    check_identifier("subject", &new.subject)?;
+    if !new.email.contains('@') || new.email.len() > 254 || new.email.contains(char::is_whitespace)
+    {
+        return Err(DirectoryError::Invalid(
+            "email must be an e-mail address".into(),
+        ));
+    }
+    if new.name.trim().is_empty() || new.name.chars().count() > 200 {
+        return Err(DirectoryError::Invalid(
+            "name must be 1-200 characters".into(),
+        ));
+    }
+    if new
+        .user_code
+        .as_ref()
+        .is_some_and(|c| c.len() < 4 || c.len() > 64)
+    {
+        return Err(DirectoryError::Invalid(
+            "user_code must be 4-64 characters".into(),
+        ));
+    }
+    let record = HumanRecord {
+        subject: new.subject.clone(),
+        email: new.email,
+        name: new.name,
+        active: true,
+        user_code_hash: new.user_code.as_deref().map(hash_secret),
+        created_at: now_ms,
+    };
+    match store.insert_human(&record).await {
+        Err(StoreError::Conflict) => Err(DirectoryError::Conflict(format!(
+            "a human with subject {:?} or this email",
+            new.subject
+        ))),
+        other => other.map(|()| record.into()).map_err(Into::into),
+    }
+}
+
+pub async fn list_humans(store: &Store) -> Result<Vec<Human>, DirectoryError> {
+    Ok(store
+        .list_humans()
+        .await?
+        .into_iter()
+        .map(Human::from)
+        .collect())
+}
+
+pub async fn set_human_active(
+    store: &Store,
+    subject: &str,
+    active: bool,
+) -> Result<(), DirectoryError> {
+    if store.set_human_active(subject, active).await? {
+        Ok(())
+    } else {
+        Err(DirectoryError::NotFound(format!("human {subject:?}")))
+    }
+}
+
+pub async fn add_agent(
+    store: &Store,
+    new: NewAgent,
+    now_ms: i64,
+) -> Result<CreatedAgent, DirectoryError> {
+    check_identifier("client_id", &new.client_id)?;
+    let method = AuthMethod::parse(&new.auth_method).ok_or_else(|| {
+        DirectoryError::Invalid(
+            "auth_method must be client_secret_basic, client_secret_post or private_key_jwt".into(),
+        )
+    })?;
+    if store.human(&new.owner).await?.is_none() {
+        return Err(DirectoryError::Invalid(format!(
+            "owner {:?} is not a registered human",
+            new.owner
+        )));
+    }
+    let jwks = match &new.jwks {
+        Some(value) => {
+            let set: JwkSet = serde_json::from_value(value.clone())
+                .map_err(|e| DirectoryError::Invalid(format!("jwks is not a JWK Set: {e}")))?;
+            let usable = set
+                .keys
+                .iter()
+                .filter(|k| k.verifying_key().is_ok())
+                .count();
+            if usable == 0 || set.keys.iter().any(|k| k.d.is_some()) {
+                return Err(DirectoryError::Invalid(
+                    "jwks must hold at least one public P-256 key and no private keys".into(),
+                ));
+            }
+            Some(serde_json::to_string(&set).map_err(|e| DirectoryError::Invalid(e.to_string()))?)
+        }
+        None => None,
+    };
+    if (method == AuthMethod::PrivateKeyJwt || new.require_signed_request) && jwks.is_none() {
+        return Err(DirectoryError::Invalid(
+            "jwks is required for private_key_jwt and signed requests".into(),
+        ));
+    }
+    let mode = new.delivery_mode.as_deref().unwrap_or("poll");
+    match (mode, &new.notification_endpoint) {
+        ("poll", None) => {}
+        ("poll", Some(_)) => {
+            return Err(DirectoryError::Invalid(
+                "notification_endpoint is only used in ping and push modes".into(),
+            ));
+        }
+        ("ping" | "push", Some(url)) => check_http_url("notification_endpoint", url)?,
+        ("ping" | "push", None) => {
+            return Err(DirectoryError::Invalid(
+                "notification_endpoint is required in ping and push modes".into(),
+            ));
+        }
+        _ => {
+            return Err(DirectoryError::Invalid(
+                "delivery_mode must be poll, ping or push".into(),
+            ));
+        }
+    }
+    let secret = (method != AuthMethod::PrivateKeyJwt).then(Secret::generate);
+    let record = ClientRecord {
+        client_id: new.client_id.clone(),
+        name: new
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| new.client_id.clone()),
+        owner_subject: new.owner,
+        auth_method: method.as_str().to_owned(),
+        secret_hash: secret.as_ref().map(Secret::hash),
+        jwks,
+        delivery_mode: mode.to_owned(),
+        notification_endpoint: new.notification_endpoint,
+        require_signed_request: new.require_signed_request,
+        user_code_required: new.user_code_required,
+        enabled: true,
+        created_at: now_ms,
+    };
+    match store.insert_client(&record).await {
+        Err(StoreError::Conflict) => Err(DirectoryError::Conflict(format!(
+            "agent {:?}",
+            new.client_id
+        ))),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(CreatedAgent {
+            agent: record.into(),
+            client_secret: secret.map(|s| s.expose().to_owned()),
+        }),
+    }
+}
+
+pub async fn list_agents(store: &Store) -> Result<Vec<Agent>, DirectoryError> {
+    Ok(store
+        .list_clients()
+        .await?
+        .into_iter()
+        .map(Agent::from)
+        .collect())
+}
+
+pub async fn set_agent_enabled(
+    store: &Store,
+    client_id: &str,
+    enabled: bool,
+) -> Result<(), DirectoryError> {
+    if store.set_client_enabled(client_id, enabled).await? {
+        Ok(())
+    } else {
+        Err(DirectoryError::NotFound(format!("agent {client_id:?}")))
+    }
+}

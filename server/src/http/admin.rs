@@ -1,0 +1,189 @@
+//! The admin JSON API (`/admin/v1`), authenticated with admin API keys as bearer tokens.
+//! The same operations as the CLI, through the same directory service.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+
+use super::error::ProblemResponse;
+use crate::admin;
+use crate::directory::{self, Agent, CreatedAgent, Human, NewAgent, NewHuman};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/humans", get(list_humans).post(add_human))
+        .route("/admin/v1/humans/{subject}/activate", post(activate_human))
+        .route(
+            "/admin/v1/humans/{subject}/deactivate",
+            post(deactivate_human),
+        )
+        .route("/admin/v1/agents", get(list_agents).post(add_agent))
+        .route("/admin/v1/agents/{client_id}/enable", post(enable_agent))
+        .route("/admin/v1/agents/{client_id}/disable", post(disable_agent))
+}
+
+/// Proof that the request carried a live admin key; holds the key's id for logs.
+pub struct AdminCaller(pub String);
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ProblemResponse;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthorized = || {
+            ProblemResponse::new(
+                StatusCode::UNAUTHORIZED,
+                "a valid admin API key is required (Authorization: Bearer ...)",
+            )
+        };
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim())
+            .ok_or_else(unauthorized)?;
+        let id = admin::verify_key(&state.store, presented)
+            .await?
+            .ok_or_else(unauthorized)?;
+        Ok(AdminCaller(id))
+    }
+}
+
+/// A JSON body whose every rejection is a problem document.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ProblemResponse;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(ProblemResponse::new(
+                rejection.status(),
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+fn created<T: serde::Serialize>(body: T) -> Response {
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+#[utoipa::path(get, path = "/admin/v1/humans", tag = "admin",
+    responses((status = 200, body = Vec<Human>), (status = 401, body = super::error::Problem)),
+    security(("admin_key" = [])))]
+pub(super) async fn list_humans(
+    _: AdminCaller,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Human>>, ProblemResponse> {
+    Ok(Json(directory::list_humans(&state.store).await?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/humans", tag = "admin", request_body = NewHuman,
+    responses((status = 201, body = Human), (status = 401, body = super::error::Problem),
+        (status = 409, body = super::error::Problem), (status = 422, body = super::error::Problem)),
+    security(("admin_key" = [])))]
+pub(super) async fn add_human(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiJson(new): ApiJson<NewHuman>,
+) -> Result<Response, ProblemResponse> {
+    let human = directory::add_human(&state.store, new, state.now_ms()).await?;
+    tracing::info!(admin_key = %caller.0, subject = %human.subject, "human added");
+    Ok(created(human))
+}
+
+#[utoipa::path(post, path = "/admin/v1/humans/{subject}/activate", tag = "admin",
+    params(("subject" = String, Path)),
+    responses((status = 204), (status = 401, body = super::error::Problem), (status = 404, body = super::error::Problem)),
+    security(("admin_key" = [])))]
+pub(super) async fn activate_human(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+) -> Result<StatusCode, ProblemResponse> {
+    directory::set_human_active(&state.store, &subject, true).await?;
+    tracing::info!(admin_key = %caller.0, %subject, "human activated");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Refuses new requests naming this human (`access_denied`). Revoking their agents'
+/// credentials on offboarding is the directory issue's work.
+#[utoipa::path(post, path = "/admin/v1/humans/{subject}/deactivate", tag = "admin",
+    params(("subject" = String, Path)),
+    responses((status = 204), (status = 401, body = super::error::Problem), (status = 404, body = super::error::Problem)),
+    security(("admin_key" = [])))]
+pub(super) async fn deactivate_human(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+) -> Result<StatusCode, ProblemResponse> {
+    directory::set_human_active(&state.store, &subject, false).await?;
+    tracing::info!(admin_key = %caller.0, %subject, "human deactivated");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/admin/v1/agents", tag = "admin",
+    responses((status = 200, body = Vec<Agent>), (status = 401, body = super::error::Problem)),
+    security(("admin_key" = [])))]
+pub(super) async fn list_agents(
+    _: AdminCaller,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Agent>>, ProblemResponse> {
+    Ok(Json(directory::list_agents(&state.store).await?))
+}
+
+/// Registers an agent as a CIBA client. For secret-based methods the response carries the
+/// generated `client_secret`, shown this once.
+#[utoipa::path(post, path = "/admin/v1/agents", tag = "admin", request_body = NewAgent,
+    responses((status = 201, body = CreatedAgent), (status = 401, body = super::error::Problem),
+        (status = 409, body = super::error::Problem), (status = 422, body = super::error::Problem)),
+    security(("admin_key" = [])))]
+pub(super) async fn add_agent(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiJson(new): ApiJson<NewAgent>,
+) -> Result<Response, ProblemResponse> {
+    let agent = directory::add_agent(&state.store, new, state.now_ms()).await?;
+    tracing::info!(admin_key = %caller.0, client_id = %agent.agent.client_id, "agent added");
+    Ok(created(agent))
+}
+
+#[utoipa::path(post, path = "/admin/v1/agents/{client_id}/enable", tag = "admin",
+    params(("client_id" = String, Path)),
+    responses((status = 204), (status = 401, body = super::error::Problem), (status = 404, body = super::error::Problem)),
+    security(("admin_key" = [])))]
+pub(super) async fn enable_agent(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+) -> Result<StatusCode, ProblemResponse> {
+    directory::set_agent_enabled(&state.store, &client_id, true).await?;
+    tracing::info!(admin_key = %caller.0, %client_id, "agent enabled");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A disabled agent's new requests and token polls get `unauthorized_client`.
+#[utoipa::path(post, path = "/admin/v1/agents/{client_id}/disable", tag = "admin",
+    params(("client_id" = String, Path)),
+    responses((status = 204), (status = 401, body = super::error::Problem), (status = 404, body = super::error::Problem)),
+    security(("admin_key" = [])))]
+pub(super) async fn disable_agent(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+) -> Result<StatusCode, ProblemResponse> {
+    directory::set_agent_enabled(&state.store, &client_id, false).await?;
+    tracing::info!(admin_key = %caller.0, %client_id, "agent disabled");
+    Ok(StatusCode::NO_CONTENT)
+}

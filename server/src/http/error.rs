@@ -1,0 +1,240 @@
+//! The one place where domain errors become HTTP responses: OAuth error JSON on the
+//! protocol endpoints, `application/problem+json` (RFC 9457) on the admin and developer
+//! APIs. Every variant is mapped explicitly; internal detail is logged, never returned.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use countersign_shared::{OAuthError, OAuthErrorCode};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::approvals::ApprovalError;
+use crate::ciba::CibaError;
+use crate::credentials::CredentialError;
+use crate::directory::DirectoryError;
+use crate::oidc::client_auth::ClientAuthError;
+use crate::store::StoreError;
+
+/// An OAuth error response.
+#[derive(Debug)]
+pub struct OAuthResponse {
+    pub status: StatusCode,
+    pub code: OAuthErrorCode,
+    pub description: String,
+    /// Answer `invalid_client` with `WWW-Authenticate: Basic` (RFC 6749 §5.2).
+    pub basic_challenge: bool,
+}
+
+impl OAuthResponse {
+    pub fn new(status: StatusCode, code: OAuthErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            OAuthErrorCode::InvalidRequest,
+            description,
+        )
+    }
+
+    fn unavailable(err: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "storage failure while serving an OAuth request");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            OAuthErrorCode::TemporarilyUnavailable,
+            "the service is temporarily unavailable; retry later",
+        )
+    }
+
+    fn internal(err: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "internal failure while serving an OAuth request");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            OAuthErrorCode::ServerError,
+            "internal error",
+        )
+    }
+}
+
+impl IntoResponse for OAuthResponse {
+    fn into_response(self) -> Response {
+        if self.status.is_client_error() {
+            tracing::info!(error = %self.code, description = %self.description, "OAuth request refused");
+        }
+        let body = OAuthError {
+            error: self.code,
+            error_description: Some(self.description),
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        let headers = resp.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if self.basic_challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"countersign\""),
+            );
+        }
+        resp
+    }
+}
+
+/// Which endpoint answers: `access_denied` is 403 at the backchannel endpoint (CIBA Core
+/// §13) but 400 at the token endpoint (RFC 6749 §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    BackchannelAuthentication,
+    Token,
+    Other,
+}
+
+pub fn client_auth_error(err: ClientAuthError) -> OAuthResponse {
+    match err {
+        ClientAuthError::InvalidClient { reason, basic } => OAuthResponse {
+            basic_challenge: basic,
+            ..OAuthResponse::new(
+                StatusCode::UNAUTHORIZED,
+                OAuthErrorCode::InvalidClient,
+                reason,
+            )
+        },
+        ClientAuthError::InvalidRequest(reason) => OAuthResponse::invalid_request(reason),
+        ClientAuthError::Store(e) => OAuthResponse::unavailable(&e),
+    }
+}
+
+pub fn store_error(err: StoreError) -> OAuthResponse {
+    OAuthResponse::unavailable(&err)
+}
+
+pub fn ciba_error(err: CibaError, endpoint: Endpoint) -> OAuthResponse {
+    use OAuthErrorCode as C;
+    let bad = |code: C, d: String| OAuthResponse::new(StatusCode::BAD_REQUEST, code, d);
+    let text = err.to_string();
+    match err {
+        CibaError::InvalidRequest(_) => bad(C::InvalidRequest, text),
+        CibaError::InvalidScope(_) => bad(C::InvalidScope, text),
+        CibaError::ExpiredLoginHintToken => bad(C::ExpiredLoginHintToken, text),
+        CibaError::UnknownUserId => bad(C::UnknownUserId, text),
+        CibaError::UnauthorizedClient(_) => bad(C::UnauthorizedClient, text),
+        CibaError::MissingUserCode => bad(C::MissingUserCode, text),
+        CibaError::InvalidUserCode => bad(C::InvalidUserCode, text),
+        CibaError::InvalidBindingMessage(_) => bad(C::InvalidBindingMessage, text),
+        CibaError::AccessDenied(_) => {
+            let status = match endpoint {
+                Endpoint::BackchannelAuthentication => StatusCode::FORBIDDEN,
+                Endpoint::Token | Endpoint::Other => StatusCode::BAD_REQUEST,
+            };
+            OAuthResponse::new(status, C::AccessDenied, text)
+        }
+        CibaError::InvalidAuthorizationDetails(_) => bad(C::InvalidAuthorizationDetails, text),
+        CibaError::AuthorizationPending => bad(C::AuthorizationPending, text),
+        CibaError::SlowDown => bad(C::SlowDown, text),
+        CibaError::ExpiredToken => bad(C::ExpiredToken, text),
+        CibaError::InvalidGrant(_) => bad(C::InvalidGrant, text),
+        CibaError::InvalidDpopProof(_) => bad(C::InvalidDpopProof, text),
+        CibaError::Client(e) => client_auth_error(e),
+        CibaError::Store(e) => OAuthResponse::unavailable(&e),
+        CibaError::Credential(CredentialError::Store(e)) => OAuthResponse::unavailable(&e),
+        CibaError::Credential(
+            e @ (CredentialError::Signing(_) | CredentialError::CorruptDetails),
+        ) => OAuthResponse::internal(&e),
+    }
+}
+
+/// RFC 9457 problem details.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the status and title say what happened.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+#[derive(Debug)]
+pub struct ProblemResponse {
+    pub status: StatusCode,
+    pub detail: String,
+}
+
+impl ProblemResponse {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for ProblemResponse {
+    fn into_response(self) -> Response {
+        let body = Problem {
+            kind: "about:blank",
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let mut resp = (self.status, json).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"countersign-admin\""),
+            );
+        }
+        resp
+    }
+}
+
+impl From<DirectoryError> for ProblemResponse {
+    fn from(err: DirectoryError) -> Self {
+        let detail = err.to_string();
+        match err {
+            DirectoryError::Invalid(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail),
+            DirectoryError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, detail),
+            DirectoryError::Conflict(_) => Self::new(StatusCode::CONFLICT, detail),
+            DirectoryError::Store(e) => Self::from(e),
+        }
+    }
+}
+
+impl From<StoreError> for ProblemResponse {
+    fn from(err: StoreError) -> Self {
+        tracing::error!(error = %err, "storage failure while serving an API request");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is temporarily unavailable; retry later",
+        )
+    }
+}
+
+impl From<ApprovalError> for ProblemResponse {
+    fn from(err: ApprovalError) -> Self {
+        let detail = err.to_string();
+        match err {
+            ApprovalError::NotFound => Self::new(StatusCode::NOT_FOUND, detail),
+            ApprovalError::NotPending => Self::new(StatusCode::CONFLICT, detail),
+            ApprovalError::Store(e) | ApprovalError::Credential(CredentialError::Store(e)) => {
+                Self::from(e)
+            }
+            ApprovalError::Credential(
+                e @ (CredentialError::Signing(_) | CredentialError::CorruptDetails),
+            ) => {
+                tracing::error!(error = %e, "issuing tokens at approval failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            }
+        }
+    }
+}

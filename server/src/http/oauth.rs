@@ -1,0 +1,151 @@
+//! Handlers of the OAuth / CIBA endpoints. Thin: read the request, call the domain, map the
+//! error.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use countersign_shared::OAuthErrorCode;
+use countersign_shared::ciba::CIBA_GRANT_TYPE;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::error::{Endpoint, OAuthResponse, ciba_error, client_auth_error, store_error};
+use super::form::OAuthForm;
+use crate::ciba;
+use crate::credentials;
+use crate::oidc::{client_auth, dpop};
+use crate::state::{AppState, paths};
+use crate::store::clients::ClientRecord;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(paths::BC_AUTHORIZE, post(bc_authorize))
+        .route(paths::TOKEN, post(token))
+        .route(paths::INTROSPECT, post(introspect))
+        .route(paths::REVOKE, post(revoke))
+}
+
+/// JSON with `Cache-Control: no-store`, as every token-bearing response must be.
+fn no_store<T: Serialize>(body: T) -> Response {
+    let mut resp = Json(body).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+async fn authenticated(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &mut OAuthForm,
+    path: &str,
+) -> Result<ClientRecord, OAuthResponse> {
+    let creds = form.take_credentials(headers)?;
+    client_auth::authenticate(state, &creds, &state.endpoint(path))
+        .await
+        .map_err(client_auth_error)
+}
+
+async fn bc_authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut form: OAuthForm,
+) -> Result<Response, OAuthResponse> {
+    let client = authenticated(&state, &headers, &mut form, paths::BC_AUTHORIZE).await?;
+    let params: Map<String, Value> = form
+        .0
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let response = ciba::authorize::backchannel_authorize(&state, &client, params)
+        .await
+        .map_err(|e| ciba_error(e, Endpoint::BackchannelAuthentication))?;
+    Ok(no_store(response))
+}
+
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut form: OAuthForm,
+) -> Result<Response, OAuthResponse> {
+    let client = authenticated(&state, &headers, &mut form, paths::TOKEN).await?;
+    match form.0.get("grant_type").map(String::as_str) {
+        Some(CIBA_GRANT_TYPE) => {}
+        Some(other) => {
+            return Err(OAuthResponse::new(
+                StatusCode::BAD_REQUEST,
+                OAuthErrorCode::UnsupportedGrantType,
+                format!("grant_type {other:?} is not supported; use {CIBA_GRANT_TYPE}"),
+            ));
+        }
+        None => return Err(OAuthResponse::invalid_request("grant_type is required")),
+    }
+    let auth_req_id = form
+        .0
+        .get("auth_req_id")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| OAuthResponse::invalid_request("auth_req_id is required"))?;
+    let mut proofs = headers.get_all("dpop").iter();
+    let jkt = match (proofs.next(), proofs.next()) {
+        (None, _) => None,
+        (Some(_), Some(_)) => {
+            return Err(OAuthResponse::new(
+                StatusCode::BAD_REQUEST,
+                OAuthErrorCode::InvalidDpopProof,
+                "more than one DPoP header",
+            ));
+        }
+        (Some(proof), None) => {
+            let proof = proof.to_str().map_err(|_| {
+                OAuthResponse::new(
+                    StatusCode::BAD_REQUEST,
+                    OAuthErrorCode::InvalidDpopProof,
+                    "DPoP header is not ASCII",
+                )
+            })?;
+            let jkt = dpop::verify_proof(&state, proof, "POST", &state.endpoint(paths::TOKEN))
+                .await
+                .map_err(|e| ciba_error(e.into(), Endpoint::Token))?;
+            Some(jkt)
+        }
+    };
+    let response = ciba::token::exchange(&state, &client, auth_req_id, jkt)
+        .await
+        .map_err(|e| ciba_error(e, Endpoint::Token))?;
+    Ok(no_store(response))
+}
+
+async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut form: OAuthForm,
+) -> Result<Response, OAuthResponse> {
+    let client = authenticated(&state, &headers, &mut form, paths::INTROSPECT).await?;
+    let token = form
+        .0
+        .get("token")
+        .ok_or_else(|| OAuthResponse::invalid_request("token is required"))?;
+    let answer = credentials::introspect(&state, &client, token)
+        .await
+        .map_err(store_error)?;
+    Ok(no_store(answer))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut form: OAuthForm,
+) -> Result<Response, OAuthResponse> {
+    let client = authenticated(&state, &headers, &mut form, paths::REVOKE).await?;
+    let token = form
+        .0
+        .get("token")
+        .ok_or_else(|| OAuthResponse::invalid_request("token is required"))?;
+    credentials::revoke(&state, &client, token)
+        .await
+        .map_err(store_error)?;
+    Ok(StatusCode::OK.into_response())
+}

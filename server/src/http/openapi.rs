@@ -1,0 +1,68 @@
+//! The OpenAPI 3.1 document for Countersign's own HTTP APIs (admin, developer approvals,
+//! operations). The standard protocol endpoints are described by their specifications and
+//! by the discovery document. The committed copy is `docs/openapi.json`; a test fails when
+//! it drifts from this code.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{admin, dev, error, ops};
+use crate::directory;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Countersign API", description = "Admin, developer and operations endpoints of the Countersign authorization server. OAuth/CIBA endpoints are listed in /.well-known/openid-configuration."),
+    paths(
+        admin::list_humans, admin::add_human, admin::activate_human, admin::deactivate_human,
+        admin::list_agents, admin::add_agent, admin::enable_agent, admin::disable_agent,
+        dev::approve, dev::deny,
+        ops::healthz, ops::readyz,
+    ),
+    components(schemas(directory::Human, directory::NewHuman, directory::Agent, directory::NewAgent, directory::CreatedAgent, error::Problem)),
+    modifiers(&AdminKeyScheme),
+    tags((name = "admin", description = "Directory administration; bearer admin API key"),
+         (name = "dev", description = "Developer approvals; only with --dev-approvals on loopback"),
+         (name = "operations", description = "Health"))
+)]
+struct ApiDoc;
+
+struct AdminKeyScheme;
+
+impl Modify for AdminKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "admin_key",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// The document as JSON, with the crate version.
+pub fn document() -> serde_json::Value {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    serde_json::to_value(&doc).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/openapi.json` is what we publish; regenerate it with
+    /// `UPDATE_OPENAPI=1 cargo test -p countersign-server openapi`.
+    #[test]
+    fn committed_openapi_document_matches_the_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+        let generated = serde_json::to_string_pretty(&super::document()).unwrap() + "\n";
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/openapi.json is out of date; run UPDATE_OPENAPI=1 cargo test -p countersign-server openapi"
+        );
+        let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    }
+}

@@ -1,0 +1,20 @@
+//! The Countersign authorization server: an OpenID CIBA provider that decides agents'
+//! actions, records human approvals and issues credentials for them.
+//!
+//! Layout: `http` (axum routers, extractors, the one error mapping) calls the domain
+//! modules (`ciba`, `oidc`, `credentials`, `approvals`, `directory`, `admin`), which call
+//! `store`. Domain code does not know about axum or sqlx.
+
+pub mod admin;
+pub mod approvals;
+pub mod ciba;
+pub mod clock;
+pub mod config;
+pub mod credentials;
+pub mod directory;
+pub mod http;
+pub mod oidc;
+pub mod secrets;
+pub mod server;
+pub mod state;
+pub mod store;

@@ -1,0 +1,67 @@
+//! The OpenID Provider metadata document.
+
+use countersign_shared::ciba::CIBA_GRANT_TYPE;
+use countersign_shared::discovery::ProviderMetadata;
+
+use crate::oidc::client_auth::AuthMethod;
+use crate::state::{AppState, paths};
+
+/// Scope values every deployment accepts.
+pub const BASE_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+
+/// `acr` the server reports for developer approvals (no human confirmation took place).
+pub const ACR_DEV: &str = "urn:countersign:acr:dev-approval";
+
+pub fn metadata(state: &AppState) -> ProviderMetadata {
+    let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let auth_methods: Vec<String> = AuthMethod::ALL
+        .iter()
+        .map(|m| m.as_str().to_owned())
+        .collect();
+    let mut scopes = strings(&BASE_SCOPES);
+    scopes.extend(state.config.ciba.extra_scopes.iter().cloned());
+    ProviderMetadata {
+        issuer: state.issuer.to_string(),
+        token_endpoint: state.endpoint(paths::TOKEN),
+        jwks_uri: state.endpoint(paths::JWKS),
+        backchannel_authentication_endpoint: state.endpoint(paths::BC_AUTHORIZE),
+        introspection_endpoint: state.endpoint(paths::INTROSPECT),
+        revocation_endpoint: state.endpoint(paths::REVOKE),
+        scopes_supported: scopes,
+        // Required by Discovery although a CIBA-only provider has no authorization
+        // endpoint; `id_token` is the one response the provider does produce.
+        response_types_supported: strings(&["id_token"]),
+        subject_types_supported: strings(&["public"]),
+        id_token_signing_alg_values_supported: strings(&["ES256"]),
+        grant_types_supported: strings(&[CIBA_GRANT_TYPE]),
+        claims_supported: strings(&[
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "acr",
+            "amr",
+            "at_hash",
+            "name",
+            "email",
+            countersign_shared::ciba::AUTH_REQ_ID_CLAIM,
+        ]),
+        token_endpoint_auth_methods_supported: auth_methods.clone(),
+        token_endpoint_auth_signing_alg_values_supported: strings(&["ES256"]),
+        introspection_endpoint_auth_methods_supported: auth_methods.clone(),
+        revocation_endpoint_auth_methods_supported: auth_methods,
+        backchannel_token_delivery_modes_supported: strings(&["poll", "ping", "push"]),
+        backchannel_authentication_request_signing_alg_values_supported: strings(&["ES256"]),
+        backchannel_user_code_parameter_supported: true,
+        authorization_details_types_supported: state
+            .config
+            .authorization_details_types
+            .keys()
+            .cloned()
+            .collect(),
+        dpop_signing_alg_values_supported: strings(&["ES256"]),
+        acr_values_supported: strings(&[ACR_DEV]),
+    }
+}

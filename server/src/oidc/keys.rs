@@ -1,0 +1,229 @@
+//! The server's signing keys: generated on first start, one JSON file per key in the keys
+//! directory (directory 0700, files 0600). The newest unretired key signs; retired keys stay
+//! in the JWKS until every token they signed has expired, so rotation never breaks a
+//! verifier holding a cached token.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use countersign_jose::{JwkSet, SigningKeyPair, b64url_decode, b64url_encode};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key store {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("key file {0} is not a valid Countersign key")]
+    Corrupt(PathBuf),
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    kid: String,
+    created_at_ms: i64,
+    retired_at_ms: Option<i64>,
+    /// The P-256 private scalar, base64url.
+    d: String,
+}
+
+struct Loaded {
+    active: Arc<SigningKeyPair>,
+    published: JwkSet,
+}
+
+/// The keys in memory. Cheap to read on every request.
+pub struct KeyRing {
+    dir: PathBuf,
+    loaded: RwLock<Loaded>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn read_keys(dir: &Path) -> Result<Vec<(PathBuf, StoredKey)>, KeyError> {
+    let mut keys = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let text = fs::read_to_string(&path).map_err(io(&path))?;
+        let key: StoredKey =
+            serde_json::from_str(&text).map_err(|_| KeyError::Corrupt(path.clone()))?;
+        keys.push((path, key));
+    }
+    keys.sort_by_key(|(_, k)| k.created_at_ms);
+    Ok(keys)
+}
+
+fn write_key(dir: &Path, key: &StoredKey) -> Result<(), KeyError> {
+    let path = dir.join(format!("{}.json", key.kid));
+    let text = serde_json::to_string_pretty(key).map_err(|_| KeyError::Corrupt(path.clone()))?;
+    let tmp = dir.join(format!(".{}.tmp", key.kid));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    file.write_all(text.as_bytes()).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io(&path))
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))
+}
+
+fn new_key(now_ms: i64) -> StoredKey {
+    let pair = SigningKeyPair::generate();
+    StoredKey {
+        kid: pair.kid().to_owned(),
+        created_at_ms: now_ms,
+        retired_at_ms: None,
+        d: b64url_encode(pair.scalar_bytes()),
+    }
+}
+
+impl KeyRing {
+    /// Loads the keys in `dir`, creating the directory and a first key when there is none.
+    /// `retention_ms` is how long a retired key stays published (the longest token life).
+    pub fn load_or_create(dir: &Path, now_ms: i64, retention_ms: i64) -> Result<Self, KeyError> {
+        ensure_dir(dir)?;
+        let mut keys = read_keys(dir)?;
+        if !keys.iter().any(|(_, k)| k.retired_at_ms.is_none()) {
+            let key = new_key(now_ms);
+            write_key(dir, &key)?;
+            keys.push((dir.join(format!("{}.json", key.kid)), key));
+        }
+        let mut active = None;
+        let mut published = JwkSet::default();
+        for (path, key) in &keys {
+            if key.retired_at_ms.is_some_and(|t| t + retention_ms < now_ms) {
+                continue;
+            }
+            let scalar = b64url_decode(&key.d).ok_or_else(|| KeyError::Corrupt(path.clone()))?;
+            let pair = SigningKeyPair::from_scalar(key.kid.clone(), &scalar)
+                .map_err(|_| KeyError::Corrupt(path.clone()))?;
+            published.keys.push(pair.public_jwk());
+            if key.retired_at_ms.is_none() {
+                active = Some(pair);
+            }
+        }
+        let active = active.ok_or_else(|| KeyError::Corrupt(dir.to_owned()))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            loaded: RwLock::new(Loaded {
+                active: Arc::new(active),
+                published,
+            }),
+        })
+    }
+
+    /// Creates a new signing key in `dir` and retires the others. A running server picks it
+    /// up at its next start. Returns the new kid.
+    pub fn rotate(dir: &Path, now_ms: i64) -> Result<String, KeyError> {
+        ensure_dir(dir)?;
+        for (_, mut key) in read_keys(dir)? {
+            if key.retired_at_ms.is_none() {
+                key.retired_at_ms = Some(now_ms);
+                write_key(dir, &key)?;
+            }
+        }
+        let key = new_key(now_ms);
+        write_key(dir, &key)?;
+        Ok(key.kid)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The key that signs new tokens.
+    pub fn active(&self) -> Arc<SigningKeyPair> {
+        match self.loaded.read() {
+            Ok(l) => l.active.clone(),
+            Err(poisoned) => poisoned.into_inner().active.clone(),
+        }
+    }
+
+    /// Every key a verifier may meet in a live token.
+    pub fn jwks(&self) -> JwkSet {
+        match self.loaded.read() {
+            Ok(l) => l.published.clone(),
+            Err(poisoned) => poisoned.into_inner().published.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn first_start_creates_private_key_file_and_reload_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let ring = KeyRing::load_or_create(&keys, 1_000, 60_000).unwrap();
+        let kid = ring.active().kid().to_owned();
+        let file = keys.join(format!("{kid}.json"));
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let again = KeyRing::load_or_create(&keys, 2_000, 60_000).unwrap();
+        assert_eq!(again.active().kid(), kid);
+        assert_eq!(again.jwks().keys.len(), 1);
+    }
+
+    #[test]
+    fn rotation_publishes_old_key_until_retention_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = KeyRing::load_or_create(dir.path(), 1_000, 60_000)
+            .unwrap()
+            .active()
+            .kid()
+            .to_owned();
+        let second = KeyRing::rotate(dir.path(), 10_000).unwrap();
+        let ring = KeyRing::load_or_create(dir.path(), 20_000, 60_000).unwrap();
+        assert_eq!(ring.active().kid(), second);
+        let kids: Vec<_> = ring.jwks().keys.into_iter().filter_map(|k| k.kid).collect();
+        assert_eq!(kids, vec![first.clone(), second.clone()]);
+        let later = KeyRing::load_or_create(dir.path(), 70_001, 60_000).unwrap();
+        let kids: Vec<_> = later
+            .jwks()
+            .keys
+            .into_iter()
+            .filter_map(|k| k.kid)
+            .collect();
+        assert_eq!(kids, vec![second]);
+    }
+}

@@ -1,0 +1,108 @@
+//! Starting and stopping a server: storage, keys, the HTTP listener and the notification
+//! worker. Used by `countersign serve` and, unchanged, by the end-to-end tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::oidc::keys::{KeyError, KeyRing};
+use crate::state::AppState;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    http: JoinHandle<()>,
+    worker: JoinHandle<()>,
+}
+
+impl Running {
+    pub fn base_url(&self) -> String {
+        self.state.issuer.to_string()
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, stops the worker and closes
+    /// the database pool.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.http.await;
+        let _ = self.worker.await;
+        self.state.store.close().await;
+    }
+}
+
+/// Opens the store (running migrations), loads or creates keys, binds the listener and
+/// starts serving. When no issuer is configured it is `http://` + the bound address, so a
+/// port of 0 works.
+pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    crate::http::ops::init_metrics();
+    let store = Store::connect(&config.database_url, config.database_max_connections).await?;
+    store.migrate().await?;
+    let retention_ms = 1000
+        * config
+            .tokens
+            .access_token_ttl_secs
+            .max(config.tokens.id_token_ttl_secs) as i64;
+    let keys = KeyRing::load_or_create(&config.keys_dir, clock.now_ms(), retention_ms)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    config.listen = addr;
+    let state = AppState::new(config, store, clock, keys).map_err(StartError::Config)?;
+    if state.config.dev_approvals {
+        tracing::warn!(
+            "DEVELOPER MODE: /dev/approvals lets anyone on this machine approve requests without a human"
+        );
+    }
+
+    let (shutdown, rx) = watch::channel(false);
+    let worker = tokio::spawn(crate::ciba::notify::run_worker(state.clone(), rx.clone()));
+    let app = crate::http::router(state.clone());
+    let mut stop = rx;
+    let http = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = stop.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server stopped with an error");
+        }
+    });
+    Ok(Running {
+        addr,
+        state,
+        shutdown,
+        http,
+        worker,
+    })
+}

@@ -1,0 +1,68 @@
+//! Everything a request needs, passed explicitly (no globals): configuration, store, clock,
+//! keys, and the compiled `authorization_details` schemas.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::oidc::keys::KeyRing;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub issuer: Arc<str>,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Arc<KeyRing>,
+    /// Compiled JSON Schema per accepted `authorization_details` type.
+    pub rar_schemas: Arc<BTreeMap<String, jsonschema::Validator>>,
+    /// Wakes the notification worker when a decision enqueued a callback.
+    pub outbox_wake: Arc<Notify>,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        keys: KeyRing,
+    ) -> Result<Self, String> {
+        let mut rar_schemas = BTreeMap::new();
+        for (name, schema) in &config.authorization_details_types {
+            let validator = jsonschema::validator_for(schema)
+                .map_err(|e| format!("authorization_details_types.{name}: {e}"))?;
+            rar_schemas.insert(name.clone(), validator);
+        }
+        Ok(Self {
+            issuer: config.issuer().into(),
+            config: Arc::new(config),
+            store,
+            clock,
+            keys: Arc::new(keys),
+            rar_schemas: Arc::new(rar_schemas),
+            outbox_wake: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+/// Paths of the protocol endpoints, relative to the issuer.
+pub mod paths {
+    pub const BC_AUTHORIZE: &str = "/bc-authorize";
+    pub const TOKEN: &str = "/token";
+    pub const INTROSPECT: &str = "/introspect";
+    pub const REVOKE: &str = "/revoke";
+    pub const JWKS: &str = "/jwks.json";
+    pub const DISCOVERY: &str = "/.well-known/openid-configuration";
+}

@@ -1,0 +1,382 @@
+//! The `auth_requests` aggregate: CIBA authentication requests and their state machine
+//! `pending -> approved -> issued` or `pending -> denied`. Expiry is derived from
+//! `expires_at`, never written, so a request cannot be stuck in a stale state.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, Tx};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRequestStatus {
+    Pending,
+    Approved,
+    Denied,
+    /// Approved and its tokens were handed out (or pushed); nothing more to issue.
+    Issued,
+}
+
+impl AuthRequestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Issued => "issued",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "approved" => Self::Approved,
+            "denied" => Self::Denied,
+            "issued" => Self::Issued,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "auth request status {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRequestRecord {
+    pub id: String,
+    pub client_id: String,
+    pub subject: String,
+    pub scope: String,
+    pub binding_message: Option<String>,
+    pub acr_values: Option<String>,
+    /// RFC 9396 `authorization_details` as approved (JSON text).
+    pub authorization_details: Option<String>,
+    pub delivery_mode: String,
+    pub notification_token: Option<String>,
+    pub status: AuthRequestStatus,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub interval_secs: i64,
+    pub last_poll_at: Option<i64>,
+    pub decided_at: Option<i64>,
+    pub decided_by: Option<String>,
+    pub decision_method: Option<String>,
+}
+
+const COLUMNS: &str = "id, client_id, subject, scope, binding_message, acr_values, authorization_details, \
+    delivery_mode, notification_token, status, created_at, expires_at, interval_secs, last_poll_at, \
+    decided_at, decided_by, decision_method";
+
+fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
+    let status: String = row.try_get("status")?;
+    Ok(AuthRequestRecord {
+        id: row.try_get("id")?,
+        client_id: row.try_get("client_id")?,
+        subject: row.try_get("subject")?,
+        scope: row.try_get("scope")?,
+        binding_message: row.try_get("binding_message")?,
+        acr_values: row.try_get("acr_values")?,
+        authorization_details: row.try_get("authorization_details")?,
+        delivery_mode: row.try_get("delivery_mode")?,
+        notification_token: row.try_get("notification_token")?,
+        status: AuthRequestStatus::parse(&status)?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        interval_secs: row.try_get("interval_secs")?,
+        last_poll_at: row.try_get("last_poll_at")?,
+        decided_at: row.try_get("decided_at")?,
+        decided_by: row.try_get("decided_by")?,
+        decision_method: row.try_get("decision_method")?,
+    })
+}
+
+/// Who decided a request and how, written with the decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision<'a> {
+    pub approved: bool,
+    pub decided_by: &'a str,
+    /// e.g. `dev` for developer approvals; the wallet adds `passkey+device_key`.
+    pub method: &'a str,
+    pub at_ms: i64,
+}
+
+impl Store {
+    pub async fn insert_auth_request(&self, r: &AuthRequestRecord) -> Result<(), StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO auth_requests ({COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        ));
+        sqlx::query(sql)
+            .bind(&r.id)
+            .bind(&r.client_id)
+            .bind(&r.subject)
+            .bind(&r.scope)
+            .bind(&r.binding_message)
+            .bind(&r.acr_values)
+            .bind(&r.authorization_details)
+            .bind(&r.delivery_mode)
+            .bind(&r.notification_token)
+            .bind(r.status.as_str())
+            .bind(r.created_at)
+            .bind(r.expires_at)
+            .bind(r.interval_secs)
+            .bind(r.last_poll_at)
+            .bind(r.decided_at)
+            .bind(&r.decided_by)
+            .bind(&r.decision_method)
+            .execute(self.pool())
+            .await
+            .map_err(StoreError::from_insert)?;
+        Ok(())
+    }
+
+    pub async fn auth_request(&self, id: &str) -> Result<Option<AuthRequestRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM auth_requests WHERE id = $1"));
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Records a poll if the client waited its interval since the previous one. Atomic, so
+    /// of two simultaneous polls at most one passes. Returns false when the client polled
+    /// too early; the interval is then raised by 5 seconds (CIBA Core §11 `slow_down`).
+    pub async fn admit_poll(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let admitted = sqlx::query(
+            "UPDATE auth_requests SET last_poll_at = $1 \
+             WHERE id = $2 AND (last_poll_at IS NULL OR last_poll_at + interval_secs * 1000 <= $1)",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        if admitted.rows_affected() == 1 {
+            return Ok(true);
+        }
+        sqlx::query("UPDATE auth_requests SET interval_secs = interval_secs + 5, last_poll_at = $1 WHERE id = $2")
+            .bind(now_ms)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(false)
+    }
+
+    /// Moves a pending, unexpired request to its decision (`approved`, or `issued` directly
+    /// when `issue_now` because push mode delivers tokens with the decision, or `denied`).
+    /// Returns false when the request was not pending or had expired.
+    pub async fn decide_auth_request(
+        &self,
+        tx: &mut Tx,
+        id: &str,
+        decision: &Decision<'_>,
+        issue_now: bool,
+    ) -> Result<bool, StoreError> {
+        let status = match (decision.approved, issue_now) {
+            (false, _) => AuthRequestStatus::Denied,
+            (true, false) => AuthRequestStatus::Approved,
+            (true, true) => AuthRequestStatus::Issued,
+        };
+        let done = sqlx::query(
+            "UPDATE auth_requests SET status = $1, decided_at = $2, decided_by = $3, decision_method = $4, \
+             token_issued_at = CASE WHEN $1 = 'issued' THEN $2 ELSE NULL END \
+             WHERE id = $5 AND status = 'pending' AND expires_at > $2",
+        )
+        .bind(status.as_str())
+        .bind(decision.at_ms)
+        .bind(decision.decided_by)
+        .bind(decision.method)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Claims an approved request for token issuance. Exactly one caller ever gets true for
+    /// a given request, however many poll at once.
+    pub async fn claim_for_issue(
+        &self,
+        tx: &mut Tx,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE auth_requests SET status = 'issued', token_issued_at = $1 \
+             WHERE id = $2 AND status = 'approved' AND expires_at > $1",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Requests still waiting for a human (for the `pending requests` gauge).
+    pub async fn count_pending_auth_requests(&self, now_ms: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM auth_requests WHERE status = 'pending' AND expires_at > $1",
+        )
+        .bind(now_ms)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::store::clients::ClientRecord;
+    use crate::store::humans::HumanRecord;
+    use crate::store::testing::each_backend;
+
+    pub(crate) async fn seed(store: &Store) {
+        store
+            .insert_human(&HumanRecord {
+                subject: "alice".into(),
+                email: "a@example.com".into(),
+                name: "Alice".into(),
+                active: true,
+                user_code_hash: None,
+                created_at: 0,
+            })
+            .await
+            .unwrap();
+        store
+            .insert_client(&ClientRecord {
+                client_id: "agent".into(),
+                name: "Agent".into(),
+                owner_subject: "alice".into(),
+                auth_method: "client_secret_basic".into(),
+                secret_hash: Some("h".into()),
+                jwks: None,
+                delivery_mode: "poll".into(),
+                notification_endpoint: None,
+                require_signed_request: false,
+                user_code_required: false,
+                enabled: true,
+                created_at: 0,
+            })
+            .await
+            .unwrap();
+    }
+
+    fn request(id: &str, expires_at: i64) -> AuthRequestRecord {
+        AuthRequestRecord {
+            id: id.into(),
+            client_id: "agent".into(),
+            subject: "alice".into(),
+            scope: "openid".into(),
+            binding_message: Some("W4SCT".into()),
+            acr_values: None,
+            authorization_details: Some(r#"[{"type":"purchase_order"}]"#.into()),
+            delivery_mode: "poll".into(),
+            notification_token: None,
+            status: AuthRequestStatus::Pending,
+            created_at: 0,
+            expires_at,
+            interval_secs: 5,
+            last_poll_at: None,
+            decided_at: None,
+            decided_by: None,
+            decision_method: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn lifecycle_pending_approved_issued_exactly_once() {
+        each_backend(|store| async move {
+            seed(&store).await;
+            let r = request("r1", 10_000);
+            store.insert_auth_request(&r).await.unwrap();
+            assert_eq!(store.auth_request("r1").await.unwrap(), Some(r));
+            assert_eq!(store.count_pending_auth_requests(0).await.unwrap(), 1);
+
+            // Polls: first admitted, second too early (interval raised), later admitted.
+            assert!(store.admit_poll("r1", 1_000).await.unwrap());
+            assert!(!store.admit_poll("r1", 2_000).await.unwrap());
+            assert_eq!(
+                store
+                    .auth_request("r1")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .interval_secs,
+                10
+            );
+            assert!(!store.admit_poll("r1", 11_000).await.unwrap());
+            // A too-early poll also restarts the wait: 11 000 + 15 000.
+            assert!(!store.admit_poll("r1", 25_999).await.unwrap());
+            assert!(store.admit_poll("r1", 46_000).await.unwrap());
+
+            let mut tx = store.begin().await.unwrap();
+            let d = Decision {
+                approved: true,
+                decided_by: "alice",
+                method: "dev",
+                at_ms: 500,
+            };
+            assert!(
+                store
+                    .decide_auth_request(&mut tx, "r1", &d, false)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !store
+                    .decide_auth_request(&mut tx, "r1", &d, false)
+                    .await
+                    .unwrap()
+            );
+            tx.commit().await.unwrap();
+
+            let mut tx = store.begin().await.unwrap();
+            assert!(store.claim_for_issue(&mut tx, "r1", 600).await.unwrap());
+            assert!(!store.claim_for_issue(&mut tx, "r1", 600).await.unwrap());
+            tx.commit().await.unwrap();
+            assert_eq!(
+                store.auth_request("r1").await.unwrap().unwrap().status,
+                AuthRequestStatus::Issued
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn expired_requests_cannot_be_decided_and_rolled_back_decisions_vanish() {
+        each_backend(|store| async move {
+            seed(&store).await;
+            store
+                .insert_auth_request(&request("r2", 1_000))
+                .await
+                .unwrap();
+            let mut tx = store.begin().await.unwrap();
+            let late = Decision {
+                approved: true,
+                decided_by: "alice",
+                method: "dev",
+                at_ms: 1_000,
+            };
+            assert!(
+                !store
+                    .decide_auth_request(&mut tx, "r2", &late, false)
+                    .await
+                    .unwrap()
+            );
+            let on_time = Decision { at_ms: 999, ..late };
+            assert!(
+                store
+                    .decide_auth_request(&mut tx, "r2", &on_time, false)
+                    .await
+                    .unwrap()
+            );
+            drop(tx); // rollback
+            assert_eq!(
+                store.auth_request("r2").await.unwrap().unwrap().status,
+                AuthRequestStatus::Pending
+            );
+            assert_eq!(store.count_pending_auth_requests(1_000).await.unwrap(), 0);
+        })
+        .await;
+    }
+}

@@ -1,0 +1,102 @@
+//! The `clients` aggregate: agents registered as OAuth / CIBA clients.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, flag};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub name: String,
+    pub owner_subject: String,
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+    pub auth_method: String,
+    pub secret_hash: Option<String>,
+    /// The client's public JWK Set (JSON text), for `private_key_jwt`, signed requests and
+    /// `login_hint_token`.
+    pub jwks: Option<String>,
+    /// `poll`, `ping` or `push`.
+    pub delivery_mode: String,
+    pub notification_endpoint: Option<String>,
+    pub require_signed_request: bool,
+    pub user_code_required: bool,
+    pub enabled: bool,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "client_id, name, owner_subject, auth_method, secret_hash, jwks, delivery_mode, \
+    notification_endpoint, require_signed_request, user_code_required, enabled, created_at";
+
+fn from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
+    Ok(ClientRecord {
+        client_id: row.try_get("client_id")?,
+        name: row.try_get("name")?,
+        owner_subject: row.try_get("owner_subject")?,
+        auth_method: row.try_get("auth_method")?,
+        secret_hash: row.try_get("secret_hash")?,
+        jwks: row.try_get("jwks")?,
+        delivery_mode: row.try_get("delivery_mode")?,
+        notification_endpoint: row.try_get("notification_endpoint")?,
+        require_signed_request: flag(row.try_get("require_signed_request")?),
+        user_code_required: flag(row.try_get("user_code_required")?),
+        enabled: flag(row.try_get("enabled")?),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ));
+        sqlx::query(sql)
+            .bind(&c.client_id)
+            .bind(&c.name)
+            .bind(&c.owner_subject)
+            .bind(&c.auth_method)
+            .bind(&c.secret_hash)
+            .bind(&c.jwks)
+            .bind(&c.delivery_mode)
+            .bind(&c.notification_endpoint)
+            .bind(i64::from(c.require_signed_request))
+            .bind(i64::from(c.user_code_required))
+            .bind(i64::from(c.enabled))
+            .bind(c.created_at)
+            .execute(self.pool())
+            .await
+            .map_err(StoreError::from_insert)?;
+        Ok(())
+    }
+
+    pub async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM clients WHERE client_id = $1"
+        ));
+        let row = sqlx::query(sql)
+            .bind(client_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM clients ORDER BY client_id"));
+        let rows = sqlx::query(sql).fetch_all(self.pool()).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Returns false when no such client exists.
+    pub async fn set_client_enabled(
+        &self,
+        client_id: &str,
+        enabled: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE clients SET enabled = $1 WHERE client_id = $2")
+            .bind(i64::from(enabled))
+            .bind(client_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,121 @@
+//! The `humans` aggregate: people who own agents and approve their requests.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, flag};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HumanRecord {
+    pub subject: String,
+    pub email: String,
+    pub name: String,
+    pub active: bool,
+    pub user_code_hash: Option<String>,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "subject, email, name, active, user_code_hash, created_at";
+
+fn from_row(row: &AnyRow) -> Result<HumanRecord, StoreError> {
+    Ok(HumanRecord {
+        subject: row.try_get("subject")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        active: flag(row.try_get("active")?),
+        user_code_hash: row.try_get("user_code_hash")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    pub async fn insert_human(&self, human: &HumanRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO humans (subject, email, name, active, user_code_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&human.subject)
+        .bind(&human.email)
+        .bind(&human.name)
+        .bind(i64::from(human.active))
+        .bind(&human.user_code_hash)
+        .bind(human.created_at)
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::from_insert)?;
+        Ok(())
+    }
+
+    pub async fn human(&self, subject: &str) -> Result<Option<HumanRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM humans WHERE subject = $1"));
+        let row = sqlx::query(sql)
+            .bind(subject)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Resolves a CIBA `login_hint`: the subject, or else the e-mail address.
+    pub async fn human_by_hint(&self, hint: &str) -> Result<Option<HumanRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM humans WHERE subject = $1 OR email = $1 ORDER BY (subject = $1) DESC LIMIT 1"
+        ));
+        let row = sqlx::query(sql)
+            .bind(hint)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn list_humans(&self) -> Result<Vec<HumanRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM humans ORDER BY subject"));
+        let rows = sqlx::query(sql).fetch_all(self.pool()).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Returns false when no such human exists.
+    pub async fn set_human_active(&self, subject: &str, active: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE humans SET active = $1 WHERE subject = $2")
+            .bind(i64::from(active))
+            .bind(subject)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::each_backend;
+
+    #[tokio::test]
+    async fn insert_lookup_by_subject_or_email_and_conflict() {
+        each_backend(|store| async move {
+            let alice = HumanRecord {
+                subject: "alice".into(),
+                email: "alice@example.com".into(),
+                name: "Alice".into(),
+                active: true,
+                user_code_hash: None,
+                created_at: 1,
+            };
+            store.insert_human(&alice).await.unwrap();
+            assert_eq!(store.human("alice").await.unwrap(), Some(alice.clone()));
+            assert_eq!(
+                store.human_by_hint("alice@example.com").await.unwrap(),
+                Some(alice.clone())
+            );
+            assert_eq!(store.human_by_hint("bob").await.unwrap(), None);
+            assert!(matches!(
+                store.insert_human(&alice).await,
+                Err(StoreError::Conflict)
+            ));
+            assert!(store.set_human_active("alice", false).await.unwrap());
+            assert!(!store.human("alice").await.unwrap().unwrap().active);
+            assert!(!store.set_human_active("nobody", false).await.unwrap());
+            assert_eq!(store.list_humans().await.unwrap().len(), 1);
+        })
+        .await;
+    }
+}
