@@ -1,1 +1,278 @@
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test support: failing loudly is the point
 
+//! Test harness for end-to-end tests: a real Countersign server started in-process on a
+//! loopback port, over a fresh SQLite file or a fresh PostgreSQL database, with a clock the
+//! test can move, and helpers that speak the protocol as a client would (over HTTP).
+
+use std::sync::Arc;
+
+use countersign_jose::{Header, JwkSet, SigningKeyPair, random_b64url};
+use countersign_server::clock::{Clock, ManualClock};
+use countersign_server::config::Config;
+use countersign_server::directory::{self, NewAgent, NewHuman};
+use countersign_server::server::{self, Running};
+use countersign_server::state::AppState;
+use countersign_server::store::testing::{create_postgres_database, drop_postgres_database};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub mod receiver;
+
+pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per backend from an `async fn(Db)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Db::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::Db::Postgres).await
+                }
+            }
+        )+
+    };
+}
+
+pub struct TestServer {
+    running: Option<Running>,
+    pub clock: Arc<ManualClock>,
+    pub db: Db,
+    config: Config,
+    _dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+/// A registered agent and what it authenticates with.
+pub struct Agent {
+    pub client_id: String,
+    pub secret: Option<String>,
+    pub key: Option<SigningKeyPair>,
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+    pub method: String,
+}
+
+impl TestServer {
+    pub async fn start(db: Db) -> Self {
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// Starts with developer approvals on, a 1-second poll interval and fast notification
+    /// retries; `tweak` may change anything else.
+    pub async fn start_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = match db {
+            Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("cs.db").display()),
+            Db::Postgres => create_postgres_database().await.expect("PostgreSQL must be reachable (127.0.0.1:5432)"),
+        };
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            database_url,
+            keys_dir: dir.path().join("keys"),
+            dev_approvals: true,
+            ..Config::default()
+        };
+        config.ciba.poll_interval_secs = 1;
+        config.notifications.initial_backoff_ms = 20;
+        config.notifications.max_backoff_ms = 200;
+        config.notifications.poll_interval_ms = 20;
+        tweak(&mut config);
+        let clock = Arc::new(ManualClock::default());
+        let running = server::start(config.clone(), clock.clone()).await.expect("server starts");
+        config.listen = running.addr;
+        Self { running: Some(running), clock, db, config, _dir: dir, http: reqwest::Client::new() }
+    }
+
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("server is running")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.running().state
+    }
+
+    pub fn issuer(&self) -> String {
+        self.running().base_url()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer())
+    }
+
+    pub fn now_s(&self) -> i64 {
+        self.clock.now_secs()
+    }
+
+    /// Stops the server and starts a new one on the same database, keys and port, as a
+    /// process restart would.
+    pub async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        let running = server::start(self.config.clone(), self.clock.clone()).await.expect("server restarts");
+        self.running = Some(running);
+    }
+
+    /// Stops the server and drops the test database.
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        if self.db == Db::Postgres {
+            drop_postgres_database(&self.config.database_url).await.expect("drop test database");
+        }
+    }
+
+    pub async fn human(&self, subject: &str) {
+        self.human_with_code(subject, None).await;
+    }
+
+    pub async fn human_with_code(&self, subject: &str, user_code: Option<&str>) {
+        let new = NewHuman {
+            subject: subject.into(),
+            email: format!("{subject}@example.com"),
+            name: subject.to_uppercase(),
+            user_code: user_code.map(str::to_owned),
+        };
+        directory::add_human(&self.state().store, new, self.clock.now_ms()).await.expect("add human");
+    }
+
+    /// Registers an agent; `jwks` is filled in from a fresh key for `private_key_jwt` or
+    /// when `key` is true.
+    pub async fn agent_with(&self, mut new: NewAgent, key: bool) -> Agent {
+        let key = (key || new.auth_method == "private_key_jwt").then(SigningKeyPair::generate);
+        if let Some(k) = &key {
+            new.jwks = Some(serde_json::to_value(JwkSet { keys: vec![k.public_jwk()] }).expect("jwks"));
+        }
+        let method = new.auth_method.clone();
+        let created = directory::add_agent(&self.state().store, new, self.clock.now_ms()).await.expect("add agent");
+        Agent { client_id: created.agent.client_id, secret: created.client_secret, key, method }
+    }
+
+    pub async fn agent(&self, client_id: &str, owner: &str, method: &str) -> Agent {
+        self.agent_with(new_agent(client_id, owner, method), false).await
+    }
+
+    /// POSTs a form to `path` authenticated as `agent` with its registered method.
+    pub async fn post_as(&self, agent: &Agent, path: &str, params: &[(&str, &str)]) -> (StatusCode, Value) {
+        self.post_as_with(agent, path, params, None).await
+    }
+
+    pub async fn post_as_with(
+        &self,
+        agent: &Agent,
+        path: &str,
+        params: &[(&str, &str)],
+        dpop: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut form: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let mut req = self.http.post(self.url(path));
+        match agent.method.as_str() {
+            "client_secret_basic" => req = req.basic_auth(&agent.client_id, agent.secret.as_deref()),
+            "client_secret_post" => {
+                form.push(("client_id".into(), agent.client_id.clone()));
+                form.push(("client_secret".into(), agent.secret.clone().unwrap_or_default()));
+            }
+            _ => {
+                form.push(("client_assertion_type".into(), "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
+                form.push(("client_assertion".into(), agent.assertion(&self.issuer(), self.now_s())));
+            }
+        }
+        if let Some(proof) = dpop {
+            req = req.header("DPoP", proof);
+        }
+        let resp = req.form(&form).send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn bc_authorize(&self, agent: &Agent, params: &[(&str, &str)]) -> (StatusCode, Value) {
+        self.post_as(agent, "/bc-authorize", params).await
+    }
+
+    /// A valid request for `subject`; returns the `auth_req_id`.
+    pub async fn start_request(&self, agent: &Agent, subject: &str) -> String {
+        let (status, body) = self.bc_authorize(agent, &[("scope", "openid"), ("login_hint", subject)]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["auth_req_id"].as_str().expect("auth_req_id").to_owned()
+    }
+
+    pub async fn poll(&self, agent: &Agent, auth_req_id: &str) -> (StatusCode, Value) {
+        self.post_as(agent, "/token", &[("grant_type", CIBA_GRANT), ("auth_req_id", auth_req_id)]).await
+    }
+
+    pub async fn dev_decide(&self, auth_req_id: &str, approve: bool) -> StatusCode {
+        let verb = if approve { "approve" } else { "deny" };
+        self.http
+            .post(self.url(&format!("/dev/approvals/{auth_req_id}/{verb}")))
+            .send()
+            .await
+            .expect("dev approval")
+            .status()
+    }
+
+    /// A DPoP proof for the token endpoint signed by `key`.
+    pub fn dpop_proof(&self, key: &SigningKeyPair, htu: &str, jti: &str) -> String {
+        let header = Header { typ: Some("dpop+jwt".into()), jwk: Some(countersign_jose::Jwk { kid: None, alg: None, use_: None, ..key.public_jwk() }), ..Header::default() };
+        key.sign_with_header(&header, &json!({"jti": jti, "htm": "POST", "htu": htu, "iat": self.now_s()}))
+            .expect("sign proof")
+    }
+}
+
+pub fn new_agent(client_id: &str, owner: &str, method: &str) -> NewAgent {
+    NewAgent {
+        client_id: client_id.into(),
+        name: Some(format!("{client_id} agent")),
+        owner: owner.into(),
+        auth_method: method.into(),
+        jwks: None,
+        delivery_mode: None,
+        notification_endpoint: None,
+        require_signed_request: false,
+        user_code_required: false,
+    }
+}
+
+impl Agent {
+    /// An RFC 7523 client assertion with a fresh `jti`.
+    pub fn assertion(&self, aud: &str, now_s: i64) -> String {
+        self.assertion_claims(json!({
+            "iss": self.client_id, "sub": self.client_id, "aud": aud,
+            "iat": now_s, "exp": now_s + 60, "jti": random_b64url(12),
+        }))
+    }
+
+    pub fn assertion_claims(&self, claims: Value) -> String {
+        self.key.as_ref().expect("agent has a key").sign("JWT", &claims).expect("sign")
+    }
+}
+
+/// Decodes a JWT payload without verifying (tests verify separately).
+pub fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("JWT has a payload");
+    serde_json::from_slice(&countersign_jose::b64url_decode(payload).expect("base64url")).expect("JSON")
+}
+
+/// A compact JWS with the given header and claims and a junk signature, for testing
+/// algorithm refusal (`none`, `HS256`).
+pub fn unsigned_jwt(header: Value, claims: Value) -> String {
+    use countersign_jose::b64url_encode;
+    let sig = if header["alg"] == "none" { String::new() } else { b64url_encode(b"not-a-signature") };
+    format!(
+        "{}.{}.{sig}",
+        b64url_encode(header.to_string()),
+        b64url_encode(claims.to_string())
+    )
+}
