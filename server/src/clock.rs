@@ -23,24 +23,43 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to; starts at the system time.
+/// A test clock: frozen at creation and moved with [`ManualClock::advance_ms`], or
+/// following the system time plus any advances once [`ManualClock::follow_system_time`] is
+/// called (for tests where a peer outside the process reads real time).
 #[derive(Debug)]
-pub struct ManualClock(AtomicI64);
+pub struct ManualClock {
+    frozen_at: AtomicI64,
+    offset: AtomicI64,
+    follow: std::sync::atomic::AtomicBool,
+}
 
 impl Default for ManualClock {
     fn default() -> Self {
-        Self(AtomicI64::new(SystemClock.now_ms()))
+        Self {
+            frozen_at: AtomicI64::new(SystemClock.now_ms()),
+            offset: AtomicI64::new(0),
+            follow: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 }
 
 impl ManualClock {
     pub fn advance_ms(&self, ms: i64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
+        self.offset.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    pub fn follow_system_time(&self) {
+        self.follow.store(true, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+        let base = if self.follow.load(Ordering::SeqCst) {
+            SystemClock.now_ms()
+        } else {
+            self.frozen_at.load(Ordering::SeqCst)
+        };
+        base + self.offset.load(Ordering::SeqCst)
     }
 }
