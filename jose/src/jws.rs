@@ -77,6 +77,12 @@ impl SigningKeyPair {
         jwk
     }
 
+    /// Raw ES256 signature (`r || s`) over `message`, as a platform keystore returns it.
+    pub fn sign_raw(&self, message: &[u8]) -> Vec<u8> {
+        let signature: Signature = self.key.sign(message);
+        signature.to_bytes().to_vec()
+    }
+
     /// Signs `claims` with a header carrying `alg: ES256`, this key's `kid` and `typ`.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, JoseError> {
         let header = Header {

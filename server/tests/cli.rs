@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 //! The `countersign` binary as a script would drive it: exit codes, `--json` output, and
 //! `serve` refusing unsafe developer mode.
 
@@ -8,45 +10,134 @@ use serde_json::Value;
 
 fn countersign(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_countersign"));
-    cmd.current_dir(dir).env_remove("COUNTERSIGN_DATABASE_URL").env("RUST_LOG", "warn");
+    cmd.current_dir(dir)
+        .env_remove("COUNTERSIGN_DATABASE_URL")
+        .env("RUST_LOG", "warn");
     cmd
 }
 
 fn json(dir: &std::path::Path, args: &[&str]) -> Value {
     let out = countersign(dir).args(args).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?} did not print JSON: {e}"))
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?} did not print JSON: {e}"))
 }
 
 #[test]
 fn directory_commands_print_json_and_fail_with_reasons() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let human = json(d, &["human", "add", "--subject", "alice", "--email", "alice@example.com", "--name", "Alice", "--json"]);
+    let human = json(
+        d,
+        &[
+            "human",
+            "add",
+            "--subject",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--name",
+            "Alice",
+            "--json",
+        ],
+    );
     assert_eq!(human["subject"], "alice");
-    let agent = json(d, &["agent", "add", "--client-id", "proc", "--owner", "alice", "--auth", "client_secret_basic", "--json"]);
+    let agent = json(
+        d,
+        &[
+            "agent",
+            "add",
+            "--client-id",
+            "proc",
+            "--owner",
+            "alice",
+            "--auth",
+            "client_secret_basic",
+            "--json",
+        ],
+    );
     assert_eq!(agent["client_secret"].as_str().unwrap().len(), 43);
     let agents = json(d, &["agent", "list", "--json"]);
     assert_eq!(agents[0]["client_id"], "proc");
     assert!(agents[0].get("client_secret").is_none());
-    assert_eq!(json(d, &["human", "list", "--json"])[0]["email"], "alice@example.com");
+    assert_eq!(
+        json(d, &["human", "list", "--json"])[0]["email"],
+        "alice@example.com"
+    );
     let key = json(d, &["admin-key", "create", "--json"]);
     assert!(key["key"].as_str().unwrap().starts_with("csk_"));
     let rotated = json(d, &["keys", "rotate", "--json"]);
     assert!(rotated["kid"].is_string());
-    assert!(d.join("countersign.db").exists(), "SQLite in the working directory by default");
+    assert!(
+        d.join("countersign.db").exists(),
+        "SQLite in the working directory by default"
+    );
 
     let jwks = d.join("jwks.json");
     let pair = countersign_jose::SigningKeyPair::generate();
-    std::fs::write(&jwks, serde_json::to_string(&countersign_jose::JwkSet { keys: vec![pair.public_jwk()] }).unwrap()).unwrap();
-    let jwt_agent = json(d, &["agent", "add", "--client-id", "jwt", "--owner", "alice", "--auth", "private_key_jwt", "--jwks", jwks.to_str().unwrap(), "--mode", "ping", "--notification-endpoint", "http://127.0.0.1:9/cb", "--json"]);
+    std::fs::write(
+        &jwks,
+        serde_json::to_string(&countersign_jose::JwkSet {
+            keys: vec![pair.public_jwk()],
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let jwt_agent = json(
+        d,
+        &[
+            "agent",
+            "add",
+            "--client-id",
+            "jwt",
+            "--owner",
+            "alice",
+            "--auth",
+            "private_key_jwt",
+            "--jwks",
+            jwks.to_str().unwrap(),
+            "--mode",
+            "ping",
+            "--notification-endpoint",
+            "http://127.0.0.1:9/cb",
+            "--json",
+        ],
+    );
     assert!(jwt_agent.get("client_secret").is_none());
     assert_eq!(jwt_agent["delivery_mode"], "ping");
 
-    let dup = countersign(d).args(["human", "add", "--subject", "alice", "--email", "x@example.com", "--name", "X"]).output().unwrap();
+    let dup = countersign(d)
+        .args([
+            "human",
+            "add",
+            "--subject",
+            "alice",
+            "--email",
+            "x@example.com",
+            "--name",
+            "X",
+        ])
+        .output()
+        .unwrap();
     assert!(!dup.status.success());
     assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
-    let bad = countersign(d).args(["agent", "add", "--client-id", "z", "--owner", "nobody", "--auth", "client_secret_basic"]).output().unwrap();
+    let bad = countersign(d)
+        .args([
+            "agent",
+            "add",
+            "--client-id",
+            "z",
+            "--owner",
+            "nobody",
+            "--auth",
+            "client_secret_basic",
+        ])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nobody"));
 }
@@ -54,9 +145,16 @@ fn directory_commands_print_json_and_fail_with_reasons() {
 #[test]
 fn dev_approvals_refused_off_loopback_and_serve_reports_what_it_did() {
     let dir = tempfile::tempdir().unwrap();
-    let out = countersign(dir.path()).args(["serve", "--listen", "0.0.0.0:0", "--dev-approvals"]).output().unwrap();
+    let out = countersign(dir.path())
+        .args(["serve", "--listen", "0.0.0.0:0", "--dev-approvals"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("dev_approvals"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dev_approvals"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut child = countersign(dir.path())
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -70,7 +168,13 @@ fn dev_approvals_refused_off_loopback_and_serve_reports_what_it_did() {
     let _ = child.wait();
     let text = banner.join("\n");
     assert!(text.contains("issuer:    http://127.0.0.1:"), "{text}");
-    assert!(text.contains("database:  sqlite://countersign.db"), "{text}");
+    assert!(
+        text.contains("database:  sqlite://countersign.db"),
+        "{text}"
+    );
     assert!(text.contains("keys:"), "{text}");
-    assert!(!text.contains("DEVELOPER MODE"), "developer mode is off by default");
+    assert!(
+        !text.contains("DEVELOPER MODE"),
+        "developer mode is off by default"
+    );
 }

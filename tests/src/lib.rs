@@ -74,7 +74,9 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = match db {
             Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("cs.db").display()),
-            Db::Postgres => create_postgres_database().await.expect("PostgreSQL must be reachable (127.0.0.1:5432)"),
+            Db::Postgres => create_postgres_database()
+                .await
+                .expect("PostgreSQL must be reachable (127.0.0.1:5432)"),
         };
         let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -89,9 +91,18 @@ impl TestServer {
         config.notifications.poll_interval_ms = 20;
         tweak(&mut config);
         let clock = Arc::new(ManualClock::default());
-        let running = server::start(config.clone(), clock.clone()).await.expect("server starts");
+        let running = server::start(config.clone(), clock.clone())
+            .await
+            .expect("server starts");
         config.listen = running.addr;
-        Self { running: Some(running), clock, db, config, _dir: dir, http: reqwest::Client::new() }
+        Self {
+            running: Some(running),
+            clock,
+            db,
+            config,
+            _dir: dir,
+            http: reqwest::Client::new(),
+        }
     }
 
     fn running(&self) -> &Running {
@@ -120,7 +131,9 @@ impl TestServer {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
-        let running = server::start(self.config.clone(), self.clock.clone()).await.expect("server restarts");
+        let running = server::start(self.config.clone(), self.clock.clone())
+            .await
+            .expect("server restarts");
         self.running = Some(running);
     }
 
@@ -130,7 +143,9 @@ impl TestServer {
             r.shutdown().await;
         }
         if self.db == Db::Postgres {
-            drop_postgres_database(&self.config.database_url).await.expect("drop test database");
+            drop_postgres_database(&self.config.database_url)
+                .await
+                .expect("drop test database");
         }
     }
 
@@ -145,7 +160,9 @@ impl TestServer {
             name: subject.to_uppercase(),
             user_code: user_code.map(str::to_owned),
         };
-        directory::add_human(&self.state().store, new, self.clock.now_ms()).await.expect("add human");
+        directory::add_human(&self.state().store, new, self.clock.now_ms())
+            .await
+            .expect("add human");
     }
 
     /// Registers an agent; `jwks` is filled in from a fresh key for `private_key_jwt` or
@@ -153,19 +170,37 @@ impl TestServer {
     pub async fn agent_with(&self, mut new: NewAgent, key: bool) -> Agent {
         let key = (key || new.auth_method == "private_key_jwt").then(SigningKeyPair::generate);
         if let Some(k) = &key {
-            new.jwks = Some(serde_json::to_value(JwkSet { keys: vec![k.public_jwk()] }).expect("jwks"));
+            new.jwks = Some(
+                serde_json::to_value(JwkSet {
+                    keys: vec![k.public_jwk()],
+                })
+                .expect("jwks"),
+            );
         }
         let method = new.auth_method.clone();
-        let created = directory::add_agent(&self.state().store, new, self.clock.now_ms()).await.expect("add agent");
-        Agent { client_id: created.agent.client_id, secret: created.client_secret, key, method }
+        let created = directory::add_agent(&self.state().store, new, self.clock.now_ms())
+            .await
+            .expect("add agent");
+        Agent {
+            client_id: created.agent.client_id,
+            secret: created.client_secret,
+            key,
+            method,
+        }
     }
 
     pub async fn agent(&self, client_id: &str, owner: &str, method: &str) -> Agent {
-        self.agent_with(new_agent(client_id, owner, method), false).await
+        self.agent_with(new_agent(client_id, owner, method), false)
+            .await
     }
 
     /// POSTs a form to `path` authenticated as `agent` with its registered method.
-    pub async fn post_as(&self, agent: &Agent, path: &str, params: &[(&str, &str)]) -> (StatusCode, Value) {
+    pub async fn post_as(
+        &self,
+        agent: &Agent,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         self.post_as_with(agent, path, params, None).await
     }
 
@@ -176,17 +211,31 @@ impl TestServer {
         params: &[(&str, &str)],
         dpop: Option<String>,
     ) -> (StatusCode, Value) {
-        let mut form: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let mut form: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         let mut req = self.http.post(self.url(path));
         match agent.method.as_str() {
-            "client_secret_basic" => req = req.basic_auth(&agent.client_id, agent.secret.as_deref()),
+            "client_secret_basic" => {
+                req = req.basic_auth(&agent.client_id, agent.secret.as_deref())
+            }
             "client_secret_post" => {
                 form.push(("client_id".into(), agent.client_id.clone()));
-                form.push(("client_secret".into(), agent.secret.clone().unwrap_or_default()));
+                form.push((
+                    "client_secret".into(),
+                    agent.secret.clone().unwrap_or_default(),
+                ));
             }
             _ => {
-                form.push(("client_assertion_type".into(), "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
-                form.push(("client_assertion".into(), agent.assertion(&self.issuer(), self.now_s())));
+                form.push((
+                    "client_assertion_type".into(),
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push((
+                    "client_assertion".into(),
+                    agent.assertion(&self.issuer(), self.now_s()),
+                ));
             }
         }
         if let Some(proof) = dpop {
@@ -195,22 +244,39 @@ impl TestServer {
         let resp = req.form(&form).send().await.expect("request");
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
-    pub async fn bc_authorize(&self, agent: &Agent, params: &[(&str, &str)]) -> (StatusCode, Value) {
+    pub async fn bc_authorize(
+        &self,
+        agent: &Agent,
+        params: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         self.post_as(agent, "/bc-authorize", params).await
     }
 
     /// A valid request for `subject`; returns the `auth_req_id`.
     pub async fn start_request(&self, agent: &Agent, subject: &str) -> String {
-        let (status, body) = self.bc_authorize(agent, &[("scope", "openid"), ("login_hint", subject)]).await;
+        let (status, body) = self
+            .bc_authorize(agent, &[("scope", "openid"), ("login_hint", subject)])
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        body["auth_req_id"].as_str().expect("auth_req_id").to_owned()
+        body["auth_req_id"]
+            .as_str()
+            .expect("auth_req_id")
+            .to_owned()
     }
 
     pub async fn poll(&self, agent: &Agent, auth_req_id: &str) -> (StatusCode, Value) {
-        self.post_as(agent, "/token", &[("grant_type", CIBA_GRANT), ("auth_req_id", auth_req_id)]).await
+        self.post_as(
+            agent,
+            "/token",
+            &[("grant_type", CIBA_GRANT), ("auth_req_id", auth_req_id)],
+        )
+        .await
     }
 
     pub async fn dev_decide(&self, auth_req_id: &str, approve: bool) -> StatusCode {
@@ -225,9 +291,21 @@ impl TestServer {
 
     /// A DPoP proof for the token endpoint signed by `key`.
     pub fn dpop_proof(&self, key: &SigningKeyPair, htu: &str, jti: &str) -> String {
-        let header = Header { typ: Some("dpop+jwt".into()), jwk: Some(countersign_jose::Jwk { kid: None, alg: None, use_: None, ..key.public_jwk() }), ..Header::default() };
-        key.sign_with_header(&header, &json!({"jti": jti, "htm": "POST", "htu": htu, "iat": self.now_s()}))
-            .expect("sign proof")
+        let header = Header {
+            typ: Some("dpop+jwt".into()),
+            jwk: Some(countersign_jose::Jwk {
+                kid: None,
+                alg: None,
+                use_: None,
+                ..key.public_jwk()
+            }),
+            ..Header::default()
+        };
+        key.sign_with_header(
+            &header,
+            &json!({"jti": jti, "htm": "POST", "htu": htu, "iat": self.now_s()}),
+        )
+        .expect("sign proof")
     }
 }
 
@@ -255,21 +333,30 @@ impl Agent {
     }
 
     pub fn assertion_claims(&self, claims: Value) -> String {
-        self.key.as_ref().expect("agent has a key").sign("JWT", &claims).expect("sign")
+        self.key
+            .as_ref()
+            .expect("agent has a key")
+            .sign("JWT", &claims)
+            .expect("sign")
     }
 }
 
 /// Decodes a JWT payload without verifying (tests verify separately).
 pub fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("JWT has a payload");
-    serde_json::from_slice(&countersign_jose::b64url_decode(payload).expect("base64url")).expect("JSON")
+    serde_json::from_slice(&countersign_jose::b64url_decode(payload).expect("base64url"))
+        .expect("JSON")
 }
 
 /// A compact JWS with the given header and claims and a junk signature, for testing
 /// algorithm refusal (`none`, `HS256`).
 pub fn unsigned_jwt(header: Value, claims: Value) -> String {
     use countersign_jose::b64url_encode;
-    let sig = if header["alg"] == "none" { String::new() } else { b64url_encode(b"not-a-signature") };
+    let sig = if header["alg"] == "none" {
+        String::new()
+    } else {
+        b64url_encode(b"not-a-signature")
+    };
     format!(
         "{}.{}.{sig}",
         b64url_encode(header.to_string()),

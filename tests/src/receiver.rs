@@ -31,7 +31,11 @@ pub struct Receiver {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn record(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, body: String) -> StatusCode {
+async fn record(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -39,17 +43,27 @@ async fn record(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, bo
         .map(str::to_owned);
     let mut s = shared.lock().expect("lock");
     let status = s.script.pop_front().unwrap_or(204);
-    s.received.push(Callback { bearer, body: serde_json::from_str(&body).unwrap_or(Value::String(body)) });
+    s.received.push(Callback {
+        bearer,
+        body: serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    });
     StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT)
 }
 
 impl Receiver {
     /// Listens on `addr` (port 0 for any) and answers with `script` first.
     pub async fn start(addr: SocketAddr, script: &[u16]) -> Self {
-        let shared = Arc::new(Mutex::new(Shared { received: Vec::new(), script: script.iter().copied().collect() }));
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind receiver");
+        let shared = Arc::new(Mutex::new(Shared {
+            received: Vec::new(),
+            script: script.iter().copied().collect(),
+        }));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind receiver");
         let addr = listener.local_addr().expect("addr");
-        let app = Router::new().route("/cb", post(record)).with_state(shared.clone());
+        let app = Router::new()
+            .route("/cb", post(record))
+            .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 //! The admin API (authenticated, problem+json errors), discovery, JWKS, OpenAPI and the
 //! operations endpoints, over a real listener on both databases.
 
@@ -5,11 +7,17 @@ use countersign_tests::{Db, TestServer, both_backends};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-both_backends!(admin_api_manages_humans_and_agents, discovery_lists_every_ciba_field, operations_endpoints);
+both_backends!(
+    admin_api_manages_humans_and_agents,
+    discovery_lists_every_ciba_field,
+    operations_endpoints
+);
 
 async fn admin_api_manages_humans_and_agents(db: Db) {
     let s = TestServer::start(db).await;
-    let key = countersign_server::admin::create_key(&s.state().store, "test", 0).await.unwrap();
+    let key = countersign_server::admin::create_key(&s.state().store, "test", 0)
+        .await
+        .unwrap();
     let key = key.secret.expose().to_owned();
     let api = |method: reqwest::Method, path: &str, auth: Option<&str>| {
         let mut req = s.http.request(method, s.url(path));
@@ -20,36 +28,58 @@ async fn admin_api_manages_humans_and_agents(db: Db) {
     };
     use reqwest::Method;
 
-    let resp = api(Method::GET, "/admin/v1/humans", None).send().await.unwrap();
+    let resp = api(Method::GET, "/admin/v1/humans", None)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
-    let resp = api(Method::GET, "/admin/v1/humans", Some("csk_wrong")).send().await.unwrap();
+    let resp = api(Method::GET, "/admin/v1/humans", Some("csk_wrong"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 
     let resp = api(Method::POST, "/admin/v1/humans", Some(&key))
         .json(&json!({"subject": "alice", "email": "alice@example.com", "name": "Alice"}))
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
     let human: Value = resp.json().await.unwrap();
     assert_eq!(human["active"], true);
     let resp = api(Method::POST, "/admin/v1/humans", Some(&key))
         .json(&json!({"subject": "alice", "email": "other@example.com", "name": "A"}))
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::CONFLICT);
     let resp = api(Method::POST, "/admin/v1/humans", Some(&key))
         .json(&json!({"subject": "bob", "email": "not-an-email", "name": "Bob"}))
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let problem: Value = resp.json().await.unwrap();
     assert_eq!(problem["status"], 422);
     assert!(problem["detail"].as_str().unwrap().contains("email"));
     let resp = api(Method::POST, "/admin/v1/humans", Some(&key))
-        .header("content-type", "application/json").body("{not json").send().await.unwrap();
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let resp = api(Method::POST, "/admin/v1/humans", Some(&key))
         .json(&json!({"subject": "bob", "email": "b@example.com", "name": "Bob", "role": "admin"}))
-        .send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "unknown fields are refused");
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown fields are refused"
+    );
 
     let resp = api(Method::POST, "/admin/v1/agents", Some(&key))
         .json(&json!({"client_id": "procurement", "owner": "alice", "auth_method": "client_secret_basic"}))
@@ -65,50 +95,150 @@ async fn admin_api_manages_humans_and_agents(db: Db) {
         json!({"client_id": "x", "owner": "alice", "auth_method": "client_secret_basic", "delivery_mode": "ping"}),
         json!({"client_id": "bad id!", "owner": "alice", "auth_method": "client_secret_basic"}),
     ] {
-        let resp = api(Method::POST, "/admin/v1/agents", Some(&key)).json(&bad).send().await.unwrap();
+        let resp = api(Method::POST, "/admin/v1/agents", Some(&key))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
-    let agents: Value = api(Method::GET, "/admin/v1/agents", Some(&key)).send().await.unwrap().json().await.unwrap();
+    let agents: Value = api(Method::GET, "/admin/v1/agents", Some(&key))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(agents.as_array().unwrap().len(), 1);
-    assert!(agents[0].get("client_secret").is_none(), "secrets are never listed");
+    assert!(
+        agents[0].get("client_secret").is_none(),
+        "secrets are never listed"
+    );
 
     // The agent registered through the API works at the CIBA endpoint.
-    let resp = s.http.post(s.url("/bc-authorize")).basic_auth("procurement", Some(&secret))
-        .form(&[("scope", "openid"), ("login_hint", "alice")]).send().await.unwrap();
+    let resp = s
+        .http
+        .post(s.url("/bc-authorize"))
+        .basic_auth("procurement", Some(&secret))
+        .form(&[("scope", "openid"), ("login_hint", "alice")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let resp = api(Method::POST, "/admin/v1/agents/procurement/disable", Some(&key)).send().await.unwrap();
+    let resp = api(
+        Method::POST,
+        "/admin/v1/agents/procurement/disable",
+        Some(&key),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let resp = s.http.post(s.url("/bc-authorize")).basic_auth("procurement", Some(&secret))
-        .form(&[("scope", "openid"), ("login_hint", "alice")]).send().await.unwrap();
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "unauthorized_client");
-    let resp = api(Method::POST, "/admin/v1/agents/nobody/enable", Some(&key)).send().await.unwrap();
+    let resp = s
+        .http
+        .post(s.url("/bc-authorize"))
+        .basic_auth("procurement", Some(&secret))
+        .form(&[("scope", "openid"), ("login_hint", "alice")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+    let resp = api(Method::POST, "/admin/v1/agents/nobody/enable", Some(&key))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    let resp = api(Method::POST, "/admin/v1/humans/alice/deactivate", Some(&key)).send().await.unwrap();
+    let resp = api(
+        Method::POST,
+        "/admin/v1/humans/alice/deactivate",
+        Some(&key),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let humans: Value = api(Method::GET, "/admin/v1/humans", Some(&key)).send().await.unwrap().json().await.unwrap();
+    let humans: Value = api(Method::GET, "/admin/v1/humans", Some(&key))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(humans[0]["active"], false);
     s.stop().await;
 }
 
 async fn discovery_lists_every_ciba_field(db: Db) {
     let s = TestServer::start(db).await;
-    let d: Value = s.http.get(s.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let d: Value = s
+        .http
+        .get(s.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(d["issuer"], s.issuer());
-    assert_eq!(d["backchannel_authentication_endpoint"], s.url("/bc-authorize"));
-    assert_eq!(d["backchannel_token_delivery_modes_supported"], json!(["poll", "ping", "push"]));
-    assert_eq!(d["backchannel_authentication_request_signing_alg_values_supported"], json!(["ES256"]));
+    assert_eq!(
+        d["backchannel_authentication_endpoint"],
+        s.url("/bc-authorize")
+    );
+    assert_eq!(
+        d["backchannel_token_delivery_modes_supported"],
+        json!(["poll", "ping", "push"])
+    );
+    assert_eq!(
+        d["backchannel_authentication_request_signing_alg_values_supported"],
+        json!(["ES256"])
+    );
     assert_eq!(d["backchannel_user_code_parameter_supported"], true);
-    assert!(d["grant_types_supported"].as_array().unwrap().contains(&json!("urn:openid:params:grant-type:ciba")));
-    for method in ["client_secret_basic", "client_secret_post", "private_key_jwt"] {
-        assert!(d["token_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!(method)));
+    assert!(
+        d["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("urn:openid:params:grant-type:ciba"))
+    );
+    for method in [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ] {
+        assert!(
+            d["token_endpoint_auth_methods_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(method))
+        );
     }
-    assert_eq!(d["authorization_details_types_supported"], json!(["purchase_order"]));
+    assert_eq!(
+        d["authorization_details_types_supported"],
+        json!(["purchase_order"])
+    );
     assert_eq!(d["dpop_signing_alg_values_supported"], json!(["ES256"]));
     assert_eq!(d["introspection_endpoint"], s.url("/introspect"));
     assert_eq!(d["revocation_endpoint"], s.url("/revoke"));
-    let jwks: Value = s.http.get(d["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = s
+        .http
+        .get(d["jwks_uri"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let key = &jwks["keys"][0];
-    assert_eq!((key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()), (Some("EC"), Some("P-256"), Some("ES256")));
+    assert_eq!(
+        (
+            key["kty"].as_str(),
+            key["crv"].as_str(),
+            key["alg"].as_str()
+        ),
+        (Some("EC"), Some("P-256"), Some("ES256"))
+    );
     assert!(key.get("d").is_none(), "no private material is published");
     s.stop().await;
 }
@@ -117,12 +247,39 @@ async fn operations_endpoints(db: Db) {
     let s = TestServer::start(db).await;
     let resp = s.http.get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers().contains_key("x-request-id"), "every response carries a request id");
-    assert_eq!(s.http.get(s.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);
-    let doc: Value = s.http.get(s.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(
+        resp.headers().contains_key("x-request-id"),
+        "every response carries a request id"
+    );
+    assert_eq!(
+        s.http.get(s.url("/readyz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let doc: Value = s
+        .http
+        .get(s.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["paths"]["/admin/v1/agents"].is_object());
-    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    for name in ["countersign_http_requests_total", "countersign_http_request_duration_seconds_bucket", "countersign_ciba_pending_requests", "countersign_notification_outbox_depth"] {
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "countersign_http_requests_total",
+        "countersign_http_request_duration_seconds_bucket",
+        "countersign_ciba_pending_requests",
+        "countersign_notification_outbox_depth",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
     s.stop().await;

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 //! Interoperability with software nobody at Countersign wrote: panva's `openid-client`
 //! (Node) completes the CIBA poll flow with client_secret_basic and with private_key_jwt +
 //! DPoP, and `jose` verifies the ID token and access token with the published JWKS.
@@ -26,7 +28,10 @@ async fn run_node(env: &[(&str, String)]) -> Value {
         dir.display()
     );
     let mut cmd = tokio::process::Command::new("node");
-    cmd.arg("ciba.mjs").current_dir(&dir).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.arg("ciba.mjs")
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -56,7 +61,10 @@ async fn openid_client_completes_poll_flow_with_basic_and_private_key_jwt_dpop(d
         ("CLIENT_SECRET", basic.secret.clone().unwrap()),
     ])
     .await;
-    assert_eq!(out["token_type"], "bearer", "openid-client lower-cases token_type");
+    assert_eq!(
+        out["token_type"], "bearer",
+        "openid-client lower-cases token_type"
+    );
     assert_eq!(out["claims"]["sub"], "alice");
     assert_eq!(out["id_token_verified"]["aud"], "node-basic");
     assert_eq!(out["id_token_verified"]["email"], "alice@example.com");
@@ -75,6 +83,9 @@ async fn openid_client_completes_poll_flow_with_basic_and_private_key_jwt_dpop(d
     .await;
     assert_eq!(out["token_type"], "dpop");
     assert_eq!(out["claims"]["sub"], "alice");
-    assert!(out["access_token_verified"]["cnf"]["jkt"].is_string(), "{out}");
+    assert!(
+        out["access_token_verified"]["cnf"]["jkt"].is_string(),
+        "{out}"
+    );
     s.stop().await;
 }

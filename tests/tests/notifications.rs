@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 //! Ping and push modes against a local HTTP receiver standing in for the agent's
 //! notification endpoint, on both databases: payloads, bearer token, retries with backoff,
 //! and delivery that survives a restart while the receiver is down.
@@ -9,7 +11,12 @@ use countersign_tests::{Db, TestServer, both_backends, new_agent};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-both_backends!(ping_mode_notifies_then_client_fetches_tokens, push_mode_delivers_tokens_and_denials, failed_deliveries_are_retried_with_backoff, deliveries_survive_a_restart_while_the_receiver_is_down);
+both_backends!(
+    ping_mode_notifies_then_client_fetches_tokens,
+    push_mode_delivers_tokens_and_denials,
+    failed_deliveries_are_retried_with_backoff,
+    deliveries_survive_a_restart_while_the_receiver_is_down
+);
 
 fn mode_agent(client_id: &str, mode: &str, endpoint: String) -> NewAgent {
     NewAgent {
@@ -23,9 +30,18 @@ async fn ping_mode_notifies_then_client_fetches_tokens(db: Db) {
     let s = TestServer::start(db).await;
     s.human("alice").await;
     let rx = Receiver::start("127.0.0.1:0".parse().unwrap(), &[]).await;
-    let agent = s.agent_with(mode_agent("pinger", "ping", rx.url()), false).await;
+    let agent = s
+        .agent_with(mode_agent("pinger", "ping", rx.url()), false)
+        .await;
     let (status, body) = s
-        .bc_authorize(&agent, &[("scope", "openid"), ("login_hint", "alice"), ("client_notification_token", "ping-secret-123")])
+        .bc_authorize(
+            &agent,
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice"),
+                ("client_notification_token", "ping-secret-123"),
+            ],
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["interval"], 1, "ping clients get an interval too");
@@ -34,7 +50,11 @@ async fn ping_mode_notifies_then_client_fetches_tokens(db: Db) {
 
     let got = rx.wait_for(1).await;
     assert_eq!(got[0].bearer.as_deref(), Some("ping-secret-123"));
-    assert_eq!(got[0].body, serde_json::json!({"auth_req_id": id}), "ping carries only the id");
+    assert_eq!(
+        got[0].body,
+        serde_json::json!({"auth_req_id": id}),
+        "ping carries only the id"
+    );
     let (status, tokens) = s.poll(&agent, &id).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert!(tokens["access_token"].is_string());
@@ -47,8 +67,14 @@ async fn push_mode_delivers_tokens_and_denials(db: Db) {
     let s = TestServer::start(db).await;
     s.human("alice").await;
     let rx = Receiver::start("127.0.0.1:0".parse().unwrap(), &[]).await;
-    let agent = s.agent_with(mode_agent("pusher", "push", rx.url()), false).await;
-    let params = [("scope", "openid"), ("login_hint", "alice"), ("client_notification_token", "push-secret-456")];
+    let agent = s
+        .agent_with(mode_agent("pusher", "push", rx.url()), false)
+        .await;
+    let params = [
+        ("scope", "openid"),
+        ("login_hint", "alice"),
+        ("client_notification_token", "push-secret-456"),
+    ];
     let (status, body) = s.bc_authorize(&agent, &params).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.get("interval").is_none(), "push clients do not poll");
@@ -60,14 +86,31 @@ async fn push_mode_delivers_tokens_and_denials(db: Db) {
     assert_eq!(got[0].bearer.as_deref(), Some("push-secret-456"));
     assert_eq!(push["auth_req_id"], id);
     let access = push["access_token"].as_str().unwrap();
-    let jwks: JwkSet = s.http.get(s.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
-    let id_claims: Value = UnverifiedJws::parse(push["id_token"].as_str().unwrap()).unwrap().verify_with_set(&jwks).unwrap();
+    let jwks: JwkSet = s
+        .http
+        .get(s.url("/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id_claims: Value = UnverifiedJws::parse(push["id_token"].as_str().unwrap())
+        .unwrap()
+        .verify_with_set(&jwks)
+        .unwrap();
     // CIBA Core §10.3.1: the ID token binds the auth_req_id and the access token.
     assert_eq!(id_claims["urn:openid:params:jwt:claim:auth_req_id"], id);
     assert_eq!(id_claims["at_hash"], sha256_half_b64url(access));
-    assert!(id_claims.get("rt_hash").is_none(), "no refresh token is issued, so no rt_hash");
+    assert!(
+        id_claims.get("rt_hash").is_none(),
+        "no refresh token is issued, so no rt_hash"
+    );
     let (_, intro) = s.post_as(&agent, "/introspect", &[("token", access)]).await;
-    assert_eq!(intro["active"], true, "the pushed token is a live, recorded token");
+    assert_eq!(
+        intro["active"], true,
+        "the pushed token is a live, recorded token"
+    );
 
     let (_, body) = s.bc_authorize(&agent, &params).await;
     let denied = body["auth_req_id"].as_str().unwrap().to_owned();
@@ -84,9 +127,18 @@ async fn failed_deliveries_are_retried_with_backoff(db: Db) {
     s.human("alice").await;
     // The receiver fails twice (503, then 500) before accepting.
     let rx = Receiver::start("127.0.0.1:0".parse().unwrap(), &[503, 500]).await;
-    let agent = s.agent_with(mode_agent("pinger", "ping", rx.url()), false).await;
+    let agent = s
+        .agent_with(mode_agent("pinger", "ping", rx.url()), false)
+        .await;
     let (_, body) = s
-        .bc_authorize(&agent, &[("scope", "openid"), ("login_hint", "alice"), ("client_notification_token", "t")])
+        .bc_authorize(
+            &agent,
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice"),
+                ("client_notification_token", "t"),
+            ],
+        )
         .await;
     let id = body["auth_req_id"].as_str().unwrap().to_owned();
     s.dev_decide(&id, true).await;
@@ -108,10 +160,17 @@ async fn failed_deliveries_are_retried_with_backoff(db: Db) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(s.state().store.notification_state(&id).await.unwrap(), vec![(3, true, false)]);
+    assert_eq!(
+        s.state().store.notification_state(&id).await.unwrap(),
+        vec![(3, true, false)]
+    );
     s.clock.advance_ms(10_000);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert_eq!(rx.received().len(), 3, "a delivered notification is not sent again");
+    assert_eq!(
+        rx.received().len(),
+        3,
+        "a delivered notification is not sent again"
+    );
     rx.stop();
     s.stop().await;
 }
@@ -120,21 +179,46 @@ async fn deliveries_survive_a_restart_while_the_receiver_is_down(db: Db) {
     let mut s = TestServer::start(db).await;
     s.human("alice").await;
     // Reserve a port, then close it: deliveries fail with connection refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let agent = s.agent_with(mode_agent("pinger", "ping", format!("http://{port}/cb")), false).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let agent = s
+        .agent_with(
+            mode_agent("pinger", "ping", format!("http://{port}/cb")),
+            false,
+        )
+        .await;
     let (_, body) = s
-        .bc_authorize(&agent, &[("scope", "openid"), ("login_hint", "alice"), ("client_notification_token", "t")])
+        .bc_authorize(
+            &agent,
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice"),
+                ("client_notification_token", "t"),
+            ],
+        )
         .await;
     let id = body["auth_req_id"].as_str().unwrap().to_owned();
     s.dev_decide(&id, true).await;
     for _ in 0..200 {
-        if s.state().store.notification_state(&id).await.unwrap().first().is_some_and(|(attempts, _, _)| *attempts > 0) {
+        if s.state()
+            .store
+            .notification_state(&id)
+            .await
+            .unwrap()
+            .first()
+            .is_some_and(|(attempts, _, _)| *attempts > 0)
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     let state = s.state().store.notification_state(&id).await.unwrap();
-    assert!(state[0].0 >= 1 && !state[0].1, "attempted and not delivered: {state:?}");
+    assert!(
+        state[0].0 >= 1 && !state[0].1,
+        "attempted and not delivered: {state:?}"
+    );
 
     s.restart().await;
     let rx = Receiver::start(port, &[]).await;

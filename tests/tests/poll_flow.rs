@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 //! The poll-mode flow end to end over a real listener, on SQLite and PostgreSQL: request,
 //! pending, developer approval, tokens (Bearer and DPoP-bound), ID token validation against
 //! the published JWKS, introspection and revocation, exactly-once issuance, restart.
@@ -7,7 +9,12 @@ use countersign_tests::{Db, TestServer, both_backends, jwt_claims};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-both_backends!(poll_flow_issues_verifiable_tokens, dpop_binds_the_token, exactly_once_under_50_concurrent_polls, restart_between_request_and_approval_loses_nothing);
+both_backends!(
+    poll_flow_issues_verifiable_tokens,
+    dpop_binds_the_token,
+    exactly_once_under_50_concurrent_polls,
+    restart_between_request_and_approval_loses_nothing
+);
 
 async fn poll_flow_issues_verifiable_tokens(db: Db) {
     let s = TestServer::start(db).await;
@@ -15,25 +22,46 @@ async fn poll_flow_issues_verifiable_tokens(db: Db) {
     let agent = s.agent("procurement", "alice", "client_secret_basic").await;
     let details = r#"[{"type":"purchase_order","vendor":"Acme","amount":1200,"currency":"USD"}]"#;
     let (status, body) = s
-        .bc_authorize(&agent, &[("scope", "openid profile email"), ("login_hint", "alice@example.com"), ("binding_message", "Order W4SCT"), ("authorization_details", details)])
+        .bc_authorize(
+            &agent,
+            &[
+                ("scope", "openid profile email"),
+                ("login_hint", "alice@example.com"),
+                ("binding_message", "Order W4SCT"),
+                ("authorization_details", details),
+            ],
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let id = body["auth_req_id"].as_str().unwrap();
-    assert!(countersign_jose::b64url_decode(id).unwrap().len() >= 16, "auth_req_id must carry >= 128 bits");
+    assert!(
+        countersign_jose::b64url_decode(id).unwrap().len() >= 16,
+        "auth_req_id must carry >= 128 bits"
+    );
     assert_eq!(body["expires_in"], 300);
     assert_eq!(body["interval"], 1);
 
     let (status, body) = s.poll(&agent, id).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("authorization_pending")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("authorization_pending"))
+    );
     assert_eq!(s.dev_decide(id, true).await, StatusCode::NO_CONTENT);
-    assert_eq!(s.dev_decide(id, true).await, StatusCode::CONFLICT, "a decision is final");
+    assert_eq!(
+        s.dev_decide(id, true).await,
+        StatusCode::CONFLICT,
+        "a decision is final"
+    );
     s.clock.advance_ms(1_000);
 
     let resp = s
         .http
         .post(s.url("/token"))
         .basic_auth(&agent.client_id, agent.secret.as_deref())
-        .form(&[("grant_type", countersign_tests::CIBA_GRANT), ("auth_req_id", id)])
+        .form(&[
+            ("grant_type", countersign_tests::CIBA_GRANT),
+            ("auth_req_id", id),
+        ])
         .send()
         .await
         .unwrap();
@@ -44,23 +72,59 @@ async fn poll_flow_issues_verifiable_tokens(db: Db) {
     assert_eq!(tokens["authorization_details"][0]["vendor"], "Acme");
 
     // The ID token verifies against the published JWKS and names the human.
-    let jwks: JwkSet = s.http.get(s.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: JwkSet = s
+        .http
+        .get(s.url("/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id_token = tokens["id_token"].as_str().unwrap();
-    let claims: Value = UnverifiedJws::parse(id_token).unwrap().verify_with_set(&jwks).unwrap();
+    let claims: Value = UnverifiedJws::parse(id_token)
+        .unwrap()
+        .verify_with_set(&jwks)
+        .unwrap();
     assert_eq!(claims["iss"], s.issuer());
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["aud"], "procurement");
     assert_eq!(claims["email"], "alice@example.com");
     assert_eq!(claims["name"], "ALICE");
-    assert_eq!(claims["amr"], serde_json::json!(["dev"]), "developer approvals must say so");
+    assert_eq!(
+        claims["amr"],
+        serde_json::json!(["dev"]),
+        "developer approvals must say so"
+    );
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(claims["at_hash"], sha256_half_b64url(access));
-    let at: Value = UnverifiedJws::parse(access).unwrap().verify_with_set(&jwks).unwrap();
+    let at: Value = UnverifiedJws::parse(access)
+        .unwrap()
+        .verify_with_set(&jwks)
+        .unwrap();
     assert_eq!(at["authorization_details"][0]["amount"], 1200);
+
+    // A tool verifies the same token offline with the verifier crate.
+    let verifier = countersign_verifier::Verifier::new(s.issuer(), jwks.clone());
+    let verified = verifier.verify(access, s.now_s()).unwrap();
+    assert_eq!(
+        (verified.subject.as_str(), verified.client_id.as_str()),
+        ("alice", "procurement")
+    );
+    assert_eq!(verified.authorization_details.unwrap()[0]["vendor"], "Acme");
+    assert_eq!(verified.dpop_jkt, None);
+    let expiry = s.now_s() + 900 + 31;
+    assert!(matches!(
+        verifier.verify(access, expiry),
+        Err(countersign_verifier::VerifyError::Expired { .. })
+    ));
 
     // Exactly once: the next poll is refused.
     let (status, body) = s.poll(&agent, id).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
 
     // Introspection by the owning client, then revocation.
     let (status, intro) = s.post_as(&agent, "/introspect", &[("token", access)]).await;
@@ -70,7 +134,11 @@ async fn poll_flow_issues_verifiable_tokens(db: Db) {
     assert_eq!(intro["authorization_details"][0]["vendor"], "Acme");
     let other = s.agent("other", "alice", "client_secret_post").await;
     let (_, intro) = s.post_as(&other, "/introspect", &[("token", access)]).await;
-    assert_eq!(intro, serde_json::json!({"active": false}), "other clients learn nothing");
+    assert_eq!(
+        intro,
+        serde_json::json!({"active": false}),
+        "other clients learn nothing"
+    );
     let (status, _) = s.post_as(&other, "/revoke", &[("token", access)]).await;
     assert_eq!(status, StatusCode::OK);
     let (_, intro) = s.post_as(&agent, "/introspect", &[("token", access)]).await;
@@ -79,11 +147,19 @@ async fn poll_flow_issues_verifiable_tokens(db: Db) {
     assert_eq!(status, StatusCode::OK);
     let (_, intro) = s.post_as(&agent, "/introspect", &[("token", access)]).await;
     assert_eq!(intro, serde_json::json!({"active": false}));
-    let (status, _) = s.post_as(&agent, "/revoke", &[("token", "not-a-token")]).await;
-    assert_eq!(status, StatusCode::OK, "RFC 7009: unknown tokens are not an error");
+    let (status, _) = s
+        .post_as(&agent, "/revoke", &[("token", "not-a-token")])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "RFC 7009: unknown tokens are not an error"
+    );
 
     // The ID token works as id_token_hint for the next request.
-    let (status, body) = s.bc_authorize(&agent, &[("scope", "openid"), ("id_token_hint", id_token)]).await;
+    let (status, body) = s
+        .bc_authorize(&agent, &[("scope", "openid"), ("id_token_hint", id_token)])
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     s.stop().await;
 }
@@ -96,12 +172,21 @@ async fn dpop_binds_the_token(db: Db) {
     s.dev_decide(&id, true).await;
     let dpop_key = SigningKeyPair::generate();
     let token_url = s.url("/token");
-    let params = [("grant_type", countersign_tests::CIBA_GRANT), ("auth_req_id", id.as_str())];
+    let params = [
+        ("grant_type", countersign_tests::CIBA_GRANT),
+        ("auth_req_id", id.as_str()),
+    ];
 
     // Bad proofs first: each refused with invalid_dpop_proof, none consumes the grant.
     let wrong_htu = s.dpop_proof(&dpop_key, "http://elsewhere.example/token", "j0");
-    let (status, body) = s.post_as_with(&agent, "/token", &params, Some(wrong_htu)).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_dpop_proof")), "{body}");
+    let (status, body) = s
+        .post_as_with(&agent, "/token", &params, Some(wrong_htu))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_dpop_proof")),
+        "{body}"
+    );
     let none = countersign_tests::unsigned_jwt(
         serde_json::json!({"alg": "none", "typ": "dpop+jwt", "jwk": dpop_key.public_jwk()}),
         serde_json::json!({"jti": "j1", "htm": "POST", "htu": token_url, "iat": s.now_s()}),
@@ -110,19 +195,51 @@ async fn dpop_binds_the_token(db: Db) {
     assert_eq!(body["error"], "invalid_dpop_proof");
 
     let proof = s.dpop_proof(&dpop_key, &token_url, "j2");
-    let (status, tokens) = s.post_as_with(&agent, "/token", &params, Some(proof.clone())).await;
+    let (status, tokens) = s
+        .post_as_with(&agent, "/token", &params, Some(proof.clone()))
+        .await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert_eq!(tokens["token_type"], "DPoP");
     let at = jwt_claims(tokens["access_token"].as_str().unwrap());
-    assert_eq!(at["cnf"]["jkt"], thumbprint(&dpop_key.public_jwk()).unwrap());
+    assert_eq!(
+        at["cnf"]["jkt"],
+        thumbprint(&dpop_key.public_jwk()).unwrap()
+    );
+    let jwks: JwkSet = s
+        .http
+        .get(s.url("/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verified = countersign_verifier::Verifier::new(s.issuer(), jwks)
+        .verify(tokens["access_token"].as_str().unwrap(), s.now_s())
+        .unwrap();
+    assert_eq!(
+        verified.dpop_jkt,
+        Some(thumbprint(&dpop_key.public_jwk()).unwrap())
+    );
 
     // Replaying the same proof is refused even for another request.
     let id2 = s.start_request(&agent, "alice").await;
     s.dev_decide(&id2, true).await;
-    let params2 = [("grant_type", countersign_tests::CIBA_GRANT), ("auth_req_id", id2.as_str())];
-    let (_, body) = s.post_as_with(&agent, "/token", &params2, Some(proof)).await;
+    let params2 = [
+        ("grant_type", countersign_tests::CIBA_GRANT),
+        ("auth_req_id", id2.as_str()),
+    ];
+    let (_, body) = s
+        .post_as_with(&agent, "/token", &params2, Some(proof))
+        .await;
     assert_eq!(body["error"], "invalid_dpop_proof");
-    assert!(body["error_description"].as_str().unwrap().contains("replay"), "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("replay"),
+        "{body}"
+    );
     s.stop().await;
 }
 
@@ -134,7 +251,10 @@ async fn exactly_once_under_50_concurrent_polls(db: Db) {
     s.dev_decide(&id, true).await;
     let polls = (0..50).map(|_| s.poll(&agent, &id));
     let results = futures_util::future::join_all(polls).await;
-    let ok: Vec<_> = results.iter().filter(|(st, _)| *st == StatusCode::OK).collect();
+    let ok: Vec<_> = results
+        .iter()
+        .filter(|(st, _)| *st == StatusCode::OK)
+        .collect();
     assert_eq!(ok.len(), 1, "exactly one poll gets tokens: {results:?}");
     for (status, body) in results.iter().filter(|(st, _)| *st != StatusCode::OK) {
         assert_eq!(*status, StatusCode::BAD_REQUEST);
@@ -154,7 +274,11 @@ async fn restart_between_request_and_approval_loses_nothing(db: Db) {
     let id = s.start_request(&agent, "alice").await;
     let kid_before = s.state().keys.active().kid().to_owned();
     s.restart().await;
-    assert_eq!(s.state().keys.active().kid(), kid_before, "keys survive a restart");
+    assert_eq!(
+        s.state().keys.active().kid(),
+        kid_before,
+        "keys survive a restart"
+    );
     let (_, body) = s.poll(&agent, &id).await;
     assert_eq!(body["error"], "authorization_pending");
     assert_eq!(s.dev_decide(&id, true).await, StatusCode::NO_CONTENT);

@@ -1,5 +1,5 @@
 //! Test databases: every store test runs once on a fresh SQLite file and once on a fresh
-//! PostgreSQL database (`COUNTERSIGN_TEST_POSTGRES_URL`, default the local trust-auth
+//! PostgreSQL database (`CS_TEST_POSTGRES_URL`, default the local trust-auth
 //! server). A missing PostgreSQL is a test failure, not a skip. Public so the end-to-end
 //! crate creates its databases the same way.
 
@@ -8,8 +8,7 @@ use super::{Store, StoreError};
 pub const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn admin_url() -> String {
-    std::env::var("COUNTERSIGN_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.to_owned())
+    std::env::var("CS_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.to_owned())
 }
 
 /// Creates an empty PostgreSQL database with a random name; returns its URL.

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: starts (or installs) PostgreSQL, installs
+# the interoperability peers, then runs every Rust test on SQLite and PostgreSQL.
+# This is the README's test command; .ci/run calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/countersign-target}"
+export CS_TEST_POSTGRES_URL="${CS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    log "need root to apt-get install $*; install them and re-run"; exit 1
+  fi
+  if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    log "installing PostgreSQL"
+    apt_install postgresql
+    # Tests connect as postgres over TCP without a password, like the CI machines.
+    for hba in /etc/postgresql/*/main/pg_hba.conf; do
+      sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
+    done
+  fi
+  log "starting PostgreSQL"
+  for version in $(ls /etc/postgresql); do
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  done
+  for _ in $(seq 1 60); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && return
+    sleep 1
+  done
+  log "PostgreSQL did not come up on 127.0.0.1:5432"; exit 1
+}
+
+drop_stale_test_databases() {
+  # Databases left behind by a test that panicked before cleaning up.
+  psql -h 127.0.0.1 -U postgres -d postgres -Atc \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'cs_test_%'" 2>/dev/null |
+    while read -r db; do
+      psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+}
+
+ensure_node_peers() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    log "installing Node.js"
+    apt_install nodejs npm
+  fi
+  log "installing openid-client and jose (tests/interop/openid-client)"
+  (cd tests/interop/openid-client && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+ensure_postgres
+drop_stale_test_databases
+ensure_node_peers
+
+log "cargo test --workspace (target dir $CARGO_TARGET_DIR)"
+cargo test --workspace --locked
