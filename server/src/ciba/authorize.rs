@@ -114,7 +114,7 @@ pub async fn backchannel_authorize(
         decision_method: None,
     };
     state.store.insert_auth_request(&record).await?;
-    tracing::info!(auth_req_id_prefix = &record.id[..8], client_id = %client.client_id, subject = %human.subject, "backchannel authentication request accepted");
+    tracing::debug!(client_id = %client.client_id, subject = %human.subject, "backchannel authentication request accepted");
     Ok(BackchannelAuthResponse {
         auth_req_id: record.id,
         expires_in: lifetime,

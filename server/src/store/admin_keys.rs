@@ -19,7 +19,7 @@ impl Store {
         .bind(name)
         .bind(key_hash)
         .bind(now_ms)
-        .execute(self.pool())
+        .execute(self.writer())
         .await
         .map_err(StoreError::from_insert)?;
         Ok(())
@@ -30,7 +30,7 @@ impl Store {
         let row =
             sqlx::query("SELECT id FROM admin_keys WHERE key_hash = $1 AND revoked_at IS NULL")
                 .bind(key_hash)
-                .fetch_optional(self.pool())
+                .fetch_optional(self.reader())
                 .await?;
         Ok(match row {
             Some(row) => Some(row.try_get("id")?),

@@ -124,7 +124,7 @@ impl Store {
             .bind(r.decided_at)
             .bind(&r.decided_by)
             .bind(&r.decision_method)
-            .execute(self.pool())
+            .execute(self.writer())
             .await
             .map_err(StoreError::from_insert)?;
         Ok(())
@@ -134,7 +134,7 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM auth_requests WHERE id = $1"));
         let row = sqlx::query(sql)
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.reader())
             .await?;
         row.as_ref().map(from_row).transpose()
     }
@@ -149,7 +149,7 @@ impl Store {
         )
         .bind(now_ms)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         if admitted.rows_affected() == 1 {
             return Ok(true);
@@ -157,7 +157,7 @@ impl Store {
         sqlx::query("UPDATE auth_requests SET interval_secs = interval_secs + 5, last_poll_at = $1 WHERE id = $2")
             .bind(now_ms)
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(false)
     }
@@ -217,7 +217,7 @@ impl Store {
             "SELECT COUNT(*) AS n FROM auth_requests WHERE status = 'pending' AND expires_at > $1",
         )
         .bind(now_ms)
-        .fetch_one(self.pool())
+        .fetch_one(self.reader())
         .await?;
         Ok(row.try_get("n")?)
     }

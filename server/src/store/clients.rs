@@ -63,7 +63,7 @@ impl Store {
             .bind(i64::from(c.user_code_required))
             .bind(i64::from(c.enabled))
             .bind(c.created_at)
-            .execute(self.pool())
+            .execute(self.writer())
             .await
             .map_err(StoreError::from_insert)?;
         Ok(())
@@ -75,14 +75,14 @@ impl Store {
         ));
         let row = sqlx::query(sql)
             .bind(client_id)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.reader())
             .await?;
         row.as_ref().map(from_row).transpose()
     }
 
     pub async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM clients ORDER BY client_id"));
-        let rows = sqlx::query(sql).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(sql).fetch_all(self.reader()).await?;
         rows.iter().map(from_row).collect()
     }
 
@@ -95,7 +95,7 @@ impl Store {
         let done = sqlx::query("UPDATE clients SET enabled = $1 WHERE client_id = $2")
             .bind(i64::from(enabled))
             .bind(client_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }

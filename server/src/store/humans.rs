@@ -40,7 +40,7 @@ impl Store {
         .bind(i64::from(human.active))
         .bind(&human.user_code_hash)
         .bind(human.created_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await
         .map_err(StoreError::from_insert)?;
         Ok(())
@@ -50,7 +50,7 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM humans WHERE subject = $1"));
         let row = sqlx::query(sql)
             .bind(subject)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.reader())
             .await?;
         row.as_ref().map(from_row).transpose()
     }
@@ -62,14 +62,14 @@ impl Store {
         ));
         let row = sqlx::query(sql)
             .bind(hint)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.reader())
             .await?;
         row.as_ref().map(from_row).transpose()
     }
 
     pub async fn list_humans(&self) -> Result<Vec<HumanRecord>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM humans ORDER BY subject"));
-        let rows = sqlx::query(sql).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(sql).fetch_all(self.reader()).await?;
         rows.iter().map(from_row).collect()
     }
 
@@ -78,7 +78,7 @@ impl Store {
         let done = sqlx::query("UPDATE humans SET active = $1 WHERE subject = $2")
             .bind(i64::from(active))
             .bind(subject)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -48,9 +48,16 @@ pub enum Backend {
 }
 
 /// Handle to the database; cheap to clone.
+///
+/// SQLite allows one writer at a time; letting several pooled connections race for the
+/// write lock makes them sleep in SQLite's busy handler (tens of milliseconds of tail
+/// latency). So on SQLite all writes go through a single-connection pool, where they queue
+/// fairly, and reads use a separate pool (WAL readers never block the writer). On
+/// PostgreSQL both are the same pool.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -90,24 +97,36 @@ impl Store {
             Backend::Postgres
         };
         let options = AnyConnectOptions::from_str(url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
+        let pool = |connections: u32| {
+            AnyPoolOptions::new()
+                .max_connections(connections.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
-            .await?;
-        Ok(Self { pool, backend })
+        };
+        match backend {
+            Backend::Sqlite => {
+                // The writer connects first so it creates the file and switches it to WAL
+                // before any reader opens it.
+                let writer = pool(1).connect_with(options.clone()).await?;
+                let reader = pool(max_connections).connect_with(options).await?;
+                Ok(Self { reader, writer, backend })
+            }
+            Backend::Postgres => {
+                let shared = pool(max_connections).connect_with(options).await?;
+                Ok(Self { reader: shared.clone(), writer: shared, backend })
+            }
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -133,27 +152,32 @@ impl Store {
             })
             .collect();
         Migrator::with_migrations(migrations)
-            .run(&self.pool)
+            .run(&self.writer)
             .await?;
         Ok(())
     }
 
     /// Checks the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.writer).await?;
         Ok(())
     }
 
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(Tx(self.pool.begin().await?))
+        Ok(Tx(self.writer.begin().await?))
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.writer.close().await;
+        self.reader.close().await;
     }
 }
 

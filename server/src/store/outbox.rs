@@ -78,7 +78,7 @@ impl Store {
             .bind(lease_until_ms)
             .bind(now_ms)
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(self.writer())
             .await?;
         rows.iter().map(from_row).collect()
     }
@@ -92,7 +92,7 @@ impl Store {
         sqlx::query("UPDATE outbox SET delivered_at = $1, payload = '', attempts = attempts + 1 WHERE id = $2")
             .bind(now_ms)
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -120,7 +120,7 @@ impl Store {
             .bind(error)
             .bind(id),
         }
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -130,7 +130,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL",
         )
-        .fetch_one(self.pool())
+        .fetch_one(self.reader())
         .await?;
         Ok(row.try_get("n")?)
     }
@@ -145,7 +145,7 @@ impl Store {
             "SELECT attempts, delivered_at, failed_at FROM outbox WHERE auth_req_id = $1 ORDER BY id",
         )
         .bind(auth_req_id)
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         rows.iter()
             .map(|r| {

@@ -19,7 +19,7 @@ impl Store {
         .bind(namespace)
         .bind(jti)
         .bind(expires_at_ms)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -28,7 +28,7 @@ impl Store {
     pub async fn purge_expired_jtis(&self, now_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM seen_jtis WHERE expires_at < $1")
             .bind(now_ms)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected())
     }

@@ -22,7 +22,7 @@ pub async fn create_postgres_database() -> Result<String, StoreError> {
     );
     let admin = Store::connect(&admin_url, 1).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(admin.pool())
+        .execute(admin.writer())
         .await?;
     admin.close().await;
     let base = admin_url
@@ -41,7 +41,7 @@ pub async fn drop_postgres_database(url: &str) -> Result<(), StoreError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
     )))
-    .execute(admin.pool())
+    .execute(admin.writer())
     .await?;
     admin.close().await;
     Ok(())

@@ -69,7 +69,7 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM tokens WHERE jti = $1"));
         let row = sqlx::query(sql)
             .bind(jti)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.reader())
             .await?;
         row.as_ref().map(from_row).transpose()
     }
@@ -88,7 +88,7 @@ impl Store {
         .bind(now_ms)
         .bind(jti)
         .bind(client_id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -1,0 +1,176 @@
+//! A small closed-loop load generator: N workers, each sending its next request as soon as
+//! the previous one answered, over keep-alive connections. Light enough (one tokio runtime,
+//! pre-built headers) that on the same 2-core machine it is not what limits the numbers.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// One backchannel authentication request per iteration.
+    Authorize,
+    /// bc-authorize, developer approval, token request: a whole CIBA flow per iteration.
+    Flow,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub base: String,
+    #[arg(long)]
+    pub client_id: String,
+    #[arg(long)]
+    pub secret: String,
+    #[arg(long, default_value = "alice")]
+    pub login_hint: String,
+    #[arg(long, value_enum)]
+    pub scenario: Scenario,
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    #[arg(long, default_value_t = 2)]
+    pub warmup_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: Scenario,
+    pub concurrency: usize,
+    pub seconds: f64,
+    pub iterations: u64,
+    pub errors: u64,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+struct Worker {
+    http: reqwest::Client,
+    base: String,
+    auth: String,
+    authorize_body: String,
+}
+
+impl Worker {
+    async fn authorize(&self) -> anyhow::Result<String> {
+        let resp = self
+            .http
+            .post(format!("{}/bc-authorize", self.base))
+            .header("authorization", &self.auth)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(self.authorize_body.clone())
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("bc-authorize answered {}", resp.status());
+        }
+        let body: serde_json::Value = resp.json().await?;
+        body["auth_req_id"].as_str().map(str::to_owned).context("no auth_req_id")
+    }
+
+    async fn flow(&self) -> anyhow::Result<()> {
+        let id = self.authorize().await?;
+        let approve = self.http.post(format!("{}/dev/approvals/{id}/approve", self.base)).send().await?;
+        if approve.status().as_u16() != 204 {
+            bail!("approve answered {}", approve.status());
+        }
+        let token = self
+            .http
+            .post(format!("{}/token", self.base))
+            .header("authorization", &self.auth)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("grant_type=urn%3Aopenid%3Aparams%3Agrant-type%3Aciba&auth_req_id={id}"))
+            .send()
+            .await?;
+        if !token.status().is_success() {
+            bail!("token answered {}", token.status());
+        }
+        token.bytes().await?;
+        Ok(())
+    }
+
+    async fn iteration(&self, scenario: Scenario) -> anyhow::Result<()> {
+        match scenario {
+            Scenario::Authorize => self.authorize().await.map(|_| ()),
+            Scenario::Flow => self.flow().await,
+        }
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[idx.min(sorted.len() - 1)]) / 1000.0
+}
+
+pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .http1_only()
+        .build()?;
+    let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", args.client_id, args.secret));
+    let worker = std::sync::Arc::new(Worker {
+        http,
+        base: args.base.trim_end_matches('/').to_owned(),
+        auth: format!("Basic {credentials}"),
+        authorize_body: format!("scope=openid&login_hint={}&binding_message=bench", args.login_hint),
+    });
+    // Fail fast with a readable reason if the server is not set up for this.
+    worker.iteration(args.scenario).await.context("first request failed")?;
+
+    let warmup_end = Instant::now() + Duration::from_secs(args.warmup_secs);
+    let end = warmup_end + Duration::from_secs(args.duration_secs);
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let worker = worker.clone();
+        let scenario = args.scenario;
+        tasks.push(tokio::spawn(async move {
+            let mut latencies_us: Vec<u32> = Vec::with_capacity(65_536);
+            let mut errors = 0u64;
+            loop {
+                let start = Instant::now();
+                if start >= end {
+                    break;
+                }
+                let ok = worker.iteration(scenario).await.is_ok();
+                if start >= warmup_end {
+                    if ok {
+                        latencies_us.push(u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    } else {
+                        errors += 1;
+                    }
+                }
+            }
+            (latencies_us, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await?;
+        all.extend(l);
+        errors += e;
+    }
+    all.sort_unstable();
+    let seconds = args.duration_secs as f64;
+    Ok(Report {
+        scenario: args.scenario,
+        concurrency: args.concurrency,
+        seconds,
+        iterations: all.len() as u64,
+        errors,
+        per_second: all.len() as f64 / seconds,
+        p50_ms: percentile(&all, 0.50),
+        p95_ms: percentile(&all, 0.95),
+        p99_ms: percentile(&all, 0.99),
+    })
+}
