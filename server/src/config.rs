@@ -28,6 +28,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Maximum number of pooled database connections.
     pub database_max_connections: u32,
+    /// How long clients and humans read from the database are reused. Changes made through
+    /// this server apply at once; changes made by another replica or the CLI within this.
+    pub directory_cache_ttl_ms: u64,
     /// Log output: `text` or `json`.
     pub log_format: LogFormat,
     pub ciba: CibaConfig,
@@ -95,6 +98,7 @@ impl Default for Config {
             dev_approvals: false,
             max_body_bytes: 64 * 1024,
             database_max_connections: 8,
+            directory_cache_ttl_ms: 1000,
             log_format: LogFormat::Text,
             ciba: CibaConfig::default(),
             tokens: TokenConfig::default(),

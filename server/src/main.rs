@@ -204,7 +204,7 @@ fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> 
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(&config.database_url, 2)
+    let store = Store::connect(&config.database_url, 2, std::time::Duration::ZERO)
         .await
         .with_context(|| format!("opening {}", config.database_url))?;
     store.migrate().await.context("applying migrations")?;

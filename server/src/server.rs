@@ -57,7 +57,12 @@ impl Running {
 /// port of 0 works.
 pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     crate::http::ops::init_metrics();
-    let store = Store::connect(&config.database_url, config.database_max_connections).await?;
+    let store = Store::connect(
+        &config.database_url,
+        config.database_max_connections,
+        std::time::Duration::from_millis(config.directory_cache_ttl_ms),
+    )
+    .await?;
     store.migrate().await?;
     let retention_ms = 1000
         * config

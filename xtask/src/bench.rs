@@ -33,16 +33,23 @@ const START: &str = "<!-- bench:ciba:start -->";
 const END: &str = "<!-- bench:ciba:end -->";
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 fn binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
     target.join("release/countersign")
 }
 
 fn run_ok(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.stderr(Stdio::inherit()).output().with_context(|| format!("running {cmd:?}"))?;
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed");
     }
@@ -71,24 +78,60 @@ async fn wait_ready(base: &str) -> anyhow::Result<()> {
     bail!("server at {base} did not become ready")
 }
 
-async fn bench_backend(args: &BenchArgs, name: &str, database_url: &str, dir: &Path) -> anyhow::Result<Vec<Report>> {
+async fn bench_backend(
+    args: &BenchArgs,
+    name: &str,
+    database_url: &str,
+    dir: &Path,
+) -> anyhow::Result<Vec<Report>> {
     let bin = binary();
     let cli = |extra: &[&str]| {
         let mut c = Command::new(&bin);
-        c.current_dir(dir).arg("--database").arg(database_url).args(extra).env("RUST_LOG", "warn");
+        c.current_dir(dir)
+            .arg("--database")
+            .arg(database_url)
+            .args(extra)
+            .env("RUST_LOG", "warn");
         c
     };
-    run_ok(&mut cli(&["human", "add", "--subject", "alice", "--email", "alice@example.com", "--name", "Alice"]))?;
+    run_ok(&mut cli(&[
+        "human",
+        "add",
+        "--subject",
+        "alice",
+        "--email",
+        "alice@example.com",
+        "--name",
+        "Alice",
+    ]))?;
     let agent: serde_json::Value = serde_json::from_str(&run_ok(&mut cli(&[
-        "agent", "add", "--client-id", "bench", "--owner", "alice", "--auth", "client_secret_basic", "--json",
+        "agent",
+        "add",
+        "--client-id",
+        "bench",
+        "--owner",
+        "alice",
+        "--auth",
+        "client_secret_basic",
+        "--json",
     ]))?)?;
-    let secret = agent["client_secret"].as_str().context("no client_secret")?.to_owned();
+    let secret = agent["client_secret"]
+        .as_str()
+        .context("no client_secret")?
+        .to_owned();
     let listen = format!("127.0.0.1:{}", args.port);
     let log = std::fs::File::create(dir.join("server.log"))?;
     // The server runs as in production (default log level), logging to a file.
     let child = Command::new(&bin)
         .current_dir(dir)
-        .args(["--database", database_url, "serve", "--listen", &listen, "--dev-approvals"])
+        .args([
+            "--database",
+            database_url,
+            "serve",
+            "--listen",
+            &listen,
+            "--dev-approvals",
+        ])
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(log)
@@ -98,7 +141,10 @@ async fn bench_backend(args: &BenchArgs, name: &str, database_url: &str, dir: &P
     wait_ready(&base).await?;
     let mut reports = Vec::new();
     for scenario in [Scenario::Authorize, Scenario::Flow] {
-        eprintln!("bench: {name} {scenario:?} for {}s with {} clients", args.duration_secs, args.concurrency);
+        eprintln!(
+            "bench: {name} {scenario:?} for {}s with {} clients",
+            args.duration_secs, args.concurrency
+        );
         let load = LoadArgs {
             base: base.clone(),
             client_id: "bench".into(),
@@ -119,14 +165,26 @@ async fn bench_backend(args: &BenchArgs, name: &str, database_url: &str, dir: &P
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_owned()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let mem_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|t| t.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|t| {
+            t.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    format!("{cores} cores ({cpu}), {mem_gib:.0} GiB RAM; server and load generator on the same machine")
+    format!(
+        "{cores} cores ({cpu}), {mem_gib:.0} GiB RAM; server and load generator on the same machine"
+    )
 }
 
 fn render(args: &BenchArgs, rows: &[(&str, Report)]) -> String {
@@ -153,10 +211,14 @@ fn render(args: &BenchArgs, rows: &[(&str, Report)]) -> String {
 }
 
 fn run_date() -> String {
-    Command::new("date").arg("-u").arg("+%Y-%m-%d").output().map_or_else(
-        |_| "on an unknown date".into(),
-        |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
-    )
+    Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map_or_else(
+            |_| "on an unknown date".into(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        )
 }
 
 fn psql(admin_url: &str, sql: &str) -> anyhow::Result<()> {
@@ -165,11 +227,18 @@ fn psql(admin_url: &str, sql: &str) -> anyhow::Result<()> {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if !args.skip_build {
-        run_ok(Command::new(env!("CARGO")).current_dir(workspace_root()).args(["build", "--release", "-p", "countersign-server"]))?;
+        run_ok(
+            Command::new(env!("CARGO"))
+                .current_dir(workspace_root())
+                .args(["build", "--release", "-p", "countersign-server"]),
+        )?;
     }
     let mut rows = Vec::new();
 
-    let dir = std::env::temp_dir().join(format!("countersign-bench-{}", countersign_jose::random_b64url(6)));
+    let dir = std::env::temp_dir().join(format!(
+        "countersign-bench-{}",
+        countersign_jose::random_b64url(6)
+    ));
     std::fs::create_dir_all(&dir)?;
     let sqlite = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
     for r in bench_backend(&args, "SQLite", &sqlite, &dir).await? {
@@ -181,9 +250,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let db = format!("cs_bench_{}", std::process::id());
     psql(&args.postgres_url, &format!("DROP DATABASE IF EXISTS {db}"))?;
     psql(&args.postgres_url, &format!("CREATE DATABASE {db}"))?;
-    let base = args.postgres_url.rsplit_once('/').map_or(args.postgres_url.as_str(), |(b, _)| b);
+    let base = args
+        .postgres_url
+        .rsplit_once('/')
+        .map_or(args.postgres_url.as_str(), |(b, _)| b);
     let result = bench_backend(&args, "PostgreSQL", &format!("{base}/{db}"), &pg_dir).await;
-    psql(&args.postgres_url, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))?;
+    psql(
+        &args.postgres_url,
+        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+    )?;
     for r in result? {
         rows.push(("PostgreSQL (local)", r));
     }
@@ -193,7 +268,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let path = workspace_root().join(&args.output);
     let existing = std::fs::read_to_string(&path).unwrap_or_default();
     let updated = match (existing.find(START), existing.find(END)) {
-        (Some(s), Some(e)) if e > s => format!("{}{table}{}", &existing[..s], &existing[e + END.len()..]),
+        (Some(s), Some(e)) if e > s => {
+            format!("{}{table}{}", &existing[..s], &existing[e + END.len()..])
+        }
         _ => format!("{existing}\n{table}\n"),
     };
     std::fs::write(&path, updated)?;

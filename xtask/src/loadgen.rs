@@ -72,12 +72,19 @@ impl Worker {
             bail!("bc-authorize answered {}", resp.status());
         }
         let body: serde_json::Value = resp.json().await?;
-        body["auth_req_id"].as_str().map(str::to_owned).context("no auth_req_id")
+        body["auth_req_id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no auth_req_id")
     }
 
     async fn flow(&self) -> anyhow::Result<()> {
         let id = self.authorize().await?;
-        let approve = self.http.post(format!("{}/dev/approvals/{id}/approve", self.base)).send().await?;
+        let approve = self
+            .http
+            .post(format!("{}/dev/approvals/{id}/approve", self.base))
+            .send()
+            .await?;
         if approve.status().as_u16() != 204 {
             bail!("approve answered {}", approve.status());
         }
@@ -86,7 +93,9 @@ impl Worker {
             .post(format!("{}/token", self.base))
             .header("authorization", &self.auth)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("grant_type=urn%3Aopenid%3Aparams%3Agrant-type%3Aciba&auth_req_id={id}"))
+            .body(format!(
+                "grant_type=urn%3Aopenid%3Aparams%3Agrant-type%3Aciba&auth_req_id={id}"
+            ))
             .send()
             .await?;
         if !token.status().is_success() {
@@ -117,15 +126,22 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         .pool_max_idle_per_host(args.concurrency)
         .http1_only()
         .build()?;
-    let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", args.client_id, args.secret));
+    let credentials = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", args.client_id, args.secret));
     let worker = std::sync::Arc::new(Worker {
         http,
         base: args.base.trim_end_matches('/').to_owned(),
         auth: format!("Basic {credentials}"),
-        authorize_body: format!("scope=openid&login_hint={}&binding_message=bench", args.login_hint),
+        authorize_body: format!(
+            "scope=openid&login_hint={}&binding_message=bench",
+            args.login_hint
+        ),
     });
     // Fail fast with a readable reason if the server is not set up for this.
-    worker.iteration(args.scenario).await.context("first request failed")?;
+    worker
+        .iteration(args.scenario)
+        .await
+        .context("first request failed")?;
 
     let warmup_end = Instant::now() + Duration::from_secs(args.warmup_secs);
     let end = warmup_end + Duration::from_secs(args.duration_secs);
@@ -144,7 +160,8 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
                 let ok = worker.iteration(scenario).await.is_ok();
                 if start >= warmup_end {
                     if ok {
-                        latencies_us.push(u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX));
+                        latencies_us
+                            .push(u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX));
                     } else {
                         errors += 1;
                     }

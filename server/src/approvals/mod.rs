@@ -67,10 +67,23 @@ pub async fn decide(
         at_ms: now,
     };
 
+    // A poll-mode decision is a single conditional UPDATE; ping and push also write a
+    // notification (and push the tokens), atomically with the decision.
+    if DeliveryMode::parse(&client.delivery_mode) == Some(DeliveryMode::Poll) {
+        if !state
+            .store
+            .decide_auth_request(None, auth_req_id, &decision, false)
+            .await?
+        {
+            return Err(ApprovalError::NotPending);
+        }
+        tracing::info!(client_id = %client.client_id, approved, method = method.as_str(), "authentication request decided");
+        return Ok(());
+    }
     let mut tx = state.store.begin().await?;
     if !state
         .store
-        .decide_auth_request(&mut tx, auth_req_id, &decision, push && approved)
+        .decide_auth_request(Some(&mut tx), auth_req_id, &decision, push && approved)
         .await?
     {
         return Err(ApprovalError::NotPending);

@@ -51,10 +51,10 @@ pub async fn exchange(
         }
         AuthRequestStatus::Pending | AuthRequestStatus::Approved => {}
     }
-    if !state.store.admit_poll(auth_req_id, now).await? {
-        return Err(CibaError::SlowDown);
-    }
     if request.status == AuthRequestStatus::Pending {
+        if !state.store.admit_poll(auth_req_id, now).await? {
+            return Err(CibaError::SlowDown);
+        }
         return Err(CibaError::AuthorizationPending);
     }
 
@@ -69,6 +69,11 @@ pub async fn exchange(
         .claim_for_issue(&mut tx, auth_req_id, now)
         .await?
     {
+        drop(tx);
+        // Either this poll came too early or a concurrent poll won the tokens.
+        if !state.store.admit_poll(auth_req_id, now).await? {
+            return Err(CibaError::SlowDown);
+        }
         return Err(CibaError::InvalidGrant("tokens were already issued".into()));
     }
     let issued = credentials::issue(

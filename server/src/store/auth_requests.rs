@@ -100,34 +100,50 @@ pub struct Decision<'a> {
     pub at_ms: i64,
 }
 
+/// `INSERT` of `rows` auth requests in one statement.
+pub(super) fn insert_sql(rows: usize) -> String {
+    let per_row = 17;
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let params: Vec<String> = (1..=per_row)
+                .map(|c| format!("${}", r * per_row + c))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO auth_requests ({COLUMNS}) VALUES {}",
+        values.join(", ")
+    )
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+pub(super) fn bind_insert<'q>(q: AnyQuery<'q>, r: &AuthRequestRecord) -> AnyQuery<'q> {
+    q.bind(r.id.clone())
+        .bind(r.client_id.clone())
+        .bind(r.subject.clone())
+        .bind(r.scope.clone())
+        .bind(r.binding_message.clone())
+        .bind(r.acr_values.clone())
+        .bind(r.authorization_details.clone())
+        .bind(r.delivery_mode.clone())
+        .bind(r.notification_token.clone())
+        .bind(r.status.as_str())
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .bind(r.interval_secs)
+        .bind(r.last_poll_at)
+        .bind(r.decided_at)
+        .bind(r.decided_by.clone())
+        .bind(r.decision_method.clone())
+}
+
 impl Store {
+    /// Inserts a new request; concurrent inserts are group-committed (see
+    /// [`super::group_commit`]).
     pub async fn insert_auth_request(&self, r: &AuthRequestRecord) -> Result<(), StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO auth_requests ({COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-        ));
-        sqlx::query(sql)
-            .bind(&r.id)
-            .bind(&r.client_id)
-            .bind(&r.subject)
-            .bind(&r.scope)
-            .bind(&r.binding_message)
-            .bind(&r.acr_values)
-            .bind(&r.authorization_details)
-            .bind(&r.delivery_mode)
-            .bind(&r.notification_token)
-            .bind(r.status.as_str())
-            .bind(r.created_at)
-            .bind(r.expires_at)
-            .bind(r.interval_secs)
-            .bind(r.last_poll_at)
-            .bind(r.decided_at)
-            .bind(&r.decided_by)
-            .bind(&r.decision_method)
-            .execute(self.writer())
-            .await
-            .map_err(StoreError::from_insert)?;
-        Ok(())
+        self.auth_request_writer.insert(r.clone()).await
     }
 
     pub async fn auth_request(&self, id: &str) -> Result<Option<AuthRequestRecord>, StoreError> {
@@ -164,10 +180,11 @@ impl Store {
 
     /// Moves a pending, unexpired request to its decision (`approved`, or `issued` directly
     /// when `issue_now` because push mode delivers tokens with the decision, or `denied`).
+    /// Runs inside `tx` when the decision comes with other writes, else commits on its own.
     /// Returns false when the request was not pending or had expired.
     pub async fn decide_auth_request(
         &self,
-        tx: &mut Tx,
+        tx: Option<&mut Tx>,
         id: &str,
         decision: &Decision<'_>,
         issue_now: bool,
@@ -186,14 +203,18 @@ impl Store {
         .bind(decision.at_ms)
         .bind(decision.decided_by)
         .bind(decision.method)
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
+        .bind(id);
+        let done = match tx {
+            Some(tx) => done.execute(tx.conn()).await?,
+            None => done.execute(self.writer()).await?,
+        };
         Ok(done.rows_affected() == 1)
     }
 
-    /// Claims an approved request for token issuance. Exactly one caller ever gets true for
-    /// a given request, however many poll at once.
+    /// Claims an approved request for token issuance, provided the client waited its polling
+    /// interval (the poll is recorded in the same statement). Exactly one caller ever gets
+    /// true for a given request, however many poll at once; on false, [`Self::admit_poll`]
+    /// tells a too-early poll from a lost race.
     pub async fn claim_for_issue(
         &self,
         tx: &mut Tx,
@@ -201,8 +222,9 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE auth_requests SET status = 'issued', token_issued_at = $1 \
-             WHERE id = $2 AND status = 'approved' AND expires_at > $1",
+            "UPDATE auth_requests SET status = 'issued', token_issued_at = $1, last_poll_at = $1 \
+             WHERE id = $2 AND status = 'approved' AND expires_at > $1 \
+             AND (last_poll_at IS NULL OR last_poll_at + interval_secs * 1000 <= $1)",
         )
         .bind(now_ms)
         .bind(id)
@@ -287,7 +309,7 @@ pub(crate) mod tests {
     async fn lifecycle_pending_approved_issued_exactly_once() {
         each_backend(|store| async move {
             seed(&store).await;
-            let r = request("r1", 10_000);
+            let r = request("r1", 1_000_000);
             store.insert_auth_request(&r).await.unwrap();
             assert_eq!(store.auth_request("r1").await.unwrap(), Some(r));
             assert_eq!(store.count_pending_auth_requests(0).await.unwrap(), 1);
@@ -309,7 +331,6 @@ pub(crate) mod tests {
             assert!(!store.admit_poll("r1", 25_999).await.unwrap());
             assert!(store.admit_poll("r1", 46_000).await.unwrap());
 
-            let mut tx = store.begin().await.unwrap();
             let d = Decision {
                 approved: true,
                 decided_by: "alice",
@@ -318,26 +339,61 @@ pub(crate) mod tests {
             };
             assert!(
                 store
-                    .decide_auth_request(&mut tx, "r1", &d, false)
+                    .decide_auth_request(None, "r1", &d, false)
                     .await
                     .unwrap()
             );
             assert!(
                 !store
-                    .decide_auth_request(&mut tx, "r1", &d, false)
+                    .decide_auth_request(None, "r1", &d, false)
                     .await
                     .unwrap()
             );
-            tx.commit().await.unwrap();
 
+            // The last admitted poll was at 46 000 with a 20 s interval.
             let mut tx = store.begin().await.unwrap();
-            assert!(store.claim_for_issue(&mut tx, "r1", 600).await.unwrap());
-            assert!(!store.claim_for_issue(&mut tx, "r1", 600).await.unwrap());
+            assert!(
+                !store.claim_for_issue(&mut tx, "r1", 65_999).await.unwrap(),
+                "too early"
+            );
+            assert!(store.claim_for_issue(&mut tx, "r1", 66_000).await.unwrap());
+            assert!(
+                !store.claim_for_issue(&mut tx, "r1", 99_000).await.unwrap(),
+                "already issued"
+            );
             tx.commit().await.unwrap();
             assert_eq!(
                 store.auth_request("r1").await.unwrap().unwrap().status,
                 AuthRequestStatus::Issued
             );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_inserts_are_group_committed_with_per_row_outcomes() {
+        each_backend(|store| async move {
+            seed(&store).await;
+            let mut rows: Vec<AuthRequestRecord> = (0..200)
+                .map(|i| request(&format!("g{i}"), 10_000))
+                .collect();
+            // One row references a client that does not exist: only that caller fails.
+            rows[117].client_id = "ghost".into();
+            let results =
+                futures_util::future::join_all(rows.iter().map(|r| store.insert_auth_request(r)))
+                    .await;
+            for (i, result) in results.iter().enumerate() {
+                assert_eq!(result.is_ok(), i != 117, "row {i}: {result:?}");
+            }
+            assert_eq!(store.count_pending_auth_requests(0).await.unwrap(), 199);
+            assert_eq!(
+                store.auth_request("g42").await.unwrap(),
+                Some(rows[42].clone())
+            );
+            assert!(matches!(
+                store.insert_auth_request(&rows[0]).await,
+                Err(StoreError::Conflict)
+            ));
         })
         .await;
     }
@@ -359,14 +415,14 @@ pub(crate) mod tests {
             };
             assert!(
                 !store
-                    .decide_auth_request(&mut tx, "r2", &late, false)
+                    .decide_auth_request(Some(&mut tx), "r2", &late, false)
                     .await
                     .unwrap()
             );
             let on_time = Decision { at_ms: 999, ..late };
             assert!(
                 store
-                    .decide_auth_request(&mut tx, "r2", &on_time, false)
+                    .decide_auth_request(Some(&mut tx), "r2", &on_time, false)
                     .await
                     .unwrap()
             );

@@ -66,10 +66,15 @@ impl Store {
             .execute(self.writer())
             .await
             .map_err(StoreError::from_insert)?;
+        self.directory_cache.clients.clear();
         Ok(())
     }
 
     pub async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let cache = &self.directory_cache.clients;
+        if let Some(hit) = cache.get(&client_id.to_owned()) {
+            return Ok(hit);
+        }
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM clients WHERE client_id = $1"
         ));
@@ -77,7 +82,9 @@ impl Store {
             .bind(client_id)
             .fetch_optional(self.reader())
             .await?;
-        row.as_ref().map(from_row).transpose()
+        let client = row.as_ref().map(from_row).transpose()?;
+        cache.put(client_id.to_owned(), client.clone());
+        Ok(client)
     }
 
     pub async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
@@ -97,6 +104,7 @@ impl Store {
             .bind(client_id)
             .execute(self.writer())
             .await?;
+        self.directory_cache.clients.clear();
         Ok(done.rows_affected() == 1)
     }
 }

@@ -43,28 +43,42 @@ impl Store {
         .execute(self.writer())
         .await
         .map_err(StoreError::from_insert)?;
+        self.directory_cache.humans.clear();
         Ok(())
     }
 
     pub async fn human(&self, subject: &str) -> Result<Option<HumanRecord>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM humans WHERE subject = $1"));
-        let row = sqlx::query(sql)
-            .bind(subject)
-            .fetch_optional(self.reader())
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        self.cached_human(true, subject).await
     }
 
     /// Resolves a CIBA `login_hint`: the subject, or else the e-mail address.
     pub async fn human_by_hint(&self, hint: &str) -> Result<Option<HumanRecord>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM humans WHERE subject = $1 OR email = $1 ORDER BY (subject = $1) DESC LIMIT 1"
-        ));
+        self.cached_human(false, hint).await
+    }
+
+    async fn cached_human(
+        &self,
+        by_subject: bool,
+        key: &str,
+    ) -> Result<Option<HumanRecord>, StoreError> {
+        let cache_key = (by_subject, key.to_owned());
+        if let Some(hit) = self.directory_cache.humans.get(&cache_key) {
+            return Ok(hit);
+        }
+        let sql = if by_subject {
+            sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM humans WHERE subject = $1"))
+        } else {
+            sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM humans WHERE subject = $1 OR email = $1 ORDER BY (subject = $1) DESC LIMIT 1"
+            ))
+        };
         let row = sqlx::query(sql)
-            .bind(hint)
+            .bind(key)
             .fetch_optional(self.reader())
             .await?;
-        row.as_ref().map(from_row).transpose()
+        let human = row.as_ref().map(from_row).transpose()?;
+        self.directory_cache.humans.put(cache_key, human.clone());
+        Ok(human)
     }
 
     pub async fn list_humans(&self) -> Result<Vec<HumanRecord>, StoreError> {
@@ -80,6 +94,7 @@ impl Store {
             .bind(subject)
             .execute(self.writer())
             .await?;
+        self.directory_cache.humans.clear();
         Ok(done.rows_affected() == 1)
     }
 }

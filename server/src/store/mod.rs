@@ -5,7 +5,9 @@
 
 pub mod admin_keys;
 pub mod auth_requests;
+mod cache;
 pub mod clients;
+mod group_commit;
 pub mod humans;
 pub mod outbox;
 pub mod replay;
@@ -54,11 +56,27 @@ pub enum Backend {
 /// latency). So on SQLite all writes go through a single-connection pool, where they queue
 /// fairly, and reads use a separate pool (WAL readers never block the writer). On
 /// PostgreSQL both are the same pool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     reader: AnyPool,
     writer: AnyPool,
     backend: Backend,
+    pub(crate) directory_cache: std::sync::Arc<DirectoryCache>,
+    auth_request_writer: group_commit::AuthRequestWriter,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cached directory lookups (see [`cache`]).
+pub(crate) struct DirectoryCache {
+    pub clients: cache::TtlCache<String, Option<clients::ClientRecord>>,
+    pub humans: cache::TtlCache<(bool, String), Option<humans::HumanRecord>>,
 }
 
 /// An open transaction. Dropping it without [`Tx::commit`] rolls back.
@@ -89,7 +107,18 @@ impl Store {
     /// Connects to `url` (`sqlite:...` or `postgres://...`). SQLite connections use WAL,
     /// `synchronous=NORMAL` (durable across process crashes; an OS crash may lose the last
     /// transactions), foreign keys and a busy timeout.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+    ///
+    /// `cache_ttl` bounds how long a change to a client or human made by another process
+    /// may go unseen by this one (zero disables the cache).
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        cache_ttl: Duration,
+    ) -> Result<Self, StoreError> {
+        let directory_cache = std::sync::Arc::new(DirectoryCache {
+            clients: cache::TtlCache::new(cache_ttl),
+            humans: cache::TtlCache::new(cache_ttl),
+        });
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -120,11 +149,25 @@ impl Store {
                 // before any reader opens it.
                 let writer = pool(1).connect_with(options.clone()).await?;
                 let reader = pool(max_connections).connect_with(options).await?;
-                Ok(Self { reader, writer, backend })
+                let auth_request_writer = group_commit::AuthRequestWriter::spawn(writer.clone());
+                Ok(Self {
+                    reader,
+                    writer,
+                    backend,
+                    directory_cache,
+                    auth_request_writer,
+                })
             }
             Backend::Postgres => {
                 let shared = pool(max_connections).connect_with(options).await?;
-                Ok(Self { reader: shared.clone(), writer: shared, backend })
+                let auth_request_writer = group_commit::AuthRequestWriter::spawn(shared.clone());
+                Ok(Self {
+                    reader: shared.clone(),
+                    writer: shared,
+                    backend,
+                    directory_cache,
+                    auth_request_writer,
+                })
             }
         }
     }

@@ -3,6 +3,8 @@
 //! server). A missing PostgreSQL is a test failure, not a skip. Public so the end-to-end
 //! crate creates its databases the same way.
 
+use std::time::Duration;
+
 use super::{Store, StoreError};
 
 pub const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -20,7 +22,7 @@ pub async fn create_postgres_database() -> Result<String, StoreError> {
             .to_ascii_lowercase()
             .replace(['-', '_'], "x")
     );
-    let admin = Store::connect(&admin_url, 1).await?;
+    let admin = Store::connect(&admin_url, 1, Duration::ZERO).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(admin.writer())
         .await?;
@@ -37,7 +39,7 @@ pub async fn drop_postgres_database(url: &str) -> Result<(), StoreError> {
     let Some((_, name)) = url.rsplit_once('/') else {
         return Ok(());
     };
-    let admin = Store::connect(&admin_url(), 1).await?;
+    let admin = Store::connect(&admin_url(), 1, Duration::ZERO).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
     )))
@@ -59,7 +61,9 @@ where
         .await
         .expect("PostgreSQL must be reachable for tests");
     for url in [sqlite_url, pg_url.clone()] {
-        let store = Store::connect(&url, 4).await.expect("connect");
+        let store = Store::connect(&url, 4, Duration::from_secs(60))
+            .await
+            .expect("connect");
         store.migrate().await.expect("migrate");
         test(store.clone()).await;
         store.close().await;
