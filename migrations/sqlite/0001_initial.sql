@@ -43,23 +43,16 @@ CREATE TABLE auth_requests (
     decided_at            INTEGER,
     decided_by            TEXT,
     decision_method       TEXT,
-    token_issued_at       INTEGER
+    -- The access token issued for this request (at most one): its identity lives here so
+    -- that issuing it and moving the request to `issued` are one statement.
+    token_issued_at       INTEGER,
+    token_jti             TEXT UNIQUE,
+    token_type            TEXT,
+    token_cnf_jkt         TEXT,
+    token_expires_at      INTEGER,
+    token_revoked_at      INTEGER
 );
 CREATE INDEX auth_requests_status ON auth_requests (status, expires_at);
-
-CREATE TABLE tokens (
-    jti                   TEXT PRIMARY KEY,
-    auth_req_id           TEXT NOT NULL UNIQUE REFERENCES auth_requests (id),
-    client_id             TEXT NOT NULL,
-    subject               TEXT NOT NULL,
-    scope                 TEXT NOT NULL,
-    token_type            TEXT NOT NULL,
-    cnf_jkt               TEXT,
-    authorization_details TEXT,
-    issued_at             INTEGER NOT NULL,
-    expires_at            INTEGER NOT NULL,
-    revoked_at            INTEGER
-);
 
 CREATE TABLE seen_jtis (
     namespace  TEXT NOT NULL,

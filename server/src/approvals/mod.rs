@@ -45,7 +45,7 @@ pub async fn decide(
     decided_by: &str,
     method: ApprovalMethod,
 ) -> Result<(), ApprovalError> {
-    let mut request = state
+    let request = state
         .store
         .auth_request(auth_req_id)
         .await?
@@ -54,69 +54,67 @@ pub async fn decide(
     if request.status != AuthRequestStatus::Pending || now >= request.expires_at {
         return Err(ApprovalError::NotPending);
     }
-    let client = state
-        .store
-        .client(&request.client_id)
-        .await?
-        .ok_or(ApprovalError::NotFound)?;
-    let push = client.delivery_mode == DeliveryMode::Push.as_str();
     let decision = Decision {
         approved,
         decided_by,
         method: method.as_str(),
         at_ms: now,
     };
+    let log = |client_id: &str| {
+        tracing::info!(
+            client_id,
+            approved,
+            method = method.as_str(),
+            "authentication request decided"
+        );
+    };
 
     // A poll-mode decision is a single conditional UPDATE; ping and push also write a
-    // notification (and push the tokens), atomically with the decision.
-    if DeliveryMode::parse(&client.delivery_mode) == Some(DeliveryMode::Poll) {
-        if !state
+    // notification (and push mode the tokens), atomically with the decision.
+    let mode = DeliveryMode::parse(&request.delivery_mode);
+    if mode == Some(DeliveryMode::Poll) {
+        state
             .store
-            .decide_auth_request(None, auth_req_id, &decision, false)
+            .decide_auth_request(None, auth_req_id, &decision, None)
             .await?
-        {
-            return Err(ApprovalError::NotPending);
-        }
-        tracing::info!(client_id = %client.client_id, approved, method = method.as_str(), "authentication request decided");
+            .ok_or(ApprovalError::NotPending)?;
+        log(&request.client_id);
         return Ok(());
     }
-    let mut tx = state.store.begin().await?;
-    if !state
+    let client = state
         .store
-        .decide_auth_request(Some(&mut tx), auth_req_id, &decision, push && approved)
+        .client(&request.client_id)
         .await?
-    {
-        return Err(ApprovalError::NotPending);
-    }
-    request.decided_at = Some(now);
-    request.decided_by = Some(decided_by.to_owned());
-    request.decision_method = Some(method.as_str().to_owned());
-    let outcome = match (approved, push) {
+        .ok_or(ApprovalError::NotFound)?;
+    let grant = (approved && mode == Some(DeliveryMode::Push))
+        .then(|| credentials::new_grant(state, now, None));
+    let mut tx = state.store.begin().await?;
+    let request = state
+        .store
+        .decide_auth_request(Some(&mut tx), auth_req_id, &decision, grant.as_ref())
+        .await?
+        .ok_or(ApprovalError::NotPending)?;
+    let outcome = match (approved, &grant) {
         (false, _) => Outcome::Denied,
-        (true, false) => Outcome::Ready,
-        (true, true) => {
+        (true, None) => Outcome::Ready,
+        (true, Some(grant)) => {
             let human = state
                 .store
                 .human(&request.subject)
                 .await?
                 .ok_or(ApprovalError::NotFound)?;
-            let issued = credentials::issue(
-                state,
-                IssueInput {
-                    request: &request,
-                    human: &human,
-                    dpop_jkt: None,
-                    for_push: true,
-                    now_ms: now,
-                },
-            )?;
-            state.store.insert_token(&mut tx, &issued.record).await?;
-            Outcome::Approved(issued.response)
+            let input = IssueInput {
+                request: &request,
+                human: &human,
+                grant,
+                for_push: true,
+            };
+            Outcome::Approved(credentials::issue(state, input)?)
         }
     };
     notify::enqueue(state, &mut tx, &request, &client, outcome).await?;
     tx.commit().await?;
     state.outbox_wake.notify_one();
-    tracing::info!(client_id = %client.client_id, approved, method = method.as_str(), "authentication request decided");
+    log(&client.client_id);
     Ok(())
 }

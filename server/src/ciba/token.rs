@@ -26,6 +26,29 @@ pub async fn exchange(
             "push-mode clients receive tokens at their notification endpoint".into(),
         ));
     }
+    let now = state.now_ms();
+    let grant = credentials::new_grant(state, now, dpop_jkt);
+    // Happy path first: one conditional statement issues the grant. Only when it matched
+    // nothing do we read the request to say why.
+    if let Some(request) = state
+        .store
+        .claim_for_issue(auth_req_id, &client.client_id, &grant, now)
+        .await?
+    {
+        let human = state
+            .store
+            .human(&request.subject)
+            .await?
+            .ok_or_else(|| CibaError::InvalidGrant("the user no longer exists".into()))?;
+        let input = IssueInput {
+            request: &request,
+            human: &human,
+            grant: &grant,
+            for_push: false,
+        };
+        return Ok(credentials::issue(state, input)?);
+    }
+
     let unknown = || CibaError::InvalidGrant("unknown auth_req_id".into());
     let request = state
         .store
@@ -36,57 +59,25 @@ pub async fn exchange(
         // Same answer as an unknown id: do not confirm another client's request exists.
         return Err(unknown());
     }
-    let now = state.now_ms();
     match request.status {
         AuthRequestStatus::Issued => {
-            return Err(CibaError::InvalidGrant("tokens were already issued".into()));
+            Err(CibaError::InvalidGrant("tokens were already issued".into()))
         }
-        AuthRequestStatus::Denied => {
-            return Err(CibaError::AccessDenied(
-                "the user denied the request".into(),
-            ));
-        }
+        AuthRequestStatus::Denied => Err(CibaError::AccessDenied(
+            "the user denied the request".into(),
+        )),
         AuthRequestStatus::Pending | AuthRequestStatus::Approved if now >= request.expires_at => {
-            return Err(CibaError::ExpiredToken);
+            Err(CibaError::ExpiredToken)
         }
-        AuthRequestStatus::Pending | AuthRequestStatus::Approved => {}
-    }
-    if request.status == AuthRequestStatus::Pending {
-        if !state.store.admit_poll(auth_req_id, now).await? {
-            return Err(CibaError::SlowDown);
+        // Approved but not claimable: this poll came too early (or lost a race to a poll
+        // that has just recorded itself, which is too early as well).
+        AuthRequestStatus::Approved => {
+            state.store.admit_poll(auth_req_id, now).await?;
+            Err(CibaError::SlowDown)
         }
-        return Err(CibaError::AuthorizationPending);
-    }
-
-    let human = state
-        .store
-        .human(&request.subject)
-        .await?
-        .ok_or_else(|| CibaError::InvalidGrant("the user no longer exists".into()))?;
-    let mut tx = state.store.begin().await?;
-    if !state
-        .store
-        .claim_for_issue(&mut tx, auth_req_id, now)
-        .await?
-    {
-        drop(tx);
-        // Either this poll came too early or a concurrent poll won the tokens.
-        if !state.store.admit_poll(auth_req_id, now).await? {
-            return Err(CibaError::SlowDown);
+        AuthRequestStatus::Pending if state.store.admit_poll(auth_req_id, now).await? => {
+            Err(CibaError::AuthorizationPending)
         }
-        return Err(CibaError::InvalidGrant("tokens were already issued".into()));
+        AuthRequestStatus::Pending => Err(CibaError::SlowDown),
     }
-    let issued = credentials::issue(
-        state,
-        IssueInput {
-            request: &request,
-            human: &human,
-            dpop_jkt,
-            for_push: false,
-            now_ms: now,
-        },
-    )?;
-    state.store.insert_token(&mut tx, &issued.record).await?;
-    tx.commit().await?;
-    Ok(issued.response)
 }

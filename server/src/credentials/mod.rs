@@ -16,7 +16,7 @@ use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::auth_requests::AuthRequestRecord;
 use crate::store::humans::HumanRecord;
-use crate::store::tokens::TokenRecord;
+use crate::store::tokens::TokenGrant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
@@ -32,16 +32,25 @@ pub enum CredentialError {
 pub struct IssueInput<'a> {
     pub request: &'a AuthRequestRecord,
     pub human: &'a HumanRecord,
-    /// RFC 9449 key thumbprint when the token request carried a DPoP proof.
-    pub dpop_jkt: Option<String>,
+    /// The token's identity, already recorded with the request.
+    pub grant: &'a TokenGrant,
     /// Push mode puts the `auth_req_id` into the ID token (CIBA Core §10.3.1).
     pub for_push: bool,
-    pub now_ms: i64,
 }
 
-pub struct Issued {
-    pub response: TokenResponse,
-    pub record: TokenRecord,
+/// Chooses the identity and lifetime of the next access token. It is recorded in the same
+/// statement that marks the request issued, before anything is signed, so a token that
+/// exists is always one the server knows about.
+pub fn new_grant(state: &AppState, now_ms: i64, dpop_jkt: Option<String>) -> TokenGrant {
+    let ttl_ms = 1000 * state.config.tokens.access_token_ttl_secs as i64;
+    TokenGrant {
+        jti: countersign_jose::random_b64url(16),
+        token_type: if dpop_jkt.is_some() { "DPoP" } else { "Bearer" }.to_owned(),
+        cnf_jkt: dpop_jkt,
+        // Whole seconds, so `exp` in the JWT and the stored expiry agree exactly.
+        issued_at: now_ms.div_euclid(1000) * 1000,
+        expires_at: now_ms.div_euclid(1000) * 1000 + ttl_ms,
+    }
 }
 
 /// How the decision was made, as `acr` / `amr` claims.
@@ -56,20 +65,20 @@ fn authentication_context(method: Option<&str>) -> (String, Vec<String>) {
     }
 }
 
-pub fn issue(state: &AppState, input: IssueInput<'_>) -> Result<Issued, CredentialError> {
+pub fn issue(state: &AppState, input: IssueInput<'_>) -> Result<TokenResponse, CredentialError> {
     let key = state.keys.active();
     let req = input.request;
-    let now_s = input.now_ms.div_euclid(1000);
-    let ttl = state.config.tokens.access_token_ttl_secs as i64;
-    let exp = now_s + ttl;
-    let jti = countersign_jose::random_b64url(16);
+    let grant = input.grant;
+    let now_s = grant.issued_at.div_euclid(1000);
+    let exp = grant.expires_at.div_euclid(1000);
+    let jti = grant.jti.clone();
     let details: Option<Value> = match &req.authorization_details {
         Some(text) => {
             Some(serde_json::from_str(text).map_err(|_| CredentialError::CorruptDetails)?)
         }
         None => None,
     };
-    let auth_time = req.decided_at.unwrap_or(input.now_ms).div_euclid(1000);
+    let auth_time = req.decided_at.unwrap_or(grant.issued_at).div_euclid(1000);
     let (acr, amr) = authentication_context(req.decision_method.as_deref());
 
     let mut access = json!({
@@ -88,7 +97,7 @@ pub fn issue(state: &AppState, input: IssueInput<'_>) -> Result<Issued, Credenti
     if let Some(d) = &details {
         access["authorization_details"] = d.clone();
     }
-    if let Some(jkt) = &input.dpop_jkt {
+    if let Some(jkt) = &grant.cnf_jkt {
         access["cnf"] = json!({ "jkt": jkt });
     }
     let access_token = key.sign("at+jwt", &access)?;
@@ -116,32 +125,12 @@ pub fn issue(state: &AppState, input: IssueInput<'_>) -> Result<Issued, Credenti
     }
     let id_token = key.sign("JWT", &id)?;
 
-    let token_type = if input.dpop_jkt.is_some() {
-        "DPoP"
-    } else {
-        "Bearer"
-    };
-    Ok(Issued {
-        response: TokenResponse {
-            access_token,
-            token_type: token_type.to_owned(),
-            expires_in: ttl as u64,
-            id_token,
-            scope: Some(req.scope.clone()),
-            authorization_details: details,
-        },
-        record: TokenRecord {
-            jti,
-            auth_req_id: req.id.clone(),
-            client_id: req.client_id.clone(),
-            subject: req.subject.clone(),
-            scope: req.scope.clone(),
-            token_type: token_type.to_owned(),
-            cnf_jkt: input.dpop_jkt,
-            authorization_details: req.authorization_details.clone(),
-            issued_at: input.now_ms,
-            expires_at: exp * 1000,
-            revoked_at: None,
-        },
+    Ok(TokenResponse {
+        access_token,
+        token_type: grant.token_type.clone(),
+        expires_in: u64::try_from(exp - now_s).unwrap_or_default(),
+        id_token,
+        scope: Some(req.scope.clone()),
+        authorization_details: details,
     })
 }

@@ -5,6 +5,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::tokens::TokenGrant;
 use super::{Store, StoreError, Tx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,59 +179,75 @@ impl Store {
         Ok(false)
     }
 
-    /// Moves a pending, unexpired request to its decision (`approved`, or `issued` directly
-    /// when `issue_now` because push mode delivers tokens with the decision, or `denied`).
-    /// Runs inside `tx` when the decision comes with other writes, else commits on its own.
-    /// Returns false when the request was not pending or had expired.
+    /// Moves a pending, unexpired request to its decision: `denied`, `approved`, or straight
+    /// to `issued` with `grant` recorded when the tokens go out with the decision (push
+    /// mode). Runs inside `tx` when the decision comes with other writes, else commits on its
+    /// own. Returns the updated request, or `None` when it was not pending or had expired.
     pub async fn decide_auth_request(
         &self,
         tx: Option<&mut Tx>,
         id: &str,
         decision: &Decision<'_>,
-        issue_now: bool,
-    ) -> Result<bool, StoreError> {
-        let status = match (decision.approved, issue_now) {
+        grant: Option<&TokenGrant>,
+    ) -> Result<Option<AuthRequestRecord>, StoreError> {
+        let status = match (decision.approved, grant) {
             (false, _) => AuthRequestStatus::Denied,
-            (true, false) => AuthRequestStatus::Approved,
-            (true, true) => AuthRequestStatus::Issued,
+            (true, None) => AuthRequestStatus::Approved,
+            (true, Some(_)) => AuthRequestStatus::Issued,
         };
-        let done = sqlx::query(
+        let grant = grant.filter(|_| decision.approved);
+        let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE auth_requests SET status = $1, decided_at = $2, decided_by = $3, decision_method = $4, \
-             token_issued_at = CASE WHEN $1 = 'issued' THEN $2 ELSE NULL END \
-             WHERE id = $5 AND status = 'pending' AND expires_at > $2",
-        )
-        .bind(status.as_str())
-        .bind(decision.at_ms)
-        .bind(decision.decided_by)
-        .bind(decision.method)
-        .bind(id);
-        let done = match tx {
-            Some(tx) => done.execute(tx.conn()).await?,
-            None => done.execute(self.writer()).await?,
+             token_issued_at = $5, token_jti = $6, token_type = $7, token_cnf_jkt = $8, token_expires_at = $9 \
+             WHERE id = $10 AND status = 'pending' AND expires_at > $2 RETURNING {COLUMNS}"
+        ));
+        let query = sqlx::query(sql)
+            .bind(status.as_str())
+            .bind(decision.at_ms)
+            .bind(decision.decided_by)
+            .bind(decision.method)
+            .bind(grant.map(|g| g.issued_at))
+            .bind(grant.map(|g| g.jti.clone()))
+            .bind(grant.map(|g| g.token_type.clone()))
+            .bind(grant.and_then(|g| g.cnf_jkt.clone()))
+            .bind(grant.map(|g| g.expires_at))
+            .bind(id);
+        let row = match tx {
+            Some(tx) => query.fetch_optional(tx.conn()).await?,
+            None => query.fetch_optional(self.writer()).await?,
         };
-        Ok(done.rows_affected() == 1)
+        row.as_ref().map(from_row).transpose()
     }
 
-    /// Claims an approved request for token issuance, provided the client waited its polling
-    /// interval (the poll is recorded in the same statement). Exactly one caller ever gets
-    /// true for a given request, however many poll at once; on false, [`Self::admit_poll`]
-    /// tells a too-early poll from a lost race.
+    /// Issues `grant` for an approved request of `client_id`, provided the client waited its
+    /// polling interval (the poll is recorded in the same statement). One statement, so
+    /// exactly one caller ever succeeds for a given request however many poll at once.
+    /// Returns the request, or `None` (then [`Self::auth_request`] tells why).
     pub async fn claim_for_issue(
         &self,
-        tx: &mut Tx,
         id: &str,
+        client_id: &str,
+        grant: &TokenGrant,
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE auth_requests SET status = 'issued', token_issued_at = $1, last_poll_at = $1 \
-             WHERE id = $2 AND status = 'approved' AND expires_at > $1 \
-             AND (last_poll_at IS NULL OR last_poll_at + interval_secs * 1000 <= $1)",
-        )
-        .bind(now_ms)
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
-        Ok(done.rows_affected() == 1)
+    ) -> Result<Option<AuthRequestRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE auth_requests SET status = 'issued', token_issued_at = $1, last_poll_at = $8, \
+             token_jti = $2, token_type = $3, token_cnf_jkt = $4, token_expires_at = $5 \
+             WHERE id = $6 AND client_id = $7 AND status = 'approved' AND expires_at > $8 \
+             AND (last_poll_at IS NULL OR last_poll_at + interval_secs * 1000 <= $8) RETURNING {COLUMNS}"
+        ));
+        let row = sqlx::query(sql)
+            .bind(grant.issued_at)
+            .bind(&grant.jti)
+            .bind(&grant.token_type)
+            .bind(&grant.cnf_jkt)
+            .bind(grant.expires_at)
+            .bind(id)
+            .bind(client_id)
+            .bind(now_ms)
+            .fetch_optional(self.writer())
+            .await?;
+        row.as_ref().map(from_row).transpose()
     }
 
     /// Requests still waiting for a human (for the `pending requests` gauge).
@@ -251,6 +268,7 @@ pub(crate) mod tests {
     use crate::store::clients::ClientRecord;
     use crate::store::humans::HumanRecord;
     use crate::store::testing::each_backend;
+    use crate::store::tokens::TokenGrant;
 
     pub(crate) async fn seed(store: &Store) {
         store
@@ -337,34 +355,80 @@ pub(crate) mod tests {
                 method: "dev",
                 at_ms: 500,
             };
-            assert!(
-                store
-                    .decide_auth_request(None, "r1", &d, false)
-                    .await
-                    .unwrap()
+            let decided = store
+                .decide_auth_request(None, "r1", &d, None)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (decided.status, decided.decided_by.as_deref()),
+                (AuthRequestStatus::Approved, Some("alice"))
             );
-            assert!(
-                !store
-                    .decide_auth_request(None, "r1", &d, false)
+            assert_eq!(
+                store
+                    .decide_auth_request(None, "r1", &d, None)
                     .await
-                    .unwrap()
+                    .unwrap(),
+                None,
+                "decided once"
             );
 
             // The last admitted poll was at 46 000 with a 20 s interval.
-            let mut tx = store.begin().await.unwrap();
-            assert!(
-                !store.claim_for_issue(&mut tx, "r1", 65_999).await.unwrap(),
+            let grant = |at: i64, jti: &str| TokenGrant {
+                jti: jti.into(),
+                token_type: "DPoP".into(),
+                cnf_jkt: Some("jkt".into()),
+                issued_at: at,
+                expires_at: at + 900_000,
+            };
+            assert_eq!(
+                store
+                    .claim_for_issue("r1", "agent", &grant(65_999, "t0"), 65_999)
+                    .await
+                    .unwrap(),
+                None,
                 "too early"
             );
-            assert!(store.claim_for_issue(&mut tx, "r1", 66_000).await.unwrap());
-            assert!(
-                !store.claim_for_issue(&mut tx, "r1", 99_000).await.unwrap(),
+            assert_eq!(
+                store
+                    .claim_for_issue("r1", "intruder", &grant(66_000, "t1"), 66_000)
+                    .await
+                    .unwrap(),
+                None,
+                "other client"
+            );
+            let issued = store
+                .claim_for_issue("r1", "agent", &grant(66_000, "t2"), 66_000)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(issued.status, AuthRequestStatus::Issued);
+            assert_eq!(
+                store
+                    .claim_for_issue("r1", "agent", &grant(99_000, "t3"), 99_000)
+                    .await
+                    .unwrap(),
+                None,
                 "already issued"
             );
-            tx.commit().await.unwrap();
+
+            let token = store.token("t2").await.unwrap().unwrap();
             assert_eq!(
-                store.auth_request("r1").await.unwrap().unwrap().status,
-                AuthRequestStatus::Issued
+                (
+                    token.auth_req_id.as_str(),
+                    token.token_type.as_str(),
+                    token.cnf_jkt.as_deref()
+                ),
+                ("r1", "DPoP", Some("jkt"))
+            );
+            assert_eq!(store.token("t1").await.unwrap(), None);
+            assert!(!store.revoke_token("t2", "intruder", 70_000).await.unwrap());
+            assert!(store.revoke_token("t2", "agent", 70_000).await.unwrap());
+            assert!(store.revoke_token("t2", "agent", 80_000).await.unwrap());
+            assert_eq!(
+                store.token("t2").await.unwrap().unwrap().revoked_at,
+                Some(70_000),
+                "first revocation time kept"
             );
         })
         .await;
@@ -413,18 +477,20 @@ pub(crate) mod tests {
                 method: "dev",
                 at_ms: 1_000,
             };
-            assert!(
-                !store
-                    .decide_auth_request(Some(&mut tx), "r2", &late, false)
+            assert_eq!(
+                store
+                    .decide_auth_request(Some(&mut tx), "r2", &late, None)
                     .await
-                    .unwrap()
+                    .unwrap(),
+                None
             );
             let on_time = Decision { at_ms: 999, ..late };
             assert!(
                 store
-                    .decide_auth_request(Some(&mut tx), "r2", &on_time, false)
+                    .decide_auth_request(Some(&mut tx), "r2", &on_time, None)
                     .await
                     .unwrap()
+                    .is_some()
             );
             drop(tx); // rollback
             assert_eq!(

@@ -1,12 +1,25 @@
-//! The `tokens` aggregate: one row per access token issued, for introspection and
-//! revocation. The unique `auth_req_id` column is the last line of defence against issuing
-//! twice for one approval.
+//! Issued access tokens. A token belongs to the authentication request that earned it and
+//! is recorded on that row (`token_*` columns), so issuing is a single atomic statement and
+//! a request can never carry two tokens. This module reads and revokes them by `jti`.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, Tx};
+use super::{Store, StoreError};
 
+/// The identity of a token about to be issued, written together with the state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub jti: String,
+    /// `Bearer` or `DPoP`.
+    pub token_type: String,
+    /// RFC 9449 key thumbprint the token is bound to.
+    pub cnf_jkt: Option<String>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+/// An issued token as introspection and revocation see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
     pub jti: String,
@@ -14,7 +27,6 @@ pub struct TokenRecord {
     pub client_id: String,
     pub subject: String,
     pub scope: String,
-    /// `Bearer` or `DPoP`.
     pub token_type: String,
     pub cnf_jkt: Option<String>,
     pub authorization_details: Option<String>,
@@ -23,54 +35,31 @@ pub struct TokenRecord {
     pub revoked_at: Option<i64>,
 }
 
-const COLUMNS: &str = "jti, auth_req_id, client_id, subject, scope, token_type, cnf_jkt, authorization_details, \
-    issued_at, expires_at, revoked_at";
-
 fn from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
     Ok(TokenRecord {
-        jti: row.try_get("jti")?,
-        auth_req_id: row.try_get("auth_req_id")?,
+        jti: row.try_get("token_jti")?,
+        auth_req_id: row.try_get("id")?,
         client_id: row.try_get("client_id")?,
         subject: row.try_get("subject")?,
         scope: row.try_get("scope")?,
         token_type: row.try_get("token_type")?,
-        cnf_jkt: row.try_get("cnf_jkt")?,
+        cnf_jkt: row.try_get("token_cnf_jkt")?,
         authorization_details: row.try_get("authorization_details")?,
-        issued_at: row.try_get("issued_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
+        issued_at: row.try_get("token_issued_at")?,
+        expires_at: row.try_get("token_expires_at")?,
+        revoked_at: row.try_get("token_revoked_at")?,
     })
 }
 
 impl Store {
-    pub async fn insert_token(&self, tx: &mut Tx, t: &TokenRecord) -> Result<(), StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ));
-        sqlx::query(sql)
-            .bind(&t.jti)
-            .bind(&t.auth_req_id)
-            .bind(&t.client_id)
-            .bind(&t.subject)
-            .bind(&t.scope)
-            .bind(&t.token_type)
-            .bind(&t.cnf_jkt)
-            .bind(&t.authorization_details)
-            .bind(t.issued_at)
-            .bind(t.expires_at)
-            .bind(t.revoked_at)
-            .execute(tx.conn())
-            .await
-            .map_err(StoreError::from_insert)?;
-        Ok(())
-    }
-
     pub async fn token(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM tokens WHERE jti = $1"));
-        let row = sqlx::query(sql)
-            .bind(jti)
-            .fetch_optional(self.reader())
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, client_id, subject, scope, authorization_details, token_jti, token_type, token_cnf_jkt, \
+             token_issued_at, token_expires_at, token_revoked_at FROM auth_requests WHERE token_jti = $1",
+        )
+        .bind(jti)
+        .fetch_optional(self.reader())
+        .await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -83,7 +72,8 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE jti = $2 AND client_id = $3",
+            "UPDATE auth_requests SET token_revoked_at = COALESCE(token_revoked_at, $1) \
+             WHERE token_jti = $2 AND client_id = $3",
         )
         .bind(now_ms)
         .bind(jti)
