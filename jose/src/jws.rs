@@ -24,6 +24,8 @@ pub struct Header {
 pub struct SigningKeyPair {
     kid: String,
     key: SigningKey,
+    #[cfg(feature = "ring-signer")]
+    fast: Option<ring::signature::EcdsaKeyPair>,
 }
 
 impl std::fmt::Debug for SigningKeyPair {
@@ -45,7 +47,7 @@ impl SigningKeyPair {
     /// Rebuilds a key from its 32-byte private scalar.
     pub fn from_scalar(kid: String, scalar: &[u8]) -> Result<Self, JoseError> {
         let key = SigningKey::from_slice(scalar).map_err(|_| JoseError::KeyMaterial)?;
-        Ok(Self { kid, key })
+        Ok(Self::assemble(kid, key))
     }
 
     fn with_thumbprint_kid(key: SigningKey) -> Self {
@@ -53,7 +55,27 @@ impl SigningKeyPair {
         // A freshly generated key always yields a valid JWK, so the thumbprint cannot fail;
         // fall back to a random kid rather than panic if that ever changes.
         let kid = crate::thumbprint(&jwk).unwrap_or_else(|_| crate::random_b64url(16));
-        Self { kid, key }
+        Self::assemble(kid, key)
+    }
+
+    fn assemble(kid: String, key: SigningKey) -> Self {
+        #[cfg(feature = "ring-signer")]
+        let fast = {
+            let public = key.verifying_key().to_encoded_point(false);
+            ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+                &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &key.to_bytes(),
+                public.as_bytes(),
+                &ring::rand::SystemRandom::new(),
+            )
+            .ok()
+        };
+        Self {
+            kid,
+            key,
+            #[cfg(feature = "ring-signer")]
+            fast,
+        }
     }
 
     pub fn kid(&self) -> &str {
@@ -79,6 +101,12 @@ impl SigningKeyPair {
 
     /// Raw ES256 signature (`r || s`) over `message`, as a platform keystore returns it.
     pub fn sign_raw(&self, message: &[u8]) -> Vec<u8> {
+        #[cfg(feature = "ring-signer")]
+        if let Some(fast) = &self.fast
+            && let Ok(signature) = fast.sign(&ring::rand::SystemRandom::new(), message)
+        {
+            return signature.as_ref().to_vec();
+        }
         let signature: Signature = self.key.sign(message);
         signature.to_bytes().to_vec()
     }
@@ -112,11 +140,8 @@ impl SigningKeyPair {
             b64url_encode(header_json),
             b64url_encode(claims_json)
         );
-        let signature: Signature = self.key.sign(signing_input.as_bytes());
-        Ok(format!(
-            "{signing_input}.{}",
-            b64url_encode(signature.to_bytes())
-        ))
+        let signature = self.sign_raw(signing_input.as_bytes());
+        Ok(format!("{signing_input}.{}", b64url_encode(signature)))
     }
 }
 
@@ -235,6 +260,21 @@ mod tests {
             jws.verify_with_set::<serde_json::Value>(&other).err(),
             Some(JoseError::NoMatchingKey)
         );
+    }
+
+    /// With `ring-signer`, signatures come from ring and are verified here by p256: the two
+    /// implementations must agree (run `cargo test -p countersign-jose --all-features`).
+    #[test]
+    fn signatures_verify_with_the_independent_p256_verifier() {
+        for _ in 0..20 {
+            let key = SigningKeyPair::generate();
+            let message = crate::random_b64url(40);
+            let raw = key.sign_raw(message.as_bytes());
+            let signature = Signature::from_slice(&raw).unwrap();
+            key.verifying_key()
+                .verify(message.as_bytes(), &signature)
+                .unwrap();
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod directory;
+pub mod housekeeping;
 pub mod http;
 pub mod oidc;
 pub mod secrets;

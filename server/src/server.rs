@@ -35,6 +35,7 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     http: JoinHandle<()>,
     worker: JoinHandle<()>,
+    housekeeping: JoinHandle<()>,
 }
 
 impl Running {
@@ -48,6 +49,7 @@ impl Running {
         let _ = self.shutdown.send(true);
         let _ = self.http.await;
         let _ = self.worker.await;
+        let _ = self.housekeeping.await;
         self.state.store.close().await;
     }
 }
@@ -90,6 +92,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
 
     let (shutdown, rx) = watch::channel(false);
     let worker = tokio::spawn(crate::ciba::notify::run_worker(state.clone(), rx.clone()));
+    let housekeeping = tokio::spawn(crate::housekeeping::run(state.clone(), rx.clone()));
     let app = crate::http::router(state.clone());
     let mut stop = rx;
     let http = tokio::spawn(async move {
@@ -109,5 +112,6 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
         shutdown,
         http,
         worker,
+        housekeeping,
     })
 }

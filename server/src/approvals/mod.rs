@@ -45,15 +45,7 @@ pub async fn decide(
     decided_by: &str,
     method: ApprovalMethod,
 ) -> Result<(), ApprovalError> {
-    let request = state
-        .store
-        .auth_request(auth_req_id)
-        .await?
-        .ok_or(ApprovalError::NotFound)?;
     let now = state.now_ms();
-    if request.status != AuthRequestStatus::Pending || now >= request.expires_at {
-        return Err(ApprovalError::NotPending);
-    }
     let decision = Decision {
         approved,
         decided_by,
@@ -69,17 +61,28 @@ pub async fn decide(
         );
     };
 
-    // A poll-mode decision is a single conditional UPDATE; ping and push also write a
-    // notification (and push mode the tokens), atomically with the decision.
-    let mode = DeliveryMode::parse(&request.delivery_mode);
-    if mode == Some(DeliveryMode::Poll) {
-        state
-            .store
-            .decide_auth_request(None, auth_req_id, &decision, None)
-            .await?
-            .ok_or(ApprovalError::NotPending)?;
+    // Most requests are poll mode, whose decision is one conditional UPDATE: try that
+    // first. Ping and push also write a notification (and push mode the tokens),
+    // atomically with the decision, so they need the request and a transaction.
+    if let Some(request) = state
+        .store
+        .decide_poll_request(auth_req_id, &decision)
+        .await?
+    {
         log(&request.client_id);
         return Ok(());
+    }
+    let request = state
+        .store
+        .auth_request(auth_req_id)
+        .await?
+        .ok_or(ApprovalError::NotFound)?;
+    let mode = DeliveryMode::parse(&request.delivery_mode);
+    if request.status != AuthRequestStatus::Pending
+        || now >= request.expires_at
+        || mode == Some(DeliveryMode::Poll)
+    {
+        return Err(ApprovalError::NotPending);
     }
     let client = state
         .store

@@ -109,7 +109,6 @@ pub async fn run_worker(state: AppState, mut shutdown: watch::Receiver<bool>) {
             return;
         }
     };
-    let mut last_purge = 0i64;
     loop {
         loop {
             let now = state.now_ms();
@@ -129,13 +128,6 @@ pub async fn run_worker(state: AppState, mut shutdown: watch::Receiver<bool>) {
             }
             let sends = batch.into_iter().map(|m| deliver(&state, &client, m));
             futures_util::future::join_all(sends).await;
-        }
-        let now = state.now_ms();
-        if now - last_purge > 60_000 {
-            last_purge = now;
-            if let Err(e) = state.store.purge_expired_jtis(now).await {
-                tracing::warn!(error = %e, "purging expired jti records failed");
-            }
         }
         tokio::select! {
             _ = state.outbox_wake.notified() => {}

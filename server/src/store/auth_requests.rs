@@ -190,6 +190,28 @@ impl Store {
         decision: &Decision<'_>,
         grant: Option<&TokenGrant>,
     ) -> Result<Option<AuthRequestRecord>, StoreError> {
+        self.decide(tx, id, decision, grant, "").await
+    }
+
+    /// Decides a pending poll-mode request (whose decision needs no other write) in one
+    /// statement; `None` when the request is not a pending, unexpired poll-mode request.
+    pub async fn decide_poll_request(
+        &self,
+        id: &str,
+        decision: &Decision<'_>,
+    ) -> Result<Option<AuthRequestRecord>, StoreError> {
+        self.decide(None, id, decision, None, " AND delivery_mode = 'poll'")
+            .await
+    }
+
+    async fn decide(
+        &self,
+        tx: Option<&mut Tx>,
+        id: &str,
+        decision: &Decision<'_>,
+        grant: Option<&TokenGrant>,
+        extra_condition: &'static str,
+    ) -> Result<Option<AuthRequestRecord>, StoreError> {
         let status = match (decision.approved, grant) {
             (false, _) => AuthRequestStatus::Denied,
             (true, None) => AuthRequestStatus::Approved,
@@ -199,7 +221,7 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE auth_requests SET status = $1, decided_at = $2, decided_by = $3, decision_method = $4, \
              token_issued_at = $5, token_jti = $6, token_type = $7, token_cnf_jkt = $8, token_expires_at = $9 \
-             WHERE id = $10 AND status = 'pending' AND expires_at > $2 RETURNING {COLUMNS}"
+             WHERE id = $10 AND status = 'pending' AND expires_at > $2{extra_condition} RETURNING {COLUMNS}"
         ));
         let query = sqlx::query(sql)
             .bind(status.as_str())

@@ -135,7 +135,8 @@ impl Store {
                         if backend == Backend::Sqlite {
                             conn.execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA wal_autocheckpoint = 16384;",
                             )
                             .await?;
                         }
@@ -216,6 +217,18 @@ impl Store {
 
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// SQLite only: copies committed WAL frames into the database file from a reader
+    /// connection, so the single writer does not stall on checkpoints (the automatic
+    /// checkpoint, at 16 384 pages, stays as a safety net). Call periodically.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.reader)
+                .await?;
+        }
+        Ok(())
     }
 
     pub async fn close(&self) {
