@@ -57,9 +57,25 @@ ensure_node_peers() {
   (cd tests/interop/openid-client && npm ci --no-audit --no-fund --loglevel=error)
 }
 
+ensure_schemathesis() {
+  # A private virtualenv, so the test tools never touch the system's Python packages.
+  local venv="$HOME/.cache/countersign-venv"
+  if [ ! -x "$venv/bin/schemathesis" ] || ! "$venv/bin/schemathesis" --version | grep -q "$SCHEMATHESIS_VERSION"; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+      apt_install python3-venv
+      python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  export CS_SCHEMATHESIS="$venv/bin/schemathesis"
+}
+
+SCHEMATHESIS_VERSION=4.32.5
 ensure_postgres
 drop_stale_test_databases
 ensure_node_peers
+ensure_schemathesis
 
 log "cargo test --workspace (target dir $CARGO_TARGET_DIR)"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

@@ -29,11 +29,23 @@ pub enum DirectoryError {
 #[serde(deny_unknown_fields)]
 pub struct NewHuman {
     /// Stable subject identifier (the `sub` of ID tokens, usable as `login_hint`).
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._@:-]+$")]
     pub subject: String,
+    /// `local@domain`, no whitespace or control characters.
+    #[schema(
+        max_length = 254,
+        pattern = "^[^\\s@\\x00-\\x1f\\x7f-\\x9f]+@[^\\s\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub email: String,
+    /// Display name shown to approvers: some visible text, no control characters.
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*\\S[^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: String,
     /// Optional CIBA `user_code` the person must give to agents acting for them.
     #[serde(default)]
+    #[schema(min_length = 4, max_length = 64)]
     pub user_code: Option<String>,
 }
 
@@ -65,13 +77,16 @@ impl From<HumanRecord> for Human {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAgent {
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._@:-]+$")]
     pub client_id: String,
     /// Display name shown to approvers; defaults to the client id.
     #[serde(default)]
     pub name: Option<String>,
-    /// Subject of the human who owns the agent.
+    /// Subject of the human who owns the agent; must already be registered.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._@:-]+$")]
     pub owner: String,
     /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+    #[schema(pattern = "^(client_secret_basic|client_secret_post|private_key_jwt)$")]
     pub auth_method: String,
     /// Public JWK Set; required for `private_key_jwt` and signed requests.
     #[serde(default)]
@@ -79,9 +94,11 @@ pub struct NewAgent {
     pub jwks: Option<Value>,
     /// `poll` (default), `ping` or `push`.
     #[serde(default)]
+    #[schema(pattern = "^(poll|ping|push)$")]
     pub delivery_mode: Option<String>,
     /// `client_notification_endpoint`, required for ping and push.
     #[serde(default)]
+    #[schema(pattern = "^https?://[^\\s#]+$")]
     pub notification_endpoint: Option<String>,
     #[serde(default)]
     pub require_signed_request: bool,
@@ -142,6 +159,22 @@ fn check_identifier(what: &str, value: &str) -> Result<(), DirectoryError> {
         Err(DirectoryError::Invalid(format!(
             "{what} must be 1-128 characters of letters, digits and . _ - @ :"
         )))
+    }
+}
+
+/// The rule the OpenAPI schema of `NewHuman.email` states: `local@domain`, both parts
+/// non-empty, no whitespace or control characters, at most 254 characters.
+fn check_email(email: &str) -> Result<(), DirectoryError> {
+    let clean = !email.contains(|c: char| c.is_whitespace() || c.is_control());
+    let parts_ok = email
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
+    if clean && parts_ok && email.chars().count() <= 254 {
+        Ok(())
+    } else {
+        Err(DirectoryError::Invalid(
+            "email must be an e-mail address (local@domain)".into(),
+        ))
     }
 }
 

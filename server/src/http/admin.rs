@@ -80,7 +80,7 @@ fn created<T: serde::Serialize>(body: T) -> Response {
 }
 
 #[utoipa::path(get, path = "/admin/v1/humans", tag = "admin",
-    responses((status = 200, body = Vec<Human>), (status = 401, body = super::error::Problem)),
+    responses((status = 200, body = Vec<Human>), (status = 401, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn list_humans(
     _: AdminCaller,
@@ -90,8 +90,11 @@ pub(super) async fn list_humans(
 }
 
 #[utoipa::path(post, path = "/admin/v1/humans", tag = "admin", request_body = NewHuman,
-    responses((status = 201, body = Human), (status = 401, body = super::error::Problem),
-        (status = 409, body = super::error::Problem), (status = 422, body = super::error::Problem)),
+    responses((status = 201, body = Human), (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, body = super::error::Problem, content_type = "application/problem+json"), (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn add_human(
     caller: AdminCaller,
@@ -105,7 +108,7 @@ pub(super) async fn add_human(
 
 #[utoipa::path(post, path = "/admin/v1/humans/{subject}/activate", tag = "admin",
     params(("subject" = String, Path)),
-    responses((status = 204), (status = 401, body = super::error::Problem), (status = 404, body = super::error::Problem)),
+    responses((status = 204), (status = 401, body = super::error::Problem, content_type = "application/problem+json"), (status = 404, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn activate_human(
     caller: AdminCaller,
@@ -121,7 +124,7 @@ pub(super) async fn activate_human(
 /// credentials on offboarding is the directory issue's work.
 #[utoipa::path(post, path = "/admin/v1/humans/{subject}/deactivate", tag = "admin",
     params(("subject" = String, Path)),
-    responses((status = 204), (status = 401, body = super::error::Problem), (status = 404, body = super::error::Problem)),
+    responses((status = 204), (status = 401, body = super::error::Problem, content_type = "application/problem+json"), (status = 404, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn deactivate_human(
     caller: AdminCaller,
@@ -134,7 +137,7 @@ pub(super) async fn deactivate_human(
 }
 
 #[utoipa::path(get, path = "/admin/v1/agents", tag = "admin",
-    responses((status = 200, body = Vec<Agent>), (status = 401, body = super::error::Problem)),
+    responses((status = 200, body = Vec<Agent>), (status = 401, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn list_agents(
     _: AdminCaller,
@@ -146,8 +149,11 @@ pub(super) async fn list_agents(
 /// Registers an agent as a CIBA client. For secret-based methods the response carries the
 /// generated `client_secret`, shown this once.
 #[utoipa::path(post, path = "/admin/v1/agents", tag = "admin", request_body = NewAgent,
-    responses((status = 201, body = CreatedAgent), (status = 401, body = super::error::Problem),
-        (status = 409, body = super::error::Problem), (status = 422, body = super::error::Problem)),
+    responses((status = 201, body = CreatedAgent), (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, body = super::error::Problem, content_type = "application/problem+json"), (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn add_agent(
     caller: AdminCaller,
@@ -161,7 +167,7 @@ pub(super) async fn add_agent(
 
 #[utoipa::path(post, path = "/admin/v1/agents/{client_id}/enable", tag = "admin",
     params(("client_id" = String, Path)),
-    responses((status = 204), (status = 401, body = super::error::Problem), (status = 404, body = super::error::Problem)),
+    responses((status = 204), (status = 401, body = super::error::Problem, content_type = "application/problem+json"), (status = 404, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn enable_agent(
     caller: AdminCaller,
@@ -176,7 +182,7 @@ pub(super) async fn enable_agent(
 /// A disabled agent's new requests and token polls get `unauthorized_client`.
 #[utoipa::path(post, path = "/admin/v1/agents/{client_id}/disable", tag = "admin",
     params(("client_id" = String, Path)),
-    responses((status = 204), (status = 401, body = super::error::Problem), (status = 404, body = super::error::Problem)),
+    responses((status = 204), (status = 401, body = super::error::Problem, content_type = "application/problem+json"), (status = 404, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn disable_agent(
     caller: AdminCaller,

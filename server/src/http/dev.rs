@@ -21,8 +21,8 @@ const DEV_DECIDER: &str = "developer-mode";
 
 #[utoipa::path(post, path = "/dev/approvals/{auth_req_id}/approve", tag = "dev",
     params(("auth_req_id" = String, Path)),
-    responses((status = 204, description = "approved"), (status = 404, body = super::error::Problem),
-        (status = 409, body = super::error::Problem, description = "already decided or expired")))]
+    responses((status = 204, description = "approved"), (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, body = super::error::Problem, content_type = "application/problem+json", description = "already decided or expired")))]
 pub(super) async fn approve(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -33,8 +33,8 @@ pub(super) async fn approve(
 
 #[utoipa::path(post, path = "/dev/approvals/{auth_req_id}/deny", tag = "dev",
     params(("auth_req_id" = String, Path)),
-    responses((status = 204, description = "denied"), (status = 404, body = super::error::Problem),
-        (status = 409, body = super::error::Problem, description = "already decided or expired")))]
+    responses((status = 204, description = "denied"), (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, body = super::error::Problem, content_type = "application/problem+json", description = "already decided or expired")))]
 pub(super) async fn deny(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -72,7 +72,7 @@ pub(super) async fn healthz() -> &'static str {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "the database answers"), (status = 503, body = super::error::Problem)))]
+    responses((status = 200, description = "the database answers"), (status = 503, body = super::error::Problem, content_type = "application/problem+json")))]
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<&'static str, ProblemResponse> {
     state.store.ping().await?;
     Ok("ready")
