@@ -194,21 +194,19 @@ fn check_http_url(what: &str, value: &str) -> Result<(), DirectoryError> {
 
 pub async fn add_human(store: &Store, new: NewHuman, now_ms: i64) -> Result<Human, DirectoryError> {
     check_identifier("subject", &new.subject)?;
-    if !new.email.contains('@') || new.email.len() > 254 || new.email.contains(char::is_whitespace)
+    check_email(&new.email)?;
+    if new.name.trim().is_empty()
+        || new.name.chars().count() > 200
+        || new.name.contains(char::is_control)
     {
         return Err(DirectoryError::Invalid(
-            "email must be an e-mail address".into(),
-        ));
-    }
-    if new.name.trim().is_empty() || new.name.chars().count() > 200 {
-        return Err(DirectoryError::Invalid(
-            "name must be 1-200 characters".into(),
+            "name must be 1-200 characters of visible text without control characters".into(),
         ));
     }
     if new
         .user_code
         .as_ref()
-        .is_some_and(|c| c.len() < 4 || c.len() > 64)
+        .is_some_and(|c| !(4..=64).contains(&c.chars().count()))
     {
         return Err(DirectoryError::Invalid(
             "user_code must be 4-64 characters".into(),
@@ -361,5 +359,30 @@ pub async fn set_agent_enabled(
         Ok(())
     } else {
         Err(DirectoryError::NotFound(format!("agent {client_id:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_email;
+
+    #[test]
+    fn email_rule_matches_the_documented_schema() {
+        for ok in ["a@b", "alice@example.com", "x@y@z", "ü@bücher.de"] {
+            assert!(check_email(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "@",
+            "a@",
+            "@b",
+            "a b@c",
+            "a@b\u{85}",
+            "a\u{18}@b",
+            "plain",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_email(&format!("{}@b", "a".repeat(253))).is_err());
     }
 }
