@@ -250,6 +250,17 @@ impl TestServer {
         )
     }
 
+    /// GETs `path` and decodes the JSON body.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let resp = self.http.get(self.url(path)).send().await.expect("request");
+        resp.json().await.expect("JSON body")
+    }
+
+    /// The published JWK Set, as a verifier would fetch it.
+    pub async fn jwks(&self) -> JwkSet {
+        self.get_json("/jwks.json").await
+    }
+
     pub async fn bc_authorize(
         &self,
         agent: &Agent,

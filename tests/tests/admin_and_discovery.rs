@@ -173,15 +173,7 @@ async fn admin_api_manages_humans_and_agents(db: Db) {
 
 async fn discovery_lists_every_ciba_field(db: Db) {
     let s = TestServer::start(db).await;
-    let d: Value = s
-        .http
-        .get(s.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d: Value = s.get_json("/.well-known/openid-configuration").await;
     assert_eq!(d["issuer"], s.issuer());
     assert_eq!(
         d["backchannel_authentication_endpoint"],
@@ -255,15 +247,7 @@ async fn operations_endpoints(db: Db) {
         s.http.get(s.url("/readyz")).send().await.unwrap().status(),
         StatusCode::OK
     );
-    let doc: Value = s
-        .http
-        .get(s.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = s.get_json("/openapi.json").await;
     assert!(doc["paths"]["/admin/v1/agents"].is_object());
     let metrics = s
         .http

@@ -86,15 +86,7 @@ async fn push_mode_delivers_tokens_and_denials(db: Db) {
     assert_eq!(got[0].bearer.as_deref(), Some("push-secret-456"));
     assert_eq!(push["auth_req_id"], id);
     let access = push["access_token"].as_str().unwrap();
-    let jwks: JwkSet = s
-        .http
-        .get(s.url("/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet = s.jwks().await;
     let id_claims: Value = UnverifiedJws::parse(push["id_token"].as_str().unwrap())
         .unwrap()
         .verify_with_set(&jwks)

@@ -72,15 +72,7 @@ async fn poll_flow_issues_verifiable_tokens(db: Db) {
     assert_eq!(tokens["authorization_details"][0]["vendor"], "Acme");
 
     // The ID token verifies against the published JWKS and names the human.
-    let jwks: JwkSet = s
-        .http
-        .get(s.url("/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet = s.jwks().await;
     let id_token = tokens["id_token"].as_str().unwrap();
     let claims: Value = UnverifiedJws::parse(id_token)
         .unwrap()
@@ -205,15 +197,7 @@ async fn dpop_binds_the_token(db: Db) {
         at["cnf"]["jkt"],
         thumbprint(&dpop_key.public_jwk()).unwrap()
     );
-    let jwks: JwkSet = s
-        .http
-        .get(s.url("/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet = s.jwks().await;
     let verified = countersign_verifier::Verifier::new(s.issuer(), jwks)
         .verify(tokens["access_token"].as_str().unwrap(), s.now_s())
         .unwrap();
