@@ -352,6 +352,18 @@ impl Agent {
     }
 }
 
+/// Asserts an OAuth error response: the status, the `error` code, and a description.
+#[track_caller]
+pub fn assert_oauth_error(result: (StatusCode, Value), status: StatusCode, code: &str) {
+    let (got_status, body) = result;
+    assert_eq!(
+        (got_status, body["error"].as_str()),
+        (status, Some(code)),
+        "{body}"
+    );
+    assert!(body["error_description"].is_string(), "{body}");
+}
+
 /// Decodes a JWT payload without verifying (tests verify separately).
 pub fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("JWT has a payload");
