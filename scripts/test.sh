@@ -78,4 +78,11 @@ ensure_node_peers
 ensure_schemathesis
 
 log "cargo test --workspace (target dir $CARGO_TARGET_DIR)"
-cargo test --workspace --locked --no-fail-fast
+output="$(mktemp)"
+trap 'rm -f "$output"' EXIT
+status=0
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$output" || status=$?
+# cargo's last line is often an empty doc-test run; close with the totals instead.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$output"
+exit "$status"
