@@ -38,6 +38,7 @@ impl DeliveryMode {
 
 /// Successful answer of the backchannel authentication endpoint (CIBA Core §7.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackchannelAuthResponse {
     pub auth_req_id: String,
     pub expires_in: u64,
@@ -47,6 +48,7 @@ pub struct BackchannelAuthResponse {
 
 /// Successful token response (RFC 6749 §5.1, CIBA Core §11, RFC 9396 §7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: String,
@@ -55,6 +57,7 @@ pub struct TokenResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>))]
     pub authorization_details: Option<serde_json::Value>,
 }
 

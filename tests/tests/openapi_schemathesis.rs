@@ -3,6 +3,8 @@
 //! `schemathesis` (an independent OpenAPI fuzzer) generates requests from the served
 //! `/openapi.json` and checks every response against it: no 5xx, only documented status
 //! codes and content types, bodies matching their schemas, schema-violating input refused.
+//! It runs twice: the protocol endpoints as a registered client (Basic credentials), and
+//! the admin, developer and operations APIs with an admin key.
 //!
 //! `positive_data_acceptance` is excluded: some schema-valid inputs are rightly refused
 //! for what no schema can express (an agent's `owner` must be a registered human).
@@ -12,21 +14,12 @@
 
 use countersign_tests::{Db, TestServer};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn served_api_conforms_to_its_openapi_document() {
-    let s = TestServer::start(Db::Sqlite).await;
-    s.clock.follow_system_time();
-    s.human("alice").await;
-    let key = countersign_server::admin::create_key(&s.state().store, "schemathesis", 0)
-        .await
-        .unwrap();
+async fn schemathesis(s: &TestServer, auth: &[&str], filter: &[&str]) -> String {
     let program = std::env::var("CS_SCHEMATHESIS").unwrap_or_else(|_| "schemathesis".into());
     let out = tokio::process::Command::new(&program)
         .args(["run", &s.url("/openapi.json")])
-        .args([
-            "-H",
-            &format!("Authorization: Bearer {}", key.secret.expose()),
-        ])
+        .args(auth)
+        .args(filter)
         .args([
             "--checks",
             "all",
@@ -37,15 +30,36 @@ async fn served_api_conforms_to_its_openapi_document() {
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run {program} (scripts/test.sh installs it): {e}"));
-    let report = String::from_utf8_lossy(&out.stdout);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "schemathesis found problems:\n{report}\n{}",
+        "schemathesis {filter:?} found problems:\n{report}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_api_conforms_to_its_openapi_document() {
+    let s = TestServer::start(Db::Sqlite).await;
+    s.clock.follow_system_time();
+    s.human("alice").await;
+    let agent = s.agent("fuzzer", "alice", "client_secret_basic").await;
+    let basic = format!("fuzzer:{}", agent.secret.clone().unwrap());
+    let report = schemathesis(&s, &["-a", &basic], &["--include-tag", "oauth"]).await;
+    assert!(
+        report.contains("Tested: 6"),
+        "every protocol operation must be exercised:\n{report}"
+    );
+
+    let key = countersign_server::admin::create_key(&s.state().store, "schemathesis", 0)
+        .await
+        .unwrap();
+    let bearer = format!("Authorization: Bearer {}", key.secret.expose());
+    let report = schemathesis(&s, &["-H", &bearer], &["--exclude-tag", "oauth"]).await;
     assert!(
         report.contains("Tested: 12"),
-        "every operation must be exercised:\n{report}"
+        "every other operation must be exercised:\n{report}"
     );
     s.stop().await;
 }

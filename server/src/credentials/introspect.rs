@@ -6,27 +6,32 @@ use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::clients::ClientRecord;
 
-/// RFC 7662 §2.2 response. Inactive tokens answer `{"active": false}` and nothing else.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// RFC 7662 §2.2 response: `active`, and for active tokens what the client may know.
+/// Inactive tokens answer `{"active": false}` and nothing else.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Introspection {
     pub active: bool,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub details: Option<ActiveToken>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ActiveToken {
-    pub scope: String,
-    pub client_id: String,
-    pub sub: String,
-    pub iss: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub jti: String,
-    pub token_type: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub cnf: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub authorization_details: Option<Value>,
 }
 
@@ -57,10 +62,7 @@ pub async fn introspect(
     token: &str,
 ) -> Result<Introspection, StoreError> {
     let now = state.now_ms();
-    let inactive = Introspection {
-        active: false,
-        details: None,
-    };
+    let inactive = Introspection::default();
     let Some(t) = lookup(state, token).await? else {
         return Ok(inactive);
     };
@@ -69,20 +71,18 @@ pub async fn introspect(
     }
     Ok(Introspection {
         active: true,
-        details: Some(ActiveToken {
-            scope: t.scope,
-            client_id: t.client_id,
-            sub: t.subject,
-            iss: state.issuer.to_string(),
-            exp: t.expires_at.div_euclid(1000),
-            iat: t.issued_at.div_euclid(1000),
-            jti: t.jti,
-            token_type: t.token_type,
-            cnf: t.cnf_jkt.map(|jkt| serde_json::json!({ "jkt": jkt })),
-            authorization_details: t
-                .authorization_details
-                .and_then(|d| serde_json::from_str(&d).ok()),
-        }),
+        scope: Some(t.scope),
+        client_id: Some(t.client_id),
+        sub: Some(t.subject),
+        iss: Some(state.issuer.to_string()),
+        exp: Some(t.expires_at.div_euclid(1000)),
+        iat: Some(t.issued_at.div_euclid(1000)),
+        jti: Some(t.jti),
+        token_type: Some(t.token_type),
+        cnf: t.cnf_jkt.map(|jkt| serde_json::json!({ "jkt": jkt })),
+        authorization_details: t
+            .authorization_details
+            .and_then(|d| serde_json::from_str(&d).ok()),
     })
 }
 

@@ -15,13 +15,17 @@ pub fn router() -> Router<AppState> {
         .route(paths::JWKS, get(jwks))
 }
 
-async fn discovery(
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oauth",
+    responses((status = 200, body = countersign_shared::discovery::ProviderMetadata)))]
+pub(super) async fn discovery(
     State(state): State<AppState>,
 ) -> Json<countersign_shared::discovery::ProviderMetadata> {
     Json(metadata(&state))
 }
 
-async fn jwks(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/jwks.json", tag = "oauth",
+    responses((status = 200, description = "RFC 7517 JWK Set", body = Object)))]
+pub(super) async fn jwks(State(state): State<AppState>) -> Response {
     let mut resp = Json(state.keys.jwks()).into_response();
     // Short enough that a rotated-in key is seen well before the old one stops being used.
     resp.headers_mut().insert(

@@ -48,16 +48,19 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     }
 }
 
+/// Parses a form body. A repeated parameter is an error (RFC 6749 §3.1), even when one
+/// of the copies is empty; parameters without a value are treated as omitted (§3.1).
 pub fn parse_form(body: &[u8]) -> Result<BTreeMap<String, String>, OAuthResponse> {
+    let mut seen = std::collections::BTreeSet::new();
     let mut params = BTreeMap::new();
     for (name, value) in form_urlencoded::parse(body) {
-        if params
-            .insert(name.to_string(), value.into_owned())
-            .is_some()
-        {
+        if !seen.insert(name.to_string()) {
             return Err(OAuthResponse::invalid_request(format!(
                 "parameter {name} is repeated"
             )));
+        }
+        if !value.is_empty() {
+            params.insert(name.into_owned(), value.into_owned());
         }
     }
     Ok(params)
@@ -125,10 +128,17 @@ mod tests {
     use axum::http::HeaderValue;
 
     #[test]
-    fn duplicates_are_refused() {
-        assert!(parse_form(b"a=1&b=2").is_ok());
+    fn duplicates_are_refused_and_empty_values_omitted() {
+        assert_eq!(
+            parse_form(b"a=1&b=")
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![("a".to_owned(), "1".to_owned())]
+        );
         let err = parse_form(b"scope=openid&scope=email").unwrap_err();
         assert_eq!(err.code, OAuthErrorCode::InvalidRequest);
+        assert!(parse_form(b"scope=&scope=openid").is_err());
     }
 
     #[test]

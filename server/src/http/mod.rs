@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod oauth;
+mod oauth_forms;
 pub mod openapi;
 pub mod ops;
 

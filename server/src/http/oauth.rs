@@ -49,7 +49,16 @@ async fn authenticated(
         .map_err(client_auth_error)
 }
 
-async fn bc_authorize(
+#[utoipa::path(post, path = "/bc-authorize", tag = "oauth",
+    request_body(content = super::oauth_forms::BackchannelAuthForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = countersign_shared::BackchannelAuthResponse),
+        (status = 403, description = "access_denied", body = countersign_shared::OAuthError),
+        (status = 400, description = "OAuth error", body = countersign_shared::OAuthError),
+        (status = 401, description = "client authentication failed", body = countersign_shared::OAuthError),
+        (status = 413, description = "body too large", body = countersign_shared::OAuthError),
+        (status = 503, description = "storage unavailable", body = countersign_shared::OAuthError)),
+    security(("client_basic" = [])))]
+pub(super) async fn bc_authorize(
     State(state): State<AppState>,
     headers: HeaderMap,
     mut form: OAuthForm,
@@ -66,7 +75,16 @@ async fn bc_authorize(
     Ok(no_store(response))
 }
 
-async fn token(
+#[utoipa::path(post, path = "/token", tag = "oauth",
+    request_body(content = super::oauth_forms::CibaTokenForm, content_type = "application/x-www-form-urlencoded"),
+    params(("DPoP" = Option<String>, Header, description = "RFC 9449 proof")),
+    responses((status = 200, body = countersign_shared::TokenResponse),
+        (status = 400, description = "OAuth error", body = countersign_shared::OAuthError),
+        (status = 401, description = "client authentication failed", body = countersign_shared::OAuthError),
+        (status = 413, description = "body too large", body = countersign_shared::OAuthError),
+        (status = 503, description = "storage unavailable", body = countersign_shared::OAuthError)),
+    security(("client_basic" = [])))]
+pub(super) async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
     mut form: OAuthForm,
@@ -118,7 +136,15 @@ async fn token(
     Ok(no_store(response))
 }
 
-async fn introspect(
+#[utoipa::path(post, path = "/introspect", tag = "oauth",
+    request_body(content = super::oauth_forms::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = crate::credentials::Introspection),
+        (status = 400, description = "OAuth error", body = countersign_shared::OAuthError),
+        (status = 401, description = "client authentication failed", body = countersign_shared::OAuthError),
+        (status = 413, description = "body too large", body = countersign_shared::OAuthError),
+        (status = 503, description = "storage unavailable", body = countersign_shared::OAuthError)),
+    security(("client_basic" = [])))]
+pub(super) async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
     mut form: OAuthForm,
@@ -134,7 +160,15 @@ async fn introspect(
     Ok(no_store(answer))
 }
 
-async fn revoke(
+#[utoipa::path(post, path = "/revoke", tag = "oauth",
+    request_body(content = super::oauth_forms::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "revoked, or not a token of this client"),
+        (status = 400, description = "OAuth error", body = countersign_shared::OAuthError),
+        (status = 401, description = "client authentication failed", body = countersign_shared::OAuthError),
+        (status = 413, description = "body too large", body = countersign_shared::OAuthError),
+        (status = 503, description = "storage unavailable", body = countersign_shared::OAuthError)),
+    security(("client_basic" = [])))]
+pub(super) async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
     mut form: OAuthForm,

@@ -1,26 +1,32 @@
-//! The OpenAPI 3.1 document for Countersign's own HTTP APIs (admin, developer approvals,
-//! operations). The standard protocol endpoints are described by their specifications and
-//! by the discovery document. The committed copy is `docs/openapi.json`; a test fails when
-//! it drifts from this code.
+//! The OpenAPI 3.1 document for every HTTP API of the server: the protocol endpoints (as
+//! far as OpenAPI can describe them; their specifications are the authority), the admin
+//! and developer APIs, and operations. The committed copy is `docs/openapi.json`; a test
+//! fails when it drifts from this code.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, dev, error, ops};
+use super::{admin, dev, discovery, error, oauth, oauth_forms, ops};
 use crate::directory;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Countersign API", description = "Admin, developer and operations endpoints of the Countersign authorization server. OAuth/CIBA endpoints are listed in /.well-known/openid-configuration."),
+    info(title = "Countersign API", description = "The Countersign authorization server: OpenID CIBA endpoints, admin, developer and operations APIs."),
     paths(
+        oauth::bc_authorize, oauth::token, oauth::introspect, oauth::revoke,
+        discovery::discovery, discovery::jwks,
         admin::list_humans, admin::add_human, admin::activate_human, admin::deactivate_human,
         admin::list_agents, admin::add_agent, admin::enable_agent, admin::disable_agent,
         dev::approve, dev::deny,
         ops::healthz, ops::readyz,
     ),
-    components(schemas(directory::Human, directory::NewHuman, directory::Agent, directory::NewAgent, directory::CreatedAgent, error::Problem)),
+    components(schemas(oauth_forms::BackchannelAuthForm, oauth_forms::CibaTokenForm, oauth_forms::TokenForm,
+        countersign_shared::OAuthError, countersign_shared::OAuthErrorCode, countersign_shared::BackchannelAuthResponse,
+        countersign_shared::TokenResponse, countersign_shared::discovery::ProviderMetadata, crate::credentials::Introspection,
+        directory::Human, directory::NewHuman, directory::Agent, directory::NewAgent, directory::CreatedAgent, error::Problem)),
     modifiers(&AdminKeyScheme),
-    tags((name = "admin", description = "Directory administration; bearer admin API key"),
+    tags((name = "oauth", description = "OpenID CIBA, discovery, introspection, revocation; client authentication per RFC 6749 / RFC 7523"),
+         (name = "admin", description = "Directory administration; bearer admin API key"),
          (name = "dev", description = "Developer approvals; only with --dev-approvals on loopback"),
          (name = "operations", description = "Health"))
 )]
@@ -34,6 +40,10 @@ impl Modify for AdminKeyScheme {
             components.add_security_scheme(
                 "admin_key",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+            components.add_security_scheme(
+                "client_basic",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
             );
         }
     }

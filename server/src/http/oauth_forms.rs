@@ -1,0 +1,58 @@
+//! The form bodies of the protocol endpoints, for the OpenAPI document only: the handlers
+//! read forms through [`super::form::OAuthForm`], which also refuses repeated parameters.
+//! Client authentication parameters (`client_id`, `client_secret`, `client_assertion`,
+//! `client_assertion_type`) may accompany any of them.
+
+#![allow(dead_code)] // fields exist to be described, not read
+
+use utoipa::ToSchema;
+
+/// CIBA Core §7.1 backchannel authentication request.
+#[derive(ToSchema)]
+pub struct BackchannelAuthForm {
+    /// Space-separated; must contain `openid`.
+    #[schema(pattern = "(^| )openid( |$)")]
+    scope: String,
+    /// Subject or e-mail of the user (exactly one hint is allowed).
+    login_hint: Option<String>,
+    login_hint_token: Option<String>,
+    id_token_hint: Option<String>,
+    binding_message: Option<String>,
+    user_code: Option<String>,
+    /// Seconds, positive integer.
+    requested_expiry: Option<String>,
+    acr_values: Option<String>,
+    /// Required in ping and push mode.
+    client_notification_token: Option<String>,
+    /// RFC 9396 JSON array, as a string.
+    authorization_details: Option<String>,
+    /// Signed request object carrying all of the above.
+    request: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// CIBA Core §10.1 token request.
+#[derive(ToSchema)]
+pub struct CibaTokenForm {
+    #[schema(pattern = "^urn:openid:params:grant-type:ciba$")]
+    grant_type: String,
+    auth_req_id: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// RFC 7662 introspection and RFC 7009 revocation request.
+#[derive(ToSchema)]
+pub struct TokenForm {
+    token: String,
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
