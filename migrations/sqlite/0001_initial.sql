@@ -50,7 +50,9 @@ CREATE TABLE auth_requests (
     token_type            TEXT,
     token_cnf_jkt         TEXT,
     token_expires_at      INTEGER,
-    token_revoked_at      INTEGER
+    token_revoked_at      INTEGER,
+    -- When a ping/push client was told its undecided request expired.
+    expiry_notified_at    INTEGER
 );
 CREATE INDEX auth_requests_status ON auth_requests (status, expires_at);
 

@@ -1,5 +1,6 @@
-//! Periodic chores that keep storage small and the write path smooth: forgetting expired
-//! one-time identifiers, and SQLite WAL checkpoints off the writer connection.
+//! Periodic chores: telling ping/push clients about requests that expired undecided,
+//! forgetting expired one-time identifiers, and SQLite WAL checkpoints off the writer
+//! connection.
 
 use std::time::Duration;
 
@@ -16,6 +17,9 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
             _ = shutdown.changed() => return,
+        }
+        if let Err(e) = crate::ciba::notify::announce_expired(&state).await {
+            tracing::warn!(error = %e, "announcing expired requests failed; will retry");
         }
         if let Err(e) = state.store.checkpoint().await {
             tracing::warn!(error = %e, "WAL checkpoint failed; SQLite will checkpoint on its own");

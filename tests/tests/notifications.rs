@@ -15,7 +15,8 @@ both_backends!(
     ping_mode_notifies_then_client_fetches_tokens,
     push_mode_delivers_tokens_and_denials,
     failed_deliveries_are_retried_with_backoff,
-    deliveries_survive_a_restart_while_the_receiver_is_down
+    deliveries_survive_a_restart_while_the_receiver_is_down,
+    expired_requests_are_announced_once_to_ping_and_push_clients
 );
 
 fn mode_agent(client_id: &str, mode: &str, endpoint: String) -> NewAgent {
@@ -217,6 +218,56 @@ async fn deliveries_survive_a_restart_while_the_receiver_is_down(db: Db) {
     s.clock.advance_ms(1_000);
     let got = rx.wait_for(1).await;
     assert_eq!(got[0].body["auth_req_id"], id);
+    rx.stop();
+    s.stop().await;
+}
+
+async fn expired_requests_are_announced_once_to_ping_and_push_clients(db: Db) {
+    let s = TestServer::start(db).await;
+    s.human("alice").await;
+    let rx = Receiver::start("127.0.0.1:0".parse().unwrap(), &[]).await;
+    let pusher = s
+        .agent_with(mode_agent("pusher", "push", rx.url()), false)
+        .await;
+    let pinger = s
+        .agent_with(mode_agent("pinger", "ping", rx.url()), false)
+        .await;
+    let params = [
+        ("scope", "openid"),
+        ("login_hint", "alice"),
+        ("client_notification_token", "t"),
+        ("requested_expiry", "30"),
+    ];
+    let (_, push_req) = s.bc_authorize(&pusher, &params).await;
+    let (_, ping_req) = s.bc_authorize(&pinger, &params).await;
+    let (push_id, ping_id) = (
+        push_req["auth_req_id"].as_str().unwrap(),
+        ping_req["auth_req_id"].as_str().unwrap(),
+    );
+    // A decided request is not announced as expired later.
+    let (_, decided) = s.bc_authorize(&pinger, &params).await;
+    let decided = decided["auth_req_id"].as_str().unwrap();
+    s.dev_decide(decided, true).await;
+    rx.wait_for(1).await;
+
+    s.clock.advance_ms(31_000);
+    let got = rx.wait_for(3).await;
+    let push = got
+        .iter()
+        .find(|c| c.body["auth_req_id"] == push_id)
+        .expect("push notice");
+    assert_eq!(push.body["error"], "expired_token");
+    let ping = got
+        .iter()
+        .find(|c| c.body["auth_req_id"] == ping_id)
+        .expect("ping notice");
+    assert_eq!(ping.body, serde_json::json!({"auth_req_id": ping_id}));
+    let (_, body) = s.poll(&pinger, ping_id).await;
+    assert_eq!(body["error"], "expired_token");
+
+    // Told once: more housekeeping rounds add nothing.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(rx.received().len(), 3, "{:?}", rx.received());
     rx.stop();
     s.stop().await;
 }

@@ -29,7 +29,13 @@ pub enum Outcome {
     /// Ping mode: the client fetches the result from the token endpoint.
     Ready,
     Denied,
+    /// Nobody decided before the request expired.
+    Expired,
 }
+
+/// How long the notice that a request expired keeps being retried (the request itself is
+/// already over, so its own expiry cannot bound the retries).
+const EXPIRY_NOTICE_RETRY_MS: i64 = 10 * 60 * 1000;
 
 /// Writes the notification for a decided request into the outbox inside `tx`. Poll-mode
 /// clients get none.
@@ -63,6 +69,13 @@ pub async fn enqueue(
                 error_description: Some("the user denied the request".into()),
             })
         }
+        (Some(DeliveryMode::Push), Outcome::Expired) => {
+            serde_json::to_string(&PushNotification::Error {
+                auth_req_id: request.id.clone(),
+                error: OAuthErrorCode::ExpiredToken,
+                error_description: Some("the request expired before the user decided".into()),
+            })
+        }
         (Some(DeliveryMode::Poll) | None, _) => return Ok(()),
     }
     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -73,12 +86,36 @@ pub async fn enqueue(
         bearer: bearer.clone(),
         payload,
         attempts: 0,
-        expires_at: request.expires_at,
+        expires_at: request
+            .expires_at
+            .max(state.now_ms() + EXPIRY_NOTICE_RETRY_MS),
     };
     state
         .store
         .enqueue_notification(tx, &message, state.now_ms())
         .await
+}
+
+/// Tells ping and push clients about their requests that expired undecided (CIBA Core §12:
+/// errors after the `auth_req_id` was issued go to the push client's endpoint; ping clients
+/// are pinged and then read `expired_token` at the token endpoint). Marking the requests
+/// and queueing the notices is one transaction, so each is told exactly once.
+pub async fn announce_expired(state: &AppState) -> Result<usize, StoreError> {
+    let mut tx = state.store.begin().await?;
+    let expired = state
+        .store
+        .mark_expired_notified(&mut tx, state.now_ms(), 100)
+        .await?;
+    for request in &expired {
+        if let Some(client) = state.store.client(&request.client_id).await? {
+            enqueue(state, &mut tx, request, &client, Outcome::Expired).await?;
+        }
+    }
+    tx.commit().await?;
+    if !expired.is_empty() {
+        state.outbox_wake.notify_one();
+    }
+    Ok(expired.len())
 }
 
 /// Delay before retry number `attempt` (0-based): doubling from the configured initial

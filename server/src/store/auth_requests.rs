@@ -272,6 +272,28 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Marks up to `limit` ping/push requests that expired undecided as announced, and
+    /// returns them so the caller queues their notices in the same transaction.
+    pub async fn mark_expired_notified(
+        &self,
+        tx: &mut Tx,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<AuthRequestRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE auth_requests SET expiry_notified_at = $1 WHERE id IN (\
+               SELECT id FROM auth_requests WHERE status = 'pending' AND expires_at <= $1 \
+               AND delivery_mode <> 'poll' AND expiry_notified_at IS NULL LIMIT $2) \
+             RETURNING {COLUMNS}"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(tx.conn())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// Requests still waiting for a human (for the `pending requests` gauge).
     pub async fn count_pending_auth_requests(&self, now_ms: i64) -> Result<i64, StoreError> {
         let row = sqlx::query(
