@@ -50,7 +50,10 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub db: Db,
     config: Config,
-    _dir: tempfile::TempDir,
+    /// The directory holding keys (and the SQLite file); shared with replicas.
+    dir: Arc<tempfile::TempDir>,
+    /// Replicas share the database and leave dropping it to the original.
+    owns_database: bool,
     pub http: reqwest::Client,
 }
 
@@ -100,7 +103,30 @@ impl TestServer {
             clock,
             db,
             config,
-            _dir: dir,
+            dir: Arc::new(dir),
+            owns_database: true,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A second server process on the same database and keys, on its own port and with its
+    /// own notification worker: what several stateless replicas behind a load balancer are.
+    pub async fn replica(&self) -> Self {
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        // Both replicas must answer as the same issuer.
+        config.issuer = Some(self.issuer());
+        let running = server::start(config.clone(), self.clock.clone())
+            .await
+            .expect("replica starts");
+        config.listen = running.addr;
+        Self {
+            running: Some(running),
+            clock: self.clock.clone(),
+            db: self.db,
+            config,
+            dir: self.dir.clone(),
+            owns_database: false,
             http: reqwest::Client::new(),
         }
     }
@@ -117,8 +143,9 @@ impl TestServer {
         self.running().base_url()
     }
 
+    /// `path` on this server's own address (for a replica, not the shared issuer's).
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.issuer())
+        format!("http://{}{path}", self.running().addr)
     }
 
     pub fn now_s(&self) -> i64 {
@@ -142,7 +169,7 @@ impl TestServer {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
-        if self.db == Db::Postgres {
+        if self.db == Db::Postgres && self.owns_database {
             drop_postgres_database(&self.config.database_url)
                 .await
                 .expect("drop test database");
