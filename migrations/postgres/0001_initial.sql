@@ -51,10 +51,26 @@ CREATE TABLE auth_requests (
     token_cnf_jkt         TEXT,
     token_expires_at      BIGINT,
     token_revoked_at      BIGINT,
+    token_revoked_reason  TEXT,
+    -- The credential's entry in a Token Status List (list id, index).
+    token_status_list     BIGINT,
+    token_status_idx      BIGINT,
     -- When a ping/push client was told its undecided request expired.
     expiry_notified_at    BIGINT
 );
 CREATE INDEX auth_requests_status ON auth_requests (status, expires_at);
+CREATE UNIQUE INDEX auth_requests_status_entry ON auth_requests (token_status_list, token_status_idx);
+
+-- Token Status Lists (draft-ietf-oauth-status-list). Indexes are handed out in blocks of
+-- a counter and mapped through a keyed permutation, so they are unique within a list and
+-- do not reveal issuance order.
+CREATE TABLE status_lists (
+    id           BIGINT PRIMARY KEY,
+    capacity     BIGINT NOT NULL,
+    next_counter BIGINT NOT NULL,
+    perm_key     TEXT NOT NULL,
+    created_at   BIGINT NOT NULL
+);
 
 CREATE TABLE seen_jtis (
     namespace  TEXT NOT NULL,

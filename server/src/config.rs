@@ -72,8 +72,12 @@ pub struct CibaConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenConfig {
+    /// Validity of an issued credential (`validUntil - validFrom`).
     pub access_token_ttl_secs: u64,
     pub id_token_ttl_secs: u64,
+    /// `ttl` of published status lists: how long verifiers may cache one, and so the
+    /// longest a revocation can go unseen.
+    pub status_list_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +132,7 @@ impl Default for TokenConfig {
         Self {
             access_token_ttl_secs: 900,
             id_token_ttl_secs: 300,
+            status_list_ttl_secs: 10,
         }
     }
 }
@@ -255,7 +260,10 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
-        if self.tokens.access_token_ttl_secs == 0 || self.tokens.id_token_ttl_secs == 0 {
+        if self.tokens.access_token_ttl_secs == 0
+            || self.tokens.id_token_ttl_secs == 0
+            || self.tokens.status_list_ttl_secs == 0
+        {
             return Err(ConfigError::Invalid {
                 key: "tokens",
                 reason: "token lifetimes must be at least 1 second".into(),

@@ -22,6 +22,8 @@ pub struct AppState {
     pub rar_schemas: Arc<BTreeMap<String, jsonschema::Validator>>,
     /// Wakes the notification worker when a decision enqueued a callback.
     pub outbox_wake: Arc<Notify>,
+    /// Hands out Token Status List entries to new credentials.
+    pub status_allocator: Arc<crate::credentials::status::StatusAllocator>,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
             keys: Arc::new(keys),
             rar_schemas: Arc::new(rar_schemas),
             outbox_wake: Arc::new(Notify::new()),
+            status_allocator: Arc::default(),
         })
     }
 
@@ -65,4 +68,6 @@ pub mod paths {
     pub const REVOKE: &str = "/revoke";
     pub const JWKS: &str = "/jwks.json";
     pub const DISCOVERY: &str = "/.well-known/openid-configuration";
+    pub const DID_DOCUMENT: &str = "/.well-known/did.json";
+    pub const STATUS_LISTS: &str = "/status-lists/{list_id}";
 }

@@ -94,7 +94,10 @@ async fn poll_flow_issues_verifiable_tokens(db: Db) {
         .unwrap()
         .verify_with_set(&jwks)
         .unwrap();
-    assert_eq!(at["authorization_details"][0]["amount"], 1200);
+    assert_eq!(
+        at["credentialSubject"]["authorization_details"][0]["amount"],
+        1200
+    );
 
     // A tool verifies the same token offline with the verifier crate.
     let verifier = countersign_verifier::Verifier::new(s.issuer(), jwks.clone());

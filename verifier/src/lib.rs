@@ -1,11 +1,10 @@
-//! Offline verification of Countersign access tokens, for tools and gateways.
+//! Offline verification of Countersign credentials, for tools and gateways.
 //!
-//! Today's tokens are RFC 9068 JWT access tokens (`typ: at+jwt`, ES256). The verifier
-//! checks the signature against the issuer's JWKS (fetched and cached by the caller), the
-//! issuer, the validity window, and returns the approved `authorization_details` and the
-//! DPoP key binding so the tool can check the call fits what was approved. The Verifiable
-//! Credential format, DPoP proof checks and status lists arrive with the credentials issue.
-//! No async, no network, no allocation-heavy dependencies.
+//! A credential is a W3C Verifiable Credential secured as a JWT (`typ: vc+jwt`, ES256).
+//! The verifier checks the signature against the issuer's JWKS (fetched and cached by the
+//! caller), the issuer and the validity window, and returns who approved, the approved
+//! `authorization_details` and the DPoP key binding so the tool can check the call fits
+//! what was approved. No async, no network, no allocation-heavy dependencies.
 
 use countersign_jose::{JoseError, JwkSet, UnverifiedJws};
 use serde::Deserialize;
@@ -15,7 +14,7 @@ use serde_json::Value;
 pub enum VerifyError {
     #[error("token rejected: {0}")]
     Jose(#[from] JoseError),
-    #[error("token type must be at+jwt, got {0:?}")]
+    #[error("token type must be vc+jwt, got {0:?}")]
     WrongType(Option<String>),
     #[error("issued by {found:?}, expected {expected:?}")]
     WrongIssuer {
@@ -33,16 +32,34 @@ pub enum VerifyError {
 #[derive(Debug, Deserialize)]
 struct Claims {
     iss: Option<String>,
-    sub: Option<String>,
     client_id: Option<String>,
     exp: Option<i64>,
     nbf: Option<i64>,
     jti: Option<String>,
+    #[serde(default, rename = "credentialSubject")]
+    subject: Option<CredentialSubject>,
+    #[serde(default)]
+    evidence: Vec<Evidence>,
+    #[serde(default)]
+    cnf: Option<Confirmation>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CredentialSubject {
+    #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
     authorization_details: Option<Value>,
-    #[serde(default)]
-    cnf: Option<Confirmation>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Evidence {
+    approver: Option<Approver>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Approver {
+    subject: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,10 +67,10 @@ struct Confirmation {
     jkt: Option<String>,
 }
 
-/// What a verified token says.
+/// What a verified credential says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedToken {
-    /// The human on whose approval the token was issued.
+    /// The human whose approval the credential records.
     pub subject: String,
     /// The agent (OAuth client) holding it.
     pub client_id: String,
@@ -66,7 +83,7 @@ pub struct VerifiedToken {
     pub dpop_jkt: Option<String>,
 }
 
-/// Verifies tokens of one issuer with its key set.
+/// Verifies credentials of one issuer with its key set.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     issuer: String,
@@ -87,7 +104,7 @@ impl Verifier {
     /// Verifies `token` at Unix time `now` (seconds).
     pub fn verify(&self, token: &str, now: i64) -> Result<VerifiedToken, VerifyError> {
         let jws = UnverifiedJws::parse(token)?;
-        if jws.header.typ.as_deref() != Some("at+jwt") {
+        if jws.header.typ.as_deref() != Some("vc+jwt") {
             return Err(VerifyError::WrongType(jws.header.typ.clone()));
         }
         let claims: Claims = jws.verify_with_set(&self.keys)?;
@@ -104,15 +121,22 @@ impl Verifier {
         if let Some(nbf) = claims.nbf.filter(|nbf| nbf - self.leeway_secs > now) {
             return Err(VerifyError::NotYetValid { nbf, now });
         }
+        let approver = claims
+            .evidence
+            .into_iter()
+            .find_map(|e| e.approver.and_then(|a| a.subject));
+        let subject = claims
+            .subject
+            .ok_or(VerifyError::MissingClaim("credentialSubject"))?;
         Ok(VerifiedToken {
-            subject: claims.sub.ok_or(VerifyError::MissingClaim("sub"))?,
+            subject: approver.ok_or(VerifyError::MissingClaim("evidence.approver"))?,
             client_id: claims
                 .client_id
                 .ok_or(VerifyError::MissingClaim("client_id"))?,
             token_id: claims.jti.ok_or(VerifyError::MissingClaim("jti"))?,
             expires_at: exp,
-            scope: claims.scope.unwrap_or_default(),
-            authorization_details: claims.authorization_details,
+            scope: subject.scope.unwrap_or_default(),
+            authorization_details: subject.authorization_details,
             dpop_jkt: claims.cnf.and_then(|c| c.jkt),
         })
     }
@@ -128,8 +152,14 @@ mod tests {
         key.sign(typ, &claims).unwrap()
     }
 
+    fn claims() -> Value {
+        json!({"iss": "https://as.example", "sub": "agent", "client_id": "agent", "jti": "j", "exp": 1_000,
+            "credentialSubject": {"scope": "openid", "authorization_details": [{"type": "purchase_order", "amount": 1200}]},
+            "evidence": [{"approver": {"subject": "alice"}}], "cnf": {"jkt": "abc"}})
+    }
+
     #[test]
-    fn accepts_a_valid_token_and_reports_what_was_approved() {
+    fn accepts_a_valid_credential_and_reports_what_was_approved() {
         let key = SigningKeyPair::generate();
         let v = Verifier::new(
             "https://as.example",
@@ -137,20 +167,17 @@ mod tests {
                 keys: vec![key.public_jwk()],
             },
         );
-        let t = token(
-            &key,
-            "at+jwt",
-            json!({"iss": "https://as.example", "sub": "alice", "client_id": "agent", "jti": "j",
-            "exp": 1_000, "scope": "openid", "authorization_details": [{"type": "purchase_order", "amount": 1200}], "cnf": {"jkt": "abc"}}),
+        let ok = v.verify(&token(&key, "vc+jwt", claims()), 900).unwrap();
+        assert_eq!(
+            (ok.subject.as_str(), ok.client_id.as_str()),
+            ("alice", "agent")
         );
-        let ok = v.verify(&t, 900).unwrap();
-        assert_eq!(ok.subject, "alice");
         assert_eq!(ok.dpop_jkt.as_deref(), Some("abc"));
         assert_eq!(ok.authorization_details.unwrap()[0]["amount"], 1200);
     }
 
     #[test]
-    fn rejects_expired_foreign_mistyped_and_forged_tokens() {
+    fn rejects_expired_foreign_mistyped_and_forged_credentials() {
         let key = SigningKeyPair::generate();
         let v = Verifier::new(
             "https://as.example",
@@ -158,27 +185,26 @@ mod tests {
                 keys: vec![key.public_jwk()],
             },
         );
-        let claims = json!({"iss": "https://as.example", "sub": "a", "client_id": "c", "jti": "j", "exp": 1_000});
         assert_eq!(
-            v.verify(&token(&key, "at+jwt", claims.clone()), 1_030),
+            v.verify(&token(&key, "vc+jwt", claims()), 1_030),
             Err(VerifyError::Expired {
                 exp: 1_000,
                 now: 1_030
             })
         );
         assert!(matches!(
-            v.verify(&token(&key, "JWT", claims.clone()), 0),
+            v.verify(&token(&key, "at+jwt", claims()), 0),
             Err(VerifyError::WrongType(_))
         ));
-        let mut other_iss = claims.clone();
+        let mut other_iss = claims();
         other_iss["iss"] = json!("https://evil.example");
         assert!(matches!(
-            v.verify(&token(&key, "at+jwt", other_iss), 0),
+            v.verify(&token(&key, "vc+jwt", other_iss), 0),
             Err(VerifyError::WrongIssuer { .. })
         ));
         let stranger = SigningKeyPair::generate();
         assert!(matches!(
-            v.verify(&token(&stranger, "at+jwt", claims), 0),
+            v.verify(&token(&stranger, "vc+jwt", claims()), 0),
             Err(VerifyError::Jose(_))
         ));
     }

@@ -89,14 +89,21 @@ pub async fn decide(
         .client(&request.client_id)
         .await?
         .ok_or(ApprovalError::NotFound)?;
-    let grant = (approved && mode == Some(DeliveryMode::Push))
-        .then(|| credentials::new_grant(state, now, None));
+    let grant = match approved && mode == Some(DeliveryMode::Push) {
+        true => Some(credentials::new_grant(state, now, None).await?),
+        false => None,
+    };
     let mut tx = state.store.begin().await?;
-    let request = state
+    let decided = state
         .store
         .decide_auth_request(Some(&mut tx), auth_req_id, &decision, grant.as_ref())
-        .await?
-        .ok_or(ApprovalError::NotPending)?;
+        .await?;
+    let Some(request) = decided else {
+        if let Some(grant) = &grant {
+            credentials::discard_grant(state, grant);
+        }
+        return Err(ApprovalError::NotPending);
+    };
     let outcome = match (approved, &grant) {
         (false, _) => Outcome::Denied,
         (true, None) => Outcome::Ready,

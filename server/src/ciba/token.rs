@@ -27,7 +27,7 @@ pub async fn exchange(
         ));
     }
     let now = state.now_ms();
-    let grant = credentials::new_grant(state, now, dpop_jkt);
+    let grant = credentials::new_grant(state, now, dpop_jkt).await?;
     // Happy path first: one conditional statement issues the grant. Only when it matched
     // nothing do we read the request to say why.
     if let Some(request) = state
@@ -48,6 +48,7 @@ pub async fn exchange(
         };
         return Ok(credentials::issue(state, input)?);
     }
+    credentials::discard_grant(state, &grant);
 
     let unknown = || CibaError::InvalidGrant("unknown auth_req_id".into());
     let request = state

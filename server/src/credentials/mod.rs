@@ -1,8 +1,11 @@
-//! Issuing what an approval earns: the access token (for now a signed JWT per RFC 9068;
-//! the Verifiable Credential format replaces it behind this same service) and the ID token
-//! for the approving human. Also introspection (RFC 7662) and revocation (RFC 7009).
+//! Issuing what an approval earns: the access token, which is a W3C Verifiable Credential
+//! secured as a `vc+jwt` ([`vc`]), with a Token Status List entry for revocation
+//! ([`status`]), and the ID token for the approving human. Also introspection (RFC 7662)
+//! and revocation (RFC 7009).
 
 mod introspect;
+pub mod status;
+pub mod vc;
 
 pub use introspect::{Introspection, introspect, revoke};
 
@@ -24,6 +27,8 @@ pub enum CredentialError {
     Signing(#[from] JoseError),
     #[error("stored authorization_details are not valid JSON")]
     CorruptDetails,
+    #[error("encoding failed: {0}")]
+    Encoding(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -38,19 +43,33 @@ pub struct IssueInput<'a> {
     pub for_push: bool,
 }
 
-/// Chooses the identity and lifetime of the next access token. It is recorded in the same
-/// statement that marks the request issued, before anything is signed, so a token that
-/// exists is always one the server knows about.
-pub fn new_grant(state: &AppState, now_ms: i64, dpop_jkt: Option<String>) -> TokenGrant {
+/// Chooses the identity, lifetime and status list entry of the next credential. It is
+/// recorded in the same statement that marks the request issued, before anything is
+/// signed, so a credential that exists is always one the server knows about.
+pub async fn new_grant(
+    state: &AppState,
+    now_ms: i64,
+    dpop_jkt: Option<String>,
+) -> Result<TokenGrant, StoreError> {
     let ttl_ms = 1000 * state.config.tokens.access_token_ttl_secs as i64;
-    TokenGrant {
+    let (status_list, status_idx) = state.status_allocator.allocate(state).await?;
+    Ok(TokenGrant {
         jti: countersign_jose::random_b64url(16),
         token_type: if dpop_jkt.is_some() { "DPoP" } else { "Bearer" }.to_owned(),
         cnf_jkt: dpop_jkt,
         // Whole seconds, so `exp` in the JWT and the stored expiry agree exactly.
         issued_at: now_ms.div_euclid(1000) * 1000,
         expires_at: now_ms.div_euclid(1000) * 1000 + ttl_ms,
-    }
+        status_list,
+        status_idx,
+    })
+}
+
+/// Returns the status entry of a grant that was not issued after all.
+pub fn discard_grant(state: &AppState, grant: &TokenGrant) {
+    state
+        .status_allocator
+        .give_back((grant.status_list, grant.status_idx));
 }
 
 /// How the decision was made, as `acr` / `amr` claims.
@@ -71,7 +90,6 @@ pub fn issue(state: &AppState, input: IssueInput<'_>) -> Result<TokenResponse, C
     let grant = input.grant;
     let now_s = grant.issued_at.div_euclid(1000);
     let exp = grant.expires_at.div_euclid(1000);
-    let jti = grant.jti.clone();
     let details: Option<Value> = match &req.authorization_details {
         Some(text) => {
             Some(serde_json::from_str(text).map_err(|_| CredentialError::CorruptDetails)?)
@@ -81,26 +99,17 @@ pub fn issue(state: &AppState, input: IssueInput<'_>) -> Result<TokenResponse, C
     let auth_time = req.decided_at.unwrap_or(grant.issued_at).div_euclid(1000);
     let (acr, amr) = authentication_context(req.decision_method.as_deref());
 
-    let mut access = json!({
-        "iss": &*state.issuer,
-        "sub": req.subject,
-        "aud": &*state.issuer,
-        "client_id": req.client_id,
-        "iat": now_s,
-        "exp": exp,
-        "jti": jti,
-        "scope": req.scope,
-        "auth_time": auth_time,
-        "acr": acr,
-        "amr": amr,
-    });
-    if let Some(d) = &details {
-        access["authorization_details"] = d.clone();
-    }
-    if let Some(jkt) = &grant.cnf_jkt {
-        access["cnf"] = json!({ "jkt": jkt });
-    }
-    let access_token = key.sign("at+jwt", &access)?;
+    let facts = vc::CredentialFacts {
+        issuer: &state.issuer,
+        request: req,
+        approver: input.human,
+        grant,
+        authorization_details: details.as_ref(),
+        status_uri: status::list_uri(state, grant.status_list),
+        acr: &acr,
+        amr: &amr,
+    };
+    let access_token = key.sign("vc+jwt", &vc::credential_claims(&facts))?;
 
     let mut id = json!({
         "iss": &*state.issuer,

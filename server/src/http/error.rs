@@ -143,7 +143,9 @@ pub fn ciba_error(err: CibaError, endpoint: Endpoint) -> OAuthResponse {
         CibaError::Store(e) => OAuthResponse::unavailable(&e),
         CibaError::Credential(CredentialError::Store(e)) => OAuthResponse::unavailable(&e),
         CibaError::Credential(
-            e @ (CredentialError::Signing(_) | CredentialError::CorruptDetails),
+            e @ (CredentialError::Signing(_)
+            | CredentialError::CorruptDetails
+            | CredentialError::Encoding(_)),
         ) => OAuthResponse::internal(&e),
     }
 }
@@ -220,6 +222,20 @@ impl From<StoreError> for ProblemResponse {
     }
 }
 
+impl From<CredentialError> for ProblemResponse {
+    fn from(err: CredentialError) -> Self {
+        match err {
+            CredentialError::Store(e) => Self::from(e),
+            e @ (CredentialError::Signing(_)
+            | CredentialError::CorruptDetails
+            | CredentialError::Encoding(_)) => {
+                tracing::error!(error = %e, "building a credential document failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            }
+        }
+    }
+}
+
 impl From<ApprovalError> for ProblemResponse {
     fn from(err: ApprovalError) -> Self {
         let detail = err.to_string();
@@ -229,12 +245,7 @@ impl From<ApprovalError> for ProblemResponse {
             ApprovalError::Store(e) | ApprovalError::Credential(CredentialError::Store(e)) => {
                 Self::from(e)
             }
-            ApprovalError::Credential(
-                e @ (CredentialError::Signing(_) | CredentialError::CorruptDetails),
-            ) => {
-                tracing::error!(error = %e, "issuing tokens at approval failed");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-            }
+            ApprovalError::Credential(e) => Self::from(e),
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::directory;
     info(title = "Countersign API", description = "The Countersign authorization server: OpenID CIBA endpoints, admin, developer and operations APIs."),
     paths(
         oauth::bc_authorize, oauth::token, oauth::introspect, oauth::revoke,
-        discovery::discovery, discovery::jwks,
+        discovery::discovery, discovery::jwks, discovery::did_document, discovery::status_list,
         admin::list_humans, admin::add_human, admin::activate_human, admin::deactivate_human,
         admin::list_agents, admin::add_agent, admin::enable_agent, admin::disable_agent,
         dev::approve, dev::deny,

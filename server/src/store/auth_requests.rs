@@ -220,7 +220,8 @@ impl Store {
         let grant = grant.filter(|_| decision.approved);
         let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE auth_requests SET status = $1, decided_at = $2, decided_by = $3, decision_method = $4, \
-             token_issued_at = $5, token_jti = $6, token_type = $7, token_cnf_jkt = $8, token_expires_at = $9 \
+             token_issued_at = $5, token_jti = $6, token_type = $7, token_cnf_jkt = $8, token_expires_at = $9, \
+             token_status_list = $11, token_status_idx = $12 \
              WHERE id = $10 AND status = 'pending' AND expires_at > $2{extra_condition} RETURNING {COLUMNS}"
         ));
         let query = sqlx::query(sql)
@@ -233,7 +234,9 @@ impl Store {
             .bind(grant.map(|g| g.token_type.clone()))
             .bind(grant.and_then(|g| g.cnf_jkt.clone()))
             .bind(grant.map(|g| g.expires_at))
-            .bind(id);
+            .bind(id)
+            .bind(grant.map(|g| g.status_list))
+            .bind(grant.map(|g| g.status_idx));
         let row = match tx {
             Some(tx) => query.fetch_optional(tx.conn()).await?,
             None => query.fetch_optional(self.writer()).await?,
@@ -254,7 +257,8 @@ impl Store {
     ) -> Result<Option<AuthRequestRecord>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE auth_requests SET status = 'issued', token_issued_at = $1, last_poll_at = $8, \
-             token_jti = $2, token_type = $3, token_cnf_jkt = $4, token_expires_at = $5 \
+             token_jti = $2, token_type = $3, token_cnf_jkt = $4, token_expires_at = $5, \
+             token_status_list = $9, token_status_idx = $10 \
              WHERE id = $6 AND client_id = $7 AND status = 'approved' AND expires_at > $8 \
              AND (last_poll_at IS NULL OR last_poll_at + interval_secs * 1000 <= $8) RETURNING {COLUMNS}"
         ));
@@ -267,6 +271,8 @@ impl Store {
             .bind(id)
             .bind(client_id)
             .bind(now_ms)
+            .bind(grant.status_list)
+            .bind(grant.status_idx)
             .fetch_optional(self.writer())
             .await?;
         row.as_ref().map(from_row).transpose()
@@ -424,6 +430,8 @@ pub(crate) mod tests {
                 cnf_jkt: Some("jkt".into()),
                 issued_at: at,
                 expires_at: at + 900_000,
+                status_list: 1,
+                status_idx: at,
             };
             assert_eq!(
                 store

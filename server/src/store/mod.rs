@@ -11,6 +11,7 @@ mod group_commit;
 pub mod humans;
 pub mod outbox;
 pub mod replay;
+pub mod status_lists;
 pub mod tokens;
 
 use std::borrow::Cow;
@@ -34,6 +35,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether `err` is a unique-constraint violation.
+    pub(crate) fn from_insert_ref(err: &sqlx::Error) -> bool {
+        matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+    }
+
     /// Maps unique-constraint violations to [`StoreError::Conflict`].
     pub(crate) fn from_insert(err: sqlx::Error) -> Self {
         match &err {

@@ -17,6 +17,9 @@ pub struct TokenGrant {
     pub cnf_jkt: Option<String>,
     pub issued_at: i64,
     pub expires_at: i64,
+    /// Token Status List entry: list id and index.
+    pub status_list: i64,
+    pub status_idx: i64,
 }
 
 /// An issued token as introspection and revocation see it.

@@ -49,7 +49,7 @@ const tokens = await client.pollBackchannelAuthenticationGrant(config, started, 
 
 const jwks = jose.createRemoteJWKSet(new URL(config.serverMetadata().jwks_uri));
 const idToken = await jose.jwtVerify(tokens.id_token, jwks, { issuer: ISSUER, audience: CLIENT_ID, algorithms: ['ES256'] });
-const accessToken = await jose.jwtVerify(tokens.access_token, jwks, { issuer: ISSUER, algorithms: ['ES256'], typ: 'at+jwt' });
+const accessToken = await jose.jwtVerify(tokens.access_token, jwks, { issuer: ISSUER, algorithms: ['ES256'], typ: 'vc+jwt' });
 
 console.log(JSON.stringify({
   token_type: tokens.token_type,

@@ -1,0 +1,122 @@
+//! The credential an approval earns: a W3C Verifiable Credential (Data Model 2.0) secured
+//! as a JWT per VC-JOSE-COSE (`typ: vc+jwt`, ES256). The JWT payload *is* the credential;
+//! the registered claims a verifier needs without understanding the VC data model
+//! (`iss`, `sub`, `iat`, `nbf`, `exp`, `jti`, `cnf`, `status`) sit beside it and agree
+//! with it.
+
+use serde_json::{Value, json};
+
+use crate::store::auth_requests::AuthRequestRecord;
+use crate::store::humans::HumanRecord;
+use crate::store::tokens::TokenGrant;
+
+pub const VC_CONTEXT: &str = "https://www.w3.org/ns/credentials/v2";
+pub const CREDENTIAL_TYPE: &str = "AgentActionApproval";
+
+/// Everything the credential states.
+pub struct CredentialFacts<'a> {
+    pub issuer: &'a str,
+    pub request: &'a AuthRequestRecord,
+    pub approver: &'a HumanRecord,
+    pub grant: &'a TokenGrant,
+    pub authorization_details: Option<&'a Value>,
+    pub status_uri: String,
+    /// `acr`/`amr` of the decision.
+    pub acr: &'a str,
+    pub amr: &'a [String],
+}
+
+/// RFC 3339 UTC timestamp (`2026-11-22T10:00:00Z`) of a Unix time in seconds.
+pub fn rfc3339(unix_secs: i64) -> String {
+    let days = unix_secs.div_euclid(86_400);
+    let secs = unix_secs.rem_euclid(86_400);
+    // Civil-from-days (H. Hinnant), valid for the proleptic Gregorian calendar.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// The credential's claims (payload of the `vc+jwt`).
+pub fn credential_claims(f: &CredentialFacts<'_>) -> Value {
+    let req = f.request;
+    let iat = f.grant.issued_at.div_euclid(1000);
+    let exp = f.grant.expires_at.div_euclid(1000);
+    let approved_at = req.decided_at.unwrap_or(f.grant.issued_at).div_euclid(1000);
+    let action = f
+        .authorization_details
+        .and_then(|d| d.get(0))
+        .and_then(|d| d.get("type"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let developer = req.decision_method.as_deref() == Some("dev");
+    let mut claims = json!({
+        "@context": [VC_CONTEXT],
+        "id": format!("{}/credentials/{}", f.issuer, f.grant.jti),
+        "type": ["VerifiableCredential", CREDENTIAL_TYPE],
+        "issuer": f.issuer,
+        "validFrom": rfc3339(iat),
+        "validUntil": rfc3339(exp),
+        "credentialSubject": {
+            "id": format!("{}/agents/{}", f.issuer, req.client_id),
+            "client_id": req.client_id,
+            "key_thumbprint": f.grant.cnf_jkt,
+            "action": action,
+            "authorization_details": f.authorization_details,
+            "scope": req.scope,
+            "binding_message": req.binding_message,
+            // Environment, target resource and risk signals come from the policy engine
+            // (a later issue); until then they are stated as unknown, not invented.
+            "context": { "environment": Value::Null, "target_resource": Value::Null, "risk_signals": [] },
+        },
+        "evidence": [{
+            "type": [if developer { "DeveloperApproval" } else { "HumanApproval" }],
+            "approver": { "subject": f.approver.subject, "name": f.approver.name },
+            "approvedAt": rfc3339(approved_at),
+            "method": req.decision_method,
+            "acr": f.acr,
+            "amr": f.amr,
+            // Filled by the wallet issue (device key thumbprint, wallet-signed approval)
+            // and the policy issue (policy id and version); null until then, never faked.
+            "deviceKeyThumbprint": Value::Null,
+            "approval": Value::Null,
+            "policy": Value::Null,
+        }],
+        "iss": f.issuer,
+        "sub": req.client_id,
+        "iat": iat,
+        "nbf": iat,
+        "exp": exp,
+        "jti": f.grant.jti,
+        "client_id": req.client_id,
+        "status": { "status_list": { "idx": f.grant.status_idx, "uri": f.status_uri } },
+    });
+    if let Some(jkt) = &f.grant.cnf_jkt {
+        claims["cnf"] = json!({ "jkt": jkt });
+    }
+    claims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_346_026), "2026-11-22T11:13:46Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+}
