@@ -196,6 +196,20 @@ impl UnverifiedJws {
             .map_err(|_| JoseError::BadSignature)
     }
 
+    /// Verifies with a key parsed beforehand (the fast path for repeated verification).
+    pub fn verify_key(&self, key: &crate::VerifyKey) -> Result<(), JoseError> {
+        key.verify(self.signing_input.as_bytes(), &self.signature)
+    }
+
+    /// The bytes the signature covers (`header.payload`).
+    pub fn signing_input(&self) -> &[u8] {
+        self.signing_input.as_bytes()
+    }
+
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
     pub fn verify_jwk(&self, jwk: &Jwk) -> Result<(), JoseError> {
         self.verify(&jwk.verifying_key()?)
     }

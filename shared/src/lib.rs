@@ -4,6 +4,7 @@
 //! server speaks, their error codes, and the discovery document. Behaviour belongs in the
 //! crates that use them.
 
+pub mod authorization;
 pub mod ciba;
 pub mod discovery;
 pub mod oauth;

@@ -1,211 +1,422 @@
 //! Offline verification of Countersign credentials, for tools and gateways.
 //!
-//! A credential is a W3C Verifiable Credential secured as a JWT (`typ: vc+jwt`, ES256).
-//! The verifier checks the signature against the issuer's JWKS (fetched and cached by the
-//! caller), the issuer and the validity window, and returns who approved, the approved
-//! `authorization_details` and the DPoP key binding so the tool can check the call fits
-//! what was approved. No async, no network, no allocation-heavy dependencies.
+//! A credential is a W3C Verifiable Credential secured as a JWT (`typ: vc+jwt`, ES256)
+//! that records one human's approval of one agent's action. Before executing a call, the
+//! tool presents the credential (and the agent's DPoP proof) to [`Verifier::verify`], which
+//! checks, without calling the issuer per request:
+//!
+//! - the signature against the trusted issuer's keys (unknown `kid`, `none`, HMAC refused);
+//! - the type, issuer and validity window;
+//! - that the call fits the approved `authorization_details` (per-type matchers from
+//!   `countersign_shared::authorization`);
+//! - the DPoP proof when the credential is key-bound (method, URL, `ath`, key, replay);
+//! - revocation, from the issuer's Token Status List, cached for its `ttl` (fail closed
+//!   when the status cannot be learned, unless configured otherwise).
+//!
+//! No async runtime, no web framework, no database. Key and status list fetching are the
+//! caller's or a [`status::StatusSource`]'s job.
 
-use countersign_jose::{JoseError, JwkSet, UnverifiedJws};
+mod dpop;
+mod error;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use countersign_jose::{JwkSet, UnverifiedJws, VerifyKey};
+use countersign_shared::authorization::{ActionMatcher, ExactMatcher, PurchaseOrderMatcher};
 use serde::Deserialize;
 use serde_json::Value;
 
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum VerifyError {
-    #[error("token rejected: {0}")]
-    Jose(#[from] JoseError),
-    #[error("token type must be vc+jwt, got {0:?}")]
-    WrongType(Option<String>),
-    #[error("issued by {found:?}, expected {expected:?}")]
-    WrongIssuer {
-        expected: String,
-        found: Option<String>,
-    },
-    #[error("expired at {exp} (now {now})")]
-    Expired { exp: i64, now: i64 },
-    #[error("not valid before {nbf} (now {now})")]
-    NotYetValid { nbf: i64, now: i64 },
-    #[error("required claim {0} is missing")]
-    MissingClaim(&'static str),
+pub use error::Rejection;
+pub use status::{StatusList, StatusSource};
+
+/// A call as the tool received it.
+#[derive(Debug, Clone, Copy)]
+pub struct Presentation<'a> {
+    /// The credential (from `Authorization: DPoP <credential>`).
+    pub token: &'a str,
+    /// The `DPoP` header, if any.
+    pub dpop_proof: Option<&'a str>,
+    /// HTTP method and full URL of the call.
+    pub method: &'a str,
+    pub url: &'a str,
+    /// The `authorization_details` type the call performs, and its arguments. `None` skips
+    /// the action check (for gateways that only authenticate).
+    pub action: Option<&'a str>,
+    pub arguments: Option<&'a Value>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Who approved what, for the tool's own log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub credential_id: String,
+    /// The agent (OAuth client id) holding the credential.
+    pub agent: String,
+    /// RFC 7638 thumbprint of the agent key the credential is bound to.
+    pub agent_key: Option<String>,
+    /// The approving human's subject and name.
+    pub approver: String,
+    pub approver_name: Option<String>,
+    /// How the approval was given (`dev` for developer approvals).
+    pub approval_method: Option<String>,
+    /// The policy that required the approval, when the issuer recorded one.
+    pub policy: Option<Value>,
+    pub authorization_details: Vec<Value>,
+    pub expires_at: i64,
+}
+
+#[derive(Deserialize)]
 struct Claims {
     iss: Option<String>,
+    id: Option<String>,
+    jti: Option<String>,
     client_id: Option<String>,
     exp: Option<i64>,
     nbf: Option<i64>,
-    jti: Option<String>,
-    #[serde(default, rename = "credentialSubject")]
-    subject: Option<CredentialSubject>,
+    #[serde(rename = "credentialSubject")]
+    subject: Option<Subject>,
     #[serde(default)]
     evidence: Vec<Evidence>,
-    #[serde(default)]
-    cnf: Option<Confirmation>,
+    cnf: Option<Cnf>,
+    status: Option<StatusClaim>,
 }
 
-#[derive(Debug, Deserialize)]
-struct CredentialSubject {
+#[derive(Deserialize)]
+struct Subject {
     #[serde(default)]
-    scope: Option<String>,
-    #[serde(default)]
-    authorization_details: Option<Value>,
+    authorization_details: Option<Vec<Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct Evidence {
     approver: Option<Approver>,
+    method: Option<String>,
+    policy: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct Approver {
     subject: Option<String>,
+    name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Confirmation {
+#[derive(Deserialize)]
+struct Cnf {
     jkt: Option<String>,
 }
 
-/// What a verified credential says.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VerifiedToken {
-    /// The human whose approval the credential records.
-    pub subject: String,
-    /// The agent (OAuth client) holding it.
-    pub client_id: String,
-    pub token_id: String,
-    pub expires_at: i64,
-    pub scope: String,
-    /// RFC 9396 details exactly as approved.
-    pub authorization_details: Option<Value>,
-    /// RFC 9449 thumbprint of the key the holder must prove possession of, when bound.
-    pub dpop_jkt: Option<String>,
+#[derive(Deserialize)]
+struct StatusClaim {
+    status_list: Option<StatusRef>,
 }
 
-/// Verifies credentials of one issuer with its key set.
-#[derive(Debug, Clone)]
+#[derive(Deserialize)]
+struct StatusRef {
+    idx: u64,
+    uri: String,
+}
+
+type IssuerKeys = Vec<(Option<String>, VerifyKey)>;
+
+/// Configures a [`Verifier`].
+pub struct VerifierBuilder {
+    issuers: HashMap<String, IssuerKeys>,
+    matchers: Vec<Box<dyn ActionMatcher>>,
+    status_source: Option<Arc<dyn StatusSource>>,
+    max_status_ttl: i64,
+    fail_open: bool,
+    leeway: i64,
+    dpop_max_age: i64,
+    replay_capacity: usize,
+}
+
+impl VerifierBuilder {
+    /// Trusts credentials from `issuer` signed by a key of `jwks` (keys that are not
+    /// P-256 are ignored).
+    pub fn trust_issuer(mut self, issuer: impl Into<String>, jwks: &JwkSet) -> Self {
+        let keys = jwks
+            .keys
+            .iter()
+            .filter_map(|k| VerifyKey::from_jwk(k).ok().map(|v| (k.kid.clone(), v)))
+            .collect();
+        self.issuers.insert(issuer.into(), keys);
+        self
+    }
+
+    /// Adds (or replaces) the matcher for one `authorization_details` type.
+    pub fn matcher(mut self, m: impl ActionMatcher + 'static) -> Self {
+        self.matchers.retain(|x| x.action_type() != m.action_type());
+        self.matchers.push(Box::new(m));
+        self
+    }
+
+    pub fn status_source(mut self, source: impl StatusSource + 'static) -> Self {
+        self.status_source = Some(Arc::new(source));
+        self
+    }
+
+    /// Caches a status list for at most this long, even if its `ttl` allows longer.
+    pub fn status_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.max_status_ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// Accept credentials whose status cannot be learned (default: refuse them).
+    pub fn fail_open_when_status_unavailable(mut self) -> Self {
+        self.fail_open = true;
+        self
+    }
+
+    /// Tolerated clock difference, seconds (default 30).
+    pub fn leeway_secs(mut self, secs: i64) -> Self {
+        self.leeway = secs;
+        self
+    }
+
+    /// DPoP proofs older than this are refused (default 120 s).
+    pub fn dpop_max_age_secs(mut self, secs: i64) -> Self {
+        self.dpop_max_age = secs;
+        self
+    }
+
+    pub fn build(self) -> Verifier {
+        Verifier {
+            issuers: self.issuers,
+            matchers: self.matchers,
+            status_source: self.status_source,
+            status_cache: status::StatusCache::default(),
+            max_status_ttl: self.max_status_ttl,
+            fail_open: self.fail_open,
+            leeway: self.leeway,
+            dpop_max_age: self.dpop_max_age,
+            replay: dpop::ReplayCache::new(self.replay_capacity),
+        }
+    }
+}
+
+/// Verifies presented credentials. Share one per process: it caches status lists and
+/// remembers DPoP proofs to refuse replays.
 pub struct Verifier {
-    issuer: String,
-    keys: JwkSet,
-    /// Tolerated clock difference, seconds.
-    pub leeway_secs: i64,
+    issuers: HashMap<String, IssuerKeys>,
+    matchers: Vec<Box<dyn ActionMatcher>>,
+    status_source: Option<Arc<dyn StatusSource>>,
+    status_cache: status::StatusCache,
+    max_status_ttl: i64,
+    fail_open: bool,
+    leeway: i64,
+    dpop_max_age: i64,
+    replay: dpop::ReplayCache,
 }
 
 impl Verifier {
-    pub fn new(issuer: impl Into<String>, keys: JwkSet) -> Self {
-        Self {
-            issuer: issuer.into(),
-            keys,
-            leeway_secs: 30,
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder {
+            issuers: HashMap::new(),
+            matchers: vec![Box::new(PurchaseOrderMatcher)],
+            status_source: None,
+            max_status_ttl: 300,
+            fail_open: false,
+            leeway: 30,
+            dpop_max_age: 120,
+            replay_capacity: 100_000,
         }
     }
 
-    /// Verifies `token` at Unix time `now` (seconds).
-    pub fn verify(&self, token: &str, now: i64) -> Result<VerifiedToken, VerifyError> {
-        let jws = UnverifiedJws::parse(token)?;
+    /// Verifies a presentation now.
+    pub fn verify(&self, p: &Presentation<'_>) -> Result<Verdict, Rejection> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.verify_at(p, now)
+    }
+
+    /// Verifies a presentation at Unix time `now` (seconds).
+    pub fn verify_at(&self, p: &Presentation<'_>, now: i64) -> Result<Verdict, Rejection> {
+        let jws = UnverifiedJws::parse(p.token)?;
         if jws.header.typ.as_deref() != Some("vc+jwt") {
-            return Err(VerifyError::WrongType(jws.header.typ.clone()));
+            return Err(Rejection::WrongType(jws.header.typ.clone()));
         }
-        let claims: Claims = jws.verify_with_set(&self.keys)?;
-        if claims.iss.as_deref() != Some(self.issuer.as_str()) {
-            return Err(VerifyError::WrongIssuer {
-                expected: self.issuer.clone(),
-                found: claims.iss,
-            });
+        let claims: Claims = jws
+            .insecure_claims()
+            .map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let issuer = claims.iss.clone().unwrap_or_default();
+        let keys = self
+            .issuers
+            .get(&issuer)
+            .ok_or_else(|| Rejection::UntrustedIssuer(claims.iss.clone()))?;
+        self.check_signature(&jws, keys)?;
+
+        let exp = claims
+            .exp
+            .ok_or_else(|| Rejection::Malformed("exp is missing".into()))?;
+        if exp + self.leeway <= now {
+            return Err(Rejection::Expired { exp, now });
         }
-        let exp = claims.exp.ok_or(VerifyError::MissingClaim("exp"))?;
-        if exp + self.leeway_secs <= now {
-            return Err(VerifyError::Expired { exp, now });
+        if let Some(nbf) = claims.nbf.filter(|nbf| nbf - self.leeway > now) {
+            return Err(Rejection::NotYetValid { nbf, now });
         }
-        if let Some(nbf) = claims.nbf.filter(|nbf| nbf - self.leeway_secs > now) {
-            return Err(VerifyError::NotYetValid { nbf, now });
-        }
-        let approver = claims
-            .evidence
-            .into_iter()
-            .find_map(|e| e.approver.and_then(|a| a.subject));
-        let subject = claims
+
+        let details = claims
             .subject
-            .ok_or(VerifyError::MissingClaim("credentialSubject"))?;
-        Ok(VerifiedToken {
-            subject: approver.ok_or(VerifyError::MissingClaim("evidence.approver"))?,
-            client_id: claims
+            .and_then(|s| s.authorization_details)
+            .unwrap_or_default();
+        if let Some(action) = p.action {
+            self.check_action(&details, action, p.arguments)?;
+        }
+
+        let agent_key = claims.cnf.and_then(|c| c.jkt);
+        if let Some(jkt) = &agent_key {
+            let proof = p.dpop_proof.ok_or(Rejection::DpopMissing)?;
+            let ctx = dpop::ProofContext {
+                credential: p.token,
+                bound_jkt: jkt,
+                method: p.method,
+                url: p.url,
+                now,
+                max_age: self.dpop_max_age,
+                leeway: self.leeway,
+            };
+            let (id, expires) = dpop::check(proof, &ctx)?;
+            if !self.replay.first_use(id, expires, now) {
+                return Err(Rejection::DpopReplayed);
+            }
+        }
+
+        if let Some(reference) = claims.status.and_then(|s| s.status_list) {
+            self.check_status(&reference, keys, now)?;
+        }
+
+        let evidence = claims.evidence.into_iter().next();
+        let (approver, approval_method, policy) = match evidence {
+            Some(e) => (e.approver, e.method, e.policy.filter(|p| !p.is_null())),
+            None => (None, None, None),
+        };
+        let approver =
+            approver.ok_or_else(|| Rejection::Malformed("evidence.approver is missing".into()))?;
+        Ok(Verdict {
+            credential_id: claims
+                .id
+                .or(claims.jti)
+                .ok_or_else(|| Rejection::Malformed("id is missing".into()))?,
+            agent: claims
                 .client_id
-                .ok_or(VerifyError::MissingClaim("client_id"))?,
-            token_id: claims.jti.ok_or(VerifyError::MissingClaim("jti"))?,
+                .ok_or_else(|| Rejection::Malformed("client_id is missing".into()))?,
+            agent_key,
+            approver: approver
+                .subject
+                .ok_or_else(|| Rejection::Malformed("approver subject is missing".into()))?,
+            approver_name: approver.name,
+            approval_method,
+            policy,
+            authorization_details: details,
             expires_at: exp,
-            scope: subject.scope.unwrap_or_default(),
-            authorization_details: subject.authorization_details,
-            dpop_jkt: claims.cnf.and_then(|c| c.jkt),
         })
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use countersign_jose::SigningKeyPair;
-    use serde_json::json;
-
-    fn token(key: &SigningKeyPair, typ: &str, claims: Value) -> String {
-        key.sign(typ, &claims).unwrap()
+    fn check_signature(&self, jws: &UnverifiedJws, keys: &IssuerKeys) -> Result<(), Rejection> {
+        let kid = jws.header.kid.as_deref();
+        let mut candidates = keys
+            .iter()
+            .filter(|(k, _)| kid.is_none() || k.as_deref() == kid)
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(Rejection::UnknownKey(jws.header.kid.clone()));
+        }
+        if candidates.any(|(_, key)| jws.verify_key(key).is_ok()) {
+            Ok(())
+        } else {
+            Err(Rejection::BadSignature)
+        }
     }
 
-    fn claims() -> Value {
-        json!({"iss": "https://as.example", "sub": "agent", "client_id": "agent", "jti": "j", "exp": 1_000,
-            "credentialSubject": {"scope": "openid", "authorization_details": [{"type": "purchase_order", "amount": 1200}]},
-            "evidence": [{"approver": {"subject": "alice"}}], "cnf": {"jkt": "abc"}})
+    fn check_action(
+        &self,
+        details: &[Value],
+        action: &str,
+        arguments: Option<&Value>,
+    ) -> Result<(), Rejection> {
+        let approved: Vec<&Value> = details
+            .iter()
+            .filter(|d| d.get("type").and_then(Value::as_str) == Some(action))
+            .collect();
+        if approved.is_empty() {
+            return Err(Rejection::ActionMismatch {
+                requested: action.to_owned(),
+                approved: details
+                    .iter()
+                    .filter_map(|d| d.get("type")?.as_str().map(str::to_owned))
+                    .collect(),
+            });
+        }
+        let empty = Value::Object(serde_json::Map::new());
+        let arguments = arguments.unwrap_or(&empty);
+        let fallback = ExactMatcher(action.to_owned());
+        let matcher: &dyn ActionMatcher =
+            match self.matchers.iter().find(|m| m.action_type() == action) {
+                Some(m) => m.as_ref(),
+                None => &fallback,
+            };
+        let mut first_mismatch = None;
+        for entry in approved {
+            match matcher.check(entry, arguments) {
+                Ok(()) => return Ok(()),
+                Err(m) => {
+                    first_mismatch.get_or_insert(m);
+                }
+            }
+        }
+        let m = first_mismatch.unwrap_or_else(|| {
+            countersign_shared::authorization::Mismatch::new("arguments", "no approval matches")
+        });
+        Err(Rejection::ArgumentOutsideApproval {
+            field: m.field,
+            reason: m.reason,
+        })
     }
 
-    #[test]
-    fn accepts_a_valid_credential_and_reports_what_was_approved() {
-        let key = SigningKeyPair::generate();
-        let v = Verifier::new(
-            "https://as.example",
-            JwkSet {
-                keys: vec![key.public_jwk()],
+    fn check_status(
+        &self,
+        reference: &StatusRef,
+        keys: &IssuerKeys,
+        now: i64,
+    ) -> Result<(), Rejection> {
+        let status = match self.status_cache.fresh(&reference.uri, reference.idx, now) {
+            Some(status) => status,
+            None => match self.fetch_status(reference, keys, now) {
+                Ok(status) => status,
+                Err(_) if self.fail_open => return Ok(()),
+                Err(reason) => return Err(Rejection::StatusUnavailable(reason)),
             },
-        );
-        let ok = v.verify(&token(&key, "vc+jwt", claims()), 900).unwrap();
-        assert_eq!(
-            (ok.subject.as_str(), ok.client_id.as_str()),
-            ("alice", "agent")
-        );
-        assert_eq!(ok.dpop_jkt.as_deref(), Some("abc"));
-        assert_eq!(ok.authorization_details.unwrap()[0]["amount"], 1200);
+        };
+        match status {
+            Some(0) => Ok(()),
+            Some(_) => Err(Rejection::Revoked),
+            None if self.fail_open => Ok(()),
+            None => Err(Rejection::StatusUnavailable(format!(
+                "index {} is outside the list",
+                reference.idx
+            ))),
+        }
     }
 
-    #[test]
-    fn rejects_expired_foreign_mistyped_and_forged_credentials() {
-        let key = SigningKeyPair::generate();
-        let v = Verifier::new(
-            "https://as.example",
-            JwkSet {
-                keys: vec![key.public_jwk()],
-            },
-        );
-        assert_eq!(
-            v.verify(&token(&key, "vc+jwt", claims()), 1_030),
-            Err(VerifyError::Expired {
-                exp: 1_000,
-                now: 1_030
-            })
-        );
-        assert!(matches!(
-            v.verify(&token(&key, "at+jwt", claims()), 0),
-            Err(VerifyError::WrongType(_))
-        ));
-        let mut other_iss = claims();
-        other_iss["iss"] = json!("https://evil.example");
-        assert!(matches!(
-            v.verify(&token(&key, "vc+jwt", other_iss), 0),
-            Err(VerifyError::WrongIssuer { .. })
-        ));
-        let stranger = SigningKeyPair::generate();
-        assert!(matches!(
-            v.verify(&token(&stranger, "vc+jwt", claims()), 0),
-            Err(VerifyError::Jose(_))
-        ));
+    fn fetch_status(
+        &self,
+        reference: &StatusRef,
+        keys: &IssuerKeys,
+        now: i64,
+    ) -> Result<Option<u8>, String> {
+        let source = self
+            .status_source
+            .as_ref()
+            .ok_or("no status source is configured")?;
+        let token = source.fetch(&reference.uri)?;
+        let (list, ttl) = status::decode(&token, &reference.uri, keys, now)?;
+        let status = list.get(reference.idx);
+        let ttl = ttl
+            .unwrap_or(self.max_status_ttl)
+            .clamp(0, self.max_status_ttl);
+        self.status_cache.store(&reference.uri, list, now + ttl);
+        Ok(status)
     }
 }

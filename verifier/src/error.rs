@@ -1,0 +1,58 @@
+use countersign_jose::JoseError;
+
+/// Why a presentation was refused. Every variant names a reason a tool owner can act on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    #[error("malformed credential: {0}")]
+    Malformed(String),
+    #[error("algorithm {0:?} is not allowed (only ES256)")]
+    AlgorithmNotAllowed(String),
+    #[error("wrong token type {0:?} (expected vc+jwt)")]
+    WrongType(Option<String>),
+    #[error("issuer {0:?} is not trusted")]
+    UntrustedIssuer(Option<String>),
+    #[error("no trusted key with kid {0:?}")]
+    UnknownKey(Option<String>),
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("expired at {exp} (now {now})")]
+    Expired { exp: i64, now: i64 },
+    #[error("not valid before {nbf} (now {now})")]
+    NotYetValid { nbf: i64, now: i64 },
+    #[error("action {requested:?} was not approved (approved: {approved:?})")]
+    ActionMismatch {
+        requested: String,
+        approved: Vec<String>,
+    },
+    #[error("argument outside the approval: {field}: {reason}")]
+    ArgumentOutsideApproval { field: String, reason: String },
+    #[error("the credential is bound to a key (DPoP) but no proof was presented")]
+    DpopMissing,
+    #[error("invalid DPoP proof: {0}")]
+    DpopInvalid(String),
+    #[error("DPoP proof was already used (replay)")]
+    DpopReplayed,
+    #[error("DPoP proof is for method {found:?}, the call is {expected:?}")]
+    DpopWrongMethod { expected: String, found: String },
+    #[error("DPoP proof is for {found:?}, the call is to {expected:?}")]
+    DpopWrongUrl { expected: String, found: String },
+    #[error("DPoP proof's ath does not match the credential")]
+    DpopWrongAth,
+    #[error("DPoP proof is signed by a key other than the one the credential is bound to")]
+    DpopKeyMismatch,
+    #[error("the credential has been revoked")]
+    Revoked,
+    #[error("revocation status unavailable: {0}")]
+    StatusUnavailable(String),
+}
+
+impl From<JoseError> for Rejection {
+    fn from(e: JoseError) -> Self {
+        match e {
+            JoseError::UnsupportedAlgorithm(alg) => Rejection::AlgorithmNotAllowed(alg),
+            JoseError::BadSignature => Rejection::BadSignature,
+            JoseError::NoMatchingKey => Rejection::UnknownKey(None),
+            other => Rejection::Malformed(other.to_string()),
+        }
+    }
+}
