@@ -4,6 +4,8 @@
 //! (Node) completes the CIBA poll flow with client_secret_basic and with private_key_jwt +
 //! DPoP, and `jose` verifies the ID token and access token with the published JWKS.
 //!
+//! `@sd-jwt/jwt-status-list` decodes our published Token Status Lists.
+//!
 //! Needs `node` and the packages in tests/interop/openid-client (`npm ci` there; `.ci/run`
 //! does it). Missing tools fail the test rather than skip it.
 
@@ -14,13 +16,20 @@ use countersign_jose::b64url_encode;
 use countersign_tests::{Db, TestServer, both_backends};
 use serde_json::Value;
 
-both_backends!(openid_client_completes_poll_flow_with_basic_and_private_key_jwt_dpop);
+both_backends!(
+    openid_client_completes_poll_flow_with_basic_and_private_key_jwt_dpop,
+    sd_jwt_status_list_decodes_published_lists_and_finds_revocations
+);
 
 fn script_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/openid-client")
 }
 
 async fn run_node(env: &[(&str, String)]) -> Value {
+    run_script("ciba.mjs", env).await
+}
+
+async fn run_script(script: &str, env: &[(&str, String)]) -> Value {
     let dir = script_dir();
     assert!(
         dir.join("node_modules/openid-client").exists(),
@@ -28,7 +37,7 @@ async fn run_node(env: &[(&str, String)]) -> Value {
         dir.display()
     );
     let mut cmd = tokio::process::Command::new("node");
-    cmd.arg("ciba.mjs")
+    cmd.arg(script)
         .current_dir(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -87,5 +96,49 @@ async fn openid_client_completes_poll_flow_with_basic_and_private_key_jwt_dpop(d
         out["access_token_verified"]["cnf"]["jkt"].is_string(),
         "{out}"
     );
+    s.stop().await;
+}
+
+/// `@sd-jwt/jwt-status-list` (Node) reads each credential's status reference, fetches the
+/// published list (verified with jose against our JWKS) and finds the revoked entry set
+/// and the live one clear.
+async fn sd_jwt_status_list_decodes_published_lists_and_finds_revocations(db: Db) {
+    let s = TestServer::start_with(db, |_| {}).await;
+    s.clock.follow_system_time();
+    s.human("alice").await;
+    let agent = s.agent("agent", "alice", "client_secret_basic").await;
+    let mut credentials = Vec::new();
+    for _ in 0..3 {
+        let id = s.start_request(&agent, "alice").await;
+        s.dev_decide(&id, true).await;
+        let (_, tokens) = s.poll(&agent, &id).await;
+        credentials.push(tokens["access_token"].as_str().unwrap().to_owned());
+    }
+    let (status, _) = s
+        .post_as(&agent, "/revoke", &[("token", &credentials[1])])
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let out = run_script(
+        "status.mjs",
+        &[
+            ("ISSUER", s.issuer()),
+            ("CREDENTIALS", serde_json::to_string(&credentials).unwrap()),
+        ],
+    )
+    .await;
+    let statuses: Vec<i64> = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![0, 1, 0], "{out}");
+    let indexes: Vec<u64> = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["idx"].as_u64().unwrap())
+        .collect();
+    assert!(indexes[0] != indexes[1] && indexes[1] != indexes[2] && indexes[0] != indexes[2]);
     s.stop().await;
 }
