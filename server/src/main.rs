@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use countersign_server::clock::{Clock, SystemClock};
 use countersign_server::config::{Config, LogFormat};
+use countersign_server::credentials::manage as credentials;
 use countersign_server::directory::{self, NewAgent, NewHuman};
 use countersign_server::oidc::keys::KeyRing;
 use countersign_server::store::Store;
@@ -48,6 +49,50 @@ enum Command {
     /// Manage the server's signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// List, show and revoke issued credentials.
+    #[command(subcommand)]
+    Credential(CredentialCommand),
+}
+
+#[derive(Args)]
+struct CredentialFilter {
+    /// Credentials held by this agent (client id).
+    #[arg(long, value_name = "CLIENT_ID")]
+    agent: Option<String>,
+    /// Credentials approved by this human (subject).
+    #[arg(long, value_name = "SUBJECT")]
+    approver: Option<String>,
+    /// Credentials held by agents this human (subject) owns.
+    #[arg(long, value_name = "SUBJECT")]
+    owner: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum CredentialCommand {
+    /// List credentials, newest first (at most 1000).
+    List {
+        #[command(flatten)]
+        filter: CredentialFilter,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Show one credential.
+    Show {
+        id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Revoke one credential (by id) or all selected by --agent, --approver or --owner.
+    Revoke {
+        id: Option<String>,
+        #[command(flatten)]
+        filter: CredentialFilter,
+        /// Why (recorded with the revocation).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 #[derive(Args)]
@@ -376,6 +421,10 @@ async fn main() -> anyhow::Result<()> {
                 )
             })
         }
+        Command::Credential(cmd) => {
+            let store = open_store(&config).await?;
+            credential_command(&store, cmd, now).await
+        }
         Command::Keys(KeysCommand::Rotate { out }) => {
             let kid = KeyRing::rotate(&config.keys_dir, now)?;
             let value = serde_json::json!({ "kid": kid, "keys_dir": config.keys_dir });
@@ -384,6 +433,78 @@ async fn main() -> anyhow::Result<()> {
                     "new signing key {kid} in {}; restart servers to use it",
                     config.keys_dir.display()
                 )
+            })
+        }
+    }
+}
+
+fn credential_line(c: &credentials::CredentialSummary) -> String {
+    let state = match (&c.revoked_at, &c.revoked_reason) {
+        (Some(_), Some(reason)) => format!("revoked ({reason})"),
+        (Some(_), None) => "revoked".to_owned(),
+        (None, _) => format!(
+            "expires {}",
+            countersign_server::credentials::vc::rfc3339(c.expires_at)
+        ),
+    };
+    format!(
+        "{}\t{}\t{}\t{}\t{state}",
+        c.id, c.agent, c.approver, c.token_type
+    )
+}
+
+async fn credential_command(
+    store: &Store,
+    cmd: &CredentialCommand,
+    now: i64,
+) -> anyhow::Result<()> {
+    match cmd {
+        CredentialCommand::List { filter, out } => {
+            let selector = credentials::selector(
+                filter.agent.as_deref(),
+                filter.approver.as_deref(),
+                filter.owner.as_deref(),
+            )?;
+            let list = credentials::list(store, selector).await?;
+            print(out.json, &list, || {
+                list.iter()
+                    .map(credential_line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        CredentialCommand::Show { id, out } => {
+            let c = credentials::show(store, id).await?;
+            print(out.json, &c, || credential_line(&c))
+        }
+        CredentialCommand::Revoke {
+            id,
+            filter,
+            reason,
+            out,
+        } => {
+            let result = match id {
+                Some(id) => {
+                    if filter.agent.is_some() || filter.approver.is_some() || filter.owner.is_some()
+                    {
+                        anyhow::bail!(
+                            "give a credential id or one of --agent, --approver, --owner, not both"
+                        );
+                    }
+                    credentials::revoke_one(store, id, reason, "cli", now).await?
+                }
+                None => {
+                    let request = credentials::RevokeMany {
+                        agent: filter.agent.clone(),
+                        approver: filter.approver.clone(),
+                        owner: filter.owner.clone(),
+                        reason: reason.clone(),
+                    };
+                    credentials::revoke_many(store, &request, "cli", now).await?
+                }
+            };
+            print(out.json, &result, || {
+                format!("revoked {} credential(s)", result.revoked.len())
             })
         }
     }

@@ -178,3 +178,129 @@ fn dev_approvals_refused_off_loopback_and_serve_reports_what_it_did() {
         "developer mode is off by default"
     );
 }
+
+/// `credential list|show|revoke` against a database holding a credential from a real flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_commands_list_show_and_revoke() {
+    use countersign_server::clock::SystemClock;
+    use countersign_server::config::Config;
+    use countersign_server::directory::{self, NewAgent, NewHuman};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_owned();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite://{}?mode=rwc", d.join("countersign.db").display()),
+        keys_dir: d.join("countersign-keys"),
+        dev_approvals: true,
+        ..Config::default()
+    };
+    config.ciba.poll_interval_secs = 1;
+    let server = countersign_server::server::start(config, std::sync::Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let store = &server.state.store;
+    let human = NewHuman {
+        subject: "alice".into(),
+        email: "a@example.com".into(),
+        name: "A".into(),
+        user_code: None,
+    };
+    directory::add_human(store, human, 0).await.unwrap();
+    let agent = NewAgent {
+        client_id: "agent".into(),
+        name: None,
+        owner: "alice".into(),
+        auth_method: "client_secret_basic".into(),
+        jwks: None,
+        delivery_mode: None,
+        notification_endpoint: None,
+        require_signed_request: false,
+        user_code_required: false,
+    };
+    let secret = directory::add_agent(store, agent, 0)
+        .await
+        .unwrap()
+        .client_secret
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = server.base_url();
+    let started: Value = http
+        .post(format!("{base}/bc-authorize"))
+        .basic_auth("agent", Some(&secret))
+        .form(&[("scope", "openid"), ("login_hint", "alice")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["auth_req_id"].as_str().unwrap();
+    http.post(format!("{base}/dev/approvals/{id}/approve"))
+        .send()
+        .await
+        .unwrap();
+    let tokens: Value = http
+        .post(format!("{base}/token"))
+        .basic_auth("agent", Some(&secret))
+        .form(&[
+            ("grant_type", "urn:openid:params:grant-type:ciba"),
+            ("auth_req_id", id),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+
+    let d2 = d.clone();
+    tokio::task::spawn_blocking(move || {
+        let listed = json(&d2, &["credential", "list", "--agent", "agent", "--json"]);
+        let jti = listed[0]["id"].as_str().unwrap().to_owned();
+        assert_eq!(listed[0]["approver"], "alice");
+        assert_eq!(
+            json(&d2, &["credential", "show", &jti, "--json"])["revoked_at"],
+            Value::Null
+        );
+        let revoked = json(
+            &d2,
+            &["credential", "revoke", &jti, "--reason", "test", "--json"],
+        );
+        assert_eq!(revoked["revoked"][0], jti.as_str());
+        assert_eq!(
+            json(&d2, &["credential", "show", &jti, "--json"])["revoked_reason"],
+            "test"
+        );
+        let bulk = json(
+            &d2,
+            &[
+                "credential",
+                "revoke",
+                "--owner",
+                "alice",
+                "--reason",
+                "again",
+                "--json",
+            ],
+        );
+        assert_eq!(bulk["revoked"], serde_json::json!([]));
+        let both = countersign(&d2)
+            .args([
+                "credential",
+                "revoke",
+                &jti,
+                "--agent",
+                "agent",
+                "--reason",
+                "x",
+            ])
+            .output()
+            .unwrap();
+        assert!(!both.status.success());
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}

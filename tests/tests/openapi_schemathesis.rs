@@ -46,9 +46,24 @@ async fn served_api_conforms_to_its_openapi_document() {
     s.human("alice").await;
     let agent = s.agent("fuzzer", "alice", "client_secret_basic").await;
     let basic = format!("fuzzer:{}", agent.secret.clone().unwrap());
+    // How many operations each run must exercise, from the document itself.
+    let doc: serde_json::Value = s.get_json("/openapi.json").await;
+    let (mut oauth, mut other) = (0, 0);
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if op["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "oauth"))
+            {
+                oauth += 1;
+            } else {
+                other += 1;
+            }
+        }
+    }
     let report = schemathesis(&s, &["-a", &basic], &["--include-tag", "oauth"]).await;
     assert!(
-        report.contains("Tested: 8"),
+        report.contains(&format!("Tested: {oauth}")),
         "every protocol operation must be exercised:\n{report}"
     );
 
@@ -58,7 +73,7 @@ async fn served_api_conforms_to_its_openapi_document() {
     let bearer = format!("Authorization: Bearer {}", key.secret.expose());
     let report = schemathesis(&s, &["-H", &bearer], &["--exclude-tag", "oauth"]).await;
     assert!(
-        report.contains("Tested: 12"),
+        report.contains(&format!("Tested: {other}")),
         "every other operation must be exercised:\n{report}"
     );
     s.stop().await;

@@ -4,6 +4,7 @@
 //! and revocation (RFC 7009).
 
 mod introspect;
+pub mod manage;
 pub mod status;
 pub mod vc;
 

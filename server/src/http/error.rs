@@ -222,6 +222,18 @@ impl From<StoreError> for ProblemResponse {
     }
 }
 
+impl From<crate::credentials::manage::ManageError> for ProblemResponse {
+    fn from(err: crate::credentials::manage::ManageError) -> Self {
+        use crate::credentials::manage::ManageError;
+        let detail = err.to_string();
+        match err {
+            ManageError::Invalid(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail),
+            ManageError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, detail),
+            ManageError::Store(e) => Self::from(e),
+        }
+    }
+}
+
 impl From<CredentialError> for ProblemResponse {
     fn from(err: CredentialError) -> Self {
         match err {

@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, dev, discovery, error, oauth, oauth_forms, ops};
+use super::{admin, admin_credentials, dev, discovery, error, oauth, oauth_forms, ops};
 use crate::directory;
 
 #[derive(OpenApi)]
@@ -17,12 +17,15 @@ use crate::directory;
         discovery::discovery, discovery::jwks, discovery::did_document, discovery::status_list,
         admin::list_humans, admin::add_human, admin::activate_human, admin::deactivate_human,
         admin::list_agents, admin::add_agent, admin::enable_agent, admin::disable_agent,
+        admin_credentials::list, admin_credentials::show, admin_credentials::revoke_one, admin_credentials::revoke_many,
         dev::approve, dev::deny,
         ops::healthz, ops::readyz,
     ),
     components(schemas(oauth_forms::BackchannelAuthForm, oauth_forms::CibaTokenForm, oauth_forms::TokenForm,
         countersign_shared::OAuthError, countersign_shared::OAuthErrorCode, countersign_shared::BackchannelAuthResponse,
         countersign_shared::TokenResponse, countersign_shared::discovery::ProviderMetadata, crate::credentials::Introspection,
+        crate::credentials::manage::CredentialSummary, crate::credentials::manage::RevokeOne,
+        crate::credentials::manage::RevokeMany, crate::credentials::manage::Revoked,
         directory::Human, directory::NewHuman, directory::Agent, directory::NewAgent, directory::CreatedAgent, error::Problem)),
     modifiers(&AdminKeyScheme),
     tags((name = "oauth", description = "OpenID CIBA, discovery, introspection, revocation; client authentication per RFC 6749 / RFC 7523"),

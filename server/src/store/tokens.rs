@@ -36,7 +36,51 @@ pub struct TokenRecord {
     pub issued_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+    pub status_list: Option<i64>,
+    pub status_idx: Option<i64>,
 }
+
+/// Which credentials an administrative query or revocation is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSelector<'a> {
+    All,
+    Id(&'a str),
+    /// Held by this agent (client id).
+    Agent(&'a str),
+    /// Approved by this human (subject).
+    Approver(&'a str),
+    /// Held by agents this human (subject) owns.
+    Owner(&'a str),
+}
+
+impl<'a> TokenSelector<'a> {
+    /// SQL condition on `auth_requests` with `$1` bound to [`Self::value`].
+    fn condition(self) -> &'static str {
+        match self {
+            TokenSelector::All => "$1 = ''",
+            TokenSelector::Id(_) => "token_jti = $1",
+            TokenSelector::Agent(_) => "client_id = $1",
+            TokenSelector::Approver(_) => "subject = $1",
+            TokenSelector::Owner(_) => {
+                "client_id IN (SELECT client_id FROM clients WHERE owner_subject = $1)"
+            }
+        }
+    }
+
+    fn value(self) -> &'a str {
+        match self {
+            TokenSelector::All => "",
+            TokenSelector::Id(v)
+            | TokenSelector::Agent(v)
+            | TokenSelector::Approver(v)
+            | TokenSelector::Owner(v) => v,
+        }
+    }
+}
+
+const TOKEN_COLUMNS: &str = "id, client_id, subject, scope, authorization_details, token_jti, token_type, token_cnf_jkt, \
+    token_issued_at, token_expires_at, token_revoked_at, token_revoked_reason, token_status_list, token_status_idx";
 
 fn from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
     Ok(TokenRecord {
@@ -51,19 +95,57 @@ fn from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
         issued_at: row.try_get("token_issued_at")?,
         expires_at: row.try_get("token_expires_at")?,
         revoked_at: row.try_get("token_revoked_at")?,
+        revoked_reason: row.try_get("token_revoked_reason")?,
+        status_list: row.try_get("token_status_list")?,
+        status_idx: row.try_get("token_status_idx")?,
     })
 }
 
 impl Store {
     pub async fn token(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, client_id, subject, scope, authorization_details, token_jti, token_type, token_cnf_jkt, \
-             token_issued_at, token_expires_at, token_revoked_at FROM auth_requests WHERE token_jti = $1",
-        )
-        .bind(jti)
-        .fetch_optional(self.reader())
-        .await?;
-        row.as_ref().map(from_row).transpose()
+        Ok(self.tokens(TokenSelector::Id(jti), 1).await?.pop())
+    }
+
+    /// Issued credentials matching `selector`, newest first, at most `limit`.
+    pub async fn tokens(
+        &self,
+        selector: TokenSelector<'_>,
+        limit: i64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM auth_requests WHERE token_jti IS NOT NULL AND {} \
+             ORDER BY token_issued_at DESC LIMIT $2",
+            selector.condition()
+        ));
+        let rows = sqlx::query(sql)
+            .bind(selector.value())
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Revokes every unexpired, unrevoked credential matching `selector` with `reason`;
+    /// returns their ids. Their status list bits are set from the next fetch on.
+    pub async fn revoke_tokens(
+        &self,
+        selector: TokenSelector<'_>,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE auth_requests SET token_revoked_at = $2, token_revoked_reason = $3 \
+             WHERE token_jti IS NOT NULL AND token_revoked_at IS NULL AND token_expires_at > $2 AND {} \
+             RETURNING token_jti",
+            selector.condition()
+        ));
+        let rows = sqlx::query(sql)
+            .bind(selector.value())
+            .bind(now_ms)
+            .bind(reason)
+            .fetch_all(self.writer())
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("token_jti")?)).collect()
     }
 
     /// Marks a client's token revoked; idempotent. Returns false when the token is unknown

@@ -1,0 +1,182 @@
+//! Administering issued credentials: listing them and revoking one, all of an agent's, all
+//! approved by a human, or all held by a human's agents. The CLI and the admin API both go
+//! through here. Revocation is recorded with its reason and shows in the status list from
+//! the next fetch.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::store::tokens::{TokenRecord, TokenSelector};
+use crate::store::{Store, StoreError};
+
+/// An issued credential as administrators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CredentialSummary {
+    /// The credential's `jti` (its VC `id` is `{issuer}/credentials/{jti}`).
+    pub id: String,
+    pub agent: String,
+    /// The human whose approval it records.
+    pub approver: String,
+    pub token_type: String,
+    /// Unix times in seconds.
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+    pub status_list: Option<i64>,
+    pub status_idx: Option<i64>,
+}
+
+impl From<TokenRecord> for CredentialSummary {
+    fn from(t: TokenRecord) -> Self {
+        CredentialSummary {
+            id: t.jti,
+            agent: t.client_id,
+            approver: t.subject,
+            token_type: t.token_type,
+            issued_at: t.issued_at.div_euclid(1000),
+            expires_at: t.expires_at.div_euclid(1000),
+            revoked_at: t.revoked_at.map(|r| r.div_euclid(1000)),
+            revoked_reason: t.revoked_reason,
+            status_list: t.status_list,
+            status_idx: t.status_idx,
+        }
+    }
+}
+
+/// Selects credentials for a bulk revocation: exactly one of the fields.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeMany {
+    /// All credentials held by this agent (client id).
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// All credentials approved by this human (subject).
+    #[serde(default)]
+    pub approver: Option<String>,
+    /// All credentials held by agents this human owns.
+    #[serde(default)]
+    pub owner: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeOne {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Revoked {
+    /// Ids of the credentials this call revoked (already revoked or expired ones are not
+    /// listed).
+    pub revoked: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no credential {0:?}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Most credentials a listing returns.
+pub const LIST_LIMIT: i64 = 1000;
+
+/// The selector named by the optional filters: at most one may be given.
+pub fn selector<'a>(
+    agent: Option<&'a str>,
+    approver: Option<&'a str>,
+    owner: Option<&'a str>,
+) -> Result<TokenSelector<'a>, ManageError> {
+    match (agent, approver, owner) {
+        (None, None, None) => Ok(TokenSelector::All),
+        (Some(a), None, None) => Ok(TokenSelector::Agent(a)),
+        (None, Some(h), None) => Ok(TokenSelector::Approver(h)),
+        (None, None, Some(o)) => Ok(TokenSelector::Owner(o)),
+        _ => Err(ManageError::Invalid(
+            "give at most one of agent, approver, owner".into(),
+        )),
+    }
+}
+
+pub async fn list(
+    store: &Store,
+    selector: TokenSelector<'_>,
+) -> Result<Vec<CredentialSummary>, ManageError> {
+    Ok(store
+        .tokens(selector, LIST_LIMIT)
+        .await?
+        .into_iter()
+        .map(CredentialSummary::from)
+        .collect())
+}
+
+pub async fn show(store: &Store, id: &str) -> Result<CredentialSummary, ManageError> {
+    store
+        .token(id)
+        .await?
+        .map(CredentialSummary::from)
+        .ok_or_else(|| ManageError::NotFound(id.to_owned()))
+}
+
+fn check_reason(reason: &str) -> Result<(), ManageError> {
+    if reason.trim().is_empty() || reason.chars().count() > 500 || reason.contains(char::is_control)
+    {
+        return Err(ManageError::Invalid(
+            "reason must be 1-500 characters of text".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Revokes one credential. Revoking an already revoked or expired one is not an error
+/// (nothing changes); an unknown id is.
+pub async fn revoke_one(
+    store: &Store,
+    id: &str,
+    reason: &str,
+    actor: &str,
+    now_ms: i64,
+) -> Result<Revoked, ManageError> {
+    check_reason(reason)?;
+    show(store, id).await?;
+    let revoked = store
+        .revoke_tokens(TokenSelector::Id(id), reason, now_ms)
+        .await?;
+    tracing::info!(
+        actor,
+        credential = id,
+        reason,
+        revoked = revoked.len(),
+        "credential revocation"
+    );
+    Ok(Revoked { revoked })
+}
+
+pub async fn revoke_many(
+    store: &Store,
+    request: &RevokeMany,
+    actor: &str,
+    now_ms: i64,
+) -> Result<Revoked, ManageError> {
+    check_reason(&request.reason)?;
+    let selector = selector(
+        request.agent.as_deref(),
+        request.approver.as_deref(),
+        request.owner.as_deref(),
+    )?;
+    if selector == TokenSelector::All {
+        return Err(ManageError::Invalid(
+            "name the agent, approver or owner whose credentials to revoke".into(),
+        ));
+    }
+    let revoked = store
+        .revoke_tokens(selector, &request.reason, now_ms)
+        .await?;
+    tracing::info!(actor, ?selector, reason = %request.reason, revoked = revoked.len(), "bulk credential revocation");
+    Ok(Revoked { revoked })
+}
