@@ -72,9 +72,24 @@ impl Jwk {
 }
 
 /// RFC 7638 JWK thumbprint (SHA-256, base64url) of an EC key: the hash of the required
-/// members in lexicographic order with no whitespace.
+/// members in lexicographic order with no whitespace. Only the key's shape is checked (a
+/// point off the curve still has a thumbprint; no signature will ever verify with it).
 pub fn thumbprint(jwk: &Jwk) -> Result<String, JoseError> {
-    jwk.verifying_key()?;
+    if jwk.d.is_some() {
+        return Err(JoseError::PrivateKeyInJwk);
+    }
+    let coord_ok = |c: &Option<String>| {
+        c.as_deref()
+            .and_then(b64url_decode)
+            .is_some_and(|b| b.len() == 32)
+    };
+    if jwk.kty != "EC"
+        || jwk.crv.as_deref() != Some("P-256")
+        || !coord_ok(&jwk.x)
+        || !coord_ok(&jwk.y)
+    {
+        return Err(JoseError::InvalidKey("not an EC P-256 key"));
+    }
     let canonical = format!(
         r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
         jwk.crv.as_deref().unwrap_or_default(),

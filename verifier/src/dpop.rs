@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use countersign_jose::{UnverifiedJws, b64url_encode, thumbprint};
+use countersign_jose::{UnverifiedJws, VerifyKey, b64url_encode, thumbprint};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -61,7 +61,8 @@ pub fn check(proof: &str, ctx: &ProofContext<'_>) -> Result<(String, i64), Rejec
     if jkt != ctx.bound_jkt {
         return Err(Rejection::DpopKeyMismatch);
     }
-    jws.verify_jwk(jwk)
+    let key = VerifyKey::from_jwk(jwk).map_err(|e| Rejection::DpopInvalid(e.to_string()))?;
+    jws.verify_key(&key)
         .map_err(|_| invalid("signature does not verify"))?;
     let claims: ProofClaims = jws
         .insecure_claims()
