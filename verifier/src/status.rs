@@ -78,25 +78,25 @@ pub fn decode(
         return Err("status list has expired".into());
     }
     let body = claims.status_list.ok_or("status_list is missing")?;
-    if ![1, 2, 4, 8].contains(&body.bits) {
-        return Err(format!("unsupported bits {}", body.bits));
-    }
     let packed = b64url_decode(&body.lst).ok_or("lst is not base64url")?;
+    Ok((inflate(body.bits, &packed)?, claims.ttl))
+}
+
+/// Decompresses a list's `lst` (ZLIB) into a [`StatusList`], refusing lists larger than
+/// `MAX_LIST_BYTES` before they are fully inflated.
+pub(crate) fn inflate(bits: u8, packed: &[u8]) -> Result<StatusList, String> {
+    if ![1, 2, 4, 8].contains(&bits) {
+        return Err(format!("unsupported bits {bits}"));
+    }
     let mut bytes = Vec::new();
-    flate2::read::ZlibDecoder::new(&packed[..])
+    flate2::read::ZlibDecoder::new(packed)
         .take(MAX_LIST_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("lst does not decompress: {e}"))?;
     if bytes.len() as u64 > MAX_LIST_BYTES {
         return Err("status list is too large".into());
     }
-    Ok((
-        StatusList {
-            bits: body.bits,
-            bytes,
-        },
-        claims.ttl,
-    ))
+    Ok(StatusList { bits, bytes })
 }
 
 struct Cached {
@@ -164,6 +164,21 @@ impl StatusSource for HttpStatusSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decompression_bomb_is_refused_without_inflating_it_all() {
+        use std::io::Write as _;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&vec![0u8; 32 * 1024 * 1024]).unwrap();
+        let packed = z.finish().unwrap();
+        assert!(
+            packed.len() < 100 * 1024,
+            "32 MiB of zeros compresses to almost nothing"
+        );
+        assert_eq!(inflate(1, &packed).unwrap_err(), "status list is too large");
+        assert!(inflate(3, &[]).is_err());
+        assert!(inflate(1, b"not zlib").is_err());
+    }
 
     #[test]
     fn entries_are_read_least_significant_first_for_every_width() {
