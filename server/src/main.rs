@@ -52,6 +52,31 @@ enum Command {
     /// List, show and revoke issued credentials.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Verify a credential read from stdin as a tool would (offline except for the issuer's
+    /// JWKS and status list); prints the verdict or the reason as JSON, exits 1 if refused.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The issuer to trust; its keys are fetched from <issuer>/jwks.json.
+    #[arg(long, value_name = "URL")]
+    issuer: String,
+    /// The DPoP proof presented with the credential.
+    #[arg(long, value_name = "PROOF")]
+    dpop: Option<String>,
+    /// HTTP method of the call (for DPoP).
+    #[arg(long, default_value = "POST")]
+    method: String,
+    /// URL of the call (for DPoP).
+    #[arg(long, value_name = "URL", default_value = "")]
+    url: String,
+    /// The authorization_details type the call performs.
+    #[arg(long, value_name = "TYPE")]
+    action: Option<String>,
+    /// The call's arguments (JSON object), checked against the approval.
+    #[arg(long, value_name = "JSON")]
+    arguments: Option<String>,
 }
 
 #[derive(Args)]
@@ -421,6 +446,8 @@ async fn main() -> anyhow::Result<()> {
                 )
             })
         }
+        // Needs no database or keys: only the issuer's published JWKS and status lists.
+        Command::Verify(args) => verify(args).await,
         Command::Credential(cmd) => {
             let store = open_store(&config).await?;
             credential_command(&store, cmd, now).await
@@ -506,6 +533,67 @@ async fn credential_command(
             print(out.json, &result, || {
                 format!("revoked {} credential(s)", result.revoked.len())
             })
+        }
+    }
+}
+
+async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
+    use countersign_verifier::{Presentation, Verifier, status::HttpStatusSource};
+    use std::io::Read as _;
+    let mut token = String::new();
+    std::io::stdin()
+        .read_to_string(&mut token)
+        .context("reading the credential from stdin")?;
+    let token = token.trim().to_owned();
+    let issuer = args.issuer.trim_end_matches('/').to_owned();
+    let jwks: countersign_jose::JwkSet = reqwest::get(format!("{issuer}/jwks.json"))
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("fetching {issuer}/jwks.json"))?
+        .json()
+        .await
+        .context("the issuer's JWKS is not a JWK Set")?;
+    let arguments: Option<serde_json::Value> = match &args.arguments {
+        Some(text) => Some(serde_json::from_str(text).context("--arguments is not JSON")?),
+        None => None,
+    };
+    let (dpop, method, url, action) = (
+        args.dpop.clone(),
+        args.method.clone(),
+        args.url.clone(),
+        args.action.clone(),
+    );
+    // The verifier is synchronous (it is what tools embed); run it off the async runtime.
+    let outcome = tokio::task::spawn_blocking(move || {
+        let verifier = Verifier::builder()
+            .trust_issuer(issuer, &jwks)
+            .status_source(HttpStatusSource::default())
+            .build();
+        verifier.verify(&Presentation {
+            token: &token,
+            dpop_proof: dpop.as_deref(),
+            method: &method,
+            url: &url,
+            action: action.as_deref(),
+            arguments: arguments.as_ref(),
+        })
+    })
+    .await?;
+    match outcome {
+        Ok(v) => {
+            let verdict = serde_json::json!({
+                "valid": true, "credential_id": v.credential_id, "agent": v.agent, "agent_key": v.agent_key,
+                "approver": v.approver, "approver_name": v.approver_name, "approval_method": v.approval_method,
+                "policy": v.policy, "authorization_details": v.authorization_details, "expires_at": v.expires_at,
+            });
+            println!("{}", serde_json::to_string_pretty(&verdict)?);
+            Ok(())
+        }
+        Err(r) => {
+            let refusal =
+                serde_json::json!({ "valid": false, "reason": r.code(), "message": r.to_string() });
+            println!("{}", serde_json::to_string_pretty(&refusal)?);
+            std::process::exit(1);
         }
     }
 }

@@ -256,7 +256,39 @@ async fn credential_commands_list_show_and_revoke() {
     assert!(tokens["access_token"].is_string(), "{tokens}");
 
     let d2 = d.clone();
+    let credential = tokens["access_token"].as_str().unwrap().to_owned();
     tokio::task::spawn_blocking(move || {
+        let verify = |extra: &[&str]| {
+            use std::io::Write as _;
+            let mut child = countersign(&d2)
+                .args(["verify", "--issuer", &base])
+                .args(extra)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(credential.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.success(),
+                serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+            )
+        };
+        let (ok, verdict) = verify(&[]);
+        assert!(ok, "{verdict}");
+        assert_eq!(
+            (verdict["agent"].as_str(), verdict["approver"].as_str()),
+            (Some("agent"), Some("alice"))
+        );
+        let (ok, refusal) = verify(&["--action", "wire_transfer"]);
+        assert!(!ok);
+        assert_eq!(refusal["reason"], "action_mismatch");
+
         let listed = json(&d2, &["credential", "list", "--agent", "agent", "--json"]);
         let jti = listed[0]["id"].as_str().unwrap().to_owned();
         assert_eq!(listed[0]["approver"], "alice");
@@ -299,6 +331,9 @@ async fn credential_commands_list_show_and_revoke() {
             .output()
             .unwrap();
         assert!(!both.status.success());
+        let (ok, refusal) = verify(&[]);
+        assert!(!ok);
+        assert_eq!(refusal["reason"], "revoked", "{refusal}");
     })
     .await
     .unwrap();

@@ -46,6 +46,33 @@ pub enum Rejection {
     StatusUnavailable(String),
 }
 
+impl Rejection {
+    /// A stable, machine-readable name for the reason (`bad_signature`, `revoked`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::Malformed(_) => "malformed",
+            Rejection::AlgorithmNotAllowed(_) => "algorithm_not_allowed",
+            Rejection::WrongType(_) => "wrong_type",
+            Rejection::UntrustedIssuer(_) => "untrusted_issuer",
+            Rejection::UnknownKey(_) => "unknown_key",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::Expired { .. } => "expired",
+            Rejection::NotYetValid { .. } => "not_yet_valid",
+            Rejection::ActionMismatch { .. } => "action_mismatch",
+            Rejection::ArgumentOutsideApproval { .. } => "argument_outside_approval",
+            Rejection::DpopMissing => "dpop_missing",
+            Rejection::DpopInvalid(_) => "dpop_invalid",
+            Rejection::DpopReplayed => "dpop_replayed",
+            Rejection::DpopWrongMethod { .. } => "dpop_wrong_method",
+            Rejection::DpopWrongUrl { .. } => "dpop_wrong_url",
+            Rejection::DpopWrongAth => "dpop_wrong_ath",
+            Rejection::DpopKeyMismatch => "dpop_key_mismatch",
+            Rejection::Revoked => "revoked",
+            Rejection::StatusUnavailable(_) => "status_unavailable",
+        }
+    }
+}
+
 impl From<JoseError> for Rejection {
     fn from(e: JoseError) -> Self {
         match e {
