@@ -464,3 +464,58 @@ async fn fails_closed_when_status_is_unavailable_unless_configured_open() {
     );
     f.s.stop().await;
 }
+
+/// Counts fetches made through the real HTTP key source.
+struct CountingKeys(
+    countersign_verifier::status::HttpKeySource,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+);
+
+impl countersign_verifier::KeySource for CountingKeys {
+    fn fetch(&self, issuer: &str) -> Result<JwkSet, String> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.fetch(issuer)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picks_up_new_issuer_keys_from_the_key_source_at_most_once_a_minute() {
+    let f = issued().await;
+    // Built before it knew the issuer's current key (as after a rotation).
+    let stale = JwkSet {
+        keys: vec![SigningKeyPair::generate().public_jwk()],
+    };
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let v = std::sync::Arc::new(
+        Verifier::builder()
+            .trust_issuer(f.s.issuer(), &stale)
+            .key_source(CountingKeys(Default::default(), fetches.clone()))
+            .status_source(HttpStatusSource::default())
+            .build(),
+    );
+    assert!(f.call(&v, &f.credential, order(1.0, "Acme")).await.is_ok());
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let made_up = tamper_header(&f.credential, |h| h["kid"] = json!("made-up"));
+    for _ in 0..3 {
+        assert_eq!(
+            f.call(&v, &made_up, order(1.0, "Acme")).await.unwrap_err(),
+            Rejection::UnknownKey(Some("made-up".into()))
+        );
+    }
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "no refetch within a minute"
+    );
+    // Without a key source, an unknown kid is simply refused.
+    let fixed = std::sync::Arc::new(
+        Verifier::builder()
+            .trust_issuer(f.s.issuer(), &stale)
+            .build(),
+    );
+    assert!(matches!(
+        f.call(&fixed, &f.credential, order(1.0, "Acme")).await,
+        Err(Rejection::UnknownKey(_))
+    ));
+    f.s.stop().await;
+}

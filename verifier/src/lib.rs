@@ -21,7 +21,7 @@ mod error;
 pub mod status;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use countersign_jose::{JwkSet, UnverifiedJws, VerifyKey};
 use countersign_shared::authorization::{ActionMatcher, ExactMatcher, PurchaseOrderMatcher};
@@ -65,6 +65,24 @@ pub mod fuzzing {
     }
 }
 pub use status::{StatusList, StatusSource};
+
+/// Where an issuer's current keys come from when a credential names a `kid` the verifier
+/// does not know yet (after a key rotation). Enable the `http` feature for
+/// [`status::HttpKeySource`], which reads `<issuer>/jwks.json`.
+pub trait KeySource: Send + Sync {
+    fn fetch(&self, issuer: &str) -> Result<JwkSet, String>;
+}
+
+/// Fewest seconds between two key refreshes for one issuer, so a stream of credentials
+/// with made-up `kid`s cannot turn into a stream of requests to the issuer.
+const KEY_REFRESH_INTERVAL: i64 = 60;
+
+fn parse_keys(jwks: &JwkSet) -> IssuerKeys {
+    jwks.keys
+        .iter()
+        .filter_map(|k| VerifyKey::from_jwk(k).ok().map(|v| (k.kid.clone(), v)))
+        .collect()
+}
 
 /// A call as the tool received it.
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +174,8 @@ type IssuerKeys = Vec<(Option<String>, VerifyKey)>;
 
 /// Configures a [`Verifier`].
 pub struct VerifierBuilder {
-    issuers: HashMap<String, IssuerKeys>,
+    issuers: HashMap<String, Arc<IssuerKeys>>,
+    key_source: Option<Arc<dyn KeySource>>,
     matchers: Vec<Box<dyn ActionMatcher>>,
     status_source: Option<Arc<dyn StatusSource>>,
     max_status_ttl: i64,
@@ -170,12 +189,15 @@ impl VerifierBuilder {
     /// Trusts credentials from `issuer` signed by a key of `jwks` (keys that are not
     /// P-256 are ignored).
     pub fn trust_issuer(mut self, issuer: impl Into<String>, jwks: &JwkSet) -> Self {
-        let keys = jwks
-            .keys
-            .iter()
-            .filter_map(|k| VerifyKey::from_jwk(k).ok().map(|v| (k.kid.clone(), v)))
-            .collect();
-        self.issuers.insert(issuer.into(), keys);
+        self.issuers
+            .insert(issuer.into(), Arc::new(parse_keys(jwks)));
+        self
+    }
+
+    /// Refetches a trusted issuer's keys from `source` when a credential names an unknown
+    /// `kid` (at most once a minute per issuer).
+    pub fn key_source(mut self, source: impl KeySource + 'static) -> Self {
+        self.key_source = Some(Arc::new(source));
         self
     }
 
@@ -217,7 +239,9 @@ impl VerifierBuilder {
 
     pub fn build(self) -> Verifier {
         Verifier {
-            issuers: self.issuers,
+            issuers: RwLock::new(self.issuers),
+            key_source: self.key_source,
+            last_key_refresh: Mutex::new(HashMap::new()),
             matchers: self.matchers,
             status_source: self.status_source,
             status_cache: status::StatusCache::default(),
@@ -233,7 +257,9 @@ impl VerifierBuilder {
 /// Verifies presented credentials. Share one per process: it caches status lists and
 /// remembers DPoP proofs to refuse replays.
 pub struct Verifier {
-    issuers: HashMap<String, IssuerKeys>,
+    issuers: RwLock<HashMap<String, Arc<IssuerKeys>>>,
+    key_source: Option<Arc<dyn KeySource>>,
+    last_key_refresh: Mutex<HashMap<String, i64>>,
     matchers: Vec<Box<dyn ActionMatcher>>,
     status_source: Option<Arc<dyn StatusSource>>,
     status_cache: status::StatusCache,
@@ -248,6 +274,7 @@ impl Verifier {
     pub fn builder() -> VerifierBuilder {
         VerifierBuilder {
             issuers: HashMap::new(),
+            key_source: None,
             matchers: vec![Box::new(PurchaseOrderMatcher)],
             status_source: None,
             max_status_ttl: 300,
@@ -276,11 +303,19 @@ impl Verifier {
             .insecure_claims()
             .map_err(|e| Rejection::Malformed(e.to_string()))?;
         let issuer = claims.iss.clone().unwrap_or_default();
-        let keys = self
-            .issuers
-            .get(&issuer)
+        let mut keys = self
+            .keys_of(&issuer)
             .ok_or_else(|| Rejection::UntrustedIssuer(claims.iss.clone()))?;
-        self.check_signature(&jws, keys)?;
+        match self.check_signature(&jws, &keys) {
+            Err(Rejection::UnknownKey(kid)) => {
+                keys = self
+                    .refresh_keys(&issuer, now)
+                    .ok_or(Rejection::UnknownKey(kid))?;
+                self.check_signature(&jws, &keys)?;
+            }
+            other => other?,
+        }
+        let keys = &*keys;
 
         let exp = claims
             .exp
@@ -347,6 +382,31 @@ impl Verifier {
             authorization_details: details,
             expires_at: exp,
         })
+    }
+
+    fn keys_of(&self, issuer: &str) -> Option<Arc<IssuerKeys>> {
+        self.issuers.read().ok()?.get(issuer).cloned()
+    }
+
+    /// Refetches `issuer`'s keys if allowed now; returns the new set.
+    fn refresh_keys(&self, issuer: &str, now: i64) -> Option<Arc<IssuerKeys>> {
+        let source = self.key_source.as_ref()?;
+        {
+            let mut last = self.last_key_refresh.lock().ok()?;
+            if last
+                .get(issuer)
+                .is_some_and(|t| now - t < KEY_REFRESH_INTERVAL)
+            {
+                return None;
+            }
+            last.insert(issuer.to_owned(), now);
+        }
+        let keys = Arc::new(parse_keys(&source.fetch(issuer).ok()?));
+        self.issuers
+            .write()
+            .ok()?
+            .insert(issuer.to_owned(), keys.clone());
+        Some(keys)
     }
 
     fn check_signature(&self, jws: &UnverifiedJws, keys: &IssuerKeys) -> Result<(), Rejection> {

@@ -200,3 +200,30 @@ mod tests {
         );
     }
 }
+
+/// Fetches an issuer's JWK Set from `<issuer>/jwks.json` (feature `http`).
+#[cfg(feature = "http")]
+#[derive(Default)]
+pub struct HttpKeySource {
+    inner: HttpStatusSource,
+}
+
+#[cfg(feature = "http")]
+impl crate::KeySource for HttpKeySource {
+    fn fetch(&self, issuer: &str) -> Result<countersign_jose::JwkSet, String> {
+        let uri = format!("{}/jwks.json", issuer.trim_end_matches('/'));
+        let mut resp = self
+            .inner
+            .agent
+            .get(&uri)
+            .call()
+            .map_err(|e| e.to_string())?;
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(1024 * 1024)
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
+        serde_json::from_str(&body).map_err(|e| e.to_string())
+    }
+}
