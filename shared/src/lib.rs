@@ -7,6 +7,7 @@
 pub mod authorization;
 pub mod ciba;
 pub mod discovery;
+pub mod dpop;
 pub mod oauth;
 
 pub use ciba::{BackchannelAuthResponse, DeliveryMode, PingNotification, TokenResponse};

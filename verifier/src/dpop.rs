@@ -4,6 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use countersign_jose::{UnverifiedJws, VerifyKey, b64url_encode, thumbprint};
+use countersign_shared::dpop::normalize_htu;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -27,22 +28,6 @@ pub struct ProofContext<'a> {
     pub now: i64,
     pub max_age: i64,
     pub leeway: i64,
-}
-
-/// `htu` comparison ignores query and fragment and the case of scheme and host.
-fn normalize_url(url: &str) -> String {
-    let without = url.split(['?', '#']).next().unwrap_or(url);
-    match without.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-            format!(
-                "{}://{}/{path}",
-                scheme.to_ascii_lowercase(),
-                authority.to_ascii_lowercase()
-            )
-        }
-        None => without.to_owned(),
-    }
 }
 
 /// Checks everything about the proof except replay; returns its `jti` and expiry.
@@ -75,7 +60,7 @@ pub fn check(proof: &str, ctx: &ProofContext<'_>) -> Result<(String, i64), Rejec
         });
     }
     let htu = claims.htu.unwrap_or_default();
-    if normalize_url(&htu) != normalize_url(ctx.url) {
+    if normalize_htu(&htu) != normalize_htu(ctx.url) {
         return Err(Rejection::DpopWrongUrl {
             expected: ctx.url.to_owned(),
             found: htu,

@@ -1,6 +1,7 @@
 //! DPoP proof validation at the token endpoint (RFC 9449 §4.3).
 
 use countersign_jose::{UnverifiedJws, thumbprint};
+use countersign_shared::dpop::normalize_htu;
 use serde::Deserialize;
 
 use crate::state::AppState;
@@ -24,24 +25,6 @@ struct ProofClaims {
 
 fn invalid(reason: impl Into<String>) -> DpopError {
     DpopError::Invalid(reason.into())
-}
-
-/// `htu` comparison ignores query and fragment (RFC 9449 §4.3 step 9) and the case of the
-/// scheme and host.
-fn normalize_htu(url: &str) -> String {
-    let without = url.split(['?', '#']).next().unwrap_or(url);
-    match without.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-            format!(
-                "{}://{}/{}",
-                scheme.to_ascii_lowercase(),
-                authority.to_ascii_lowercase(),
-                path
-            )
-        }
-        None => without.to_owned(),
-    }
 }
 
 /// Validates `proof` for a request with method `htm` to `htu` and returns the JWK
@@ -89,21 +72,4 @@ pub async fn verify_proof(
         return Err(invalid("jti was already used (replay)"));
     }
     Ok(jkt)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalize_htu;
-
-    #[test]
-    fn htu_normalization() {
-        assert_eq!(
-            normalize_htu("HTTP://Example.COM/token?x=1#f"),
-            "http://example.com/token"
-        );
-        assert_ne!(
-            normalize_htu("http://example.com/Token"),
-            normalize_htu("http://example.com/token")
-        );
-    }
 }

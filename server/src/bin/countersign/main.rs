@@ -7,12 +7,17 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use countersign_server::clock::{Clock, SystemClock};
 use countersign_server::config::{Config, LogFormat};
-use countersign_server::credentials::manage as credentials;
 use countersign_server::directory::{self, NewAgent, NewHuman};
 use countersign_server::oidc::keys::KeyRing;
 use countersign_server::store::Store;
 use countersign_server::{admin, server};
 use serde::Serialize;
+
+mod credential;
+mod verify;
+
+use credential::credential_command;
+use verify::verify;
 
 #[derive(Parser)]
 #[command(
@@ -461,139 +466,6 @@ async fn main() -> anyhow::Result<()> {
                     config.keys_dir.display()
                 )
             })
-        }
-    }
-}
-
-fn credential_line(c: &credentials::CredentialSummary) -> String {
-    let state = match (&c.revoked_at, &c.revoked_reason) {
-        (Some(_), Some(reason)) => format!("revoked ({reason})"),
-        (Some(_), None) => "revoked".to_owned(),
-        (None, _) => format!(
-            "expires {}",
-            countersign_server::credentials::vc::rfc3339(c.expires_at)
-        ),
-    };
-    format!(
-        "{}\t{}\t{}\t{}\t{state}",
-        c.id, c.agent, c.approver, c.token_type
-    )
-}
-
-async fn credential_command(
-    store: &Store,
-    cmd: &CredentialCommand,
-    now: i64,
-) -> anyhow::Result<()> {
-    match cmd {
-        CredentialCommand::List { filter, out } => {
-            let selector = credentials::selector(
-                filter.agent.as_deref(),
-                filter.approver.as_deref(),
-                filter.owner.as_deref(),
-            )?;
-            let list = credentials::list(store, selector).await?;
-            print(out.json, &list, || {
-                list.iter()
-                    .map(credential_line)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-        }
-        CredentialCommand::Show { id, out } => {
-            let c = credentials::show(store, id).await?;
-            print(out.json, &c, || credential_line(&c))
-        }
-        CredentialCommand::Revoke {
-            id,
-            filter,
-            reason,
-            out,
-        } => {
-            let result = match id {
-                Some(id) => {
-                    if filter.agent.is_some() || filter.approver.is_some() || filter.owner.is_some()
-                    {
-                        anyhow::bail!(
-                            "give a credential id or one of --agent, --approver, --owner, not both"
-                        );
-                    }
-                    credentials::revoke_one(store, id, reason, "cli", now).await?
-                }
-                None => {
-                    let request = credentials::RevokeMany {
-                        agent: filter.agent.clone(),
-                        approver: filter.approver.clone(),
-                        owner: filter.owner.clone(),
-                        reason: reason.clone(),
-                    };
-                    credentials::revoke_many(store, &request, "cli", now).await?
-                }
-            };
-            print(out.json, &result, || {
-                format!("revoked {} credential(s)", result.revoked.len())
-            })
-        }
-    }
-}
-
-async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
-    use countersign_verifier::{Presentation, Verifier, status::HttpStatusSource};
-    use std::io::Read as _;
-    let mut token = String::new();
-    std::io::stdin()
-        .read_to_string(&mut token)
-        .context("reading the credential from stdin")?;
-    let token = token.trim().to_owned();
-    let issuer = args.issuer.trim_end_matches('/').to_owned();
-    let jwks: countersign_jose::JwkSet = reqwest::get(format!("{issuer}/jwks.json"))
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("fetching {issuer}/jwks.json"))?
-        .json()
-        .await
-        .context("the issuer's JWKS is not a JWK Set")?;
-    let arguments: Option<serde_json::Value> = match &args.arguments {
-        Some(text) => Some(serde_json::from_str(text).context("--arguments is not JSON")?),
-        None => None,
-    };
-    let (dpop, method, url, action) = (
-        args.dpop.clone(),
-        args.method.clone(),
-        args.url.clone(),
-        args.action.clone(),
-    );
-    // The verifier is synchronous (it is what tools embed); run it off the async runtime.
-    let outcome = tokio::task::spawn_blocking(move || {
-        let verifier = Verifier::builder()
-            .trust_issuer(issuer, &jwks)
-            .status_source(HttpStatusSource::default())
-            .build();
-        verifier.verify(&Presentation {
-            token: &token,
-            dpop_proof: dpop.as_deref(),
-            method: &method,
-            url: &url,
-            action: action.as_deref(),
-            arguments: arguments.as_ref(),
-        })
-    })
-    .await?;
-    match outcome {
-        Ok(v) => {
-            let verdict = serde_json::json!({
-                "valid": true, "credential_id": v.credential_id, "agent": v.agent, "agent_key": v.agent_key,
-                "approver": v.approver, "approver_name": v.approver_name, "approval_method": v.approval_method,
-                "policy": v.policy, "authorization_details": v.authorization_details, "expires_at": v.expires_at,
-            });
-            println!("{}", serde_json::to_string_pretty(&verdict)?);
-            Ok(())
-        }
-        Err(r) => {
-            let refusal =
-                serde_json::json!({ "valid": false, "reason": r.code(), "message": r.to_string() });
-            println!("{}", serde_json::to_string_pretty(&refusal)?);
-            std::process::exit(1);
         }
     }
 }

@@ -1,0 +1,66 @@
+//! `countersign verify`: a credential from stdin, checked as a tool's verifier would.
+
+use anyhow::Context as _;
+
+use crate::VerifyArgs;
+
+pub async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
+    use countersign_verifier::{Presentation, Verifier, status::HttpStatusSource};
+    use std::io::Read as _;
+    let mut token = String::new();
+    std::io::stdin()
+        .read_to_string(&mut token)
+        .context("reading the credential from stdin")?;
+    let token = token.trim().to_owned();
+    let issuer = args.issuer.trim_end_matches('/').to_owned();
+    let jwks: countersign_jose::JwkSet = reqwest::get(format!("{issuer}/jwks.json"))
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("fetching {issuer}/jwks.json"))?
+        .json()
+        .await
+        .context("the issuer's JWKS is not a JWK Set")?;
+    let arguments: Option<serde_json::Value> = match &args.arguments {
+        Some(text) => Some(serde_json::from_str(text).context("--arguments is not JSON")?),
+        None => None,
+    };
+    let (dpop, method, url, action) = (
+        args.dpop.clone(),
+        args.method.clone(),
+        args.url.clone(),
+        args.action.clone(),
+    );
+    // The verifier is synchronous (it is what tools embed); run it off the async runtime.
+    let outcome = tokio::task::spawn_blocking(move || {
+        let verifier = Verifier::builder()
+            .trust_issuer(issuer, &jwks)
+            .status_source(HttpStatusSource::default())
+            .build();
+        verifier.verify(&Presentation {
+            token: &token,
+            dpop_proof: dpop.as_deref(),
+            method: &method,
+            url: &url,
+            action: action.as_deref(),
+            arguments: arguments.as_ref(),
+        })
+    })
+    .await?;
+    match outcome {
+        Ok(v) => {
+            let verdict = serde_json::json!({
+                "valid": true, "credential_id": v.credential_id, "agent": v.agent, "agent_key": v.agent_key,
+                "approver": v.approver, "approver_name": v.approver_name, "approval_method": v.approval_method,
+                "policy": v.policy, "authorization_details": v.authorization_details, "expires_at": v.expires_at,
+            });
+            println!("{}", serde_json::to_string_pretty(&verdict)?);
+            Ok(())
+        }
+        Err(r) => {
+            let refusal =
+                serde_json::json!({ "valid": false, "reason": r.code(), "message": r.to_string() });
+            println!("{}", serde_json::to_string_pretty(&refusal)?);
+            std::process::exit(1);
+        }
+    }
+}
