@@ -142,6 +142,27 @@ fn directory_commands_print_json_and_fail_with_reasons() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nobody"));
 }
 
+/// Ids are base64url and may start with `-`; they must still be read as ids, not flags.
+#[test]
+fn ids_starting_with_a_hyphen_are_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = countersign(dir.path())
+        .args(["credential", "show", "-6q3NpUnbCHj1RycSQ0qLQ"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no credential \"-6q3NpUnbCHj1RycSQ0qLQ\""),
+        "{err}"
+    );
+    let out = countersign(dir.path())
+        .args(["agent", "disable", "-agent"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("agent \"-agent\" not found"));
+}
+
 #[test]
 fn dev_approvals_refused_off_loopback_and_serve_reports_what_it_did() {
     let dir = tempfile::tempdir().unwrap();

@@ -108,12 +108,14 @@ enum CredentialCommand {
     },
     /// Show one credential.
     Show {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[command(flatten)]
         out: JsonFlag,
     },
     /// Revoke one credential (by id) or all selected by --agent, --approver or --owner.
     Revoke {
+        #[arg(allow_hyphen_values = true)]
         id: Option<String>,
         #[command(flatten)]
         filter: CredentialFilter,
@@ -167,9 +169,15 @@ enum HumanCommand {
         out: JsonFlag,
     },
     /// Allow new requests naming this human again.
-    Activate { subject: String },
+    Activate {
+        #[arg(allow_hyphen_values = true)]
+        subject: String,
+    },
     /// Refuse new requests naming this human (access_denied).
-    Deactivate { subject: String },
+    Deactivate {
+        #[arg(allow_hyphen_values = true)]
+        subject: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -211,9 +219,15 @@ enum AgentCommand {
         out: JsonFlag,
     },
     /// Refuse the agent's new requests and token polls (unauthorized_client).
-    Disable { client_id: String },
+    Disable {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Re-enable a disabled agent.
-    Enable { client_id: String },
+    Enable {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 #[derive(Subcommand)]
