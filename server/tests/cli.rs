@@ -302,6 +302,13 @@ async fn credential_commands_list_show_and_revoke() {
         };
         let (ok, verdict) = verify(&[]);
         assert!(ok, "{verdict}");
+        let vc_id = verdict["credential_id"].as_str().unwrap().to_owned();
+        assert!(vc_id.contains("/credentials/"));
+        assert_eq!(
+            json(&d2, &["credential", "show", &vc_id, "--json"])["approver"],
+            "alice",
+            "the VC id names it too"
+        );
         assert_eq!(
             (verdict["agent"].as_str(), verdict["approver"].as_str()),
             (Some("agent"), Some("alice"))

@@ -115,7 +115,14 @@ pub async fn list(
         .collect())
 }
 
+/// A credential is named by its `jti` or by its VC `id` (`{issuer}/credentials/{jti}`, as
+/// verifiers report it); both name the same credential.
+fn jti_of(id: &str) -> &str {
+    id.rsplit_once("/credentials/").map_or(id, |(_, jti)| jti)
+}
+
 pub async fn show(store: &Store, id: &str) -> Result<CredentialSummary, ManageError> {
+    let id = jti_of(id);
     store
         .token(id)
         .await?
