@@ -5,7 +5,8 @@ use anyhow::Context as _;
 use crate::VerifyArgs;
 
 pub async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
-    use countersign_verifier::{Presentation, Verifier, status::HttpStatusSource};
+    use countersign_verifier::status::{HttpKeySource, HttpStatusSource};
+    use countersign_verifier::{KeySource as _, Presentation, Verifier};
     use std::io::Read as _;
     let mut token = String::new();
     std::io::stdin()
@@ -13,13 +14,6 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
         .context("reading the credential from stdin")?;
     let token = token.trim().to_owned();
     let issuer = args.issuer.trim_end_matches('/').to_owned();
-    let jwks: countersign_jose::JwkSet = reqwest::get(format!("{issuer}/jwks.json"))
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("fetching {issuer}/jwks.json"))?
-        .json()
-        .await
-        .context("the issuer's JWKS is not a JWK Set")?;
     let arguments: Option<serde_json::Value> = match &args.arguments {
         Some(text) => Some(serde_json::from_str(text).context("--arguments is not JSON")?),
         None => None,
@@ -30,22 +24,26 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
         args.url.clone(),
         args.action.clone(),
     );
-    // The verifier is synchronous (it is what tools embed); run it off the async runtime.
-    let outcome = tokio::task::spawn_blocking(move || {
+    // The verifier and its fetchers are synchronous (they are what tools embed); run them
+    // off the async runtime.
+    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let jwks = HttpKeySource::default()
+            .fetch(&issuer)
+            .map_err(|e| anyhow::anyhow!("fetching {issuer}/jwks.json: {e}"))?;
         let verifier = Verifier::builder()
             .trust_issuer(issuer, &jwks)
             .status_source(HttpStatusSource::default())
             .build();
-        verifier.verify(&Presentation {
+        Ok(verifier.verify(&Presentation {
             token: &token,
             dpop_proof: dpop.as_deref(),
             method: &method,
             url: &url,
             action: action.as_deref(),
             arguments: arguments.as_ref(),
-        })
+        }))
     })
-    .await?;
+    .await??;
     match outcome {
         Ok(v) => {
             let verdict = serde_json::json!({
