@@ -387,7 +387,6 @@ async fn refuses_bad_dpop_proofs_each_for_its_reason() {
         run(Some(forged), "POST").await,
         Err(Rejection::DpopInvalid(_))
     ));
-    let _ = &f.agent;
     f.s.stop().await;
 }
 
