@@ -1,7 +1,6 @@
 use p256::ecdsa::VerifyingKey;
 use p256::elliptic_curve::sec1::{EncodedPoint, FromEncodedPoint};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::{JoseError, b64url_decode, b64url_encode};
 
@@ -96,7 +95,7 @@ pub fn thumbprint(jwk: &Jwk) -> Result<String, JoseError> {
         jwk.x.as_deref().unwrap_or_default(),
         jwk.y.as_deref().unwrap_or_default()
     );
-    Ok(b64url_encode(Sha256::digest(canonical.as_bytes())))
+    Ok(b64url_encode(crate::sha256(canonical.as_bytes())))
 }
 
 /// A JWK Set (RFC 7517 §5).

@@ -2,7 +2,6 @@ use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::{ES256, JoseError, Jwk, JwkSet, b64url_decode, b64url_encode};
 
@@ -238,7 +237,7 @@ impl UnverifiedJws {
 /// Left half of the SHA-256 of `value`, base64url: the `at_hash` / `rt_hash` of OpenID
 /// Connect Core §3.1.3.6 for ES256.
 pub fn sha256_half_b64url(value: &str) -> String {
-    let digest = Sha256::digest(value.as_bytes());
+    let digest = crate::sha256(value.as_bytes());
     b64url_encode(&digest[..16])
 }
 

@@ -10,7 +10,7 @@ mod jwk;
 mod jws;
 mod verify_key;
 
-pub use b64::{b64url_decode, b64url_encode, random_b64url};
+pub use b64::{b64url_decode, b64url_encode, random_b64url, sha256};
 pub use jwk::{Jwk, JwkSet, thumbprint};
 pub use jws::{Header, SigningKeyPair, UnverifiedJws, sha256_half_b64url};
 pub use verify_key::VerifyKey;

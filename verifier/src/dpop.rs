@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use countersign_jose::{UnverifiedJws, VerifyKey, b64url_encode, thumbprint};
 use countersign_shared::dpop::normalize_htu;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::Rejection;
 
@@ -66,7 +65,7 @@ pub fn check(proof: &str, ctx: &ProofContext<'_>) -> Result<(String, i64), Rejec
             found: htu,
         });
     }
-    let ath = b64url_encode(Sha256::digest(ctx.credential.as_bytes()));
+    let ath = b64url_encode(countersign_jose::sha256(ctx.credential.as_bytes()));
     if claims.ath.as_deref() != Some(ath.as_str()) {
         return Err(Rejection::DpopWrongAth);
     }
@@ -86,10 +85,24 @@ pub fn check(proof: &str, ctx: &ProofContext<'_>) -> Result<(String, i64), Rejec
 struct Seen {
     expiry: HashMap<String, i64>,
     order: VecDeque<(String, i64)>,
+    /// The latest expiry among entries forgotten before they expired. Any proof expiring
+    /// no later than this might be one of them, so it is refused as too old.
+    floor: i64,
 }
 
-/// Remembers proof identifiers until they expire, in bounded memory: when full, the oldest
-/// entries are forgotten first (a proof older than `max_age` is refused anyway).
+/// The outcome of recording a proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    First,
+    Replayed,
+    /// Older than what the bounded cache can still vouch for.
+    TooOld,
+}
+
+/// Remembers proof identifiers until they expire, in bounded memory. When full it forgets
+/// the oldest entry and raises a floor below which proofs are refused, so a forgotten proof
+/// can never be replayed: bounded memory narrows the accepted window instead of weakening
+/// replay protection.
 pub struct ReplayCache {
     capacity: usize,
     inner: Mutex<Seen>,
@@ -103,28 +116,33 @@ impl ReplayCache {
         }
     }
 
-    /// Records `id` until `expires`; false when it was already recorded (a replay).
-    pub fn first_use(&self, id: String, expires: i64, now: i64) -> bool {
+    /// Records `id` until `expires`.
+    pub fn first_use(&self, id: String, expires: i64, now: i64) -> Use {
         let Ok(mut guard) = self.inner.lock() else {
-            return false;
+            return Use::TooOld;
         };
-        let Seen {
-            expiry: seen,
-            order,
-        } = &mut *guard;
-        while let Some((old, exp)) = order.front() {
-            if *exp >= now && seen.len() < self.capacity {
+        let seen = &mut *guard;
+        while let Some((_, exp)) = seen.order.front() {
+            let expired = *exp < now;
+            if !expired && seen.expiry.len() < self.capacity {
                 break;
             }
-            seen.remove(old);
-            order.pop_front();
+            if let Some((old, exp)) = seen.order.pop_front() {
+                if !expired {
+                    seen.floor = seen.floor.max(exp);
+                }
+                seen.expiry.remove(&old);
+            }
         }
-        if seen.contains_key(&id) {
-            return false;
+        if seen.expiry.contains_key(&id) {
+            return Use::Replayed;
         }
-        seen.insert(id.clone(), expires);
-        order.push_back((id, expires));
-        true
+        if expires <= seen.floor {
+            return Use::TooOld;
+        }
+        seen.expiry.insert(id.clone(), expires);
+        seen.order.push_back((id, expires));
+        Use::First
     }
 }
 
@@ -135,25 +153,43 @@ mod tests {
     #[test]
     fn replay_cache_refuses_repeats_and_stays_bounded() {
         let cache = ReplayCache::new(3);
-        assert!(cache.first_use("a".into(), 100, 0));
-        assert!(!cache.first_use("a".into(), 100, 1));
-        for id in ["b", "c", "d", "e"] {
-            assert!(cache.first_use(id.into(), 100, 2));
+        assert_eq!(cache.first_use("a".into(), 100, 0), Use::First);
+        assert_eq!(cache.first_use("a".into(), 100, 1), Use::Replayed);
+        for (id, exp) in [("b", 101), ("c", 102), ("d", 103), ("e", 104)] {
+            assert_eq!(cache.first_use(id.into(), exp, 2), Use::First);
         }
-        let Seen {
-            expiry: seen,
-            order,
-        } = &*cache.inner.lock().unwrap();
-        assert!(seen.len() <= 3 && order.len() <= 3);
+        let seen = cache.inner.lock().unwrap();
+        assert!(seen.expiry.len() <= 3 && seen.order.len() <= 3);
     }
 
     #[test]
-    fn expired_entries_are_forgotten() {
-        let cache = ReplayCache::new(10);
-        assert!(cache.first_use("a".into(), 5, 0));
-        assert!(
-            cache.first_use("a".into(), 20, 6),
-            "after expiry the id is forgotten (and refused by iat anyway)"
+    fn a_proof_forgotten_for_lack_of_room_cannot_be_replayed() {
+        let cache = ReplayCache::new(2);
+        assert_eq!(cache.first_use("a".into(), 100, 0), Use::First);
+        assert_eq!(cache.first_use("b".into(), 101, 0), Use::First);
+        assert_eq!(cache.first_use("c".into(), 102, 0), Use::First); // forgets "a" early
+        assert_eq!(
+            cache.first_use("a".into(), 100, 0),
+            Use::TooOld,
+            "a replay of the forgotten proof"
         );
+        assert_eq!(
+            cache.first_use("x".into(), 100, 0),
+            Use::TooOld,
+            "as old as the forgotten one"
+        );
+        assert_eq!(
+            cache.first_use("y".into(), 150, 0),
+            Use::First,
+            "newer proofs are fine"
+        );
+    }
+
+    #[test]
+    fn expired_entries_are_forgotten_without_raising_the_floor() {
+        let cache = ReplayCache::new(10);
+        assert_eq!(cache.first_use("a".into(), 5, 0), Use::First);
+        assert_eq!(cache.first_use("b".into(), 20, 6), Use::First);
+        assert_eq!(cache.inner.lock().unwrap().floor, 0);
     }
 }

@@ -348,8 +348,14 @@ impl Verifier {
                 leeway: self.leeway,
             };
             let (id, expires) = dpop::check(proof, &ctx)?;
-            if !self.replay.first_use(id, expires, now) {
-                return Err(Rejection::DpopReplayed);
+            match self.replay.first_use(id, expires, now) {
+                dpop::Use::First => {}
+                dpop::Use::Replayed => return Err(Rejection::DpopReplayed),
+                dpop::Use::TooOld => {
+                    return Err(Rejection::DpopInvalid(
+                        "the proof is older than the replay window; send a fresh one".into(),
+                    ));
+                }
             }
         }
 
