@@ -6,11 +6,13 @@
 //! into a weaker algorithm by a token header.
 
 mod b64;
+mod hash;
 mod jwk;
 mod jws;
 mod verify_key;
 
-pub use b64::{b64url_decode, b64url_encode, random_b64url, sha256};
+pub use b64::{b64url_decode, b64url_encode, random_b64url};
+pub use hash::sha256;
 pub use jwk::{Jwk, JwkSet, thumbprint};
 pub use jws::{Header, SigningKeyPair, UnverifiedJws, sha256_half_b64url};
 pub use verify_key::VerifyKey;

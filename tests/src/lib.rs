@@ -308,6 +308,38 @@ impl TestServer {
             .to_owned()
     }
 
+    /// A whole approved flow: a request for `subject` with `params` added, a developer
+    /// approval, and the token request with a DPoP proof by `dpop` when given. Returns the
+    /// token response (asserting it succeeded).
+    pub async fn approved_tokens(
+        &self,
+        agent: &Agent,
+        subject: &str,
+        params: &[(&str, &str)],
+        dpop: Option<&SigningKeyPair>,
+    ) -> Value {
+        let mut request = vec![("scope", "openid"), ("login_hint", subject)];
+        request.extend_from_slice(params);
+        let (status, body) = self.bc_authorize(agent, &request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let id = body["auth_req_id"]
+            .as_str()
+            .expect("auth_req_id")
+            .to_owned();
+        assert_eq!(self.dev_decide(&id, true).await, StatusCode::NO_CONTENT);
+        let proof = dpop.map(|key| self.dpop_proof(key, &self.url("/token"), &random_b64url(12)));
+        let (status, tokens) = self
+            .post_as_with(
+                agent,
+                "/token",
+                &[("grant_type", CIBA_GRANT), ("auth_req_id", &id)],
+                proof,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        tokens
+    }
+
     pub async fn poll(&self, agent: &Agent, auth_req_id: &str) -> (StatusCode, Value) {
         self.post_as(
             agent,

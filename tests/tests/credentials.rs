@@ -7,7 +7,7 @@
 use std::io::Read as _;
 
 use countersign_jose::{JwkSet, SigningKeyPair, UnverifiedJws, b64url_decode};
-use countersign_tests::{CIBA_GRANT, Db, TestServer, both_backends};
+use countersign_tests::{Db, TestServer, both_backends};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -40,31 +40,14 @@ async fn credential_shape_and_status_list_revocation(db: Db) {
     s.human("alice").await;
     let agent = s.agent("procurement", "alice", "private_key_jwt").await;
     let details = r#"[{"type":"purchase_order","vendor":"Acme","amount":1200,"currency":"USD"}]"#;
-    let (status, body) = s
-        .bc_authorize(
-            &agent,
-            &[
-                ("scope", "openid"),
-                ("login_hint", "alice"),
-                ("binding_message", "W4SCT"),
-                ("authorization_details", details),
-            ],
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let id = body["auth_req_id"].as_str().unwrap().to_owned();
-    s.dev_decide(&id, true).await;
     let dpop = SigningKeyPair::generate();
-    let proof = s.dpop_proof(&dpop, &s.url("/token"), "p1");
-    let (status, tokens) = s
-        .post_as_with(
-            &agent,
-            "/token",
-            &[("grant_type", CIBA_GRANT), ("auth_req_id", &id)],
-            Some(proof),
-        )
+    let params = [
+        ("binding_message", "W4SCT"),
+        ("authorization_details", details),
+    ];
+    let tokens = s
+        .approved_tokens(&agent, "alice", &params, Some(&dpop))
         .await;
-    assert_eq!(status, StatusCode::OK, "{tokens}");
     let credential = tokens["access_token"].as_str().unwrap();
     assert_eq!(tokens["expires_in"], 900);
     assert_eq!(tokens["authorization_details"][0]["amount"], 1200);

@@ -8,7 +8,7 @@
 use countersign_jose::{
     Header, JwkSet, SigningKeyPair, b64url_decode, b64url_encode, random_b64url,
 };
-use countersign_tests::{Agent, CIBA_GRANT, Db, TestServer, unsigned_jwt};
+use countersign_tests::{Agent, Db, TestServer, unsigned_jwt};
 use countersign_verifier::status::HttpStatusSource;
 use countersign_verifier::{Presentation, Rejection, StatusSource, Verdict, Verifier};
 use reqwest::StatusCode;
@@ -32,29 +32,15 @@ async fn issued() -> Fixture {
     s.human("alice").await;
     let agent = s.agent("procurement", "alice", "private_key_jwt").await;
     let details = r#"[{"type":"purchase_order","vendor":"Acme","amount":1200,"currency":"USD"}]"#;
-    let (_, body) = s
-        .bc_authorize(
-            &agent,
-            &[
-                ("scope", "openid"),
-                ("login_hint", "alice"),
-                ("authorization_details", details),
-            ],
-        )
-        .await;
-    let id = body["auth_req_id"].as_str().unwrap().to_owned();
-    assert_eq!(s.dev_decide(&id, true).await, StatusCode::NO_CONTENT);
     let dpop = SigningKeyPair::generate();
-    let proof = s.dpop_proof(&dpop, &s.url("/token"), &random_b64url(8));
-    let (status, tokens) = s
-        .post_as_with(
+    let tokens = s
+        .approved_tokens(
             &agent,
-            "/token",
-            &[("grant_type", CIBA_GRANT), ("auth_req_id", &id)],
-            Some(proof),
+            "alice",
+            &[("authorization_details", details)],
+            Some(&dpop),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{tokens}");
     let jwks = s.jwks().await;
     Fixture {
         credential: tokens["access_token"].as_str().unwrap().to_owned(),

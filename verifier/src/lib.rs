@@ -13,8 +13,9 @@
 //! - revocation, from the issuer's Token Status List, cached for its `ttl` (fail closed
 //!   when the status cannot be learned, unless configured otherwise).
 //!
-//! No async runtime, no web framework, no database. Key and status list fetching are the
-//! caller's or a [`status::StatusSource`]'s job.
+//! No async runtime, no web framework, no database. Keys come from the caller
+//! ([`VerifierBuilder::trust_issuer`]) and, after a rotation, from a [`KeySource`]; status
+//! lists from a [`status::StatusSource`]. The `http` feature provides both over HTTP(S).
 
 mod dpop;
 mod error;
