@@ -78,6 +78,12 @@ pub struct TokenConfig {
     /// `ttl` of published status lists: how long verifiers may cache one, and so the
     /// longest a revocation can go unseen.
     pub status_list_ttl_secs: u64,
+    /// Renewal policy: for each `authorization_details` type that may be renewed without
+    /// a fresh approval, how many seconds after the human's approval renewal stays
+    /// possible (same task, same details). Types not listed (by default all, including
+    /// `purchase_order`: every financial transaction needs its own approval) are never
+    /// renewed.
+    pub renewal_windows_secs: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,6 +139,7 @@ impl Default for TokenConfig {
             access_token_ttl_secs: 900,
             id_token_ttl_secs: 300,
             status_list_ttl_secs: 10,
+            renewal_windows_secs: BTreeMap::new(),
         }
     }
 }
@@ -275,6 +282,20 @@ impl Config {
                 reason: "must be at least 1024".into(),
             });
         }
+        for (name, window) in &self.tokens.renewal_windows_secs {
+            if !self.authorization_details_types.contains_key(name) {
+                return Err(ConfigError::Invalid {
+                    key: "tokens.renewal_windows_secs",
+                    reason: format!("{name:?} is not one of authorization_details_types"),
+                });
+            }
+            if *window == 0 {
+                return Err(ConfigError::Invalid {
+                    key: "tokens.renewal_windows_secs",
+                    reason: format!("the window for {name:?} must be at least 1 second"),
+                });
+            }
+        }
         for (name, schema) in &self.authorization_details_types {
             if jsonschema::validator_for(schema).is_err() {
                 return Err(ConfigError::Invalid {
@@ -378,6 +399,27 @@ mod tests {
         assert!(err.to_string().contains("`dev_approvals`"), "{err}");
         let err = Config::load(None, env(&[("COUNTERSIGN_ISSUER", "ftp://x")])).unwrap_err();
         assert!(err.to_string().contains("`issuer`"), "{err}");
+        let err = Config::load(
+            None,
+            env(&[(
+                "COUNTERSIGN_TOKENS__RENEWAL_WINDOWS_SECS",
+                "{ deploy = 60 }",
+            )]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("`tokens.renewal_windows_secs`"),
+            "{err}"
+        );
+        let ok = Config::load(
+            None,
+            env(&[(
+                "COUNTERSIGN_TOKENS__RENEWAL_WINDOWS_SECS",
+                "{ purchase_order = 60 }",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(ok.tokens.renewal_windows_secs["purchase_order"], 60);
     }
 
     #[test]

@@ -362,6 +362,32 @@ async fn credential_commands_list_show_and_revoke() {
         let (ok, refusal) = verify(&[]);
         assert!(!ok);
         assert_eq!(refusal["reason"], "revoked", "{refusal}");
+
+        // Both revocations are in the audit trail, which verifies; an edit breaks it.
+        let events = json(&d2, &["audit", "list", "--json"]);
+        assert_eq!(events[0]["kind"], "credential.revoked");
+        assert_eq!(events[0]["actor"], "cli");
+        assert_eq!(events[1]["detail"]["reason"], "test");
+        let report = json(&d2, &["audit", "verify", "--json"]);
+        assert_eq!((report["intact"].clone(), report["events"].clone()), (Value::Bool(true), Value::from(2)));
+        let db = d2.join("countersign.db");
+        let edited = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+                 c.execute(\"UPDATE audit_events SET actor='someone else' WHERE seq=1\"); c.commit()",
+                db.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(edited.success());
+        let broken = countersign(&d2).args(["audit", "verify"]).output().unwrap();
+        assert_eq!(broken.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&broken.stdout).contains("BROKEN at event 1"),
+            "{}",
+            String::from_utf8_lossy(&broken.stdout)
+        );
     })
     .await
     .unwrap();

@@ -46,14 +46,19 @@ pub struct BackchannelAuthResponse {
     pub interval: Option<u64>,
 }
 
-/// Successful token response (RFC 6749 §5.1, CIBA Core §11, RFC 9396 §7).
+/// Successful token response (RFC 6749 §5.1, CIBA Core §11, RFC 9396 §7, RFC 8693 §2.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: String,
     pub expires_in: u64,
-    pub id_token: String,
+    /// Present in CIBA responses; absent from renewals (token exchange).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// RFC 8693 §2.2.1: set on token-exchange (renewal) responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

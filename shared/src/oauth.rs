@@ -32,6 +32,8 @@ pub enum OAuthErrorCode {
     InvalidAuthorizationDetails,
     /// RFC 7009 §2.2.1.
     UnsupportedTokenType,
+    /// RFC 8693 §2.2.2.
+    InvalidTarget,
     /// RFC 6749 §4.1.2.1, used when the service cannot answer for a moment.
     TemporarilyUnavailable,
     ServerError,
@@ -60,6 +62,7 @@ impl OAuthErrorCode {
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::InvalidAuthorizationDetails => "invalid_authorization_details",
             Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::InvalidTarget => "invalid_target",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
         }

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use countersign_jose::{UnverifiedJws, VerifyKey, b64url_encode, thumbprint};
+use countersign_jose::{UnverifiedJws, VerifyKey, thumbprint};
 use countersign_shared::dpop::normalize_htu;
 use serde::Deserialize;
 
@@ -20,7 +20,8 @@ struct ProofClaims {
 
 /// What the call looked like, to compare the proof with.
 pub struct ProofContext<'a> {
-    pub credential: &'a str,
+    /// The `ath` the proof must carry: base64url SHA-256 of the credential.
+    pub ath: &'a str,
     pub bound_jkt: &'a str,
     pub method: &'a str,
     pub url: &'a str,
@@ -65,8 +66,7 @@ pub fn check(proof: &str, ctx: &ProofContext<'_>) -> Result<(String, i64), Rejec
             found: htu,
         });
     }
-    let ath = b64url_encode(countersign_jose::sha256(ctx.credential.as_bytes()));
-    if claims.ath.as_deref() != Some(ath.as_str()) {
+    if claims.ath.as_deref() != Some(ctx.ath) {
         return Err(Rejection::DpopWrongAth);
     }
     let iat = claims.iat.ok_or_else(|| invalid("iat is required"))?;

@@ -17,6 +17,7 @@
 //! ([`VerifierBuilder::trust_issuer`]) and, after a rotation, from a [`KeySource`]; status
 //! lists from a [`status::StatusSource`]. The `http` feature provides both over HTTP(S).
 
+mod checked;
 mod dpop;
 mod error;
 pub mod status;
@@ -39,7 +40,7 @@ pub mod fuzzing {
     /// Parses and checks a DPoP proof as for a bound credential.
     pub fn dpop_proof(proof: &str) -> bool {
         let ctx = crate::dpop::ProofContext {
-            credential: "x",
+            ath: "x",
             bound_jkt: "x",
             method: "POST",
             url: "https://t.example/",
@@ -166,12 +167,12 @@ struct StatusClaim {
 }
 
 #[derive(Deserialize)]
-struct StatusRef {
+pub(crate) struct StatusRef {
     idx: u64,
     uri: String,
 }
 
-type IssuerKeys = Vec<(Option<String>, VerifyKey)>;
+pub(crate) type IssuerKeys = Vec<(Option<String>, VerifyKey)>;
 
 /// Configures a [`Verifier`].
 pub struct VerifierBuilder {
@@ -184,6 +185,7 @@ pub struct VerifierBuilder {
     leeway: i64,
     dpop_max_age: i64,
     replay_capacity: usize,
+    credential_cache_capacity: usize,
 }
 
 impl VerifierBuilder {
@@ -238,6 +240,13 @@ impl VerifierBuilder {
         self
     }
 
+    /// How many checked credentials to remember (default 10,000; 0 checks every
+    /// credential's signature on every call). See [`Verifier::verify`].
+    pub fn credential_cache_capacity(mut self, entries: usize) -> Self {
+        self.credential_cache_capacity = entries;
+        self
+    }
+
     pub fn build(self) -> Verifier {
         Verifier {
             issuers: RwLock::new(self.issuers),
@@ -251,6 +260,7 @@ impl VerifierBuilder {
             leeway: self.leeway,
             dpop_max_age: self.dpop_max_age,
             replay: dpop::ReplayCache::new(self.replay_capacity),
+            checked: checked::CredentialCache::new(self.credential_cache_capacity),
         }
     }
 }
@@ -269,6 +279,7 @@ pub struct Verifier {
     leeway: i64,
     dpop_max_age: i64,
     replay: dpop::ReplayCache,
+    checked: checked::CredentialCache,
 }
 
 impl Verifier {
@@ -283,6 +294,7 @@ impl Verifier {
             leeway: 30,
             dpop_max_age: 120,
             replay_capacity: 100_000,
+            credential_cache_capacity: 10_000,
         }
     }
 
@@ -295,8 +307,73 @@ impl Verifier {
     }
 
     /// Verifies a presentation at Unix time `now` (seconds).
+    ///
+    /// A credential seen before (and verified against the issuer's current keys) is not
+    /// parsed or signature-checked again; the validity window, the action, the DPoP proof
+    /// and the revocation status are checked on every call.
     pub fn verify_at(&self, p: &Presentation<'_>, now: i64) -> Result<Verdict, Rejection> {
-        let jws = UnverifiedJws::parse(p.token)?;
+        let token_hash = countersign_jose::sha256(p.token.as_bytes());
+        let checked = match self.checked.get(&token_hash) {
+            Some(c)
+                if self
+                    .keys_of(&c.issuer)
+                    .is_some_and(|k| Arc::ptr_eq(&k, &c.keys)) =>
+            {
+                c
+            }
+            _ => {
+                let c = Arc::new(self.check_credential(p.token, now)?);
+                self.checked.insert(token_hash, c.clone(), now);
+                c
+            }
+        };
+
+        if checked.exp + self.leeway <= now {
+            return Err(Rejection::Expired {
+                exp: checked.exp,
+                now,
+            });
+        }
+        if let Some(nbf) = checked.nbf.filter(|nbf| nbf - self.leeway > now) {
+            return Err(Rejection::NotYetValid { nbf, now });
+        }
+        let verdict = &checked.verdict;
+        if let Some(action) = p.action {
+            self.check_action(&verdict.authorization_details, action, p.arguments)?;
+        }
+        if let Some(jkt) = &verdict.agent_key {
+            let proof = p.dpop_proof.ok_or(Rejection::DpopMissing)?;
+            let ath = countersign_jose::b64url_encode(token_hash);
+            let ctx = dpop::ProofContext {
+                ath: &ath,
+                bound_jkt: jkt,
+                method: p.method,
+                url: p.url,
+                now,
+                max_age: self.dpop_max_age,
+                leeway: self.leeway,
+            };
+            let (id, expires) = dpop::check(proof, &ctx)?;
+            match self.replay.first_use(id, expires, now) {
+                dpop::Use::First => {}
+                dpop::Use::Replayed => return Err(Rejection::DpopReplayed),
+                dpop::Use::TooOld => {
+                    return Err(Rejection::DpopInvalid(
+                        "the proof is older than the replay window; send a fresh one".into(),
+                    ));
+                }
+            }
+        }
+        if let Some(reference) = &checked.status {
+            self.check_status(reference, &checked.keys, now)?;
+        }
+        Ok(verdict.clone())
+    }
+
+    /// Parses `token`, verifies its signature against the trusted issuer's keys and reads
+    /// what it states (everything that does not depend on the call or the time).
+    fn check_credential(&self, token: &str, now: i64) -> Result<checked::Checked, Rejection> {
+        let jws = UnverifiedJws::parse(token)?;
         if jws.header.typ.as_deref() != Some("vc+jwt") {
             return Err(Rejection::WrongType(jws.header.typ.clone()));
         }
@@ -316,54 +393,14 @@ impl Verifier {
             }
             other => other?,
         }
-        let keys = &*keys;
 
         let exp = claims
             .exp
             .ok_or_else(|| Rejection::Malformed("exp is missing".into()))?;
-        if exp + self.leeway <= now {
-            return Err(Rejection::Expired { exp, now });
-        }
-        if let Some(nbf) = claims.nbf.filter(|nbf| nbf - self.leeway > now) {
-            return Err(Rejection::NotYetValid { nbf, now });
-        }
-
         let details = claims
             .subject
             .and_then(|s| s.authorization_details)
             .unwrap_or_default();
-        if let Some(action) = p.action {
-            self.check_action(&details, action, p.arguments)?;
-        }
-
-        let agent_key = claims.cnf.and_then(|c| c.jkt);
-        if let Some(jkt) = &agent_key {
-            let proof = p.dpop_proof.ok_or(Rejection::DpopMissing)?;
-            let ctx = dpop::ProofContext {
-                credential: p.token,
-                bound_jkt: jkt,
-                method: p.method,
-                url: p.url,
-                now,
-                max_age: self.dpop_max_age,
-                leeway: self.leeway,
-            };
-            let (id, expires) = dpop::check(proof, &ctx)?;
-            match self.replay.first_use(id, expires, now) {
-                dpop::Use::First => {}
-                dpop::Use::Replayed => return Err(Rejection::DpopReplayed),
-                dpop::Use::TooOld => {
-                    return Err(Rejection::DpopInvalid(
-                        "the proof is older than the replay window; send a fresh one".into(),
-                    ));
-                }
-            }
-        }
-
-        if let Some(reference) = claims.status.and_then(|s| s.status_list) {
-            self.check_status(&reference, keys, now)?;
-        }
-
         let evidence = claims.evidence.into_iter().next();
         let (approver, approval_method, policy) = match evidence {
             Some(e) => (e.approver, e.method, e.policy.filter(|p| !p.is_null())),
@@ -371,7 +408,7 @@ impl Verifier {
         };
         let approver =
             approver.ok_or_else(|| Rejection::Malformed("evidence.approver is missing".into()))?;
-        Ok(Verdict {
+        let verdict = Verdict {
             credential_id: claims
                 .id
                 .or(claims.jti)
@@ -379,7 +416,7 @@ impl Verifier {
             agent: claims
                 .client_id
                 .ok_or_else(|| Rejection::Malformed("client_id is missing".into()))?,
-            agent_key,
+            agent_key: claims.cnf.and_then(|c| c.jkt),
             approver: approver
                 .subject
                 .ok_or_else(|| Rejection::Malformed("approver subject is missing".into()))?,
@@ -388,6 +425,14 @@ impl Verifier {
             policy,
             authorization_details: details,
             expires_at: exp,
+        };
+        Ok(checked::Checked {
+            keys,
+            issuer,
+            exp,
+            nbf: claims.nbf,
+            status: claims.status.and_then(|s| s.status_list),
+            verdict,
         })
     }
 

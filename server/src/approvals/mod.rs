@@ -118,6 +118,7 @@ pub async fn decide(
                 human: &human,
                 grant,
                 for_push: true,
+                renewal_of: None,
             };
             Outcome::Approved(credentials::issue(state, input)?)
         }

@@ -112,6 +112,7 @@ pub async fn backchannel_authorize(
         decided_at: None,
         decided_by: None,
         decision_method: None,
+        task_id: req.task_id,
     };
     state.store.insert_auth_request(&record).await?;
     tracing::debug!(client_id = %client.client_id, subject = %human.subject, "backchannel authentication request accepted");

@@ -3,7 +3,8 @@ use crate::oidc::client_auth::ClientAuthError;
 use crate::oidc::dpop::DpopError;
 use crate::store::StoreError;
 
-/// Every way a backchannel authentication or CIBA token request can fail. Each variant is
+/// Every way a backchannel authentication or token request (the CIBA grant, or a renewal
+/// by token exchange) can fail. Each variant is
 /// one protocol error of CIBA Core §13 / §11 (or RFC 9449 / RFC 9396); the HTTP edge maps
 /// them one to one.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,9 @@ pub enum CibaError {
     InvalidGrant(String),
     #[error("{0}")]
     InvalidDpopProof(String),
+    /// RFC 8693 (renewal): a target the exchange cannot issue for.
+    #[error("{0}")]
+    InvalidTarget(String),
     #[error(transparent)]
     Client(#[from] ClientAuthError),
     #[error(transparent)]

@@ -8,7 +8,7 @@ use super::CibaError;
 
 /// Parameters a signed request object replaces; sending any of them beside `request` is an
 /// error (CIBA Core §7.1.1).
-pub const AUTHENTICATION_PARAMS: [&str; 10] = [
+pub const AUTHENTICATION_PARAMS: [&str; 11] = [
     "scope",
     "client_notification_token",
     "acr_values",
@@ -19,7 +19,12 @@ pub const AUTHENTICATION_PARAMS: [&str; 10] = [
     "user_code",
     "requested_expiry",
     "authorization_details",
+    "task_id",
 ];
+
+/// Longest accepted `task_id` (a Countersign extension parameter naming the agent's task or
+/// session, within which a credential may be renewed).
+pub const MAX_TASK_ID_CHARS: usize = 200;
 
 /// Which of the three mutually exclusive hints identified the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +45,7 @@ pub struct BackchannelRequest {
     pub client_notification_token: Option<String>,
     /// RFC 9396 array, parsed but not yet checked against the configured types.
     pub authorization_details: Option<Vec<Value>>,
+    pub task_id: Option<String>,
 }
 
 fn bad(msg: impl Into<String>) -> CibaError {
@@ -120,8 +126,24 @@ impl BackchannelRequest {
             acr_values: string(params, "acr_values")?,
             client_notification_token: string(params, "client_notification_token")?,
             authorization_details,
+            task_id: task_id(params)?,
         })
     }
+}
+
+/// `task_id`: printable text on one line, at most [`MAX_TASK_ID_CHARS`] characters.
+pub fn task_id(params: &Map<String, Value>) -> Result<Option<String>, CibaError> {
+    let task = string(params, "task_id")?;
+    if let Some(t) = &task
+        && (t.chars().count() > MAX_TASK_ID_CHARS
+            || t.chars().any(char::is_control)
+            || t.trim().is_empty())
+    {
+        return Err(bad(format!(
+            "task_id must be 1-{MAX_TASK_ID_CHARS} characters of printable text"
+        )));
+    }
+    Ok(task)
 }
 
 fn parse_details(value: Value) -> Result<Vec<Value>, CibaError> {
@@ -188,6 +210,22 @@ mod tests {
             parse(json!({"scope": "openid", "login_hint": "a", "authorization_details": "{}"})),
             Err(CibaError::InvalidAuthorizationDetails(_))
         ));
+        for bad in ["a\nb", " ", &"t".repeat(201)] {
+            assert!(
+                matches!(
+                    parse(json!({"scope": "openid", "login_hint": "a", "task_id": bad})),
+                    Err(CibaError::InvalidRequest(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            parse(json!({"scope": "openid", "login_hint": "a", "task_id": "TICKET-7"}))
+                .unwrap()
+                .task_id
+                .as_deref(),
+            Some("TICKET-7")
+        );
         assert!(matches!(
             parse(json!({"scope": "openid", "login_hint": "a", "authorization_details": "[oops"})),
             Err(CibaError::InvalidAuthorizationDetails(_))

@@ -45,6 +45,7 @@ pub async fn exchange(
             human: &human,
             grant: &grant,
             for_push: false,
+            renewal_of: None,
         };
         return Ok(credentials::issue(state, input)?);
     }

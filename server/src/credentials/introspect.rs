@@ -2,9 +2,11 @@ use countersign_jose::UnverifiedJws;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::audit::{self, NewEvent, kinds};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::clients::ClientRecord;
+use crate::store::tokens::TokenSelector;
 
 /// RFC 7662 §2.2 response: `active`, and for active tokens what the client may know.
 /// Inactive tokens answer `{"active": false}` and nothing else.
@@ -93,11 +95,37 @@ pub async fn revoke(
     caller: &ClientRecord,
     token: &str,
 ) -> Result<(), StoreError> {
-    if let Some(t) = lookup(state, token).await? {
-        state
-            .store
-            .revoke_token(&t.jti, &caller.client_id, state.now_ms())
-            .await?;
+    let Some(t) = lookup(state, token).await? else {
+        return Ok(());
+    };
+    if t.client_id != caller.client_id || t.revoked_at.is_some() {
+        return Ok(());
     }
+    // The client gives up its own credential: recorded like any revocation.
+    let now = state.now_ms();
+    let actor = format!("client:{}", caller.client_id);
+    let mut tx = state.store.begin().await?;
+    state
+        .store
+        .revoke_tokens(
+            &mut tx,
+            TokenSelector::Id(&t.jti),
+            "revoked by the client (RFC 7009)",
+            now,
+        )
+        .await?;
+    audit::record(
+        &state.store,
+        &mut tx,
+        now,
+        NewEvent {
+            actor: &actor,
+            kind: kinds::CREDENTIAL_REVOKED,
+            subject: &format!("credential:{}", t.jti),
+            detail: serde_json::json!({ "reason": "revoked by the client (RFC 7009)", "scope": "credential", "credentials": [t.jti] }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }

@@ -4,8 +4,10 @@
 //! the next fetch.
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::audit::{self, NewEvent, kinds};
 use crate::store::tokens::{TokenRecord, TokenSelector};
 use crate::store::{Store, StoreError};
 
@@ -25,6 +27,10 @@ pub struct CredentialSummary {
     pub revoked_reason: Option<String>,
     pub status_list: Option<i64>,
     pub status_idx: Option<i64>,
+    /// The agent's task the approval was for.
+    pub task_id: Option<String>,
+    /// The credential this one renews, if it is a renewal.
+    pub renewal_of: Option<String>,
 }
 
 impl From<TokenRecord> for CredentialSummary {
@@ -40,6 +46,8 @@ impl From<TokenRecord> for CredentialSummary {
             revoked_reason: t.revoked_reason,
             status_list: t.status_list,
             status_idx: t.status_idx,
+            task_id: t.task_id,
+            renewal_of: t.renewal_of,
         }
     }
 }
@@ -140,8 +148,46 @@ fn check_reason(reason: &str) -> Result<(), ManageError> {
     Ok(())
 }
 
-/// Revokes one credential. Revoking an already revoked or expired one is not an error
-/// (nothing changes); an unknown id is.
+/// Revokes what `selector` names inside one transaction that also writes the audit event,
+/// so a revocation is never without its record (nor the record without the revocation).
+async fn revoke_audited(
+    store: &Store,
+    selector: TokenSelector<'_>,
+    reason: &str,
+    actor: &str,
+    now_ms: i64,
+) -> Result<Vec<String>, StoreError> {
+    let (subject, scope) = match selector {
+        TokenSelector::Id(id) | TokenSelector::Lineage(id) => {
+            (format!("credential:{id}"), "credential and its renewals")
+        }
+        TokenSelector::Agent(a) => (format!("agent:{a}"), "held by the agent"),
+        TokenSelector::Approver(h) => (format!("human:{h}"), "approved by the human"),
+        TokenSelector::Owner(h) => (format!("human:{h}"), "held by the human's agents"),
+        TokenSelector::All => ("all".to_owned(), "all"),
+    };
+    let mut tx = store.begin().await?;
+    let revoked = store
+        .revoke_tokens(&mut tx, selector, reason, now_ms)
+        .await?;
+    audit::record(
+        store,
+        &mut tx,
+        now_ms,
+        NewEvent {
+            actor,
+            kind: kinds::CREDENTIAL_REVOKED,
+            subject: &subject,
+            detail: json!({ "reason": reason, "scope": scope, "credentials": revoked }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(revoked)
+}
+
+/// Revokes one credential and every renewal descending from it. Revoking an already
+/// revoked or expired one is not an error (nothing changes); an unknown id is.
 pub async fn revoke_one(
     store: &Store,
     id: &str,
@@ -150,10 +196,9 @@ pub async fn revoke_one(
     now_ms: i64,
 ) -> Result<Revoked, ManageError> {
     check_reason(reason)?;
+    let id = jti_of(id);
     show(store, id).await?;
-    let revoked = store
-        .revoke_tokens(TokenSelector::Id(id), reason, now_ms)
-        .await?;
+    let revoked = revoke_audited(store, TokenSelector::Lineage(id), reason, actor, now_ms).await?;
     tracing::info!(
         actor,
         credential = id,
@@ -181,9 +226,7 @@ pub async fn revoke_many(
             "name the agent, approver or owner whose credentials to revoke".into(),
         ));
     }
-    let revoked = store
-        .revoke_tokens(selector, &request.reason, now_ms)
-        .await?;
+    let revoked = revoke_audited(store, selector, &request.reason, actor, now_ms).await?;
     tracing::info!(actor, ?selector, reason = %request.reason, revoked = revoked.len(), "bulk credential revocation");
     Ok(Revoked { revoked })
 }

@@ -5,6 +5,7 @@
 
 mod introspect;
 pub mod manage;
+pub mod renewal;
 pub mod status;
 pub mod vc;
 
@@ -42,6 +43,8 @@ pub struct IssueInput<'a> {
     pub grant: &'a TokenGrant,
     /// Push mode puts the `auth_req_id` into the ID token (CIBA Core §10.3.1).
     pub for_push: bool,
+    /// For a renewal: the `jti` of the credential it renews.
+    pub renewal_of: Option<&'a str>,
 }
 
 /// Chooses the identity, lifetime and status list entry of the next credential. It is
@@ -109,6 +112,7 @@ pub fn issue(state: &AppState, input: IssueInput<'_>) -> Result<TokenResponse, C
         status_uri: status::list_uri(state, grant.status_list),
         acr: &acr,
         amr: &amr,
+        renewal_of: input.renewal_of,
     };
     let access_token = key.sign("vc+jwt", &vc::credential_claims(&facts))?;
 
@@ -139,7 +143,8 @@ pub fn issue(state: &AppState, input: IssueInput<'_>) -> Result<TokenResponse, C
         access_token,
         token_type: grant.token_type.clone(),
         expires_in: u64::try_from(exp - now_s).unwrap_or_default(),
-        id_token,
+        id_token: Some(id_token),
+        issued_token_type: None,
         scope: Some(req.scope.clone()),
         authorization_details: details,
     })

@@ -24,6 +24,8 @@ pub struct CredentialFacts<'a> {
     /// `acr`/`amr` of the decision.
     pub acr: &'a str,
     pub amr: &'a [String],
+    /// For a renewal: the `jti` of the credential it renews.
+    pub renewal_of: Option<&'a str>,
 }
 
 /// RFC 3339 UTC timestamp (`2026-11-22T10:00:00Z`) of a Unix time in seconds.
@@ -78,7 +80,12 @@ pub fn credential_claims(f: &CredentialFacts<'_>) -> Value {
             "binding_message": req.binding_message,
             // Environment, target resource and risk signals come from the policy engine
             // (a later issue); until then they are stated as unknown, not invented.
-            "context": { "environment": Value::Null, "target_resource": Value::Null, "risk_signals": [] },
+            "context": {
+                "environment": Value::Null,
+                "target_resource": Value::Null,
+                "risk_signals": [],
+                "task_id": req.task_id,
+            },
         },
         "evidence": [{
             "type": [if developer { "DeveloperApproval" } else { "HumanApproval" }],
@@ -102,6 +109,10 @@ pub fn credential_claims(f: &CredentialFacts<'_>) -> Value {
         "client_id": req.client_id,
         "status": { "status_list": { "idx": f.grant.status_idx, "uri": f.status_uri } },
     });
+    if let Some(parent) = f.renewal_of {
+        // The approval is the same human's; the renewal says which credential it extends.
+        claims["evidence"][0]["renewalOf"] = json!(format!("{}/credentials/{parent}", f.issuer));
+    }
     if let Some(jkt) = &f.grant.cnf_jkt {
         claims["cnf"] = json!({ "jkt": jkt });
     }

@@ -75,6 +75,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A query string whose every rejection (malformed, duplicated field) is a problem
+/// document.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ProblemResponse;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(rejection) => Err(ProblemResponse::new(
+                rejection.status(),
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
 fn created<T: serde::Serialize>(body: T) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }

@@ -1,12 +1,12 @@
 //! Admin API for issued credentials: list, show, revoke one, revoke in bulk.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::admin::{AdminCaller, ApiJson};
+use super::admin::{AdminCaller, ApiJson, ApiQuery};
 use super::error::ProblemResponse;
 use crate::credentials::manage::{self, CredentialSummary, RevokeMany, RevokeOne, Revoked};
 use crate::state::AppState;
@@ -39,7 +39,7 @@ pub(super) struct Filter {
 pub(super) async fn list(
     _: AdminCaller,
     State(state): State<AppState>,
-    Query(f): Query<Filter>,
+    ApiQuery(f): ApiQuery<Filter>,
 ) -> Result<Json<Vec<CredentialSummary>>, ProblemResponse> {
     let selector = manage::selector(
         f.agent.as_deref(),

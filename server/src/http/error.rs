@@ -139,6 +139,7 @@ pub fn ciba_error(err: CibaError, endpoint: Endpoint) -> OAuthResponse {
         CibaError::ExpiredToken => bad(C::ExpiredToken, text),
         CibaError::InvalidGrant(_) => bad(C::InvalidGrant, text),
         CibaError::InvalidDpopProof(_) => bad(C::InvalidDpopProof, text),
+        CibaError::InvalidTarget(_) => bad(C::InvalidTarget, text),
         CibaError::Client(e) => client_auth_error(e),
         CibaError::Store(e) => OAuthResponse::unavailable(&e),
         CibaError::Credential(CredentialError::Store(e)) => OAuthResponse::unavailable(&e),

@@ -2,6 +2,7 @@
 //! every request goes through (request id, tracing, metrics, body limit).
 
 pub mod admin;
+mod admin_audit;
 mod admin_credentials;
 pub mod dev;
 pub mod discovery;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(discovery::router())
         .merge(admin::router())
         .merge(admin_credentials::router())
+        .merge(admin_audit::router())
         .merge(ops::router());
     if state.config.dev_approvals {
         app = app.merge(dev::router());

@@ -15,6 +15,7 @@ use super::error::{Endpoint, OAuthResponse, ciba_error, client_auth_error, store
 use super::form::OAuthForm;
 use crate::ciba;
 use crate::credentials;
+use crate::credentials::renewal::TOKEN_EXCHANGE_GRANT_TYPE;
 use crate::oidc::{client_auth, dpop};
 use crate::state::{AppState, paths};
 use crate::store::clients::ClientRecord;
@@ -76,7 +77,7 @@ pub(super) async fn bc_authorize(
 }
 
 #[utoipa::path(post, path = "/token", tag = "oauth",
-    request_body(content = super::oauth_forms::CibaTokenForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = super::oauth_forms::TokenRequestForm, content_type = "application/x-www-form-urlencoded"),
     params(("DPoP" = Option<String>, Header, description = "RFC 9449 proof")),
     responses((status = 200, body = countersign_shared::TokenResponse),
         (status = 400, description = "OAuth error", body = countersign_shared::OAuthError),
@@ -90,32 +91,57 @@ pub(super) async fn token(
     mut form: OAuthForm,
 ) -> Result<Response, OAuthResponse> {
     let client = authenticated(&state, &headers, &mut form, paths::TOKEN).await?;
-    match form.0.get("grant_type").map(String::as_str) {
-        Some(CIBA_GRANT_TYPE) => {}
-        Some(other) => {
-            return Err(OAuthResponse::new(
+    let grant_type = form.0.get("grant_type").map(String::as_str);
+    if !matches!(
+        grant_type,
+        Some(CIBA_GRANT_TYPE | TOKEN_EXCHANGE_GRANT_TYPE)
+    ) {
+        return Err(match grant_type {
+            Some(other) => OAuthResponse::new(
                 StatusCode::BAD_REQUEST,
                 OAuthErrorCode::UnsupportedGrantType,
-                format!("grant_type {other:?} is not supported; use {CIBA_GRANT_TYPE}"),
-            ));
-        }
-        None => return Err(OAuthResponse::invalid_request("grant_type is required")),
+                format!(
+                    "grant_type {other:?} is not supported; use {CIBA_GRANT_TYPE} (or {TOKEN_EXCHANGE_GRANT_TYPE} to renew)"
+                ),
+            ),
+            None => OAuthResponse::invalid_request("grant_type is required"),
+        });
     }
-    let auth_req_id = form
-        .0
-        .get("auth_req_id")
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| OAuthResponse::invalid_request("auth_req_id is required"))?;
+    let jkt = dpop_thumbprint(&state, &headers).await?;
+    let response = if grant_type == Some(TOKEN_EXCHANGE_GRANT_TYPE) {
+        let params: Map<String, Value> = form
+            .0
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        credentials::renewal::renew(&state, &client, &params, jkt).await
+    } else {
+        let auth_req_id = form
+            .0
+            .get("auth_req_id")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| OAuthResponse::invalid_request("auth_req_id is required"))?;
+        ciba::token::exchange(&state, &client, auth_req_id, jkt).await
+    };
+    Ok(no_store(
+        response.map_err(|e| ciba_error(e, Endpoint::Token))?,
+    ))
+}
+
+/// Verifies the request's DPoP proof (RFC 9449 §4.3), if any, and returns its key's
+/// thumbprint.
+async fn dpop_thumbprint(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<String>, OAuthResponse> {
     let mut proofs = headers.get_all("dpop").iter();
-    let jkt = match (proofs.next(), proofs.next()) {
-        (None, _) => None,
-        (Some(_), Some(_)) => {
-            return Err(OAuthResponse::new(
-                StatusCode::BAD_REQUEST,
-                OAuthErrorCode::InvalidDpopProof,
-                "more than one DPoP header",
-            ));
-        }
+    match (proofs.next(), proofs.next()) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(OAuthResponse::new(
+            StatusCode::BAD_REQUEST,
+            OAuthErrorCode::InvalidDpopProof,
+            "more than one DPoP header",
+        )),
         (Some(proof), None) => {
             let proof = proof.to_str().map_err(|_| {
                 OAuthResponse::new(
@@ -124,16 +150,12 @@ pub(super) async fn token(
                     "DPoP header is not ASCII",
                 )
             })?;
-            let jkt = dpop::verify_proof(&state, proof, "POST", &state.endpoint(paths::TOKEN))
+            let jkt = dpop::verify_proof(state, proof, "POST", &state.endpoint(paths::TOKEN))
                 .await
                 .map_err(|e| ciba_error(e.into(), Endpoint::Token))?;
-            Some(jkt)
+            Ok(Some(jkt))
         }
-    };
-    let response = ciba::token::exchange(&state, &client, auth_req_id, jkt)
-        .await
-        .map_err(|e| ciba_error(e, Endpoint::Token))?;
-    Ok(no_store(response))
+    }
 }
 
 #[utoipa::path(post, path = "/introspect", tag = "oauth",

@@ -26,6 +26,9 @@ pub struct BackchannelAuthForm {
     client_notification_token: Option<String>,
     /// RFC 9396 JSON array, as a string.
     authorization_details: Option<String>,
+    /// Countersign extension: the agent's task or session (at most 200 characters). A
+    /// credential may only be renewed within the task it was approved for.
+    task_id: Option<String>,
     /// Signed request object carrying all of the above.
     request: Option<String>,
     client_id: Option<String>,
@@ -34,12 +37,26 @@ pub struct BackchannelAuthForm {
     client_assertion: Option<String>,
 }
 
-/// CIBA Core §10.1 token request.
+/// A token request: the CIBA grant (CIBA Core §10.1, needs `auth_req_id`) or a renewal by
+/// token exchange (RFC 8693, needs `subject_token`, `subject_token_type` and `task_id`).
 #[derive(ToSchema)]
-pub struct CibaTokenForm {
-    #[schema(pattern = "^urn:openid:params:grant-type:ciba$")]
+pub struct TokenRequestForm {
+    #[schema(
+        pattern = "^(urn:openid:params:grant-type:ciba|urn:ietf:params:oauth:grant-type:token-exchange)$"
+    )]
     grant_type: String,
-    auth_req_id: String,
+    /// CIBA grant: the `auth_req_id` from the backchannel response.
+    auth_req_id: Option<String>,
+    /// Renewal: the live credential to renew.
+    subject_token: Option<String>,
+    /// Renewal: `urn:ietf:params:oauth:token-type:access_token`.
+    subject_token_type: Option<String>,
+    requested_token_type: Option<String>,
+    /// Renewal: the task the credential was approved for.
+    task_id: Option<String>,
+    /// Renewal: if sent, exactly the approved `authorization_details`.
+    authorization_details: Option<String>,
+    scope: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
     client_assertion_type: Option<String>,

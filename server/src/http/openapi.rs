@@ -6,7 +6,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, admin_credentials, dev, discovery, error, oauth, oauth_forms, ops};
+use super::{
+    admin, admin_audit, admin_credentials, dev, discovery, error, oauth, oauth_forms, ops,
+};
 use crate::directory;
 
 #[derive(OpenApi)]
@@ -18,14 +20,16 @@ use crate::directory;
         admin::list_humans, admin::add_human, admin::activate_human, admin::deactivate_human,
         admin::list_agents, admin::add_agent, admin::enable_agent, admin::disable_agent,
         admin_credentials::list, admin_credentials::show, admin_credentials::revoke_one, admin_credentials::revoke_many,
+        admin_audit::list, admin_audit::verify,
         dev::approve, dev::deny,
         ops::healthz, ops::readyz,
     ),
-    components(schemas(oauth_forms::BackchannelAuthForm, oauth_forms::CibaTokenForm, oauth_forms::TokenForm,
+    components(schemas(oauth_forms::BackchannelAuthForm, oauth_forms::TokenRequestForm, oauth_forms::TokenForm,
         countersign_shared::OAuthError, countersign_shared::OAuthErrorCode, countersign_shared::BackchannelAuthResponse,
         countersign_shared::TokenResponse, countersign_shared::discovery::ProviderMetadata, crate::credentials::Introspection,
         crate::credentials::manage::CredentialSummary, crate::credentials::manage::RevokeOne,
         crate::credentials::manage::RevokeMany, crate::credentials::manage::Revoked,
+        crate::audit::AuditEvent, crate::audit::ChainReport,
         directory::Human, directory::NewHuman, directory::Agent, directory::NewAgent, directory::CreatedAgent, error::Problem)),
     modifiers(&AdminKeyScheme),
     tags((name = "oauth", description = "OpenID CIBA, discovery, introspection, revocation; client authentication per RFC 6749 / RFC 7523"),

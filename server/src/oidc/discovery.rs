@@ -33,7 +33,10 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         response_types_supported: strings(&["id_token"]),
         subject_types_supported: strings(&["public"]),
         id_token_signing_alg_values_supported: strings(&["ES256"]),
-        grant_types_supported: strings(&[CIBA_GRANT_TYPE]),
+        grant_types_supported: strings(&[
+            CIBA_GRANT_TYPE,
+            crate::credentials::renewal::TOKEN_EXCHANGE_GRANT_TYPE,
+        ]),
         claims_supported: strings(&[
             "iss",
             "sub",

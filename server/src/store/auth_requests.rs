@@ -62,11 +62,13 @@ pub struct AuthRequestRecord {
     pub decided_at: Option<i64>,
     pub decided_by: Option<String>,
     pub decision_method: Option<String>,
+    /// The agent's task or session this request belongs to.
+    pub task_id: Option<String>,
 }
 
 const COLUMNS: &str = "id, client_id, subject, scope, binding_message, acr_values, authorization_details, \
     delivery_mode, notification_token, status, created_at, expires_at, interval_secs, last_poll_at, \
-    decided_at, decided_by, decision_method";
+    decided_at, decided_by, decision_method, task_id";
 
 fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
     let status: String = row.try_get("status")?;
@@ -88,6 +90,7 @@ fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
         decided_at: row.try_get("decided_at")?,
         decided_by: row.try_get("decided_by")?,
         decision_method: row.try_get("decision_method")?,
+        task_id: row.try_get("task_id")?,
     })
 }
 
@@ -103,7 +106,7 @@ pub struct Decision<'a> {
 
 /// `INSERT` of `rows` auth requests in one statement.
 pub(super) fn insert_sql(rows: usize) -> String {
-    let per_row = 17;
+    let per_row = 18;
     let values: Vec<String> = (0..rows)
         .map(|r| {
             let params: Vec<String> = (1..=per_row)
@@ -138,6 +141,7 @@ pub(super) fn bind_insert<'q>(q: AnyQuery<'q>, r: &AuthRequestRecord) -> AnyQuer
         .bind(r.decided_at)
         .bind(r.decided_by.clone())
         .bind(r.decision_method.clone())
+        .bind(r.task_id.clone())
 }
 
 impl Store {
@@ -370,6 +374,7 @@ pub(crate) mod tests {
             decided_at: None,
             decided_by: None,
             decision_method: None,
+            task_id: Some("task-1".into()),
         }
     }
 
@@ -474,9 +479,18 @@ pub(crate) mod tests {
                 ("r1", "DPoP", Some("jkt"))
             );
             assert_eq!(store.token("t1").await.unwrap(), None);
-            assert!(!store.revoke_token("t2", "intruder", 70_000).await.unwrap());
-            assert!(store.revoke_token("t2", "agent", 70_000).await.unwrap());
-            assert!(store.revoke_token("t2", "agent", 80_000).await.unwrap());
+            let mut tx = store.begin().await.unwrap();
+            let revoke = crate::store::tokens::TokenSelector::Id("t2");
+            let first = store
+                .revoke_tokens(&mut tx, revoke, "r", 70_000)
+                .await
+                .unwrap();
+            let again = store
+                .revoke_tokens(&mut tx, revoke, "r", 80_000)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!((first, again), (vec!["t2".to_owned()], vec![]));
             assert_eq!(
                 store.token("t2").await.unwrap().unwrap().revoked_at,
                 Some(70_000),

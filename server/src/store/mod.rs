@@ -4,6 +4,7 @@
 //! JSON as text). The few places where the dialects must differ are in this folder only.
 
 pub mod admin_keys;
+pub mod audit;
 pub mod auth_requests;
 mod cache;
 pub mod clients;
@@ -98,16 +99,30 @@ impl Tx {
     }
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    include_str!("../../../migrations/sqlite/0001_initial.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    include_str!("../../../migrations/postgres/0001_initial.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "renewal and audit",
+        include_str!("../../../migrations/sqlite/0002_renewal_and_audit.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "renewal and audit",
+        include_str!("../../../migrations/postgres/0002_renewal_and_audit.sql"),
+    ),
+];
 
 impl Store {
     /// Connects to `url` (`sqlite:...` or `postgres://...`). SQLite connections use WAL,

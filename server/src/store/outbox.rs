@@ -190,6 +190,7 @@ mod tests {
                     decided_at: None,
                     decided_by: None,
                     decision_method: None,
+                    task_id: None,
                 })
                 .await
                 .unwrap();

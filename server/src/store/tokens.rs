@@ -5,7 +5,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, Tx};
 
 /// The identity of a token about to be issued, written together with the state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +39,14 @@ pub struct TokenRecord {
     pub revoked_reason: Option<String>,
     pub status_list: Option<i64>,
     pub status_idx: Option<i64>,
+    pub task_id: Option<String>,
+    /// The credential (jti) this one renews.
+    pub renewal_of: Option<String>,
+    /// The request whose approval this credential rests on: its own for a first
+    /// credential, the original request's for a renewal.
+    pub approval_id: String,
+    /// When the approval was given, and by what method.
+    pub decided_at: Option<i64>,
 }
 
 /// Which credentials an administrative query or revocation is about.
@@ -46,6 +54,8 @@ pub struct TokenRecord {
 pub enum TokenSelector<'a> {
     All,
     Id(&'a str),
+    /// This credential and every renewal descending from it.
+    Lineage(&'a str),
     /// Held by this agent (client id).
     Agent(&'a str),
     /// Approved by this human (subject).
@@ -60,6 +70,11 @@ impl<'a> TokenSelector<'a> {
         match self {
             TokenSelector::All => "$1 = ''",
             TokenSelector::Id(_) => "token_jti = $1",
+            TokenSelector::Lineage(_) => {
+                "token_jti IN (WITH RECURSIVE lineage (jti) AS (SELECT CAST($1 AS TEXT) \
+                 UNION ALL SELECT r.token_jti FROM auth_requests r JOIN lineage l ON r.renewal_of = l.jti) \
+                 SELECT jti FROM lineage)"
+            }
             TokenSelector::Agent(_) => "client_id = $1",
             TokenSelector::Approver(_) => "subject = $1",
             TokenSelector::Owner(_) => {
@@ -72,6 +87,7 @@ impl<'a> TokenSelector<'a> {
         match self {
             TokenSelector::All => "",
             TokenSelector::Id(v)
+            | TokenSelector::Lineage(v)
             | TokenSelector::Agent(v)
             | TokenSelector::Approver(v)
             | TokenSelector::Owner(v) => v,
@@ -80,7 +96,8 @@ impl<'a> TokenSelector<'a> {
 }
 
 const TOKEN_COLUMNS: &str = "id, client_id, subject, scope, authorization_details, token_jti, token_type, token_cnf_jkt, \
-    token_issued_at, token_expires_at, token_revoked_at, token_revoked_reason, token_status_list, token_status_idx";
+    token_issued_at, token_expires_at, token_revoked_at, token_revoked_reason, token_status_list, token_status_idx, \
+    task_id, renewal_of, COALESCE(approval_id, id) AS approval_root, decided_at";
 
 fn from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
     Ok(TokenRecord {
@@ -98,6 +115,10 @@ fn from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
         revoked_reason: row.try_get("token_revoked_reason")?,
         status_list: row.try_get("token_status_list")?,
         status_idx: row.try_get("token_status_idx")?,
+        task_id: row.try_get("task_id")?,
+        renewal_of: row.try_get("renewal_of")?,
+        approval_id: row.try_get("approval_root")?,
+        decided_at: row.try_get("decided_at")?,
     })
 }
 
@@ -125,10 +146,12 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Revokes every unexpired, unrevoked credential matching `selector` with `reason`;
-    /// returns their ids. Their status list bits are set from the next fetch on.
+    /// Revokes, inside `tx`, every unexpired, unrevoked credential matching `selector`
+    /// with `reason`; returns their ids. Their status list bits are set from the next
+    /// fetch after `tx` commits.
     pub async fn revoke_tokens(
         &self,
+        tx: &mut Tx,
         selector: TokenSelector<'_>,
         reason: &str,
         now_ms: i64,
@@ -143,28 +166,52 @@ impl Store {
             .bind(selector.value())
             .bind(now_ms)
             .bind(reason)
-            .fetch_all(self.writer())
+            .fetch_all(tx.conn())
             .await?;
         rows.iter().map(|r| Ok(r.try_get("token_jti")?)).collect()
     }
 
-    /// Marks a client's token revoked; idempotent. Returns false when the token is unknown
-    /// or belongs to another client.
-    pub async fn revoke_token(
+    /// Records `renewal` (a new request row in state `issued`, carrying `grant`) as the
+    /// renewal of credential `parent_jti`, provided that credential is still live
+    /// (unrevoked, unexpired at `now_ms`), was never renewed before, and is held by
+    /// `client_id`. Returns false when any of that fails. One statement, with a unique
+    /// index on `renewal_of`: of concurrent renewals of one credential, one wins.
+    pub async fn insert_renewal(
         &self,
-        jti: &str,
+        tx: &mut Tx,
+        parent_jti: &str,
         client_id: &str,
+        renewal_id: &str,
+        grant: &TokenGrant,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE auth_requests SET token_revoked_at = COALESCE(token_revoked_at, $1) \
-             WHERE token_jti = $2 AND client_id = $3",
+        let inserted = sqlx::query(
+            "INSERT INTO auth_requests (id, client_id, subject, scope, binding_message, acr_values, \
+               authorization_details, delivery_mode, notification_token, status, created_at, expires_at, \
+               interval_secs, decided_at, decided_by, decision_method, task_id, renewal_of, approval_id, \
+               token_issued_at, token_jti, token_type, token_cnf_jkt, token_expires_at, \
+               token_status_list, token_status_idx) \
+             SELECT $1, client_id, subject, scope, binding_message, acr_values, authorization_details, \
+               delivery_mode, NULL, 'issued', $2, $3, interval_secs, decided_at, decided_by, decision_method, \
+               task_id, token_jti, COALESCE(approval_id, id), $4, $5, token_type, token_cnf_jkt, $3, $6, $7 \
+             FROM auth_requests WHERE token_jti = $8 AND client_id = $9 \
+               AND token_revoked_at IS NULL AND token_expires_at > $2",
         )
+        .bind(renewal_id)
         .bind(now_ms)
-        .bind(jti)
+        .bind(grant.expires_at)
+        .bind(grant.issued_at)
+        .bind(&grant.jti)
+        .bind(grant.status_list)
+        .bind(grant.status_idx)
+        .bind(parent_jti)
         .bind(client_id)
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(tx.conn())
+        .await;
+        match inserted {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            Err(e) if StoreError::from_insert_ref(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 }

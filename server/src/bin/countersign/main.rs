@@ -13,9 +13,11 @@ use countersign_server::store::Store;
 use countersign_server::{admin, server};
 use serde::Serialize;
 
+mod audit;
 mod credential;
 mod verify;
 
+use audit::{AuditCommand, audit_command};
 use credential::credential_command;
 use verify::verify;
 
@@ -57,6 +59,9 @@ enum Command {
     /// List, show and revoke issued credentials.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Read and verify the hash-chained audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Verify a credential read from stdin as a tool would (offline except for the issuer's
     /// JWKS and status list); prints the verdict or the reason as JSON, exits 1 if refused.
     Verify(VerifyArgs),
@@ -141,10 +146,10 @@ struct ServeArgs {
 }
 
 #[derive(Args)]
-struct JsonFlag {
+pub(crate) struct JsonFlag {
     /// Print machine-readable JSON.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Subcommand)]
@@ -283,7 +288,11 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+pub(crate) fn print<T: Serialize>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {
@@ -470,6 +479,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Credential(cmd) => {
             let store = open_store(&config).await?;
             credential_command(&store, cmd, now).await
+        }
+        Command::Audit(cmd) => {
+            let store = open_store(&config).await?;
+            audit_command(&store, cmd).await
         }
         Command::Keys(KeysCommand::Rotate { out }) => {
             let kid = KeyRing::rotate(&config.keys_dir, now)?;

@@ -1,0 +1,35 @@
+-- Credential renewal and the hash-chained audit trail (postgres). Kept in step with
+-- ../sqlite/0002_renewal_and_audit.sql.
+
+-- The task or session an agent's request belongs to (optional; renewal stays within it).
+ALTER TABLE auth_requests ADD COLUMN task_id TEXT;
+-- A renewed credential is a row of its own, marked with the credential it renews (its
+-- jti) and the request whose human approval it rests on. The unique index makes renewing
+-- the same credential twice impossible, however many replicas try at once.
+ALTER TABLE auth_requests ADD COLUMN renewal_of TEXT;
+ALTER TABLE auth_requests ADD COLUMN approval_id TEXT;
+CREATE UNIQUE INDEX auth_requests_renewal_of ON auth_requests (renewal_of);
+CREATE INDEX auth_requests_approval ON auth_requests (approval_id);
+
+-- Append-only audit trail. Each event's hash covers its fields and the previous event's
+-- hash, so any edit, deletion or reordering breaks the chain from that event on.
+CREATE TABLE audit_events (
+    seq       BIGINT PRIMARY KEY,
+    at        BIGINT NOT NULL,
+    actor     TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    subject   TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE INDEX audit_events_subject ON audit_events (subject);
+
+-- The chain's head. Appenders lock this one row (UPDATE) for the length of their
+-- transaction, so events are chained in commit order across replicas.
+CREATE TABLE audit_head (
+    id   BIGINT PRIMARY KEY CHECK (id = 1),
+    seq  BIGINT NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, 'genesis');

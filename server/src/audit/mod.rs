@@ -1,0 +1,340 @@
+//! The audit trail: every administrative effect (revocations, renewals, and later policy
+//! decisions and offboarding) as an append-only list of events, each hash-chained to the
+//! one before. Events are written in the same transaction as the effect they record, so
+//! there is no effect without its event and no event without its effect.
+//!
+//! An event's hash is SHA-256 over the JSON array
+//! `[seq, at, actor, kind, subject, detail, prev_hash]` (with `detail` as its stored JSON
+//! text), hex encoded. The first event's `prev_hash` is `genesis`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::store::audit::AuditRecord;
+use crate::store::{Store, StoreError, Tx};
+
+/// Event kinds written today.
+pub mod kinds {
+    pub const CREDENTIAL_REVOKED: &str = "credential.revoked";
+    pub const CREDENTIAL_RENEWED: &str = "credential.renewed";
+}
+
+/// What happened, before it is chained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent<'a> {
+    /// Who caused it: `admin-key:ID`, `cli`, `client:ID`, `system`.
+    pub actor: &'a str,
+    pub kind: &'a str,
+    /// What it is about (a credential id, an agent, a human).
+    pub subject: &'a str,
+    pub detail: Value,
+}
+
+/// An event as the admin API and CLI show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEvent {
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub actor: String,
+    pub kind: String,
+    pub subject: String,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<AuditRecord> for AuditEvent {
+    fn from(r: AuditRecord) -> Self {
+        AuditEvent {
+            detail: serde_json::from_str(&r.detail).unwrap_or(Value::String(r.detail)),
+            seq: r.seq,
+            at: r.at,
+            actor: r.actor,
+            kind: r.kind,
+            subject: r.subject,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+/// The result of checking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChainReport {
+    /// True when every event's hash and link is intact and the head matches the last one.
+    pub intact: bool,
+    pub events: i64,
+    /// Hash of the last event (`genesis` when there is none).
+    pub head: String,
+    /// The first event that does not verify, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+pub const GENESIS: &str = "genesis";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hash of an event with these fields.
+pub fn event_hash(
+    seq: i64,
+    at: i64,
+    actor: &str,
+    kind: &str,
+    subject: &str,
+    detail: &str,
+    prev_hash: &str,
+) -> String {
+    let preimage = serde_json::json!([seq, at, actor, kind, subject, detail, prev_hash]);
+    hex(&Sha256::digest(preimage.to_string().as_bytes()))
+}
+
+/// Appends `event` inside `tx`; it becomes visible when `tx` commits. Returns its `seq`.
+pub async fn record(
+    store: &Store,
+    tx: &mut Tx,
+    at_ms: i64,
+    event: NewEvent<'_>,
+) -> Result<i64, StoreError> {
+    let head = store.lock_audit_head(tx).await?;
+    let detail = event.detail.to_string();
+    let hash = event_hash(
+        head.seq,
+        at_ms,
+        event.actor,
+        event.kind,
+        event.subject,
+        &detail,
+        &head.hash,
+    );
+    let record = AuditRecord {
+        seq: head.seq,
+        at: at_ms,
+        actor: event.actor.to_owned(),
+        kind: event.kind.to_owned(),
+        subject: event.subject.to_owned(),
+        detail,
+        prev_hash: head.hash,
+        hash,
+    };
+    store.append_audit_event(tx, &record).await?;
+    Ok(record.seq)
+}
+
+/// Most events one listing returns.
+pub const LIST_LIMIT: i64 = 1000;
+
+/// The newest events (optionally only those about `subject`), newest first.
+pub async fn recent(
+    store: &Store,
+    subject: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    Ok(store
+        .recent_audit_events(subject, limit.clamp(1, LIST_LIMIT))
+        .await?
+        .into_iter()
+        .map(AuditEvent::from)
+        .collect())
+}
+
+/// Recomputes every event's hash from its stored fields and checks each links to the one
+/// before and that the head names the last.
+pub async fn verify(store: &Store) -> Result<ChainReport, StoreError> {
+    // Read the head first: events appended while we read are past it and not checked.
+    let head = store.audit_head().await?;
+    let mut prev = GENESIS.to_owned();
+    let mut expected_seq = 1;
+    let broken = |seq: i64, reason: String, events: i64| ChainReport {
+        intact: false,
+        events,
+        head: head.hash.clone(),
+        broken_at: Some(seq),
+        reason: Some(reason),
+    };
+    loop {
+        let page = store.audit_events_after(expected_seq - 1, 1000).await?;
+        let Some(last) = page.last().map(|e| e.seq) else {
+            break;
+        };
+        for e in page {
+            if e.seq > head.seq {
+                break;
+            }
+            if e.seq != expected_seq {
+                return Ok(broken(
+                    expected_seq,
+                    format!("event {expected_seq} is missing"),
+                    expected_seq - 1,
+                ));
+            }
+            if e.prev_hash != prev {
+                return Ok(broken(
+                    e.seq,
+                    "prev_hash does not match the previous event".into(),
+                    e.seq - 1,
+                ));
+            }
+            let hash = event_hash(
+                e.seq,
+                e.at,
+                &e.actor,
+                &e.kind,
+                &e.subject,
+                &e.detail,
+                &e.prev_hash,
+            );
+            if hash != e.hash {
+                return Ok(broken(
+                    e.seq,
+                    "the event's fields do not match its hash".into(),
+                    e.seq - 1,
+                ));
+            }
+            prev = e.hash;
+            expected_seq += 1;
+        }
+        if last >= head.seq {
+            break;
+        }
+    }
+    let events = expected_seq - 1;
+    if events != head.seq || prev != head.hash {
+        return Ok(broken(
+            events + 1,
+            format!(
+                "the head names event {} but the trail ends at {events}",
+                head.seq
+            ),
+            events,
+        ));
+    }
+    Ok(ChainReport {
+        intact: true,
+        events,
+        head: head.hash,
+        broken_at: None,
+        reason: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::each_backend;
+    use serde_json::json;
+
+    async fn append(store: &Store, n: i64) {
+        for i in 0..n {
+            let mut tx = store.begin().await.unwrap();
+            record(
+                store,
+                &mut tx,
+                1_000 + i,
+                NewEvent {
+                    actor: "cli",
+                    kind: kinds::CREDENTIAL_REVOKED,
+                    subject: &format!("c{i}"),
+                    detail: json!({"reason": "test", "i": i}),
+                },
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn chain_verifies_and_rolled_back_events_leave_no_trace() {
+        each_backend(|store| async move {
+            let empty = verify(&store).await.unwrap();
+            assert!(empty.intact);
+            assert_eq!((empty.events, empty.head.as_str()), (0, GENESIS));
+
+            append(&store, 3).await;
+            // An event whose transaction rolls back takes its sequence number with it.
+            let mut tx = store.begin().await.unwrap();
+            let event = NewEvent {
+                actor: "cli",
+                kind: "x",
+                subject: "gone",
+                detail: json!({}),
+            };
+            record(&store, &mut tx, 5, event).await.unwrap();
+            drop(tx);
+            append(&store, 1).await;
+
+            let report = verify(&store).await.unwrap();
+            assert!(report.intact, "{report:?}");
+            assert_eq!(report.events, 4);
+            let newest = recent(&store, None, 10).await.unwrap();
+            assert_eq!(newest.len(), 4);
+            assert_eq!(newest[0].seq, 4);
+            assert_eq!(newest[0].prev_hash, newest[1].hash);
+            assert_eq!(newest[3].prev_hash, GENESIS);
+            assert_eq!(report.head, newest[0].hash);
+            assert_eq!(recent(&store, Some("c1"), 10).await.unwrap().len(), 1);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn tampering_is_found_at_the_edited_event() {
+        each_backend(|store| async move {
+            append(&store, 5).await;
+            sqlx::query("UPDATE audit_events SET detail = '{\"reason\":\"benign\"}' WHERE seq = 3")
+                .execute(store.writer())
+                .await
+                .unwrap();
+            let report = verify(&store).await.unwrap();
+            assert!(!report.intact);
+            assert_eq!(report.broken_at, Some(3));
+
+            // Recomputing the edited event's hash moves the break to the next link.
+            let e = store.audit_events_after(2, 1).await.unwrap().remove(0);
+            let forged = event_hash(
+                e.seq,
+                e.at,
+                &e.actor,
+                &e.kind,
+                &e.subject,
+                &e.detail,
+                &e.prev_hash,
+            );
+            sqlx::query("UPDATE audit_events SET hash = $1 WHERE seq = 3")
+                .bind(forged)
+                .execute(store.writer())
+                .await
+                .unwrap();
+            assert_eq!(verify(&store).await.unwrap().broken_at, Some(4));
+
+            // Deleting the newest event is caught by the head.
+            sqlx::query("DELETE FROM audit_events WHERE seq >= 3")
+                .execute(store.writer())
+                .await
+                .unwrap();
+            let report = verify(&store).await.unwrap();
+            assert_eq!((report.intact, report.broken_at), (false, Some(3)));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_form_one_chain() {
+        each_backend(|store| async move {
+            futures_util::future::join_all((0..16).map(|_| append(&store, 2))).await;
+            let report = verify(&store).await.unwrap();
+            assert!(report.intact, "{report:?}");
+            assert_eq!(report.events, 32);
+        })
+        .await;
+    }
+}
