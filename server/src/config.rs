@@ -36,6 +36,7 @@ pub struct Config {
     pub ciba: CibaConfig,
     pub tokens: TokenConfig,
     pub notifications: NotificationConfig,
+    pub wallet: WalletConfig,
     /// RFC 9396 `authorization_details` types this deployment accepts, each with the JSON
     /// Schema its objects must satisfy.
     pub authorization_details_types: BTreeMap<String, serde_json::Value>,
@@ -86,6 +87,72 @@ pub struct TokenConfig {
     pub renewal_windows_secs: BTreeMap<String, u64>,
 }
 
+/// Wallets: enrollment and the passkey (WebAuthn) relying party.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalletConfig {
+    /// WebAuthn relying party ID: a domain the wallets' passkeys are bound to. Defaults to
+    /// the issuer's host, or `localhost` when that is an IP address.
+    pub rp_id: Option<String>,
+    /// Origins accepted in passkey ceremonies (`clientDataJSON.origin`). Defaults to
+    /// `https://<rp_id>` (`http://localhost` for `localhost`). Android apps add their
+    /// `android:apk-key-hash:...` origin here.
+    pub origins: Vec<String>,
+    /// How long an enrollment invitation can be redeemed.
+    pub invitation_ttl_secs: u64,
+    /// How long a wallet has to answer a passkey challenge.
+    pub ceremony_ttl_secs: u64,
+}
+
+impl WalletConfig {
+    /// The relying party ID actually used for `issuer`.
+    pub fn rp_id(&self, issuer: &str) -> String {
+        if let Some(id) = &self.rp_id {
+            return id.clone();
+        }
+        let host = issuer
+            .split_once("://")
+            .map_or(issuer, |(_, rest)| rest)
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or_default();
+        let host = match host.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => host,
+        };
+        let is_ip = host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok();
+        if is_ip || host.is_empty() {
+            "localhost".to_owned()
+        } else {
+            host.to_ascii_lowercase()
+        }
+    }
+
+    /// The accepted origins actually used for `issuer`.
+    pub fn origins(&self, issuer: &str) -> Vec<String> {
+        if !self.origins.is_empty() {
+            return self.origins.clone();
+        }
+        let rp_id = self.rp_id(issuer);
+        if rp_id == "localhost" {
+            vec!["http://localhost".to_owned()]
+        } else {
+            vec![format!("https://{rp_id}")]
+        }
+    }
+}
+
+impl Default for WalletConfig {
+    fn default() -> Self {
+        Self {
+            rp_id: None,
+            origins: Vec::new(),
+            invitation_ttl_secs: 900,
+            ceremony_ttl_secs: 300,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotificationConfig {
@@ -113,6 +180,7 @@ impl Default for Config {
             ciba: CibaConfig::default(),
             tokens: TokenConfig::default(),
             notifications: NotificationConfig::default(),
+            wallet: WalletConfig::default(),
             authorization_details_types: default_authorization_details_types(),
         }
     }
@@ -282,6 +350,24 @@ impl Config {
                 reason: "must be at least 1024".into(),
             });
         }
+        if self.wallet.invitation_ttl_secs == 0 || self.wallet.ceremony_ttl_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "wallet",
+                reason: "invitation and ceremony lifetimes must be at least 1 second".into(),
+            });
+        }
+        let rp_id = self.wallet.rp_id(&issuer);
+        let domain_ok = !rp_id.is_empty()
+            && rp_id.len() <= 253
+            && rp_id.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !domain_ok {
+            return Err(ConfigError::Invalid {
+                key: "wallet.rp_id",
+                reason: format!("{rp_id:?} is not a domain name"),
+            });
+        }
         for (name, window) in &self.tokens.renewal_windows_secs {
             if !self.authorization_details_types.contains_key(name) {
                 return Err(ConfigError::Invalid {
@@ -420,6 +506,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.tokens.renewal_windows_secs["purchase_order"], 60);
+    }
+
+    #[test]
+    fn the_relying_party_follows_the_issuer_unless_configured() {
+        let w = WalletConfig::default();
+        assert_eq!(
+            w.rp_id("https://Auth.Example.com:8443/x"),
+            "auth.example.com"
+        );
+        assert_eq!(
+            w.origins("https://auth.example.com"),
+            ["https://auth.example.com"]
+        );
+        assert_eq!(w.rp_id("http://127.0.0.1:8080"), "localhost");
+        assert_eq!(w.origins("http://127.0.0.1:8080"), ["http://localhost"]);
+        let err =
+            Config::load(None, env(&[("COUNTERSIGN_WALLET__RP_ID", "not a domain")])).unwrap_err();
+        assert!(err.to_string().contains("`wallet.rp_id`"), "{err}");
     }
 
     #[test]

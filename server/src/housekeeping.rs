@@ -25,10 +25,13 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             tracing::warn!(error = %e, "WAL checkpoint failed; SQLite will checkpoint on its own");
         }
         tick = tick.wrapping_add(1);
-        if tick.is_multiple_of(PURGE_EVERY_TICKS)
-            && let Err(e) = state.store.purge_expired_jtis(state.now_ms()).await
-        {
-            tracing::warn!(error = %e, "purging expired jti records failed");
+        if tick.is_multiple_of(PURGE_EVERY_TICKS) {
+            if let Err(e) = state.store.purge_expired_jtis(state.now_ms()).await {
+                tracing::warn!(error = %e, "purging expired jti records failed");
+            }
+            if let Err(e) = state.store.purge_expired_ceremonies(state.now_ms()).await {
+                tracing::warn!(error = %e, "purging expired passkey ceremonies failed");
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::approvals::webauthn::RelyingParty;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::oidc::keys::KeyRing;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub outbox_wake: Arc<Notify>,
     /// Hands out Token Status List entries to new credentials.
     pub status_allocator: Arc<crate::credentials::status::StatusAllocator>,
+    /// The passkey relying party wallets confirm decisions with.
+    pub relying_party: Arc<RelyingParty>,
 }
 
 impl AppState {
@@ -39,8 +42,15 @@ impl AppState {
                 .map_err(|e| format!("authorization_details_types.{name}: {e}"))?;
             rar_schemas.insert(name.clone(), validator);
         }
+        let issuer = config.issuer();
+        let relying_party = RelyingParty::new(
+            &config.wallet.rp_id(&issuer),
+            config.wallet.origins(&issuer),
+        )
+        .map_err(|e| format!("wallet.rp_id: {e}"))?;
         Ok(Self {
-            issuer: config.issuer().into(),
+            issuer: issuer.into(),
+            relying_party: Arc::new(relying_party),
             config: Arc::new(config),
             store,
             clock,
@@ -70,4 +80,7 @@ pub mod paths {
     pub const DISCOVERY: &str = "/.well-known/openid-configuration";
     pub const DID_DOCUMENT: &str = "/.well-known/did.json";
     pub const STATUS_LISTS: &str = "/status-lists/{list_id}";
+    pub const WALLET_ENROLLMENTS: &str = "/wallet/v1/enrollments";
+    pub const WALLET_ENROLLMENT_COMPLETE: &str = "/wallet/v1/enrollments/complete";
+    pub const WALLET_REQUESTS: &str = "/wallet/v1/requests";
 }

@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 pub mod receiver;
+pub mod wallets;
 
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
@@ -137,6 +138,21 @@ impl TestServer {
 
     pub fn state(&self) -> &AppState {
         &self.running().state
+    }
+
+    /// Runs one SQL statement on the server's database from outside the server, as an
+    /// attacker with database access (or a test setting up a fault) would.
+    pub async fn execute_sql(&self, sql: &str) {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.config.database_url)
+            .await
+            .expect("database");
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .expect("statement");
+        conn.close().await.expect("close");
     }
 
     pub fn issuer(&self) -> String {

@@ -39,6 +39,23 @@ impl DeviceKey {
         thumbprint(&self.public_jwk()?).map_err(|e| DeviceKeyError::Encoding(e.to_string()))
     }
 
+    /// An RFC 9449-shaped proof for one API call (`htm`, `htu`, `iat`, single-use `jti`),
+    /// which is how the wallet authenticates: it holds no bearer secret.
+    pub fn proof(&self, method: &str, url: &str) -> Result<String, DeviceKeyError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.sign_jws(
+            countersign_shared::approval::WALLET_PROOF_TYP,
+            &serde_json::json!({
+                "jti": countersign_jose::random_b64url(16),
+                "htm": method,
+                "htu": url,
+                "iat": now,
+            }),
+        )
+    }
+
     /// A compact JWS over `claims` with `typ` and the public key in the header.
     pub fn sign_jws<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, DeviceKeyError> {
         let header = Header {
@@ -68,13 +85,13 @@ impl DeviceKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SoftwareKeystore;
+    use crate::software::{MemoryStorage, SoftwareKeystore};
     use countersign_jose::UnverifiedJws;
 
     #[test]
     fn jws_signed_through_the_keystore_verifies_with_the_published_key() {
-        let store = Arc::new(SoftwareKeystore::default());
-        let jwk = store.generate("device").unwrap();
+        let store = Arc::new(SoftwareKeystore::new(Arc::new(MemoryStorage::default())));
+        let jwk = store.generate("device", true).unwrap();
         let key = DeviceKey::new(store, "device");
         let jws = key
             .sign_jws(
@@ -86,7 +103,10 @@ mod tests {
         parsed.verify_jwk(&jwk).unwrap();
         assert_eq!(parsed.header.jwk.as_ref(), Some(&jwk));
         assert_eq!(key.thumbprint().unwrap(), thumbprint(&jwk).unwrap());
-        let missing = DeviceKey::new(Arc::new(SoftwareKeystore::default()), "nope");
+        let missing = DeviceKey::new(
+            Arc::new(SoftwareKeystore::new(Arc::new(MemoryStorage::default()))),
+            "nope",
+        );
         assert!(matches!(
             missing.sign_jws("x", &()),
             Err(DeviceKeyError::Keystore(KeystoreError::UnknownAlias(_)))

@@ -1,15 +1,23 @@
-//! Recording a decision on a pending request. This is the only way a request becomes
-//! approved or denied: developer approvals call it today, the wallet's verified approvals
-//! will call it next. In one transaction it records the decision, issues tokens when the
+//! Humans' decisions on pending requests. Recording a decision is the only way a request
+//! becomes approved or denied: developer approvals (`--dev-approvals`) and the wallet's
+//! verified approvals ([`wallet`]) both end in [`record`]. In one transaction it records
+//! the decision (with the wallet's signed approval as evidence), issues tokens when the
 //! client is in push mode, and queues the client notification.
+//!
+//! Wallets enroll through [`enrollment`]; every wallet call is authenticated by the device
+//! key ([`wallet::authenticate`]); passkey ceremonies go through [`webauthn`].
+
+pub mod enrollment;
+pub mod wallet;
+pub mod webauthn;
 
 use countersign_shared::DeliveryMode;
 
 use crate::ciba::notify::{self, Outcome};
 use crate::credentials::{self, CredentialError, IssueInput};
 use crate::state::AppState;
-use crate::store::StoreError;
-use crate::store::auth_requests::{AuthRequestStatus, Decision};
+use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus, Decision};
+use crate::store::{StoreError, Tx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApprovalError {
@@ -17,6 +25,29 @@ pub enum ApprovalError {
     NotFound,
     #[error("the request is no longer pending (already decided or expired)")]
     NotPending,
+    /// The wallet call carried no valid device proof, or the device is unknown or disabled.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The device is genuine but may not act on this request (another human's).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Malformed or out-of-range input.
+    #[error("{0}")]
+    Invalid(String),
+    /// Well-formed but does not verify: signatures, transaction hash, passkey ceremony.
+    #[error("{0}")]
+    Rejected(String),
+    /// The enrollment invitation is unknown, expired or already used.
+    #[error("{0}")]
+    Invitation(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A named thing (human, device) does not exist.
+    #[error("{0}")]
+    Missing(String),
+    /// Stored state that cannot be read back, or a key that cannot sign.
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -28,48 +59,68 @@ pub enum ApprovalError {
 pub enum ApprovalMethod {
     /// `--dev-approvals`: no human confirmation took place, and tokens say so.
     Developer,
+    /// The wallet: a passkey assertion with user verification, and the device key's
+    /// signature over the transaction.
+    Wallet,
 }
 
 impl ApprovalMethod {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Developer => "dev",
+            Self::Wallet => "passkey+device_key",
         }
     }
 }
 
+/// A decision and its evidence.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionInput<'a> {
+    pub approved: bool,
+    pub decided_by: &'a str,
+    pub method: ApprovalMethod,
+    /// The wallet-signed decision (compact JWS) and its device key's thumbprint.
+    pub approval_jws: Option<&'a str>,
+    pub device_jkt: Option<&'a str>,
+}
+
+impl<'a> DecisionInput<'a> {
+    fn decision(&self, at_ms: i64) -> Decision<'a> {
+        Decision {
+            approved: self.approved,
+            decided_by: self.decided_by,
+            method: self.method.as_str(),
+            at_ms,
+            approval_jws: self.approval_jws,
+            device_jkt: self.device_jkt,
+        }
+    }
+}
+
+fn log(client_id: &str, input: &DecisionInput<'_>) {
+    tracing::info!(
+        client_id,
+        approved = input.approved,
+        method = input.method.as_str(),
+        "authentication request decided"
+    );
+}
+
+/// Records a decision that needs nothing else in its transaction (developer approvals).
 pub async fn decide(
     state: &AppState,
     auth_req_id: &str,
-    approved: bool,
-    decided_by: &str,
-    method: ApprovalMethod,
+    input: DecisionInput<'_>,
 ) -> Result<(), ApprovalError> {
-    let now = state.now_ms();
-    let decision = Decision {
-        approved,
-        decided_by,
-        method: method.as_str(),
-        at_ms: now,
-    };
-    let log = |client_id: &str| {
-        tracing::info!(
-            client_id,
-            approved,
-            method = method.as_str(),
-            "authentication request decided"
-        );
-    };
-
     // Most requests are poll mode, whose decision is one conditional UPDATE: try that
     // first. Ping and push also write a notification (and push mode the tokens),
     // atomically with the decision, so they need the request and a transaction.
     if let Some(request) = state
         .store
-        .decide_poll_request(auth_req_id, &decision)
+        .decide_poll_request(auth_req_id, &input.decision(state.now_ms()))
         .await?
     {
-        log(&request.client_id);
+        log(&request.client_id, &input);
         return Ok(());
     }
     let request = state
@@ -77,26 +128,40 @@ pub async fn decide(
         .auth_request(auth_req_id)
         .await?
         .ok_or(ApprovalError::NotFound)?;
-    let mode = DeliveryMode::parse(&request.delivery_mode);
-    if request.status != AuthRequestStatus::Pending
-        || now >= request.expires_at
-        || mode == Some(DeliveryMode::Poll)
-    {
+    let tx = state.store.begin().await?;
+    record(state, tx, &request, input).await
+}
+
+/// Records the decision on `request` inside `tx` (which may already hold other writes,
+/// e.g. the consumed passkey challenge) and commits.
+pub(crate) async fn record(
+    state: &AppState,
+    mut tx: Tx,
+    request: &AuthRequestRecord,
+    input: DecisionInput<'_>,
+) -> Result<(), ApprovalError> {
+    let now = state.now_ms();
+    if request.status != AuthRequestStatus::Pending || now >= request.expires_at {
         return Err(ApprovalError::NotPending);
     }
+    let mode = DeliveryMode::parse(&request.delivery_mode);
     let client = state
         .store
         .client(&request.client_id)
         .await?
         .ok_or(ApprovalError::NotFound)?;
-    let grant = match approved && mode == Some(DeliveryMode::Push) {
+    let grant = match input.approved && mode == Some(DeliveryMode::Push) {
         true => Some(credentials::new_grant(state, now, None).await?),
         false => None,
     };
-    let mut tx = state.store.begin().await?;
     let decided = state
         .store
-        .decide_auth_request(Some(&mut tx), auth_req_id, &decision, grant.as_ref())
+        .decide_auth_request(
+            Some(&mut tx),
+            &request.id,
+            &input.decision(now),
+            grant.as_ref(),
+        )
         .await?;
     let Some(request) = decided else {
         if let Some(grant) = &grant {
@@ -104,7 +169,7 @@ pub async fn decide(
         }
         return Err(ApprovalError::NotPending);
     };
-    let outcome = match (approved, &grant) {
+    let outcome = match (input.approved, &grant) {
         (false, _) => Outcome::Denied,
         (true, None) => Outcome::Ready,
         (true, Some(grant)) => {
@@ -123,9 +188,11 @@ pub async fn decide(
             Outcome::Approved(credentials::issue(state, input)?)
         }
     };
-    notify::enqueue(state, &mut tx, &request, &client, outcome).await?;
+    if mode != Some(DeliveryMode::Poll) {
+        notify::enqueue(state, &mut tx, &request, &client, outcome).await?;
+    }
     tx.commit().await?;
     state.outbox_wake.notify_one();
-    log(&client.client_id);
+    log(&client.client_id, &input);
     Ok(())
 }

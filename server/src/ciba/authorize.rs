@@ -113,6 +113,8 @@ pub async fn backchannel_authorize(
         decided_by: None,
         decision_method: None,
         task_id: req.task_id,
+        approval_jws: None,
+        approval_device_jkt: None,
     };
     state.store.insert_auth_request(&record).await?;
     tracing::debug!(client_id = %client.client_id, subject = %human.subject, "backchannel authentication request accepted");

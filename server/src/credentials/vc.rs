@@ -94,10 +94,12 @@ pub fn credential_claims(f: &CredentialFacts<'_>) -> Value {
             "method": req.decision_method,
             "acr": f.acr,
             "amr": f.amr,
-            // Filled by the wallet issue (device key thumbprint, wallet-signed approval)
-            // and the policy issue (policy id and version); null until then, never faked.
-            "deviceKeyThumbprint": Value::Null,
-            "approval": Value::Null,
+            // The wallet's signed decision, verbatim, and the key that signed it: anyone
+            // can check which device confirmed exactly this transaction. Null for
+            // developer approvals. The policy is filled by the policy issue; null until
+            // then, never faked.
+            "deviceKeyThumbprint": req.approval_device_jkt,
+            "approval": req.approval_jws,
             "policy": Value::Null,
         }],
         "iss": f.issuer,

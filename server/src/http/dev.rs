@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 
 use super::error::ProblemResponse;
-use crate::approvals::{self, ApprovalMethod};
+use crate::approvals::{self, ApprovalMethod, DecisionInput};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -19,6 +19,16 @@ pub fn router() -> Router<AppState> {
 /// Who the decision is recorded as: never the human, whose confirmation did not happen.
 const DEV_DECIDER: &str = "developer-mode";
 
+fn developer(approved: bool) -> DecisionInput<'static> {
+    DecisionInput {
+        approved,
+        decided_by: DEV_DECIDER,
+        method: ApprovalMethod::Developer,
+        approval_jws: None,
+        device_jkt: None,
+    }
+}
+
 #[utoipa::path(post, path = "/dev/approvals/{auth_req_id}/approve", tag = "dev",
     params(("auth_req_id" = String, Path)),
     responses((status = 204, description = "approved"), (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
@@ -27,7 +37,7 @@ pub(super) async fn approve(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ProblemResponse> {
-    approvals::decide(&state, &id, true, DEV_DECIDER, ApprovalMethod::Developer).await?;
+    approvals::decide(&state, &id, developer(true)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -39,6 +49,6 @@ pub(super) async fn deny(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ProblemResponse> {
-    approvals::decide(&state, &id, false, DEV_DECIDER, ApprovalMethod::Developer).await?;
+    approvals::decide(&state, &id, developer(false)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

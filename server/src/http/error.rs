@@ -166,13 +166,19 @@ pub struct Problem {
 pub struct ProblemResponse {
     pub status: StatusCode,
     pub detail: String,
+    /// `WWW-Authenticate` on a 401 (default: the admin API's bearer challenge).
+    pub challenge: &'static str,
 }
+
+const ADMIN_CHALLENGE: &str = "Bearer realm=\"countersign-admin\"";
+const WALLET_CHALLENGE: &str = "DPoP algs=\"ES256\"";
 
 impl ProblemResponse {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
             status,
             detail: detail.into(),
+            challenge: ADMIN_CHALLENGE,
         }
     }
 }
@@ -194,7 +200,7 @@ impl IntoResponse for ProblemResponse {
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"countersign-admin\""),
+                HeaderValue::from_static(self.challenge),
             );
         }
         resp
@@ -253,8 +259,26 @@ impl From<ApprovalError> for ProblemResponse {
     fn from(err: ApprovalError) -> Self {
         let detail = err.to_string();
         match err {
-            ApprovalError::NotFound => Self::new(StatusCode::NOT_FOUND, detail),
-            ApprovalError::NotPending => Self::new(StatusCode::CONFLICT, detail),
+            ApprovalError::NotFound | ApprovalError::Missing(_) => {
+                Self::new(StatusCode::NOT_FOUND, detail)
+            }
+            ApprovalError::NotPending | ApprovalError::Conflict(_) => {
+                Self::new(StatusCode::CONFLICT, detail)
+            }
+            ApprovalError::Unauthenticated(_) => Self {
+                challenge: WALLET_CHALLENGE,
+                ..Self::new(StatusCode::UNAUTHORIZED, detail)
+            },
+            ApprovalError::Forbidden(_) | ApprovalError::Invitation(_) => {
+                Self::new(StatusCode::FORBIDDEN, detail)
+            }
+            ApprovalError::Invalid(_) | ApprovalError::Rejected(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+            }
+            ApprovalError::Internal(_) => {
+                tracing::error!(error = %detail, "approval processing failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            }
             ApprovalError::Store(e) | ApprovalError::Credential(CredentialError::Store(e)) => {
                 Self::from(e)
             }

@@ -4,6 +4,7 @@
 pub mod admin;
 mod admin_audit;
 mod admin_credentials;
+mod admin_devices;
 pub mod dev;
 pub mod discovery;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod oauth;
 mod oauth_forms;
 pub mod openapi;
 pub mod ops;
+pub mod wallet;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -46,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(admin_credentials::router())
         .merge(admin_audit::router())
+        .merge(admin_devices::router())
+        .merge(wallet::router())
         .merge(ops::router());
     if state.config.dev_approvals {
         app = app.merge(dev::router());

@@ -7,7 +7,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, admin_audit, admin_credentials, dev, discovery, error, oauth, oauth_forms, ops,
+    admin, admin_audit, admin_credentials, admin_devices, dev, discovery, error, oauth,
+    oauth_forms, ops, wallet,
 };
 use crate::directory;
 
@@ -21,6 +22,8 @@ use crate::directory;
         admin::list_agents, admin::add_agent, admin::enable_agent, admin::disable_agent,
         admin_credentials::list, admin_credentials::show, admin_credentials::revoke_one, admin_credentials::revoke_many,
         admin_audit::list, admin_audit::verify,
+        admin_devices::invite, admin_devices::list, admin_devices::remove,
+        wallet::begin_enrollment, wallet::complete_enrollment, wallet::pending, wallet::display, wallet::decide,
         dev::approve, dev::deny,
         ops::healthz, ops::readyz,
     ),
@@ -30,10 +33,16 @@ use crate::directory;
         crate::credentials::manage::CredentialSummary, crate::credentials::manage::RevokeOne,
         crate::credentials::manage::RevokeMany, crate::credentials::manage::Revoked,
         crate::audit::AuditEvent, crate::audit::ChainReport,
+        crate::approvals::enrollment::CreatedInvitation, crate::approvals::enrollment::Device, admin_devices::RemoveDevice,
+        countersign_shared::approval::BeginEnrollment, countersign_shared::approval::EnrollmentChallenge,
+        countersign_shared::approval::CompleteEnrollment, countersign_shared::approval::EnrolledDevice,
+        countersign_shared::approval::PendingRequest, countersign_shared::approval::DisplayedRequest,
+        countersign_shared::approval::DecisionRequest, countersign_shared::approval::DecisionRecorded,
         directory::Human, directory::NewHuman, directory::Agent, directory::NewAgent, directory::CreatedAgent, error::Problem)),
     modifiers(&AdminKeyScheme),
     tags((name = "oauth", description = "OpenID CIBA, discovery, introspection, revocation; client authentication per RFC 6749 / RFC 7523"),
          (name = "admin", description = "Directory administration; bearer admin API key"),
+         (name = "wallet", description = "The approver's wallet: enrollment, pending requests, signed request objects, decisions; every call after enrollment carries a DPoP proof by the device key"),
          (name = "dev", description = "Developer approvals; only with --dev-approvals on loopback"),
          (name = "operations", description = "Health"))
 )]

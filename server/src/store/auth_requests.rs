@@ -64,11 +64,15 @@ pub struct AuthRequestRecord {
     pub decision_method: Option<String>,
     /// The agent's task or session this request belongs to.
     pub task_id: Option<String>,
+    /// The decision as the human's wallet signed it (compact JWS), and the thumbprint of
+    /// the device key that signed it.
+    pub approval_jws: Option<String>,
+    pub approval_device_jkt: Option<String>,
 }
 
 const COLUMNS: &str = "id, client_id, subject, scope, binding_message, acr_values, authorization_details, \
     delivery_mode, notification_token, status, created_at, expires_at, interval_secs, last_poll_at, \
-    decided_at, decided_by, decision_method, task_id";
+    decided_at, decided_by, decision_method, task_id, approval_jws, approval_device_jkt";
 
 fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
     let status: String = row.try_get("status")?;
@@ -91,6 +95,8 @@ fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
         decided_by: row.try_get("decided_by")?,
         decision_method: row.try_get("decision_method")?,
         task_id: row.try_get("task_id")?,
+        approval_jws: row.try_get("approval_jws")?,
+        approval_device_jkt: row.try_get("approval_device_jkt")?,
     })
 }
 
@@ -102,11 +108,14 @@ pub struct Decision<'a> {
     /// e.g. `dev` for developer approvals; the wallet adds `passkey+device_key`.
     pub method: &'a str,
     pub at_ms: i64,
+    /// The wallet-signed decision and its device key's thumbprint (wallet decisions).
+    pub approval_jws: Option<&'a str>,
+    pub device_jkt: Option<&'a str>,
 }
 
 /// `INSERT` of `rows` auth requests in one statement.
 pub(super) fn insert_sql(rows: usize) -> String {
-    let per_row = 18;
+    let per_row = 20;
     let values: Vec<String> = (0..rows)
         .map(|r| {
             let params: Vec<String> = (1..=per_row)
@@ -142,6 +151,8 @@ pub(super) fn bind_insert<'q>(q: AnyQuery<'q>, r: &AuthRequestRecord) -> AnyQuer
         .bind(r.decided_by.clone())
         .bind(r.decision_method.clone())
         .bind(r.task_id.clone())
+        .bind(r.approval_jws.clone())
+        .bind(r.approval_device_jkt.clone())
 }
 
 impl Store {
@@ -225,7 +236,7 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE auth_requests SET status = $1, decided_at = $2, decided_by = $3, decision_method = $4, \
              token_issued_at = $5, token_jti = $6, token_type = $7, token_cnf_jkt = $8, token_expires_at = $9, \
-             token_status_list = $11, token_status_idx = $12 \
+             token_status_list = $11, token_status_idx = $12, approval_jws = $13, approval_device_jkt = $14 \
              WHERE id = $10 AND status = 'pending' AND expires_at > $2{extra_condition} RETURNING {COLUMNS}"
         ));
         let query = sqlx::query(sql)
@@ -240,7 +251,9 @@ impl Store {
             .bind(grant.map(|g| g.expires_at))
             .bind(id)
             .bind(grant.map(|g| g.status_list))
-            .bind(grant.map(|g| g.status_idx));
+            .bind(grant.map(|g| g.status_idx))
+            .bind(decision.approval_jws)
+            .bind(decision.device_jkt);
         let row = match tx {
             Some(tx) => query.fetch_optional(tx.conn()).await?,
             None => query.fetch_optional(self.writer()).await?,
@@ -300,6 +313,26 @@ impl Store {
             .bind(now_ms)
             .bind(limit)
             .fetch_all(tx.conn())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Requests waiting for `subject`'s decision, newest first.
+    pub async fn pending_for_subject(
+        &self,
+        subject: &str,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<AuthRequestRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM auth_requests WHERE subject = $1 AND status = 'pending' \
+             AND expires_at > $2 ORDER BY created_at DESC LIMIT $3"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(subject)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(self.reader())
             .await?;
         rows.iter().map(from_row).collect()
     }
@@ -375,6 +408,8 @@ pub(crate) mod tests {
             decided_by: None,
             decision_method: None,
             task_id: Some("task-1".into()),
+            approval_jws: None,
+            approval_device_jkt: None,
         }
     }
 
@@ -409,6 +444,8 @@ pub(crate) mod tests {
                 decided_by: "alice",
                 method: "dev",
                 at_ms: 500,
+                approval_jws: None,
+                device_jkt: None,
             };
             let decided = store
                 .decide_auth_request(None, "r1", &d, None)
@@ -542,6 +579,8 @@ pub(crate) mod tests {
                 decided_by: "alice",
                 method: "dev",
                 at_ms: 1_000,
+                approval_jws: None,
+                device_jkt: None,
             };
             assert_eq!(
                 store

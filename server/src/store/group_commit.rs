@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::StoreError;
 use super::auth_requests::{AuthRequestRecord, bind_insert, insert_sql};
 
-/// 64 rows × 18 columns stays far below SQLite's and PostgreSQL's bind-parameter limits.
+/// 64 rows × 20 columns stays far below SQLite's and PostgreSQL's bind-parameter limits.
 const MAX_BATCH: usize = 64;
 
 type Job = (AuthRequestRecord, oneshot::Sender<Result<(), StoreError>>);

@@ -7,7 +7,9 @@ pub mod admin_keys;
 pub mod audit;
 pub mod auth_requests;
 mod cache;
+pub mod ceremonies;
 pub mod clients;
+pub mod devices;
 mod group_commit;
 pub mod humans;
 pub mod outbox;
@@ -110,6 +112,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "renewal and audit",
         include_str!("../../../migrations/sqlite/0002_renewal_and_audit.sql"),
     ),
+    (
+        3,
+        "wallets",
+        include_str!("../../../migrations/sqlite/0003_wallets.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -121,6 +128,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "renewal and audit",
         include_str!("../../../migrations/postgres/0002_renewal_and_audit.sql"),
+    ),
+    (
+        3,
+        "wallets",
+        include_str!("../../../migrations/postgres/0003_wallets.sql"),
     ),
 ];
 

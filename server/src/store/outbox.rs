@@ -191,6 +191,8 @@ mod tests {
                     decided_by: None,
                     decision_method: None,
                     task_id: None,
+                    approval_jws: None,
+                    approval_device_jkt: None,
                 })
                 .await
                 .unwrap();

@@ -1,0 +1,310 @@
+//! What an enrolled wallet does: authenticate every call with its device key, list the
+//! requests waiting for its human, fetch one as a server-signed request object (which
+//! also opens a single-use passkey challenge bound to that request, device and
+//! transaction), and send back the human's decision.
+//!
+//! A decision is accepted only when all of these hold: the approval JWS is signed by this
+//! device's key; it names this request; its transaction hash equals the hash the server
+//! recomputes from its own records now (so nothing the human did not see can be
+//! approved); the passkey assertion answers a challenge issued for this request on this
+//! device for this very transaction (deleted on first use) with user verification, the
+//! expected RP ID and origin and a growing signature counter; and the request is pending,
+//! unexpired and routed to this device's human.
+
+use countersign_jose::{Jwk, UnverifiedJws};
+use countersign_shared::approval::{
+    APPROVAL_TYP, AgentSummary, ApprovalClaims, DecisionKind, DecisionRecorded, DisplayedRequest,
+    PendingRequest, REQUEST_OBJECT_TYP, RequestObjectClaims, Transaction, transaction_hash,
+};
+use serde_json::Value;
+
+use super::webauthn::{StoredPasskey, challenge_of};
+use super::{ApprovalError, ApprovalMethod, DecisionInput, record};
+use crate::oidc::dpop::{self, DpopError};
+use crate::state::AppState;
+use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
+use crate::store::ceremonies::CeremonyRecord;
+use crate::store::devices::DeviceRecord;
+
+const ASSERTION: &str = "assertion";
+/// Most requests one listing returns.
+const PENDING_LIMIT: i64 = 100;
+
+/// Authenticates a wallet call: `proof` (the `DPoP` header) must be signed by an enrolled,
+/// enabled device's key, for `method` and `url`, fresh and never seen before.
+pub async fn authenticate(
+    state: &AppState,
+    proof: Option<&str>,
+    method: &str,
+    url: &str,
+) -> Result<DeviceRecord, ApprovalError> {
+    let proof = proof.ok_or_else(|| {
+        ApprovalError::Unauthenticated("a DPoP proof signed by the device key is required".into())
+    })?;
+    let jkt = dpop::verify_proof(state, proof, method, url)
+        .await
+        .map_err(|e| match e {
+            DpopError::Invalid(m) => ApprovalError::Unauthenticated(format!("device proof: {m}")),
+            DpopError::Store(s) => ApprovalError::Store(s),
+        })?;
+    let device = state.store.device_by_key(&jkt).await?.ok_or_else(|| {
+        ApprovalError::Unauthenticated("no device is enrolled with this key".into())
+    })?;
+    if device.disabled_at.is_some() {
+        return Err(ApprovalError::Unauthenticated(
+            "this device was removed; enroll it again".into(),
+        ));
+    }
+    let active = state
+        .store
+        .human(&device.subject)
+        .await?
+        .is_some_and(|h| h.active);
+    if !active {
+        return Err(ApprovalError::Unauthenticated(
+            "this device's human is not active".into(),
+        ));
+    }
+    Ok(device)
+}
+
+pub async fn pending(
+    state: &AppState,
+    device: &DeviceRecord,
+) -> Result<Vec<PendingRequest>, ApprovalError> {
+    let requests = state
+        .store
+        .pending_for_subject(&device.subject, state.now_ms(), PENDING_LIMIT)
+        .await?;
+    let mut out = Vec::with_capacity(requests.len());
+    for r in requests {
+        let agent = state
+            .store
+            .client(&r.client_id)
+            .await?
+            .map_or_else(|| r.client_id.clone(), |c| c.name);
+        out.push(PendingRequest {
+            action: action_of(&r),
+            id: r.id,
+            agent,
+            requested_at: r.created_at.div_euclid(1000),
+            expires_at: r.expires_at.div_euclid(1000),
+        });
+    }
+    Ok(out)
+}
+
+fn action_of(r: &AuthRequestRecord) -> Option<String> {
+    let details: Value = serde_json::from_str(r.authorization_details.as_deref()?).ok()?;
+    details.get(0)?.get("type")?.as_str().map(str::to_owned)
+}
+
+/// The transaction the human decides on, built from the server's records only.
+async fn transaction(
+    state: &AppState,
+    request: &AuthRequestRecord,
+) -> Result<Transaction, ApprovalError> {
+    let client = state
+        .store
+        .client(&request.client_id)
+        .await?
+        .ok_or(ApprovalError::NotFound)?;
+    let authorization_details = match &request.authorization_details {
+        Some(text) => Some(
+            serde_json::from_str(text)
+                .map_err(|_| ApprovalError::Internal("stored authorization_details".into()))?,
+        ),
+        None => None,
+    };
+    Ok(Transaction {
+        request_id: request.id.clone(),
+        agent: AgentSummary {
+            client_id: client.client_id,
+            name: client.name,
+            owner: client.owner_subject,
+        },
+        approver: request.subject.clone(),
+        action: action_of(request),
+        authorization_details,
+        binding_message: request.binding_message.clone(),
+        scope: request.scope.clone(),
+        task_id: request.task_id.clone(),
+        requested_at: request.created_at.div_euclid(1000),
+        expires_at: request.expires_at.div_euclid(1000),
+        credential_validity_secs: state.config.tokens.access_token_ttl_secs,
+        policy_reason: None,
+        risk_signals: Vec::new(),
+    })
+}
+
+/// The request, if this device's human may decide it now.
+async fn decidable(
+    state: &AppState,
+    device: &DeviceRecord,
+    id: &str,
+) -> Result<AuthRequestRecord, ApprovalError> {
+    let request = state
+        .store
+        .auth_request(id)
+        .await?
+        .ok_or(ApprovalError::NotFound)?;
+    if request.subject != device.subject {
+        return Err(ApprovalError::Forbidden(
+            "this request is not routed to this device's human".into(),
+        ));
+    }
+    if request.status != AuthRequestStatus::Pending || request.expires_at <= state.now_ms() {
+        return Err(ApprovalError::NotPending);
+    }
+    Ok(request)
+}
+
+fn stored_passkey(device: &DeviceRecord) -> StoredPasskey {
+    StoredPasskey {
+        id: device.passkey_id.clone(),
+        user: device.passkey_user.clone(),
+        static_state: device.passkey_static.clone(),
+        dynamic_state: device.passkey_dynamic.clone(),
+        transports: device.passkey_transports,
+    }
+}
+
+/// Signs the request object for `device` and opens the passkey challenge for it.
+pub async fn display(
+    state: &AppState,
+    device: &DeviceRecord,
+    id: &str,
+) -> Result<DisplayedRequest, ApprovalError> {
+    let request = decidable(state, device, id).await?;
+    let transaction = transaction(state, &request).await?;
+    let hash = transaction_hash(&transaction).map_err(ApprovalError::Internal)?;
+    let started = state
+        .relying_party
+        .start_assertion(&stored_passkey(device))?;
+    let now = state.now_ms();
+    let ttl = 1000 * state.config.wallet.ceremony_ttl_secs as i64;
+    state
+        .store
+        .insert_ceremony(&CeremonyRecord {
+            challenge: started.challenge,
+            kind: ASSERTION.into(),
+            state: started.state,
+            invitation_id: None,
+            device_id: Some(device.id.clone()),
+            auth_req_id: Some(request.id.clone()),
+            transaction_hash: Some(hash.clone()),
+            expires_at: (now + ttl).min(request.expires_at),
+        })
+        .await?;
+    let claims = RequestObjectClaims {
+        iss: state.issuer.to_string(),
+        aud: device.id.clone(),
+        iat: now.div_euclid(1000),
+        exp: request.expires_at.div_euclid(1000),
+        transaction,
+        transaction_hash: hash,
+        webauthn: started.options,
+    };
+    let request_object = state
+        .keys
+        .active()
+        .sign(REQUEST_OBJECT_TYP, &claims)
+        .map_err(|e| ApprovalError::Internal(e.to_string()))?;
+    Ok(DisplayedRequest { request_object })
+}
+
+/// Verifies the wallet's signed decision on request `id` and records it.
+pub async fn decide(
+    state: &AppState,
+    device: &DeviceRecord,
+    id: &str,
+    approval: &str,
+) -> Result<DecisionRecorded, ApprovalError> {
+    let invalid = |m: String| ApprovalError::Invalid(format!("approval: {m}"));
+    let jws = UnverifiedJws::parse(approval).map_err(|e| invalid(e.to_string()))?;
+    if jws.header.typ.as_deref() != Some(APPROVAL_TYP) {
+        return Err(invalid(format!("typ must be {APPROVAL_TYP}")));
+    }
+    let device_key: Jwk = serde_json::from_str(&device.key_jwk)
+        .map_err(|_| ApprovalError::Internal("stored device key".into()))?;
+    jws.verify_jwk(&device_key).map_err(|_| {
+        ApprovalError::Rejected("the approval is not signed by this device's key".into())
+    })?;
+    let claims: ApprovalClaims = jws.insecure_claims().map_err(|e| invalid(e.to_string()))?;
+    if claims.request_id != id {
+        return Err(ApprovalError::Rejected(
+            "the approval was signed for another request".into(),
+        ));
+    }
+    let now_s = state.clock.now_secs();
+    let window = state.config.wallet.ceremony_ttl_secs as i64;
+    let skew = state.config.ciba.clock_skew_secs as i64;
+    if claims.iat > now_s + skew || claims.iat < now_s - window - skew {
+        return Err(ApprovalError::Rejected(
+            "the approval's iat is outside the accepted window".into(),
+        ));
+    }
+    let request = decidable(state, device, id).await?;
+    let expected =
+        transaction_hash(&transaction(state, &request).await?).map_err(ApprovalError::Internal)?;
+    if claims.transaction_hash != expected {
+        return Err(ApprovalError::Rejected(
+            "the request changed since it was shown (transaction hash mismatch); nothing was recorded".into(),
+        ));
+    }
+
+    let challenge = challenge_of(&claims.assertion)?;
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let ceremony = state
+        .store
+        .take_ceremony(&mut tx, &challenge, ASSERTION, now)
+        .await?
+        .ok_or_else(|| {
+            ApprovalError::Rejected(
+                "the passkey assertion answers no open challenge (unknown, used or expired)".into(),
+            )
+        })?;
+    let bound = ceremony.device_id.as_deref() == Some(device.id.as_str())
+        && ceremony.auth_req_id.as_deref() == Some(id)
+        && ceremony.transaction_hash.as_deref() == Some(expected.as_str());
+    let verified = match bound {
+        true => state
+            .relying_party
+            .finish_assertion(&ceremony.state, &claims.assertion, &stored_passkey(device))
+            .map_err(ApprovalError::from),
+        false => Err(ApprovalError::Rejected(
+            "the passkey challenge was issued for another request, device or transaction".into(),
+        )),
+    };
+    let dynamic = match verified {
+        Ok(d) => d,
+        Err(e) => {
+            // A failed attempt still uses up the challenge.
+            tx.commit().await?;
+            return Err(e);
+        }
+    };
+    state
+        .store
+        .update_passkey_state(&mut tx, &device.id, &dynamic, now)
+        .await?;
+    let approved = claims.decision == DecisionKind::Approve;
+    record(
+        state,
+        tx,
+        &request,
+        DecisionInput {
+            approved,
+            decided_by: &device.subject,
+            method: ApprovalMethod::Wallet,
+            approval_jws: Some(approval),
+            device_jkt: Some(&device.key_jkt),
+        },
+    )
+    .await?;
+    Ok(DecisionRecorded {
+        request_id: id.to_owned(),
+        status: if approved { "approved" } else { "denied" }.into(),
+    })
+}

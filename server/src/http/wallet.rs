@@ -1,0 +1,160 @@
+//! The wallet API (`/wallet/v1`): enrollment, and for enrolled devices the pending
+//! requests, the signed request object and the decision. Every call after enrollment is
+//! authenticated by a `DPoP` proof signed with the device key (RFC 9449 shape: `htm`,
+//! `htu`, `iat`, single-use `jti`); the wallet holds no bearer secret.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use countersign_shared::approval::{
+    BeginEnrollment, CompleteEnrollment, DecisionRecorded, DecisionRequest, DisplayedRequest,
+    EnrolledDevice, EnrollmentChallenge, PendingRequest, WALLET_PROOF_HEADER,
+};
+
+use super::admin::ApiJson;
+use super::error::ProblemResponse;
+use crate::approvals::{ApprovalError, enrollment, wallet};
+use crate::oidc::dpop::{self, DpopError};
+use crate::state::{AppState, paths};
+use crate::store::devices::DeviceRecord;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(paths::WALLET_ENROLLMENTS, post(begin_enrollment))
+        .route(paths::WALLET_ENROLLMENT_COMPLETE, post(complete_enrollment))
+        .route(paths::WALLET_REQUESTS, get(pending))
+        .route("/wallet/v1/requests/{id}/display", post(display))
+        .route("/wallet/v1/requests/{id}/decision", post(decide))
+}
+
+fn single_proof(headers: &HeaderMap) -> Result<Option<&str>, ApprovalError> {
+    let mut proofs = headers.get_all(WALLET_PROOF_HEADER).iter();
+    match (proofs.next(), proofs.next()) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(ApprovalError::Unauthenticated(
+            "more than one DPoP header".into(),
+        )),
+        (Some(v), None) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| ApprovalError::Unauthenticated("the DPoP header is not ASCII".into())),
+    }
+}
+
+/// An enrolled, enabled device that proved possession of its key for this call.
+pub struct WalletDevice(pub DeviceRecord);
+
+impl FromRequestParts<AppState> for WalletDevice {
+    type Rejection = ProblemResponse;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let proof = single_proof(&parts.headers)?;
+        let url = state.endpoint(parts.uri.path());
+        let device = wallet::authenticate(state, proof, parts.method.as_str(), &url).await?;
+        Ok(WalletDevice(device))
+    }
+}
+
+/// Starts enrolling a wallet with an invitation: returns passkey creation options.
+#[utoipa::path(post, path = "/wallet/v1/enrollments", tag = "wallet", request_body = BeginEnrollment,
+    responses((status = 200, body = EnrollmentChallenge),
+        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "invitation unknown, expired or used", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json")))]
+pub(super) async fn begin_enrollment(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<BeginEnrollment>,
+) -> Result<Json<EnrollmentChallenge>, ProblemResponse> {
+    Ok(Json(enrollment::begin(&state, &body).await?))
+}
+
+/// Completes enrollment: the passkey registration, the device key (proven by the `DPoP`
+/// proof it signs) and push details.
+#[utoipa::path(post, path = "/wallet/v1/enrollments/complete", tag = "wallet", request_body = CompleteEnrollment,
+    params(("DPoP" = String, Header, description = "proof signed by the device key being enrolled")),
+    responses((status = 201, body = EnrolledDevice),
+        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or invalid proof", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "invitation unknown, expired or used", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "device already enrolled", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid details or the passkey ceremony failed", body = super::error::Problem, content_type = "application/problem+json")))]
+pub(super) async fn complete_enrollment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CompleteEnrollment>,
+) -> Result<Response, ProblemResponse> {
+    let proof = single_proof(&headers)?.ok_or_else(|| {
+        ApprovalError::Unauthenticated("a DPoP proof signed by the device key is required".into())
+    })?;
+    let url = state.endpoint(paths::WALLET_ENROLLMENT_COMPLETE);
+    let jkt = dpop::verify_proof(&state, proof, "POST", &url)
+        .await
+        .map_err(|e| match e {
+            DpopError::Invalid(m) => ApprovalError::Unauthenticated(format!("device proof: {m}")),
+            DpopError::Store(s) => ApprovalError::Store(s),
+        })?;
+    let enrolled = enrollment::complete(&state, &body, &jkt).await?;
+    Ok((StatusCode::CREATED, Json(enrolled)).into_response())
+}
+
+/// Requests waiting for this device's human, newest first.
+#[utoipa::path(get, path = "/wallet/v1/requests", tag = "wallet",
+    params(("DPoP" = String, Header, description = "proof signed by the device key")),
+    responses((status = 200, body = Vec<PendingRequest>),
+        (status = 401, description = "missing or invalid device proof", body = super::error::Problem, content_type = "application/problem+json")))]
+pub(super) async fn pending(
+    State(state): State<AppState>,
+    WalletDevice(device): WalletDevice,
+) -> Result<Json<Vec<PendingRequest>>, ProblemResponse> {
+    Ok(Json(wallet::pending(&state, &device).await?))
+}
+
+/// The request as a server-signed request object, with a single-use passkey challenge
+/// for this device and this transaction.
+#[utoipa::path(post, path = "/wallet/v1/requests/{id}/display", tag = "wallet",
+    params(("id" = String, Path), ("DPoP" = String, Header, description = "proof signed by the device key")),
+    responses((status = 200, body = DisplayedRequest),
+        (status = 401, description = "missing or invalid device proof", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "another human's request", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "already decided or expired", body = super::error::Problem, content_type = "application/problem+json")))]
+pub(super) async fn display(
+    State(state): State<AppState>,
+    WalletDevice(device): WalletDevice,
+    Path(id): Path<String>,
+) -> Result<Json<DisplayedRequest>, ProblemResponse> {
+    Ok(Json(wallet::display(&state, &device, &id).await?))
+}
+
+/// The human's decision: an approval JWS by the device key carrying the passkey assertion.
+#[utoipa::path(post, path = "/wallet/v1/requests/{id}/decision", tag = "wallet", request_body = DecisionRequest,
+    params(("id" = String, Path), ("DPoP" = String, Header, description = "proof signed by the device key")),
+    responses((status = 200, body = DecisionRecorded),
+        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or invalid device proof", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "another human's request", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "already decided or expired", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "the approval does not verify", body = super::error::Problem, content_type = "application/problem+json")))]
+pub(super) async fn decide(
+    State(state): State<AppState>,
+    WalletDevice(device): WalletDevice,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DecisionRequest>,
+) -> Result<Json<DecisionRecorded>, ProblemResponse> {
+    Ok(Json(
+        wallet::decide(&state, &device, &id, &body.approval).await?,
+    ))
+}
