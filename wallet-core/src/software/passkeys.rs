@@ -38,7 +38,8 @@ pub struct AuthenticatorFaults {
     pub skip_user_verification: bool,
     /// Claim this origin in `clientDataJSON` instead of the RP's.
     pub origin: Option<String>,
-    /// Sign for this RP ID instead of the one requested (and use any stored passkey).
+    /// Sign for this RP ID instead of the one requested (with any stored passkey), while
+    /// reporting the legitimate origin: an authenticator that ignores RP scoping.
     pub rp_id: Option<String>,
 }
 
@@ -279,6 +280,77 @@ impl SoftwarePasskeys {
     }
 }
 
+impl SoftwarePasskeys {
+    /// Talks to the authenticator directly (as a broken client would), so the assertion
+    /// names `rp_id` while `clientDataJSON` carries the legitimate origin.
+    fn assert_for_another_rp(
+        &self,
+        public_key: &Value,
+        rp_id: &str,
+    ) -> Result<String, PasskeyError> {
+        use passkey_types::ctap2::get_assertion::{Options as AssertOptions, Request};
+        let requested = public_key
+            .get("rpId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| failed("request options without rpId"))?;
+        let challenge = public_key
+            .get("challenge")
+            .and_then(Value::as_str)
+            .ok_or_else(|| failed("request options without challenge"))?;
+        let origin = self.origin(requested)?;
+        let client_data = serde_json::json!({
+            "type": "webauthn.get",
+            "challenge": challenge,
+            "origin": origin.as_str().trim_end_matches('/'),
+            "crossOrigin": false,
+        })
+        .to_string();
+        let store = Store {
+            passkeys: self.load()?,
+            ignore_rp_id: true,
+        };
+        let mut authenticator = Authenticator::new(
+            Aaguid::new_empty(),
+            store,
+            Verification { skip: false },
+            passkey_crypto::AvailableBackend,
+        );
+        authenticator.set_make_credentials_with_signature_counter(true);
+        let request = Request {
+            rp_id: rp_id.to_owned(),
+            client_data_hash: Bytes::from(
+                countersign_jose::sha256(client_data.as_bytes()).to_vec(),
+            ),
+            allow_list: None,
+            extensions: None,
+            options: AssertOptions { up: true, uv: true },
+            pin_auth: None,
+            pin_protocol: None,
+        };
+        let response = pollster::block_on(authenticator.get_assertion(request))
+            .map_err(|e| failed(format!("{e:?}")))?;
+        self.save(&authenticator.store().passkeys)?;
+        let id = response
+            .credential
+            .map(|c| b64url_encode(c.id.as_slice()))
+            .ok_or_else(|| failed("no credential in the assertion"))?;
+        Ok(serde_json::json!({
+            "id": id,
+            "rawId": id,
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": b64url_encode(client_data.as_bytes()),
+                "authenticatorData": b64url_encode(response.auth_data.to_vec()),
+                "signature": b64url_encode(response.signature.as_slice()),
+                "userHandle": response.user.map(|u| b64url_encode(u.id.as_slice())),
+            },
+            "authenticatorAttachment": "platform",
+            "clientExtensionResults": {},
+        })
+        .to_string())
+    }
+}
+
 fn webauthn_error(e: passkey_client::WebauthnError) -> PasskeyError {
     PasskeyError::Failed(format!("{e:?}"))
 }
@@ -309,7 +381,7 @@ impl PasskeyAuthenticator for SoftwarePasskeys {
     fn get_assertion(&self, options: &str) -> Result<String, PasskeyError> {
         let mut public_key: Value = serde_json::from_str(options).map_err(failed)?;
         if let Some(rp_id) = &self.faults.rp_id {
-            public_key["rpId"] = Value::String(rp_id.clone());
+            return self.assert_for_another_rp(&public_key, rp_id);
         }
         if self.faults.skip_user_verification {
             public_key["userVerification"] = Value::String("discouraged".into());
