@@ -54,11 +54,11 @@ impl Running {
     }
 }
 
-/// Opens the store (running migrations), loads or creates keys, binds the listener and
-/// starts serving. When no issuer is configured it is `http://` + the bound address, so a
-/// port of 0 works.
-pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
-    crate::http::ops::init_metrics();
+/// Opens the store (running migrations) and loads or creates the signing keys.
+async fn open_parts(
+    config: &Config,
+    clock: &Arc<dyn Clock>,
+) -> Result<(Store, KeyRing), StartError> {
     let store = Store::connect(
         &config.database_url,
         config.database_max_connections,
@@ -72,6 +72,22 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
             .access_token_ttl_secs
             .max(config.tokens.id_token_ttl_secs) as i64;
     let keys = KeyRing::load_or_create(&config.keys_dir, clock.now_ms(), retention_ms)?;
+    Ok((store, keys))
+}
+
+/// The state a server would have, without serving: for administrative commands that need
+/// the domain services (and the issuer's identity) but no listener.
+pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
+    let (store, keys) = open_parts(&config, &clock).await?;
+    AppState::new(config, store, clock, keys).map_err(StartError::Config)
+}
+
+/// Opens the store (running migrations), loads or creates keys, binds the listener and
+/// starts serving. When no issuer is configured it is `http://` + the bound address, so a
+/// port of 0 works.
+pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    crate::http::ops::init_metrics();
+    let (store, keys) = open_parts(&config, &clock).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Listen {

@@ -15,10 +15,12 @@ use serde::Serialize;
 
 mod audit;
 mod credential;
+mod device;
 mod verify;
 
 use audit::{AuditCommand, audit_command};
 use credential::credential_command;
+use device::{DeviceCommand, device_command};
 use verify::verify;
 
 #[derive(Parser)]
@@ -59,6 +61,9 @@ enum Command {
     /// List, show and revoke issued credentials.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Invite humans to enroll wallets; list and remove devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Read and verify the hash-chained audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -480,6 +485,7 @@ async fn main() -> anyhow::Result<()> {
             let store = open_store(&config).await?;
             credential_command(&store, cmd, now).await
         }
+        Command::Device(cmd) => device_command(config, cmd).await,
         Command::Audit(cmd) => {
             let store = open_store(&config).await?;
             audit_command(&store, cmd).await

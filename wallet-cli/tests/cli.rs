@@ -1,0 +1,86 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+//! `countersign-wallet` as a person or a script drives it, against a real server: enroll
+//! with an invitation URI, list, show, approve with --yes; confirmation is required
+//! without it; the state file is private.
+
+use std::process::Command;
+
+use countersign_tests::{CIBA_GRANT, Db, TestServer};
+use serde_json::Value;
+
+fn wallet(state: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_countersign-wallet"))
+        .arg("--state")
+        .arg(state)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn json(state: &std::path::Path, args: &[&str]) -> Value {
+    let out = wallet(state, &[&["--json"], args].concat());
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?} printed no JSON: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_list_show_and_approve_from_the_command_line() {
+    let s = TestServer::start(Db::Sqlite).await;
+    s.human("alice").await;
+    let agent = s.agent("procurement", "alice", "client_secret_basic").await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("wallet.json");
+    let uri = s.invitation("alice").await;
+
+    let state2 = state.clone();
+    let enrolled = tokio::task::spawn_blocking(move || json(&state2, &["enroll", &uri]))
+        .await
+        .unwrap();
+    assert_eq!(enrolled["subject"], "alice");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the state file holds the device key");
+    }
+
+    let id = s.start_request(&agent, "alice").await;
+    let state2 = state.clone();
+    let id2 = id.clone();
+    let (listed, refused, approved) = tokio::task::spawn_blocking(move || {
+        let listed = json(&state2, &["requests"]);
+        // Without a terminal and without --yes nothing is sent.
+        let refused = wallet(&state2, &["approve", &id2]);
+        let approved = json(&state2, &["approve", &id2, "--yes"]);
+        (listed, refused, approved)
+    })
+    .await
+    .unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    assert_eq!(approved["status"], "approved");
+    assert_eq!(
+        approved["request"]["transaction"]["agent"]["client_id"],
+        "procurement"
+    );
+
+    s.clock.advance_ms(1_000);
+    let (status, tokens) = s
+        .post_as(
+            &agent,
+            "/token",
+            &[("grant_type", CIBA_GRANT), ("auth_req_id", &id)],
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{tokens}");
+    let credential = countersign_tests::jwt_claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(credential["evidence"][0]["method"], "passkey+device_key");
+    s.stop().await;
+}
