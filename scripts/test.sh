@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: starts (or installs) PostgreSQL, installs
-# the interoperability peers, then runs every Rust test on SQLite and PostgreSQL.
+# the interoperability peers, builds the wallet's shared library for its Python binding
+# test, then runs every Rust test on SQLite and PostgreSQL.
 # This is the README's test command; .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,6 +77,11 @@ ensure_postgres
 drop_stale_test_databases
 ensure_node_peers
 ensure_schemathesis
+
+# The wallet's shared library: the Python binding test loads it and the bindings drift
+# check reads its interface. Cargo builds only the rlib when the crate is a dependency.
+log "cargo build -p countersign-wallet-core --lib (the cdylib the bindings load)"
+cargo build -p countersign-wallet-core --lib --locked
 
 log "cargo test --workspace (target dir $CARGO_TARGET_DIR)"
 output="$(mktemp)"
