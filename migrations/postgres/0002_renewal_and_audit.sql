@@ -5,11 +5,12 @@
 ALTER TABLE auth_requests ADD COLUMN task_id TEXT;
 -- A renewed credential is a row of its own, marked with the credential it renews (its
 -- jti) and the request whose human approval it rests on. The unique index makes renewing
--- the same credential twice impossible, however many replicas try at once.
+-- the same credential twice impossible, however many replicas try at once. Both indexes
+-- are partial: ordinary requests (no renewal) pay nothing for them.
 ALTER TABLE auth_requests ADD COLUMN renewal_of TEXT;
 ALTER TABLE auth_requests ADD COLUMN approval_id TEXT;
-CREATE UNIQUE INDEX auth_requests_renewal_of ON auth_requests (renewal_of);
-CREATE INDEX auth_requests_approval ON auth_requests (approval_id);
+CREATE UNIQUE INDEX auth_requests_renewal_of ON auth_requests (renewal_of) WHERE renewal_of IS NOT NULL;
+CREATE INDEX auth_requests_approval ON auth_requests (approval_id) WHERE approval_id IS NOT NULL;
 
 -- Append-only audit trail. Each event's hash covers its fields and the previous event's
 -- hash, so any edit, deletion or reordering breaks the chain from that event on.

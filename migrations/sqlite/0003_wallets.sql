@@ -54,8 +54,9 @@ CREATE TABLE webauthn_ceremonies (
 );
 CREATE INDEX webauthn_ceremonies_expiry ON webauthn_ceremonies (expires_at);
 
--- A wallet lists the requests waiting for its human.
-CREATE INDEX auth_requests_subject ON auth_requests (subject, status);
+-- A wallet lists the requests waiting for its human. Partial, so a request leaves the
+-- index once when decided and issuing its token does not touch it.
+CREATE INDEX auth_requests_pending_subject ON auth_requests (subject) WHERE status = 'pending';
 
 -- The human's decision as the wallet signed it, and the device key that signed it.
 ALTER TABLE auth_requests ADD COLUMN approval_jws TEXT;

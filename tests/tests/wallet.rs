@@ -162,3 +162,37 @@ async fn approve_and_deny_through_the_wallet(db: Db) {
     assert_eq!(kinds, ["device.enrolled", "device.invited"]);
     s.stop().await;
 }
+
+/// In push mode the credential goes out with the decision: the wallet's approval issues it
+/// in the same transaction, and its evidence is the signed approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_approval_pushes_the_credential_to_a_push_mode_agent() {
+    use countersign_tests::receiver::Receiver;
+    let s = TestServer::start(Db::Sqlite).await;
+    s.human("alice").await;
+    let rx = Receiver::start("127.0.0.1:0".parse().unwrap(), &[]).await;
+    let new = countersign_server::directory::NewAgent {
+        delivery_mode: Some("push".into()),
+        notification_endpoint: Some(rx.url()),
+        ..countersign_tests::new_agent("pusher", "alice", "client_secret_basic")
+    };
+    let agent = s.agent_with(new, false).await;
+    let wallet = s.wallet("alice").await;
+    let id = request(&s, &agent, &[("client_notification_token", "push-token")]).await;
+    wallet
+        .run({
+            let id = id.clone();
+            move |w| {
+                w.show(&id)?;
+                w.decide(&id, DecisionKind::Approve)
+            }
+        })
+        .await
+        .unwrap();
+    let got = rx.wait_for(1).await;
+    assert_eq!(got[0].body["auth_req_id"], id);
+    let credential = jwt_claims(got[0].body["access_token"].as_str().unwrap());
+    assert_eq!(credential["evidence"][0]["method"], "passkey+device_key");
+    assert!(credential["evidence"][0]["approval"].is_string());
+    s.stop().await;
+}

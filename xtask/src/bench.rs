@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Args;
 
+use crate::approval::{self, ApprovalReport};
 use crate::loadgen::{self, LoadArgs, Report, Scenario};
 
 #[derive(Debug, Clone, Args)]
@@ -27,10 +28,15 @@ pub struct BenchArgs {
     skip_build: bool,
     #[arg(long, default_value = "docs/benchmarks.md")]
     output: PathBuf,
+    /// Approval round trips measured per backend (after 20 warm-up ones).
+    #[arg(long, default_value_t = 500)]
+    approvals: usize,
 }
 
 const START: &str = "<!-- bench:ciba:start -->";
 const END: &str = "<!-- bench:ciba:end -->";
+const APPROVAL_START: &str = "<!-- bench:approval:start -->";
+const APPROVAL_END: &str = "<!-- bench:approval:end -->";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -83,7 +89,7 @@ async fn bench_backend(
     name: &str,
     database_url: &str,
     dir: &Path,
-) -> anyhow::Result<Vec<Report>> {
+) -> anyhow::Result<(Vec<Report>, ApprovalReport)> {
     let bin = binary();
     let cli = |extra: &[&str]| {
         let mut c = Command::new(&bin);
@@ -91,7 +97,11 @@ async fn bench_backend(
             .arg("--database")
             .arg(database_url)
             .args(extra)
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", "warn")
+            .env(
+                "COUNTERSIGN_ISSUER",
+                format!("http://127.0.0.1:{}", args.port),
+            );
         c
     };
     run_ok(&mut cli(&[
@@ -139,6 +149,30 @@ async fn bench_backend(
     let _server = ServerProcess(child);
     let base = format!("http://{listen}");
     wait_ready(&base).await?;
+    // The approval round trip first, on the fresh server: it measures latency, which the
+    // load scenarios' leftover work (WAL checkpoints) would otherwise distort.
+    let invitation: serde_json::Value = serde_json::from_str(&run_ok(&mut cli(&[
+        "device",
+        "invite",
+        "--subject",
+        "alice",
+        "--json",
+    ]))?)?;
+    let uri = invitation["uri"]
+        .as_str()
+        .context("no invitation uri")?
+        .to_owned();
+    eprintln!(
+        "bench: {name} approval round trip, {} iterations",
+        args.approvals
+    );
+    let iterations = args.approvals;
+    let approvals = tokio::task::spawn_blocking({
+        let (base, secret) = (base.clone(), secret.clone());
+        move || approval::run(&base, "bench", &secret, &uri, iterations)
+    })
+    .await??;
+    eprintln!("bench: {}", serde_json::to_string(&approvals)?);
     let mut reports = Vec::new();
     for scenario in [Scenario::Authorize, Scenario::Flow] {
         eprintln!(
@@ -159,7 +193,7 @@ async fn bench_backend(
         eprintln!("bench: {}", serde_json::to_string(&report)?);
         reports.push(report);
     }
-    Ok(reports)
+    Ok((reports, approvals))
 }
 
 fn machine() -> String {
@@ -234,6 +268,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         )?;
     }
     let mut rows = Vec::new();
+    let mut approval_rows = Vec::new();
 
     let dir = std::env::temp_dir().join(format!(
         "countersign-bench-{}",
@@ -241,9 +276,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     ));
     std::fs::create_dir_all(&dir)?;
     let sqlite = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
-    for r in bench_backend(&args, "SQLite", &sqlite, &dir).await? {
+    let (reports, approvals) = bench_backend(&args, "SQLite", &sqlite, &dir).await?;
+    for r in reports {
         rows.push(("SQLite (WAL, file)", r));
     }
+    approval_rows.push(("SQLite (WAL, file)", approvals));
 
     let pg_dir = dir.join("pg");
     std::fs::create_dir_all(&pg_dir)?;
@@ -259,21 +296,54 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         &args.postgres_url,
         &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
     )?;
-    for r in result? {
+    let (reports, approvals) = result?;
+    for r in reports {
         rows.push(("PostgreSQL (local)", r));
     }
+    approval_rows.push(("PostgreSQL (local)", approvals));
     let _ = std::fs::remove_dir_all(&dir);
 
     let table = render(&args, &rows);
+    let approvals = render_approvals(&args, &approval_rows);
     let path = workspace_root().join(&args.output);
     let existing = std::fs::read_to_string(&path).unwrap_or_default();
-    let updated = match (existing.find(START), existing.find(END)) {
-        (Some(s), Some(e)) if e > s => {
-            format!("{}{table}{}", &existing[..s], &existing[e + END.len()..])
-        }
-        _ => format!("{existing}\n{table}\n"),
-    };
+    let updated = replace_between(&existing, START, END, &table);
+    let updated = replace_between(&updated, APPROVAL_START, APPROVAL_END, &approvals);
     std::fs::write(&path, updated)?;
-    println!("{table}");
+    println!("{table}\n\n{approvals}");
     Ok(())
+}
+
+/// `text` with the block from `start` to `end` replaced by `block` (appended if absent).
+fn replace_between(text: &str, start: &str, end: &str, block: &str) -> String {
+    match (text.find(start), text.find(end)) {
+        (Some(s), Some(e)) if e > s => format!("{}{block}{}", &text[..s], &text[e + end.len()..]),
+        _ => format!("{text}\n{block}\n"),
+    }
+}
+
+fn render_approvals(args: &BenchArgs, rows: &[(&str, ApprovalReport)]) -> String {
+    let mut out = format!(
+        "{APPROVAL_START}\nMeasured {} on {}.\n\nCommand: `cargo xtask bench --approvals {}` (one round trip at a time)\n\n\
+         | storage | round trips | p50 ms | p95 ms | p99 ms | max ms | median per step: authorize / show / decide / token ms |\n|---|---:|---:|---:|---:|---:|---|\n",
+        run_date(),
+        machine(),
+        args.approvals
+    );
+    for (storage, r) in rows {
+        out.push_str(&format!(
+            "| {storage} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} / {:.2} / {:.2} / {:.2} |\n",
+            r.iterations,
+            r.p50_ms,
+            r.p95_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.step_p50_ms[0],
+            r.step_p50_ms[1],
+            r.step_p50_ms[2],
+            r.step_p50_ms[3]
+        ));
+    }
+    out.push_str(APPROVAL_END);
+    out
 }

@@ -2,6 +2,7 @@
 //! then on PostgreSQL, drives it with the load generator, and rewrites the tables in
 //! docs/benchmarks.md. `cargo xtask loadgen` runs the generator alone against any server.
 
+mod approval;
 mod bench;
 mod loadgen;
 
@@ -20,6 +21,23 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Drive a running server (started with --dev-approvals) and print results as JSON.
     Loadgen(loadgen::LoadArgs),
+    /// Measure the approval round trip against a running server with a software wallet.
+    Approval(ApprovalArgs),
+}
+
+#[derive(clap::Args)]
+struct ApprovalArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    base: String,
+    #[arg(long)]
+    client_id: String,
+    #[arg(long)]
+    secret: String,
+    /// An enrollment invitation URI for the human the agent asks (`alice`).
+    #[arg(long)]
+    invitation: String,
+    #[arg(long, default_value_t = 300)]
+    iterations: usize,
 }
 
 #[tokio::main]
@@ -28,6 +46,20 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Loadgen(args) => {
             let report = loadgen::run(&args).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Approval(a) => {
+            let report = tokio::task::spawn_blocking(move || {
+                approval::run(
+                    &a.base,
+                    &a.client_id,
+                    &a.secret,
+                    &a.invitation,
+                    a.iterations,
+                )
+            })
+            .await??;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }

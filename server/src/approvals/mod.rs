@@ -128,20 +128,35 @@ pub async fn decide(
         .auth_request(auth_req_id)
         .await?
         .ok_or(ApprovalError::NotFound)?;
+    let prepared = prepare(state, &request, input.approved).await?;
     let tx = state.store.begin().await?;
-    record(state, tx, &request, input).await
+    record(state, tx, &request, prepared, input).await
 }
 
-/// Records the decision on `request` inside `tx` (which may already hold other writes,
-/// e.g. the consumed passkey challenge) and commits.
-pub(crate) async fn record(
+/// What recording a decision needs that takes its own writes (a Token Status List entry
+/// for push mode's credential may reserve a block): done before the decision's
+/// transaction opens, since on SQLite that transaction holds the only writer connection.
+pub(crate) struct Prepared {
+    client: crate::store::clients::ClientRecord,
+    mode: Option<DeliveryMode>,
+    grant: Option<crate::store::tokens::TokenGrant>,
+}
+
+impl Prepared {
+    /// Gives back what was reserved for a decision that will not be recorded.
+    pub(crate) fn release(&self, state: &AppState) {
+        if let Some(grant) = &self.grant {
+            credentials::discard_grant(state, grant);
+        }
+    }
+}
+
+pub(crate) async fn prepare(
     state: &AppState,
-    mut tx: Tx,
     request: &AuthRequestRecord,
-    input: DecisionInput<'_>,
-) -> Result<(), ApprovalError> {
-    let now = state.now_ms();
-    if request.status != AuthRequestStatus::Pending || now >= request.expires_at {
+    approved: bool,
+) -> Result<Prepared, ApprovalError> {
+    if request.status != AuthRequestStatus::Pending || state.now_ms() >= request.expires_at {
         return Err(ApprovalError::NotPending);
     }
     let mode = DeliveryMode::parse(&request.delivery_mode);
@@ -150,10 +165,32 @@ pub(crate) async fn record(
         .client(&request.client_id)
         .await?
         .ok_or(ApprovalError::NotFound)?;
-    let grant = match input.approved && mode == Some(DeliveryMode::Push) {
-        true => Some(credentials::new_grant(state, now, None).await?),
+    let grant = match approved && mode == Some(DeliveryMode::Push) {
+        true => Some(credentials::new_grant(state, state.now_ms(), None).await?),
         false => None,
     };
+    Ok(Prepared {
+        client,
+        mode,
+        grant,
+    })
+}
+
+/// Records the decision on `request` inside `tx` (which may already hold other writes,
+/// e.g. the consumed passkey challenge) and commits.
+pub(crate) async fn record(
+    state: &AppState,
+    mut tx: Tx,
+    request: &AuthRequestRecord,
+    prepared: Prepared,
+    input: DecisionInput<'_>,
+) -> Result<(), ApprovalError> {
+    let now = state.now_ms();
+    let Prepared {
+        client,
+        mode,
+        grant,
+    } = prepared;
     let decided = state
         .store
         .decide_auth_request(

@@ -19,7 +19,7 @@ use countersign_shared::approval::{
 use serde_json::Value;
 
 use super::webauthn::{StoredPasskey, challenge_of};
-use super::{ApprovalError, ApprovalMethod, DecisionInput, record};
+use super::{ApprovalError, ApprovalMethod, DecisionInput, prepare, record};
 use crate::oidc::dpop::{self, DpopError};
 use crate::state::AppState;
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
@@ -254,26 +254,29 @@ pub async fn decide(
     }
 
     let challenge = challenge_of(&claims.assertion)?;
+    let approved = claims.decision == DecisionKind::Approve;
+    let prepared = prepare(state, &request, approved).await?;
     let now = state.now_ms();
     let mut tx = state.store.begin().await?;
     let ceremony = state
         .store
         .take_ceremony(&mut tx, &challenge, ASSERTION, now)
-        .await?
-        .ok_or_else(|| {
-            ApprovalError::Rejected(
-                "the passkey assertion answers no open challenge (unknown, used or expired)".into(),
-            )
-        })?;
-    let bound = ceremony.device_id.as_deref() == Some(device.id.as_str())
-        && ceremony.auth_req_id.as_deref() == Some(id)
-        && ceremony.transaction_hash.as_deref() == Some(expected.as_str());
-    let verified = match bound {
-        true => state
-            .relying_party
-            .finish_assertion(&ceremony.state, &claims.assertion, &stored_passkey(device))
-            .map_err(ApprovalError::from),
-        false => Err(ApprovalError::Rejected(
+        .await?;
+    let verified = match ceremony {
+        None => Err(ApprovalError::Rejected(
+            "the passkey assertion answers no open challenge (unknown, used or expired)".into(),
+        )),
+        Some(c)
+            if c.device_id.as_deref() == Some(device.id.as_str())
+                && c.auth_req_id.as_deref() == Some(id)
+                && c.transaction_hash.as_deref() == Some(expected.as_str()) =>
+        {
+            state
+                .relying_party
+                .finish_assertion(&c.state, &claims.assertion, &stored_passkey(device))
+                .map_err(ApprovalError::from)
+        }
+        Some(_) => Err(ApprovalError::Rejected(
             "the passkey challenge was issued for another request, device or transaction".into(),
         )),
     };
@@ -282,6 +285,7 @@ pub async fn decide(
         Err(e) => {
             // A failed attempt still uses up the challenge.
             tx.commit().await?;
+            prepared.release(state);
             return Err(e);
         }
     };
@@ -289,11 +293,11 @@ pub async fn decide(
         .store
         .update_passkey_state(&mut tx, &device.id, &dynamic, now)
         .await?;
-    let approved = claims.decision == DecisionKind::Approve;
     record(
         state,
         tx,
         &request,
+        prepared,
         DecisionInput {
             approved,
             decided_by: &device.subject,

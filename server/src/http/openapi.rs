@@ -65,11 +65,26 @@ impl Modify for AdminKeyScheme {
     }
 }
 
-/// The document as JSON, with the crate version.
+/// The document as JSON, with the crate version. Object keys are sorted, so the text is
+/// the same whichever way serde_json orders maps in a given build (a dependency of the
+/// wallet turns on `preserve_order` in builds that include it).
 pub fn document() -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    serde_json::to_value(&doc).unwrap_or_default()
+    sorted(serde_json::to_value(&doc).unwrap_or_default())
+}
+
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! A keystore in software: P-256 keys kept in [`SecureStorage`] (so in the state file on
 //! a desktop). For desktops, demos and tests only; it offers no attestation.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use countersign_jose::{Jwk, SigningKeyPair, b64url_decode, b64url_encode};
 
@@ -9,6 +10,8 @@ use crate::platform::{Keystore, KeystoreError, SecureStorage};
 
 pub struct SoftwareKeystore {
     storage: Arc<dyn SecureStorage>,
+    /// Keys already read from storage (deriving the public key is an EC multiplication).
+    loaded: Mutex<HashMap<String, Arc<SigningKeyPair>>>,
 }
 
 fn storage_key(alias: &str) -> String {
@@ -17,10 +20,24 @@ fn storage_key(alias: &str) -> String {
 
 impl SoftwareKeystore {
     pub fn new(storage: Arc<dyn SecureStorage>) -> Self {
-        Self { storage }
+        Self {
+            storage,
+            loaded: Mutex::new(HashMap::new()),
+        }
     }
 
-    fn load(&self, alias: &str) -> Result<SigningKeyPair, KeystoreError> {
+    fn load(&self, alias: &str) -> Result<Arc<SigningKeyPair>, KeystoreError> {
+        if let Some(pair) = self.loaded.lock().ok().and_then(|l| l.get(alias).cloned()) {
+            return Ok(pair);
+        }
+        let pair = Arc::new(self.read(alias)?);
+        if let Ok(mut loaded) = self.loaded.lock() {
+            loaded.insert(alias.to_owned(), pair.clone());
+        }
+        Ok(pair)
+    }
+
+    fn read(&self, alias: &str) -> Result<SigningKeyPair, KeystoreError> {
         let refused = |e: String| KeystoreError::Refused(e);
         let scalar = self
             .storage
@@ -42,7 +59,11 @@ impl Keystore for SoftwareKeystore {
         self.storage
             .put(&storage_key(alias), &b64url_encode(pair.scalar_bytes()))
             .map_err(|e| KeystoreError::Refused(e.to_string()))?;
-        Ok(pair.public_jwk())
+        let jwk = pair.public_jwk();
+        if let Ok(mut loaded) = self.loaded.lock() {
+            loaded.insert(alias.to_owned(), Arc::new(pair));
+        }
+        Ok(jwk)
     }
 
     fn public_key(&self, alias: &str) -> Result<Jwk, KeystoreError> {
