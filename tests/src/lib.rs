@@ -395,6 +395,45 @@ impl TestServer {
     }
 }
 
+/// The admin API, called with an admin key of its own.
+pub struct AdminApi<'a> {
+    server: &'a TestServer,
+    key: String,
+}
+
+impl TestServer {
+    /// A fresh admin key and a client for the admin API with it.
+    pub async fn admin_api(&self) -> AdminApi<'_> {
+        let key = countersign_server::admin::create_key(&self.state().store, "test", 0)
+            .await
+            .expect("admin key");
+        AdminApi {
+            server: self,
+            key: key.secret.expose().to_owned(),
+        }
+    }
+}
+
+impl AdminApi<'_> {
+    /// `method path` with an optional JSON body; the status and the JSON answer (`null`
+    /// when there is none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let s = self.server;
+        let mut req = s.http.request(method, s.url(path)).bearer_auth(&self.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("admin API request");
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
 pub fn new_agent(client_id: &str, owner: &str, method: &str) -> NewAgent {
     NewAgent {
         client_id: client_id.into(),

@@ -82,3 +82,26 @@ impl TestServer {
         wallet
     }
 }
+
+/// Asserts a wallet operation was refused by the server with `status` and a reason that
+/// mentions `reason`.
+#[track_caller]
+pub fn assert_refused<T: std::fmt::Debug>(
+    result: Result<T, WalletError>,
+    status: u16,
+    reason: &str,
+) {
+    match result {
+        Err(WalletError::Refused {
+            status: got,
+            detail,
+        }) => {
+            assert_eq!(got, status, "{detail}");
+            assert!(
+                detail.contains(reason),
+                "{detail:?} should mention {reason:?}"
+            );
+        }
+        other => panic!("expected a refusal ({status}, {reason}), got {other:?}"),
+    }
+}

@@ -32,21 +32,7 @@ async fn list_and_revoke_credentials_by_id_agent_approver_and_owner(db: Db) {
     let c2 = credential(&s, &b, "alice").await;
     let c3 = credential(&s, &b, "bob").await;
 
-    let key = countersign_server::admin::create_key(&s.state().store, "t", 0)
-        .await
-        .unwrap();
-    let key = key.secret.expose().to_owned();
-    let api = |method: Method, path: &str, body: Option<Value>| {
-        let mut req = s.http.request(method, s.url(path)).bearer_auth(&key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        async move {
-            let resp = req.send().await.unwrap();
-            let status = resp.status();
-            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
+    let admin = s.admin_api().await;
     let ids = |v: &Value| {
         let mut ids: Vec<String> = v
             .as_array()
@@ -62,65 +48,72 @@ async fn list_and_revoke_credentials_by_id_agent_approver_and_owner(db: Db) {
         v
     };
 
-    let (status, all) = api(Method::GET, "/admin/v1/credentials", None).await;
+    let (status, all) = admin.call(Method::GET, "/admin/v1/credentials", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ids(&all), sorted(vec![c1.clone(), c2.clone(), c3.clone()]));
     assert_eq!(
-        ids(&api(Method::GET, "/admin/v1/credentials?agent=b", None)
+        ids(&admin
+            .call(Method::GET, "/admin/v1/credentials?agent=b", None)
             .await
             .1),
         sorted(vec![c2.clone(), c3.clone()])
     );
     assert_eq!(
-        ids(
-            &api(Method::GET, "/admin/v1/credentials?approver=alice", None)
-                .await
-                .1
-        ),
+        ids(&admin
+            .call(Method::GET, "/admin/v1/credentials?approver=alice", None)
+            .await
+            .1),
         sorted(vec![c1.clone(), c2.clone()])
     );
     assert_eq!(
-        ids(&api(Method::GET, "/admin/v1/credentials?owner=bob", None)
+        ids(&admin
+            .call(Method::GET, "/admin/v1/credentials?owner=bob", None)
             .await
             .1),
         sorted(vec![c2.clone(), c3.clone()])
     );
     assert_eq!(
-        api(Method::GET, "/admin/v1/credentials?agent=a&owner=bob", None)
+        admin
+            .call(Method::GET, "/admin/v1/credentials?agent=a&owner=bob", None)
             .await
             .0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
 
     // One, with a reason; a second revocation changes nothing.
-    let (status, body) = api(
-        Method::POST,
-        &format!("/admin/v1/credentials/{c1}/revoke"),
-        Some(json!({"reason": "laptop stolen"})),
-    )
-    .await;
+    let (status, body) = admin
+        .call(
+            Method::POST,
+            &format!("/admin/v1/credentials/{c1}/revoke"),
+            Some(json!({"reason": "laptop stolen"})),
+        )
+        .await;
     assert_eq!(
         (status, body),
         (StatusCode::OK, json!({"revoked": [c1.clone()]}))
     );
-    let (_, body) = api(
-        Method::POST,
-        &format!("/admin/v1/credentials/{c1}/revoke"),
-        Some(json!({"reason": "again"})),
-    )
-    .await;
+    let (_, body) = admin
+        .call(
+            Method::POST,
+            &format!("/admin/v1/credentials/{c1}/revoke"),
+            Some(json!({"reason": "again"})),
+        )
+        .await;
     assert_eq!(body, json!({"revoked": []}));
-    let (_, shown) = api(Method::GET, &format!("/admin/v1/credentials/{c1}"), None).await;
+    let (_, shown) = admin
+        .call(Method::GET, &format!("/admin/v1/credentials/{c1}"), None)
+        .await;
     assert_eq!(shown["revoked_reason"], "laptop stolen");
     assert!(shown["revoked_at"].is_i64());
 
     // Everything held by bob's agents.
-    let (status, body) = api(
-        Method::POST,
-        "/admin/v1/credentials/revoke",
-        Some(json!({"owner": "bob", "reason": "offboarded"})),
-    )
-    .await;
+    let (status, body) = admin
+        .call(
+            Method::POST,
+            "/admin/v1/credentials/revoke",
+            Some(json!({"owner": "bob", "reason": "offboarded"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         sorted(
@@ -133,59 +126,69 @@ async fn list_and_revoke_credentials_by_id_agent_approver_and_owner(db: Db) {
         ),
         sorted(vec![c2.clone(), c3.clone()])
     );
-    let (_, body) = api(
-        Method::POST,
-        "/admin/v1/credentials/revoke",
-        Some(json!({"approver": "bob", "reason": "x"})),
-    )
-    .await;
+    let (_, body) = admin
+        .call(
+            Method::POST,
+            "/admin/v1/credentials/revoke",
+            Some(json!({"approver": "bob", "reason": "x"})),
+        )
+        .await;
     assert_eq!(body, json!({"revoked": []}), "already revoked");
-    let (_, shown) = api(Method::GET, &format!("/admin/v1/credentials/{c3}"), None).await;
+    let (_, shown) = admin
+        .call(Method::GET, &format!("/admin/v1/credentials/{c3}"), None)
+        .await;
     assert_eq!(shown["revoked_reason"], "offboarded");
 
     // Refusals.
     assert_eq!(
-        api(Method::GET, "/admin/v1/credentials/nope", None).await.0,
+        admin
+            .call(Method::GET, "/admin/v1/credentials/nope", None)
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        api(
-            Method::POST,
-            "/admin/v1/credentials/nope/revoke",
-            Some(json!({"reason": "x"}))
-        )
-        .await
-        .0,
+        admin
+            .call(
+                Method::POST,
+                "/admin/v1/credentials/nope/revoke",
+                Some(json!({"reason": "x"}))
+            )
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        api(
-            Method::POST,
-            &format!("/admin/v1/credentials/{c1}/revoke"),
-            Some(json!({"reason": " "}))
-        )
-        .await
-        .0,
+        admin
+            .call(
+                Method::POST,
+                &format!("/admin/v1/credentials/{c1}/revoke"),
+                Some(json!({"reason": " "}))
+            )
+            .await
+            .0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(
-        api(
-            Method::POST,
-            "/admin/v1/credentials/revoke",
-            Some(json!({"reason": "everything"}))
-        )
-        .await
-        .0,
+        admin
+            .call(
+                Method::POST,
+                "/admin/v1/credentials/revoke",
+                Some(json!({"reason": "everything"}))
+            )
+            .await
+            .0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(
-        api(
-            Method::POST,
-            "/admin/v1/credentials/revoke",
-            Some(json!({"agent": "a", "owner": "bob", "reason": "x"}))
-        )
-        .await
-        .0,
+        admin
+            .call(
+                Method::POST,
+                "/admin/v1/credentials/revoke",
+                Some(json!({"agent": "a", "owner": "bob", "reason": "x"}))
+            )
+            .await
+            .0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(

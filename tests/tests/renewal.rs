@@ -258,40 +258,26 @@ async fn revoking_a_credential_revokes_its_renewals_and_is_audited(db: Db) {
     // An unrelated credential of the same agent stays live.
     let unrelated = credential(&s, &agent, DEPLOY, Some("CHG-8"), &key).await;
 
-    let admin_key = countersign_server::admin::create_key(&s.state().store, "t", 0)
-        .await
-        .unwrap();
-    let admin_key = admin_key.secret.expose().to_owned();
-    let api = |method: Method, path: &str, body: Option<Value>| {
-        let mut req = s.http.request(method, s.url(path)).bearer_auth(&admin_key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        async move {
-            let resp = req.send().await.unwrap();
-            (
-                resp.status(),
-                resp.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
-    };
+    let admin = s.admin_api().await;
 
-    let (_, shown) = api(
-        Method::GET,
-        &format!("/admin/v1/credentials/{}", jti(&c3)),
-        None,
-    )
-    .await;
+    let (_, shown) = admin
+        .call(
+            Method::GET,
+            &format!("/admin/v1/credentials/{}", jti(&c3)),
+            None,
+        )
+        .await;
     assert_eq!(shown["renewal_of"], jti(&c2));
     assert_eq!(shown["task_id"], "CHG-7");
 
     // Revoking the middle of the chain takes the later renewal along, not the earlier.
-    let (status, body) = api(
-        Method::POST,
-        &format!("/admin/v1/credentials/{}/revoke", jti(&c2)),
-        Some(json!({"reason": "change cancelled"})),
-    )
-    .await;
+    let (status, body) = admin
+        .call(
+            Method::POST,
+            &format!("/admin/v1/credentials/{}/revoke", jti(&c2)),
+            Some(json!({"reason": "change cancelled"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let mut revoked: Vec<String> = serde_json::from_value(body["revoked"].clone()).unwrap();
     revoked.sort();
@@ -299,12 +285,13 @@ async fn revoking_a_credential_revokes_its_renewals_and_is_audited(db: Db) {
     expected.sort();
     assert_eq!(revoked, expected);
     for (token, revoked) in [(&c1, false), (&c2, true), (&c3, true), (&unrelated, false)] {
-        let (_, shown) = api(
-            Method::GET,
-            &format!("/admin/v1/credentials/{}", jti(token)),
-            None,
-        )
-        .await;
+        let (_, shown) = admin
+            .call(
+                Method::GET,
+                &format!("/admin/v1/credentials/{}", jti(token)),
+                None,
+            )
+            .await;
         assert_eq!(shown["revoked_at"].is_i64(), revoked, "{shown}");
     }
     // A revoked credential is never renewed; nor is the renewed parent again.
@@ -323,7 +310,9 @@ async fn revoking_a_credential_revokes_its_renewals_and_is_audited(db: Db) {
     let (status, _) = s.post_as(&agent, "/revoke", &[("token", &unrelated)]).await;
     assert_eq!(status, StatusCode::OK);
 
-    let (status, events) = api(Method::GET, "/admin/v1/audit?limit=10", None).await;
+    let (status, events) = admin
+        .call(Method::GET, "/admin/v1/audit?limit=10", None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{events}");
     let kinds: Vec<&str> = events
         .as_array()
@@ -351,11 +340,15 @@ async fn revoking_a_credential_revokes_its_renewals_and_is_audited(db: Db) {
     assert_eq!(events[1]["detail"]["reason"], "change cancelled");
     assert_eq!(events[1]["subject"], format!("credential:{}", jti(&c2)));
     assert_eq!(events[3]["detail"]["renewal_of"], jti(&c1));
-    let (_, report) = api(Method::GET, "/admin/v1/audit/verify", None).await;
+    let (_, report) = admin
+        .call(Method::GET, "/admin/v1/audit/verify", None)
+        .await;
     assert_eq!(report["intact"], true, "{report}");
     assert_eq!(report["events"], 4);
     assert_eq!(report["head"], events[0]["hash"]);
-    let (status, _) = api(Method::GET, "/admin/v1/audit?limit=0", None).await;
+    let (status, _) = admin
+        .call(Method::GET, "/admin/v1/audit?limit=0", None)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     s.stop().await;
 }

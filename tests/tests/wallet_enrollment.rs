@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use countersign_jose::SigningKeyPair;
-use countersign_tests::wallets::{TestWallet, desktop};
+use countersign_tests::wallets::{TestWallet, assert_refused, desktop};
 use countersign_tests::{Db, TestServer, both_backends};
 use countersign_wallet_core::WalletError;
 use countersign_wallet_core::software::MemoryStorage;
@@ -24,23 +24,6 @@ async fn enroll(uri: &str) -> Result<TestWallet, WalletError> {
     Ok(wallet)
 }
 
-#[track_caller]
-fn refused<T: std::fmt::Debug>(result: Result<T, WalletError>, status: u16, reason: &str) {
-    match result {
-        Err(WalletError::Refused {
-            status: got,
-            detail,
-        }) => {
-            assert_eq!(got, status, "{detail}");
-            assert!(
-                detail.contains(reason),
-                "{detail:?} should mention {reason:?}"
-            );
-        }
-        other => panic!("expected a refusal ({status}, {reason}), got {other:?}"),
-    }
-}
-
 async fn invitations_devices_and_removal(db: Db) {
     let s = TestServer::start(db).await;
     s.human("alice").await;
@@ -48,46 +31,34 @@ async fn invitations_devices_and_removal(db: Db) {
     countersign_server::directory::set_human_active(&s.state().store, "carol", false)
         .await
         .unwrap();
-    let key = countersign_server::admin::create_key(&s.state().store, "t", 0)
-        .await
-        .unwrap();
-    let key = key.secret.expose().to_owned();
-    let api = |method: Method, path: &str, body: Option<Value>| {
-        let mut req = s.http.request(method, s.url(path)).bearer_auth(&key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        async move {
-            let resp = req.send().await.unwrap();
-            (
-                resp.status(),
-                resp.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
-    };
+    let admin = s.admin_api().await;
 
-    let (status, invitation) = api(Method::POST, "/admin/v1/humans/alice/invitations", None).await;
+    let (status, invitation) = admin
+        .call(Method::POST, "/admin/v1/humans/alice/invitations", None)
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{invitation}");
     let uri = invitation["uri"].as_str().unwrap().to_owned();
     assert!(uri.starts_with("countersign://enroll?server="), "{uri}");
     assert_eq!(
-        api(Method::POST, "/admin/v1/humans/nobody/invitations", None)
+        admin
+            .call(Method::POST, "/admin/v1/humans/nobody/invitations", None)
             .await
             .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        api(Method::POST, "/admin/v1/humans/carol/invitations", None)
+        admin
+            .call(Method::POST, "/admin/v1/humans/carol/invitations", None)
             .await
             .0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
 
     let wallet = enroll(&uri).await.unwrap();
-    refused(enroll(&uri).await.map(|_| ()), 403, "already used");
+    assert_refused(enroll(&uri).await.map(|_| ()), 403, "already used");
     let stale = s.invitation("alice").await;
     let unknown = uri.replace("invitation=", "invitation=x");
-    refused(enroll(&unknown).await.map(|_| ()), 403, "unknown");
+    assert_refused(enroll(&unknown).await.map(|_| ()), 403, "unknown");
 
     // Completing enrollment needs a proof signed by the device key being enrolled.
     let fresh = s.invitation("alice").await;
@@ -146,29 +117,33 @@ async fn invitations_devices_and_removal(db: Db) {
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // Devices are listed and can be removed; a removed device is refused.
-    let (status, devices) = api(Method::GET, "/admin/v1/devices?subject=alice", None).await;
+    let (status, devices) = admin
+        .call(Method::GET, "/admin/v1/devices?subject=alice", None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(devices.as_array().unwrap().len(), 1, "{devices}");
     assert_eq!(devices[0]["platform"], "desktop");
     let id = devices[0]["id"].as_str().unwrap().to_owned();
     assert!(wallet.run(|w| w.pending()).await.is_ok());
-    let (status, removed) = api(
-        Method::POST,
-        &format!("/admin/v1/devices/{id}/remove"),
-        Some(json!({"reason": "phone lost"})),
-    )
-    .await;
+    let (status, removed) = admin
+        .call(
+            Method::POST,
+            &format!("/admin/v1/devices/{id}/remove"),
+            Some(json!({"reason": "phone lost"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{removed}");
     assert_eq!(removed["disabled_reason"], "phone lost");
-    refused(wallet.run(|w| w.pending()).await, 401, "removed");
+    assert_refused(wallet.run(|w| w.pending()).await, 401, "removed");
     assert_eq!(
-        api(
-            Method::POST,
-            "/admin/v1/devices/nope/remove",
-            Some(json!({"reason": "x"}))
-        )
-        .await
-        .0,
+        admin
+            .call(
+                Method::POST,
+                "/admin/v1/devices/nope/remove",
+                Some(json!({"reason": "x"}))
+            )
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
 
@@ -184,6 +159,6 @@ async fn invitations_devices_and_removal(db: Db) {
 
     // Last, as it moves the server's clock past the wallets' own.
     s.clock.advance_ms(901_000);
-    refused(enroll(&stale).await.map(|_| ()), 403, "expired");
+    assert_refused(enroll(&stale).await.map(|_| ()), 403, "expired");
     s.stop().await;
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use countersign_jose::{SigningKeyPair, UnverifiedJws, random_b64url};
 use countersign_shared::approval::{APPROVAL_TYP, ApprovalClaims, DecisionKind};
-use countersign_tests::wallets::TestWallet;
+use countersign_tests::wallets::{TestWallet, assert_refused};
 use countersign_tests::{Agent, CIBA_GRANT, Db, TestServer};
 use countersign_wallet_core::software::{AuthenticatorFaults, SoftwareKeystore};
 use countersign_wallet_core::wallet::DEVICE_KEY_ALIAS;
@@ -64,24 +64,6 @@ async fn decide(wallet: &TestWallet, id: &str) -> Result<(), WalletError> {
         .await
 }
 
-/// Asserts the server refused with `status` and a detail containing `reason`.
-#[track_caller]
-fn refused(result: Result<(), WalletError>, status: u16, reason: &str) {
-    match result {
-        Err(WalletError::Refused {
-            status: got,
-            detail,
-        }) => {
-            assert_eq!(got, status, "{detail}");
-            assert!(
-                detail.contains(reason),
-                "{detail:?} should mention {reason:?}"
-            );
-        }
-        other => panic!("expected a refusal ({status}, {reason}), got {other:?}"),
-    }
-}
-
 /// Nothing was issued: the agent is still told to wait.
 async fn nothing_issued(s: &TestServer, agent: &Agent, id: &str) {
     s.clock.advance_ms(1_000);
@@ -133,7 +115,7 @@ async fn an_amount_changed_after_display_cannot_be_approved() {
          WHERE id = '{id}'"
     ))
     .await;
-    refused(decide(&wallet, &id).await, 422, "transaction hash mismatch");
+    assert_refused(decide(&wallet, &id).await, 422, "transaction hash mismatch");
     nothing_issued(&s, &agent, &id).await;
     s.stop().await;
 }
@@ -193,7 +175,7 @@ async fn another_humans_device_can_neither_see_nor_approve() {
     let bobs = s.wallet("bob").await;
     let id = request(&s, &agent, 100).await;
     assert!(bobs.run(|w| w.pending()).await.unwrap().is_empty());
-    refused(
+    assert_refused(
         show(&bobs, &id).await,
         403,
         "not routed to this device's human",
@@ -236,7 +218,7 @@ async fn an_expired_request_cannot_be_approved() {
     let id = request(&s, &agent, 100).await;
     show(&wallet, &id).await.unwrap();
     s.clock.advance_ms(61_000);
-    refused(decide(&wallet, &id).await, 409, "no longer pending");
+    assert_refused(decide(&wallet, &id).await, 409, "no longer pending");
     let (_, body) = s
         .post_as(
             &agent,
@@ -254,7 +236,7 @@ async fn faulty_assertion_is_refused(faults: AuthenticatorFaults, reason: &str) 
     let faulty = wallet.snapshot(Some(faults));
     let id = request(&s, &agent, 100).await;
     show(&faulty, &id).await.unwrap();
-    refused(decide(&faulty, &id).await, 422, reason);
+    assert_refused(decide(&faulty, &id).await, 422, reason);
     nothing_issued(&s, &agent, &id).await;
     // The failed attempt used up the challenge; an honest retry needs a fresh one.
     show(&wallet, &id).await.unwrap();
@@ -307,7 +289,7 @@ async fn a_cloned_authenticator_with_a_stale_counter_is_refused() {
     decide(&wallet, &first).await.unwrap();
     let second = request(&s, &agent, 100).await;
     show(&clone, &second).await.unwrap();
-    refused(decide(&clone, &second).await, 422, "signature counter");
+    assert_refused(decide(&clone, &second).await, 422, "signature counter");
     nothing_issued(&s, &agent, &second).await;
     s.stop().await;
 }

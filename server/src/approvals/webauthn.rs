@@ -96,6 +96,21 @@ pub fn challenge_of(response: &Value) -> Result<String, WebauthnError> {
         .ok_or_else(|| malformed("clientDataJSON has no challenge"))
 }
 
+/// The client options (JSON) and the encoded server state of a ceremony just started.
+fn started(client: &impl serde::Serialize, state: Vec<u8>) -> Result<Started, WebauthnError> {
+    let options = serde_json::to_value(client).map_err(|e| state_err("options")(e.to_string()))?;
+    let challenge = options
+        .get("challenge")
+        .and_then(Value::as_str)
+        .ok_or_else(|| WebauthnError::State("options without a challenge".into()))?
+        .to_owned();
+    Ok(Started {
+        options,
+        challenge,
+        state: b64url_encode(state),
+    })
+}
+
 impl RelyingParty {
     pub fn new(rp_id: &str, origins: Vec<String>) -> Result<Self, WebauthnError> {
         let domain = AsciiDomain::try_from(rp_id.to_owned())
@@ -130,21 +145,10 @@ impl RelyingParty {
             PublicKeyCredentialCreationOptions::passkey(&self.rp_id, user, Vec::new())
                 .start_ceremony()
                 .map_err(|e| WebauthnError::State(format!("creation options: {e:?}")))?;
-        let options =
-            serde_json::to_value(&client).map_err(|e| state_err("options")(e.to_string()))?;
-        let challenge = options
-            .get("challenge")
-            .and_then(Value::as_str)
-            .ok_or_else(|| WebauthnError::State("options without a challenge".into()))?
-            .to_owned();
         let state = server
             .encode()
             .map_err(|e| state_err("registration state")(e.to_string()))?;
-        Ok(Started {
-            options,
-            challenge,
-            state: b64url_encode(state),
-        })
+        started(&client, state)
     }
 
     /// Verifies a registration response against the ceremony's `state`.
@@ -207,21 +211,10 @@ impl RelyingParty {
         let (server, client) = request
             .start_ceremony()
             .map_err(|e| WebauthnError::State(format!("request options: {e:?}")))?;
-        let options =
-            serde_json::to_value(&client).map_err(|e| state_err("options")(e.to_string()))?;
-        let challenge = options
-            .get("challenge")
-            .and_then(Value::as_str)
-            .ok_or_else(|| WebauthnError::State("options without a challenge".into()))?
-            .to_owned();
         let state = server
             .encode()
             .map_err(|e| WebauthnError::State(format!("assertion state: {e:?}")))?;
-        Ok(Started {
-            options,
-            challenge,
-            state: b64url_encode(state),
-        })
+        started(&client, state)
     }
 
     /// Verifies an assertion by `passkey` against the ceremony's `state`; returns the
