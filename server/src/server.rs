@@ -35,6 +35,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     http: JoinHandle<()>,
     worker: JoinHandle<()>,
+    push_worker: JoinHandle<()>,
+    live_listener: JoinHandle<()>,
     housekeeping: JoinHandle<()>,
 }
 
@@ -49,6 +51,8 @@ impl Running {
         let _ = self.shutdown.send(true);
         let _ = self.http.await;
         let _ = self.worker.await;
+        let _ = self.push_worker.await;
+        let _ = self.live_listener.await;
         let _ = self.housekeeping.await;
         self.state.store.close().await;
     }
@@ -108,6 +112,15 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
 
     let (shutdown, rx) = watch::channel(false);
     let worker = tokio::spawn(crate::ciba::notify::run_worker(state.clone(), rx.clone()));
+    let push_worker = tokio::spawn(crate::push::worker::run(state.clone(), rx.clone()));
+    let live_listener = tokio::spawn({
+        let (store, hub, rx) = (state.store.clone(), state.live.clone(), rx.clone());
+        async move {
+            store
+                .listen_live(move |payload| hub.publish_notified(payload), rx)
+                .await;
+        }
+    });
     let housekeeping = tokio::spawn(crate::housekeeping::run(state.clone(), rx.clone()));
     let app = crate::http::router(state.clone());
     let mut stop = rx;
@@ -128,6 +141,8 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
         shutdown,
         http,
         worker,
+        push_worker,
+        live_listener,
         housekeeping,
     })
 }

@@ -27,6 +27,11 @@ pub struct AppState {
     pub status_allocator: Arc<crate::credentials::status::StatusAllocator>,
     /// The passkey relying party wallets confirm decisions with.
     pub relying_party: Arc<RelyingParty>,
+    /// Push senders by channel, the live channel's subscribers, and the wake-up for the
+    /// push worker after a request with alerts was created.
+    pub push: crate::push::Senders,
+    pub live: Arc<crate::push::live::LiveHub>,
+    pub push_wake: Arc<Notify>,
 }
 
 impl AppState {
@@ -48,7 +53,14 @@ impl AppState {
             config.wallet.origins(&issuer),
         )
         .map_err(|e| format!("wallet.rp_id: {e}"))?;
+        let live = Arc::new(crate::push::live::LiveHub::default());
+        let push =
+            crate::push::Senders::from_config(&config, clock.clone(), live.clone(), store.clone())
+                .map_err(|e| e.to_string())?;
         Ok(Self {
+            push,
+            live,
+            push_wake: Arc::new(Notify::new()),
             issuer: issuer.into(),
             relying_party: Arc::new(relying_party),
             config: Arc::new(config),

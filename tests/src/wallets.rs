@@ -73,10 +73,15 @@ impl TestServer {
 
     /// A software wallet enrolled for `subject`.
     pub async fn wallet(&self, subject: &str) -> TestWallet {
+        self.wallet_with(subject, desktop()).await
+    }
+
+    /// A software wallet enrolled for `subject` with these platform and push details.
+    pub async fn wallet_with(&self, subject: &str, options: EnrollOptions) -> TestWallet {
         let uri = self.invitation(subject).await;
         let wallet = TestWallet::over(Arc::new(MemoryStorage::default()), None);
         wallet
-            .run(move |w| w.enroll(&uri, &desktop()))
+            .run(move |w| w.enroll(&uri, &options))
             .await
             .expect("enrollment");
         wallet

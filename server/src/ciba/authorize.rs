@@ -116,7 +116,17 @@ pub async fn backchannel_authorize(
         approval_jws: None,
         approval_device_jkt: None,
     };
-    state.store.insert_auth_request(&record).await?;
+    // The approver's devices are alerted through the push outbox, written in the same
+    // transaction as the request.
+    let pushes = crate::push::rows_for(&state.store, &record).await?;
+    let alerting = !pushes.is_empty();
+    state
+        .store
+        .insert_auth_request_with_pushes(&record, pushes)
+        .await?;
+    if alerting {
+        state.push_wake.notify_one();
+    }
     tracing::debug!(client_id = %client.client_id, subject = %human.subject, "backchannel authentication request accepted");
     Ok(BackchannelAuthResponse {
         auth_req_id: record.id,

@@ -23,7 +23,7 @@ use crate::directory;
         admin_credentials::list, admin_credentials::show, admin_credentials::revoke_one, admin_credentials::revoke_many,
         admin_audit::list, admin_audit::verify,
         admin_devices::invite, admin_devices::list, admin_devices::remove,
-        wallet::begin_enrollment, wallet::complete_enrollment, wallet::pending, wallet::display, wallet::decide,
+        wallet::begin_enrollment, wallet::complete_enrollment, wallet::pending, wallet::display, wallet::decide, wallet::events,
         dev::approve, dev::deny,
         ops::healthz, ops::readyz,
     ),

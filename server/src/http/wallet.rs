@@ -6,9 +6,12 @@
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use std::convert::Infallible;
+
 use countersign_shared::approval::{
     BeginEnrollment, CompleteEnrollment, DecisionRecorded, DecisionRequest, DisplayedRequest,
     EnrolledDevice, EnrollmentChallenge, PendingRequest, WALLET_PROOF_HEADER,
@@ -28,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route(paths::WALLET_REQUESTS, get(pending))
         .route("/wallet/v1/requests/{id}/display", post(display))
         .route("/wallet/v1/requests/{id}/decision", post(decide))
+        .route("/wallet/v1/events", get(events))
 }
 
 fn single_proof(headers: &HeaderMap) -> Result<Option<&str>, ApprovalError> {
@@ -157,4 +161,35 @@ pub(super) async fn decide(
     Ok(Json(
         wallet::decide(&state, &device, &id, &body.approval).await?,
     ))
+}
+
+/// The live channel: server-sent events for this device's human. `ready` once subscribed;
+/// `request` (`{"request_id", "server"}`) for each new request; `resync` when events were
+/// missed (list the pending requests again). Comments keep the connection alive.
+#[utoipa::path(get, path = "/wallet/v1/events", tag = "wallet",
+    params(("DPoP" = String, Header, description = "proof signed by the device key")),
+    responses((status = 200, description = "an event stream", content_type = "text/event-stream", body = String),
+        (status = 401, description = "missing or invalid device proof", body = super::error::Problem, content_type = "application/problem+json")))]
+pub(super) async fn events(
+    State(state): State<AppState>,
+    WalletDevice(device): WalletDevice,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    use futures_util::StreamExt as _;
+    use tokio::sync::broadcast::error::RecvError;
+    let receiver = state.live.subscribe(&device.subject);
+    let ready = Event::default()
+        .event("ready")
+        .data(serde_json::json!({ "device_id": device.id }).to_string());
+    let updates = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let event = match receiver.recv().await {
+            Ok(e) => Event::default().event("request").data(
+                serde_json::json!({ "request_id": e.request_id, "server": e.server }).to_string(),
+            ),
+            Err(RecvError::Lagged(_)) => Event::default().event("resync").data("{}"),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), receiver))
+    });
+    Sse::new(futures_util::stream::once(async { Ok(ready) }).chain(updates))
+        .keep_alive(KeepAlive::default())
 }

@@ -159,7 +159,17 @@ impl Store {
     /// Inserts a new request; concurrent inserts are group-committed (see
     /// [`super::group_commit`]).
     pub async fn insert_auth_request(&self, r: &AuthRequestRecord) -> Result<(), StoreError> {
-        self.auth_request_writer.insert(r.clone()).await
+        self.auth_request_writer.insert(r.clone(), Vec::new()).await
+    }
+
+    /// Inserts a new request together with the push rows alerting its approver's devices,
+    /// atomically.
+    pub async fn insert_auth_request_with_pushes(
+        &self,
+        r: &AuthRequestRecord,
+        pushes: Vec<super::push_outbox::PushRow>,
+    ) -> Result<(), StoreError> {
+        self.auth_request_writer.insert(r.clone(), pushes).await
     }
 
     pub async fn auth_request(&self, id: &str) -> Result<Option<AuthRequestRecord>, StoreError> {

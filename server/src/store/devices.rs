@@ -152,7 +152,27 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// `subject`'s enabled devices that have a push channel (cached for the directory TTL).
+    pub async fn push_targets(&self, subject: &str) -> Result<Vec<DeviceRecord>, StoreError> {
+        let cache = &self.directory_cache.push_targets;
+        if let Some(hit) = cache.get(&subject.to_owned()) {
+            return Ok(hit);
+        }
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM devices WHERE subject = $1 AND disabled_at IS NULL \
+             AND push_channel <> 'none' ORDER BY created_at"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(subject)
+            .fetch_all(self.reader())
+            .await?;
+        let devices = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        cache.put(subject.to_owned(), devices.clone());
+        Ok(devices)
+    }
+
     pub async fn insert_device(&self, tx: &mut Tx, d: &DeviceRecord) -> Result<(), StoreError> {
+        self.directory_cache.push_targets.clear();
         let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO devices ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
              $11, $12, $13, $14, $15, $16, $17, $18, $19)"
@@ -222,6 +242,7 @@ impl Store {
         reason: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        self.directory_cache.push_targets.clear();
         let done = sqlx::query(
             "UPDATE devices SET disabled_at = $1, disabled_reason = $2 WHERE id = $3 AND disabled_at IS NULL",
         )

@@ -12,7 +12,9 @@ pub mod clients;
 pub mod devices;
 mod group_commit;
 pub mod humans;
+pub mod live;
 pub mod outbox;
+pub mod push_outbox;
 pub mod replay;
 pub mod status_lists;
 pub mod tokens;
@@ -67,6 +69,8 @@ pub enum Backend {
 /// PostgreSQL both are the same pool.
 #[derive(Clone)]
 pub struct Store {
+    /// The database URL (PostgreSQL's LISTEN needs a connection of its own).
+    url: std::sync::Arc<str>,
     reader: AnyPool,
     writer: AnyPool,
     backend: Backend,
@@ -86,6 +90,8 @@ impl std::fmt::Debug for Store {
 pub(crate) struct DirectoryCache {
     pub clients: cache::TtlCache<String, Option<clients::ClientRecord>>,
     pub humans: cache::TtlCache<(bool, String), Option<humans::HumanRecord>>,
+    /// A human's devices that can be alerted (enabled, with a push channel).
+    pub push_targets: cache::TtlCache<String, Vec<devices::DeviceRecord>>,
 }
 
 /// An open transaction. Dropping it without [`Tx::commit`] rolls back.
@@ -117,6 +123,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "wallets",
         include_str!("../../../migrations/sqlite/0003_wallets.sql"),
     ),
+    (
+        4,
+        "push",
+        include_str!("../../../migrations/sqlite/0004_push.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -133,6 +144,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "wallets",
         include_str!("../../../migrations/postgres/0003_wallets.sql"),
+    ),
+    (
+        4,
+        "push",
+        include_str!("../../../migrations/postgres/0004_push.sql"),
     ),
 ];
 
@@ -151,6 +167,7 @@ impl Store {
         let directory_cache = std::sync::Arc::new(DirectoryCache {
             clients: cache::TtlCache::new(cache_ttl),
             humans: cache::TtlCache::new(cache_ttl),
+            push_targets: cache::TtlCache::new(cache_ttl),
         });
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -185,6 +202,7 @@ impl Store {
                 let reader = pool(max_connections).connect_with(options).await?;
                 let auth_request_writer = group_commit::AuthRequestWriter::spawn(writer.clone());
                 Ok(Self {
+                    url: url.into(),
                     reader,
                     writer,
                     backend,
@@ -196,6 +214,7 @@ impl Store {
                 let shared = pool(max_connections).connect_with(options).await?;
                 let auth_request_writer = group_commit::AuthRequestWriter::spawn(shared.clone());
                 Ok(Self {
+                    url: url.into(),
                     reader: shared.clone(),
                     writer: shared,
                     backend,

@@ -16,11 +16,13 @@ use serde::Serialize;
 mod audit;
 mod credential;
 mod device;
+mod push;
 mod verify;
 
 use audit::{AuditCommand, audit_command};
 use credential::credential_command;
 use device::{DeviceCommand, device_command};
+use push::{PushCommand, push_command};
 use verify::verify;
 
 #[derive(Parser)]
@@ -64,6 +66,9 @@ enum Command {
     /// Invite humans to enroll wallets; list and remove devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Check push delivery to a device.
+    #[command(subcommand)]
+    Push(PushCommand),
     /// Read and verify the hash-chained audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -486,6 +491,7 @@ async fn main() -> anyhow::Result<()> {
             credential_command(&store, cmd, now).await
         }
         Command::Device(cmd) => device_command(config, cmd).await,
+        Command::Push(cmd) => push_command(config, cmd).await,
         Command::Audit(cmd) => {
             let store = open_store(&config).await?;
             audit_command(&store, cmd).await
