@@ -49,6 +49,9 @@ impl Running {
     /// the database pool.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        // Live-channel streams never end on their own; close them so in-flight requests
+        // can finish.
+        self.state.live.close_all();
         let _ = self.http.await;
         let _ = self.worker.await;
         let _ = self.push_worker.await;

@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use countersign_shared::approval::DecisionKind;
 use countersign_wallet_core::software::{self, FileStorage};
-use countersign_wallet_core::{EnrollOptions, ShownRequest, Wallet};
+use countersign_wallet_core::{EnrollOptions, LiveEvent, ShownRequest, Wallet};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -53,14 +53,21 @@ enum Command {
     Approve(Decide),
     /// Show a request and deny it.
     Deny(Decide),
-    /// Wait for requests and print each new one (with --interactive, decide each).
+    /// Wait for requests and print each new one as it arrives over the live channel
+    /// (with --interactive, decide each).
     Watch {
-        /// Seconds between polls.
+        /// Seconds between reconnection attempts (or polls with --poll).
         #[arg(long, default_value_t = 2)]
         interval: u64,
         /// Ask to approve or deny each request as it arrives.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "auto_approve")]
         interactive: bool,
+        /// Approve every request without asking. For demos and CI only: no human decides.
+        #[arg(long)]
+        auto_approve: bool,
+        /// Poll the pending list instead of holding the live channel open.
+        #[arg(long)]
+        poll: bool,
         /// Stop after this many requests were seen (for scripts).
         #[arg(long)]
         count: Option<usize>,
@@ -153,6 +160,104 @@ fn decide(wallet: &Wallet, args: &Decide, kind: DecisionKind, json: bool) -> any
     Ok(())
 }
 
+/// `watch`: reacts to each new request once, however it learned of it.
+struct Watcher<'a> {
+    wallet: &'a Wallet,
+    seen: std::collections::HashSet<String>,
+    interactive: bool,
+    auto_approve: bool,
+    count: Option<usize>,
+    json: bool,
+}
+
+impl Watcher<'_> {
+    /// Handles request `id` if new; true once `count` requests were seen.
+    fn handle(&mut self, id: &str, agent: &str, via: &str) -> anyhow::Result<bool> {
+        if !self.seen.insert(id.to_owned()) {
+            return Ok(false);
+        }
+        if self.json {
+            println!("{}", json!({"request_id": id, "agent": agent, "via": via}));
+        } else {
+            println!("new request {id} from {agent} ({via})");
+        }
+        if self.interactive || self.auto_approve {
+            let shown = self.wallet.show(id)?;
+            if !self.json {
+                println!("{}", describe(&shown));
+            }
+            let kind = if self.auto_approve || confirm("Approve? (no = deny)")? {
+                DecisionKind::Approve
+            } else {
+                DecisionKind::Deny
+            };
+            let status = self.wallet.decide(id, kind)?.status;
+            if self.json {
+                println!("{}", json!({"request_id": id, "status": status}));
+            } else {
+                println!("{status}");
+            }
+        }
+        Ok(self.count.is_some_and(|c| self.seen.len() >= c))
+    }
+
+    /// Handles every pending request; true when done.
+    fn catch_up(&mut self) -> anyhow::Result<bool> {
+        for p in self.wallet.pending()? {
+            if self.handle(&p.id, &p.agent, "pending")? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn run(mut self, poll: bool, interval: std::time::Duration) -> anyhow::Result<()> {
+        loop {
+            if poll {
+                if self.catch_up()? {
+                    return Ok(());
+                }
+                std::thread::sleep(interval);
+                continue;
+            }
+            let mut failure = None;
+            let mut done = false;
+            let wallet = self.wallet;
+            let result = wallet.watch(|event| {
+                let step = match event {
+                    LiveEvent::Ready => {
+                        eprintln!("watching: live channel connected");
+                        self.catch_up()
+                    }
+                    LiveEvent::Resync => self.catch_up(),
+                    LiveEvent::Request { request_id } => {
+                        self.handle(&request_id, "an agent", "live")
+                    }
+                };
+                match step {
+                    Ok(finished) => {
+                        done = finished;
+                        !finished
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        false
+                    }
+                }
+            });
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            match result {
+                Ok(()) if done => return Ok(()),
+                Ok(()) => {}
+                Err(e) => eprintln!("live channel: {e}; reconnecting"),
+            }
+            std::thread::sleep(interval);
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let wallet = open(&cli.state)?;
@@ -161,7 +266,8 @@ fn main() -> anyhow::Result<()> {
             let options = EnrollOptions {
                 platform: "desktop".into(),
                 name: name.clone(),
-                push_channel: "none".into(),
+                // The desktop wallet hears of requests over the live channel.
+                push_channel: "live".into(),
                 push_token: None,
             };
             let enrollment = wallet.enroll(uri, &options)?;
@@ -207,40 +313,22 @@ fn main() -> anyhow::Result<()> {
         Command::Watch {
             interval,
             interactive,
+            auto_approve,
+            poll,
             count,
         } => {
-            let mut seen = std::collections::HashSet::new();
-            loop {
-                for p in wallet.pending()? {
-                    if !seen.insert(p.id.clone()) {
-                        continue;
-                    }
-                    if cli.json {
-                        println!("{}", serde_json::to_string(&p)?);
-                    } else {
-                        println!(
-                            "new request {} from {} ({})",
-                            p.id,
-                            p.agent,
-                            p.action.as_deref().unwrap_or("-")
-                        );
-                    }
-                    if *interactive {
-                        let shown = wallet.show(&p.id)?;
-                        println!("{}", describe(&shown));
-                        let kind = if confirm("Approve? (no = deny)")? {
-                            DecisionKind::Approve
-                        } else {
-                            DecisionKind::Deny
-                        };
-                        println!("{}", wallet.decide(&p.id, kind)?.status);
-                    }
-                    if count.is_some_and(|c| seen.len() >= c) {
-                        return Ok(());
-                    }
-                }
-                std::thread::sleep(std::time::Duration::from_secs(*interval));
+            if *auto_approve {
+                eprintln!("WARNING: approving every request without asking; no human decides");
             }
+            let watcher = Watcher {
+                wallet: &wallet,
+                seen: std::collections::HashSet::new(),
+                interactive: *interactive,
+                auto_approve: *auto_approve,
+                count: *count,
+                json: cli.json,
+            };
+            watcher.run(*poll, std::time::Duration::from_secs(*interval))?;
         }
     }
     Ok(())

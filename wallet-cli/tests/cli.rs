@@ -84,3 +84,61 @@ async fn enroll_list_show_and_approve_from_the_command_line() {
     assert_eq!(credential["evidence"][0]["method"], "passkey+device_key");
     s.stop().await;
 }
+
+/// `watch` hears of a request over the live channel (not by polling: its poll interval
+/// is a minute) and, with --auto-approve, approves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_receives_a_request_over_the_live_channel_and_approves_it() {
+    use std::io::BufRead as _;
+    let s = TestServer::start(Db::Sqlite).await;
+    s.human("alice").await;
+    let agent = s.agent("procurement", "alice", "client_secret_basic").await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("wallet.json");
+    let uri = s.invitation("alice").await;
+    let state2 = state.clone();
+    tokio::task::spawn_blocking(move || json(&state2, &["enroll", &uri]))
+        .await
+        .unwrap();
+
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_countersign-wallet"))
+        .arg("--state")
+        .arg(&state)
+        .args([
+            "--json",
+            "watch",
+            "--auto-approve",
+            "--count",
+            "1",
+            "--interval",
+            "60",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = watch.stderr.take().unwrap();
+    let connected = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("live channel connected"))
+    });
+    assert!(connected.await.unwrap(), "watch never connected");
+
+    let id = s.start_request(&agent, "alice").await;
+    let output = tokio::task::spawn_blocking(move || watch.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["request_id"], id.as_str());
+    assert_eq!(lines[0]["via"], "live");
+    assert_eq!(lines[1]["status"], "approved");
+    s.stop().await;
+}

@@ -31,6 +31,42 @@ impl ServerClient {
         format!("{}{path}", self.base)
     }
 
+    /// Opens a server-sent event stream at `path`, signed by `key`, and returns its body
+    /// as lines. No overall timeout: the server sends a comment every 15 s, and a dead
+    /// connection ends the stream with an error.
+    pub fn event_stream(
+        &self,
+        path: &str,
+        key: &DeviceKey,
+    ) -> Result<impl std::io::BufRead + use<>, WalletError> {
+        let url = self.url(path);
+        let proof = key.proof("GET", &url)?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let response = agent
+            .get(&url)
+            .header("DPoP", &proof)
+            .header("Accept", "text/event-stream")
+            .call()
+            .map_err(|e| WalletError::Network(format!("GET {url}: {e}")))?;
+        let status = response.status();
+        if !status.is_success() {
+            let mut response = response;
+            let text = response.body_mut().read_to_string().unwrap_or_default();
+            let detail = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
+                .unwrap_or(text);
+            return Err(WalletError::Refused {
+                status: status.as_u16(),
+                detail,
+            });
+        }
+        Ok(std::io::BufReader::new(response.into_body().into_reader()))
+    }
+
     /// `method path` with an optional JSON body, signed by `key` when given.
     pub fn call<B: Serialize, T: DeserializeOwned>(
         &self,

@@ -17,7 +17,7 @@ pub mod wallet;
 
 pub use device_key::DeviceKey;
 pub use platform::{Keystore, KeystoreError, PasskeyAuthenticator, PasskeyError, SecureStorage};
-pub use wallet::{EnrollOptions, Enrollment, Platform, ShownRequest, Wallet};
+pub use wallet::{EnrollOptions, Enrollment, LiveEvent, Platform, ShownRequest, Wallet};
 
 uniffi::setup_scaffolding!();
 

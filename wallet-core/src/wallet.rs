@@ -28,6 +28,17 @@ use crate::platform::{Keystore, PasskeyAuthenticator, SecureStorage};
 pub const DEVICE_KEY_ALIAS: &str = "countersign.device";
 const ENROLLMENT_KEY: &str = "enrollment";
 
+/// What the live channel says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveEvent {
+    /// Subscribed: from now on every new request is announced.
+    Ready,
+    /// A new request waits for this wallet's human.
+    Request { request_id: String },
+    /// Events were missed: list the pending requests again.
+    Resync,
+}
+
 /// What the host platform provides.
 #[derive(Clone)]
 pub struct Platform {
@@ -170,6 +181,51 @@ impl Wallet {
             None,
             Some(&self.device_key()),
         )
+    }
+
+    /// Listens on the live channel and calls `handle` with each event until it returns
+    /// false (then `Ok`), or until the connection fails (then `Err`; reconnect and list the
+    /// pending requests, as events may have been missed).
+    pub fn watch(&self, mut handle: impl FnMut(LiveEvent) -> bool) -> Result<(), WalletError> {
+        use std::io::BufRead as _;
+        let enrollment = self.enrolled()?;
+        let mut lines = ServerClient::new(&enrollment.server)
+            .event_stream("/wallet/v1/events", &self.device_key())?;
+        let (mut event, mut data) = (String::new(), String::new());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if lines
+                .read_line(&mut line)
+                .map_err(|e| WalletError::Network(format!("live channel: {e}")))?
+                == 0
+            {
+                return Err(WalletError::Network("the live channel closed".into()));
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if let Some(name) = line.strip_prefix("event:") {
+                event = name.trim().to_owned();
+            } else if let Some(value) = line.strip_prefix("data:") {
+                data.push_str(value.trim());
+            } else if line.is_empty() && !event.is_empty() {
+                let parsed = match event.as_str() {
+                    "ready" => Some(LiveEvent::Ready),
+                    "resync" => Some(LiveEvent::Resync),
+                    "request" => serde_json::from_str::<Value>(&data)
+                        .ok()
+                        .and_then(|v| v.get("request_id")?.as_str().map(str::to_owned))
+                        .map(|request_id| LiveEvent::Request { request_id }),
+                    _ => None,
+                };
+                event.clear();
+                data.clear();
+                if let Some(e) = parsed
+                    && !handle(e)
+                {
+                    return Ok(());
+                }
+            }
+        }
     }
 
     /// Fetches request `id` and verifies it before anything is shown: the server's

@@ -27,6 +27,8 @@ pub struct LiveEvent {
 #[derive(Default)]
 pub struct LiveHub {
     channels: Mutex<HashMap<String, broadcast::Sender<LiveEvent>>>,
+    /// Set at shutdown: new subscriptions end at once.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl LiveHub {
@@ -35,6 +37,9 @@ impl LiveHub {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return broadcast::channel(1).1;
+        }
         channels
             .entry(subject.to_owned())
             .or_insert_with(|| broadcast::channel(64).0)
@@ -53,6 +58,16 @@ impl LiveHub {
             if sender.send(event).is_err() {
                 channels.remove(&subject);
             }
+        }
+    }
+
+    /// Ends every subscription (their streams close), so a graceful shutdown is not held
+    /// up by wallets that never hang up.
+    pub fn close_all(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        match self.channels.lock() {
+            Ok(mut c) => c.clear(),
+            Err(poisoned) => poisoned.into_inner().clear(),
         }
     }
 
