@@ -465,4 +465,14 @@ fn device_invitations_print_a_uri_and_write_qr_codes() {
         .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no device"));
+    let push = countersign(d)
+        .args(["push", "test", "--device", "nope", "--json"])
+        .output()
+        .unwrap();
+    assert!(!push.status.success());
+    let answer: Value = serde_json::from_slice(&push.stdout).unwrap();
+    assert_eq!(
+        (answer["sent"].clone(), answer["reason"].clone()),
+        (Value::Bool(false), Value::from("rejected"))
+    );
 }

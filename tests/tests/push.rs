@@ -134,8 +134,15 @@ async fn apns_retries_honour_retry_after_and_unregistered_tokens_are_flagged() {
         waited >= std::time::Duration::from_millis(900),
         "Retry-After ignored: {waited:?}"
     );
-    let rows = s.state().store.pushes_for_request(&id).await.unwrap();
-    assert_eq!(rows[0].0.attempts, 3);
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = s.state().store.pushes_for_request(&id).await.unwrap();
+        if rows[0].1.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!((rows[0].0.attempts, rows[0].1.is_some()), (3, true), "{rows:?}");
 
     // Unregistered: the device stays enrolled, flagged for re-registration, and is not
     // alerted again until it is.

@@ -146,3 +146,16 @@ pub fn run(
         step_p50_ms,
     })
 }
+
+/// Enrolls a software phone with an APNs token (for the push benchmark). Blocking.
+pub fn enroll_phone(invitation: &str) -> anyhow::Result<()> {
+    let wallet = Wallet::new(software::platform(Arc::new(MemoryStorage::default())));
+    let options = EnrollOptions {
+        platform: "ios".into(),
+        name: Some("bench phone".into()),
+        push_channel: "apns".into(),
+        push_token: Some("bench-phone-token".into()),
+    };
+    wallet.enroll(invitation, &options)?;
+    Ok(())
+}

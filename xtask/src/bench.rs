@@ -11,6 +11,10 @@ use clap::Args;
 
 use crate::approval::{self, ApprovalReport};
 use crate::loadgen::{self, LoadArgs, Report, Scenario};
+use crate::push_bench::{self, PushReport};
+use countersign_jose::SigningKeyPair;
+use countersign_tests::fakes::apns::FakeApns;
+use countersign_tests::fakes::{APNS_KEY_ID, APNS_TEAM, APNS_TOPIC, apns_key_pem};
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -28,6 +32,9 @@ pub struct BenchArgs {
     skip_build: bool,
     #[arg(long, default_value = "docs/benchmarks.md")]
     output: PathBuf,
+    /// Requests per second offered in the push delivery scenario.
+    #[arg(long, default_value_t = 500)]
+    push_rate: u32,
     /// Approval round trips measured per backend (after 20 warm-up ones).
     #[arg(long, default_value_t = 500)]
     approvals: usize,
@@ -35,6 +42,8 @@ pub struct BenchArgs {
 
 const START: &str = "<!-- bench:ciba:start -->";
 const END: &str = "<!-- bench:ciba:end -->";
+const PUSH_START: &str = "<!-- bench:push:start -->";
+const PUSH_END: &str = "<!-- bench:push:end -->";
 const APPROVAL_START: &str = "<!-- bench:approval:start -->";
 const APPROVAL_END: &str = "<!-- bench:approval:end -->";
 
@@ -89,7 +98,17 @@ async fn bench_backend(
     name: &str,
     database_url: &str,
     dir: &Path,
-) -> anyhow::Result<(Vec<Report>, ApprovalReport)> {
+) -> anyhow::Result<(Vec<Report>, ApprovalReport, PushReport)> {
+    // A local APNs, trusted through its test CA, for the push scenario.
+    let apns_key = SigningKeyPair::generate();
+    let apns = FakeApns::start(
+        "127.0.0.1:0".parse()?,
+        APNS_TEAM,
+        APNS_KEY_ID,
+        apns_key.public_jwk(),
+        APNS_TOPIC,
+    )
+    .await;
     let bin = binary();
     let cli = |extra: &[&str]| {
         let mut c = Command::new(&bin);
@@ -143,6 +162,12 @@ async fn bench_backend(
             "--dev-approvals",
         ])
         .env_remove("RUST_LOG")
+        .env("COUNTERSIGN_PUSH__APNS__KEY", apns_key_pem(&apns_key))
+        .env("COUNTERSIGN_PUSH__APNS__KEY_ID", APNS_KEY_ID)
+        .env("COUNTERSIGN_PUSH__APNS__TEAM_ID", APNS_TEAM)
+        .env("COUNTERSIGN_PUSH__APNS__TOPIC", APNS_TOPIC)
+        .env("COUNTERSIGN_PUSH__APNS__BASE_URL", apns.url())
+        .env("COUNTERSIGN_PUSH__APNS__CA_FILE", &apns.ca_file)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()?;
@@ -193,7 +218,37 @@ async fn bench_backend(
         eprintln!("bench: {}", serde_json::to_string(&report)?);
         reports.push(report);
     }
-    Ok((reports, approvals))
+    // Last, as every request from now on alerts a phone: one enrolled with an APNs token.
+    let invitation: serde_json::Value = serde_json::from_str(&run_ok(&mut cli(&[
+        "device",
+        "invite",
+        "--subject",
+        "alice",
+        "--json",
+    ]))?)?;
+    let uri = invitation["uri"]
+        .as_str()
+        .context("no invitation uri")?
+        .to_owned();
+    tokio::task::spawn_blocking(move || approval::enroll_phone(&uri)).await??;
+    // The server's directory cache learns of the phone within a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    eprintln!(
+        "bench: {name} push delivery for {}s with {} clients",
+        args.duration_secs, args.concurrency
+    );
+    let push = push_bench::run(
+        &base,
+        "bench",
+        &secret,
+        &apns,
+        args.concurrency,
+        args.push_rate,
+        Duration::from_secs(args.duration_secs),
+    )
+    .await?;
+    eprintln!("bench: {}", serde_json::to_string(&push)?);
+    Ok((reports, approvals, push))
 }
 
 fn machine() -> String {
@@ -269,6 +324,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let mut rows = Vec::new();
     let mut approval_rows = Vec::new();
+    let mut push_rows = Vec::new();
 
     let dir = std::env::temp_dir().join(format!(
         "countersign-bench-{}",
@@ -276,11 +332,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     ));
     std::fs::create_dir_all(&dir)?;
     let sqlite = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
-    let (reports, approvals) = bench_backend(&args, "SQLite", &sqlite, &dir).await?;
+    let (reports, approvals, push) = bench_backend(&args, "SQLite", &sqlite, &dir).await?;
     for r in reports {
         rows.push(("SQLite (WAL, file)", r));
     }
     approval_rows.push(("SQLite (WAL, file)", approvals));
+    push_rows.push(("SQLite (WAL, file)", push));
 
     let pg_dir = dir.join("pg");
     std::fs::create_dir_all(&pg_dir)?;
@@ -296,11 +353,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         &args.postgres_url,
         &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
     )?;
-    let (reports, approvals) = result?;
+    let (reports, approvals, push) = result?;
     for r in reports {
         rows.push(("PostgreSQL (local)", r));
     }
     approval_rows.push(("PostgreSQL (local)", approvals));
+    push_rows.push(("PostgreSQL (local)", push));
     let _ = std::fs::remove_dir_all(&dir);
 
     let table = render(&args, &rows);
@@ -309,6 +367,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let existing = std::fs::read_to_string(&path).unwrap_or_default();
     let updated = replace_between(&existing, START, END, &table);
     let updated = replace_between(&updated, APPROVAL_START, APPROVAL_END, &approvals);
+    let pushes = render_push(&args, &push_rows);
+    let updated = replace_between(&updated, PUSH_START, PUSH_END, &pushes);
     std::fs::write(&path, updated)?;
     println!("{table}\n\n{approvals}");
     Ok(())
@@ -320,6 +380,26 @@ fn replace_between(text: &str, start: &str, end: &str, block: &str) -> String {
         (Some(s), Some(e)) if e > s => format!("{}{block}{}", &text[..s], &text[e + end.len()..]),
         _ => format!("{text}\n{block}\n"),
     }
+}
+
+fn render_push(args: &BenchArgs, rows: &[(&str, PushReport)]) -> String {
+    let mut out = format!(
+        "{PUSH_START}\nMeasured {} on {}.\n\nCommand: `cargo xtask bench --duration-secs {} --concurrency {} --push-rate {}`\n\n\
+         | storage | requests/s offered | requests | alerts delivered | p50 ms | p95 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        run_date(),
+        machine(),
+        args.duration_secs,
+        args.concurrency,
+        args.push_rate
+    );
+    for (storage, r) in rows {
+        out.push_str(&format!(
+            "| {storage} | {} | {} | {} | {:.2} | {:.2} | {:.2} |\n",
+            r.rate, r.requests, r.delivered, r.p50_ms, r.p95_ms, r.p99_ms
+        ));
+    }
+    out.push_str(PUSH_END);
+    out
 }
 
 fn render_approvals(args: &BenchArgs, rows: &[(&str, ApprovalReport)]) -> String {

@@ -12,8 +12,9 @@ use tokio::sync::watch;
 use super::{PushError, PushMessage, PushTarget};
 use crate::ciba::notify::backoff_ms;
 use crate::state::AppState;
-use crate::store::auth_requests::AuthRequestStatus;
-use crate::store::push_outbox::PushRow;
+use std::collections::HashMap;
+
+use crate::store::push_outbox::{PushContext, PushRow};
 
 const LEASE_MS: i64 = 30_000;
 const BATCH: i64 = 64;
@@ -37,8 +38,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             if batch.is_empty() {
                 break;
             }
-            let sends = batch.into_iter().map(|row| deliver(&state, row));
-            futures_util::future::join_all(sends).await;
+            send_batch(&state, batch).await;
         }
         tokio::select! {
             _ = state.push_wake.notified() => {}
@@ -48,36 +48,43 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Why a row is not worth sending any more, if it is not.
-async fn obsolete(state: &AppState, row: &PushRow, now: i64) -> Option<&'static str> {
-    if row.expires_at <= now {
-        return Some("the request expired");
+/// Sends a leased batch concurrently (one context read, one delivered-update for all).
+async fn send_batch(state: &AppState, batch: Vec<PushRow>) {
+    let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
+    let contexts: HashMap<String, PushContext> = match state.store.push_context(&ids).await {
+        Ok(c) => c.into_iter().map(|c| (c.id.clone(), c)).collect(),
+        Err(e) => {
+            // The leases expire and the rows are tried again.
+            tracing::warn!(error = %e, "reading push context failed; retrying later");
+            return;
+        }
+    };
+    let sends = batch
+        .iter()
+        .map(|row| attempt(state, row, contexts.get(&row.id)));
+    let outcomes = futures_util::future::join_all(sends).await;
+    let now = state.now_ms();
+    let mut delivered = Vec::new();
+    for (row, outcome) in batch.iter().zip(outcomes) {
+        match outcome {
+            Ok(()) => {
+                metrics::counter!("countersign_push_total", "channel" => row.channel.clone(), "outcome" => "sent").increment(1);
+                metrics::histogram!("countersign_push_first_delivery_seconds")
+                    .record((now - row.created_at).max(0) as f64 / 1000.0);
+                delivered.push(row.id.as_str());
+            }
+            Err(error) => failed(state, row, error, now).await,
+        }
     }
-    match state.store.auth_request(&row.auth_req_id).await {
-        Ok(Some(r)) if r.status == AuthRequestStatus::Pending => None,
-        Ok(Some(_)) => Some("the request was decided"),
-        Ok(None) => Some("the request is gone"),
-        Err(_) => None,
+    if let Err(e) = state.store.mark_pushes_delivered(&delivered, now).await {
+        tracing::warn!(error = %e, "recording delivered pushes failed; they may be sent again");
     }
 }
 
-async fn deliver(state: &AppState, row: PushRow) {
-    let now = state.now_ms();
-    let outcome = attempt(state, &row, now).await;
-    let now = state.now_ms();
-    let channel = row.channel.clone();
-    let (error, retry_at) = match outcome {
-        Ok(()) => {
-            metrics::counter!("countersign_push_total", "channel" => channel, "outcome" => "sent")
-                .increment(1);
-            metrics::histogram!("countersign_push_first_delivery_seconds")
-                .record((now - row.created_at).max(0) as f64 / 1000.0);
-            if let Err(e) = state.store.mark_push_delivered(&row.id, now).await {
-                tracing::warn!(error = %e, "recording a delivered push failed; it may be sent again");
-            }
-            return;
-        }
-        Err(PushError::Retry { reason, after }) => {
+/// Records a failed send: scheduled again, or given up.
+async fn failed(state: &AppState, row: &PushRow, error: PushError, now: i64) {
+    let (reason, retry_at) = match error {
+        PushError::Retry { reason, after } => {
             let delay = match after {
                 Some(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
                 None => backoff_ms(
@@ -89,24 +96,24 @@ async fn deliver(state: &AppState, row: PushRow) {
             let next = now.saturating_add(delay);
             (reason, (next < row.expires_at).then_some(next))
         }
-        Err(PushError::Unregistered(reason)) => {
+        PushError::Unregistered(reason) => {
             if let Err(e) = state.store.invalidate_push_token(&row.device_id, now).await {
                 tracing::warn!(error = %e, "flagging an unregistered push token failed");
             }
             (reason, None)
         }
-        Err(e @ (PushError::Rejected(_) | PushError::NotConfigured(_))) => (e.to_string(), None),
+        e @ (PushError::Rejected(_) | PushError::NotConfigured(_)) => (e.to_string(), None),
     };
-    let outcome = match retry_at {
-        Some(_) => "retry",
-        None => "failed",
+    let outcome = if retry_at.is_some() {
+        "retry"
+    } else {
+        "failed"
     };
-    metrics::counter!("countersign_push_total", "channel" => channel.clone(), "outcome" => outcome)
-        .increment(1);
-    tracing::info!(channel, device = %row.device_id, attempts = row.attempts + 1, %error, will_retry = retry_at.is_some(), "push not delivered");
+    metrics::counter!("countersign_push_total", "channel" => row.channel.clone(), "outcome" => outcome).increment(1);
+    tracing::info!(channel = %row.channel, device = %row.device_id, attempts = row.attempts + 1, error = %reason, will_retry = retry_at.is_some(), "push not delivered");
     if let Err(e) = state
         .store
-        .mark_push_failed(&row.id, &error, retry_at, now)
+        .mark_push_failed(&row.id, &reason, retry_at, now)
         .await
     {
         tracing::warn!(error = %e, "recording a failed push failed; the lease will expire and it will be retried");
@@ -114,48 +121,44 @@ async fn deliver(state: &AppState, row: PushRow) {
 }
 
 /// One send of `row`, or why not.
-async fn attempt(state: &AppState, row: &PushRow, now: i64) -> Result<(), PushError> {
-    if let Some(why) = obsolete(state, row, now).await {
-        return Err(PushError::Rejected(format!("not sent: {why}")));
+async fn attempt(
+    state: &AppState,
+    row: &PushRow,
+    context: Option<&PushContext>,
+) -> Result<(), PushError> {
+    let context = context
+        .ok_or_else(|| PushError::Rejected("not sent: the request or device is gone".into()))?;
+    if row.expires_at <= state.now_ms() {
+        return Err(PushError::Rejected("not sent: the request expired".into()));
     }
-    let device = match state.store.device(&row.device_id).await {
-        Ok(Some(d)) if d.disabled_at.is_none() => d,
-        Ok(_) => {
-            return Err(PushError::Rejected(
-                "not sent: the device was removed".into(),
-            ));
-        }
-        Err(e) => {
-            return Err(PushError::Retry {
-                reason: format!("reading the device: {e}"),
-                after: None,
-            });
-        }
-    };
+    if !context.request_pending {
+        return Err(PushError::Rejected(
+            "not sent: the request was decided".into(),
+        ));
+    }
+    if context.device_removed {
+        return Err(PushError::Rejected(
+            "not sent: the device was removed".into(),
+        ));
+    }
     let sender = state
         .push
         .get(&row.channel)
         .ok_or_else(|| PushError::NotConfigured(row.channel.clone()))?;
-    let agent = match state.store.auth_request(&row.auth_req_id).await {
-        Ok(Some(r)) => match state.store.client(&r.client_id).await {
-            Ok(Some(c)) => c.name,
-            _ => r.client_id,
-        },
-        _ => "an agent".to_owned(),
-    };
     let message = PushMessage::for_request(
         &state.config,
         &state.issuer,
         &row.auth_req_id,
-        &agent,
+        &context.agent,
         row.expires_at,
     );
     let target = PushTarget {
-        device_id: device.id,
-        subject: device.subject,
-        token: device
+        device_id: row.device_id.clone(),
+        subject: context.subject.clone(),
+        token: context
             .push_token
-            .filter(|_| device.push_token_invalid_at.is_none()),
+            .clone()
+            .filter(|_| !context.token_invalid),
     };
     sender.send(&target, &message).await
 }

@@ -22,6 +22,19 @@ pub struct PushRow {
 
 const COLUMNS: &str = "id, auth_req_id, device_id, channel, created_at, attempts, expires_at";
 
+/// What sending one row needs besides the row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushContext {
+    pub id: String,
+    pub request_pending: bool,
+    /// The agent's display name (its client id when it has none).
+    pub agent: String,
+    pub subject: String,
+    pub push_token: Option<String>,
+    pub token_invalid: bool,
+    pub device_removed: bool,
+}
+
 fn from_row(row: &AnyRow) -> Result<PushRow, StoreError> {
     Ok(PushRow {
         id: row.try_get("id")?,
@@ -87,14 +100,57 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    pub async fn mark_push_delivered(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE push_outbox SET delivered_at = $1, attempts = attempts + 1 WHERE id = $2",
-        )
-        .bind(now_ms)
-        .bind(id)
-        .execute(self.writer())
-        .await?;
+    /// Everything sending `ids` needs, read in one query: the request's state, the
+    /// agent's name and the device's token.
+    pub async fn push_context(&self, ids: &[&str]) -> Result<Vec<PushContext>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT p.id, r.status, COALESCE(c.name, r.client_id) AS agent, d.subject, \
+               d.push_token, d.push_token_invalid_at, d.disabled_at \
+             FROM push_outbox p JOIN auth_requests r ON r.id = p.auth_req_id \
+               JOIN devices d ON d.id = p.device_id LEFT JOIN clients c ON c.client_id = r.client_id \
+             WHERE p.id IN ({})",
+            placeholders.join(", ")
+        ));
+        let rows = ids
+            .iter()
+            .fold(sqlx::query(sql), |q, id| q.bind(*id))
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PushContext {
+                    id: r.try_get("id")?,
+                    request_pending: r.try_get::<String, _>("status")? == "pending",
+                    agent: r.try_get("agent")?,
+                    subject: r.try_get("subject")?,
+                    push_token: r.try_get("push_token")?,
+                    token_invalid: r
+                        .try_get::<Option<i64>, _>("push_token_invalid_at")?
+                        .is_some(),
+                    device_removed: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+                })
+            })
+            .collect()
+    }
+
+    /// Marks `ids` delivered, in one statement.
+    pub async fn mark_pushes_delivered(&self, ids: &[&str], now_ms: i64) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let placeholders: Vec<String> = (2..=ids.len() + 1).map(|i| format!("${i}")).collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE push_outbox SET delivered_at = $1, attempts = attempts + 1 WHERE id IN ({})",
+            placeholders.join(", ")
+        ));
+        ids.iter()
+            .fold(sqlx::query(sql).bind(now_ms), |q, id| q.bind(*id))
+            .execute(self.writer())
+            .await?;
         Ok(())
     }
 
