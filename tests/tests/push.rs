@@ -142,7 +142,11 @@ async fn apns_retries_honour_retry_after_and_unregistered_tokens_are_flagged() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!((rows[0].0.attempts, rows[0].1.is_some()), (3, true), "{rows:?}");
+    assert_eq!(
+        (rows[0].0.attempts, rows[0].1.is_some()),
+        (3, true),
+        "{rows:?}"
+    );
 
     // Unregistered: the device stays enrolled, flagged for re-registration, and is not
     // alerted again until it is.

@@ -32,6 +32,10 @@ pub struct BenchArgs {
     skip_build: bool,
     #[arg(long, default_value = "docs/benchmarks.md")]
     output: PathBuf,
+    /// Run only the push delivery scenario and print it (docs/benchmarks.md is left
+    /// alone): for repeating that measurement quickly.
+    #[arg(long)]
+    push_only: bool,
     /// Requests per second offered in the push delivery scenario.
     #[arg(long, default_value_t = 500)]
     push_rate: u32,
@@ -191,7 +195,7 @@ async fn bench_backend(
         "bench: {name} approval round trip, {} iterations",
         args.approvals
     );
-    let iterations = args.approvals;
+    let iterations = if args.push_only { 1 } else { args.approvals };
     let approvals = tokio::task::spawn_blocking({
         let (base, secret) = (base.clone(), secret.clone());
         move || approval::run(&base, "bench", &secret, &uri, iterations)
@@ -199,7 +203,12 @@ async fn bench_backend(
     .await??;
     eprintln!("bench: {}", serde_json::to_string(&approvals)?);
     let mut reports = Vec::new();
-    for scenario in [Scenario::Authorize, Scenario::Flow] {
+    let scenarios = if args.push_only {
+        Vec::new()
+    } else {
+        vec![Scenario::Authorize, Scenario::Flow]
+    };
+    for scenario in scenarios {
         eprintln!(
             "bench: {name} {scenario:?} for {}s with {} clients",
             args.duration_secs, args.concurrency
@@ -361,6 +370,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     push_rows.push(("PostgreSQL (local)", push));
     let _ = std::fs::remove_dir_all(&dir);
 
+    if args.push_only {
+        println!("{}", render_push(&args, &push_rows));
+        return Ok(());
+    }
     let table = render(&args, &rows);
     let approvals = render_approvals(&args, &approval_rows);
     let path = workspace_root().join(&args.output);

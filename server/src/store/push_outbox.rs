@@ -91,12 +91,25 @@ impl Store {
                AND next_attempt_at <= $2 AND locked_until <= $2 ORDER BY next_attempt_at LIMIT $3 {lock}) \
              RETURNING {COLUMNS}"
         ));
-        let rows = sqlx::query(sql)
+        let query = sqlx::query(sql)
             .bind(lease_until_ms)
             .bind(now_ms)
-            .bind(limit)
-            .fetch_all(self.writer())
-            .await?;
+            .bind(limit);
+        let rows = match self.backend {
+            // A lease is advisory: lost in a crash, the rows are simply claimable again. So
+            // PostgreSQL need not wait for the WAL flush (an fsync on every claim, on the
+            // path of every alert).
+            Backend::Postgres => {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query("SET LOCAL synchronous_commit TO OFF")
+                    .execute(&mut *tx)
+                    .await?;
+                let rows = query.fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                rows
+            }
+            Backend::Sqlite => query.fetch_all(self.writer()).await?,
+        };
         rows.iter().map(from_row).collect()
     }
 

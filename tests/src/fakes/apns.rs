@@ -251,6 +251,8 @@ impl FakeApns {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                // As a real server would: small HTTP/2 frames must not wait for Nagle.
+                let _ = tcp.set_nodelay(true);
                 let (acceptor, app) = (acceptor.clone(), app.clone());
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
