@@ -48,7 +48,11 @@ enum Command {
     /// List the requests waiting for you.
     Requests,
     /// Show one request, after checking the server's signature over it.
-    Show { id: String },
+    Show {
+        /// Request ids are base64url and may start with '-'.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Show a request and approve it.
     Approve(Decide),
     /// Show a request and deny it.
@@ -76,6 +80,8 @@ enum Command {
 
 #[derive(Args)]
 struct Decide {
+    /// Request ids are base64url and may start with '-'.
+    #[arg(allow_hyphen_values = true)]
     id: String,
     /// Do not ask for confirmation.
     #[arg(long)]
@@ -226,8 +232,13 @@ impl Watcher<'_> {
             let result = wallet.watch(|event| {
                 let step = match event {
                     LiveEvent::Ready => {
-                        eprintln!("watching: live channel connected");
-                        self.catch_up()
+                        // Announced after the catch-up, so whatever arrives from here on
+                        // is heard over the channel.
+                        let caught_up = self.catch_up();
+                        if matches!(caught_up, Ok(false)) {
+                            eprintln!("watching: live channel connected, waiting for requests");
+                        }
+                        caught_up
                     }
                     LiveEvent::Resync => self.catch_up(),
                     LiveEvent::Request { request_id } => {

@@ -118,27 +118,72 @@ async fn watch_receives_a_request_over_the_live_channel_and_approves_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Drain stderr to its end (a reader that stopped early would make the wallet's next
+    // diagnostic fail with a broken pipe), signalling once the channel is connected.
     let stderr = watch.stderr.take().unwrap();
-    let connected = tokio::task::spawn_blocking(move || {
-        std::io::BufReader::new(stderr)
+    let (connected_tx, connected) = tokio::sync::oneshot::channel();
+    let diagnostics = std::thread::spawn(move || {
+        let mut connected_tx = Some(connected_tx);
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
             .lines()
             .map_while(Result::ok)
-            .any(|l| l.contains("live channel connected"))
+        {
+            if line.contains("live channel connected")
+                && let Some(tx) = connected_tx.take()
+            {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
     });
-    assert!(connected.await.unwrap(), "watch never connected");
+    if connected.await.is_err() {
+        panic!("watch never connected: {}", diagnostics.join().unwrap());
+    }
 
     let id = s.start_request(&agent, "alice").await;
     let output = tokio::task::spawn_blocking(move || watch.wait_with_output())
         .await
         .unwrap()
         .unwrap();
-    assert!(output.status.success());
+    let stderr = diagnostics.join().unwrap();
+    assert!(output.status.success(), "watch failed: {stderr}");
     let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines[0]["request_id"], id.as_str());
+    assert_eq!(lines[0]["request_id"], id.as_str(), "{lines:?} {stderr}");
     assert_eq!(lines[0]["via"], "live");
     assert_eq!(lines[1]["status"], "approved");
+    s.stop().await;
+}
+
+/// Request ids are base64url and may start with `-`; they are still ids, not flags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_starting_with_a_hyphen_are_ids() {
+    let s = TestServer::start(Db::Sqlite).await;
+    s.human("alice").await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("wallet.json");
+    let uri = s.invitation("alice").await;
+    let outputs = tokio::task::spawn_blocking(move || {
+        json(&state, &["enroll", &uri]);
+        [
+            &["show", "-6q3NpUnbCHj1Ry"][..],
+            &["approve", "-6q3NpUnbCHj1Ry", "--yes"],
+            &["deny", "-6q3NpUnbCHj1Ry", "--yes"],
+        ]
+        .map(|args| wallet(&state, args))
+    })
+    .await
+    .unwrap();
+    for out in outputs {
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("unexpected argument"), "{err}");
+        assert!(err.contains("no such authentication request"), "{err}");
+    }
     s.stop().await;
 }
