@@ -16,6 +16,7 @@ pub mod directory;
 pub mod housekeeping;
 pub mod http;
 pub mod oidc;
+pub mod policy;
 pub mod push;
 pub mod secrets;
 pub mod server;

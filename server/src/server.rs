@@ -107,6 +107,10 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
     })?;
     config.listen = addr;
     let state = AppState::new(config, store, clock, keys).map_err(StartError::Config)?;
+    if let Err(e) = crate::policy::service::refresh(&state).await {
+        // The built-in default stays in force; the error names what to fix.
+        tracing::error!(error = %e, "the active policy version could not be installed");
+    }
     if state.config.dev_approvals {
         tracing::warn!(
             "DEVELOPER MODE: /dev/approvals lets anyone on this machine approve requests without a human"
@@ -131,6 +135,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
         let graceful = async move {
             let _ = stop.changed().await;
         };
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(graceful)
             .await

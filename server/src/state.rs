@@ -32,6 +32,8 @@ pub struct AppState {
     pub push: crate::push::Senders,
     pub live: Arc<crate::push::live::LiveHub>,
     pub push_wake: Arc<Notify>,
+    /// The active policy, compiled, and the baselines it compares with.
+    pub policy: Arc<crate::policy::service::PolicyEngine>,
 }
 
 impl AppState {
@@ -53,11 +55,13 @@ impl AppState {
             config.wallet.origins(&issuer),
         )
         .map_err(|e| format!("wallet.rp_id: {e}"))?;
+        let policy = crate::policy::service::PolicyEngine::new(&config)?;
         let live = Arc::new(crate::push::live::LiveHub::default());
         let push =
             crate::push::Senders::from_config(&config, clock.clone(), live.clone(), store.clone())
                 .map_err(|e| e.to_string())?;
         Ok(Self {
+            policy: Arc::new(policy),
             push,
             live,
             push_wake: Arc::new(Notify::new()),

@@ -226,6 +226,10 @@ async fn credential_commands_list_show_and_revoke() {
         email: "a@example.com".into(),
         name: "A".into(),
         user_code: None,
+        department: String::new(),
+        title: String::new(),
+        role: String::new(),
+        manager: None,
     };
     directory::add_human(store, human, 0).await.unwrap();
     let agent = NewAgent {
@@ -238,6 +242,9 @@ async fn credential_commands_list_show_and_revoke() {
         notification_endpoint: None,
         require_signed_request: false,
         user_code_required: false,
+        department: String::new(),
+        risk_tier: None,
+        description: None,
     };
     let secret = directory::add_agent(store, agent, 0)
         .await
@@ -369,7 +376,8 @@ async fn credential_commands_list_show_and_revoke() {
         assert_eq!(events[0]["actor"], "cli");
         assert_eq!(events[1]["detail"]["reason"], "test");
         let report = json(&d2, &["audit", "verify", "--json"]);
-        assert_eq!((report["intact"].clone(), report["events"].clone()), (Value::Bool(true), Value::from(2)));
+        // The decision, the approval and the issuance are traced too.
+        assert_eq!((report["intact"].clone(), report["events"].clone()), (Value::Bool(true), Value::from(5)));
         let db = d2.join("countersign.db");
         let edited = Command::new("python3")
             .args([

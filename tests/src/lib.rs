@@ -76,6 +76,13 @@ impl TestServer {
     /// Starts with developer approvals on, a 1-second poll interval and fast notification
     /// retries; `tweak` may change anything else.
     pub async fn start_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Self {
+        // `CS_TEST_LOG=debug` (any filter) shows the servers' logs with the test's output.
+        if let Ok(filter) = std::env::var("CS_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = match db {
             Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("cs.db").display()),
@@ -203,6 +210,10 @@ impl TestServer {
             email: format!("{subject}@example.com"),
             name: subject.to_uppercase(),
             user_code: user_code.map(str::to_owned),
+            department: String::new(),
+            title: String::new(),
+            role: String::new(),
+            manager: None,
         };
         directory::add_human(&self.state().store, new, self.clock.now_ms())
             .await
@@ -446,6 +457,9 @@ pub fn new_agent(client_id: &str, owner: &str, method: &str) -> NewAgent {
         notification_endpoint: None,
         require_signed_request: false,
         user_code_required: false,
+        department: String::new(),
+        risk_tier: None,
+        description: None,
     }
 }
 

@@ -71,7 +71,9 @@ async fn admin_api_manages_humans_and_agents(db: Db) {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let resp = api(Method::POST, "/admin/v1/humans", Some(&key))
-        .json(&json!({"subject": "bob", "email": "b@example.com", "name": "Bob", "role": "admin"}))
+        .json(
+            &json!({"subject": "bob", "email": "b@example.com", "name": "Bob", "superuser": true}),
+        )
         .send()
         .await
         .unwrap();

@@ -123,7 +123,10 @@ async fn poll_flow_issues_verifiable_tokens(db: Db) {
     };
     let verdict = call(s.now_s()).unwrap();
     assert_eq!(
-        (verdict.approver.as_str(), verdict.agent.as_str()),
+        (
+            verdict.approver.as_deref().unwrap_or_default(),
+            verdict.agent.as_str()
+        ),
         ("alice", "procurement")
     );
     assert_eq!(verdict.agent_key, None);

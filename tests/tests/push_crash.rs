@@ -130,6 +130,10 @@ ca_file = "{ca}"
         email: "alice@example.com".into(),
         name: "Alice".into(),
         user_code: None,
+        department: String::new(),
+        title: String::new(),
+        role: String::new(),
+        manager: None,
     };
     directory::add_human(&store, new_human, 0).await.unwrap();
     let agent = directory::add_agent(

@@ -138,7 +138,10 @@ async fn accepts_the_approved_call_and_says_who_approved() {
         .await
         .unwrap();
     assert_eq!(
-        (verdict.agent.as_str(), verdict.approver.as_str()),
+        (
+            verdict.agent.as_str(),
+            verdict.approver.as_deref().unwrap_or_default()
+        ),
         ("procurement", "alice")
     );
     assert_eq!(verdict.approver_name.as_deref(), Some("ALICE"));

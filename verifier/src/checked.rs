@@ -87,7 +87,7 @@ mod tests {
                 credential_id: "c".into(),
                 agent: "a".into(),
                 agent_key: None,
-                approver: "h".into(),
+                approver: Some("h".into()),
                 approver_name: None,
                 approval_method: None,
                 policy: None,

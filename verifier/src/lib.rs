@@ -110,8 +110,9 @@ pub struct Verdict {
     pub agent: String,
     /// RFC 7638 thumbprint of the agent key the credential is bound to.
     pub agent_key: Option<String>,
-    /// The approving human's subject and name.
-    pub approver: String,
+    /// The approving human's subject and name; `None` when a policy allowed the action
+    /// without asking anyone (`approval_method` is then `policy`).
+    pub approver: Option<String>,
     pub approver_name: Option<String>,
     /// How the approval was given (`dev` for developer approvals).
     pub approval_method: Option<String>,
@@ -406,8 +407,11 @@ impl Verifier {
             Some(e) => (e.approver, e.method, e.policy.filter(|p| !p.is_null())),
             None => (None, None, None),
         };
-        let approver =
-            approver.ok_or_else(|| Rejection::Malformed("evidence.approver is missing".into()))?;
+        let approver = match approver {
+            Some(a) => Some(a),
+            None if approval_method.as_deref() == Some("policy") => None,
+            None => return Err(Rejection::Malformed("evidence.approver is missing".into())),
+        };
         let verdict = Verdict {
             credential_id: claims
                 .id
@@ -418,9 +422,14 @@ impl Verifier {
                 .ok_or_else(|| Rejection::Malformed("client_id is missing".into()))?,
             agent_key: claims.cnf.and_then(|c| c.jkt),
             approver: approver
-                .subject
-                .ok_or_else(|| Rejection::Malformed("approver subject is missing".into()))?,
-            approver_name: approver.name,
+                .as_ref()
+                .map(|a| {
+                    a.subject
+                        .clone()
+                        .ok_or_else(|| Rejection::Malformed("approver subject is missing".into()))
+                })
+                .transpose()?,
+            approver_name: approver.and_then(|a| a.name),
             approval_method,
             policy,
             authorization_details: details,

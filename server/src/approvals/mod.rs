@@ -13,10 +13,15 @@ pub mod webauthn;
 
 use countersign_shared::DeliveryMode;
 
+use serde_json::json;
+
 use crate::ciba::notify::{self, Outcome};
 use crate::credentials::{self, CredentialError, IssueInput};
+use crate::policy::service::{actions_of, sample_of};
 use crate::state::AppState;
+use crate::store::audit::NewAuditRecord;
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus, Decision};
+use crate::store::baselines::SampleRecord;
 use crate::store::{StoreError, Tx};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +67,8 @@ pub enum ApprovalMethod {
     /// The wallet: a passkey assertion with user verification, and the device key's
     /// signature over the transaction.
     Wallet,
+    /// A policy allowed the action; no human was asked.
+    Policy,
 }
 
 impl ApprovalMethod {
@@ -69,8 +76,15 @@ impl ApprovalMethod {
         match self {
             Self::Developer => "dev",
             Self::Wallet => "passkey+device_key",
+            Self::Policy => "policy",
         }
     }
+}
+
+/// Trace event kinds of decisions on pending requests.
+pub mod kinds {
+    pub const REQUEST_APPROVED: &str = "request.approved";
+    pub const REQUEST_DENIED: &str = "request.denied";
 }
 
 /// A decision and its evidence.
@@ -106,23 +120,13 @@ fn log(client_id: &str, input: &DecisionInput<'_>) {
     );
 }
 
-/// Records a decision that needs nothing else in its transaction (developer approvals).
+/// Records a decision that needs nothing else in its transaction (developer approvals,
+/// and policy approvals of ping and push requests).
 pub async fn decide(
     state: &AppState,
     auth_req_id: &str,
     input: DecisionInput<'_>,
 ) -> Result<(), ApprovalError> {
-    // Most requests are poll mode, whose decision is one conditional UPDATE: try that
-    // first. Ping and push also write a notification (and push mode the tokens),
-    // atomically with the decision, so they need the request and a transaction.
-    if let Some(request) = state
-        .store
-        .decide_poll_request(auth_req_id, &input.decision(state.now_ms()))
-        .await?
-    {
-        log(&request.client_id, &input);
-        return Ok(());
-    }
     let request = state
         .store
         .auth_request(auth_req_id)
@@ -131,6 +135,57 @@ pub async fn decide(
     let prepared = prepare(state, &request, input.approved).await?;
     let tx = state.store.begin().await?;
     record(state, tx, &request, prepared, input).await
+}
+
+/// The trace event of a human's (or developer's) decision on `request`.
+fn decision_event(
+    request: &AuthRequestRecord,
+    input: &DecisionInput<'_>,
+    at_ms: i64,
+) -> Option<NewAuditRecord> {
+    let kind = match (input.method, input.approved) {
+        (ApprovalMethod::Policy, _) => return None, // traced with the policy decision
+        (_, true) => kinds::REQUEST_APPROVED,
+        (_, false) => kinds::REQUEST_DENIED,
+    };
+    let actor = match input.method {
+        ApprovalMethod::Wallet => format!("human:{}", input.decided_by),
+        _ => input.decided_by.to_owned(),
+    };
+    let policies: Option<serde_json::Value> = request
+        .policy_refs
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok());
+    let detail = json!({
+        "agent": request.client_id,
+        "user": request.subject,
+        "approver": input.decided_by,
+        "method": input.method.as_str(),
+        "device_jkt": input.device_jkt,
+        // The evidence itself is on the request (and in the credential); the trace names
+        // it by digest.
+        "approval_digest": input.approval_jws.map(|j| countersign_jose::b64url_encode(countersign_jose::sha256(j.as_bytes()))),
+        "policies": policies,
+    });
+    Some(NewAuditRecord {
+        at: at_ms,
+        actor,
+        kind: kind.to_owned(),
+        subject: request.id.clone(),
+        detail: detail.to_string(),
+    })
+}
+
+/// What an approved request adds to its agent's baselines.
+fn samples_of(request: &AuthRequestRecord, at_ms: i64) -> Vec<SampleRecord> {
+    let details: Option<Vec<serde_json::Value>> = request
+        .authorization_details
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok());
+    actions_of(details.as_deref())
+        .into_iter()
+        .map(|(action, detail)| sample_of(&request.client_id, &action, detail, at_ms))
+        .collect()
 }
 
 /// What recording a decision needs that takes its own writes (a Token Status List entry
@@ -166,7 +221,15 @@ pub(crate) async fn prepare(
         .await?
         .ok_or(ApprovalError::NotFound)?;
     let grant = match approved && mode == Some(DeliveryMode::Push) {
-        true => Some(credentials::new_grant(state, state.now_ms(), None).await?),
+        true => Some(
+            credentials::new_grant(
+                state,
+                state.now_ms(),
+                None,
+                credentials::validity_secs(state, request),
+            )
+            .await?,
+        ),
         false => None,
     };
     Ok(Prepared {
@@ -212,7 +275,7 @@ pub(crate) async fn record(
         (true, Some(grant)) => {
             let human = state
                 .store
-                .human(&request.subject)
+                .human(credentials::approver_subject(&request))
                 .await?
                 .ok_or(ApprovalError::NotFound)?;
             let input = IssueInput {
@@ -228,8 +291,21 @@ pub(crate) async fn record(
     if mode != Some(DeliveryMode::Poll) {
         notify::enqueue(state, &mut tx, &request, &client, outcome).await?;
     }
+    if let Some(event) = decision_event(&request, &input, now) {
+        state.store.append_audit_events(&mut tx, &[event]).await?;
+    }
+    // A human's approval teaches the baseline what this agent does (a policy approval
+    // already did, with its decision).
+    let samples = match (input.approved, input.method) {
+        (true, ApprovalMethod::Wallet | ApprovalMethod::Developer) => samples_of(&request, now),
+        _ => Vec::new(),
+    };
+    state.store.insert_samples(&mut tx, &samples).await?;
     tx.commit().await?;
-    state.outbox_wake.notify_one();
+    state.policy.observe(&samples);
+    if mode != Some(DeliveryMode::Poll) {
+        state.outbox_wake.notify_one();
+    }
     log(&client.client_id, &input);
     Ok(())
 }

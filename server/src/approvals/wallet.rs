@@ -99,10 +99,11 @@ fn action_of(r: &AuthRequestRecord) -> Option<String> {
     details.get(0)?.get("type")?.as_str().map(str::to_owned)
 }
 
-/// The transaction the human decides on, built from the server's records only.
+/// The transaction `approver` decides on, built from the server's records only.
 async fn transaction(
     state: &AppState,
     request: &AuthRequestRecord,
+    approver: &str,
 ) -> Result<Transaction, ApprovalError> {
     let client = state
         .store
@@ -123,7 +124,7 @@ async fn transaction(
             name: client.name,
             owner: client.owner_subject,
         },
-        approver: request.subject.clone(),
+        approver: approver.to_owned(),
         action: action_of(request),
         authorization_details,
         binding_message: request.binding_message.clone(),
@@ -131,9 +132,18 @@ async fn transaction(
         task_id: request.task_id.clone(),
         requested_at: request.created_at.div_euclid(1000),
         expires_at: request.expires_at.div_euclid(1000),
-        credential_validity_secs: state.config.tokens.access_token_ttl_secs,
-        policy_reason: None,
-        risk_signals: Vec::new(),
+        credential_validity_secs: crate::credentials::validity_secs(state, request),
+        policy_reason: request
+            .policy_reasons
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<Vec<String>>(r).ok())
+            .filter(|r| !r.is_empty())
+            .map(|r| r.join("; ")),
+        risk_signals: request
+            .risk_signals
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -148,7 +158,12 @@ async fn decidable(
         .auth_request(id)
         .await?
         .ok_or(ApprovalError::NotFound)?;
-    if request.subject != device.subject {
+    if !state
+        .store
+        .approvers_of(id)
+        .await?
+        .contains(&device.subject)
+    {
         return Err(ApprovalError::Forbidden(
             "this request is not routed to this device's human".into(),
         ));
@@ -176,7 +191,7 @@ pub async fn display(
     id: &str,
 ) -> Result<DisplayedRequest, ApprovalError> {
     let request = decidable(state, device, id).await?;
-    let transaction = transaction(state, &request).await?;
+    let transaction = transaction(state, &request, &device.subject).await?;
     let hash = transaction_hash(&transaction).map_err(ApprovalError::Internal)?;
     let started = state
         .relying_party
@@ -245,8 +260,8 @@ pub async fn decide(
         ));
     }
     let request = decidable(state, device, id).await?;
-    let expected =
-        transaction_hash(&transaction(state, &request).await?).map_err(ApprovalError::Internal)?;
+    let expected = transaction_hash(&transaction(state, &request, &device.subject).await?)
+        .map_err(ApprovalError::Internal)?;
     if claims.transaction_hash != expected {
         return Err(ApprovalError::Rejected(
             "the request changed since it was shown (transaction hash mismatch); nothing was recorded".into(),

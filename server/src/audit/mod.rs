@@ -9,10 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use crate::store::audit::AuditRecord;
+use crate::store::audit::{AuditRecord, NewAuditRecord};
 use crate::store::{Store, StoreError, Tx};
 
 /// Event kinds written today.
@@ -77,24 +76,19 @@ pub struct ChainReport {
     pub reason: Option<String>,
 }
 
-pub const GENESIS: &str = "genesis";
+pub use crate::store::audit::{GENESIS, event_hash};
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The hash of an event with these fields.
-pub fn event_hash(
-    seq: i64,
-    at: i64,
-    actor: &str,
-    kind: &str,
-    subject: &str,
-    detail: &str,
-    prev_hash: &str,
-) -> String {
-    let preimage = serde_json::json!([seq, at, actor, kind, subject, detail, prev_hash]);
-    hex(&Sha256::digest(preimage.to_string().as_bytes()))
+impl NewEvent<'_> {
+    /// The event as stored, happening at `at_ms`.
+    pub fn record_at(&self, at_ms: i64) -> NewAuditRecord {
+        NewAuditRecord {
+            at: at_ms,
+            actor: self.actor.to_owned(),
+            kind: self.kind.to_owned(),
+            subject: self.subject.to_owned(),
+            detail: self.detail.to_string(),
+        }
+    }
 }
 
 /// Appends `event` inside `tx`; it becomes visible when `tx` commits. Returns its `seq`.
@@ -104,29 +98,13 @@ pub async fn record(
     at_ms: i64,
     event: NewEvent<'_>,
 ) -> Result<i64, StoreError> {
-    let head = store.lock_audit_head(tx).await?;
-    let detail = event.detail.to_string();
-    let hash = event_hash(
-        head.seq,
-        at_ms,
-        event.actor,
-        event.kind,
-        event.subject,
-        &detail,
-        &head.hash,
-    );
-    let record = AuditRecord {
-        seq: head.seq,
-        at: at_ms,
-        actor: event.actor.to_owned(),
-        kind: event.kind.to_owned(),
-        subject: event.subject.to_owned(),
-        detail,
-        prev_hash: head.hash,
-        hash,
-    };
-    store.append_audit_event(tx, &record).await?;
-    Ok(record.seq)
+    let records = store
+        .append_audit_events(tx, &[event.record_at(at_ms)])
+        .await?;
+    records
+        .first()
+        .map(|r| r.seq)
+        .ok_or_else(|| StoreError::Corrupt("an appended event has no sequence number".into()))
 }
 
 /// Most events one listing returns.

@@ -8,13 +8,16 @@ use serde_json::{Map, Value};
 
 use super::CibaError;
 use super::request::{AUTHENTICATION_PARAMS, BackchannelRequest, Hint};
+use crate::approvals::{ApprovalMethod, DecisionInput};
 use crate::oidc::client_auth::client_jwks;
 use crate::oidc::discovery::BASE_SCOPES;
 use crate::oidc::jwt::{RegisteredClaims, check_times};
+use crate::policy::{self, Outcome, service::Attempt};
 use crate::secrets::verify_secret;
 use crate::state::AppState;
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
 use crate::store::clients::ClientRecord;
+use crate::store::group_commit::WriteSet;
 use crate::store::humans::HumanRecord;
 
 /// Longest signed request lifetime FAPI-CIBA allows (`exp - nbf`).
@@ -23,12 +26,20 @@ const MAX_REQUEST_OBJECT_LIFETIME_SECS: f64 = 3600.0;
 /// far above any real token and keeps rows small).
 const MAX_NOTIFICATION_TOKEN_LEN: usize = 1024;
 
+/// What the HTTP edge knows of the caller's connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// The client's address (behind a trusted proxy, from `X-Forwarded-For`).
+    pub source_ip: Option<std::net::IpAddr>,
+}
+
 /// Handles an authenticated client's backchannel authentication request. `params` holds
 /// the request parameters (client authentication parameters already removed).
 pub async fn backchannel_authorize(
     state: &AppState,
     client: &ClientRecord,
     params: Map<String, Value>,
+    peer: &Peer,
 ) -> Result<BackchannelAuthResponse, CibaError> {
     if !client.enabled {
         return Err(CibaError::UnauthorizedClient(
@@ -94,11 +105,33 @@ pub async fn backchannel_authorize(
         .requested_expiry
         .map_or(ciba.default_expiry_secs, |r| r.min(ciba.max_expiry_secs));
     let now = state.now_ms();
-    let record = AuthRequestRecord {
-        id: countersign_jose::random_b64url(32),
+    let scope = req.scopes.join(" ");
+    let attempt = Attempt {
+        client,
+        user: &human,
+        details: req.authorization_details.as_deref(),
+        resource: None,
+        scope: &scope,
+        binding_message: req.binding_message.as_deref(),
+        task_id: req.task_id.as_deref(),
+        source_ip: peer.source_ip,
+        prompt_labels: &req.prompt_labels,
+    };
+    let decided = policy::service::decide(state, &attempt, now).await?;
+    let id = countersign_jose::random_b64url(32);
+    let event = policy::service::decision_event(
+        &decided,
+        &format!("client:{}", client.client_id),
+        &id,
+        req.authorization_details.as_deref(),
+        now,
+    );
+    let d = &decided.decision;
+    let mut record = AuthRequestRecord {
+        id,
         client_id: client.client_id.clone(),
         subject: human.subject.clone(),
-        scope: req.scopes.join(" "),
+        scope,
         binding_message: req.binding_message,
         acr_values: req.acr_values,
         authorization_details: details,
@@ -108,31 +141,95 @@ pub async fn backchannel_authorize(
         created_at: now,
         expires_at: now + (lifetime as i64) * 1000,
         interval_secs: ciba.poll_interval_secs as i64,
-        last_poll_at: None,
-        decided_at: None,
-        decided_by: None,
-        decision_method: None,
         task_id: req.task_id,
-        approval_jws: None,
-        approval_device_jkt: None,
+        action: Some(decided.action.clone()),
+        // The tool the action is on, when the request names a known one.
+        resource: (decided.resource != "unknown").then(|| decided.resource.clone()),
+        policy_outcome: Some(d.outcome.as_str().to_owned()),
+        policy_refs: Some(json_text(&d.policies)),
+        policy_reasons: Some(json_text(&d.reasons)),
+        risk_signals: Some(json_text(&d.risk_signals)),
+        validity_secs: d.validity_secs.map(|v| v as i64),
+        ..AuthRequestRecord::default()
     };
-    // The approver's devices are alerted through the push outbox, written in the same
-    // transaction as the request.
-    let pushes = crate::push::rows_for(&state.store, &record).await?;
-    let alerting = !pushes.is_empty();
-    state
-        .store
-        .insert_auth_request_with_pushes(&record, pushes)
-        .await?;
+    let mut set = WriteSet {
+        events: vec![event],
+        session: decided.session.clone(),
+        samples: decided.samples.clone(),
+        ..WriteSet::default()
+    };
+    match d.outcome {
+        Outcome::Deny => {
+            // Recorded (with its trace) so history and dry-runs see what was refused.
+            record.status = AuthRequestStatus::Denied;
+            record.decided_at = Some(now);
+            record.decided_by = Some(POLICY_DECIDER.into());
+            record.decision_method = Some(ApprovalMethod::Policy.as_str().into());
+            set.request = Some(record);
+            state.store.write(set).await?;
+            return Err(CibaError::AccessDenied(format!(
+                "denied by policy: {}",
+                d.reasons.join("; ")
+            )));
+        }
+        Outcome::Allow if mode == DeliveryMode::Poll => {
+            // Approved at once: the first token request gets the credential.
+            record.status = AuthRequestStatus::Approved;
+            record.decided_at = Some(now);
+            record.decided_by = Some(POLICY_DECIDER.into());
+            record.decision_method = Some(ApprovalMethod::Policy.as_str().into());
+        }
+        Outcome::Allow => {}
+        Outcome::StepUp => {
+            // The approvers' devices are alerted through the push outbox, written in the
+            // same transaction as the request.
+            set.pushes = crate::push::rows_for(&state.store, &record, &decided.approvers).await?;
+            set.approvers = decided.approvers.clone();
+        }
+    }
+    let alerting = !set.pushes.is_empty();
+    let auth_req_id = record.id.clone();
+    set.request = Some(record);
+    state.store.write(set).await?;
+    state.policy.observe(&decided.samples);
     if alerting {
         state.push_wake.notify_one();
     }
-    tracing::debug!(client_id = %client.client_id, subject = %human.subject, "backchannel authentication request accepted");
+    if d.outcome == Outcome::Allow && mode != DeliveryMode::Poll {
+        // Ping and push clients hear of the decision through their notification
+        // endpoint, queued (and in push mode, the tokens issued) with the decision.
+        crate::approvals::decide(
+            state,
+            &auth_req_id,
+            DecisionInput {
+                approved: true,
+                decided_by: POLICY_DECIDER,
+                method: ApprovalMethod::Policy,
+                approval_jws: None,
+                device_jkt: None,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            crate::approvals::ApprovalError::Store(s) => CibaError::Store(s),
+            crate::approvals::ApprovalError::Credential(c) => CibaError::Credential(c),
+            other => CibaError::Store(crate::store::StoreError::Corrupt(other.to_string())),
+        })?;
+    }
+    tracing::debug!(client_id = %client.client_id, subject = %human.subject, outcome = d.outcome.as_str(), "backchannel authentication request accepted");
     Ok(BackchannelAuthResponse {
-        auth_req_id: record.id,
+        auth_req_id,
         expires_in: lifetime,
         interval: (mode != DeliveryMode::Push).then_some(ciba.poll_interval_secs),
     })
+}
+
+/// Who a policy decision is recorded as.
+pub const POLICY_DECIDER: &str = "policy";
+
+/// JSON text of a value we built (serialising our own types cannot fail).
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
 /// Verifies a signed authentication request (CIBA Core §7.1.1, FAPI-CIBA §5.2.2) and

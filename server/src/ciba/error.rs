@@ -48,6 +48,8 @@ pub enum CibaError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 impl From<DpopError> for CibaError {

@@ -8,7 +8,7 @@ use super::CibaError;
 
 /// Parameters a signed request object replaces; sending any of them beside `request` is an
 /// error (CIBA Core §7.1.1).
-pub const AUTHENTICATION_PARAMS: [&str; 11] = [
+pub const AUTHENTICATION_PARAMS: [&str; 12] = [
     "scope",
     "client_notification_token",
     "acr_values",
@@ -20,7 +20,12 @@ pub const AUTHENTICATION_PARAMS: [&str; 11] = [
     "requested_expiry",
     "authorization_details",
     "task_id",
+    "prompt_labels",
 ];
+
+/// At most this many `prompt_labels`, each at most [`MAX_LABEL_CHARS`] characters.
+pub const MAX_PROMPT_LABELS: usize = 32;
+pub const MAX_LABEL_CHARS: usize = 64;
 
 /// Longest accepted `task_id` (a Countersign extension parameter naming the agent's task or
 /// session, within which a credential may be renewed).
@@ -46,6 +51,9 @@ pub struct BackchannelRequest {
     /// RFC 9396 array, parsed but not yet checked against the configured types.
     pub authorization_details: Option<Vec<Value>>,
     pub task_id: Option<String>,
+    /// Classification labels of the prompt behind the request, space-delimited (a
+    /// Countersign extension, supplied by the agent's gateway; `context.prompt.labels`).
+    pub prompt_labels: Vec<String>,
 }
 
 fn bad(msg: impl Into<String>) -> CibaError {
@@ -127,8 +135,35 @@ impl BackchannelRequest {
             client_notification_token: string(params, "client_notification_token")?,
             authorization_details,
             task_id: task_id(params)?,
+            prompt_labels: prompt_labels(params)?,
         })
     }
+}
+
+/// `prompt_labels`: space-delimited labels of letters, digits and `. _ : -`.
+pub fn prompt_labels(params: &Map<String, Value>) -> Result<Vec<String>, CibaError> {
+    let Some(text) = string(params, "prompt_labels")? else {
+        return Ok(Vec::new());
+    };
+    let mut labels: Vec<String> = text
+        .split(' ')
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let ok = labels.len() <= MAX_PROMPT_LABELS
+        && labels.iter().all(|l| {
+            l.len() <= MAX_LABEL_CHARS
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        });
+    if !ok {
+        return Err(bad(format!(
+            "prompt_labels must be at most {MAX_PROMPT_LABELS} space-separated labels of letters, digits and . _ : - (each at most {MAX_LABEL_CHARS})"
+        )));
+    }
+    labels.sort();
+    labels.dedup();
+    Ok(labels)
 }
 
 /// `task_id`: printable text on one line, at most [`MAX_TASK_ID_CHARS`] characters.
@@ -230,5 +265,22 @@ mod tests {
             parse(json!({"scope": "openid", "login_hint": "a", "authorization_details": "[oops"})),
             Err(CibaError::InvalidAuthorizationDetails(_))
         ));
+        assert_eq!(
+            parse(
+                json!({"scope": "openid", "login_hint": "a", "prompt_labels": "pii  finance pii"})
+            )
+            .unwrap()
+            .prompt_labels,
+            ["finance", "pii"]
+        );
+        for bad in ["a\tb", "ünicode", &"x".repeat(65)] {
+            assert!(
+                matches!(
+                    parse(json!({"scope": "openid", "login_hint": "a", "prompt_labels": bad})),
+                    Err(CibaError::InvalidRequest(_))
+                ),
+                "{bad:?}"
+            );
+        }
     }
 }

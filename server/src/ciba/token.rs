@@ -7,6 +7,7 @@ use crate::credentials::{self, IssueInput};
 use crate::state::AppState;
 use crate::store::auth_requests::AuthRequestStatus;
 use crate::store::clients::ClientRecord;
+use crate::store::group_commit::{Claim, WriteSet};
 
 /// Exchanges `auth_req_id` for tokens. Tokens are issued once: of any number of concurrent
 /// polls after approval exactly one gets them, and every later poll gets `invalid_grant`.
@@ -27,17 +28,32 @@ pub async fn exchange(
         ));
     }
     let now = state.now_ms();
-    let grant = credentials::new_grant(state, now, dpop_jkt).await?;
-    // Happy path first: one conditional statement issues the grant. Only when it matched
-    // nothing do we read the request to say why.
-    if let Some(request) = state
-        .store
-        .claim_for_issue(auth_req_id, &client.client_id, &grant, now)
-        .await?
-    {
+    let default_ttl = state.config.tokens.access_token_ttl_secs;
+    let mut grant = credentials::new_grant(state, now, dpop_jkt, default_ttl).await?;
+    // Happy path first: one conditional statement issues the grant, with its trace event,
+    // group-committed with other writes. Only when it matched nothing do we read the
+    // request to say why.
+    let claim = WriteSet {
+        claim: Some(Claim {
+            auth_req_id: auth_req_id.to_owned(),
+            client_id: client.client_id.clone(),
+            grant: grant.clone(),
+            now_ms: now,
+        }),
+        events: vec![credentials::issued_event(
+            &client.client_id,
+            auth_req_id,
+            &grant,
+        )],
+        ..WriteSet::default()
+    };
+    if let Some(request) = state.store.write(claim).await? {
+        // The statement set the expiry from the request's policy validity; so does this.
+        grant.expires_at =
+            grant.issued_at + 1000 * credentials::validity_secs(state, &request) as i64;
         let human = state
             .store
-            .human(&request.subject)
+            .human(credentials::approver_subject(&request))
             .await?
             .ok_or_else(|| CibaError::InvalidGrant("the user no longer exists".into()))?;
         let input = IssueInput {

@@ -16,7 +16,7 @@ use countersign_shared::TokenResponse;
 use countersign_shared::ciba::AUTH_REQ_ID_CLAIM;
 use serde_json::{Value, json};
 
-use crate::oidc::discovery::ACR_DEV;
+use crate::oidc::discovery::{ACR_DEV, ACR_POLICY};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::auth_requests::AuthRequestRecord;
@@ -54,8 +54,9 @@ pub async fn new_grant(
     state: &AppState,
     now_ms: i64,
     dpop_jkt: Option<String>,
+    ttl_secs: u64,
 ) -> Result<TokenGrant, StoreError> {
-    let ttl_ms = 1000 * state.config.tokens.access_token_ttl_secs as i64;
+    let ttl_ms = 1000 * ttl_secs as i64;
     let (status_list, status_idx) = state.status_allocator.allocate(state).await?;
     Ok(TokenGrant {
         jti: countersign_jose::random_b64url(16),
@@ -67,6 +68,53 @@ pub async fn new_grant(
         status_list,
         status_idx,
     })
+}
+
+/// How long `request`'s credential is valid: what its policy set (`@validity`, bounded by
+/// `policy.max_validity_secs` when the policy was compiled), else
+/// `tokens.access_token_ttl_secs`. The token endpoint's claim computes the same in SQL.
+pub fn validity_secs(state: &AppState, request: &AuthRequestRecord) -> u64 {
+    request
+        .validity_secs
+        .and_then(|v| u64::try_from(v).ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(state.config.tokens.access_token_ttl_secs)
+}
+
+/// The human whose approval a request's credential rests on: the wallet's human who
+/// decided, else the human the request named (developer and policy approvals).
+pub fn approver_subject(request: &AuthRequestRecord) -> &str {
+    match (request.decision_method.as_deref(), &request.decided_by) {
+        (Some(m), Some(by)) if m == crate::approvals::ApprovalMethod::Wallet.as_str() => by,
+        _ => &request.subject,
+    }
+}
+
+/// Trace event kinds of issuance.
+pub mod kinds {
+    pub const CREDENTIAL_ISSUED: &str = "credential.issued";
+}
+
+/// The trace event of issuing `grant` for `request_id` to `client_id`.
+pub fn issued_event(
+    client_id: &str,
+    request_id: &str,
+    grant: &TokenGrant,
+) -> crate::store::audit::NewAuditRecord {
+    crate::store::audit::NewAuditRecord {
+        at: grant.issued_at,
+        actor: format!("client:{client_id}"),
+        kind: kinds::CREDENTIAL_ISSUED.to_owned(),
+        subject: grant.jti.clone(),
+        detail: json!({
+            "request": request_id,
+            "agent": client_id,
+            "token_type": grant.token_type,
+            "cnf_jkt": grant.cnf_jkt,
+            "status": {"list": grant.status_list, "idx": grant.status_idx},
+        })
+        .to_string(),
+    }
 }
 
 /// Returns the status entry of a grant that was not issued after all.
@@ -81,6 +129,8 @@ fn authentication_context(method: Option<&str>) -> (String, Vec<String>) {
     match method {
         // Developer approvals are labelled as such and never look like a human's.
         Some("dev") | None => (ACR_DEV.to_owned(), vec!["dev".to_owned()]),
+        // No one authenticated: a policy allowed the action.
+        Some("policy") => (ACR_POLICY.to_owned(), vec!["policy".to_owned()]),
         Some(other) => (
             format!("urn:countersign:acr:{other}"),
             other.split('+').map(str::to_owned).collect(),
@@ -113,6 +163,7 @@ pub fn issue(state: &AppState, input: IssueInput<'_>) -> Result<TokenResponse, C
         acr: &acr,
         amr: &amr,
         renewal_of: input.renewal_of,
+        environment: &state.config.policy.environment,
     };
     let access_token = key.sign("vc+jwt", &vc::credential_claims(&facts))?;
 

@@ -189,19 +189,20 @@ pub async fn renew(
         _ => {}
     }
 
-    let human = state
-        .store
-        .human(&parent.subject)
-        .await?
-        .filter(|h| h.active)
-        .ok_or_else(|| CibaError::InvalidGrant("the approving human is no longer active".into()))?;
     let root = state
         .store
         .auth_request(&parent.approval_id)
         .await?
         .ok_or_else(not_ours)?;
+    let human = state
+        .store
+        .human(super::approver_subject(&root))
+        .await?
+        .filter(|h| h.active)
+        .ok_or_else(|| CibaError::InvalidGrant("the approving human is no longer active".into()))?;
 
-    let mut grant = new_grant(state, now, parent.cnf_jkt.clone()).await?;
+    let validity = super::validity_secs(state, &root);
+    let mut grant = new_grant(state, now, parent.cnf_jkt.clone(), validity).await?;
     grant.token_type = parent.token_type.clone();
     grant.expires_at = grant.expires_at.min(window_end);
     let renewal_id = countersign_jose::random_b64url(32);

@@ -26,6 +26,8 @@ pub struct CredentialFacts<'a> {
     pub amr: &'a [String],
     /// For a renewal: the `jti` of the credential it renews.
     pub renewal_of: Option<&'a str>,
+    /// The deployment's environment (`policy.environment`).
+    pub environment: &'a str,
 }
 
 /// RFC 3339 UTC timestamp (`2026-11-22T10:00:00Z`) of a Unix time in seconds.
@@ -62,7 +64,33 @@ pub fn credential_claims(f: &CredentialFacts<'_>) -> Value {
         .and_then(|d| d.get("type"))
         .cloned()
         .unwrap_or(Value::Null);
-    let developer = req.decision_method.as_deref() == Some("dev");
+    let method = req.decision_method.as_deref();
+    let evidence_type = match method {
+        Some("dev") => "DeveloperApproval",
+        Some("policy") => "PolicyDecision",
+        _ => "HumanApproval",
+    };
+    let policies: Vec<Value> = req
+        .policy_refs
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default();
+    let reasons: Vec<Value> = req
+        .policy_reasons
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default();
+    let risk_signals: Vec<Value> = req
+        .risk_signals
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default();
+    // A policy decision has no human approver; every other kind names the human whose
+    // decision (or, for developer approvals, on whose behalf) it was.
+    let approver = match method {
+        Some("policy") => Value::Null,
+        _ => json!({ "subject": f.approver.subject, "name": f.approver.name }),
+    };
     let mut claims = json!({
         "@context": [VC_CONTEXT],
         "id": format!("{}/credentials/{}", f.issuer, f.grant.jti),
@@ -78,29 +106,30 @@ pub fn credential_claims(f: &CredentialFacts<'_>) -> Value {
             "authorization_details": f.authorization_details,
             "scope": req.scope,
             "binding_message": req.binding_message,
-            // Environment, target resource and risk signals come from the policy engine
-            // (a later issue); until then they are stated as unknown, not invented.
             "context": {
-                "environment": Value::Null,
-                "target_resource": Value::Null,
-                "risk_signals": [],
+                "environment": f.environment,
+                "target_resource": req.resource,
+                "risk_signals": risk_signals,
                 "task_id": req.task_id,
             },
         },
         "evidence": [{
-            "type": [if developer { "DeveloperApproval" } else { "HumanApproval" }],
-            "approver": { "subject": f.approver.subject, "name": f.approver.name },
+            "type": [evidence_type],
+            "approver": approver,
             "approvedAt": rfc3339(approved_at),
             "method": req.decision_method,
             "acr": f.acr,
             "amr": f.amr,
             // The wallet's signed decision, verbatim, and the key that signed it: anyone
             // can check which device confirmed exactly this transaction. Null for
-            // developer approvals. The policy is filled by the policy issue; null until
-            // then, never faked.
+            // developer and policy approvals.
             "deviceKeyThumbprint": req.approval_device_jkt,
             "approval": req.approval_jws,
-            "policy": Value::Null,
+            // The policy that allowed the action or required the approval (the first
+            // determining one; all of them in `policies`), and why.
+            "policy": policies.first().cloned().unwrap_or(Value::Null),
+            "policies": policies,
+            "reasons": reasons,
         }],
         "iss": f.issuer,
         "sub": req.client_id,

@@ -47,6 +47,66 @@ pub struct NewHuman {
     #[serde(default)]
     #[schema(min_length = 4, max_length = 64)]
     pub user_code: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub department: String,
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub title: String,
+    /// Routes `@approver("role:NAME")` step-ups.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub role: String,
+    /// The subject of this person's manager (`@approver("manager")`).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._@:-]+$")]
+    pub manager: Option<String>,
+}
+
+impl NewHuman {
+    fn profile(&self) -> HumanProfile {
+        HumanProfile {
+            department: self.department.clone(),
+            title: self.title.clone(),
+            role: self.role.clone(),
+            manager: self.manager.clone(),
+        }
+    }
+}
+
+/// What policies read of a person and how approvals are routed to them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct HumanProfile {
+    #[schema(max_length = 200)]
+    pub department: String,
+    #[schema(max_length = 200)]
+    pub title: String,
+    /// Routes `@approver("role:NAME")` step-ups.
+    #[schema(max_length = 200)]
+    pub role: String,
+    /// The subject of this person's manager (`@approver("manager")`).
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._@:-]+$")]
+    pub manager: Option<String>,
+}
+
+/// Changes to a person's profile; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HumanUpdate {
+    #[schema(max_length = 254)]
+    pub email: Option<String>,
+    #[schema(max_length = 200)]
+    pub name: Option<String>,
+    #[schema(max_length = 200)]
+    pub department: Option<String>,
+    #[schema(max_length = 200)]
+    pub title: Option<String>,
+    #[schema(max_length = 200)]
+    pub role: Option<String>,
+    /// A subject, or `""` to clear.
+    #[schema(max_length = 128)]
+    pub manager: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -58,11 +118,19 @@ pub struct Human {
     pub has_user_code: bool,
     /// Unix time in seconds.
     pub created_at: i64,
+    #[serde(flatten)]
+    pub profile: HumanProfile,
 }
 
 impl From<HumanRecord> for Human {
     fn from(h: HumanRecord) -> Self {
         Human {
+            profile: HumanProfile {
+                department: h.department,
+                title: h.title,
+                role: h.role,
+                manager: h.manager,
+            },
             subject: h.subject,
             email: h.email,
             name: h.name,
@@ -104,6 +172,39 @@ pub struct NewAgent {
     pub require_signed_request: bool,
     #[serde(default)]
     pub user_code_required: bool,
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub department: String,
+    /// `low` (default), `medium`, `high`, or any word policies compare.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
+    pub risk_tier: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 1000)]
+    pub description: Option<String>,
+}
+
+/// What policies read of an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct AgentProfile {
+    #[schema(max_length = 200)]
+    pub department: String,
+    /// `low` (default), `medium`, `high`, or any word policies compare.
+    #[schema(min_length = 1, max_length = 64)]
+    pub risk_tier: String,
+    #[schema(max_length = 1000)]
+    pub description: Option<String>,
+}
+
+impl Default for AgentProfile {
+    fn default() -> Self {
+        Self {
+            department: String::new(),
+            risk_tier: "low".into(),
+            description: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -119,11 +220,18 @@ pub struct Agent {
     pub enabled: bool,
     /// Unix time in seconds.
     pub created_at: i64,
+    #[serde(flatten)]
+    pub profile: AgentProfile,
 }
 
 impl From<ClientRecord> for Agent {
     fn from(c: ClientRecord) -> Self {
         Agent {
+            profile: AgentProfile {
+                department: c.department,
+                risk_tier: c.risk_tier,
+                description: c.description,
+            },
             client_id: c.client_id,
             name: c.name,
             owner: c.owner_subject,
@@ -195,14 +303,7 @@ fn check_http_url(what: &str, value: &str) -> Result<(), DirectoryError> {
 pub async fn add_human(store: &Store, new: NewHuman, now_ms: i64) -> Result<Human, DirectoryError> {
     check_identifier("subject", &new.subject)?;
     check_email(&new.email)?;
-    if new.name.trim().is_empty()
-        || new.name.chars().count() > 200
-        || new.name.contains(char::is_control)
-    {
-        return Err(DirectoryError::Invalid(
-            "name must be 1-200 characters of visible text without control characters".into(),
-        ));
-    }
+    check_name(&new.name)?;
     if new
         .user_code
         .as_ref()
@@ -212,6 +313,7 @@ pub async fn add_human(store: &Store, new: NewHuman, now_ms: i64) -> Result<Huma
             "user_code must be 4-64 characters".into(),
         ));
     }
+    check_profile(store, &new.profile(), &new.subject).await?;
     let record = HumanRecord {
         subject: new.subject.clone(),
         email: new.email,
@@ -219,6 +321,10 @@ pub async fn add_human(store: &Store, new: NewHuman, now_ms: i64) -> Result<Huma
         active: true,
         user_code_hash: new.user_code.as_deref().map(hash_secret),
         created_at: now_ms,
+        department: new.department,
+        title: new.title,
+        role: new.role,
+        manager: new.manager,
     };
     match store.insert_human(&record).await {
         Err(StoreError::Conflict) => Err(DirectoryError::Conflict(format!(
@@ -226,6 +332,161 @@ pub async fn add_human(store: &Store, new: NewHuman, now_ms: i64) -> Result<Huma
             new.subject
         ))),
         other => other.map(|()| record.into()).map_err(Into::into),
+    }
+}
+
+fn check_text(what: &str, value: &str, max: usize) -> Result<(), DirectoryError> {
+    if value.chars().count() > max || value.contains(char::is_control) {
+        return Err(DirectoryError::Invalid(format!(
+            "{what} must be at most {max} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), DirectoryError> {
+    if name.trim().is_empty() || name.chars().count() > 200 || name.contains(char::is_control) {
+        return Err(DirectoryError::Invalid(
+            "name must be 1-200 characters of visible text without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn check_profile(
+    store: &Store,
+    p: &HumanProfile,
+    subject: &str,
+) -> Result<(), DirectoryError> {
+    check_text("department", &p.department, 200)?;
+    check_text("title", &p.title, 200)?;
+    check_text("role", &p.role, 200)?;
+    if let Some(manager) = &p.manager {
+        check_identifier("manager", manager)?;
+        if manager == subject {
+            return Err(DirectoryError::Invalid(
+                "a person cannot be their own manager".into(),
+            ));
+        }
+        if store.human(manager).await?.is_none() {
+            return Err(DirectoryError::Invalid(format!(
+                "manager {manager:?} is not a registered human"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Applies `update` to `subject`'s profile.
+pub async fn update_human(
+    store: &Store,
+    subject: &str,
+    update: HumanUpdate,
+) -> Result<Human, DirectoryError> {
+    let mut h = store
+        .human(subject)
+        .await?
+        .ok_or_else(|| DirectoryError::NotFound(format!("human {subject:?}")))?;
+    if let Some(email) = update.email {
+        check_email(&email)?;
+        h.email = email;
+    }
+    if let Some(name) = update.name {
+        check_name(&name)?;
+        h.name = name;
+    }
+    if let Some(d) = update.department {
+        h.department = d;
+    }
+    if let Some(t) = update.title {
+        h.title = t;
+    }
+    if let Some(r) = update.role {
+        h.role = r;
+    }
+    if let Some(m) = update.manager {
+        h.manager = (!m.is_empty()).then_some(m);
+    }
+    let profile = HumanProfile {
+        department: h.department.clone(),
+        title: h.title.clone(),
+        role: h.role.clone(),
+        manager: h.manager.clone(),
+    };
+    check_profile(store, &profile, subject).await?;
+    match store.update_human_profile(&h).await {
+        Ok(true) => Ok(h.into()),
+        Ok(false) => Err(DirectoryError::NotFound(format!("human {subject:?}"))),
+        Err(StoreError::Conflict) => {
+            Err(DirectoryError::Conflict("a human with this email".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A group of humans (approver routing `group:NAME`, `principal.owner in Group::"NAME"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Group {
+    pub name: String,
+    pub display_name: String,
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroup {
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._@:-]+$")]
+    pub name: String,
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub display_name: Option<String>,
+}
+
+pub async fn add_group(store: &Store, new: NewGroup, now_ms: i64) -> Result<Group, DirectoryError> {
+    check_identifier("name", &new.name)?;
+    let display = new.display_name.unwrap_or_else(|| new.name.clone());
+    check_text("display_name", &display, 200)?;
+    match store.insert_group(&new.name, &display, now_ms).await {
+        Err(StoreError::Conflict) => Err(DirectoryError::Conflict(format!("group {:?}", new.name))),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(Group {
+            name: new.name,
+            display_name: display,
+            members: Vec::new(),
+        }),
+    }
+}
+
+pub async fn list_groups(store: &Store) -> Result<Vec<Group>, DirectoryError> {
+    Ok(store
+        .list_groups()
+        .await?
+        .into_iter()
+        .map(|(name, display_name, members)| Group {
+            name,
+            display_name,
+            members,
+        })
+        .collect())
+}
+
+/// Adds or removes `subject` as a member of group `name`.
+pub async fn set_group_member(
+    store: &Store,
+    name: &str,
+    subject: &str,
+    member: bool,
+) -> Result<(), DirectoryError> {
+    if store.set_group_member(name, subject, member).await? {
+        Ok(())
+    } else if member {
+        Err(DirectoryError::NotFound(format!(
+            "group {name:?} or human {subject:?}"
+        )))
+    } else {
+        Err(DirectoryError::NotFound(format!(
+            "{subject:?} in group {name:?}"
+        )))
     }
 }
 
@@ -310,6 +571,12 @@ pub async fn add_agent(
             ));
         }
     }
+    let profile = AgentProfile {
+        department: new.department.clone(),
+        risk_tier: new.risk_tier.clone().unwrap_or_else(|| "low".into()),
+        description: new.description.clone(),
+    };
+    check_agent_profile(&profile)?;
     let secret = (method != AuthMethod::PrivateKeyJwt).then(Secret::generate);
     let record = ClientRecord {
         client_id: new.client_id.clone(),
@@ -327,6 +594,9 @@ pub async fn add_agent(
         user_code_required: new.user_code_required,
         enabled: true,
         created_at: now_ms,
+        department: profile.department,
+        risk_tier: profile.risk_tier,
+        description: profile.description,
     };
     match store.insert_client(&record).await {
         Err(StoreError::Conflict) => Err(DirectoryError::Conflict(format!(
@@ -338,6 +608,41 @@ pub async fn add_agent(
             agent: record.into(),
             client_secret: secret.map(|s| s.expose().to_owned()),
         }),
+    }
+}
+
+fn check_agent_profile(p: &AgentProfile) -> Result<(), DirectoryError> {
+    check_text("department", &p.department, 200)?;
+    if p.risk_tier.is_empty() {
+        return Err(DirectoryError::Invalid(
+            "risk_tier must not be empty".into(),
+        ));
+    }
+    check_text("risk_tier", &p.risk_tier, 64)?;
+    if let Some(d) = &p.description {
+        check_text("description", d, 1000)?;
+    }
+    Ok(())
+}
+
+/// Replaces what policies read of agent `client_id`.
+pub async fn update_agent(
+    store: &Store,
+    client_id: &str,
+    profile: AgentProfile,
+) -> Result<Agent, DirectoryError> {
+    check_agent_profile(&profile)?;
+    let mut c = store
+        .client(client_id)
+        .await?
+        .ok_or_else(|| DirectoryError::NotFound(format!("agent {client_id:?}")))?;
+    c.department = profile.department;
+    c.risk_tier = profile.risk_tier;
+    c.description = profile.description;
+    if store.update_client_profile(&c).await? {
+        Ok(c.into())
+    } else {
+        Err(DirectoryError::NotFound(format!("agent {client_id:?}")))
     }
 }
 

@@ -13,6 +13,7 @@ use crate::ciba::CibaError;
 use crate::credentials::CredentialError;
 use crate::directory::DirectoryError;
 use crate::oidc::client_auth::ClientAuthError;
+use crate::policy::PolicyError;
 use crate::store::StoreError;
 
 /// An OAuth error response.
@@ -147,6 +148,11 @@ pub fn ciba_error(err: CibaError, endpoint: Endpoint) -> OAuthResponse {
             e @ (CredentialError::Signing(_)
             | CredentialError::CorruptDetails
             | CredentialError::Encoding(_)),
+        ) => OAuthResponse::internal(&e),
+        CibaError::Policy(PolicyError::BadRequest(m)) => bad(C::InvalidAuthorizationDetails, m),
+        CibaError::Policy(PolicyError::Store(e)) => OAuthResponse::unavailable(&e),
+        CibaError::Policy(
+            e @ (PolicyError::Invalid(_) | PolicyError::NotFound(_) | PolicyError::Corrupt(_)),
         ) => OAuthResponse::internal(&e),
     }
 }

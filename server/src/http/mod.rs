@@ -13,6 +13,7 @@ pub mod oauth;
 mod oauth_forms;
 pub mod openapi;
 pub mod ops;
+pub mod peer;
 pub mod wallet;
 
 use axum::Router;

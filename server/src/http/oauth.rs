@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::error::{Endpoint, OAuthResponse, ciba_error, client_auth_error, store_error};
 use super::form::OAuthForm;
+use super::peer::PeerAddr;
 use crate::ciba;
 use crate::credentials;
 use crate::credentials::renewal::TOKEN_EXCHANGE_GRANT_TYPE;
@@ -61,6 +62,7 @@ async fn authenticated(
     security(("client_basic" = [])))]
 pub(super) async fn bc_authorize(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
     mut form: OAuthForm,
 ) -> Result<Response, OAuthResponse> {
@@ -70,7 +72,7 @@ pub(super) async fn bc_authorize(
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
-    let response = ciba::authorize::backchannel_authorize(&state, &client, params)
+    let response = ciba::authorize::backchannel_authorize(&state, &client, params, &peer)
         .await
         .map_err(|e| ciba_error(e, Endpoint::BackchannelAuthentication))?;
     Ok(no_store(response))

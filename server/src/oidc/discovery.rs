@@ -11,6 +11,11 @@ pub const BASE_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 
 /// `acr` the server reports for developer approvals (no human confirmation took place).
 pub const ACR_DEV: &str = "urn:countersign:acr:dev-approval";
+/// `acr` of a credential a policy allowed without asking anyone.
+pub const ACR_POLICY: &str = "urn:countersign:acr:policy";
+/// `acr` of a wallet approval: a passkey assertion with user verification and the device
+/// key's signature.
+pub const ACR_WALLET: &str = "urn:countersign:acr:passkey+device_key";
 
 pub fn metadata(state: &AppState) -> ProviderMetadata {
     let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
@@ -65,6 +70,6 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
             .cloned()
             .collect(),
         dpop_signing_alg_values_supported: strings(&["ES256"]),
-        acr_values_supported: strings(&[ACR_DEV]),
+        acr_values_supported: strings(&[ACR_WALLET, ACR_POLICY, ACR_DEV]),
     }
 }

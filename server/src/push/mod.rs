@@ -159,13 +159,17 @@ impl Senders {
     }
 }
 
-/// The outbox rows alerting `subject`'s devices of `request`: one per enrolled device with
+/// The outbox rows alerting the approvers' devices of `request`: one per enrolled device with
 /// a usable push channel (a token the push service has not rejected, or the live channel).
 pub async fn rows_for(
     store: &Store,
     request: &AuthRequestRecord,
+    approvers: &[String],
 ) -> Result<Vec<PushRow>, crate::store::StoreError> {
-    let devices = store.push_targets(&request.subject).await?;
+    let mut devices = Vec::new();
+    for subject in approvers {
+        devices.extend(store.push_targets(subject).await?);
+    }
     Ok(devices
         .into_iter()
         .filter(|d| {

@@ -43,48 +43,114 @@ fn from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     })
 }
 
-impl Store {
-    /// Takes the next sequence number and returns it with the previous head's hash. The
-    /// head row stays locked until `tx` ends, so concurrent appenders (on any replica)
-    /// queue behind it and the chain follows commit order. Finish with
-    /// [`Self::append_audit_event`] in the same transaction.
-    pub async fn lock_audit_head(&self, tx: &mut Tx) -> Result<AuditHead, StoreError> {
-        let row =
-            sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                .fetch_one(tx.conn())
-                .await?;
-        Ok(AuditHead {
-            seq: row.try_get("seq")?,
-            hash: row.try_get("hash")?,
-        })
-    }
+/// An event to append: everything but its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditRecord {
+    pub at: i64,
+    pub actor: String,
+    pub kind: String,
+    pub subject: String,
+    /// JSON text.
+    pub detail: String,
+}
 
-    /// Stores `event` and makes it the head.
-    pub async fn append_audit_event(
+/// The first event's `prev_hash`.
+pub const GENESIS: &str = "genesis";
+
+/// The hash of an event: SHA-256 over the JSON array
+/// `[seq, at, actor, kind, subject, detail, prev_hash]`, hex encoded.
+pub fn event_hash(
+    seq: i64,
+    at: i64,
+    actor: &str,
+    kind: &str,
+    subject: &str,
+    detail: &str,
+    prev_hash: &str,
+) -> String {
+    use sha2::Digest as _;
+    let preimage = serde_json::json!([seq, at, actor, kind, subject, detail, prev_hash]);
+    sha2::Sha256::digest(preimage.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// 64 events × 8 columns per statement keeps within bind-parameter limits.
+const INSERT_CHUNK: usize = 64;
+
+/// Appends `events` in order on `conn`, inside its transaction: takes their sequence
+/// numbers by updating the head row (which stays locked until the transaction ends, so
+/// appenders on any replica queue behind it and the chain follows commit order), chains
+/// them, and makes the last one the head. Returns their records.
+pub(crate) async fn append_on(
+    conn: &mut sqlx::AnyConnection,
+    events: &[NewAuditRecord],
+) -> Result<Vec<AuditRecord>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    let row = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(n)
+        .fetch_one(&mut *conn)
+        .await?;
+    let last: i64 = row.try_get("seq")?;
+    let mut prev: String = row.try_get("hash")?;
+    let mut records = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let seq = last - n + 1 + i as i64;
+        let hash = event_hash(seq, e.at, &e.actor, &e.kind, &e.subject, &e.detail, &prev);
+        records.push(AuditRecord {
+            seq,
+            at: e.at,
+            actor: e.actor.clone(),
+            kind: e.kind.clone(),
+            subject: e.subject.clone(),
+            detail: e.detail.clone(),
+            prev_hash: std::mem::replace(&mut prev, hash.clone()),
+            hash,
+        });
+    }
+    for chunk in records.chunks(INSERT_CHUNK) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let p: Vec<String> = (1..=8).map(|c| format!("${}", r * 8 + c)).collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO audit_events ({COLUMNS}) VALUES {}",
+            values.join(", ")
+        ));
+        let query = chunk.iter().fold(sqlx::query(sql), |q, e| {
+            q.bind(e.seq)
+                .bind(e.at)
+                .bind(e.actor.clone())
+                .bind(e.kind.clone())
+                .bind(e.subject.clone())
+                .bind(e.detail.clone())
+                .bind(e.prev_hash.clone())
+                .bind(e.hash.clone())
+        });
+        query.execute(&mut *conn).await?;
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1 AND seq = $2")
+        .bind(&prev)
+        .bind(last)
+        .execute(&mut *conn)
+        .await?;
+    Ok(records)
+}
+
+impl Store {
+    /// Appends `events` inside `tx`; they become visible when it commits.
+    pub async fn append_audit_events(
         &self,
         tx: &mut Tx,
-        event: &AuditRecord,
-    ) -> Result<(), StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        ));
-        sqlx::query(sql)
-            .bind(event.seq)
-            .bind(event.at)
-            .bind(&event.actor)
-            .bind(&event.kind)
-            .bind(&event.subject)
-            .bind(&event.detail)
-            .bind(&event.prev_hash)
-            .bind(&event.hash)
-            .execute(tx.conn())
-            .await?;
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1 AND seq = $2")
-            .bind(&event.hash)
-            .bind(event.seq)
-            .execute(tx.conn())
-            .await?;
-        Ok(())
+        events: &[NewAuditRecord],
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        append_on(tx.conn(), events).await
     }
 
     pub async fn audit_head(&self) -> Result<AuditHead, StoreError> {
@@ -126,6 +192,26 @@ impl Store {
         ));
         let rows = sqlx::query(sql)
             .bind(subject.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Events of `kind` at or after `since_ms`, newest first, at most `limit`.
+    pub async fn audit_events_of_kind(
+        &self,
+        kind: &str,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE kind = $1 AND at >= $2 \
+             ORDER BY seq DESC LIMIT $3"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(kind)
+            .bind(since_ms)
             .bind(limit)
             .fetch_all(self.reader())
             .await?;

@@ -8,8 +8,9 @@ use sqlx::any::AnyRow;
 use super::tokens::TokenGrant;
 use super::{Store, StoreError, Tx};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum AuthRequestStatus {
+    #[default]
     Pending,
     Approved,
     Denied,
@@ -42,7 +43,7 @@ impl AuthRequestStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthRequestRecord {
     pub id: String,
     pub client_id: String,
@@ -68,13 +69,26 @@ pub struct AuthRequestRecord {
     /// the device key that signed it.
     pub approval_jws: Option<String>,
     pub approval_device_jkt: Option<String>,
+    /// The policy decision: the action (first `authorization_details` type, or
+    /// `authenticate`) on which tool, the outcome, the determining policies and reasons
+    /// and the risk signals (JSON arrays), and the credential validity it set.
+    pub action: Option<String>,
+    pub resource: Option<String>,
+    pub policy_outcome: Option<String>,
+    pub policy_refs: Option<String>,
+    pub policy_reasons: Option<String>,
+    pub risk_signals: Option<String>,
+    pub validity_secs: Option<i64>,
 }
 
 const COLUMNS: &str = "id, client_id, subject, scope, binding_message, acr_values, authorization_details, \
     delivery_mode, notification_token, status, created_at, expires_at, interval_secs, last_poll_at, \
-    decided_at, decided_by, decision_method, task_id, approval_jws, approval_device_jkt";
+    decided_at, decided_by, decision_method, task_id, approval_jws, approval_device_jkt, \
+    action, resource, policy_outcome, policy_refs, policy_reasons, risk_signals, validity_secs";
+/// Bound parameters per row of [`insert_sql`]: the columns above.
+const PER_ROW: usize = 27;
 
-fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
+pub(super) fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
     let status: String = row.try_get("status")?;
     Ok(AuthRequestRecord {
         id: row.try_get("id")?,
@@ -97,6 +111,13 @@ fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
         task_id: row.try_get("task_id")?,
         approval_jws: row.try_get("approval_jws")?,
         approval_device_jkt: row.try_get("approval_device_jkt")?,
+        action: row.try_get("action")?,
+        resource: row.try_get("resource")?,
+        policy_outcome: row.try_get("policy_outcome")?,
+        policy_refs: row.try_get("policy_refs")?,
+        policy_reasons: row.try_get("policy_reasons")?,
+        risk_signals: row.try_get("risk_signals")?,
+        validity_secs: row.try_get("validity_secs")?,
     })
 }
 
@@ -115,7 +136,7 @@ pub struct Decision<'a> {
 
 /// `INSERT` of `rows` auth requests in one statement.
 pub(super) fn insert_sql(rows: usize) -> String {
-    let per_row = 20;
+    let per_row = PER_ROW;
     let values: Vec<String> = (0..rows)
         .map(|r| {
             let params: Vec<String> = (1..=per_row)
@@ -153,23 +174,61 @@ pub(super) fn bind_insert<'q>(q: AnyQuery<'q>, r: &AuthRequestRecord) -> AnyQuer
         .bind(r.task_id.clone())
         .bind(r.approval_jws.clone())
         .bind(r.approval_device_jkt.clone())
+        .bind(r.action.clone())
+        .bind(r.resource.clone())
+        .bind(r.policy_outcome.clone())
+        .bind(r.policy_refs.clone())
+        .bind(r.policy_reasons.clone())
+        .bind(r.risk_signals.clone())
+        .bind(r.validity_secs)
+}
+
+/// Issues a grant for an approved request whose client waited its polling interval
+/// (binds: issued_at, jti, type, cnf_jkt, default expiry, id, client_id, now, status list,
+/// status index). The credential expires after the validity its policy set, else at the
+/// default expiry.
+pub(super) fn claim_sql() -> String {
+    format!(
+        "UPDATE auth_requests SET status = 'issued', token_issued_at = $1, last_poll_at = $8, \
+         token_jti = $2, token_type = $3, token_cnf_jkt = $4, \
+         token_expires_at = $1 + COALESCE(validity_secs * 1000, $5 - $1), \
+         token_status_list = $9, token_status_idx = $10 \
+         WHERE id = $6 AND client_id = $7 AND status = 'approved' AND expires_at > $8 \
+         AND (last_poll_at IS NULL OR last_poll_at + interval_secs * 1000 <= $8) RETURNING {COLUMNS}"
+    )
 }
 
 impl Store {
-    /// Inserts a new request; concurrent inserts are group-committed (see
-    /// [`super::group_commit`]).
+    /// Inserts a new request on its own (tests, tools); the server writes requests with
+    /// their trace through [`Self::write`].
     pub async fn insert_auth_request(&self, r: &AuthRequestRecord) -> Result<(), StoreError> {
-        self.auth_request_writer.insert(r.clone(), Vec::new()).await
+        self.write(super::group_commit::WriteSet {
+            request: Some(r.clone()),
+            approvers: vec![r.subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
     }
 
-    /// Inserts a new request together with the push rows alerting its approver's devices,
-    /// atomically.
-    pub async fn insert_auth_request_with_pushes(
+    /// Writes `set` atomically; concurrent sets are group-committed (see
+    /// [`super::group_commit`]). With a claim, returns the claimed request.
+    pub async fn write(
         &self,
-        r: &AuthRequestRecord,
-        pushes: Vec<super::push_outbox::PushRow>,
-    ) -> Result<(), StoreError> {
-        self.auth_request_writer.insert(r.clone(), pushes).await
+        set: super::group_commit::WriteSet,
+    ) -> Result<Option<AuthRequestRecord>, StoreError> {
+        self.batch_writer.write(set).await
+    }
+
+    /// Who may decide request `id`.
+    pub async fn approvers_of(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subject FROM request_approvers WHERE auth_req_id = $1 ORDER BY subject",
+        )
+        .bind(id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("subject")?)).collect()
     }
 
     pub async fn auth_request(&self, id: &str) -> Result<Option<AuthRequestRecord>, StoreError> {
@@ -282,14 +341,7 @@ impl Store {
         grant: &TokenGrant,
         now_ms: i64,
     ) -> Result<Option<AuthRequestRecord>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "UPDATE auth_requests SET status = 'issued', token_issued_at = $1, last_poll_at = $8, \
-             token_jti = $2, token_type = $3, token_cnf_jkt = $4, token_expires_at = $5, \
-             token_status_list = $9, token_status_idx = $10 \
-             WHERE id = $6 AND client_id = $7 AND status = 'approved' AND expires_at > $8 \
-             AND (last_poll_at IS NULL OR last_poll_at + interval_secs * 1000 <= $8) RETURNING {COLUMNS}"
-        ));
-        let row = sqlx::query(sql)
+        let row = sqlx::query(sqlx::AssertSqlSafe(claim_sql()))
             .bind(grant.issued_at)
             .bind(&grant.jti)
             .bind(&grant.token_type)
@@ -327,16 +379,22 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Requests waiting for `subject`'s decision, newest first.
+    /// Requests waiting for `subject`'s decision (routed to them), newest first.
     pub async fn pending_for_subject(
         &self,
         subject: &str,
         now_ms: i64,
         limit: i64,
     ) -> Result<Vec<AuthRequestRecord>, StoreError> {
+        let columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("r.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM auth_requests WHERE subject = $1 AND status = 'pending' \
-             AND expires_at > $2 ORDER BY created_at DESC LIMIT $3"
+            "SELECT {columns} FROM request_approvers a JOIN auth_requests r ON r.id = a.auth_req_id \
+             WHERE a.subject = $1 AND r.status = 'pending' AND r.expires_at > $2 \
+             ORDER BY r.created_at DESC LIMIT $3"
         ));
         let rows = sqlx::query(sql)
             .bind(subject)
@@ -376,6 +434,10 @@ pub(crate) mod tests {
                 active: true,
                 user_code_hash: None,
                 created_at: 0,
+                department: String::new(),
+                title: String::new(),
+                role: String::new(),
+                manager: None,
             })
             .await
             .unwrap();
@@ -393,6 +455,9 @@ pub(crate) mod tests {
                 user_code_required: false,
                 enabled: true,
                 created_at: 0,
+                department: String::new(),
+                risk_tier: "low".into(),
+                description: None,
             })
             .await
             .unwrap();
@@ -418,8 +483,7 @@ pub(crate) mod tests {
             decided_by: None,
             decision_method: None,
             task_id: Some("task-1".into()),
-            approval_jws: None,
-            approval_device_jkt: None,
+            ..AuthRequestRecord::default()
         }
     }
 

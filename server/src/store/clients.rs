@@ -23,10 +23,15 @@ pub struct ClientRecord {
     pub user_code_required: bool,
     pub enabled: bool,
     pub created_at: i64,
+    pub department: String,
+    /// `low`, `medium`, `high` (free text policies compare).
+    pub risk_tier: String,
+    pub description: Option<String>,
 }
 
 const COLUMNS: &str = "client_id, name, owner_subject, auth_method, secret_hash, jwks, delivery_mode, \
-    notification_endpoint, require_signed_request, user_code_required, enabled, created_at";
+    notification_endpoint, require_signed_request, user_code_required, enabled, created_at, \
+    department, risk_tier, description";
 
 fn from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
     Ok(ClientRecord {
@@ -42,13 +47,16 @@ fn from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
         user_code_required: flag(row.try_get("user_code_required")?),
         enabled: flag(row.try_get("enabled")?),
         created_at: row.try_get("created_at")?,
+        department: row.try_get("department")?,
+        risk_tier: row.try_get("risk_tier")?,
+        description: row.try_get("description")?,
     })
 }
 
 impl Store {
     pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ));
         sqlx::query(sql)
             .bind(&c.client_id)
@@ -63,6 +71,9 @@ impl Store {
             .bind(i64::from(c.user_code_required))
             .bind(i64::from(c.enabled))
             .bind(c.created_at)
+            .bind(&c.department)
+            .bind(&c.risk_tier)
+            .bind(&c.description)
             .execute(self.writer())
             .await
             .map_err(StoreError::from_insert)?;
@@ -104,6 +115,23 @@ impl Store {
             .bind(client_id)
             .execute(self.writer())
             .await?;
+        self.directory_cache.clients.clear();
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Changes what policies read of an agent; false when no such client exists.
+    pub async fn update_client_profile(&self, c: &ClientRecord) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE clients SET name = $2, department = $3, risk_tier = $4, description = $5 \
+             WHERE client_id = $1",
+        )
+        .bind(&c.client_id)
+        .bind(&c.name)
+        .bind(&c.department)
+        .bind(&c.risk_tier)
+        .bind(&c.description)
+        .execute(self.writer())
+        .await?;
         self.directory_cache.clients.clear();
         Ok(done.rows_affected() == 1)
     }

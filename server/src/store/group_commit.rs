@@ -1,52 +1,75 @@
-//! Group commit for new authentication requests. Under load many `bc-authorize` calls
-//! arrive at once; instead of one INSERT and one commit each, a single task takes whatever
-//! is queued (up to `MAX_BATCH`) and writes it as one multi-row INSERT. Every caller is
-//! answered only after the statement holding its row has committed, so durability is the
-//! same as a lone INSERT; under light load a batch is one row and nothing waits.
-//!
-//! A request may come with push rows (its approver's devices to alert): those are
-//! inserted in the same transaction, so a request is never created without its alerts.
+//! Group commit for the hot writes: new authentication requests with their decision
+//! trace, token issuance with its trace, and decisions made for gateways. Under load many
+//! callers write at once; instead of one transaction each, a single task takes whatever
+//! is queued (up to `MAX_BATCH` write sets) and writes them in one transaction, with the
+//! requests as one multi-row INSERT and the audit events chained under one lock of the
+//! chain's head. Every caller is answered only after the transaction holding its writes
+//! has committed, so durability is the same as writing alone; under light load a batch
+//! is one set and nothing waits.
 
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
-use super::auth_requests::{AuthRequestRecord, bind_insert, insert_sql};
+use super::audit::{self, NewAuditRecord};
+use super::auth_requests::{AuthRequestRecord, bind_insert, claim_sql, from_row, insert_sql};
+use super::baselines::{self, SampleRecord};
 use super::push_outbox::{self, PushRow};
+use super::sessions::{self, SessionUpdate};
+use super::tokens::TokenGrant;
 
 /// 64 rows × 20 columns stays far below SQLite's and PostgreSQL's bind-parameter limits.
 const MAX_BATCH: usize = 64;
 
+/// Issue `grant` for an approved request, if the client waited its polling interval (see
+/// [`super::Store::claim_for_issue`]).
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub auth_req_id: String,
+    pub client_id: String,
+    pub grant: TokenGrant,
+    pub now_ms: i64,
+}
+
+/// Everything one caller writes atomically. With a `claim`, the rest is written only if
+/// the claim matched.
+#[derive(Debug, Clone, Default)]
+pub struct WriteSet {
+    pub request: Option<AuthRequestRecord>,
+    /// Who may approve `request` (a step-up).
+    pub approvers: Vec<String>,
+    /// Alerts for the approvers' devices.
+    pub pushes: Vec<PushRow>,
+    pub session: Option<SessionUpdate>,
+    pub samples: Vec<SampleRecord>,
+    pub claim: Option<Claim>,
+    /// The trace of what this set does.
+    pub events: Vec<NewAuditRecord>,
+}
+
 struct Job {
-    record: AuthRequestRecord,
-    pushes: Vec<PushRow>,
-    done: oneshot::Sender<Result<(), StoreError>>,
+    set: WriteSet,
+    done: oneshot::Sender<Result<Option<AuthRequestRecord>, StoreError>>,
 }
 
 #[derive(Clone)]
-pub struct AuthRequestWriter {
+pub struct BatchWriter {
     queue: mpsc::Sender<Job>,
 }
 
-impl AuthRequestWriter {
+impl BatchWriter {
     pub fn spawn(pool: AnyPool) -> Self {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(run(pool, rx));
         Self { queue }
     }
 
-    pub async fn insert(
-        &self,
-        record: AuthRequestRecord,
-        pushes: Vec<PushRow>,
-    ) -> Result<(), StoreError> {
+    /// Writes `set`; with a claim, returns the claimed request (`None`: it matched nothing
+    /// and nothing was written).
+    pub async fn write(&self, set: WriteSet) -> Result<Option<AuthRequestRecord>, StoreError> {
         let (done, result) = oneshot::channel();
         self.queue
-            .send(Job {
-                record,
-                pushes,
-                done,
-            })
+            .send(Job { set, done })
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
         result
@@ -55,51 +78,114 @@ impl AuthRequestWriter {
     }
 }
 
-/// Writes `jobs` (requests and their push rows) in one transaction.
-async fn write(pool: &AnyPool, jobs: &[Job]) -> Result<(), sqlx::Error> {
-    let records = jobs.iter().map(|j| &j.record);
-    let sql = sqlx::AssertSqlSafe(insert_sql(jobs.len()));
-    let insert = records.fold(sqlx::query(sql), |q, r| bind_insert(q, r));
-    let pushes: Vec<&PushRow> = jobs.iter().flat_map(|j| &j.pushes).collect();
-    if pushes.is_empty() {
-        // The common case needs no explicit transaction: one statement commits itself.
-        insert.execute(pool).await?;
-        return Ok(());
-    }
+type Outcome = Option<AuthRequestRecord>;
+
+/// Writes every set of `jobs` in one transaction; per set, the claimed request.
+async fn write(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Outcome>, StoreError> {
     let mut tx = pool.begin().await?;
-    insert.execute(&mut *tx).await?;
+    let conn: &mut sqlx::AnyConnection = &mut tx;
+    let requests: Vec<&AuthRequestRecord> =
+        jobs.iter().filter_map(|j| j.set.request.as_ref()).collect();
+    if !requests.is_empty() {
+        let sql = sqlx::AssertSqlSafe(insert_sql(requests.len()));
+        let insert = requests
+            .iter()
+            .fold(sqlx::query(sql), |q, r| bind_insert(q, r));
+        insert
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from_insert)?;
+    }
+    let approvers: Vec<(&str, &str)> = jobs
+        .iter()
+        .filter_map(|j| Some((j.set.request.as_ref()?, &j.set.approvers)))
+        .flat_map(|(r, subjects)| subjects.iter().map(|s| (r.id.as_str(), s.as_str())))
+        .collect();
+    for chunk in approvers.chunks(MAX_BATCH) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|r| format!("(${}, ${})", 2 * r + 1, 2 * r + 2))
+            .collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO request_approvers (auth_req_id, subject) VALUES {}",
+            values.join(", ")
+        ));
+        let query = chunk
+            .iter()
+            .fold(sqlx::query(sql), |q, (id, s)| q.bind(*id).bind(*s));
+        query.execute(&mut *conn).await?;
+    }
+    let pushes: Vec<&PushRow> = jobs.iter().flat_map(|j| &j.set.pushes).collect();
     // 64 rows × 6 columns per statement keeps well within bind-parameter limits.
     for chunk in pushes.chunks(MAX_BATCH) {
         let sql = sqlx::AssertSqlSafe(push_outbox::insert_sql(chunk.len()));
         let query = chunk
             .iter()
             .fold(sqlx::query(sql), |q, r| push_outbox::bind_insert(q, r));
-        query.execute(&mut *tx).await?;
+        query.execute(&mut *conn).await?;
     }
-    tx.commit().await
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut events = Vec::new();
+    let mut samples = Vec::new();
+    for job in jobs {
+        let set = &job.set;
+        let claimed = match &set.claim {
+            Some(c) => {
+                let row = sqlx::query(sqlx::AssertSqlSafe(claim_sql()))
+                    .bind(c.grant.issued_at)
+                    .bind(&c.grant.jti)
+                    .bind(&c.grant.token_type)
+                    .bind(&c.grant.cnf_jkt)
+                    .bind(c.grant.expires_at)
+                    .bind(&c.auth_req_id)
+                    .bind(&c.client_id)
+                    .bind(c.now_ms)
+                    .bind(c.grant.status_list)
+                    .bind(c.grant.status_idx)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match row {
+                    Some(row) => Some(from_row(&row)?),
+                    None => {
+                        outcomes.push(None);
+                        continue;
+                    }
+                }
+            }
+            None => None,
+        };
+        if let Some(session) = &set.session {
+            sessions::record_on(conn, session).await?;
+        }
+        samples.extend(set.samples.iter());
+        events.extend(set.events.iter().cloned());
+        outcomes.push(claimed);
+    }
+    baselines::insert_on(conn, &samples).await?;
+    audit::append_on(conn, &events).await?;
+    tx.commit().await?;
+    Ok(outcomes)
 }
 
 async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         match write(&pool, &batch).await {
-            Ok(()) => {
-                for job in batch.drain(..) {
-                    let _ = job.done.send(Ok(()));
+            Ok(outcomes) => {
+                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = job.done.send(Ok(outcome));
                 }
             }
-            // One bad row (e.g. a client deleted meanwhile) must not fail its neighbours:
-            // retry each row on its own so each caller gets its own answer.
+            // One bad set (e.g. a client deleted meanwhile) must not fail its neighbours:
+            // retry each on its own so each caller gets its own answer.
             Err(_) if batch.len() > 1 => {
                 for job in batch.drain(..) {
                     let result = write(&pool, std::slice::from_ref(&job))
                         .await
-                        .map_err(StoreError::from_insert);
+                        .map(|mut o| o.pop().flatten());
                     let _ = job.done.send(result);
                 }
             }
-            Err(e) => {
-                let error = StoreError::from_insert(e);
+            Err(error) => {
                 for job in batch.drain(..) {
                     let _ = job.done.send(Err(clone_error(&error)));
                 }
@@ -111,6 +197,6 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
 fn clone_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::Conflict => StoreError::Conflict,
-        other => StoreError::Corrupt(format!("batched insert failed: {other}")),
+        other => StoreError::Corrupt(format!("batched write failed: {other}")),
     }
 }

@@ -13,9 +13,14 @@ pub struct HumanRecord {
     pub active: bool,
     pub user_code_hash: Option<String>,
     pub created_at: i64,
+    pub department: String,
+    pub title: String,
+    pub role: String,
+    /// The subject of this person's manager.
+    pub manager: Option<String>,
 }
 
-const COLUMNS: &str = "subject, email, name, active, user_code_hash, created_at";
+const COLUMNS: &str = "subject, email, name, active, user_code_hash, created_at, department, title, role, manager_subject";
 
 fn from_row(row: &AnyRow) -> Result<HumanRecord, StoreError> {
     Ok(HumanRecord {
@@ -25,24 +30,32 @@ fn from_row(row: &AnyRow) -> Result<HumanRecord, StoreError> {
         active: flag(row.try_get("active")?),
         user_code_hash: row.try_get("user_code_hash")?,
         created_at: row.try_get("created_at")?,
+        department: row.try_get("department")?,
+        title: row.try_get("title")?,
+        role: row.try_get("role")?,
+        manager: row.try_get("manager_subject")?,
     })
 }
 
 impl Store {
     pub async fn insert_human(&self, human: &HumanRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO humans (subject, email, name, active, user_code_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&human.subject)
-        .bind(&human.email)
-        .bind(&human.name)
-        .bind(i64::from(human.active))
-        .bind(&human.user_code_hash)
-        .bind(human.created_at)
-        .execute(self.writer())
-        .await
-        .map_err(StoreError::from_insert)?;
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO humans ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ));
+        sqlx::query(sql)
+            .bind(&human.subject)
+            .bind(&human.email)
+            .bind(&human.name)
+            .bind(i64::from(human.active))
+            .bind(&human.user_code_hash)
+            .bind(human.created_at)
+            .bind(&human.department)
+            .bind(&human.title)
+            .bind(&human.role)
+            .bind(&human.manager)
+            .execute(self.writer())
+            .await
+            .map_err(StoreError::from_insert)?;
         self.directory_cache.humans.clear();
         Ok(())
     }
@@ -97,6 +110,143 @@ impl Store {
         self.directory_cache.humans.clear();
         Ok(done.rows_affected() == 1)
     }
+
+    /// Changes the attributes policies read; false when no such human exists.
+    pub async fn update_human_profile(&self, h: &HumanRecord) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE humans SET email = $2, name = $3, department = $4, title = $5, role = $6, \
+             manager_subject = $7 WHERE subject = $1",
+        )
+        .bind(&h.subject)
+        .bind(&h.email)
+        .bind(&h.name)
+        .bind(&h.department)
+        .bind(&h.title)
+        .bind(&h.role)
+        .bind(&h.manager)
+        .execute(self.writer())
+        .await
+        .map_err(StoreError::from_insert)?;
+        self.directory_cache.humans.clear();
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The groups `subject` is a member of, by name.
+    pub async fn groups_of(&self, subject: &str) -> Result<Vec<String>, StoreError> {
+        let cache = &self.directory_cache.groups;
+        if let Some(hit) = cache.get(&subject.to_owned()) {
+            return Ok(hit);
+        }
+        let rows = sqlx::query(
+            "SELECT group_name FROM group_members WHERE subject = $1 ORDER BY group_name",
+        )
+        .bind(subject)
+        .fetch_all(self.reader())
+        .await?;
+        let groups = rows
+            .iter()
+            .map(|r| r.try_get("group_name"))
+            .collect::<Result<Vec<String>, _>>()?;
+        cache.put(subject.to_owned(), groups.clone());
+        Ok(groups)
+    }
+
+    /// Active humans with `role`.
+    pub async fn humans_with_role(&self, role: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subject FROM humans WHERE role = $1 AND active = 1 ORDER BY subject",
+        )
+        .bind(role)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("subject")?)).collect()
+    }
+
+    /// Active members of group `name`.
+    pub async fn group_members(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.subject FROM group_members m JOIN humans h ON h.subject = m.subject \
+             WHERE m.group_name = $1 AND h.active = 1 ORDER BY m.subject",
+        )
+        .bind(name)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("subject")?)).collect()
+    }
+
+    /// Creates group `name`; `Conflict` when it exists.
+    pub async fn insert_group(
+        &self,
+        name: &str,
+        display_name: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO groups (name, display_name, created_at) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(display_name)
+            .bind(now_ms)
+            .execute(self.writer())
+            .await
+            .map_err(StoreError::from_insert)?;
+        Ok(())
+    }
+
+    /// Every group with its members.
+    pub async fn list_groups(&self) -> Result<Vec<(String, String, Vec<String>)>, StoreError> {
+        let groups = sqlx::query("SELECT name, display_name FROM groups ORDER BY name")
+            .fetch_all(self.reader())
+            .await?;
+        let members = sqlx::query("SELECT group_name, subject FROM group_members ORDER BY subject")
+            .fetch_all(self.reader())
+            .await?;
+        let mut out = Vec::new();
+        for g in &groups {
+            let name: String = g.try_get("name")?;
+            let mut subjects = Vec::new();
+            for m in &members {
+                if m.try_get::<String, _>("group_name")? == name {
+                    subjects.push(m.try_get("subject")?);
+                }
+            }
+            out.push((name, g.try_get("display_name")?, subjects));
+        }
+        Ok(out)
+    }
+
+    /// Adds (or with `member = false` removes) `subject` to group `name`. False when the
+    /// group or human does not exist (adding) or was not a member (removing).
+    pub async fn set_group_member(
+        &self,
+        name: &str,
+        subject: &str,
+        member: bool,
+    ) -> Result<bool, StoreError> {
+        let sql = if member {
+            "INSERT INTO group_members (group_name, subject) \
+             SELECT g.name, h.subject FROM groups g, humans h WHERE g.name = $1 AND h.subject = $2 \
+             ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM group_members WHERE group_name = $1 AND subject = $2"
+        };
+        let done = sqlx::query(sql)
+            .bind(name)
+            .bind(subject)
+            .execute(self.writer())
+            .await?;
+        self.directory_cache.groups.clear();
+        if member && done.rows_affected() == 0 {
+            // Already a member counts as success; a missing group or human does not.
+            let exists = sqlx::query(
+                "SELECT 1 AS one FROM group_members WHERE group_name = $1 AND subject = $2",
+            )
+            .bind(name)
+            .bind(subject)
+            .fetch_optional(self.reader())
+            .await?;
+            return Ok(exists.is_some());
+        }
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 #[cfg(test)]
@@ -114,6 +264,10 @@ mod tests {
                 active: true,
                 user_code_hash: None,
                 created_at: 1,
+                department: "procurement".into(),
+                title: "Buyer".into(),
+                role: "buyer".into(),
+                manager: None,
             };
             store.insert_human(&alice).await.unwrap();
             assert_eq!(store.human("alice").await.unwrap(), Some(alice.clone()));

@@ -6,16 +6,19 @@
 pub mod admin_keys;
 pub mod audit;
 pub mod auth_requests;
+pub mod baselines;
 mod cache;
 pub mod ceremonies;
 pub mod clients;
 pub mod devices;
-mod group_commit;
+pub mod group_commit;
 pub mod humans;
 pub mod live;
 pub mod outbox;
+pub mod policies;
 pub mod push_outbox;
 pub mod replay;
+pub mod sessions;
 pub mod status_lists;
 pub mod tokens;
 
@@ -75,7 +78,7 @@ pub struct Store {
     writer: AnyPool,
     backend: Backend,
     pub(crate) directory_cache: std::sync::Arc<DirectoryCache>,
-    auth_request_writer: group_commit::AuthRequestWriter,
+    batch_writer: group_commit::BatchWriter,
 }
 
 impl std::fmt::Debug for Store {
@@ -92,6 +95,8 @@ pub(crate) struct DirectoryCache {
     pub humans: cache::TtlCache<(bool, String), Option<humans::HumanRecord>>,
     /// A human's devices that can be alerted (enabled, with a push channel).
     pub push_targets: cache::TtlCache<String, Vec<devices::DeviceRecord>>,
+    /// The groups a human is in.
+    pub groups: cache::TtlCache<String, Vec<String>>,
 }
 
 /// An open transaction. Dropping it without [`Tx::commit`] rolls back.
@@ -128,6 +133,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "push",
         include_str!("../../../migrations/sqlite/0004_push.sql"),
     ),
+    (
+        5,
+        "policy",
+        include_str!("../../../migrations/sqlite/0005_policy.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -150,6 +160,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "push",
         include_str!("../../../migrations/postgres/0004_push.sql"),
     ),
+    (
+        5,
+        "policy",
+        include_str!("../../../migrations/postgres/0005_policy.sql"),
+    ),
 ];
 
 impl Store {
@@ -168,6 +183,7 @@ impl Store {
             clients: cache::TtlCache::new(cache_ttl),
             humans: cache::TtlCache::new(cache_ttl),
             push_targets: cache::TtlCache::new(cache_ttl),
+            groups: cache::TtlCache::new(cache_ttl),
         });
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -200,26 +216,26 @@ impl Store {
                 // before any reader opens it.
                 let writer = pool(1).connect_with(options.clone()).await?;
                 let reader = pool(max_connections).connect_with(options).await?;
-                let auth_request_writer = group_commit::AuthRequestWriter::spawn(writer.clone());
+                let batch_writer = group_commit::BatchWriter::spawn(writer.clone());
                 Ok(Self {
                     url: url.into(),
                     reader,
                     writer,
                     backend,
                     directory_cache,
-                    auth_request_writer,
+                    batch_writer,
                 })
             }
             Backend::Postgres => {
                 let shared = pool(max_connections).connect_with(options).await?;
-                let auth_request_writer = group_commit::AuthRequestWriter::spawn(shared.clone());
+                let batch_writer = group_commit::BatchWriter::spawn(shared.clone());
                 Ok(Self {
                     url: url.into(),
                     reader: shared.clone(),
                     writer: shared,
                     backend,
                     directory_cache,
-                    auth_request_writer,
+                    batch_writer,
                 })
             }
         }

@@ -190,9 +190,7 @@ mod tests {
                     decided_at: None,
                     decided_by: None,
                     decision_method: None,
-                    task_id: None,
-                    approval_jws: None,
-                    approval_device_jkt: None,
+                    ..AuthRequestRecord::default()
                 })
                 .await
                 .unwrap();

@@ -190,11 +190,13 @@ impl Store {
                authorization_details, delivery_mode, notification_token, status, created_at, expires_at, \
                interval_secs, decided_at, decided_by, decision_method, task_id, renewal_of, approval_id, \
                approval_jws, approval_device_jkt, \
+               action, resource, policy_outcome, policy_refs, policy_reasons, risk_signals, validity_secs, \
                token_issued_at, token_jti, token_type, token_cnf_jkt, token_expires_at, \
                token_status_list, token_status_idx) \
              SELECT $1, client_id, subject, scope, binding_message, acr_values, authorization_details, \
                delivery_mode, NULL, 'issued', $2, $3, interval_secs, decided_at, decided_by, decision_method, \
                task_id, token_jti, COALESCE(approval_id, id), approval_jws, approval_device_jkt, \
+               action, resource, policy_outcome, policy_refs, policy_reasons, risk_signals, validity_secs, \
                $4, $5, token_type, token_cnf_jkt, $3, $6, $7 \
              FROM auth_requests WHERE token_jti = $8 AND client_id = $9 \
                AND token_revoked_at IS NULL AND token_expires_at > $2",

@@ -7,7 +7,6 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use countersign_server::clock::{Clock, SystemClock};
 use countersign_server::config::{Config, LogFormat};
-use countersign_server::directory::{self, NewAgent, NewHuman};
 use countersign_server::oidc::keys::KeyRing;
 use countersign_server::store::Store;
 use countersign_server::{admin, server};
@@ -16,12 +15,18 @@ use serde::Serialize;
 mod audit;
 mod credential;
 mod device;
+mod directory;
+mod policy;
 mod push;
 mod verify;
 
 use audit::{AuditCommand, audit_command};
 use credential::credential_command;
 use device::{DeviceCommand, device_command};
+use directory::{
+    AgentCommand, GroupCommand, HumanCommand, agent_command, group_command, human_command,
+};
+use policy::{PolicyCommand, policy_command};
 use push::{PushCommand, push_command};
 use verify::verify;
 
@@ -54,6 +59,12 @@ enum Command {
     /// Manage agents (CIBA clients).
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Manage groups of humans (approver routing, policy conditions).
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Validate, test, add, activate and roll back policies; replay history (dry-run).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Manage admin API keys.
     #[command(subcommand, name = "admin-key")]
     AdminKey(AdminKeyCommand),
@@ -163,89 +174,6 @@ pub(crate) struct JsonFlag {
 }
 
 #[derive(Subcommand)]
-enum HumanCommand {
-    /// Register a human.
-    Add {
-        #[arg(long)]
-        subject: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        name: String,
-        /// CIBA user_code agents must present for this human.
-        #[arg(long)]
-        user_code: Option<String>,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
-    /// List humans.
-    List {
-        #[command(flatten)]
-        out: JsonFlag,
-    },
-    /// Allow new requests naming this human again.
-    Activate {
-        #[arg(allow_hyphen_values = true)]
-        subject: String,
-    },
-    /// Refuse new requests naming this human (access_denied).
-    Deactivate {
-        #[arg(allow_hyphen_values = true)]
-        subject: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum AgentCommand {
-    /// Register an agent as a CIBA client; prints a generated client secret once.
-    Add {
-        #[arg(long)]
-        client_id: String,
-        /// Subject of the owning human.
-        #[arg(long)]
-        owner: String,
-        /// client_secret_basic, client_secret_post or private_key_jwt.
-        #[arg(long)]
-        auth: String,
-        /// Display name shown to approvers.
-        #[arg(long)]
-        name: Option<String>,
-        /// File with the agent's public JWK Set (private_key_jwt, signed requests).
-        #[arg(long, value_name = "FILE")]
-        jwks: Option<PathBuf>,
-        /// poll (default), ping or push.
-        #[arg(long, value_name = "MODE")]
-        mode: Option<String>,
-        /// client_notification_endpoint for ping and push.
-        #[arg(long, value_name = "URL")]
-        notification_endpoint: Option<String>,
-        /// Require signed authentication requests (FAPI-CIBA).
-        #[arg(long)]
-        require_signed_request: bool,
-        /// Require a user_code in every request.
-        #[arg(long)]
-        user_code_required: bool,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
-    /// List agents.
-    List {
-        #[command(flatten)]
-        out: JsonFlag,
-    },
-    /// Refuse the agent's new requests and token polls (unauthorized_client).
-    Disable {
-        #[arg(allow_hyphen_values = true)]
-        client_id: String,
-    },
-    /// Re-enable a disabled agent.
-    Enable {
-        #[arg(allow_hyphen_values = true)]
-        client_id: String,
-    },
-}
-
-#[derive(Subcommand)]
 enum AdminKeyCommand {
     /// Create an admin API key; prints it once.
     Create {
@@ -336,141 +264,10 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied to {}", redact(&config.database_url));
             Ok(())
         }
-        Command::Human(cmd) => {
-            let store = open_store(&config).await?;
-            match cmd {
-                HumanCommand::Add {
-                    subject,
-                    email,
-                    name,
-                    user_code,
-                    out,
-                } => {
-                    let new = NewHuman {
-                        subject: subject.clone(),
-                        email: email.clone(),
-                        name: name.clone(),
-                        user_code: user_code.clone(),
-                    };
-                    let human = directory::add_human(&store, new, now).await?;
-                    print(out.json, &human, || {
-                        format!("added human {} <{}>", human.subject, human.email)
-                    })
-                }
-                HumanCommand::List { out } => {
-                    let humans = directory::list_humans(&store).await?;
-                    print(out.json, &humans, || {
-                        humans
-                            .iter()
-                            .map(|h| {
-                                format!(
-                                    "{}\t{}\t{}\t{}",
-                                    h.subject,
-                                    h.email,
-                                    h.name,
-                                    if h.active { "active" } else { "inactive" }
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    })
-                }
-                HumanCommand::Activate { subject } => {
-                    directory::set_human_active(&store, subject, true).await?;
-                    println!("human {subject} activated");
-                    Ok(())
-                }
-                HumanCommand::Deactivate { subject } => {
-                    directory::set_human_active(&store, subject, false).await?;
-                    println!("human {subject} deactivated");
-                    Ok(())
-                }
-            }
-        }
-        Command::Agent(cmd) => {
-            let store = open_store(&config).await?;
-            match cmd {
-                AgentCommand::Add {
-                    client_id,
-                    owner,
-                    auth,
-                    name,
-                    jwks,
-                    mode,
-                    notification_endpoint,
-                    require_signed_request,
-                    user_code_required,
-                    out,
-                } => {
-                    let jwks = match jwks {
-                        Some(path) => Some(
-                            serde_json::from_str(
-                                &std::fs::read_to_string(path)
-                                    .with_context(|| format!("reading {}", path.display()))?,
-                            )
-                            .with_context(|| format!("{} is not JSON", path.display()))?,
-                        ),
-                        None => None,
-                    };
-                    let new = NewAgent {
-                        client_id: client_id.clone(),
-                        name: name.clone(),
-                        owner: owner.clone(),
-                        auth_method: auth.clone(),
-                        jwks,
-                        delivery_mode: mode.clone(),
-                        notification_endpoint: notification_endpoint.clone(),
-                        require_signed_request: *require_signed_request,
-                        user_code_required: *user_code_required,
-                    };
-                    let created = directory::add_agent(&store, new, now).await?;
-                    print(out.json, &created, || {
-                        let mut text = format!(
-                            "added agent {} (owner {}, {}, {} mode)",
-                            created.agent.client_id,
-                            created.agent.owner,
-                            created.agent.auth_method,
-                            created.agent.delivery_mode
-                        );
-                        if let Some(secret) = &created.client_secret {
-                            text.push_str(&format!(
-                                "\nclient_secret: {secret}\n(shown once; only its hash is stored)"
-                            ));
-                        }
-                        text
-                    })
-                }
-                AgentCommand::List { out } => {
-                    let agents = directory::list_agents(&store).await?;
-                    print(out.json, &agents, || {
-                        agents
-                            .iter()
-                            .map(|a| {
-                                format!(
-                                    "{}\t{}\t{}\t{}\t{}",
-                                    a.client_id,
-                                    a.owner,
-                                    a.auth_method,
-                                    a.delivery_mode,
-                                    if a.enabled { "enabled" } else { "disabled" }
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    })
-                }
-                AgentCommand::Disable { client_id } => {
-                    directory::set_agent_enabled(&store, client_id, false).await?;
-                    println!("agent {client_id} disabled");
-                    Ok(())
-                }
-                AgentCommand::Enable { client_id } => {
-                    directory::set_agent_enabled(&store, client_id, true).await?;
-                    println!("agent {client_id} enabled");
-                    Ok(())
-                }
-            }
-        }
+        Command::Human(cmd) => human_command(&open_store(&config).await?, cmd, now).await,
+        Command::Agent(cmd) => agent_command(&open_store(&config).await?, cmd, now).await,
+        Command::Group(cmd) => group_command(&open_store(&config).await?, cmd, now).await,
+        Command::Policy(cmd) => policy_command(config, cmd).await,
         Command::AdminKey(AdminKeyCommand::Create { name, out }) => {
             let store = open_store(&config).await?;
             let key = admin::create_key(&store, name, now).await?;

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod policy;
+pub use policy::{ACTION_CLASSES, PolicyConfig, ToolConfig};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -33,11 +36,15 @@ pub struct Config {
     pub directory_cache_ttl_ms: u64,
     /// Log output: `text` or `json`.
     pub log_format: LogFormat,
+    /// Reverse proxies (CIDR blocks) whose `X-Forwarded-For` names the client's address
+    /// (`context.network.source_ip`). Without any, the connection's peer address is used.
+    pub trusted_proxies: Vec<String>,
     pub ciba: CibaConfig,
     pub tokens: TokenConfig,
     pub notifications: NotificationConfig,
     pub wallet: WalletConfig,
     pub push: PushConfig,
+    pub policy: PolicyConfig,
     /// RFC 9396 `authorization_details` types this deployment accepts, each with the JSON
     /// Schema its objects must satisfy.
     pub authorization_details_types: BTreeMap<String, serde_json::Value>,
@@ -267,11 +274,13 @@ impl Default for Config {
             database_max_connections: 8,
             directory_cache_ttl_ms: 1000,
             log_format: LogFormat::Text,
+            trusted_proxies: Vec::new(),
             ciba: CibaConfig::default(),
             tokens: TokenConfig::default(),
             notifications: NotificationConfig::default(),
             wallet: WalletConfig::default(),
             push: PushConfig::default(),
+            policy: PolicyConfig::default(),
             authorization_details_types: default_authorization_details_types(),
         }
     }
@@ -472,6 +481,17 @@ impl Config {
                     reason: format!("the window for {name:?} must be at least 1 second"),
                 });
             }
+        }
+        self.policy.validate(&self.authorization_details_types)?;
+        if let Some(bad) = self
+            .trusted_proxies
+            .iter()
+            .find(|p| p.parse::<ipnet::IpNet>().is_err())
+        {
+            return Err(ConfigError::Invalid {
+                key: "trusted_proxies",
+                reason: format!("{bad:?} is not a CIDR block"),
+            });
         }
         for (name, schema) in &self.authorization_details_types {
             if jsonschema::validator_for(schema).is_err() {

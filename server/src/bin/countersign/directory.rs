@@ -1,0 +1,411 @@
+//! `countersign human|agent|group ...`: the directory from the command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use countersign_server::directory::{
+    self, AgentProfile, HumanUpdate, NewAgent, NewGroup, NewHuman,
+};
+use countersign_server::store::Store;
+
+use crate::{JsonFlag, print};
+
+/// What policies read of a person.
+#[derive(Args)]
+pub struct HumanProfileArgs {
+    #[arg(long, default_value = "")]
+    department: String,
+    #[arg(long, default_value = "")]
+    title: String,
+    /// Routes `@approver("role:NAME")` step-ups to this person.
+    #[arg(long, default_value = "")]
+    role: String,
+    /// Subject of this person's manager (`@approver("manager")`).
+    #[arg(long)]
+    manager: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum HumanCommand {
+    /// Register a human.
+    Add {
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// CIBA user_code agents must present for this human.
+        #[arg(long)]
+        user_code: Option<String>,
+        #[command(flatten)]
+        profile: HumanProfileArgs,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Change a human's e-mail, name, department, title, role or manager.
+    Update {
+        #[arg(allow_hyphen_values = true)]
+        subject: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        /// A subject, or "" to clear.
+        #[arg(long)]
+        manager: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// List humans.
+    List {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Allow new requests naming this human again.
+    Activate {
+        #[arg(allow_hyphen_values = true)]
+        subject: String,
+    },
+    /// Refuse new requests naming this human (access_denied).
+    Deactivate {
+        #[arg(allow_hyphen_values = true)]
+        subject: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AgentCommand {
+    /// Register an agent as a CIBA client; prints a generated client secret once.
+    Add {
+        #[arg(long)]
+        client_id: String,
+        /// Subject of the owning human.
+        #[arg(long)]
+        owner: String,
+        /// client_secret_basic, client_secret_post or private_key_jwt.
+        #[arg(long)]
+        auth: String,
+        /// Display name shown to approvers.
+        #[arg(long)]
+        name: Option<String>,
+        /// File with the agent's public JWK Set (private_key_jwt, signed requests).
+        #[arg(long, value_name = "FILE")]
+        jwks: Option<PathBuf>,
+        /// poll (default), ping or push.
+        #[arg(long, value_name = "MODE")]
+        mode: Option<String>,
+        /// client_notification_endpoint for ping and push.
+        #[arg(long, value_name = "URL")]
+        notification_endpoint: Option<String>,
+        /// Require signed authentication requests (FAPI-CIBA).
+        #[arg(long)]
+        require_signed_request: bool,
+        /// Require a user_code in every request.
+        #[arg(long)]
+        user_code_required: bool,
+        #[arg(long, default_value = "")]
+        department: String,
+        /// low (default), medium, high: what policies compare.
+        #[arg(long, default_value = "low")]
+        risk_tier: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Change an agent's department, risk tier or description.
+    Update {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        risk_tier: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// List agents.
+    List {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Refuse the agent's new requests and token polls (unauthorized_client).
+    Disable {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
+    /// Re-enable a disabled agent.
+    Enable {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum GroupCommand {
+    /// Create a group.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// List groups and their members.
+    List {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Add a human to a group.
+    AddMember {
+        #[arg(allow_hyphen_values = true)]
+        group: String,
+        #[arg(allow_hyphen_values = true)]
+        subject: String,
+    },
+    /// Remove a human from a group.
+    RemoveMember {
+        #[arg(allow_hyphen_values = true)]
+        group: String,
+        #[arg(allow_hyphen_values = true)]
+        subject: String,
+    },
+}
+
+pub async fn human_command(store: &Store, cmd: &HumanCommand, now: i64) -> anyhow::Result<()> {
+    match cmd {
+        HumanCommand::Add {
+            subject,
+            email,
+            name,
+            user_code,
+            profile,
+            out,
+        } => {
+            let new = NewHuman {
+                subject: subject.clone(),
+                email: email.clone(),
+                name: name.clone(),
+                user_code: user_code.clone(),
+                department: profile.department.clone(),
+                title: profile.title.clone(),
+                role: profile.role.clone(),
+                manager: profile.manager.clone(),
+            };
+            let human = directory::add_human(store, new, now).await?;
+            print(out.json, &human, || {
+                format!("added human {} <{}>", human.subject, human.email)
+            })
+        }
+        HumanCommand::Update {
+            subject,
+            email,
+            name,
+            department,
+            title,
+            role,
+            manager,
+            out,
+        } => {
+            let update = HumanUpdate {
+                email: email.clone(),
+                name: name.clone(),
+                department: department.clone(),
+                title: title.clone(),
+                role: role.clone(),
+                manager: manager.clone(),
+            };
+            let human = directory::update_human(store, subject, update).await?;
+            print(out.json, &human, || {
+                format!("updated human {}", human.subject)
+            })
+        }
+        HumanCommand::List { out } => {
+            let humans = directory::list_humans(store).await?;
+            print(out.json, &humans, || {
+                humans
+                    .iter()
+                    .map(|h| {
+                        format!(
+                            "{}\t{}\t{}\t{}",
+                            h.subject,
+                            h.email,
+                            h.name,
+                            if h.active { "active" } else { "inactive" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        HumanCommand::Activate { subject } => {
+            directory::set_human_active(store, subject, true).await?;
+            println!("human {subject} activated");
+            Ok(())
+        }
+        HumanCommand::Deactivate { subject } => {
+            directory::set_human_active(store, subject, false).await?;
+            println!("human {subject} deactivated");
+            Ok(())
+        }
+    }
+}
+
+pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyhow::Result<()> {
+    match cmd {
+        AgentCommand::Add {
+            client_id,
+            owner,
+            auth,
+            name,
+            jwks,
+            mode,
+            notification_endpoint,
+            require_signed_request,
+            user_code_required,
+            department,
+            risk_tier,
+            description,
+            out,
+        } => {
+            let jwks = match jwks {
+                Some(path) => Some(
+                    serde_json::from_str(
+                        &std::fs::read_to_string(path)
+                            .with_context(|| format!("reading {}", path.display()))?,
+                    )
+                    .with_context(|| format!("{} is not JSON", path.display()))?,
+                ),
+                None => None,
+            };
+            let new = NewAgent {
+                client_id: client_id.clone(),
+                name: name.clone(),
+                owner: owner.clone(),
+                auth_method: auth.clone(),
+                jwks,
+                delivery_mode: mode.clone(),
+                notification_endpoint: notification_endpoint.clone(),
+                require_signed_request: *require_signed_request,
+                user_code_required: *user_code_required,
+                department: department.clone(),
+                risk_tier: Some(risk_tier.clone()),
+                description: description.clone(),
+            };
+            let created = directory::add_agent(store, new, now).await?;
+            print(out.json, &created, || {
+                let mut text = format!(
+                    "added agent {} (owner {}, {}, {} mode)",
+                    created.agent.client_id,
+                    created.agent.owner,
+                    created.agent.auth_method,
+                    created.agent.delivery_mode
+                );
+                if let Some(secret) = &created.client_secret {
+                    text.push_str(&format!(
+                        "\nclient_secret: {secret}\n(shown once; only its hash is stored)"
+                    ));
+                }
+                text
+            })
+        }
+        AgentCommand::Update {
+            client_id,
+            department,
+            risk_tier,
+            description,
+            out,
+        } => {
+            let current = store
+                .client(client_id)
+                .await?
+                .with_context(|| format!("agent {client_id:?} not found"))?;
+            let profile = AgentProfile {
+                department: department.clone().unwrap_or(current.department),
+                risk_tier: risk_tier.clone().unwrap_or(current.risk_tier),
+                description: description.clone().or(current.description),
+            };
+            let agent = directory::update_agent(store, client_id, profile).await?;
+            print(out.json, &agent, || {
+                format!("updated agent {}", agent.client_id)
+            })
+        }
+        AgentCommand::List { out } => {
+            let agents = directory::list_agents(store).await?;
+            print(out.json, &agents, || {
+                agents
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            a.client_id,
+                            a.owner,
+                            a.auth_method,
+                            a.delivery_mode,
+                            if a.enabled { "enabled" } else { "disabled" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        AgentCommand::Disable { client_id } => {
+            directory::set_agent_enabled(store, client_id, false).await?;
+            println!("agent {client_id} disabled");
+            Ok(())
+        }
+        AgentCommand::Enable { client_id } => {
+            directory::set_agent_enabled(store, client_id, true).await?;
+            println!("agent {client_id} enabled");
+            Ok(())
+        }
+    }
+}
+
+pub async fn group_command(store: &Store, cmd: &GroupCommand, now: i64) -> anyhow::Result<()> {
+    match cmd {
+        GroupCommand::Add {
+            name,
+            display_name,
+            out,
+        } => {
+            let new = NewGroup {
+                name: name.clone(),
+                display_name: display_name.clone(),
+            };
+            let group = directory::add_group(store, new, now).await?;
+            print(out.json, &group, || format!("added group {}", group.name))
+        }
+        GroupCommand::List { out } => {
+            let groups = directory::list_groups(store).await?;
+            print(out.json, &groups, || {
+                groups
+                    .iter()
+                    .map(|g| format!("{}\t{}\t{}", g.name, g.display_name, g.members.join(",")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        GroupCommand::AddMember { group, subject } => {
+            directory::set_group_member(store, group, subject, true).await?;
+            println!("{subject} is a member of {group}");
+            Ok(())
+        }
+        GroupCommand::RemoveMember { group, subject } => {
+            directory::set_group_member(store, group, subject, false).await?;
+            println!("{subject} is no longer a member of {group}");
+            Ok(())
+        }
+    }
+}

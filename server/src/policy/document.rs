@@ -1,0 +1,525 @@
+//! A policy document: Cedar text with Countersign's annotations, parsed, validated against
+//! the schema and prepared for fast evaluation.
+//!
+//! Annotations (on `permit` unless noted):
+//! - `@id("name")` on every policy: its stable id, reported with every decision.
+//! - `@step_up`: a match needs a human's approval instead of passing at once.
+//! - `@approver("user" | "owner" | "manager" | "group:NAME" | "role:NAME")`: who approves
+//!   (default `user`, the human the request names).
+//! - `@four_eyes`: the agent's owner may not approve.
+//! - `@validity("PT15M")`: how long the credential is valid (ISO 8601 duration).
+//! - `@reason("...")`: the human-readable reason shown to approvers and in the trace.
+//!
+//! Cedar evaluates every policy of a set; the engine only needs those whose action scope
+//! can match the request's action, so the document keeps one slice per declared action
+//! (the answer is the same: a policy whose scope does not match is never satisfied).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::str::FromStr;
+
+use cedar_policy::{
+    ActionConstraint, Effect, Policy, PolicyId, PolicySet, ValidationMode, Validator,
+};
+use miette::Diagnostic;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::schema::CountersignSchema;
+use super::{ApproverRoute, PolicyRef};
+
+/// A problem in a policy document, where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Problem {
+    /// 1-based line and column (0 when the problem has no position).
+    pub line: usize,
+    pub column: usize,
+    /// The policy it concerns, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: ", self.line, self.column)?;
+        }
+        if let Some(p) = &self.policy {
+            write!(f, "policy {p:?}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// What the engine needs to know of one policy besides its Cedar meaning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyMeta {
+    pub id: String,
+    pub forbid: bool,
+    pub step_up: bool,
+    pub approver: Option<ApproverRoute>,
+    pub four_eyes: bool,
+    pub validity_secs: Option<u64>,
+    pub reason: Option<String>,
+}
+
+/// A compiled, validated policy set of one version.
+#[derive(Debug, Clone)]
+pub struct PolicyDocument {
+    pub version: i64,
+    pub source: String,
+    pub policies: BTreeMap<String, PolicyMeta>,
+    /// Per declared action, the policies whose scope can match it.
+    slices: HashMap<String, PolicySet>,
+    /// The action entities and their groups (`action in Action::"external"` needs them).
+    pub action_entities: std::sync::Arc<Vec<cedar_policy::Entity>>,
+}
+
+impl PolicyDocument {
+    pub fn slice(&self, action: &str) -> Option<&PolicySet> {
+        self.slices.get(action)
+    }
+
+    pub fn meta(&self, id: &str) -> Option<&PolicyMeta> {
+        self.policies.get(id)
+    }
+
+    pub fn reference(&self, id: &str) -> PolicyRef {
+        PolicyRef {
+            id: id.to_owned(),
+            version: self.version,
+        }
+    }
+}
+
+/// The policy a server runs before any version is activated: every action needs the
+/// approval of the human the request names (what a CIBA server does with no policy).
+pub const DEFAULT_POLICY: &str = r#"@id("default-step-up")
+@step_up
+@reason("every action needs the approval of the person it was requested for until a policy says otherwise")
+permit (principal, action, resource);
+"#;
+
+/// 1-based line and column of byte `offset` in `source`.
+fn position(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn problems_of(source: &str, diagnostic: &dyn Diagnostic, policy: Option<String>) -> Problem {
+    let offset = diagnostic
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .map(|l| l.offset());
+    let (line, column) = offset.map_or((0, 0), |o| position(source, o));
+    let mut message = diagnostic.to_string();
+    if let Some(help) = diagnostic.help() {
+        message.push_str(&format!(" ({help})"));
+    }
+    Problem {
+        line,
+        column,
+        policy,
+        message,
+    }
+}
+
+/// Byte offsets where each statement (policy) of `source` starts, in order. Cedar ends
+/// every policy with `;`, which appears nowhere else outside strings and comments.
+fn statement_offsets(source: &str) -> Vec<usize> {
+    let bytes = source.as_bytes();
+    let mut starts = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' => {
+                start.get_or_insert(i);
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b';' => {
+                if let Some(s) = start.take() {
+                    starts.push(s);
+                }
+            }
+            b if b.is_ascii_whitespace() => {}
+            _ => {
+                start.get_or_insert(i);
+            }
+        }
+        i += 1;
+    }
+    starts
+}
+
+/// Where policy `p` (as parsed, ids `policy0`, `policy1`, ... in source order) starts.
+fn offset_of(p: &Policy, starts: &[usize]) -> Option<usize> {
+    let index: usize = p.id().to_string().strip_prefix("policy")?.parse().ok()?;
+    starts.get(index).copied()
+}
+
+fn problem_at(source: &str, at: Option<usize>, id: Option<&str>, message: String) -> Problem {
+    let (line, column) = at.map_or((0, 0), |o| position(source, o));
+    Problem {
+        line,
+        column,
+        policy: id.map(str::to_owned),
+        message,
+    }
+}
+
+/// Parses an ISO 8601 duration of days, hours, minutes and seconds (`P1D`, `PT15M`,
+/// `PT1H30M`); returns seconds.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let rest = text.strip_prefix('P')?;
+    let (days, time) = match rest.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (rest, None),
+    };
+    let mut total: u64 = 0;
+    let mut any = false;
+    let mut take = |part: &str, units: &[(char, u64)]| -> Option<()> {
+        let mut number = String::new();
+        let mut allowed = units.iter();
+        for c in part.chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+                continue;
+            }
+            // Units must come in order, each at most once.
+            let factor = allowed.by_ref().find(|(u, _)| *u == c)?.1;
+            let n: u64 = number.parse().ok()?;
+            total = total.checked_add(n.checked_mul(factor)?)?;
+            number.clear();
+            any = true;
+        }
+        number.is_empty().then_some(())
+    };
+    take(days, &[('D', 86_400)])?;
+    if let Some(t) = time {
+        if t.is_empty() {
+            return None;
+        }
+        take(t, &[('H', 3600), ('M', 60), ('S', 1)])?;
+    }
+    (any && total > 0).then_some(total)
+}
+
+fn meta_of(
+    source: &str,
+    p: &Policy,
+    at: Option<usize>,
+    id: &str,
+    max_validity_secs: u64,
+    problems: &mut Vec<Problem>,
+) -> PolicyMeta {
+    let mut fail = |m: String| problems.push(problem_at(source, at, Some(id), m));
+    let forbid = p.effect() == Effect::Forbid;
+    let step_up = p.annotation("step_up").is_some();
+    let four_eyes = p.annotation("four_eyes").is_some();
+    let approver = p.annotation("approver").and_then(|a| match ApproverRoute::parse(a) {
+        Some(route) => Some(route),
+        None => {
+            fail(format!(
+                "@approver({a:?}) must be \"user\", \"owner\", \"manager\", \"group:NAME\" or \"role:NAME\""
+            ));
+            None
+        }
+    });
+    let validity_secs = p.annotation("validity").and_then(|v| match parse_duration(v) {
+        Some(secs) if secs <= max_validity_secs => Some(secs),
+        Some(_) => {
+            fail(format!(
+                "@validity({v:?}) is longer than policy.max_validity_secs ({max_validity_secs} s)"
+            ));
+            None
+        }
+        None => {
+            fail(format!(
+                "@validity({v:?}) must be an ISO 8601 duration such as \"PT15M\" or \"P1D\""
+            ));
+            None
+        }
+    });
+    if forbid {
+        for annotation in ["step_up", "approver", "four_eyes", "validity"] {
+            if p.annotation(annotation).is_some() {
+                fail(format!("@{annotation} has no meaning on a forbid policy"));
+            }
+        }
+    } else if !step_up && (p.annotation("approver").is_some() || four_eyes) {
+        fail("@approver and @four_eyes need @step_up".into());
+    }
+    PolicyMeta {
+        id: id.to_owned(),
+        forbid,
+        step_up,
+        approver,
+        four_eyes,
+        validity_secs,
+        reason: p.annotation("reason").map(str::to_owned),
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b))
+}
+
+/// Whether a policy with this action scope can match `action` (whose class is `class`).
+fn scope_matches(constraint: &ActionConstraint, action: &str, class: &str) -> bool {
+    let names = |uid: &cedar_policy::EntityUid| {
+        let id = uid.id().unescaped();
+        id == action || (!class.is_empty() && id == class)
+    };
+    match constraint {
+        ActionConstraint::Any => true,
+        ActionConstraint::Eq(uid) => uid.id().unescaped() == action,
+        ActionConstraint::In(uids) => uids.iter().any(names),
+    }
+}
+
+/// Compiles `source` as version `version`: parse, ids, annotations, schema validation.
+/// Every problem found is returned, each with its line and column.
+pub fn compile(
+    source: &str,
+    version: i64,
+    schema: &CountersignSchema,
+    max_validity_secs: u64,
+) -> Result<PolicyDocument, Vec<Problem>> {
+    let parsed = PolicySet::from_str(source).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| problems_of(source, e, None))
+            .collect::<Vec<_>>()
+    })?;
+    let mut problems = Vec::new();
+    if parsed.templates().next().is_some() {
+        problems.push(Problem {
+            line: 0,
+            column: 0,
+            policy: None,
+            message: "templates (?principal, ?resource) are not supported".into(),
+        });
+    }
+    let starts = statement_offsets(source);
+    let mut set = PolicySet::new();
+    let mut policies = BTreeMap::new();
+    let mut ordered: Vec<(Option<usize>, &Policy)> = parsed
+        .policies()
+        .map(|p| (offset_of(p, &starts), p))
+        .collect();
+    ordered.sort_by_key(|(at, _)| *at);
+    for (at, p) in ordered {
+        let Some(id) = p.annotation("id") else {
+            problems.push(problem_at(
+                source,
+                at,
+                None,
+                "every policy needs an @id(\"...\") annotation".into(),
+            ));
+            continue;
+        };
+        if !valid_id(id) {
+            problems.push(problem_at(
+                source,
+                at,
+                Some(id),
+                "@id must be 1-128 characters of letters, digits and . _ - :".into(),
+            ));
+            continue;
+        }
+        if policies.contains_key(id) {
+            problems.push(problem_at(
+                source,
+                at,
+                Some(id),
+                "another policy has the same @id".into(),
+            ));
+            continue;
+        }
+        let meta = meta_of(source, p, at, id, max_validity_secs, &mut problems);
+        if set.add(p.new_id(PolicyId::new(id))).is_err() {
+            problems.push(problem_at(source, at, Some(id), "cannot be added".into()));
+        }
+        policies.insert(id.to_owned(), meta);
+    }
+    let result = Validator::new(schema.schema.clone()).validate(&set, ValidationMode::Strict);
+    for e in result.validation_errors() {
+        problems.push(problems_of(source, e, Some(e.policy_id().to_string())));
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(|p| (p.line, p.column));
+        // The validator reports a mistake once per action the policy applies to.
+        problems.dedup_by(|a, b| {
+            a.line == b.line && a.column == b.column && a.policy == b.policy && a.line > 0
+        });
+        return Err(problems);
+    }
+    let mut slices = HashMap::new();
+    for (action, class) in &schema.classes {
+        let mut slice = PolicySet::new();
+        for p in set.policies() {
+            if scope_matches(&p.action_constraint(), action, class) {
+                // Ids are unique in `set`, so adding to a fresh set cannot fail.
+                let _ = slice.add(p.clone());
+            }
+        }
+        slices.insert(action.clone(), slice);
+    }
+    let action_entities = schema
+        .schema
+        .action_entities()
+        .map_err(|e| {
+            vec![Problem {
+                line: 0,
+                column: 0,
+                policy: None,
+                message: format!("the schema's actions: {e}"),
+            }]
+        })?
+        .into_iter()
+        .collect();
+    Ok(PolicyDocument {
+        version,
+        source: source.to_owned(),
+        policies,
+        slices,
+        action_entities: std::sync::Arc::new(action_entities),
+    })
+}
+
+/// The ids of the policies in a document, for listings.
+pub fn policy_ids(doc: &PolicyDocument) -> BTreeSet<String> {
+    doc.policies.keys().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn schema() -> CountersignSchema {
+        let c = Config::default();
+        CountersignSchema::new(&c.policy, &c.authorization_details_types).unwrap()
+    }
+
+    #[test]
+    fn statements_start_after_comments_and_ignore_semicolons_in_strings() {
+        let source = "// a; comment\n@id(\"x;\") permit (principal, action, resource);\n  forbid (principal, action, resource) when { \"\\\";\" == \"\" };";
+        let starts = statement_offsets(source);
+        assert_eq!(starts.len(), 2, "{starts:?}");
+        assert_eq!(&source[starts[0]..starts[0] + 3], "@id");
+        assert_eq!(&source[starts[1]..starts[1] + 6], "forbid");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("PT15M"), Some(900));
+        assert_eq!(parse_duration("PT1H30M"), Some(5400));
+        assert_eq!(parse_duration("P1DT1S"), Some(86_401));
+        assert_eq!(parse_duration("P2D"), Some(172_800));
+        for bad in [
+            "", "P", "PT", "15M", "PT15", "PTM", "PT15M1H", "P1H", "PT0S", "PT-1M",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_policy_compiles() {
+        let doc = compile(DEFAULT_POLICY, 0, &schema(), 86_400).unwrap();
+        let meta = doc.meta("default-step-up").unwrap();
+        assert!(meta.step_up && !meta.forbid);
+        assert_eq!(doc.slice("purchase_order").unwrap().policies().count(), 1);
+    }
+
+    #[test]
+    fn problems_name_line_column_and_policy() {
+        let source = "@id(\"a\")\npermit (principal, action, resource)\nwhen { context.arguments.amout > 3 };\n";
+        let problems = compile(source, 1, &schema(), 86_400).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].policy.as_deref(), Some("a"));
+        assert_eq!(problems[0].line, 3, "{problems:?}");
+        assert!(problems[0].message.contains("amout"), "{problems:?}");
+
+        let syntax = "@id(\"a\")\npermit (principal, action, resource)\nwhen { 1 < };\n";
+        let problems = compile(syntax, 1, &schema(), 86_400).unwrap_err();
+        assert_eq!(
+            (problems[0].line, problems[0].policy.as_ref()),
+            (3, None),
+            "{problems:?}"
+        );
+
+        let annotations = "permit (principal, action, resource);\n\
+            @id(\"b\") @approver(\"boss\") @step_up permit (principal, action, resource);\n\
+            @id(\"c\") @validity(\"PT15M\") forbid (principal, action, resource);\n\
+            @id(\"c\") permit (principal, action, resource);\n\
+            @id(\"d\") @step_up @validity(\"P30D\") permit (principal, action, resource);\n\
+            @id(\"e\") @four_eyes permit (principal, action, resource);\n";
+        let problems = compile(annotations, 1, &schema(), 86_400).unwrap_err();
+        let lines: Vec<(usize, &str)> = problems
+            .iter()
+            .map(|p| (p.line, p.message.as_str()))
+            .collect();
+        assert_eq!(problems.len(), 6, "{lines:?}");
+        assert!(lines[0].1.contains("@id"), "{lines:?}");
+        assert!(lines[1].1.contains("@approver(\"boss\")"), "{lines:?}");
+        assert!(lines[2].1.contains("forbid"), "{lines:?}");
+        assert!(lines[3].1.contains("same @id"), "{lines:?}");
+        assert!(lines[4].1.contains("max_validity_secs"), "{lines:?}");
+        assert!(lines[5].1.contains("need @step_up"), "{lines:?}");
+        assert_eq!(
+            lines.iter().map(|l| l.0).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6]
+        );
+    }
+
+    #[test]
+    fn slices_keep_only_policies_whose_action_scope_can_match() {
+        let source = r#"
+@id("any") permit (principal, action, resource);
+@id("po") permit (principal, action == Action::"purchase_order", resource);
+@id("external") forbid (principal, action in Action::"external", resource) when { context.time.hour < 6 };
+@id("destructive") forbid (principal, action in [Action::"destructive"], resource);
+@id("login") permit (principal, action == Action::"authenticate", resource);
+"#;
+        let doc = compile(source, 3, &schema(), 86_400).unwrap();
+        let ids = |action: &str| -> BTreeSet<String> {
+            doc.slice(action)
+                .unwrap()
+                .policies()
+                .map(|p| p.id().to_string())
+                .collect()
+        };
+        assert_eq!(
+            ids("purchase_order"),
+            BTreeSet::from(["any".into(), "po".into(), "external".into()])
+        );
+        assert_eq!(
+            ids("authenticate"),
+            BTreeSet::from(["any".into(), "login".into()])
+        );
+        assert_eq!(
+            doc.reference("po"),
+            PolicyRef {
+                id: "po".into(),
+                version: 3
+            }
+        );
+    }
+}

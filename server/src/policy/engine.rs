@@ -1,0 +1,358 @@
+//! Pure evaluation: a compiled document and one action's facts in, a [`Decision`] out.
+
+use cedar_policy::{Authorizer, Decision as CedarDecision, Entities, Request};
+
+use super::document::PolicyDocument;
+use super::facts::DecisionFacts;
+use super::{ApproverRoute, Decision, Outcome};
+
+/// Reasons and signals an approver reads, from the facts alone.
+pub fn risk_signals(f: &DecisionFacts) -> Vec<String> {
+    let mut signals = Vec::new();
+    let n = &f.anomaly;
+    if let (Some(ratio), Some(p95)) = (n.quantity_ratio, n.quantity_p95)
+        && ratio >= 2.0
+    {
+        signals.push(format!(
+            "quantity is {ratio:.1}x this agent's usual (95th percentile {p95})"
+        ));
+    }
+    if let (Some(ratio), Some(p95)) = (n.amount_ratio, n.amount_p95)
+        && ratio >= 2.0
+    {
+        signals.push(format!(
+            "amount is {ratio:.1}x this agent's usual (95th percentile {p95})"
+        ));
+    }
+    for c in &f.session.classifications {
+        if c != "public" && c != "unknown" {
+            signals.push(format!("this session read {c} data"));
+        }
+    }
+    for label in &f.prompt_labels {
+        signals.push(format!("prompt labelled {label}"));
+    }
+    if f.network.zoned && f.network.source_ip.is_some() && f.network.zones.is_empty() {
+        signals.push("requested from outside every known network zone".into());
+    }
+    signals
+}
+
+/// Evaluates `request` and `entities` (built from `facts`) against `doc`.
+pub fn evaluate_prepared(
+    doc: &PolicyDocument,
+    facts: &DecisionFacts,
+    request: &Request,
+    entities: &Entities,
+) -> Decision {
+    let mut decision = Decision {
+        outcome: Outcome::Deny,
+        policies: Vec::new(),
+        reasons: Vec::new(),
+        approvers: Vec::new(),
+        four_eyes: false,
+        validity_secs: None,
+        risk_signals: Vec::new(),
+        errors: Vec::new(),
+    };
+    let Some(slice) = doc.slice(&facts.action) else {
+        decision
+            .reasons
+            .push(format!("{:?} is not a declared action", facts.action));
+        return decision;
+    };
+    let response = Authorizer::new().is_authorized(request, slice, entities);
+    let diagnostics = response.diagnostics();
+    decision.errors = diagnostics.errors().map(ToString::to_string).collect();
+    // Cedar skips a policy whose evaluation fails. For a forbid that would mean a failure
+    // lifts a prohibition, so here it denies instead (fail closed).
+    let failed_forbids: Vec<&super::document::PolicyMeta> = diagnostics
+        .errors()
+        .filter_map(|e| match e {
+            cedar_policy::AuthorizationError::PolicyEvaluationError(e) => {
+                doc.meta(e.policy_id().as_ref())
+            }
+        })
+        .filter(|m| m.forbid)
+        .collect();
+    if !failed_forbids.is_empty() {
+        for m in failed_forbids {
+            decision.policies.push(doc.reference(&m.id));
+            decision.reasons.push(format!(
+                "policy {} could not be evaluated for this request, so it denies (fail closed)",
+                m.id
+            ));
+        }
+        decision.risk_signals = risk_signals(facts);
+        return decision;
+    }
+    let mut determining: Vec<&super::document::PolicyMeta> = diagnostics
+        .reason()
+        .filter_map(|id| doc.meta(id.as_ref()))
+        .collect();
+    determining.sort_by(|a, b| a.id.cmp(&b.id));
+    match response.decision() {
+        CedarDecision::Deny if determining.is_empty() => {
+            decision
+                .reasons
+                .push("no policy permits this action".to_owned());
+        }
+        CedarDecision::Deny => {}
+        CedarDecision::Allow => {
+            let stepping: Vec<_> = determining.iter().filter(|m| m.step_up).copied().collect();
+            if stepping.is_empty() {
+                decision.outcome = Outcome::Allow;
+            } else {
+                // Step-up wins over a plain permit: only the step-up policies determine it.
+                decision.outcome = Outcome::StepUp;
+                determining = stepping;
+                decision.approvers = determining
+                    .iter()
+                    .map(|m| m.approver.clone().unwrap_or(ApproverRoute::User))
+                    .collect();
+                decision.approvers.sort();
+                decision.approvers.dedup();
+                decision.four_eyes = determining.iter().any(|m| m.four_eyes);
+            }
+        }
+    }
+    decision.validity_secs = determining.iter().filter_map(|m| m.validity_secs).min();
+    for m in &determining {
+        decision.policies.push(doc.reference(&m.id));
+        decision.reasons.push(m.reason.clone().unwrap_or_else(|| {
+            let verb = match (m.forbid, m.step_up) {
+                (true, _) => "forbids",
+                (false, true) => "requires approval for",
+                (false, false) => "permits",
+            };
+            format!("policy {} {verb} this action", m.id)
+        }));
+    }
+    decision.risk_signals = risk_signals(facts);
+    decision
+}
+
+/// Evaluates `facts` against `doc`. Facts that cannot be expressed in Cedar deny.
+pub fn evaluate(doc: &PolicyDocument, facts: &DecisionFacts) -> Decision {
+    let prepared = facts
+        .request()
+        .and_then(|r| Ok((r, facts.entities(&doc.action_entities)?)));
+    match prepared {
+        Ok((request, entities)) => evaluate_prepared(doc, facts, &request, &entities),
+        Err(e) => Decision {
+            outcome: Outcome::Deny,
+            policies: Vec::new(),
+            reasons: vec![format!("the request's facts cannot be evaluated: {e}")],
+            approvers: Vec::new(),
+            four_eyes: false,
+            validity_secs: None,
+            risk_signals: Vec::new(),
+            errors: vec![e],
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::policy::document::{DEFAULT_POLICY, compile};
+    use crate::policy::facts::tests::{facts, human};
+    use crate::policy::schema::CountersignSchema;
+    use crate::policy::{PolicyRef, facts::AnomalyFacts, facts::NetworkFacts};
+
+    fn doc(source: &str) -> PolicyDocument {
+        let mut c = Config::default();
+        for t in [
+            "provision_servers",
+            "delete_environment",
+            "send_email",
+            "read_records",
+        ] {
+            c.authorization_details_types
+                .insert(t.into(), json!({"type": "object"}));
+        }
+        c.policy
+            .actions
+            .insert("provision_servers".into(), "write".into());
+        c.policy
+            .actions
+            .insert("delete_environment".into(), "destructive".into());
+        c.policy
+            .actions
+            .insert("send_email".into(), "external".into());
+        c.policy
+            .actions
+            .insert("read_records".into(), "read".into());
+        let schema = CountersignSchema::new(&c.policy, &c.authorization_details_types).unwrap();
+        compile(source, 7, &schema, 86_400).unwrap_or_else(|p| panic!("{p:?}"))
+    }
+
+    const PROCUREMENT: &str = r#"
+@id("small-orders")
+permit (principal, action == Action::"purchase_order", resource)
+when { context.arguments.amount < 400 };
+
+@id("large-orders")
+@step_up
+@approver("owner")
+@validity("PT10M")
+@reason("orders of $400 or more need the owner's approval")
+permit (principal, action == Action::"purchase_order", resource)
+when { context.arguments.amount >= 400 };
+
+@id("no-destruction")
+forbid (principal, action in Action::"destructive", resource);
+
+@id("destructive-otherwise")
+permit (principal, action in Action::"destructive", resource);
+
+@id("office-hours")
+forbid (principal, action in Action::"external", resource)
+when { context.time.hour < 7 || context.time.hour >= 19 || context.time.day_of_week > 5 };
+
+@id("corp-network-only")
+forbid (principal, action in Action::"write", resource)
+unless { context.network.zones.contains("corp") };
+
+@id("provisioning")
+permit (principal, action == Action::"provision_servers", resource)
+unless { context.anomaly has quantity_ratio_pct && context.anomaly.quantity_ratio_pct > 300 };
+
+@id("provisioning-unusual")
+@step_up
+@approver("manager")
+@four_eyes
+permit (principal, action == Action::"provision_servers", resource)
+when { context.anomaly has quantity_ratio_pct && context.anomaly.quantity_ratio_pct > 300 };
+"#;
+
+    fn order(amount: f64) -> crate::policy::facts::DecisionFacts {
+        facts(
+            "purchase_order",
+            json!({"type": "purchase_order", "vendor": "Acme", "amount": amount, "currency": "USD"}),
+        )
+    }
+
+    #[test]
+    fn the_400_dollar_threshold() {
+        let d = doc(PROCUREMENT);
+        let small = evaluate(&d, &order(399.0));
+        assert_eq!(small.outcome, Outcome::Allow);
+        assert_eq!(
+            small.policies,
+            [PolicyRef {
+                id: "small-orders".into(),
+                version: 7
+            }]
+        );
+        for amount in [400.0, 1200.0, 399.01] {
+            let big = evaluate(&d, &order(amount));
+            assert_eq!(big.outcome, Outcome::StepUp, "{amount}");
+            assert_eq!(big.approvers, [ApproverRoute::Owner]);
+            assert_eq!(big.validity_secs, Some(600));
+            assert_eq!(
+                big.reasons,
+                ["orders of $400 or more need the owner's approval"]
+            );
+        }
+    }
+
+    #[test]
+    fn destructive_actions_are_denied_by_the_forbid_that_fired() {
+        let d = doc(PROCUREMENT);
+        let denied = evaluate(
+            &d,
+            &facts(
+                "delete_environment",
+                json!({"type": "delete_environment", "target": "production"}),
+            ),
+        );
+        assert_eq!(denied.outcome, Outcome::Deny);
+        assert_eq!(denied.policies[0].id, "no-destruction");
+        assert_eq!(
+            denied.reasons,
+            ["policy no-destruction forbids this action"]
+        );
+    }
+
+    #[test]
+    fn time_of_day_and_network_zone_rules() {
+        let d = doc(PROCUREMENT);
+        let mut f = facts("send_email", json!({"type": "send_email"}));
+        // Nothing permits send_email: denied with no policy.
+        assert_eq!(evaluate(&d, &f).policies, []);
+        f.time.hour = 22;
+        let late = evaluate(&d, &f);
+        assert_eq!(late.policies[0].id, "office-hours");
+
+        let mut p = facts(
+            "provision_servers",
+            json!({"type": "provision_servers", "quantity": 2}),
+        );
+        let outside = evaluate(&d, &p);
+        assert_eq!(
+            (outside.outcome, outside.policies[0].id.as_str()),
+            (Outcome::Deny, "corp-network-only")
+        );
+        p.network = NetworkFacts {
+            source_ip: Some("10.1.2.3".parse().unwrap()),
+            zones: vec!["corp".into()],
+            zoned: true,
+        };
+        assert_eq!(evaluate(&d, &p).outcome, Outcome::Allow);
+    }
+
+    #[test]
+    fn unusual_quantities_step_up_to_the_manager_with_four_eyes() {
+        let d = doc(PROCUREMENT);
+        let mut p = facts(
+            "provision_servers",
+            json!({"type": "provision_servers", "quantity": 50}),
+        );
+        p.network.zones = vec!["corp".into()];
+        p.anomaly = AnomalyFacts {
+            samples: 20,
+            quantity_p95: Some(2.0),
+            quantity_ratio: Some(25.0),
+            ..AnomalyFacts::default()
+        };
+        let d50 = evaluate(&d, &p);
+        assert_eq!(d50.outcome, Outcome::StepUp);
+        assert_eq!(d50.approvers, [ApproverRoute::Manager]);
+        assert!(d50.four_eyes);
+        assert!(
+            d50.risk_signals[0].contains("25.0x"),
+            "{:?}",
+            d50.risk_signals
+        );
+        p.anomaly.quantity_ratio = Some(1.0);
+        assert_eq!(evaluate(&d, &p).outcome, Outcome::Allow);
+    }
+
+    #[test]
+    fn the_default_policy_steps_everything_up_to_the_user() {
+        let d = doc(DEFAULT_POLICY);
+        let decided = evaluate(&d, &facts("authenticate", json!({})));
+        assert_eq!(decided.outcome, Outcome::StepUp);
+        assert_eq!(decided.approvers, [ApproverRoute::User]);
+    }
+
+    #[test]
+    fn group_membership_and_manager_attributes_are_visible() {
+        let d = doc(
+            r#"@id("finance") permit (principal, action, resource) when { principal.owner in Group::"finance" };
+               @id("boss") @step_up permit (principal, action, resource) when { principal.owner has manager && principal.owner.manager == Human::"carol" };"#,
+        );
+        let mut f = order(10.0);
+        assert_eq!(evaluate(&d, &f).outcome, Outcome::Deny);
+        f.owner.groups = vec!["finance".into()];
+        assert_eq!(evaluate(&d, &f).outcome, Outcome::Allow);
+        f.owner.groups.clear();
+        f.owner.manager = Some("carol".into());
+        f.owner_manager = Some(human("carol"));
+        assert_eq!(evaluate(&d, &f).outcome, Outcome::StepUp);
+    }
+}

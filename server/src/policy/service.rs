@@ -1,0 +1,562 @@
+//! The policy service: keeps the active policy version compiled, gathers the facts of an
+//! attempted action (directory, session, baseline, time, network), evaluates, routes a
+//! step-up to its approvers, and prepares what the decision writes: its trace event, the
+//! session's update and the baseline's samples. Callers write those atomically with the
+//! request (see `store::group_commit`).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::baseline::{Baseline, MAX_SAMPLES, Sample};
+use super::document::{DEFAULT_POLICY, PolicyDocument, Problem, compile};
+use super::engine::evaluate;
+use super::facts::{
+    AgentFacts, Arguments, DecisionFacts, HumanFacts, NetworkFacts, RequestFacts, SessionFacts,
+    TimeFacts, ToolFacts,
+};
+use super::schema::{AUTHENTICATE, CountersignSchema};
+use super::{ApproverRoute, Decision, Outcome, PolicyError};
+use crate::config::{Config, PolicyConfig};
+use crate::state::AppState;
+use crate::store::audit::NewAuditRecord;
+use crate::store::baselines::SampleRecord;
+use crate::store::clients::ClientRecord;
+use crate::store::humans::HumanRecord;
+use crate::store::sessions::SessionUpdate;
+use crate::store::{Store, StoreError};
+
+/// Trace event kinds of decisions.
+pub const DECISION_MADE: &str = "decision.made";
+
+struct CachedBaseline {
+    baseline: Baseline,
+    loaded_at_ms: i64,
+}
+
+/// The compiled active policy and what evaluating needs besides facts.
+pub struct PolicyEngine {
+    schema: CountersignSchema,
+    config: PolicyConfig,
+    active: RwLock<Arc<PolicyDocument>>,
+    tz: jiff::tz::TimeZone,
+    zones: Vec<(String, Vec<ipnet::IpNet>)>,
+    baselines: Mutex<HashMap<(String, String), CachedBaseline>>,
+}
+
+impl PolicyEngine {
+    /// An engine running the built-in default policy (version 0) until a stored version
+    /// is installed.
+    pub fn new(config: &Config) -> Result<Self, String> {
+        let schema = CountersignSchema::new(&config.policy, &config.authorization_details_types)
+            .map_err(|e| e.to_string())?;
+        let default = compile(DEFAULT_POLICY, 0, &schema, config.policy.max_validity_secs)
+            .map_err(|p| format!("the default policy does not compile: {p:?}"))?;
+        let tz = jiff::tz::TimeZone::get(&config.policy.time_zone)
+            .map_err(|e| format!("policy.time_zone: {e}"))?;
+        let mut zones = Vec::new();
+        for (name, blocks) in &config.policy.network_zones {
+            let nets = blocks
+                .iter()
+                .map(|b| b.parse::<ipnet::IpNet>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("policy.network_zones.{name}: {e}"))?;
+            zones.push((name.clone(), nets));
+        }
+        Ok(Self {
+            schema,
+            config: config.policy.clone(),
+            active: RwLock::new(Arc::new(default)),
+            tz,
+            zones,
+            baselines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn schema(&self) -> &CountersignSchema {
+        &self.schema
+    }
+
+    /// The document decisions use now.
+    pub fn active(&self) -> Arc<PolicyDocument> {
+        match self.active.read() {
+            Ok(doc) => doc.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn install(&self, doc: PolicyDocument) {
+        let doc = Arc::new(doc);
+        match self.active.write() {
+            Ok(mut active) => *active = doc,
+            Err(poisoned) => *poisoned.into_inner() = doc,
+        }
+    }
+
+    pub fn compile(&self, source: &str, version: i64) -> Result<PolicyDocument, Vec<Problem>> {
+        compile(source, version, &self.schema, self.config.max_validity_secs)
+    }
+
+    /// The built-in default document.
+    pub fn default_document(&self) -> Result<PolicyDocument, Vec<Problem>> {
+        self.compile(DEFAULT_POLICY, 0)
+    }
+
+    pub fn time_at(&self, unix_ms: i64) -> TimeFacts {
+        TimeFacts::at(unix_ms, &self.tz, &self.config.time_zone)
+    }
+
+    pub fn network(&self, ip: Option<IpAddr>) -> NetworkFacts {
+        NetworkFacts::of(ip, &self.zones)
+    }
+
+    /// The tool an `authorization_details` entry acts on: its `tool` field, or the tool
+    /// whose configured `locations` include one of its `locations`, or `fallback`.
+    pub fn tool_for(&self, detail: Option<&Value>, fallback: Option<&str>) -> ToolFacts {
+        let named = detail
+            .and_then(|d| d.get("tool"))
+            .and_then(Value::as_str)
+            .or(fallback);
+        if let Some(id) = named {
+            return match self.config.tools.get(id) {
+                Some(t) => ToolFacts::configured(id, t),
+                None => ToolFacts {
+                    id: id.to_owned(),
+                    ..ToolFacts::unknown()
+                },
+            };
+        }
+        let locations: Vec<&str> = detail
+            .and_then(|d| d.get("locations"))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        self.config
+            .tools
+            .iter()
+            .find(|(_, t)| t.locations.iter().any(|l| locations.contains(&l.as_str())))
+            .map_or_else(ToolFacts::unknown, |(id, t)| ToolFacts::configured(id, t))
+    }
+
+    /// The baseline of `client_id` for `action` at `now_ms`: reused for
+    /// `baseline_refresh_ms`, else read again from the store.
+    async fn baseline(
+        &self,
+        store: &Store,
+        client_id: &str,
+        action: &str,
+        now_ms: i64,
+        quantity: Option<f64>,
+        amount: Option<f64>,
+    ) -> Result<super::facts::AnomalyFacts, StoreError> {
+        let key = (client_id.to_owned(), action.to_owned());
+        let window_start = now_ms - 1000 * self.config.baseline_window_secs as i64;
+        let min = self.config.baseline_min_samples as usize;
+        if let Ok(mut cache) = self.baselines.lock()
+            && let Some(cached) = cache.get_mut(&key)
+            && now_ms - cached.loaded_at_ms < self.config.baseline_refresh_ms as i64
+        {
+            cached.baseline.expire(window_start);
+            return Ok(cached.baseline.facts(now_ms, quantity, amount, min));
+        }
+        let samples = store
+            .samples(client_id, action, window_start, MAX_SAMPLES as i64)
+            .await?
+            .into_iter()
+            .map(|s| Sample {
+                at_ms: s.at_ms,
+                quantity: s.quantity,
+                amount: s.amount,
+            })
+            .collect();
+        let baseline = Baseline::from_samples(samples);
+        let facts = baseline.facts(now_ms, quantity, amount, min);
+        if let Ok(mut cache) = self.baselines.lock() {
+            if cache.len() >= 100_000 {
+                cache.clear();
+            }
+            cache.insert(
+                key,
+                CachedBaseline {
+                    baseline,
+                    loaded_at_ms: now_ms,
+                },
+            );
+        }
+        Ok(facts)
+    }
+
+    /// Adds accepted actions to this process's baselines (the store has them already).
+    pub fn observe(&self, samples: &[SampleRecord]) {
+        if let Ok(mut cache) = self.baselines.lock() {
+            for s in samples {
+                if let Some(cached) = cache.get_mut(&(s.client_id.clone(), s.action.clone())) {
+                    cached.baseline.add(Sample {
+                        at_ms: s.at_ms,
+                        quantity: s.quantity,
+                        amount: s.amount,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// An attempted action, from `bc-authorize` or the decision API.
+pub struct Attempt<'a> {
+    pub client: &'a ClientRecord,
+    /// The human the request names (for the decision API: the agent's owner unless one
+    /// is named).
+    pub user: &'a HumanRecord,
+    /// RFC 9396 entries, already validated against their types' schemas.
+    pub details: Option<&'a [Value]>,
+    /// A tool named outside the details (decision API `resource`).
+    pub resource: Option<&'a str>,
+    pub scope: &'a str,
+    pub binding_message: Option<&'a str>,
+    pub task_id: Option<&'a str>,
+    pub source_ip: Option<IpAddr>,
+    pub prompt_labels: &'a [String],
+}
+
+/// A decision and everything it writes.
+#[derive(Debug)]
+pub struct Decided {
+    pub decision: Decision,
+    /// What the policies said before routing (a step-up nobody can approve is denied).
+    pub evaluated: Outcome,
+    /// The first entry's action (or `authenticate`) and tool.
+    pub action: String,
+    pub resource: String,
+    /// For a step-up: the subjects who may approve.
+    pub approvers: Vec<String>,
+    /// Accepted actions for the baselines (allow only; a step-up adds them on approval).
+    pub samples: Vec<SampleRecord>,
+    pub session: Option<SessionUpdate>,
+    /// The facts of each evaluated entry, as recorded in the trace.
+    pub facts: Vec<DecisionFacts>,
+}
+
+async fn human_facts(store: &Store, h: &HumanRecord) -> Result<HumanFacts, StoreError> {
+    Ok(HumanFacts {
+        subject: h.subject.clone(),
+        email: h.email.clone(),
+        name: h.name.clone(),
+        department: h.department.clone(),
+        title: h.title.clone(),
+        role: h.role.clone(),
+        active: h.active,
+        manager: h.manager.clone(),
+        groups: store.groups_of(&h.subject).await?,
+    })
+}
+
+/// The sample an accepted entry adds to its agent's baseline.
+pub fn sample_of(
+    client_id: &str,
+    action: &str,
+    detail: Option<&Value>,
+    at_ms: i64,
+) -> SampleRecord {
+    let args = detail.map(Arguments::from_detail).unwrap_or_default();
+    SampleRecord {
+        client_id: client_id.to_owned(),
+        action: action.to_owned(),
+        at_ms,
+        quantity: args.quantity,
+        amount: args.amount,
+    }
+}
+
+/// The action of each entry (`authenticate` for a request without details).
+pub fn actions_of(details: Option<&[Value]>) -> Vec<(String, Option<&Value>)> {
+    match details {
+        Some(items) if !items.is_empty() => items
+            .iter()
+            .map(|d| {
+                let kind = d.get("type").and_then(Value::as_str).unwrap_or_default();
+                (kind.to_owned(), Some(d))
+            })
+            .collect(),
+        _ => vec![(AUTHENTICATE.to_owned(), None)],
+    }
+}
+
+/// Decides `attempt` at `now_ms` with the active policy.
+pub async fn decide(
+    state: &AppState,
+    attempt: &Attempt<'_>,
+    now_ms: i64,
+) -> Result<Decided, PolicyError> {
+    let engine = &state.policy;
+    let store = &state.store;
+    let doc = engine.active();
+    let client = attempt.client;
+    let owner_record = store.human(&client.owner_subject).await?.ok_or_else(|| {
+        PolicyError::NotFound(format!("the agent's owner {:?}", client.owner_subject))
+    })?;
+    let owner = human_facts(store, &owner_record).await?;
+    let owner_manager = match &owner_record.manager {
+        Some(m) => match store.human(m).await? {
+            Some(h) => Some(human_facts(store, &h).await?),
+            None => None,
+        },
+        None => None,
+    };
+    let user = if attempt.user.subject == owner_record.subject {
+        None
+    } else {
+        Some(human_facts(store, attempt.user).await?)
+    };
+    let agent = AgentFacts {
+        client_id: client.client_id.clone(),
+        name: client.name.clone(),
+        owner: client.owner_subject.clone(),
+        department: client.department.clone(),
+        risk_tier: client.risk_tier.clone(),
+        status: if client.enabled {
+            "active"
+        } else {
+            "suspended"
+        }
+        .to_owned(),
+    };
+    let session = match attempt.task_id {
+        Some(id) => {
+            let s = store.session(&client.client_id, id).await?;
+            SessionFacts {
+                id: Some(id.to_owned()),
+                classifications: s.classifications,
+                classes: s.classes,
+                actions: s.actions,
+            }
+        }
+        None => SessionFacts::default(),
+    };
+    let time = engine.time_at(now_ms);
+    let network = engine.network(attempt.source_ip);
+    let request = RequestFacts {
+        scope: attempt.scope.to_owned(),
+        binding_message: attempt.binding_message.map(str::to_owned),
+        task_id: attempt.task_id.map(str::to_owned),
+    };
+    let mut facts = Vec::new();
+    let mut parts = Vec::new();
+    for (action, detail) in actions_of(attempt.details) {
+        if !engine.schema.knows(&action) {
+            return Err(PolicyError::BadRequest(format!(
+                "{action:?} is not a declared action"
+            )));
+        }
+        let arguments = detail.map(Arguments::from_detail).unwrap_or_default();
+        let anomaly = engine
+            .baseline(
+                store,
+                &client.client_id,
+                &action,
+                now_ms,
+                arguments.quantity,
+                arguments.amount,
+            )
+            .await?;
+        let f = DecisionFacts {
+            tool: engine.tool_for(detail, attempt.resource),
+            action,
+            agent: agent.clone(),
+            owner: owner.clone(),
+            owner_manager: owner_manager.clone(),
+            user: user.clone(),
+            arguments,
+            time: time.clone(),
+            network: network.clone(),
+            prompt_labels: attempt.prompt_labels.to_vec(),
+            session: session.clone(),
+            anomaly,
+            request: request.clone(),
+            environment: engine.config.environment.clone(),
+        };
+        parts.push(evaluate(&doc, &f));
+        facts.push(f);
+    }
+    let mut decision = Decision::combine(parts)
+        .ok_or_else(|| PolicyError::BadRequest("nothing to decide".into()))?;
+    for e in &decision.errors {
+        tracing::warn!(error = %e, client_id = %client.client_id, "a policy could not be evaluated and was skipped");
+    }
+    let evaluated = decision.outcome;
+    let mut approvers = Vec::new();
+    if decision.outcome == Outcome::StepUp {
+        approvers = route(store, &decision, client, attempt.user, &owner_record).await?;
+        if approvers.is_empty() {
+            let routes: Vec<String> = decision.approvers.iter().map(ToString::to_string).collect();
+            decision.outcome = Outcome::Deny;
+            decision.reasons.push(format!(
+                "no active approver is available ({}{})",
+                routes.join(", "),
+                if decision.four_eyes {
+                    "; the owner is excluded"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    let (action, resource) = facts
+        .first()
+        .map(|f| (f.action.clone(), f.tool.id.clone()))
+        .unwrap_or_default();
+    let samples = match decision.outcome {
+        Outcome::Allow => actions_of(attempt.details)
+            .into_iter()
+            .map(|(a, d)| sample_of(&client.client_id, &a, d, now_ms))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let session_update = match (attempt.task_id, decision.outcome) {
+        (Some(id), Outcome::Allow | Outcome::StepUp) => facts.first().map(|f| SessionUpdate {
+            client_id: client.client_id.clone(),
+            session_id: id.to_owned(),
+            at_ms: now_ms,
+            class: engine.schema.class_of(&f.action).to_owned(),
+            classification: session_classification(&facts, &engine.schema),
+        }),
+        _ => None,
+    };
+    Ok(Decided {
+        decision,
+        evaluated,
+        action,
+        resource,
+        approvers,
+        samples,
+        session: session_update,
+        facts,
+    })
+}
+
+/// The most sensitive data classification this attempt reads (only reads touch data).
+fn session_classification(facts: &[DecisionFacts], schema: &CountersignSchema) -> Option<String> {
+    facts
+        .iter()
+        .filter(|f| schema.class_of(&f.action) == "read")
+        .map(|f| {
+            f.arguments
+                .classification
+                .clone()
+                .unwrap_or_else(|| f.tool.data_classification.clone())
+        })
+        .find(|c| c != "unknown")
+}
+
+/// The subjects the step-up routes to: active, and not the owner under four-eyes.
+async fn route(
+    store: &Store,
+    decision: &Decision,
+    client: &ClientRecord,
+    user: &HumanRecord,
+    owner: &HumanRecord,
+) -> Result<Vec<String>, StoreError> {
+    let mut subjects = Vec::new();
+    for r in &decision.approvers {
+        match r {
+            ApproverRoute::User => subjects.push(user.subject.clone()),
+            ApproverRoute::Owner => subjects.push(client.owner_subject.clone()),
+            ApproverRoute::Manager => subjects.extend(owner.manager.clone()),
+            ApproverRoute::Group(g) => subjects.extend(store.group_members(g).await?),
+            ApproverRoute::Role(role) => subjects.extend(store.humans_with_role(role).await?),
+        }
+    }
+    subjects.sort();
+    subjects.dedup();
+    let mut active = Vec::with_capacity(subjects.len());
+    for s in subjects {
+        if decision.four_eyes && s == client.owner_subject {
+            continue;
+        }
+        if store.human(&s).await?.is_some_and(|h| h.active) {
+            active.push(s);
+        }
+    }
+    Ok(active)
+}
+
+/// SHA-256 (hex) of the RFC 8785 canonical JSON of `value`: the trace names arguments by
+/// digest; the request row holds them.
+pub fn digest(value: &Value) -> String {
+    let canonical = serde_json_canonicalizer::to_string(value).unwrap_or_default();
+    Sha256::digest(canonical.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The trace event of a decision about `subject` (a request id or decision id).
+pub fn decision_event(
+    decided: &Decided,
+    actor: &str,
+    subject: &str,
+    details: Option<&[Value]>,
+    at_ms: i64,
+) -> NewAuditRecord {
+    let d = &decided.decision;
+    let first = decided.facts.first();
+    let detail = json!({
+        "agent": first.map(|f| &f.agent.client_id),
+        "owner": first.map(|f| &f.agent.owner),
+        "user": first.map(|f| f.user.as_ref().map_or(&f.owner.subject, |u| &u.subject)),
+        "action": decided.action,
+        "resource": decided.resource,
+        "arguments_digest": details.map(|d| digest(&Value::Array(d.to_vec()))),
+        "outcome": d.outcome.as_str(),
+        "evaluated": decided.evaluated.as_str(),
+        "policies": d.policies,
+        "reasons": d.reasons,
+        "approvers": decided.approvers,
+        "risk_signals": d.risk_signals,
+        "inputs": decided.facts,
+    });
+    NewAuditRecord {
+        at: at_ms,
+        actor: actor.to_owned(),
+        kind: DECISION_MADE.to_owned(),
+        subject: subject.to_owned(),
+        detail: detail.to_string(),
+    }
+}
+
+/// Loads and installs the active stored version when it differs from the one running.
+/// Called at start-up and periodically (another replica or the CLI may have activated
+/// one). A stored version that no longer compiles (e.g. the configuration dropped an
+/// action it names) keeps the running one and is logged.
+pub async fn refresh(state: &AppState) -> Result<(), PolicyError> {
+    let stored = state.store.active_policy_version().await?;
+    let running = state.policy.active().version;
+    let wanted = stored.unwrap_or(0);
+    if wanted == running {
+        return Ok(());
+    }
+    let doc = match stored {
+        None => state
+            .policy
+            .default_document()
+            .map_err(PolicyError::Invalid)?,
+        Some(version) => {
+            let record = state.store.policy_version(version).await?.ok_or_else(|| {
+                PolicyError::Corrupt(format!("active version {version} is missing"))
+            })?;
+            match state.policy.compile(&record.source, version) {
+                Ok(doc) => doc,
+                Err(problems) => {
+                    tracing::error!(version, problems = ?problems, "the active policy version does not compile with this configuration; keeping the running one");
+                    return Err(PolicyError::Invalid(problems));
+                }
+            }
+        }
+    };
+    tracing::info!(version = wanted, "policy version installed");
+    state.policy.install(doc);
+    Ok(())
+}
