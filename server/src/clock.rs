@@ -48,6 +48,12 @@ impl ManualClock {
         self.offset.fetch_add(ms, Ordering::SeqCst);
     }
 
+    /// Moves a frozen clock to `unix_ms` (for tests of time-of-day rules).
+    pub fn set_ms(&self, unix_ms: i64) {
+        self.frozen_at.store(unix_ms, Ordering::SeqCst);
+        self.offset.store(0, Ordering::SeqCst);
+    }
+
     pub fn follow_system_time(&self) {
         self.follow.store(true, Ordering::SeqCst);
     }

@@ -1,6 +1,7 @@
 //! Periodic chores: telling ping/push clients about requests that expired undecided,
-//! forgetting expired one-time identifiers, and SQLite WAL checkpoints off the writer
-//! connection.
+//! forgetting expired one-time identifiers and old baseline samples, signing audit
+//! checkpoints, installing a policy version activated elsewhere, and SQLite WAL
+//! checkpoints off the writer connection.
 
 use std::time::Duration;
 
@@ -25,12 +26,46 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             tracing::warn!(error = %e, "WAL checkpoint failed; SQLite will checkpoint on its own");
         }
         tick = tick.wrapping_add(1);
+        let checkpoint_every = state.config.audit.checkpoint_interval_secs.max(1);
+        if u64::from(tick).is_multiple_of(checkpoint_every)
+            && let Err(e) = crate::audit::checkpoint::sign_head(&state).await
+        {
+            tracing::warn!(error = %e, "signing an audit checkpoint failed; will retry");
+        }
         if tick.is_multiple_of(PURGE_EVERY_TICKS) {
+            let window = 1000 * state.config.policy.baseline_window_secs as i64;
+            if let Err(e) = state.store.purge_samples(state.now_ms() - window).await {
+                tracing::warn!(error = %e, "purging old baseline samples failed");
+            }
             if let Err(e) = state.store.purge_expired_jtis(state.now_ms()).await {
                 tracing::warn!(error = %e, "purging expired jti records failed");
             }
             if let Err(e) = state.store.purge_expired_ceremonies(state.now_ms()).await {
                 tracing::warn!(error = %e, "purging expired passkey ceremonies failed");
+            }
+        }
+    }
+}
+
+/// Installs a policy version another replica or the CLI activated, within
+/// `policy.reload_interval_ms`.
+pub async fn refresh_policy(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let every = Duration::from_millis(state.config.policy.reload_interval_ms.max(1));
+    let mut last_error: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        // Errors are logged once until they change, not every interval.
+        match crate::policy::service::refresh(&state).await {
+            Ok(()) => last_error = None,
+            Err(e) => {
+                let text = e.to_string();
+                if last_error.as_deref() != Some(&text) {
+                    tracing::error!(error = %text, "installing the active policy version failed");
+                    last_error = Some(text);
+                }
             }
         }
     }

@@ -34,10 +34,8 @@ pub struct Running {
     pub state: AppState,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<()>,
-    worker: JoinHandle<()>,
-    push_worker: JoinHandle<()>,
-    live_listener: JoinHandle<()>,
-    housekeeping: JoinHandle<()>,
+    /// Workers and periodic tasks; each ends when told to shut down.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Running {
@@ -53,10 +51,9 @@ impl Running {
         // can finish.
         self.state.live.close_all();
         let _ = self.http.await;
-        let _ = self.worker.await;
-        let _ = self.push_worker.await;
-        let _ = self.live_listener.await;
-        let _ = self.housekeeping.await;
+        for task in self.background {
+            let _ = task.await;
+        }
         self.state.store.close().await;
     }
 }
@@ -129,6 +126,10 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
         }
     });
     let housekeeping = tokio::spawn(crate::housekeeping::run(state.clone(), rx.clone()));
+    let policy_refresh = tokio::spawn(crate::housekeeping::refresh_policy(
+        state.clone(),
+        rx.clone(),
+    ));
     let app = crate::http::router(state.clone());
     let mut stop = rx;
     let http = tokio::spawn(async move {
@@ -148,9 +149,12 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
         state,
         shutdown,
         http,
-        worker,
-        push_worker,
-        live_listener,
-        housekeeping,
+        background: vec![
+            worker,
+            push_worker,
+            live_listener,
+            housekeeping,
+            policy_refresh,
+        ],
     })
 }

@@ -90,6 +90,7 @@ impl AppState {
 pub mod paths {
     pub const BC_AUTHORIZE: &str = "/bc-authorize";
     pub const TOKEN: &str = "/token";
+    pub const DECISIONS: &str = "/v1/decisions";
     pub const INTROSPECT: &str = "/introspect";
     pub const REVOKE: &str = "/revoke";
     pub const JWKS: &str = "/jwks.json";

@@ -204,20 +204,33 @@ impl TestServer {
         self.human_with_code(subject, None).await;
     }
 
-    pub async fn human_with_code(&self, subject: &str, user_code: Option<&str>) {
+    /// A human whose manager is `manager` (already registered).
+    pub async fn human_with_manager(&self, subject: &str, manager: &str) {
         let new = NewHuman {
-            subject: subject.into(),
-            email: format!("{subject}@example.com"),
-            name: subject.to_uppercase(),
-            user_code: user_code.map(str::to_owned),
-            department: String::new(),
-            title: String::new(),
-            role: String::new(),
-            manager: None,
+            manager: Some(manager.into()),
+            ..new_human(subject, None)
         };
         directory::add_human(&self.state().store, new, self.clock.now_ms())
             .await
             .expect("add human");
+    }
+
+    /// Stores `source` as a new policy version and activates it; returns its version.
+    pub async fn install_policy(&self, source: &str) -> i64 {
+        countersign_server::policy::manage::add(self.state(), source, None, true, "test")
+            .await
+            .unwrap_or_else(|e| panic!("policy does not install: {e}"))
+            .version
+    }
+
+    pub async fn human_with_code(&self, subject: &str, user_code: Option<&str>) {
+        directory::add_human(
+            &self.state().store,
+            new_human(subject, user_code),
+            self.clock.now_ms(),
+        )
+        .await
+        .expect("add human");
     }
 
     /// Registers an agent; `jwks` is filled in from a fresh key for `private_key_jwt` or
@@ -427,6 +440,11 @@ impl TestServer {
 }
 
 impl AdminApi<'_> {
+    /// The admin key, for requests the JSON helper does not fit.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// `method path` with an optional JSON body; the status and the JSON answer (`null`
     /// when there is none).
     pub async fn call(
@@ -443,6 +461,19 @@ impl AdminApi<'_> {
         let resp = req.send().await.expect("admin API request");
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+pub fn new_human(subject: &str, user_code: Option<&str>) -> NewHuman {
+    NewHuman {
+        subject: subject.into(),
+        email: format!("{subject}@example.com"),
+        name: subject.to_uppercase(),
+        user_code: user_code.map(str::to_owned),
+        department: String::new(),
+        title: String::new(),
+        role: String::new(),
+        manager: None,
     }
 }
 
@@ -491,6 +522,28 @@ pub fn assert_oauth_error(result: (StatusCode, Value), status: StatusCode, code:
         "{body}"
     );
     assert!(body["error_description"].is_string(), "{body}");
+}
+
+/// A resource-server DPoP proof (RFC 9449 §7) for a call with `credential`, by `key`.
+pub fn resource_proof(
+    key: &SigningKeyPair,
+    method: &str,
+    url: &str,
+    credential: &str,
+    iat: i64,
+) -> String {
+    use sha2::Digest as _;
+    let header = Header {
+        typ: Some("dpop+jwt".into()),
+        jwk: Some(key.public_jwk()),
+        ..Header::default()
+    };
+    let ath = countersign_jose::b64url_encode(sha2::Sha256::digest(credential.as_bytes()));
+    key.sign_with_header(
+        &header,
+        &json!({"jti": random_b64url(12), "htm": method, "htu": url, "iat": iat, "ath": ath}),
+    )
+    .expect("sign proof")
 }
 
 /// Decodes a JWT payload without verifying (tests verify separately).

@@ -8,11 +8,16 @@
 //!
 //! `positive_data_acceptance` is excluded: some schema-valid inputs are rightly refused
 //! for what no schema can express (an agent's `owner` must be a registered human).
-//! The seed is fixed so CI is repeatable; change it locally to explore further.
+//! The seed is fixed so CI is repeatable; set `CS_SCHEMATHESIS_SEED` to explore further.
 //!
 //! Needs `schemathesis` (`CS_SCHEMATHESIS`, else on PATH); `scripts/test.sh` installs it.
 
 use countersign_tests::{Db, TestServer};
+
+/// The fixed seed, or `CS_SCHEMATHESIS_SEED` to explore.
+fn seed() -> String {
+    std::env::var("CS_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261122".into())
+}
 
 async fn schemathesis(s: &TestServer, auth: &[&str], filter: &[&str]) -> String {
     let program = std::env::var("CS_SCHEMATHESIS").unwrap_or_else(|_| "schemathesis".into());
@@ -26,7 +31,7 @@ async fn schemathesis(s: &TestServer, auth: &[&str], filter: &[&str]) -> String 
             "--exclude-checks",
             "positive_data_acceptance",
         ])
-        .args(["--max-examples", "40", "--seed", "20261122", "--no-color"])
+        .args(["--max-examples", "40", "--seed", &seed(), "--no-color"])
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run {program} (scripts/test.sh installs it): {e}"));

@@ -5,15 +5,12 @@
 //! a revoked credential within one status list TTL. Status lists are fetched over HTTP
 //! from the running server.
 
-use countersign_jose::{
-    Header, JwkSet, SigningKeyPair, b64url_decode, b64url_encode, random_b64url,
-};
+use countersign_jose::{JwkSet, SigningKeyPair, b64url_decode, b64url_encode};
 use countersign_tests::{Agent, Db, TestServer, unsigned_jwt};
 use countersign_verifier::status::HttpStatusSource;
 use countersign_verifier::{Presentation, Rejection, StatusSource, Verdict, Verifier};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const TOOL_URL: &str = "https://tools.example.com/orders";
 
@@ -52,19 +49,8 @@ async fn issued() -> Fixture {
     }
 }
 
-/// A resource-server DPoP proof (RFC 9449 §7) for a call, signed by `key`.
 fn proof(key: &SigningKeyPair, method: &str, url: &str, credential: &str, iat: i64) -> String {
-    let header = Header {
-        typ: Some("dpop+jwt".into()),
-        jwk: Some(key.public_jwk()),
-        ..Header::default()
-    };
-    let ath = b64url_encode(Sha256::digest(credential.as_bytes()));
-    key.sign_with_header(
-        &header,
-        &json!({"jti": random_b64url(12), "htm": method, "htu": url, "iat": iat, "ath": ath}),
-    )
-    .unwrap()
+    countersign_tests::resource_proof(key, method, url, credential, iat)
 }
 
 fn verifier(f: &Fixture) -> Verifier {

@@ -291,9 +291,13 @@ pub(crate) async fn record(
     if mode != Some(DeliveryMode::Poll) {
         notify::enqueue(state, &mut tx, &request, &client, outcome).await?;
     }
-    if let Some(event) = decision_event(&request, &input, now) {
-        state.store.append_audit_events(&mut tx, &[event]).await?;
+    let mut events: Vec<NewAuditRecord> =
+        decision_event(&request, &input, now).into_iter().collect();
+    if let Some(grant) = &grant {
+        // Push mode: the credential went out with the decision.
+        events.push(credentials::issued_event(&request, grant));
     }
+    state.store.append_audit_events(&mut tx, &events).await?;
     // A human's approval teaches the baseline what this agent does (a policy approval
     // already did, with its decision).
     let samples = match (input.approved, input.method) {

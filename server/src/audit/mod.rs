@@ -7,6 +7,12 @@
 //! `[seq, at, actor, kind, subject, detail, prev_hash]` (with `detail` as its stored JSON
 //! text), hex encoded. The first event's `prev_hash` is `genesis`.
 
+pub mod checkpoint;
+pub mod export;
+
+use std::collections::HashMap;
+
+use countersign_jose::JwkSet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -74,6 +80,12 @@ pub struct ChainReport {
     pub broken_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Signed checkpoints that agree with the trail, and those signed by a key the server
+    /// no longer publishes (not checked).
+    #[serde(default)]
+    pub checkpoints_verified: i64,
+    #[serde(default)]
+    pub checkpoints_unverifiable: i64,
 }
 
 pub use crate::store::audit::{GENESIS, event_hash};
@@ -124,9 +136,45 @@ pub async fn recent(
         .collect())
 }
 
-/// Recomputes every event's hash from its stored fields and checks each links to the one
-/// before and that the head names the last.
-pub async fn verify(store: &Store) -> Result<ChainReport, StoreError> {
+/// Recomputes every event's hash from its stored fields, checks each links to the one
+/// before and that the head names the last, and checks the signed checkpoints (with the
+/// server's published keys, `jwks`) against the trail.
+pub async fn verify(store: &Store, jwks: &JwkSet) -> Result<ChainReport, StoreError> {
+    // Keep only the hashes some checkpoint names: the trail may be long.
+    let wanted: std::collections::HashSet<i64> = store
+        .audit_checkpoints()
+        .await?
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    let mut hashes = HashMap::new();
+    let chain = verify_chain(store, |seq, hash| {
+        if wanted.contains(&seq) {
+            hashes.insert(seq, hash.to_owned());
+        }
+    })
+    .await?;
+    let checked = checkpoint::check(store, jwks, |seq| hashes.get(&seq).cloned()).await?;
+    let mut report = ChainReport {
+        checkpoints_verified: checked.verified,
+        checkpoints_unverifiable: checked.unverifiable,
+        ..chain
+    };
+    if let Some((seq, reason)) = checked.broken
+        && report.broken_at.is_none_or(|b| seq < b)
+    {
+        report.intact = false;
+        report.broken_at = Some(seq);
+        report.reason = Some(reason);
+    }
+    Ok(report)
+}
+
+/// The chain check alone; `seen` is told each event's hash as it is read.
+async fn verify_chain(
+    store: &Store,
+    mut seen: impl FnMut(i64, &str),
+) -> Result<ChainReport, StoreError> {
     // Read the head first: events appended while we read are past it and not checked.
     let head = store.audit_head().await?;
     let mut prev = GENESIS.to_owned();
@@ -137,6 +185,8 @@ pub async fn verify(store: &Store) -> Result<ChainReport, StoreError> {
         head: head.hash.clone(),
         broken_at: Some(seq),
         reason: Some(reason),
+        checkpoints_verified: 0,
+        checkpoints_unverifiable: 0,
     };
     loop {
         let page = store.audit_events_after(expected_seq - 1, 1000).await?;
@@ -177,6 +227,7 @@ pub async fn verify(store: &Store) -> Result<ChainReport, StoreError> {
                     e.seq - 1,
                 ));
             }
+            seen(e.seq, &e.hash);
             prev = e.hash;
             expected_seq += 1;
         }
@@ -201,6 +252,8 @@ pub async fn verify(store: &Store) -> Result<ChainReport, StoreError> {
         head: head.hash,
         broken_at: None,
         reason: None,
+        checkpoints_verified: 0,
+        checkpoints_unverifiable: 0,
     })
 }
 
@@ -233,7 +286,7 @@ mod tests {
     #[tokio::test]
     async fn chain_verifies_and_rolled_back_events_leave_no_trace() {
         each_backend(|store| async move {
-            let empty = verify(&store).await.unwrap();
+            let empty = verify(&store, &JwkSet::default()).await.unwrap();
             assert!(empty.intact);
             assert_eq!((empty.events, empty.head.as_str()), (0, GENESIS));
 
@@ -250,7 +303,7 @@ mod tests {
             drop(tx);
             append(&store, 1).await;
 
-            let report = verify(&store).await.unwrap();
+            let report = verify(&store, &JwkSet::default()).await.unwrap();
             assert!(report.intact, "{report:?}");
             assert_eq!(report.events, 4);
             let newest = recent(&store, None, 10).await.unwrap();
@@ -272,7 +325,7 @@ mod tests {
                 .execute(store.writer())
                 .await
                 .unwrap();
-            let report = verify(&store).await.unwrap();
+            let report = verify(&store, &JwkSet::default()).await.unwrap();
             assert!(!report.intact);
             assert_eq!(report.broken_at, Some(3));
 
@@ -292,14 +345,17 @@ mod tests {
                 .execute(store.writer())
                 .await
                 .unwrap();
-            assert_eq!(verify(&store).await.unwrap().broken_at, Some(4));
+            assert_eq!(
+                verify(&store, &JwkSet::default()).await.unwrap().broken_at,
+                Some(4)
+            );
 
             // Deleting the newest event is caught by the head.
             sqlx::query("DELETE FROM audit_events WHERE seq >= 3")
                 .execute(store.writer())
                 .await
                 .unwrap();
-            let report = verify(&store).await.unwrap();
+            let report = verify(&store, &JwkSet::default()).await.unwrap();
             assert_eq!((report.intact, report.broken_at), (false, Some(3)));
         })
         .await;
@@ -309,7 +365,7 @@ mod tests {
     async fn concurrent_appends_form_one_chain() {
         each_backend(|store| async move {
             futures_util::future::join_all((0..16).map(|_| append(&store, 2))).await;
-            let report = verify(&store).await.unwrap();
+            let report = verify(&store, &JwkSet::default()).await.unwrap();
             assert!(report.intact, "{report:?}");
             assert_eq!(report.events, 32);
         })

@@ -315,7 +315,7 @@ fn check_binding_message(message: &str, max_chars: usize) -> Result<(), CibaErro
 
 /// Checks every RFC 9396 entry against its type's JSON Schema and returns the array as
 /// stored (JSON text).
-fn check_authorization_details(state: &AppState, items: &[Value]) -> Result<String, CibaError> {
+pub fn check_authorization_details(state: &AppState, items: &[Value]) -> Result<String, CibaError> {
     for (i, item) in items.iter().enumerate() {
         let kind = item.get("type").and_then(Value::as_str).ok_or_else(|| {
             CibaError::InvalidAuthorizationDetails(format!("entry {i} has no string type"))

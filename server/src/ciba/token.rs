@@ -39,12 +39,8 @@ pub async fn exchange(
             client_id: client.client_id.clone(),
             grant: grant.clone(),
             now_ms: now,
+            event: Some(credentials::issued_event),
         }),
-        events: vec![credentials::issued_event(
-            &client.client_id,
-            auth_req_id,
-            &grant,
-        )],
         ..WriteSet::default()
     };
     if let Some(request) = state.store.write(claim).await? {

@@ -45,6 +45,7 @@ pub struct Config {
     pub wallet: WalletConfig,
     pub push: PushConfig,
     pub policy: PolicyConfig,
+    pub audit: AuditConfig,
     /// RFC 9396 `authorization_details` types this deployment accepts, each with the JSON
     /// Schema its objects must satisfy.
     pub authorization_details_types: BTreeMap<String, serde_json::Value>,
@@ -250,6 +251,22 @@ impl Default for WalletConfig {
     }
 }
 
+/// The audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How often the chain's head is signed as a checkpoint (when it moved).
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval_secs: 60,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotificationConfig {
@@ -281,6 +298,7 @@ impl Default for Config {
             wallet: WalletConfig::default(),
             push: PushConfig::default(),
             policy: PolicyConfig::default(),
+            audit: AuditConfig::default(),
             authorization_details_types: default_authorization_details_types(),
         }
     }
@@ -483,6 +501,12 @@ impl Config {
             }
         }
         self.policy.validate(&self.authorization_details_types)?;
+        if self.audit.checkpoint_interval_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "audit.checkpoint_interval_secs",
+                reason: "must be at least 1".into(),
+            });
+        }
         if let Some(bad) = self
             .trusted_proxies
             .iter()

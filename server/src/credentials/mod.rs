@@ -95,22 +95,26 @@ pub mod kinds {
     pub const CREDENTIAL_ISSUED: &str = "credential.issued";
 }
 
-/// The trace event of issuing `grant` for `request_id` to `client_id`.
+/// The trace event of issuing `grant` for `request`.
 pub fn issued_event(
-    client_id: &str,
-    request_id: &str,
+    request: &AuthRequestRecord,
     grant: &TokenGrant,
 ) -> crate::store::audit::NewAuditRecord {
     crate::store::audit::NewAuditRecord {
         at: grant.issued_at,
-        actor: format!("client:{client_id}"),
+        actor: format!("client:{}", request.client_id),
         kind: kinds::CREDENTIAL_ISSUED.to_owned(),
         subject: grant.jti.clone(),
         detail: json!({
-            "request": request_id,
-            "agent": client_id,
+            "request": request.id,
+            "agent": request.client_id,
+            "user": request.subject,
+            "approver": approver_subject(request),
+            "action": request.action,
+            "resource": request.resource,
             "token_type": grant.token_type,
             "cnf_jkt": grant.cnf_jkt,
+            "validity_secs": request.validity_secs,
             "status": {"list": grant.status_list, "idx": grant.status_idx},
         })
         .to_string(),
@@ -169,7 +173,8 @@ pub fn issue(state: &AppState, input: IssueInput<'_>) -> Result<TokenResponse, C
 
     let mut id = json!({
         "iss": &*state.issuer,
-        "sub": req.subject,
+        // The human who authenticated: the approver (the named user unless routed).
+        "sub": input.human.subject,
         "aud": req.client_id,
         "iat": now_s,
         "exp": now_s + state.config.tokens.id_token_ttl_secs as i64,

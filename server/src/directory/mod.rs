@@ -625,17 +625,39 @@ fn check_agent_profile(p: &AgentProfile) -> Result<(), DirectoryError> {
     Ok(())
 }
 
-/// Replaces what policies read of agent `client_id`.
+/// Changes to what policies read of an agent; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentUpdate {
+    #[schema(max_length = 200)]
+    pub department: Option<String>,
+    #[schema(min_length = 1, max_length = 64)]
+    pub risk_tier: Option<String>,
+    /// `""` clears it.
+    #[schema(max_length = 1000)]
+    pub description: Option<String>,
+}
+
+/// Applies `update` to agent `client_id`.
 pub async fn update_agent(
     store: &Store,
     client_id: &str,
-    profile: AgentProfile,
+    update: AgentUpdate,
 ) -> Result<Agent, DirectoryError> {
-    check_agent_profile(&profile)?;
     let mut c = store
         .client(client_id)
         .await?
         .ok_or_else(|| DirectoryError::NotFound(format!("agent {client_id:?}")))?;
+    let profile = AgentProfile {
+        department: update.department.unwrap_or(c.department.clone()),
+        risk_tier: update.risk_tier.unwrap_or(c.risk_tier.clone()),
+        description: match update.description {
+            Some(d) if d.is_empty() => None,
+            Some(d) => Some(d),
+            None => c.description.clone(),
+        },
+    };
+    check_agent_profile(&profile)?;
     c.department = profile.department;
     c.risk_tier = profile.risk_tier;
     c.description = profile.description;

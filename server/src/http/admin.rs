@@ -5,18 +5,22 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 
 use super::error::ProblemResponse;
 use crate::admin;
-use crate::directory::{self, Agent, CreatedAgent, Human, NewAgent, NewHuman};
+use crate::directory::{
+    self, Agent, AgentUpdate, CreatedAgent, Human, HumanUpdate, NewAgent, NewHuman,
+};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/humans", get(list_humans).post(add_human))
+        .route("/admin/v1/humans/{subject}", patch(update_human))
+        .route("/admin/v1/agents/{client_id}", patch(update_agent))
         .route("/admin/v1/humans/{subject}/activate", post(activate_human))
         .route(
             "/admin/v1/humans/{subject}/deactivate",
@@ -210,4 +214,50 @@ pub(super) async fn disable_agent(
     directory::set_agent_enabled(&state.store, &client_id, false).await?;
     tracing::info!(admin_key = %caller.0, %client_id, "agent disabled");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes a human's e-mail, name, department, title, role or manager (absent fields stay).
+#[utoipa::path(patch, path = "/admin/v1/humans/{subject}", tag = "admin", request_body = HumanUpdate,
+    params(("subject" = String, Path)),
+    responses((status = 200, body = Human),
+        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
+    security(("admin_key" = [])))]
+pub(super) async fn update_human(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+    ApiJson(update): ApiJson<HumanUpdate>,
+) -> Result<Json<Human>, ProblemResponse> {
+    let human = directory::update_human(&state.store, &subject, update).await?;
+    tracing::info!(admin_key = %caller.0, %subject, "human updated");
+    Ok(Json(human))
+}
+
+/// Changes what policies read of an agent: department, risk tier, description (absent
+/// fields stay).
+#[utoipa::path(patch, path = "/admin/v1/agents/{client_id}", tag = "admin", request_body = AgentUpdate,
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = Agent),
+        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
+    security(("admin_key" = [])))]
+pub(super) async fn update_agent(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    ApiJson(update): ApiJson<AgentUpdate>,
+) -> Result<Json<Agent>, ProblemResponse> {
+    let agent = directory::update_agent(&state.store, &client_id, update).await?;
+    tracing::info!(admin_key = %caller.0, %client_id, "agent updated");
+    Ok(Json(agent))
 }

@@ -5,6 +5,9 @@ pub mod admin;
 mod admin_audit;
 mod admin_credentials;
 mod admin_devices;
+mod admin_groups;
+mod admin_policies;
+pub mod decisions;
 pub mod dev;
 pub mod discovery;
 pub mod error;
@@ -45,11 +48,14 @@ impl MakeRequestId for RandomRequestId {
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(oauth::router())
+        .merge(decisions::router())
         .merge(discovery::router())
         .merge(admin::router())
         .merge(admin_credentials::router())
         .merge(admin_audit::router())
         .merge(admin_devices::router())
+        .merge(admin_groups::router())
+        .merge(admin_policies::router())
         .merge(wallet::router())
         .merge(ops::router());
     if state.config.dev_approvals {

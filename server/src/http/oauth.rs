@@ -30,7 +30,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// JSON with `Cache-Control: no-store`, as every token-bearing response must be.
-fn no_store<T: Serialize>(body: T) -> Response {
+pub(super) fn no_store<T: Serialize>(body: T) -> Response {
     let mut resp = Json(body).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -39,7 +39,7 @@ fn no_store<T: Serialize>(body: T) -> Response {
     resp
 }
 
-async fn authenticated(
+pub(super) async fn authenticated(
     state: &AppState,
     headers: &HeaderMap,
     form: &mut OAuthForm,

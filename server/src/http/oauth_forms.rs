@@ -27,10 +27,41 @@ pub struct BackchannelAuthForm {
     /// RFC 9396 JSON array, as a string.
     authorization_details: Option<String>,
     /// Countersign extension: the agent's task or session (at most 200 characters). A
-    /// credential may only be renewed within the task it was approved for.
+    /// credential may only be renewed within the task it was approved for; policies see
+    /// what the session did before (`context.session`).
     task_id: Option<String>,
+    /// Countersign extension: space-separated classification labels of the prompt behind
+    /// the request, supplied by the agent's gateway (`context.prompt.labels`).
+    #[schema(pattern = "^[A-Za-z0-9._:\\- ]*$")]
+    prompt_labels: Option<String>,
     /// Signed request object carrying all of the above.
     request: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// A decision request (`POST /v1/decisions`).
+#[derive(ToSchema)]
+pub struct DecisionForm {
+    /// RFC 9396 JSON array, as a string; or give `action`.
+    authorization_details: Option<String>,
+    /// An `authorization_details` type, with `arguments`.
+    action: Option<String>,
+    /// JSON object: the action's fields (e.g. `{"vendor":"Acme","amount":120}`).
+    arguments: Option<String>,
+    /// The tool or app acted on (an id of `policy.tools`).
+    resource: Option<String>,
+    /// The human the action is for (default: the agent's owner).
+    login_hint: Option<String>,
+    task_id: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9._:\\- ]*$")]
+    prompt_labels: Option<String>,
+    scope: Option<String>,
+    /// `true`: decide without recording anything (empty or absent: `false`).
+    #[schema(pattern = "^(true|false)?$")]
+    dry_run: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
     client_assertion_type: Option<String>,

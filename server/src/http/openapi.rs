@@ -7,8 +7,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, admin_audit, admin_credentials, admin_devices, dev, discovery, error, oauth,
-    oauth_forms, ops, wallet,
+    admin, admin_audit, admin_credentials, admin_devices, admin_groups, admin_policies, decisions,
+    dev, discovery, error, oauth, oauth_forms, ops, wallet,
 };
 use crate::directory;
 
@@ -16,23 +16,32 @@ use crate::directory;
 #[openapi(
     info(title = "Countersign API", description = "The Countersign authorization server: OpenID CIBA endpoints, admin, developer and operations APIs."),
     paths(
-        oauth::bc_authorize, oauth::token, oauth::introspect, oauth::revoke,
+        oauth::bc_authorize, oauth::token, oauth::introspect, oauth::revoke, decisions::decide,
         discovery::discovery, discovery::jwks, discovery::did_document, discovery::status_list,
         admin::list_humans, admin::add_human, admin::activate_human, admin::deactivate_human,
         admin::list_agents, admin::add_agent, admin::enable_agent, admin::disable_agent,
+        admin::update_human, admin::update_agent,
+        admin_groups::list, admin_groups::add, admin_groups::add_member, admin_groups::remove_member,
+        admin_policies::list, admin_policies::add, admin_policies::schema, admin_policies::validate,
+        admin_policies::dry_run, admin_policies::rollback, admin_policies::show, admin_policies::activate,
         admin_credentials::list, admin_credentials::show, admin_credentials::revoke_one, admin_credentials::revoke_many,
-        admin_audit::list, admin_audit::verify,
+        admin_audit::list, admin_audit::verify, admin_audit::export, admin_audit::approvals,
         admin_devices::invite, admin_devices::list, admin_devices::remove,
         wallet::begin_enrollment, wallet::complete_enrollment, wallet::pending, wallet::display, wallet::decide, wallet::events,
         dev::approve, dev::deny,
         ops::healthz, ops::readyz,
     ),
     components(schemas(oauth_forms::BackchannelAuthForm, oauth_forms::TokenRequestForm, oauth_forms::TokenForm,
+        oauth_forms::DecisionForm, crate::policy::gateway::DecisionAnswer, crate::policy::Outcome, crate::policy::PolicyRef,
+        crate::policy::manage::PolicyVersion, crate::policy::manage::Validation, crate::policy::document::Problem,
+        crate::policy::history::DryRunReport, crate::policy::history::ChangedDecision,
+        admin_policies::NewPolicy, admin_policies::PolicySource, admin_policies::DryRunRequest,
+        directory::HumanUpdate, directory::HumanProfile, directory::AgentProfile, directory::AgentUpdate, directory::Group, directory::NewGroup,
         countersign_shared::OAuthError, countersign_shared::OAuthErrorCode, countersign_shared::BackchannelAuthResponse,
         countersign_shared::TokenResponse, countersign_shared::discovery::ProviderMetadata, crate::credentials::Introspection,
         crate::credentials::manage::CredentialSummary, crate::credentials::manage::RevokeOne,
         crate::credentials::manage::RevokeMany, crate::credentials::manage::Revoked,
-        crate::audit::AuditEvent, crate::audit::ChainReport,
+        crate::audit::AuditEvent, crate::audit::ChainReport, crate::audit::export::ApprovalRecord,
         crate::approvals::enrollment::CreatedInvitation, crate::approvals::enrollment::Device, admin_devices::RemoveDevice,
         countersign_shared::approval::BeginEnrollment, countersign_shared::approval::EnrollmentChallenge,
         countersign_shared::approval::CompleteEnrollment, countersign_shared::approval::EnrolledDevice,

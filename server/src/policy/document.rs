@@ -29,6 +29,7 @@ use super::{ApproverRoute, PolicyRef};
 
 /// A problem in a policy document, where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = PolicyProblem)]
 pub struct Problem {
     /// 1-based line and column (0 when the problem has no position).
     pub line: usize,
@@ -91,6 +92,9 @@ impl PolicyDocument {
         }
     }
 }
+
+/// Longest accepted policy document (it is stored and compiled on every replica).
+pub const MAX_SOURCE_BYTES: usize = 60_000;
 
 /// The policy a server runs before any version is activated: every action needs the
 /// approval of the human the request names (what a CIBA server does with no policy).
@@ -301,6 +305,14 @@ pub fn compile(
     schema: &CountersignSchema,
     max_validity_secs: u64,
 ) -> Result<PolicyDocument, Vec<Problem>> {
+    if source.len() > MAX_SOURCE_BYTES {
+        return Err(vec![Problem {
+            line: 0,
+            column: 0,
+            policy: None,
+            message: format!("a policy document is at most {MAX_SOURCE_BYTES} bytes"),
+        }]);
+    }
     let parsed = PolicySet::from_str(source).map_err(|errors| {
         errors
             .iter()
@@ -308,6 +320,16 @@ pub fn compile(
             .collect::<Vec<_>>()
     })?;
     let mut problems = Vec::new();
+    if parsed.policies().next().is_none() && parsed.templates().next().is_none() {
+        // An empty set denies everything; that is almost always a mistake, and a
+        // deployment that means it can say `forbid (principal, action, resource);`.
+        problems.push(Problem {
+            line: 0,
+            column: 0,
+            policy: None,
+            message: "the document has no policies".into(),
+        });
+    }
     if parsed.templates().next().is_some() {
         problems.push(Problem {
             line: 0,

@@ -218,3 +218,69 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 }
+
+/// A signed statement of the chain's head at some point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    pub seq: i64,
+    pub hash: String,
+    pub at: i64,
+    /// Compact JWS by the server's key over `{iss, seq, hash, iat}`.
+    pub jws: String,
+}
+
+impl Store {
+    pub async fn insert_audit_checkpoint(&self, c: &CheckpointRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, at, jws) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (seq) DO NOTHING",
+        )
+        .bind(c.seq)
+        .bind(&c.hash)
+        .bind(c.at)
+        .bind(&c.jws)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Every checkpoint, oldest first.
+    pub async fn audit_checkpoints(&self) -> Result<Vec<CheckpointRecord>, StoreError> {
+        let rows = sqlx::query("SELECT seq, hash, at, jws FROM audit_checkpoints ORDER BY seq")
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CheckpointRecord {
+                    seq: r.try_get("seq")?,
+                    hash: r.try_get("hash")?,
+                    at: r.try_get("at")?,
+                    jws: r.try_get("jws")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Events with `since_ms <= at < until_ms` and `seq > after`, oldest first, at most
+    /// `limit` (for exports, page by page).
+    pub async fn audit_events_between(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 AND at >= $2 AND at < $3 \
+             ORDER BY seq LIMIT $4"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(after)
+            .bind(since_ms)
+            .bind(until_ms)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+}

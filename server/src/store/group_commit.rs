@@ -29,6 +29,8 @@ pub struct Claim {
     pub client_id: String,
     pub grant: TokenGrant,
     pub now_ms: i64,
+    /// Builds the trace event of the issuance from the claimed request.
+    pub event: Option<fn(&AuthRequestRecord, &TokenGrant) -> NewAuditRecord>,
 }
 
 /// Everything one caller writes atomically. With a `claim`, the rest is written only if
@@ -144,7 +146,13 @@ async fn write(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Outcome>, StoreError>
                     .fetch_optional(&mut *conn)
                     .await?;
                 match row {
-                    Some(row) => Some(from_row(&row)?),
+                    Some(row) => {
+                        let request = from_row(&row)?;
+                        if let Some(event) = c.event {
+                            events.push(event(&request, &c.grant));
+                        }
+                        Some(request)
+                    }
                     None => {
                         outcomes.push(None);
                         continue;

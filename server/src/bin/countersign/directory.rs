@@ -4,9 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use countersign_server::directory::{
-    self, AgentProfile, HumanUpdate, NewAgent, NewGroup, NewHuman,
-};
+use countersign_server::directory::{self, AgentUpdate, HumanUpdate, NewAgent, NewGroup, NewHuman};
 use countersign_server::store::Store;
 
 use crate::{JsonFlag, print};
@@ -327,16 +325,12 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
             description,
             out,
         } => {
-            let current = store
-                .client(client_id)
-                .await?
-                .with_context(|| format!("agent {client_id:?} not found"))?;
-            let profile = AgentProfile {
-                department: department.clone().unwrap_or(current.department),
-                risk_tier: risk_tier.clone().unwrap_or(current.risk_tier),
-                description: description.clone().or(current.description),
+            let update = AgentUpdate {
+                department: department.clone(),
+                risk_tier: risk_tier.clone(),
+                description: description.clone(),
             };
-            let agent = directory::update_agent(store, client_id, profile).await?;
+            let agent = directory::update_agent(store, client_id, update).await?;
             print(out.json, &agent, || {
                 format!("updated agent {}", agent.client_id)
             })

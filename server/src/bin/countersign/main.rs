@@ -289,10 +289,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Device(cmd) => device_command(config, cmd).await,
         Command::Push(cmd) => push_command(config, cmd).await,
-        Command::Audit(cmd) => {
-            let store = open_store(&config).await?;
-            audit_command(&store, cmd).await
-        }
+        Command::Audit(cmd) => audit_command(config, cmd).await,
         Command::Keys(KeysCommand::Rotate { out }) => {
             let kid = KeyRing::rotate(&config.keys_dir, now)?;
             let value = serde_json::json!({ "kid": kid, "keys_dir": config.keys_dir });

@@ -1,0 +1,223 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+//! Someone with write access to the database edits, deletes, reorders or inserts rows of
+//! the audit trail, or cuts off its newest events and rewrites the head to match: `audit
+//! verify` (here through the admin API; the CLI calls the same check) reports each,
+//! naming the first bad event. Also: exports by agent and human, and "who approved agent
+//! X's access to resource Y".
+
+use countersign_tests::{Agent, Db, TestServer, both_backends};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+both_backends!(
+    edits_deletions_reorderings_and_insertions_are_found,
+    truncation_is_found_by_the_signed_checkpoint,
+    exports_and_who_approved_what,
+);
+
+/// A server whose trail holds a few decisions, approvals and issuances.
+async fn with_history(db: Db) -> (TestServer, Agent) {
+    let s = TestServer::start(db).await;
+    s.human("alice").await;
+    let agent = s.agent("procurement", "alice", "client_secret_basic").await;
+    let details =
+        json!([{"type": "purchase_order", "vendor": "Acme", "amount": 1200, "currency": "USD"}])
+            .to_string();
+    for _ in 0..2 {
+        s.approved_tokens(
+            &agent,
+            "alice",
+            &[("authorization_details", &details)],
+            None,
+        )
+        .await;
+    }
+    (s, agent)
+}
+
+async fn verify(s: &TestServer) -> Value {
+    let admin = s.admin_api().await;
+    let (status, report) = admin
+        .call(Method::GET, "/admin/v1/audit/verify", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    report
+}
+
+async fn broken_at(s: &TestServer) -> (Value, Value) {
+    let r = verify(s).await;
+    assert_eq!(r["intact"], false, "{r}");
+    (r["broken_at"].clone(), r["reason"].clone())
+}
+
+async fn edits_deletions_reorderings_and_insertions_are_found(db: Db) {
+    // Each tamper on a fresh trail of six events: decision, approval, issuance, twice.
+    let (s, _) = with_history(db).await;
+    assert_eq!(verify(&s).await["events"], 6);
+    assert_eq!(verify(&s).await["intact"], true);
+    s.execute_sql("UPDATE audit_events SET detail = '{\"outcome\":\"allow\"}' WHERE seq = 4")
+        .await;
+    let (at, reason) = broken_at(&s).await;
+    assert_eq!(at, 4, "{reason}");
+    s.stop().await;
+
+    let (s, _) = with_history(db).await;
+    s.execute_sql("DELETE FROM audit_events WHERE seq = 3")
+        .await;
+    let (at, reason) = broken_at(&s).await;
+    assert_eq!(at, 3, "{reason}");
+    assert!(reason.as_str().unwrap().contains("missing"), "{reason}");
+    s.stop().await;
+
+    // Reordering: events 2 and 3 swap places (their sequence numbers).
+    let (s, _) = with_history(db).await;
+    s.execute_sql("UPDATE audit_events SET seq = 100 WHERE seq = 2")
+        .await;
+    s.execute_sql("UPDATE audit_events SET seq = 2 WHERE seq = 3")
+        .await;
+    s.execute_sql("UPDATE audit_events SET seq = 3 WHERE seq = 100")
+        .await;
+    let (at, reason) = broken_at(&s).await;
+    assert_eq!(at, 2, "{reason}");
+    s.stop().await;
+
+    // Insertion: a forged event slipped in after event 4 (everything after shifts up).
+    let (s, _) = with_history(db).await;
+    for seq in [6, 5] {
+        s.execute_sql(&format!(
+            "UPDATE audit_events SET seq = {} WHERE seq = {seq}",
+            seq + 1
+        ))
+        .await;
+    }
+    s.execute_sql(
+        "INSERT INTO audit_events (seq, at, actor, kind, subject, detail, prev_hash, hash) \
+         SELECT 5, at, 'human:alice', 'request.approved', subject, detail, hash, hash \
+         FROM audit_events WHERE seq = 4",
+    )
+    .await;
+    s.execute_sql("UPDATE audit_head SET seq = 7").await;
+    let (at, reason) = broken_at(&s).await;
+    assert_eq!(at, 5, "{reason}");
+    s.stop().await;
+}
+
+async fn truncation_is_found_by_the_signed_checkpoint(db: Db) {
+    let (s, _) = with_history(db).await;
+    assert_eq!(
+        countersign_server::audit::checkpoint::sign_head(s.state())
+            .await
+            .unwrap(),
+        Some(6)
+    );
+    let r = verify(&s).await;
+    assert_eq!(
+        (r["intact"].clone(), r["checkpoints_verified"].clone()),
+        (json!(true), json!(1)),
+        "{r}"
+    );
+    // Cut off the last two events and make the head agree: the chain alone is intact...
+    s.execute_sql("DELETE FROM audit_events WHERE seq > 4")
+        .await;
+    s.execute_sql(
+        "UPDATE audit_head SET seq = 4, hash = (SELECT hash FROM audit_events WHERE seq = 4)",
+    )
+    .await;
+    // ...but the signed checkpoint names event 6.
+    let (at, reason) = broken_at(&s).await;
+    assert_eq!(at, 6, "{reason}");
+    assert!(reason.as_str().unwrap().contains("checkpoint"), "{reason}");
+
+    // Rewriting the checkpoint's hash to match does not help: the signature covers it.
+    s.execute_sql(
+        "UPDATE audit_checkpoints SET seq = 4, hash = (SELECT hash FROM audit_events WHERE seq = 4)",
+    )
+    .await;
+    let (at, reason) = broken_at(&s).await;
+    assert_eq!(at, 4, "{reason}");
+    assert!(reason.as_str().unwrap().contains("altered"), "{reason}");
+    s.stop().await;
+}
+
+async fn exports_and_who_approved_what(db: Db) {
+    let (s, agent) = with_history(db).await;
+    s.human("bob").await;
+    let other = s.agent("other", "bob", "client_secret_basic").await;
+    s.approved_tokens(&other, "bob", &[], None).await;
+    let admin = s.admin_api().await;
+    let get_text = |path: String| {
+        let s = &s;
+        let admin = &admin;
+        async move {
+            let key = admin_key(admin);
+            let resp = s
+                .http
+                .get(s.url(&path))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+            (resp.status(), ct, resp.text().await.unwrap())
+        }
+    };
+    let (status, ct, body) = get_text("/admin/v1/audit/export?agent=procurement".into()).await;
+    assert_eq!(
+        (status, ct.as_str()),
+        (StatusCode::OK, "application/x-ndjson")
+    );
+    let events: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 6, "{body}");
+    assert!(
+        events
+            .windows(2)
+            .all(|w| w[0]["seq"].as_i64() < w[1]["seq"].as_i64())
+    );
+    let (_, _, bob) = get_text("/admin/v1/audit/export?human=bob".into()).await;
+    assert_eq!(bob.lines().count(), 3, "{bob}");
+    let (_, ct, csv) = get_text("/admin/v1/audit/export?format=csv&agent=other".into()).await;
+    assert!(ct.starts_with("text/csv"));
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("seq,at,actor,kind,subject,detail,prev_hash,hash")
+    );
+    assert_eq!(lines.count(), 3);
+    let (_, _, none) = get_text(format!("/admin/v1/audit/export?since={}", s.now_s() + 60)).await;
+    assert!(none.is_empty());
+    let (status, _, _) = get_text("/admin/v1/audit/export?format=xml".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Who approved the procurement agent's access, under which policy.
+    let (status, records) = admin
+        .call(
+            Method::GET,
+            "/admin/v1/audit/approvals?agent=procurement",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{records}");
+    let records = records.as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    for r in records {
+        assert_eq!(r["outcome"], "step_up");
+        assert_eq!(r["approved_by"], "developer-mode");
+        assert_eq!(r["method"], "dev");
+        assert_eq!(
+            r["policies"],
+            json!([{"id": "default-step-up", "version": 0}])
+        );
+        assert_eq!(r["credentials"].as_array().unwrap().len(), 1);
+        assert_eq!(r["action"], "purchase_order");
+    }
+    let _ = agent;
+    s.stop().await;
+}
+
+fn admin_key(admin: &countersign_tests::AdminApi<'_>) -> String {
+    admin.key().to_owned()
+}
