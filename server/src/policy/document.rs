@@ -61,7 +61,8 @@ pub struct PolicyMeta {
     pub approver: Option<ApproverRoute>,
     pub four_eyes: bool,
     pub validity_secs: Option<u64>,
-    pub reason: Option<String>,
+    /// Its `@reason`, else "policy ID permits / forbids / requires approval for this action".
+    pub reason: String,
 }
 
 /// A compiled, validated policy set of one version.
@@ -72,8 +73,9 @@ pub struct PolicyDocument {
     pub policies: BTreeMap<String, PolicyMeta>,
     /// Per declared action, the policies whose scope can match it.
     slices: HashMap<String, PolicySet>,
-    /// The action entities and their groups (`action in Action::"external"` needs them).
-    pub action_entities: std::sync::Arc<Vec<cedar_policy::Entity>>,
+    /// The action entities and their groups (`action in Action::"external"` needs them),
+    /// to which each request adds its own.
+    pub base_entities: cedar_policy::Entities,
 }
 
 impl PolicyDocument {
@@ -265,6 +267,11 @@ fn meta_of(
     } else if !step_up && (p.annotation("approver").is_some() || four_eyes) {
         fail("@approver and @four_eyes need @step_up".into());
     }
+    let verb = match (forbid, step_up) {
+        (true, _) => "forbids",
+        (false, true) => "requires approval for",
+        (false, false) => "permits",
+    };
     PolicyMeta {
         id: id.to_owned(),
         forbid,
@@ -272,7 +279,9 @@ fn meta_of(
         approver,
         four_eyes,
         validity_secs,
-        reason: p.annotation("reason").map(str::to_owned),
+        reason: p
+            .annotation("reason")
+            .map_or_else(|| format!("policy {id} {verb} this action"), str::to_owned),
     }
 }
 
@@ -403,25 +412,20 @@ pub fn compile(
         }
         slices.insert(action.clone(), slice);
     }
-    let action_entities = schema
-        .schema
-        .action_entities()
-        .map_err(|e| {
-            vec![Problem {
-                line: 0,
-                column: 0,
-                policy: None,
-                message: format!("the schema's actions: {e}"),
-            }]
-        })?
-        .into_iter()
-        .collect();
+    let base_entities = schema.schema.action_entities().map_err(|e| {
+        vec![Problem {
+            line: 0,
+            column: 0,
+            policy: None,
+            message: format!("the schema's actions: {e}"),
+        }]
+    })?;
     Ok(PolicyDocument {
         version,
         source: source.to_owned(),
         policies,
         slices,
-        action_entities: std::sync::Arc::new(action_entities),
+        base_entities,
     })
 }
 

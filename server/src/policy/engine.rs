@@ -119,14 +119,7 @@ pub fn evaluate_prepared(
     decision.validity_secs = determining.iter().filter_map(|m| m.validity_secs).min();
     for m in &determining {
         decision.policies.push(doc.reference(&m.id));
-        decision.reasons.push(m.reason.clone().unwrap_or_else(|| {
-            let verb = match (m.forbid, m.step_up) {
-                (true, _) => "forbids",
-                (false, true) => "requires approval for",
-                (false, false) => "permits",
-            };
-            format!("policy {} {verb} this action", m.id)
-        }));
+        decision.reasons.push(m.reason.clone());
     }
     decision.risk_signals = risk_signals(facts);
     decision
@@ -134,11 +127,25 @@ pub fn evaluate_prepared(
 
 /// Evaluates `facts` against `doc`. Facts that cannot be expressed in Cedar deny.
 pub fn evaluate(doc: &PolicyDocument, facts: &DecisionFacts) -> Decision {
-    let prepared = facts
-        .request()
-        .and_then(|r| Ok((r, facts.entities(&doc.action_entities)?)));
+    evaluate_with(
+        doc,
+        facts,
+        facts.request(),
+        facts.entities(&doc.base_entities),
+    )
+}
+
+/// Evaluates `facts` with the request and entities already built for them (a cache may
+/// keep the entities and the shared part of the context).
+pub fn evaluate_with(
+    doc: &PolicyDocument,
+    facts: &DecisionFacts,
+    request: Result<Request, String>,
+    entities: Result<impl std::borrow::Borrow<Entities>, String>,
+) -> Decision {
+    let prepared = request.and_then(|r| Ok((r, entities?)));
     match prepared {
-        Ok((request, entities)) => evaluate_prepared(doc, facts, &request, &entities),
+        Ok((request, entities)) => evaluate_prepared(doc, facts, &request, entities.borrow()),
         Err(e) => Decision {
             outcome: Outcome::Deny,
             policies: Vec::new(),

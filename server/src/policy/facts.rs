@@ -5,15 +5,24 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use cedar_policy::{
     Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression,
 };
+use cedar_policy_core::ast::{Context as CoreContext, Value as V};
+use ref_cast::RefCast as _;
+use smol_str::SmolStr;
+
+/// Fields of a Cedar context record.
+pub type ContextFields = BTreeMap<SmolStr, V>;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::ToolConfig;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HumanFacts {
     pub subject: String,
     pub email: String,
@@ -28,7 +37,7 @@ pub struct HumanFacts {
     pub groups: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AgentFacts {
     pub client_id: String,
     pub name: String,
@@ -39,7 +48,7 @@ pub struct AgentFacts {
     pub status: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ToolFacts {
     pub id: String,
     pub risk_level: String,
@@ -109,7 +118,7 @@ impl Arguments {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TimeFacts {
     pub hour: i64,
     pub minute: i64,
@@ -135,7 +144,7 @@ impl TimeFacts {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NetworkFacts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<IpAddr>,
@@ -163,7 +172,7 @@ impl NetworkFacts {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SessionFacts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -217,9 +226,43 @@ pub struct DecisionFacts {
     pub environment: String,
 }
 
+/// The multiply-rotate hash of rustc's `FxHasher`: a few instructions a word, where
+/// SipHash took 6 % of a decision.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The entity type names, parsed once (parsing one costs more than building an entity).
 fn type_name(name: &str) -> EntityTypeName {
-    // The names are fixed identifiers; parsing them cannot fail.
-    EntityTypeName::from_str(name).unwrap_or_else(|_| unreachable_type())
+    static NAMES: std::sync::LazyLock<Vec<(&'static str, EntityTypeName)>> =
+        std::sync::LazyLock::new(|| {
+            ["Agent", "Human", "Group", "Tool", "Action"]
+                .into_iter()
+                .filter_map(|n| EntityTypeName::from_str(n).ok().map(|t| (n, t)))
+                .collect()
+        });
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| t.clone())
+        .unwrap_or_else(unreachable_type)
 }
 
 #[allow(clippy::panic)] // only reachable if the constant type names above stop parsing
@@ -235,33 +278,32 @@ fn string(s: &str) -> RestrictedExpression {
     RestrictedExpression::new_string(s.to_owned())
 }
 
-fn long(n: i64) -> RestrictedExpression {
-    RestrictedExpression::new_long(n)
-}
-
-/// A number as Cedar `Long`, rounded up (so `amount >= 400` holds for 399.5 too), and as a
-/// `decimal` when it fits Cedar's four fractional digits.
+/// A number as Cedar `Long`, rounded up (so `amount >= 400` holds for 399.5 too).
 fn rounded_up(n: f64) -> i64 {
     n.ceil().clamp(i64::MIN as f64, i64::MAX as f64) as i64
 }
 
-fn decimal(n: f64) -> Option<RestrictedExpression> {
-    (n.abs() < 9.0e14).then(|| RestrictedExpression::new_decimal(format!("{n:.4}")))
+/// A number in hundredths, rounded to the nearest (`amount_cents`, ratios in percent).
+/// Cedar's `decimal` would be exact too, but constructing one parses its extension name
+/// on every call, which cost more than the rest of a decision.
+fn hundredths(n: f64) -> i64 {
+    (n * 100.0).round().clamp(i64::MIN as f64, i64::MAX as f64) as i64
 }
 
-fn record(
-    fields: Vec<(&str, Option<RestrictedExpression>)>,
-) -> Result<RestrictedExpression, String> {
-    RestrictedExpression::new_record(
-        fields
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))),
-    )
-    .map_err(|e| e.to_string())
+/// A Cedar record of the fields that have a value. Inserting into the map one by one
+/// costs less than `BTreeMap::from_iter`'s collect, sort and bulk build for these few keys.
+fn record<const N: usize>(fields: [(&'static str, Option<V>); N]) -> V {
+    let mut map = BTreeMap::new();
+    for (k, v) in fields {
+        if let Some(v) = v {
+            map.insert(SmolStr::new_static(k), v);
+        }
+    }
+    V::record_arc(Arc::new(map), None)
 }
 
-fn strings(items: &[String]) -> RestrictedExpression {
-    RestrictedExpression::new_set(items.iter().map(|s| string(s)))
+fn strings(items: &[String]) -> V {
+    V::set(items.iter().map(|s| V::from(s.as_str())), None)
 }
 
 fn human_entity(h: &HumanFacts) -> Result<Entity, String> {
@@ -301,9 +343,26 @@ fn group_entity(name: &str) -> Result<Entity, String> {
 }
 
 impl DecisionFacts {
-    /// The Cedar entities: the agent, its owner (and the owner's manager), the user, the
-    /// tool, the groups they are in, and `actions` (the schema's action hierarchy).
-    pub fn entities(&self, actions: &[Entity]) -> Result<Entities, String> {
+    /// A key for the entities of these facts (they depend on the directory only). Not a
+    /// defence against collisions chosen by an attacker: the facts come from the
+    /// directory, not from requests.
+    pub fn entities_key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = FxHasher::default();
+        (
+            &self.agent,
+            &self.owner,
+            &self.owner_manager,
+            &self.user,
+            &self.tool,
+        )
+            .hash(&mut h);
+        h.finish()
+    }
+
+    /// The Cedar entities: `base` (the schema's action hierarchy) with the agent, its
+    /// owner (and the owner's manager), the user, the tool and the groups they are in.
+    pub fn entities(&self, base: &Entities) -> Result<Entities, String> {
         let a = &self.agent;
         let agent = Entity::new(
             uid("Agent", &a.client_id),
@@ -359,86 +418,129 @@ impl DecisionFacts {
         for g in groups {
             entities.push(group_entity(g)?);
         }
-        entities.extend(actions.iter().cloned());
-        Entities::from_entities(entities, None).map_err(|e| e.to_string())
+        base.clone()
+            .add_entities(entities, None)
+            .map_err(|e| e.to_string())
     }
 
-    /// The Cedar context (see the schema's `DecisionContext`).
-    pub fn context(&self) -> Result<Context, String> {
-        let args = &self.arguments;
-        let arguments = record(vec![
-            ("amount", args.amount.map(rounded_up).map(long)),
-            ("amount_decimal", args.amount.and_then(decimal)),
-            ("currency", args.currency.as_deref().map(string)),
-            ("vendor", args.vendor.as_deref().map(string)),
-            ("quantity", args.quantity.map(rounded_up).map(long)),
-            ("target", args.target.as_deref().map(string)),
-            ("environment", args.environment.as_deref().map(string)),
-            ("classification", args.classification.as_deref().map(string)),
-        ])?;
+    /// The parts of the context many requests share (time to the minute, network, prompt
+    /// labels, session, environment), which a cache may keep; see [`Self::context_with`].
+    pub fn shared_context(&self) -> ContextFields {
         let t = &self.time;
-        let time = record(vec![
-            ("hour", Some(long(t.hour))),
-            ("minute", Some(long(t.minute))),
-            ("weekday", Some(string(&t.weekday))),
-            ("day_of_week", Some(long(t.day_of_week))),
-            ("timezone", Some(string(&t.timezone))),
-        ])?;
-        let network = record(vec![
+        let time = record([
+            ("hour", Some(V::from(t.hour))),
+            ("minute", Some(V::from(t.minute))),
+            ("weekday", Some(V::from(t.weekday.as_str()))),
+            ("day_of_week", Some(V::from(t.day_of_week))),
+            ("timezone", Some(V::from(t.timezone.as_str()))),
+        ]);
+        let network = record([
+            // Text, not `ipaddr`: rules on addresses use the configured zones.
             (
                 "source_ip",
-                self.network
-                    .source_ip
-                    .map(|ip| RestrictedExpression::new_ip(ip.to_string())),
+                self.network.source_ip.map(|ip| V::from(ip.to_string())),
             ),
             ("zones", Some(strings(&self.network.zones))),
-        ])?;
-        let prompt = record(vec![("labels", Some(strings(&self.prompt_labels)))])?;
+        ]);
+        let prompt = record([("labels", Some(strings(&self.prompt_labels)))]);
         let s = &self.session;
-        let session = record(vec![
-            ("id", s.id.as_deref().map(string)),
+        let session = record([
+            ("id", s.id.as_deref().map(V::from)),
             ("classifications", Some(strings(&s.classifications))),
             ("classes", Some(strings(&s.classes))),
-            ("actions", Some(long(s.actions))),
-        ])?;
+            ("actions", Some(V::from(s.actions))),
+        ]);
+        let mut fields = BTreeMap::new();
+        for (k, v) in [
+            ("time", time),
+            ("network", network),
+            ("prompt", prompt),
+            ("session", session),
+            ("environment", V::from(self.environment.as_str())),
+        ] {
+            fields.insert(SmolStr::new_static(k), v);
+        }
+        fields
+    }
+
+    /// A key for [`Self::shared_context`].
+    pub fn shared_context_key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = FxHasher::default();
+        (
+            &self.time,
+            &self.network,
+            &self.prompt_labels,
+            &self.session,
+            &self.environment,
+        )
+            .hash(&mut h);
+        h.finish()
+    }
+
+    /// The Cedar context (see the schema's `<Action>Context` types): `shared` (from
+    /// [`Self::shared_context`]) with this request's arguments, anomaly facts and request
+    /// facts. Built from values, not expressions Cedar would have to evaluate first.
+    pub fn context_with(&self, shared: &ContextFields) -> Context {
+        let args = &self.arguments;
+        let arguments = record([
+            ("amount", args.amount.map(rounded_up).map(V::from)),
+            ("amount_cents", args.amount.map(hundredths).map(V::from)),
+            ("currency", args.currency.as_deref().map(V::from)),
+            ("vendor", args.vendor.as_deref().map(V::from)),
+            ("quantity", args.quantity.map(rounded_up).map(V::from)),
+            ("target", args.target.as_deref().map(V::from)),
+            ("environment", args.environment.as_deref().map(V::from)),
+            (
+                "classification",
+                args.classification.as_deref().map(V::from),
+            ),
+        ]);
         let n = &self.anomaly;
-        let pct = |r: Option<f64>| r.map(|r| rounded_up(r * 100.0)).map(long);
-        let anomaly = record(vec![
-            ("samples", Some(long(n.samples))),
-            ("rate_last_hour", Some(long(n.rate_last_hour))),
-            ("quantity_p95", n.quantity_p95.map(rounded_up).map(long)),
-            ("quantity_ratio", n.quantity_ratio.and_then(decimal)),
-            ("quantity_ratio_pct", pct(n.quantity_ratio)),
-            ("amount_p95", n.amount_p95.map(rounded_up).map(long)),
-            ("amount_ratio", n.amount_ratio.and_then(decimal)),
-            ("amount_ratio_pct", pct(n.amount_ratio)),
-        ])?;
+        let anomaly = record([
+            ("samples", Some(V::from(n.samples))),
+            ("rate_last_hour", Some(V::from(n.rate_last_hour))),
+            ("quantity_p95", n.quantity_p95.map(rounded_up).map(V::from)),
+            (
+                "quantity_ratio_pct",
+                n.quantity_ratio.map(hundredths).map(V::from),
+            ),
+            ("amount_p95", n.amount_p95.map(rounded_up).map(V::from)),
+            (
+                "amount_ratio_pct",
+                n.amount_ratio.map(hundredths).map(V::from),
+            ),
+        ]);
         let r = &self.request;
-        let request = record(vec![
-            ("scope", Some(string(&r.scope))),
-            ("binding_message", r.binding_message.as_deref().map(string)),
-            ("task_id", r.task_id.as_deref().map(string)),
-        ])?;
-        Context::from_pairs([
-            ("arguments".to_owned(), arguments),
-            ("time".to_owned(), time),
-            ("network".to_owned(), network),
-            ("prompt".to_owned(), prompt),
-            ("session".to_owned(), session),
-            ("anomaly".to_owned(), anomaly),
-            ("request".to_owned(), request),
-            ("environment".to_owned(), string(&self.environment)),
-        ])
-        .map_err(|e| e.to_string())
+        let request = record([
+            ("scope", Some(V::from(r.scope.as_str()))),
+            ("binding_message", r.binding_message.as_deref().map(V::from)),
+            ("task_id", r.task_id.as_deref().map(V::from)),
+        ]);
+        let mut fields = shared.clone();
+        fields.insert(SmolStr::new_static("arguments"), arguments);
+        fields.insert(SmolStr::new_static("anomaly"), anomaly);
+        fields.insert(SmolStr::new_static("request"), request);
+        Context::ref_cast(&CoreContext::Value(Arc::new(fields))).clone()
+    }
+
+    /// The whole Cedar context.
+    pub fn context(&self) -> Context {
+        self.context_with(&self.shared_context())
     }
 
     /// The Cedar request: the agent performs the action on the tool.
     pub fn request(&self) -> Result<Request, String> {
+        self.request_with(self.context())
+    }
+
+    /// The Cedar request with `context` (from [`Self::context_with`]).
+    pub fn request_with(&self, context: Context) -> Result<Request, String> {
         Request::new(
             uid("Agent", &self.agent.client_id),
             uid("Action", &self.action),
             uid("Tool", &self.tool.id),
-            self.context()?,
+            context,
             None,
         )
         .map_err(|e| e.to_string())
@@ -537,7 +639,7 @@ pub(crate) mod tests {
             "purchase_order",
             serde_json::json!({"type": "purchase_order", "vendor": "Acme", "amount": 399.5, "currency": "USD"}),
         );
-        assert!(f.entities(&[]).is_ok());
+        assert!(f.entities(&Entities::empty()).is_ok());
         assert!(f.request().is_ok());
         assert_eq!(rounded_up(399.5), 400);
         assert_eq!(rounded_up(400.0), 400);

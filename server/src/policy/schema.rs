@@ -65,7 +65,8 @@ type TimeFacts = {
 };
 
 type NetworkFacts = {
-  source_ip?: ipaddr,
+  // The agent's address as text; write address rules as zones (policy.network_zones).
+  source_ip?: String,
   // Names of the configured zones whose CIDR blocks contain source_ip.
   zones: Set<String>,
 };
@@ -85,16 +86,16 @@ type SessionFacts = {
   actions: Long,
 };
 
-// How this request compares with what this agent usually does for this action. The
-// ratios are present once the agent has enough history (policy.baseline_min_samples).
+// How this request compares with what this agent usually does for this action: the
+// requested quantity and amount as a percentage of the agent's usual (95th percentile)
+// for this action, e.g. `quantity_ratio_pct > 500` for "more than five times the usual".
+// Present once the agent has enough history (policy.baseline_min_samples).
 type AnomalyFacts = {
   samples: Long,
   rate_last_hour: Long,
   quantity_p95?: Long,
-  quantity_ratio?: decimal,
   quantity_ratio_pct?: Long,
   amount_p95?: Long,
-  amount_ratio?: decimal,
   amount_ratio_pct?: Long,
 };
 
@@ -107,11 +108,11 @@ type RequestFacts = {
 "#;
 
 /// The argument fields policies can read, with their Cedar types. `amount` is rounded up
-/// to a whole number so a threshold is never undercut; `amount_decimal` is exact.
+/// to a whole number so a threshold is never undercut; `amount_cents` is exact to the cent.
 const ARGUMENTS: &[(&str, &str, &str)] = &[
     // (field, JSON Schema type that makes it required when required, Cedar type)
     ("amount", "number", "Long"),
-    ("amount_decimal", "number", "decimal"),
+    ("amount_cents", "number", "Long"),
     ("currency", "string", "String"),
     ("vendor", "string", "String"),
     ("quantity", "number", "Long"),
@@ -125,7 +126,7 @@ fn guaranteed(schema: Option<&Value>, field: &str, json_type: &str) -> bool {
     let Some(schema) = schema else {
         return false;
     };
-    let source = field.strip_suffix("_decimal").unwrap_or(field);
+    let source = field.strip_suffix("_cents").unwrap_or(field);
     let required = schema
         .get("required")
         .and_then(Value::as_array)

@@ -13,7 +13,6 @@ use sha2::{Digest, Sha256};
 
 use super::baseline::{Baseline, MAX_SAMPLES, Sample};
 use super::document::{DEFAULT_POLICY, PolicyDocument, Problem, compile};
-use super::engine::evaluate;
 use super::facts::{
     AgentFacts, Arguments, DecisionFacts, HumanFacts, NetworkFacts, RequestFacts, SessionFacts,
     TimeFacts, ToolFacts,
@@ -32,6 +31,9 @@ use crate::store::{Store, StoreError};
 /// Trace event kinds of decisions.
 pub const DECISION_MADE: &str = "decision.made";
 
+/// Most entity sets kept; a full cache starts over.
+const ENTITY_CACHE_ENTRIES: usize = 10_000;
+
 struct CachedBaseline {
     baseline: Baseline,
     loaded_at_ms: i64,
@@ -45,6 +47,11 @@ pub struct PolicyEngine {
     tz: jiff::tz::TimeZone,
     zones: Vec<(String, Vec<ipnet::IpNet>)>,
     baselines: Mutex<HashMap<(String, String), CachedBaseline>>,
+    /// Cedar entities per (document version, directory facts): building them is most of
+    /// a decision's cost, and they change only with the directory.
+    entities: Mutex<HashMap<(i64, u64), Arc<cedar_policy::Entities>>>,
+    /// The shared part of contexts (time to the minute, network, session, ...).
+    contexts: Mutex<HashMap<u64, Arc<super::facts::ContextFields>>>,
 }
 
 impl PolicyEngine {
@@ -73,6 +80,8 @@ impl PolicyEngine {
             tz,
             zones,
             baselines: Mutex::new(HashMap::new()),
+            entities: Mutex::new(HashMap::new()),
+            contexts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -94,6 +103,40 @@ impl PolicyEngine {
             Ok(mut active) => *active = doc,
             Err(poisoned) => *poisoned.into_inner() = doc,
         }
+    }
+
+    /// Evaluates `facts` against `doc`, reusing the entities built for the same directory
+    /// facts before.
+    pub fn evaluate(&self, doc: &PolicyDocument, facts: &DecisionFacts) -> Decision {
+        let key = (doc.version, facts.entities_key());
+        let cached = self.entities.lock().ok().and_then(|c| c.get(&key).cloned());
+        let entities = match cached {
+            Some(e) => Ok(e),
+            None => facts.entities(&doc.base_entities).map(|e| {
+                let e = Arc::new(e);
+                if let Ok(mut cache) = self.entities.lock() {
+                    if cache.len() >= ENTITY_CACHE_ENTRIES {
+                        cache.clear();
+                    }
+                    cache.insert(key, e.clone());
+                }
+                e
+            }),
+        };
+        let key = facts.shared_context_key();
+        let shared = self.contexts.lock().ok().and_then(|c| c.get(&key).cloned());
+        let shared = shared.unwrap_or_else(|| {
+            let fields = Arc::new(facts.shared_context());
+            if let Ok(mut cache) = self.contexts.lock() {
+                if cache.len() >= ENTITY_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(key, fields.clone());
+            }
+            fields
+        });
+        let request = facts.request_with(facts.context_with(&shared));
+        super::engine::evaluate_with(doc, facts, request, entities)
     }
 
     pub fn compile(&self, source: &str, version: i64) -> Result<PolicyDocument, Vec<Problem>> {
@@ -378,7 +421,7 @@ pub async fn decide(
             request: request.clone(),
             environment: engine.config.environment.clone(),
         };
-        parts.push(evaluate(&doc, &f));
+        parts.push(engine.evaluate(&doc, &f));
         facts.push(f);
     }
     let mut decision = Decision::combine(parts)
