@@ -69,11 +69,37 @@ pub fn event_hash(
     prev_hash: &str,
 ) -> String {
     use sha2::Digest as _;
-    let preimage = serde_json::json!([seq, at, actor, kind, subject, detail, prev_hash]);
-    sha2::Sha256::digest(preimage.to_string().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    // Serialized straight into the hasher: the same bytes as the JSON array's compact
+    // text, without building it (this runs once per traced decision).
+    let mut hasher = HashWriter(sha2::Sha256::new());
+    let preimage = (seq, at, actor, kind, subject, detail, prev_hash);
+    // Writing into a hasher cannot fail, and the tuple is always serializable.
+    let _ = serde_json::to_writer(&mut hasher, &preimage);
+    hex(&hasher.0.finalize())
+}
+
+struct HashWriter(sha2::Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// 64 events × 8 columns per statement keeps within bind-parameter limits.
@@ -112,7 +138,10 @@ pub(crate) async fn append_on(
             hash,
         });
     }
-    for chunk in records.chunks(INSERT_CHUNK) {
+    let chunks = super::statement_chunks(&records, INSERT_CHUNK, |e| {
+        e.detail.len() + e.actor.len() + e.kind.len() + e.subject.len() + 2 * 64 + 16
+    });
+    for chunk in chunks {
         let values: Vec<String> = (0..chunk.len())
             .map(|r| {
                 let p: Vec<String> = (1..=8).map(|c| format!("${}", r * 8 + c)).collect();
@@ -282,5 +311,53 @@ impl Store {
             .fetch_all(self.reader())
             .await?;
         rows.iter().map(from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_hash;
+    use sha2::Digest as _;
+
+    /// The chain's definition: SHA-256 of the compact JSON array. Streaming must not
+    /// change a single byte of it (existing trails would stop verifying).
+    #[test]
+    fn hash_is_sha256_of_the_compact_json_array() {
+        let detail = r#"{"amount":"1200","note":"quote \" and \\ backslash, é"}"#;
+        let preimage = serde_json::json!([
+            7,
+            1_700_000_000_000_i64,
+            "agent:a",
+            "decision.made",
+            "req-1",
+            detail,
+            "genesis"
+        ]);
+        let expected: String = sha2::Sha256::digest(preimage.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let got = event_hash(
+            7,
+            1_700_000_000_000,
+            "agent:a",
+            "decision.made",
+            "req-1",
+            detail,
+            "genesis",
+        );
+        assert_eq!(got, expected);
+        assert_ne!(
+            got,
+            event_hash(
+                8,
+                1_700_000_000_000,
+                "agent:a",
+                "decision.made",
+                "req-1",
+                detail,
+                "genesis"
+            )
+        );
     }
 }

@@ -82,15 +82,33 @@ impl BatchWriter {
 
 type Outcome = Option<AuthRequestRecord>;
 
+/// About how many bytes a request row's parameters take on the wire.
+fn record_bytes(r: &AuthRequestRecord) -> usize {
+    let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    r.id.len()
+        + r.client_id.len()
+        + r.subject.len()
+        + r.scope.len()
+        + text(&r.binding_message)
+        + text(&r.acr_values)
+        + text(&r.authorization_details)
+        + text(&r.notification_token)
+        + text(&r.task_id)
+        + text(&r.policy_refs)
+        + text(&r.policy_reasons)
+        + text(&r.risk_signals)
+        + 27 * 12
+}
+
 /// Writes every set of `jobs` in one transaction; per set, the claimed request.
 async fn write(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Outcome>, StoreError> {
     let mut tx = pool.begin().await?;
     let conn: &mut sqlx::AnyConnection = &mut tx;
     let requests: Vec<&AuthRequestRecord> =
         jobs.iter().filter_map(|j| j.set.request.as_ref()).collect();
-    if !requests.is_empty() {
-        let sql = sqlx::AssertSqlSafe(insert_sql(requests.len()));
-        let insert = requests
+    for chunk in super::statement_chunks(&requests, MAX_BATCH, |r| record_bytes(r)) {
+        let sql = sqlx::AssertSqlSafe(insert_sql(chunk.len()));
+        let insert = chunk
             .iter()
             .fold(sqlx::query(sql), |q, r| bind_insert(q, r));
         insert

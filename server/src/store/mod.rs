@@ -196,6 +196,10 @@ impl Store {
             AnyPoolOptions::new()
                 .max_connections(connections.max(1))
                 .acquire_timeout(Duration::from_secs(10))
+                // A ping before every acquire is a round trip to the connection's thread
+                // (SQLite) or the server (PostgreSQL). A SQLite file connection cannot go
+                // stale; a PostgreSQL one can (server restart), so it keeps the check.
+                .test_before_acquire(backend == Backend::Postgres)
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
@@ -305,9 +309,62 @@ impl Store {
     }
 }
 
+/// Most bytes of parameters one multi-row statement carries. A PostgreSQL message larger
+/// than a TLS record (16 KiB) goes out as several writes, and because sqlx leaves
+/// `TCP_NODELAY` off, Nagle's algorithm holds the last one until the server's delayed ACK:
+/// 40 ms per statement (measured: 516 `bc-authorize`/s at a p50 of 47 ms, against 3,900/s
+/// with the same statements kept small).
+pub(crate) const STATEMENT_BYTES: usize = 12 * 1024;
+
+/// Splits `items` into runs of at most `max_rows` whose estimated `size` stays within
+/// [`STATEMENT_BYTES`] (a single oversized item is a run of its own).
+pub(crate) fn statement_chunks<T>(
+    items: &[T],
+    max_rows: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let n = size(item);
+        if i > start && (i - start >= max_rows || bytes + n > STATEMENT_BYTES) {
+            chunks.push(&items[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += n;
+    }
+    if start < items.len() {
+        chunks.push(&items[start..]);
+    }
+    chunks
+}
+
 /// Converts a stored 0/1 flag.
 pub(crate) fn flag(v: i64) -> bool {
     v != 0
 }
 
 pub mod testing;
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::{STATEMENT_BYTES, statement_chunks};
+
+    #[test]
+    fn chunks_respect_rows_and_bytes() {
+        let small = vec![1usize; 10];
+        let runs: Vec<usize> = statement_chunks(&small, 4, |_| 10)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(runs, [4, 4, 2]);
+        let big = vec![STATEMENT_BYTES / 2 + 1; 3];
+        let runs: Vec<usize> = statement_chunks(&big, 64, |n| *n)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(runs, [1, 1, 1]);
+        assert!(statement_chunks(&Vec::<usize>::new(), 4, |_| 1).is_empty());
+    }
+}
