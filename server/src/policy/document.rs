@@ -71,16 +71,27 @@ pub struct PolicyDocument {
     pub version: i64,
     pub source: String,
     pub policies: BTreeMap<String, PolicyMeta>,
-    /// Per declared action, the policies whose scope can match it.
-    slices: HashMap<String, PolicySet>,
+    /// Per declared action, the policies whose scope can match it, compiled.
+    slices: HashMap<String, Vec<CompiledPolicy>>,
     /// The action entities and their groups (`action in Action::"external"` needs them),
     /// to which each request adds its own.
     pub base_entities: cedar_policy::Entities,
 }
 
+/// A policy ready to evaluate: its whole condition (scope constraints and `when` /
+/// `unless` clauses as one expression), built once here rather than by Cedar's
+/// authorizer for every policy of every request.
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    pub id: String,
+    pub forbid: bool,
+    pub condition: cedar_policy_core::ast::Expr,
+    pub slots: cedar_policy_core::ast::SlotEnv,
+}
+
 impl PolicyDocument {
-    pub fn slice(&self, action: &str) -> Option<&PolicySet> {
-        self.slices.get(action)
+    pub fn slice(&self, action: &str) -> Option<&[CompiledPolicy]> {
+        self.slices.get(action).map(Vec::as_slice)
     }
 
     pub fn meta(&self, id: &str) -> Option<&PolicyMeta> {
@@ -403,13 +414,19 @@ pub fn compile(
     }
     let mut slices = HashMap::new();
     for (action, class) in &schema.classes {
-        let mut slice = PolicySet::new();
-        for p in set.policies() {
-            if scope_matches(&p.action_constraint(), action, class) {
-                // Ids are unique in `set`, so adding to a fresh set cannot fail.
-                let _ = slice.add(p.clone());
-            }
-        }
+        let slice: Vec<CompiledPolicy> = set
+            .policies()
+            .filter(|p| scope_matches(&p.action_constraint(), action, class))
+            .map(|p| {
+                let core: &cedar_policy_core::ast::Policy = p.as_ref();
+                CompiledPolicy {
+                    id: p.id().to_string(),
+                    forbid: p.effect() == cedar_policy::Effect::Forbid,
+                    condition: core.condition(),
+                    slots: core.env().clone(),
+                }
+            })
+            .collect();
         slices.insert(action.clone(), slice);
     }
     let base_entities = schema.schema.action_entities().map_err(|e| {
@@ -471,7 +488,7 @@ mod tests {
         let doc = compile(DEFAULT_POLICY, 0, &schema(), 86_400).unwrap();
         let meta = doc.meta("default-step-up").unwrap();
         assert!(meta.step_up && !meta.forbid);
-        assert_eq!(doc.slice("purchase_order").unwrap().policies().count(), 1);
+        assert_eq!(doc.slice("purchase_order").unwrap().len(), 1);
     }
 
     #[test]
@@ -528,8 +545,8 @@ mod tests {
         let ids = |action: &str| -> BTreeSet<String> {
             doc.slice(action)
                 .unwrap()
-                .policies()
-                .map(|p| p.id().to_string())
+                .iter()
+                .map(|p| p.id.clone())
                 .collect()
         };
         assert_eq!(

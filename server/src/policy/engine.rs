@@ -1,6 +1,9 @@
 //! Pure evaluation: a compiled document and one action's facts in, a [`Decision`] out.
 
-use cedar_policy::{Authorizer, Decision as CedarDecision, Entities, Request};
+use cedar_policy::{Entities, Request};
+use cedar_policy_core::ast::{Literal, ValueKind};
+use cedar_policy_core::evaluator::Evaluator;
+use cedar_policy_core::extensions::Extensions;
 
 use super::document::PolicyDocument;
 use super::facts::DecisionFacts;
@@ -61,59 +64,79 @@ pub fn evaluate_prepared(
             .push(format!("{:?} is not a declared action", facts.action));
         return decision;
     };
-    let response = Authorizer::new().is_authorized(request, slice, entities);
-    let diagnostics = response.diagnostics();
-    decision.errors = diagnostics.errors().map(ToString::to_string).collect();
+    // Cedar's authorizer semantics, over conditions compiled once per document: a
+    // policy applies when its condition is true; any applying forbid denies; else any
+    // applying permit allows; else deny. A policy whose evaluation fails is skipped
+    // (and reported), as Cedar does, except a forbid (below).
+    let evaluator = Evaluator::new(
+        request.as_ref().clone(),
+        entities.as_ref(),
+        Extensions::all_available(),
+    );
+    let mut forbids = Vec::new();
+    let mut permits = Vec::new();
+    let mut failed_forbids = Vec::new();
+    for p in slice {
+        let applies = evaluator
+            .interpret(&p.condition, &p.slots)
+            .map_err(|e| e.to_string())
+            .and_then(|v| match v.value_kind() {
+                ValueKind::Lit(Literal::Bool(b)) => Ok(*b),
+                _ => Err("the condition is not a boolean".to_owned()),
+            });
+        match applies {
+            Ok(true) if p.forbid => forbids.push(p.id.as_str()),
+            Ok(true) => permits.push(p.id.as_str()),
+            Ok(false) => {}
+            Err(e) => {
+                decision
+                    .errors
+                    .push(format!("while evaluating policy `{}`: {e}", p.id));
+                if p.forbid {
+                    failed_forbids.push(p.id.as_str());
+                }
+            }
+        }
+    }
     // Cedar skips a policy whose evaluation fails. For a forbid that would mean a failure
     // lifts a prohibition, so here it denies instead (fail closed).
-    let failed_forbids: Vec<&super::document::PolicyMeta> = diagnostics
-        .errors()
-        .filter_map(|e| match e {
-            cedar_policy::AuthorizationError::PolicyEvaluationError(e) => {
-                doc.meta(e.policy_id().as_ref())
-            }
-        })
-        .filter(|m| m.forbid)
-        .collect();
     if !failed_forbids.is_empty() {
-        for m in failed_forbids {
-            decision.policies.push(doc.reference(&m.id));
+        failed_forbids.sort_unstable();
+        for id in failed_forbids {
+            decision.policies.push(doc.reference(id));
             decision.reasons.push(format!(
-                "policy {} could not be evaluated for this request, so it denies (fail closed)",
-                m.id
+                "policy {id} could not be evaluated for this request, so it denies (fail closed)"
             ));
         }
         decision.risk_signals = risk_signals(facts);
         return decision;
     }
-    let mut determining: Vec<&super::document::PolicyMeta> = diagnostics
-        .reason()
-        .filter_map(|id| doc.meta(id.as_ref()))
+    let allowed = forbids.is_empty() && !permits.is_empty();
+    let determining_ids = if allowed { permits } else { forbids };
+    let mut determining: Vec<&super::document::PolicyMeta> = determining_ids
+        .into_iter()
+        .filter_map(|id| doc.meta(id))
         .collect();
     determining.sort_by(|a, b| a.id.cmp(&b.id));
-    match response.decision() {
-        CedarDecision::Deny if determining.is_empty() => {
-            decision
-                .reasons
-                .push("no policy permits this action".to_owned());
-        }
-        CedarDecision::Deny => {}
-        CedarDecision::Allow => {
-            let stepping: Vec<_> = determining.iter().filter(|m| m.step_up).copied().collect();
-            if stepping.is_empty() {
-                decision.outcome = Outcome::Allow;
-            } else {
-                // Step-up wins over a plain permit: only the step-up policies determine it.
-                decision.outcome = Outcome::StepUp;
-                determining = stepping;
-                decision.approvers = determining
-                    .iter()
-                    .map(|m| m.approver.clone().unwrap_or(ApproverRoute::User))
-                    .collect();
-                decision.approvers.sort();
-                decision.approvers.dedup();
-                decision.four_eyes = determining.iter().any(|m| m.four_eyes);
-            }
+    if !allowed && determining.is_empty() {
+        decision
+            .reasons
+            .push("no policy permits this action".to_owned());
+    } else if allowed {
+        let stepping: Vec<_> = determining.iter().filter(|m| m.step_up).copied().collect();
+        if stepping.is_empty() {
+            decision.outcome = Outcome::Allow;
+        } else {
+            // Step-up wins over a plain permit: only the step-up policies determine it.
+            decision.outcome = Outcome::StepUp;
+            determining = stepping;
+            decision.approvers = determining
+                .iter()
+                .map(|m| m.approver.clone().unwrap_or(ApproverRoute::User))
+                .collect();
+            decision.approvers.sort();
+            decision.approvers.dedup();
+            decision.four_eyes = determining.iter().any(|m| m.four_eyes);
         }
     }
     decision.validity_secs = determining.iter().filter_map(|m| m.validity_secs).min();
@@ -265,6 +288,37 @@ when { context.anomaly has quantity_ratio_pct && context.anomaly.quantity_ratio_
                 ["orders of $400 or more need the owner's approval"]
             );
         }
+    }
+
+    /// Overflow is a runtime error the validator cannot rule out: a forbid that fails
+    /// denies (naming itself); a permit that fails is skipped, so the others decide.
+    #[test]
+    fn a_failing_forbid_denies_and_a_failing_permit_is_skipped() {
+        let overflow = "context.arguments.amount * 9223372036854775807 > 0";
+        let d = doc(&format!(
+            "@id(\"all\") permit (principal, action, resource);\n\
+             @id(\"broken-forbid\") forbid (principal, action == Action::\"purchase_order\", resource) when {{ {overflow} }};"
+        ));
+        let denied = evaluate(&d, &order(1200.0));
+        assert_eq!(denied.outcome, Outcome::Deny);
+        assert_eq!(denied.policies, [d.reference("broken-forbid")]);
+        assert!(
+            denied.reasons[0].contains("fail closed"),
+            "{:?}",
+            denied.reasons
+        );
+        assert_eq!(denied.errors.len(), 1, "{:?}", denied.errors);
+        // No overflow for a zero amount: the forbid evaluates to false and the permit allows.
+        assert_eq!(evaluate(&d, &order(0.0)).outcome, Outcome::Allow);
+
+        let d = doc(&format!(
+            "@id(\"small\") permit (principal, action == Action::\"purchase_order\", resource) when {{ context.arguments.amount < 5000 }};\n\
+             @id(\"broken-permit\") @step_up permit (principal, action == Action::\"purchase_order\", resource) when {{ {overflow} }};"
+        ));
+        let allowed = evaluate(&d, &order(1200.0));
+        assert_eq!(allowed.outcome, Outcome::Allow, "{allowed:?}");
+        assert_eq!(allowed.policies, [d.reference("small")]);
+        assert_eq!(allowed.errors.len(), 1);
     }
 
     #[test]

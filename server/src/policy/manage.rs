@@ -44,10 +44,7 @@ pub struct Validation {
 }
 
 fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::store::audit::hex(&Sha256::digest(text.as_bytes()))
 }
 
 fn ids(doc: &PolicyDocument) -> Vec<String> {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::baseline::{Baseline, MAX_SAMPLES, Sample};
@@ -530,10 +530,26 @@ async fn route(
 /// digest; the request row holds them.
 pub fn digest(value: &Value) -> String {
     let canonical = serde_json_canonicalizer::to_string(value).unwrap_or_default();
-    Sha256::digest(canonical.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::store::audit::hex(&Sha256::digest(canonical.as_bytes()))
+}
+
+/// The detail of a `decision.made` event, serialized straight to its text (it is written
+/// for every decision, so no intermediate `Value`).
+#[derive(serde::Serialize)]
+struct DecisionDetail<'a> {
+    agent: Option<&'a str>,
+    owner: Option<&'a str>,
+    user: Option<&'a str>,
+    action: &'a str,
+    resource: &'a str,
+    arguments_digest: Option<String>,
+    outcome: &'a str,
+    evaluated: &'a str,
+    policies: &'a [super::PolicyRef],
+    reasons: &'a [String],
+    approvers: &'a [String],
+    risk_signals: &'a [String],
+    inputs: &'a [DecisionFacts],
 }
 
 /// The trace event of a decision about `subject` (a request id or decision id).
@@ -546,27 +562,33 @@ pub fn decision_event(
 ) -> NewAuditRecord {
     let d = &decided.decision;
     let first = decided.facts.first();
-    let detail = json!({
-        "agent": first.map(|f| &f.agent.client_id),
-        "owner": first.map(|f| &f.agent.owner),
-        "user": first.map(|f| f.user.as_ref().map_or(&f.owner.subject, |u| &u.subject)),
-        "action": decided.action,
-        "resource": decided.resource,
-        "arguments_digest": details.map(|d| digest(&Value::Array(d.to_vec()))),
-        "outcome": d.outcome.as_str(),
-        "evaluated": decided.evaluated.as_str(),
-        "policies": d.policies,
-        "reasons": d.reasons,
-        "approvers": decided.approvers,
-        "risk_signals": d.risk_signals,
-        "inputs": decided.facts,
-    });
+    let detail = DecisionDetail {
+        agent: first.map(|f| f.agent.client_id.as_str()),
+        owner: first.map(|f| f.agent.owner.as_str()),
+        user: first.map(|f| {
+            f.user
+                .as_ref()
+                .map_or(&f.owner.subject, |u| &u.subject)
+                .as_str()
+        }),
+        action: &decided.action,
+        resource: &decided.resource,
+        arguments_digest: details.map(|d| digest(&Value::Array(d.to_vec()))),
+        outcome: d.outcome.as_str(),
+        evaluated: decided.evaluated.as_str(),
+        policies: &d.policies,
+        reasons: &d.reasons,
+        approvers: &decided.approvers,
+        risk_signals: &d.risk_signals,
+        inputs: &decided.facts,
+    };
     NewAuditRecord {
         at: at_ms,
         actor: actor.to_owned(),
         kind: DECISION_MADE.to_owned(),
         subject: subject.to_owned(),
-        detail: detail.to_string(),
+        // Plain data: serializing cannot fail.
+        detail: serde_json::to_string(&detail).unwrap_or_default(),
     }
 }
 
