@@ -208,7 +208,8 @@ async fn bench_backend(
     } else {
         vec![Scenario::Authorize, Scenario::Flow]
     };
-    for scenario in scenarios {
+    // One closed-loop run of `scenario` by the benchmark agent.
+    let load = |scenario: Scenario| {
         eprintln!(
             "bench: {name} {scenario:?} for {}s with {} clients",
             args.duration_secs, args.concurrency
@@ -223,9 +224,14 @@ async fn bench_backend(
             duration_secs: args.duration_secs,
             warmup_secs: 2,
         };
-        let report = loadgen::run(&load).await?;
-        eprintln!("bench: {}", serde_json::to_string(&report)?);
-        reports.push(report);
+        async move {
+            let report = loadgen::run(&load).await?;
+            eprintln!("bench: {}", serde_json::to_string(&report)?);
+            anyhow::Ok(report)
+        }
+    };
+    for scenario in scenarios {
+        reports.push(load(scenario).await?);
     }
     // Last, as every request from now on alerts a phone: one enrolled with an APNs token.
     let invitation: serde_json::Value = serde_json::from_str(&run_ok(&mut cli(&[
@@ -257,6 +263,19 @@ async fn bench_backend(
     )
     .await?;
     eprintln!("bench: {}", serde_json::to_string(&push)?);
+    // Decisions last: the procurement policy refuses the plain requests above.
+    if !args.push_only {
+        let policy = workspace_root().join("docs/policy/examples/procurement.cedar");
+        run_ok(&mut cli(&[
+            "policy",
+            "add",
+            &policy.display().to_string(),
+            "--activate",
+        ]))?;
+        // The server installs an activated version within policy.reload_interval_ms.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        reports.push(load(Scenario::Decision).await?);
+    }
     Ok((reports, approvals, push))
 }
 
@@ -298,6 +317,7 @@ fn render(args: &BenchArgs, rows: &[(&str, Report)]) -> String {
         let scenario = match r.scenario {
             Scenario::Authorize => "bc-authorize",
             Scenario::Flow => "full flow (authorize, approve, token)",
+            Scenario::Decision => "POST /v1/decisions (procurement policy, traced)",
         };
         out.push_str(&format!(
             "| {storage} | {scenario} | {:.0} | {:.2} | {:.2} | {:.2} | {} |\n",

@@ -16,6 +16,9 @@ pub enum Scenario {
     Authorize,
     /// bc-authorize, developer approval, token request: a whole CIBA flow per iteration.
     Flow,
+    /// One `POST /v1/decisions` (a purchase order; amounts alternate below and above the
+    /// procurement policy's $400 threshold), traced durably.
+    Decision,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -56,6 +59,8 @@ struct Worker {
     base: String,
     auth: String,
     authorize_body: String,
+    decision_bodies: [String; 2],
+    turn: std::sync::atomic::AtomicUsize,
 }
 
 impl Worker {
@@ -105,10 +110,31 @@ impl Worker {
         Ok(())
     }
 
+    async fn decision(&self) -> anyhow::Result<()> {
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let resp = self
+            .http
+            .post(format!("{}/v1/decisions", self.base))
+            .header("authorization", &self.auth)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(self.decision_bodies[turn % 2].clone())
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("decisions answered {}", resp.status());
+        }
+        let body: serde_json::Value = resp.json().await?;
+        if body["decision_id"].as_str().is_none() {
+            bail!("the decision was not recorded: {body}");
+        }
+        Ok(())
+    }
+
     async fn iteration(&self, scenario: Scenario) -> anyhow::Result<()> {
         match scenario {
             Scenario::Authorize => self.authorize().await.map(|_| ()),
             Scenario::Flow => self.flow().await,
+            Scenario::Decision => self.decision().await,
         }
     }
 }
@@ -136,6 +162,17 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
             "scope=openid&login_hint={}&binding_message=bench",
             args.login_hint
         ),
+        decision_bodies: [120, 1200].map(|amount| {
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair(
+                    "authorization_details",
+                    &serde_json::json!([{"type": "purchase_order", "vendor": "Acme",
+                        "amount": amount, "currency": "USD"}])
+                    .to_string(),
+                )
+                .finish()
+        }),
+        turn: std::sync::atomic::AtomicUsize::new(0),
     });
     // Fail fast with a readable reason if the server is not set up for this.
     worker
