@@ -22,6 +22,7 @@ use crate::state::AppState;
 use crate::store::audit::NewAuditRecord;
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus, Decision};
 use crate::store::baselines::SampleRecord;
+use crate::store::group_commit::Done;
 use crate::store::{StoreError, Tx};
 
 #[derive(Debug, thiserror::Error)]
@@ -111,15 +112,6 @@ impl<'a> DecisionInput<'a> {
     }
 }
 
-fn log(client_id: &str, input: &DecisionInput<'_>) {
-    tracing::info!(
-        client_id,
-        approved = input.approved,
-        method = input.method.as_str(),
-        "authentication request decided"
-    );
-}
-
 /// Records a decision that needs nothing else in its transaction (developer approvals,
 /// and policy approvals of ping and push requests).
 pub async fn decide(
@@ -133,8 +125,11 @@ pub async fn decide(
         .await?
         .ok_or(ApprovalError::NotFound)?;
     let prepared = prepare(state, &request, input.approved).await?;
-    let tx = state.store.begin().await?;
-    record(state, tx, &request, prepared, input).await
+    let owned = OwnedInput::from(&input);
+    record(state, request, prepared, move |_, _| {
+        Box::pin(async move { Ok(Checked::Record(owned)) })
+    })
+    .await
 }
 
 /// The trace event of a human's (or developer's) decision on `request`.
@@ -197,15 +192,6 @@ pub(crate) struct Prepared {
     grant: Option<crate::store::tokens::TokenGrant>,
 }
 
-impl Prepared {
-    /// Gives back what was reserved for a decision that will not be recorded.
-    pub(crate) fn release(&self, state: &AppState) {
-        if let Some(grant) = &self.grant {
-            credentials::discard_grant(state, grant);
-        }
-    }
-}
-
 pub(crate) async fn prepare(
     state: &AppState,
     request: &AuthRequestRecord,
@@ -239,15 +225,141 @@ pub(crate) async fn prepare(
     })
 }
 
-/// Records the decision on `request` inside `tx` (which may already hold other writes,
-/// e.g. the consumed passkey challenge) and commits.
-pub(crate) async fn record(
+/// A [`DecisionInput`] that can travel to the group-commit writer.
+pub(crate) struct OwnedInput {
+    pub approved: bool,
+    pub decided_by: String,
+    pub method: ApprovalMethod,
+    pub approval_jws: Option<String>,
+    pub device_jkt: Option<String>,
+}
+
+impl OwnedInput {
+    pub(crate) fn from(input: &DecisionInput<'_>) -> Self {
+        Self {
+            approved: input.approved,
+            decided_by: input.decided_by.to_owned(),
+            method: input.method,
+            approval_jws: input.approval_jws.map(str::to_owned),
+            device_jkt: input.device_jkt.map(str::to_owned),
+        }
+    }
+
+    fn as_input(&self) -> DecisionInput<'_> {
+        DecisionInput {
+            approved: self.approved,
+            decided_by: &self.decided_by,
+            method: self.method,
+            approval_jws: self.approval_jws.as_deref(),
+            device_jkt: self.device_jkt.as_deref(),
+        }
+    }
+}
+
+/// What a recorded decision leaves to do once it committed.
+struct Recorded {
+    client_id: String,
+    notifies: bool,
+    samples: Vec<SampleRecord>,
+    approved: bool,
+    method: ApprovalMethod,
+}
+
+/// What the checks run in a decision's savepoint before anything is recorded (the
+/// wallet's passkey challenge is consumed there) concluded.
+pub(crate) enum Checked {
+    /// Record this decision.
+    Record(OwnedInput),
+    /// Refuse, keeping the checks' writes (a failed attempt still uses up its challenge).
+    Refuse(ApprovalError),
+}
+
+/// Records the decision `precheck` returns on `request` (an `Err` from it rolls its
+/// writes back), inside the next group-committed
+/// transaction (so the decision's trace event shares that batch's commit and its one lock
+/// of the audit chain's head): the decision with its evidence, the credential in push
+/// mode, the client notification, the trace and the baseline. Answers once committed.
+pub(crate) async fn record<P>(
     state: &AppState,
-    mut tx: Tx,
+    request: AuthRequestRecord,
+    prepared: Prepared,
+    precheck: P,
+) -> Result<(), ApprovalError>
+where
+    P: for<'a, 'c> FnOnce(
+            &'a AppState,
+            &'a mut Tx<'c>,
+        )
+            -> futures_util::future::BoxFuture<'a, Result<Checked, ApprovalError>>
+        + Send
+        + 'static,
+{
+    let grant = prepared.grant.clone();
+    let work_state = state.clone();
+    let recorded = state
+        .store
+        .write_with(move |conn| {
+            Box::pin(async move {
+                let state = &work_state;
+                let step = async {
+                    let mut tx = Tx::nested(conn).await?;
+                    let input = match precheck(state, &mut tx).await? {
+                        Checked::Record(input) => input,
+                        Checked::Refuse(e) => {
+                            tx.commit().await?;
+                            return Err(e);
+                        }
+                    };
+                    let (recorded, events) =
+                        record_on(state, &mut tx, &request, prepared, input.as_input()).await?;
+                    tx.commit().await?;
+                    Ok::<_, ApprovalError>((recorded, events))
+                }
+                .await;
+                match step {
+                    Ok((recorded, events)) => Done {
+                        result: Ok(recorded),
+                        events,
+                    },
+                    Err(e) => Done {
+                        result: Err(e),
+                        events: Vec::new(),
+                    },
+                }
+            })
+        })
+        .await;
+    match recorded {
+        Ok(r) => {
+            state.policy.observe(&r.samples);
+            if r.notifies {
+                state.outbox_wake.notify_one();
+            }
+            tracing::info!(
+                client_id = %r.client_id,
+                approved = r.approved,
+                method = r.method.as_str(),
+                "authentication request decided"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(grant) = &grant {
+                credentials::discard_grant(state, grant);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The decision's writes inside `tx`; returns what to do after commit and the trace.
+async fn record_on(
+    state: &AppState,
+    tx: &mut Tx<'_>,
     request: &AuthRequestRecord,
     prepared: Prepared,
     input: DecisionInput<'_>,
-) -> Result<(), ApprovalError> {
+) -> Result<(Recorded, Vec<NewAuditRecord>), ApprovalError> {
     let now = state.now_ms();
     let Prepared {
         client,
@@ -257,16 +369,13 @@ pub(crate) async fn record(
     let decided = state
         .store
         .decide_auth_request(
-            Some(&mut tx),
+            Some(&mut *tx),
             &request.id,
             &input.decision(now),
             grant.as_ref(),
         )
         .await?;
     let Some(request) = decided else {
-        if let Some(grant) = &grant {
-            credentials::discard_grant(state, grant);
-        }
         return Err(ApprovalError::NotPending);
     };
     let outcome = match (input.approved, &grant) {
@@ -288,8 +397,9 @@ pub(crate) async fn record(
             Outcome::Approved(credentials::issue(state, input)?)
         }
     };
-    if mode != Some(DeliveryMode::Poll) {
-        notify::enqueue(state, &mut tx, &request, &client, outcome).await?;
+    let notifies = mode != Some(DeliveryMode::Poll);
+    if notifies {
+        notify::enqueue(state, tx, &request, &client, outcome).await?;
     }
     let mut events: Vec<NewAuditRecord> =
         decision_event(&request, &input, now).into_iter().collect();
@@ -297,19 +407,21 @@ pub(crate) async fn record(
         // Push mode: the credential went out with the decision.
         events.push(credentials::issued_event(&request, grant));
     }
-    state.store.append_audit_events(&mut tx, &events).await?;
     // A human's approval teaches the baseline what this agent does (a policy approval
     // already did, with its decision).
     let samples = match (input.approved, input.method) {
         (true, ApprovalMethod::Wallet | ApprovalMethod::Developer) => samples_of(&request, now),
         _ => Vec::new(),
     };
-    state.store.insert_samples(&mut tx, &samples).await?;
-    tx.commit().await?;
-    state.policy.observe(&samples);
-    if mode != Some(DeliveryMode::Poll) {
-        state.outbox_wake.notify_one();
-    }
-    log(&client.client_id, &input);
-    Ok(())
+    state.store.insert_samples(tx, &samples).await?;
+    Ok((
+        Recorded {
+            client_id: client.client_id,
+            notifies,
+            samples,
+            approved: input.approved,
+            method: input.method,
+        },
+        events,
+    ))
 }

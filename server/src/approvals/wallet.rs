@@ -19,7 +19,7 @@ use countersign_shared::approval::{
 use serde_json::Value;
 
 use super::webauthn::{StoredPasskey, challenge_of};
-use super::{ApprovalError, ApprovalMethod, DecisionInput, prepare, record};
+use super::{ApprovalError, ApprovalMethod, Checked, DecisionInput, OwnedInput, prepare, record};
 use crate::oidc::dpop::{self, DpopError};
 use crate::state::AppState;
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
@@ -271,56 +271,55 @@ pub async fn decide(
     let challenge = challenge_of(&claims.assertion)?;
     let approved = claims.decision == DecisionKind::Approve;
     let prepared = prepare(state, &request, approved).await?;
-    let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
-    let ceremony = state
-        .store
-        .take_ceremony(&mut tx, &challenge, ASSERTION, now)
-        .await?;
-    let verified = match ceremony {
-        None => Err(ApprovalError::Rejected(
-            "the passkey assertion answers no open challenge (unknown, used or expired)".into(),
-        )),
-        Some(c)
-            if c.device_id.as_deref() == Some(device.id.as_str())
-                && c.auth_req_id.as_deref() == Some(id)
-                && c.transaction_hash.as_deref() == Some(expected.as_str()) =>
-        {
+    // The challenge is consumed, the assertion checked and the decision recorded in one
+    // savepoint of the group-committed transaction.
+    let device = device.clone();
+    let (id_owned, approval) = (id.to_owned(), approval.to_owned());
+    let assertion = claims.assertion.clone();
+    record(state, request, prepared, move |state, tx| {
+        Box::pin(async move {
+            let now = state.now_ms();
+            let ceremony = state
+                .store
+                .take_ceremony(tx, &challenge, ASSERTION, now)
+                .await?;
+            let verified = match ceremony {
+                None => Err(ApprovalError::Rejected(
+                    "the passkey assertion answers no open challenge (unknown, used or expired)"
+                        .into(),
+                )),
+                Some(c)
+                    if c.device_id.as_deref() == Some(device.id.as_str())
+                        && c.auth_req_id.as_deref() == Some(id_owned.as_str())
+                        && c.transaction_hash.as_deref() == Some(expected.as_str()) =>
+                {
+                    state
+                        .relying_party
+                        .finish_assertion(&c.state, &assertion, &stored_passkey(&device))
+                        .map_err(ApprovalError::from)
+                }
+                Some(_) => Err(ApprovalError::Rejected(
+                    "the passkey challenge was issued for another request, device or transaction"
+                        .into(),
+                )),
+            };
+            let dynamic = match verified {
+                Ok(d) => d,
+                Err(e) => return Ok(Checked::Refuse(e)),
+            };
             state
-                .relying_party
-                .finish_assertion(&c.state, &claims.assertion, &stored_passkey(device))
-                .map_err(ApprovalError::from)
-        }
-        Some(_) => Err(ApprovalError::Rejected(
-            "the passkey challenge was issued for another request, device or transaction".into(),
-        )),
-    };
-    let dynamic = match verified {
-        Ok(d) => d,
-        Err(e) => {
-            // A failed attempt still uses up the challenge.
-            tx.commit().await?;
-            prepared.release(state);
-            return Err(e);
-        }
-    };
-    state
-        .store
-        .update_passkey_state(&mut tx, &device.id, &dynamic, now)
-        .await?;
-    record(
-        state,
-        tx,
-        &request,
-        prepared,
-        DecisionInput {
-            approved,
-            decided_by: &device.subject,
-            method: ApprovalMethod::Wallet,
-            approval_jws: Some(approval),
-            device_jkt: Some(&device.key_jkt),
-        },
-    )
+                .store
+                .update_passkey_state(tx, &device.id, &dynamic, now)
+                .await?;
+            Ok(Checked::Record(OwnedInput::from(&DecisionInput {
+                approved,
+                decided_by: &device.subject,
+                method: ApprovalMethod::Wallet,
+                approval_jws: Some(&approval),
+                device_jkt: Some(&device.key_jkt),
+            })))
+        })
+    })
     .await?;
     Ok(DecisionRecorded {
         request_id: id.to_owned(),

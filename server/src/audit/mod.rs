@@ -106,7 +106,7 @@ impl NewEvent<'_> {
 /// Appends `event` inside `tx`; it becomes visible when `tx` commits. Returns its `seq`.
 pub async fn record(
     store: &Store,
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     at_ms: i64,
     event: NewEvent<'_>,
 ) -> Result<i64, StoreError> {

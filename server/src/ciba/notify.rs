@@ -41,7 +41,7 @@ const EXPIRY_NOTICE_RETRY_MS: i64 = 10 * 60 * 1000;
 /// clients get none.
 pub async fn enqueue(
     state: &AppState,
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     request: &AuthRequestRecord,
     client: &ClientRecord,
     outcome: Outcome,

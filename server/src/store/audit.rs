@@ -176,7 +176,7 @@ impl Store {
     /// Appends `events` inside `tx`; they become visible when it commits.
     pub async fn append_audit_events(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         events: &[NewAuditRecord],
     ) -> Result<Vec<AuditRecord>, StoreError> {
         append_on(tx.conn(), events).await

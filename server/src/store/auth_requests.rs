@@ -220,6 +220,22 @@ impl Store {
         self.batch_writer.write(set).await
     }
 
+    /// Runs `work` (which opens its own savepoint with [`super::Tx::nested`]) inside the
+    /// next group-committed transaction; its result arrives once that committed.
+    pub async fn write_with<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'a> FnOnce(
+                &'a mut sqlx::AnyConnection,
+            )
+                -> futures_util::future::BoxFuture<'a, super::group_commit::Done<T, E>>
+            + Send
+            + 'static,
+    {
+        self.batch_writer.write_with(work).await
+    }
+
     /// Who may decide request `id`.
     pub async fn approvers_of(&self, id: &str) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
@@ -269,7 +285,7 @@ impl Store {
     /// own. Returns the updated request, or `None` when it was not pending or had expired.
     pub async fn decide_auth_request(
         &self,
-        tx: Option<&mut Tx>,
+        tx: Option<&mut Tx<'_>>,
         id: &str,
         decision: &Decision<'_>,
         grant: Option<&TokenGrant>,
@@ -290,7 +306,7 @@ impl Store {
 
     async fn decide(
         &self,
-        tx: Option<&mut Tx>,
+        tx: Option<&mut Tx<'_>>,
         id: &str,
         decision: &Decision<'_>,
         grant: Option<&TokenGrant>,
@@ -361,7 +377,7 @@ impl Store {
     /// returns them so the caller queues their notices in the same transaction.
     pub async fn mark_expired_notified(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         now_ms: i64,
         limit: i64,
     ) -> Result<Vec<AuthRequestRecord>, StoreError> {

@@ -62,7 +62,7 @@ impl Store {
     /// Inserts `samples` inside `tx`.
     pub async fn insert_samples(
         &self,
-        tx: &mut super::Tx,
+        tx: &mut super::Tx<'_>,
         samples: &[SampleRecord],
     ) -> Result<(), StoreError> {
         let refs: Vec<&SampleRecord> = samples.iter().collect();

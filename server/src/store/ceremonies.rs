@@ -62,7 +62,7 @@ impl Store {
     /// of two callers presenting the same challenge, one gets it.
     pub async fn take_ceremony(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         challenge: &str,
         kind: &str,
         now_ms: i64,

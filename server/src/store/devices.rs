@@ -95,7 +95,7 @@ const INVITATION_COLUMNS: &str =
 impl Store {
     pub async fn insert_invitation(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         inv: &InvitationRecord,
     ) -> Result<(), StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
@@ -135,7 +135,7 @@ impl Store {
     /// False when it was redeemed meanwhile (or expired): an invitation works once.
     pub async fn redeem_invitation(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         id: &str,
         device_id: &str,
         now_ms: i64,
@@ -171,7 +171,7 @@ impl Store {
         Ok(devices)
     }
 
-    pub async fn insert_device(&self, tx: &mut Tx, d: &DeviceRecord) -> Result<(), StoreError> {
+    pub async fn insert_device(&self, tx: &mut Tx<'_>, d: &DeviceRecord) -> Result<(), StoreError> {
         self.directory_cache.push_targets.clear();
         let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO devices ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
@@ -237,7 +237,7 @@ impl Store {
     /// disabled.
     pub async fn disable_device(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         id: &str,
         reason: &str,
         now_ms: i64,
@@ -258,7 +258,7 @@ impl Store {
     /// inside `tx`, and notes the device was used.
     pub async fn update_passkey_state(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         device_id: &str,
         dynamic: &str,
         now_ms: i64,

@@ -7,6 +7,7 @@
 //! has committed, so durability is the same as writing alone; under light load a batch
 //! is one set and nothing waits.
 
+use futures_util::future::BoxFuture;
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
@@ -49,9 +50,39 @@ pub struct WriteSet {
     pub events: Vec<NewAuditRecord>,
 }
 
-struct Job {
+struct SetJob {
     set: WriteSet,
     done: oneshot::Sender<Result<Option<AuthRequestRecord>, StoreError>>,
+}
+
+/// Writes that must read what they change first (a human's decision on a pending request,
+/// with the passkey challenge it consumes): run on the writer's connection inside the
+/// batch's transaction, each in a savepoint of its own ([`super::Tx::nested`]), so they
+/// share the batch's commit and its one lock of the audit chain's head instead of taking
+/// both per decision. Keep them short: the batch waits for them.
+pub type Work = Box<dyn for<'a> FnOnce(&'a mut sqlx::AnyConnection) -> BoxFuture<'a, Step> + Send>;
+
+/// What a [`Work`] did.
+pub struct Step {
+    /// Events to chain with the batch's (empty when its savepoint was rolled back).
+    pub events: Vec<NewAuditRecord>,
+    /// Told once the batch committed (or failed: then nothing of the work persists).
+    pub after: After,
+}
+
+/// A work's continuation, told how the batch's commit went.
+pub type After = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// What a work returns to [`super::Store::write_with`]: its caller's result and, when it
+/// kept its writes, their trace.
+pub struct Done<T, E> {
+    pub result: Result<T, E>,
+    pub events: Vec<NewAuditRecord>,
+}
+
+enum Job {
+    Set(Box<SetJob>),
+    Work(Work),
 }
 
 #[derive(Clone)]
@@ -71,12 +102,43 @@ impl BatchWriter {
     pub async fn write(&self, set: WriteSet) -> Result<Option<AuthRequestRecord>, StoreError> {
         let (done, result) = oneshot::channel();
         self.queue
-            .send(Job { set, done })
+            .send(Job::Set(Box::new(SetJob { set, done })))
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
         result
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
+    }
+
+    /// Runs `work` inside the next batch; its result arrives once that batch committed.
+    pub async fn write_with<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'a> FnOnce(&'a mut sqlx::AnyConnection) -> BoxFuture<'a, Done<T, E>>
+            + Send
+            + 'static,
+    {
+        let (done, result) = oneshot::channel::<Result<T, E>>();
+        let job: Work = Box::new(move |conn| {
+            Box::pin(async move {
+                let Done { result, events } = work(conn).await;
+                let events = if result.is_ok() { events } else { Vec::new() };
+                Step {
+                    events,
+                    after: Box::new(move |committed: Result<(), StoreError>| {
+                        let _ = done.send(committed.map_err(E::from).and(result));
+                    }),
+                }
+            })
+        });
+        self.queue
+            .send(Job::Work(job))
+            .await
+            .map_err(|_| E::from(StoreError::Database(sqlx::Error::PoolClosed)))?;
+        result
+            .await
+            .map_err(|_| E::from(StoreError::Database(sqlx::Error::PoolClosed)))?
     }
 }
 
@@ -100,8 +162,14 @@ fn record_bytes(r: &AuthRequestRecord) -> usize {
         + 27 * 12
 }
 
-/// Writes every set of `jobs` in one transaction; per set, the claimed request.
-async fn write(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Outcome>, StoreError> {
+/// Writes every set of `jobs` and runs every work in one transaction; per set, the
+/// claimed request; the works' `after`s, to be told how the commit went.
+async fn write(
+    pool: &AnyPool,
+    jobs: &[SetJob],
+    works: Vec<Work>,
+    afters: &mut Vec<After>,
+) -> Result<Vec<Outcome>, StoreError> {
     let mut tx = pool.begin().await?;
     let conn: &mut sqlx::AnyConnection = &mut tx;
     let requests: Vec<&AuthRequestRecord> =
@@ -186,6 +254,11 @@ async fn write(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Outcome>, StoreError>
         events.extend(set.events.iter().cloned());
         outcomes.push(claimed);
     }
+    for work in works {
+        let step = work(&mut *conn).await;
+        events.extend(step.events);
+        afters.push(step.after);
+    }
     baselines::insert_on(conn, &samples).await?;
     audit::append_on(conn, &events).await?;
     tx.commit().await?;
@@ -195,24 +268,45 @@ async fn write(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Outcome>, StoreError>
 async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match write(&pool, &batch).await {
+        let mut sets = Vec::with_capacity(batch.len());
+        let mut works = Vec::new();
+        for job in batch.drain(..) {
+            match job {
+                Job::Set(set) => sets.push(*set),
+                Job::Work(work) => works.push(work),
+            }
+        }
+        let had_works = !works.is_empty();
+        let mut afters = Vec::new();
+        let written = write(&pool, &sets, works, &mut afters).await;
+        let committed = written.as_ref().map(|_| ()).map_err(clone_error);
+        for after in afters {
+            after(committed.as_ref().map(|_| ()).map_err(clone_error));
+        }
+        match written {
             Ok(outcomes) => {
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                for (job, outcome) in sets.drain(..).zip(outcomes) {
                     let _ = job.done.send(Ok(outcome));
                 }
             }
             // One bad set (e.g. a client deleted meanwhile) must not fail its neighbours:
-            // retry each on its own so each caller gets its own answer.
-            Err(_) if batch.len() > 1 => {
-                for job in batch.drain(..) {
-                    let result = write(&pool, std::slice::from_ref(&job))
-                        .await
-                        .map(|mut o| o.pop().flatten());
+            // retry each on its own so each caller gets its own answer. (A work cannot be
+            // run twice; its caller got the error and may retry.)
+            Err(_) if sets.len() > 1 || (had_works && !sets.is_empty()) => {
+                for job in sets.drain(..) {
+                    let result = write(
+                        &pool,
+                        std::slice::from_ref(&job),
+                        Vec::new(),
+                        &mut Vec::new(),
+                    )
+                    .await
+                    .map(|mut o| o.pop().flatten());
                     let _ = job.done.send(result);
                 }
             }
             Err(error) => {
-                for job in batch.drain(..) {
+                for job in sets.drain(..) {
                     let _ = job.done.send(Err(clone_error(&error)));
                 }
             }

@@ -99,10 +99,17 @@ pub(crate) struct DirectoryCache {
     pub groups: cache::TtlCache<String, Vec<String>>,
 }
 
-/// An open transaction. Dropping it without [`Tx::commit`] rolls back.
-pub struct Tx(sqlx::Transaction<'static, sqlx::Any>);
+/// An open transaction, or a savepoint inside the group-commit writer's transaction
+/// (see [`group_commit::Work`]). Dropping it without [`Tx::commit`] rolls it back.
+pub struct Tx<'c>(sqlx::Transaction<'c, sqlx::Any>);
 
-impl Tx {
+impl<'c> Tx<'c> {
+    /// A savepoint on `conn`, which is inside a transaction: committing it releases the
+    /// savepoint, and its writes become durable when the outer transaction commits.
+    pub(crate) async fn nested(conn: &'c mut sqlx::AnyConnection) -> Result<Self, StoreError> {
+        Ok(Tx(sqlx::Connection::begin(conn).await?))
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         Ok(self.0.commit().await?)
     }
@@ -279,7 +286,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn begin(&self) -> Result<Tx, StoreError> {
+    pub async fn begin(&self) -> Result<Tx<'static>, StoreError> {
         Ok(Tx(self.writer.begin().await?))
     }
 

@@ -34,7 +34,7 @@ fn from_row(row: &AnyRow) -> Result<OutboxMessage, StoreError> {
 impl Store {
     pub async fn enqueue_notification(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         m: &OutboxMessage,
         now_ms: i64,
     ) -> Result<(), StoreError> {

@@ -43,7 +43,7 @@ impl Store {
     /// refuses the second (`Conflict`), which can simply try again.
     pub async fn insert_policy_version(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         source: &str,
         description: Option<&str>,
         sha256: &str,
@@ -92,7 +92,7 @@ impl Store {
     /// Makes `version` the active one when `tx` commits.
     pub async fn activate_policy_version(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         version: i64,
         now_ms: i64,
         by: &str,

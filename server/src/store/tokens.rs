@@ -151,7 +151,7 @@ impl Store {
     /// fetch after `tx` commits.
     pub async fn revoke_tokens(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         selector: TokenSelector<'_>,
         reason: &str,
         now_ms: i64,
@@ -178,7 +178,7 @@ impl Store {
     /// index on `renewal_of`: of concurrent renewals of one credential, one wins.
     pub async fn insert_renewal(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         parent_jti: &str,
         client_id: &str,
         renewal_id: &str,
