@@ -91,9 +91,15 @@ pub struct BatchWriter {
 }
 
 impl BatchWriter {
-    pub fn spawn(pool: AnyPool) -> Self {
+    /// `writers` tasks take batches from one queue. SQLite has one writer connection, so
+    /// one; on PostgreSQL several batches can do their statements at once and queue only
+    /// for the audit chain's head row, which each takes last, once per batch.
+    pub fn spawn(pool: AnyPool, writers: usize) -> Self {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(pool, rx));
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(run(pool.clone(), rx.clone()));
+        }
         Self { queue }
     }
 
@@ -265,9 +271,11 @@ async fn write(
     Ok(outcomes)
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+async fn run(pool: AnyPool, rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    // The queue is held only while taking a batch, so another writer takes the next one
+    // while this one writes.
+    while rx.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut sets = Vec::with_capacity(batch.len());
         let mut works = Vec::new();
         for job in batch.drain(..) {

@@ -227,7 +227,7 @@ impl Store {
                 // before any reader opens it.
                 let writer = pool(1).connect_with(options.clone()).await?;
                 let reader = pool(max_connections).connect_with(options).await?;
-                let batch_writer = group_commit::BatchWriter::spawn(writer.clone());
+                let batch_writer = group_commit::BatchWriter::spawn(writer.clone(), 1);
                 Ok(Self {
                     url: url.into(),
                     reader,
@@ -239,7 +239,10 @@ impl Store {
             }
             Backend::Postgres => {
                 let shared = pool(max_connections).connect_with(options).await?;
-                let batch_writer = group_commit::BatchWriter::spawn(shared.clone());
+                // Two: measured on 2 cores, more writers made smaller batches and more
+                // commits queueing for the head row (traced decisions got slower).
+                let writers = 2.min(max_connections as usize).max(1);
+                let batch_writer = group_commit::BatchWriter::spawn(shared.clone(), writers);
                 Ok(Self {
                     url: url.into(),
                     reader: shared.clone(),
