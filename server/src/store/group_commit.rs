@@ -328,3 +328,76 @@ fn clone_error(e: &StoreError) -> StoreError {
         other => StoreError::Corrupt(format!("batched write failed: {other}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Done;
+    use crate::store::audit::NewAuditRecord;
+    use crate::store::testing::each_backend;
+    use crate::store::{StoreError, Tx};
+
+    fn event(subject: &str) -> NewAuditRecord {
+        NewAuditRecord {
+            at: 1,
+            actor: "test".into(),
+            kind: "test.work".into(),
+            subject: subject.into(),
+            detail: "{}".into(),
+        }
+    }
+
+    /// Works batched together commit together, but one that fails rolls back only its
+    /// own savepoint: its neighbour's writes and events persist, its own do not.
+    #[tokio::test]
+    async fn a_failing_work_rolls_back_alone() {
+        each_backend(|store| async move {
+            let work = |jti: &'static str, fail: bool| {
+                let store = store.clone();
+                async move {
+                    store
+                        .write_with(move |conn| {
+                            Box::pin(async move {
+                                let step = async {
+                                    let mut tx = Tx::nested(conn).await?;
+                                    sqlx::query(
+                                        "INSERT INTO seen_jtis (namespace, jti, expires_at) VALUES ('t', $1, 9)",
+                                    )
+                                    .bind(jti)
+                                    .execute(tx.conn())
+                                    .await?;
+                                    if fail {
+                                        return Err(StoreError::Conflict);
+                                    }
+                                    tx.commit().await?;
+                                    Ok(())
+                                }
+                                .await;
+                                Done {
+                                    result: step,
+                                    events: vec![event(jti)],
+                                }
+                            })
+                        })
+                        .await
+                }
+            };
+            let (ok, failed) = tokio::join!(work("kept", false), work("dropped", true));
+            ok.unwrap();
+            assert!(matches!(failed, Err(StoreError::Conflict)), "{failed:?}");
+            // The kept insert persists (a second use is refused); the dropped one does not.
+            assert!(!store.remember_jti("t", "kept", 9).await.unwrap());
+            assert!(store.remember_jti("t", "dropped", 9).await.unwrap());
+            let events = store
+                .audit_events_of_kind("test.work", 0, 10)
+                .await
+                .unwrap();
+            let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+            assert_eq!(subjects, ["kept"]);
+            let report = crate::audit::verify(&store, &countersign_jose::JwkSet::default())
+                .await
+                .unwrap();
+            assert!(report.intact && report.events == 1, "{report:?}");
+        })
+        .await;
+    }
+}
