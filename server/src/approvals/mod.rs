@@ -234,8 +234,8 @@ pub(crate) struct OwnedInput {
     pub device_jkt: Option<String>,
 }
 
-impl OwnedInput {
-    pub(crate) fn from(input: &DecisionInput<'_>) -> Self {
+impl From<&DecisionInput<'_>> for OwnedInput {
+    fn from(input: &DecisionInput<'_>) -> Self {
         Self {
             approved: input.approved,
             decided_by: input.decided_by.to_owned(),
@@ -244,7 +244,9 @@ impl OwnedInput {
             device_jkt: input.device_jkt.map(str::to_owned),
         }
     }
+}
 
+impl OwnedInput {
     fn as_input(&self) -> DecisionInput<'_> {
         DecisionInput {
             approved: self.approved,

@@ -158,7 +158,7 @@ pub async fn approvals(
                 .to_owned()
         };
         match e.kind.as_str() {
-            crate::policy::service::DECISION_MADE => {
+            crate::policy::trace::DECISION_MADE => {
                 let outcome = text("outcome");
                 let wanted = text("agent") == agent
                     && resource.is_none_or(|r| text("resource") == r)

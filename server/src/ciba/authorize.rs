@@ -119,7 +119,7 @@ pub async fn backchannel_authorize(
     };
     let decided = policy::service::decide(state, &attempt, now).await?;
     let id = countersign_jose::random_b64url(32);
-    let event = policy::service::decision_event(
+    let event = policy::trace::decision_event(
         &decided,
         &format!("client:{}", client.client_id),
         &id,

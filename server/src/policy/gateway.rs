@@ -144,7 +144,7 @@ pub async fn decide(
         None
     } else {
         let id = format!("dec_{}", countersign_jose::random_b64url(16));
-        let event = service::decision_event(
+        let event = super::trace::decision_event(
             &decided,
             &format!("client:{}", client.client_id),
             &id,

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::document::PolicyDocument;
 use super::engine::evaluate;
 use super::facts::DecisionFacts;
-use super::service::DECISION_MADE;
+use super::trace::DECISION_MADE;
 use super::{Decision, Outcome, PolicyError, PolicyRef};
 use crate::state::AppState;
 

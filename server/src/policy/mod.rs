@@ -22,6 +22,7 @@ pub mod history;
 pub mod manage;
 pub mod schema;
 pub mod service;
+pub mod trace;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

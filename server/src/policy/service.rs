@@ -9,7 +9,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::baseline::{Baseline, MAX_SAMPLES, Sample};
 use super::document::{DEFAULT_POLICY, PolicyDocument, Problem, compile};
@@ -21,15 +20,11 @@ use super::schema::{AUTHENTICATE, CountersignSchema};
 use super::{ApproverRoute, Decision, Outcome, PolicyError};
 use crate::config::{Config, PolicyConfig};
 use crate::state::AppState;
-use crate::store::audit::NewAuditRecord;
 use crate::store::baselines::SampleRecord;
 use crate::store::clients::ClientRecord;
 use crate::store::humans::HumanRecord;
 use crate::store::sessions::SessionUpdate;
 use crate::store::{Store, StoreError};
-
-/// Trace event kinds of decisions.
-pub const DECISION_MADE: &str = "decision.made";
 
 /// Most entity sets kept; a full cache starts over.
 const ENTITY_CACHE_ENTRIES: usize = 10_000;
@@ -524,72 +519,6 @@ async fn route(
         }
     }
     Ok(active)
-}
-
-/// SHA-256 (hex) of the RFC 8785 canonical JSON of `value`: the trace names arguments by
-/// digest; the request row holds them.
-pub fn digest(value: &Value) -> String {
-    let canonical = serde_json_canonicalizer::to_string(value).unwrap_or_default();
-    crate::store::audit::hex(&Sha256::digest(canonical.as_bytes()))
-}
-
-/// The detail of a `decision.made` event, serialized straight to its text (it is written
-/// for every decision, so no intermediate `Value`).
-#[derive(serde::Serialize)]
-struct DecisionDetail<'a> {
-    agent: Option<&'a str>,
-    owner: Option<&'a str>,
-    user: Option<&'a str>,
-    action: &'a str,
-    resource: &'a str,
-    arguments_digest: Option<String>,
-    outcome: &'a str,
-    evaluated: &'a str,
-    policies: &'a [super::PolicyRef],
-    reasons: &'a [String],
-    approvers: &'a [String],
-    risk_signals: &'a [String],
-    inputs: &'a [DecisionFacts],
-}
-
-/// The trace event of a decision about `subject` (a request id or decision id).
-pub fn decision_event(
-    decided: &Decided,
-    actor: &str,
-    subject: &str,
-    details: Option<&[Value]>,
-    at_ms: i64,
-) -> NewAuditRecord {
-    let d = &decided.decision;
-    let first = decided.facts.first();
-    let detail = DecisionDetail {
-        agent: first.map(|f| f.agent.client_id.as_str()),
-        owner: first.map(|f| f.agent.owner.as_str()),
-        user: first.map(|f| {
-            f.user
-                .as_ref()
-                .map_or(&f.owner.subject, |u| &u.subject)
-                .as_str()
-        }),
-        action: &decided.action,
-        resource: &decided.resource,
-        arguments_digest: details.map(|d| digest(&Value::Array(d.to_vec()))),
-        outcome: d.outcome.as_str(),
-        evaluated: decided.evaluated.as_str(),
-        policies: &d.policies,
-        reasons: &d.reasons,
-        approvers: &decided.approvers,
-        risk_signals: &d.risk_signals,
-        inputs: &decided.facts,
-    };
-    NewAuditRecord {
-        at: at_ms,
-        actor: actor.to_owned(),
-        kind: DECISION_MADE.to_owned(),
-        subject: subject.to_owned(),
-        // Plain data: serializing cannot fail.
-        detail: serde_json::to_string(&detail).unwrap_or_default(),
-    }
 }
 
 /// Loads and installs the active stored version when it differs from the one running.

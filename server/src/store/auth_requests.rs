@@ -211,31 +211,6 @@ impl Store {
         .map(|_| ())
     }
 
-    /// Writes `set` atomically; concurrent sets are group-committed (see
-    /// [`super::group_commit`]). With a claim, returns the claimed request.
-    pub async fn write(
-        &self,
-        set: super::group_commit::WriteSet,
-    ) -> Result<Option<AuthRequestRecord>, StoreError> {
-        self.batch_writer.write(set).await
-    }
-
-    /// Runs `work` (which opens its own savepoint with [`super::Tx::nested`]) inside the
-    /// next group-committed transaction; its result arrives once that committed.
-    pub async fn write_with<T, E, F>(&self, work: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: for<'a> FnOnce(
-                &'a mut sqlx::AnyConnection,
-            )
-                -> futures_util::future::BoxFuture<'a, super::group_commit::Done<T, E>>
-            + Send
-            + 'static,
-    {
-        self.batch_writer.write_with(work).await
-    }
-
     /// Who may decide request `id`.
     pub async fn approvers_of(&self, id: &str) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(

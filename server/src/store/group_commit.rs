@@ -148,6 +148,29 @@ impl BatchWriter {
     }
 }
 
+impl super::Store {
+    /// Writes `set` atomically; concurrent sets are group-committed (see
+    /// this module). With a claim, returns the claimed request.
+    pub async fn write(&self, set: WriteSet) -> Result<Option<AuthRequestRecord>, StoreError> {
+        self.batch_writer.write(set).await
+    }
+
+    /// Runs `work` (which opens its own savepoint with [`super::Tx::nested`]) inside the
+    /// next group-committed transaction; its result arrives once that committed.
+    pub async fn write_with<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'a> FnOnce(
+                &'a mut sqlx::AnyConnection,
+            ) -> futures_util::future::BoxFuture<'a, Done<T, E>>
+            + Send
+            + 'static,
+    {
+        self.batch_writer.write_with(work).await
+    }
+}
+
 type Outcome = Option<AuthRequestRecord>;
 
 /// About how many bytes a request row's parameters take on the wire.
