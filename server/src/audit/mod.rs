@@ -24,6 +24,15 @@ use crate::store::{Store, StoreError, Tx};
 pub mod kinds {
     pub const CREDENTIAL_REVOKED: &str = "credential.revoked";
     pub const CREDENTIAL_RENEWED: &str = "credential.renewed";
+    pub const HUMAN_OFFBOARDED: &str = "human.offboarded";
+    pub const HUMAN_REACTIVATED: &str = "human.reactivated";
+    /// The agents of an offboarded human.
+    pub const AGENTS_SUSPENDED: &str = "agents.suspended";
+    /// The kill switch.
+    pub const AGENT_SUSPENDED: &str = "agent.suspended";
+    pub const AGENT_RESUMED: &str = "agent.resumed";
+    pub const REQUESTS_ENDED: &str = "requests.ended";
+    pub const DEVICES_DISABLED: &str = "devices.disabled";
 }
 
 /// What happened, before it is chained.
@@ -357,6 +366,88 @@ mod tests {
                 .unwrap();
             let report = verify(&store, &JwkSet::default()).await.unwrap();
             assert_eq!((report.intact, report.broken_at), (false, Some(3)));
+        })
+        .await;
+    }
+
+    /// Each replica guesses the head from its own appends (`store::audit::HeadGuess`):
+    /// two stores on one database appending in turn (every guess stale) and at once,
+    /// through transactions and the group commit, still form one chain; a transaction may
+    /// append twice; a group-commit work may not append in its savepoint.
+    #[tokio::test]
+    async fn replicas_appending_in_turn_and_at_once_form_one_chain() {
+        each_backend(|store| async move {
+            let other = store.connect_again().await.unwrap();
+            for _ in 0..3 {
+                append(&store, 1).await;
+                append(&other, 2).await;
+            }
+            let batched = |s: &Store, i: usize| {
+                let s = s.clone();
+                async move {
+                    let events = (0..3)
+                        .map(|j| NewAuditRecord {
+                            at: 7,
+                            actor: "test".into(),
+                            kind: "test.batched".into(),
+                            subject: format!("b{i}.{j}"),
+                            detail: "{}".into(),
+                        })
+                        .collect();
+                    s.write(crate::store::group_commit::WriteSet {
+                        events,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                }
+            };
+            futures_util::future::join4(
+                futures_util::future::join_all((0..8).map(|_| append(&store, 2))),
+                futures_util::future::join_all((0..8).map(|_| append(&other, 2))),
+                futures_util::future::join_all((0..8).map(|i| batched(&store, i))),
+                futures_util::future::join_all((8..16).map(|i| batched(&other, i))),
+            )
+            .await;
+            let mut tx = store.begin().await.unwrap();
+            for subject in ["twice-1", "twice-2"] {
+                let event = NewEvent {
+                    actor: "cli",
+                    kind: "x",
+                    subject,
+                    detail: json!({}),
+                };
+                record(&store, &mut tx, 9, event).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+            let handle = store.clone();
+            let refused = store
+                .write_with(move |conn| {
+                    Box::pin(async move {
+                        let result = async {
+                            let mut tx = Tx::nested(conn).await?;
+                            let event = NewEvent {
+                                actor: "cli",
+                                kind: "x",
+                                subject: "nested",
+                                detail: json!({}),
+                            };
+                            record(&handle, &mut tx, 9, event).await
+                        }
+                        .await;
+                        crate::store::group_commit::Done {
+                            result,
+                            events: Vec::new(),
+                        }
+                    })
+                })
+                .await;
+            assert!(matches!(refused, Err(StoreError::Misuse(_))), "{refused:?}");
+
+            let report = verify(&other, &JwkSet::default()).await.unwrap();
+            assert!(report.intact, "{report:?}");
+            assert_eq!(report.events, 9 + 32 + 48 + 2);
+            other.close().await;
         })
         .await;
     }

@@ -105,54 +105,178 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// 64 events × 8 columns per statement keeps within bind-parameter limits.
 const INSERT_CHUNK: usize = 64;
 
-/// Appends `events` in order on `conn`, inside its transaction: takes their sequence
-/// numbers by updating the head row (which stays locked until the transaction ends, so
-/// appenders on any replica queue behind it and the chain follows commit order), chains
-/// them, and makes the last one the head. Returns their records.
+/// The chain's head as this process last wrote it. An append that guesses right writes
+/// the new head with a conditional UPDATE (on PostgreSQL, in the same statement as its
+/// first events) instead of first reading the head under lock: one round trip fewer
+/// while every other appender waits for the head row. The database stays the judge: a
+/// wrong guess (another replica appended, or the guessing transaction rolled back)
+/// changes nothing, and the append falls back to reading the head.
+///
+/// Appends in this process take the guess in turn, from reading it to writing the new
+/// head (so the second of two concurrent appends guesses the first's head, and its
+/// UPDATE waits for the first's commit instead of missing). That cannot deadlock with
+/// the head row's lock as long as a transaction takes the guess at most once: whoever
+/// holds the row lock has then finished with the guess ([`super::Tx`] enforces it).
+#[derive(Debug, Default)]
+pub(crate) struct HeadGuess(tokio::sync::Mutex<Option<AuditHead>>);
+
+/// `events` chained after `head`.
+fn chain(head: &AuditHead, events: &[NewAuditRecord]) -> Vec<AuditRecord> {
+    let mut prev = head.hash.clone();
+    events
+        .iter()
+        .zip(head.seq + 1..)
+        .map(|(e, seq)| {
+            let hash = event_hash(seq, e.at, &e.actor, &e.kind, &e.subject, &e.detail, &prev);
+            AuditRecord {
+                seq,
+                at: e.at,
+                actor: e.actor.clone(),
+                kind: e.kind.clone(),
+                subject: e.subject.clone(),
+                detail: e.detail.clone(),
+                prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                hash,
+            }
+        })
+        .collect()
+}
+
+fn tail(records: &[AuditRecord]) -> Option<AuditHead> {
+    records.last().map(|r| AuditHead {
+        seq: r.seq,
+        hash: r.hash.clone(),
+    })
+}
+
+/// Appends `events` in order on `conn`, inside its transaction, and makes the last one
+/// the head. The head row stays locked (updated) until the transaction ends, so
+/// appenders on any replica queue behind it and the chain follows commit order. Returns
+/// the events' records.
 pub(crate) async fn append_on(
     conn: &mut sqlx::AnyConnection,
+    guess: Option<&HeadGuess>,
     events: &[NewAuditRecord],
 ) -> Result<Vec<AuditRecord>, StoreError> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
+    let Some(guess) = guess else {
+        return append_locked(conn, events).await;
+    };
+    let mut guessed = guess.0.lock().await;
+    if let Some(head) = guessed.take() {
+        let records = chain(&head, events);
+        if append_after_guess(conn, &head, &records).await? {
+            *guessed = tail(&records);
+            return Ok(records);
+        }
+    }
+    let records = append_locked(conn, events).await?;
+    *guessed = tail(&records);
+    Ok(records)
+}
+
+/// Appends after reading the head under its row lock.
+async fn append_locked(
+    conn: &mut sqlx::AnyConnection,
+    events: &[NewAuditRecord],
+) -> Result<Vec<AuditRecord>, StoreError> {
     let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
     let row = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
         .bind(n)
         .fetch_one(&mut *conn)
         .await?;
-    let last: i64 = row.try_get("seq")?;
-    let mut prev: String = row.try_get("hash")?;
-    let mut records = Vec::with_capacity(events.len());
-    for (i, e) in events.iter().enumerate() {
-        let seq = last - n + 1 + i as i64;
-        let hash = event_hash(seq, e.at, &e.actor, &e.kind, &e.subject, &e.detail, &prev);
-        records.push(AuditRecord {
-            seq,
-            at: e.at,
-            actor: e.actor.clone(),
-            kind: e.kind.clone(),
-            subject: e.subject.clone(),
-            detail: e.detail.clone(),
-            prev_hash: std::mem::replace(&mut prev, hash.clone()),
-            hash,
-        });
+    let head = AuditHead {
+        seq: row.try_get::<i64, _>("seq")? - n,
+        hash: row.try_get("hash")?,
+    };
+    let records = chain(&head, events);
+    insert(conn, &records, None).await?;
+    if let Some(last) = tail(&records) {
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1 AND seq = $2")
+            .bind(&last.hash)
+            .bind(last.seq)
+            .execute(&mut *conn)
+            .await?;
     }
-    let chunks = super::statement_chunks(&records, INSERT_CHUNK, |e| {
+    Ok(records)
+}
+
+/// Moves the head from `head` to the last of `records` if it is still `head`, and then
+/// inserts `records`; false (and nothing written) if the head had moved.
+async fn append_after_guess(
+    conn: &mut sqlx::AnyConnection,
+    head: &AuditHead,
+    records: &[AuditRecord],
+) -> Result<bool, StoreError> {
+    let Some(last) = tail(records) else {
+        return Ok(true);
+    };
+    if conn.backend_name() == "PostgreSQL" {
+        // One statement: the head moves and the first events go in, or neither. The
+        // guess is checked in SET, not WHERE: a WHERE is judged on the row as this
+        // statement's snapshot sees it, before the concurrent appender it waits for has
+        // committed the very head it guessed; SET sees the row after that wait.
+        return insert(conn, records, Some((head, &last))).await;
+    }
+    let moved = sqlx::query(
+        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4",
+    )
+    .bind(last.seq)
+    .bind(&last.hash)
+    .bind(head.seq)
+    .bind(&head.hash)
+    .execute(&mut *conn)
+    .await?;
+    if moved.rows_affected() != 1 {
+        return Ok(false);
+    }
+    insert(conn, records, None).await
+}
+
+/// Inserts `records` (in statements of bounded size). With `moving` (PostgreSQL only),
+/// the first statement also moves the head from the first to the second value, and
+/// inserts nothing if the head was not at the first: then false.
+async fn insert(
+    conn: &mut sqlx::AnyConnection,
+    records: &[AuditRecord],
+    mut moving: Option<(&AuditHead, &AuditHead)>,
+) -> Result<bool, StoreError> {
+    let chunks = super::statement_chunks(records, INSERT_CHUNK, |e| {
         e.detail.len() + e.actor.len() + e.kind.len() + e.subject.len() + 2 * 64 + 16
     });
     for chunk in chunks {
+        let offset = if moving.is_some() { 4 } else { 0 };
         let values: Vec<String> = (0..chunk.len())
             .map(|r| {
-                let p: Vec<String> = (1..=8).map(|c| format!("${}", r * 8 + c)).collect();
+                let p: Vec<String> = (1..=8)
+                    .map(|c| format!("${}", offset + r * 8 + c))
+                    .collect();
                 format!("({})", p.join(", "))
             })
             .collect();
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO audit_events ({COLUMNS}) VALUES {}",
-            values.join(", ")
-        ));
-        let query = chunk.iter().fold(sqlx::query(sql), |q, e| {
+        let values = values.join(", ");
+        let sql = match moving {
+            None => format!("INSERT INTO audit_events ({COLUMNS}) VALUES {values}"),
+            Some(_) => format!(
+                "WITH head AS (UPDATE audit_head SET \
+                 seq = CASE WHEN seq = $3 AND hash = $4 THEN $1 ELSE seq END, \
+                 hash = CASE WHEN seq = $3 AND hash = $4 THEN $2 ELSE hash END \
+                 WHERE id = 1 RETURNING seq = $1 AND hash = $2 AS moved) \
+                 INSERT INTO audit_events ({COLUMNS}) SELECT * FROM (VALUES {values}) \
+                 AS v ({COLUMNS}) WHERE (SELECT moved FROM head) ON CONFLICT (seq) DO NOTHING"
+            ),
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some((from, to)) = moving {
+            query = query
+                .bind(to.seq)
+                .bind(to.hash.clone())
+                .bind(from.seq)
+                .bind(from.hash.clone());
+        }
+        let query = chunk.iter().fold(query, |q, e| {
             q.bind(e.seq)
                 .bind(e.at)
                 .bind(e.actor.clone())
@@ -162,14 +286,25 @@ pub(crate) async fn append_on(
                 .bind(e.prev_hash.clone())
                 .bind(e.hash.clone())
         });
-        query.execute(&mut *conn).await?;
+        let done = query.execute(&mut *conn).await?;
+        if moving.take().is_some() {
+            // `moved` compares the head after the statement with the guess's target, so
+            // it is also true when another appender already put identical events there
+            // (same content after the same head gives the same hashes): then they are
+            // all in place already, ON CONFLICT inserted none, and this append has not
+            // happened.
+            match done.rows_affected() {
+                0 => return Ok(false),
+                n if n == chunk.len() as u64 => {}
+                _ => {
+                    return Err(StoreError::Corrupt(
+                        "audit events beyond the chain's head".into(),
+                    ));
+                }
+            }
+        }
     }
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1 AND seq = $2")
-        .bind(&prev)
-        .bind(last)
-        .execute(&mut *conn)
-        .await?;
-    Ok(records)
+    Ok(true)
 }
 
 impl Store {
@@ -179,7 +314,16 @@ impl Store {
         tx: &mut Tx<'_>,
         events: &[NewAuditRecord],
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        append_on(tx.conn(), events).await
+        if tx.nested {
+            // The batch appends once, after its works (see HeadGuess on why once).
+            return Err(StoreError::Misuse(
+                "a group-commit work returns its audit events to the batch",
+            ));
+        }
+        // A second append in the same transaction already holds the head row's lock: it
+        // reads the head at no wait, and must not queue for the guess (see HeadGuess).
+        let guess = (!std::mem::replace(&mut tx.appended, true)).then_some(&*self.audit_head);
+        append_on(tx.conn(), guess, events).await
     }
 
     pub async fn audit_head(&self) -> Result<AuditHead, StoreError> {

@@ -7,6 +7,8 @@
 //! has committed, so durability is the same as writing alone; under light load a batch
 //! is one set and nothing waits.
 
+use std::sync::Arc;
+
 use futures_util::future::BoxFuture;
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
@@ -94,11 +96,11 @@ impl BatchWriter {
     /// `writers` tasks take batches from one queue. SQLite has one writer connection, so
     /// one; on PostgreSQL several batches can do their statements at once and queue only
     /// for the audit chain's head row, which each takes last, once per batch.
-    pub fn spawn(pool: AnyPool, writers: usize) -> Self {
+    pub(crate) fn spawn(pool: AnyPool, writers: usize, head: Arc<audit::HeadGuess>) -> Self {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
-        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..writers.max(1) {
-            tokio::spawn(run(pool.clone(), rx.clone()));
+            tokio::spawn(run(pool.clone(), rx.clone(), head.clone()));
         }
         Self { queue }
     }
@@ -195,6 +197,7 @@ fn record_bytes(r: &AuthRequestRecord) -> usize {
 /// claimed request; the works' `after`s, to be told how the commit went.
 async fn write(
     pool: &AnyPool,
+    head: &audit::HeadGuess,
     jobs: &[SetJob],
     works: Vec<Work>,
     afters: &mut Vec<After>,
@@ -289,12 +292,17 @@ async fn write(
         afters.push(step.after);
     }
     baselines::insert_on(conn, &samples).await?;
-    audit::append_on(conn, &events).await?;
+    // Once per transaction, by construction (works return their events).
+    audit::append_on(conn, Some(head), &events).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
 
-async fn run(pool: AnyPool, rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+async fn run(
+    pool: AnyPool,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    head: Arc<audit::HeadGuess>,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     // The queue is held only while taking a batch, so another writer takes the next one
     // while this one writes.
@@ -309,7 +317,7 @@ async fn run(pool: AnyPool, rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver
         }
         let had_works = !works.is_empty();
         let mut afters = Vec::new();
-        let written = write(&pool, &sets, works, &mut afters).await;
+        let written = write(&pool, &head, &sets, works, &mut afters).await;
         let committed = written.as_ref().map(|_| ()).map_err(clone_error);
         for after in afters {
             after(committed.as_ref().map(|_| ()).map_err(clone_error));
@@ -327,6 +335,7 @@ async fn run(pool: AnyPool, rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver
                 for job in sets.drain(..) {
                     let result = write(
                         &pool,
+                        &head,
                         std::slice::from_ref(&job),
                         Vec::new(),
                         &mut Vec::new(),

@@ -40,6 +40,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("a record with this key already exists")]
     Conflict,
+    #[error("store misused: {0}")]
+    Misuse(&'static str),
 }
 
 impl StoreError {
@@ -78,6 +80,8 @@ pub struct Store {
     writer: AnyPool,
     backend: Backend,
     pub(crate) directory_cache: std::sync::Arc<DirectoryCache>,
+    /// Where this process last left the audit chain's head (see [`audit::HeadGuess`]).
+    audit_head: std::sync::Arc<audit::HeadGuess>,
     batch_writer: group_commit::BatchWriter,
 }
 
@@ -101,21 +105,31 @@ pub(crate) struct DirectoryCache {
 
 /// An open transaction, or a savepoint inside the group-commit writer's transaction
 /// (see [`group_commit::Work`]). Dropping it without [`Tx::commit`] rolls it back.
-pub struct Tx<'c>(sqlx::Transaction<'c, sqlx::Any>);
+pub struct Tx<'c> {
+    inner: sqlx::Transaction<'c, sqlx::Any>,
+    /// Whether audit events were appended in it (see [`audit::HeadGuess`]).
+    appended: bool,
+    /// A savepoint of the group commit's transaction, whose events go to the batch.
+    nested: bool,
+}
 
 impl<'c> Tx<'c> {
     /// A savepoint on `conn`, which is inside a transaction: committing it releases the
     /// savepoint, and its writes become durable when the outer transaction commits.
     pub(crate) async fn nested(conn: &'c mut sqlx::AnyConnection) -> Result<Self, StoreError> {
-        Ok(Tx(sqlx::Connection::begin(conn).await?))
+        Ok(Tx {
+            inner: sqlx::Connection::begin(conn).await?,
+            appended: false,
+            nested: true,
+        })
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.0.commit().await?)
+        Ok(self.inner.commit().await?)
     }
 
     pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.0
+        &mut self.inner
     }
 }
 
@@ -174,6 +188,9 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// How long a pooled PostgreSQL connection may sit idle before it is checked on acquire.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
 impl Store {
     /// Connects to `url` (`sqlite:...` or `postgres://...`). SQLite connections use WAL,
     /// `synchronous=NORMAL` (durable across process crashes; an OS crash may lose the last
@@ -192,6 +209,7 @@ impl Store {
             push_targets: cache::TtlCache::new(cache_ttl),
             groups: cache::TtlCache::new(cache_ttl),
         });
+        let audit_head = std::sync::Arc::new(audit::HeadGuess::default());
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -203,10 +221,20 @@ impl Store {
             AnyPoolOptions::new()
                 .max_connections(connections.max(1))
                 .acquire_timeout(Duration::from_secs(10))
-                // A ping before every acquire is a round trip to the connection's thread
-                // (SQLite) or the server (PostgreSQL). A SQLite file connection cannot go
-                // stale; a PostgreSQL one can (server restart), so it keeps the check.
-                .test_before_acquire(backend == Backend::Postgres)
+                // sqlx's own check pings before every acquire: a round trip to the
+                // connection's thread (SQLite) or the server (PostgreSQL) in front of
+                // every statement. A SQLite file connection cannot go stale; a PostgreSQL
+                // one can (server restart, a proxy's idle timeout), so one that sat idle
+                // for a while is pinged first, and a dead one is replaced.
+                .test_before_acquire(false)
+                .before_acquire(move |conn, meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Postgres && meta.idle_for > PING_AFTER_IDLE {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
@@ -227,13 +255,15 @@ impl Store {
                 // before any reader opens it.
                 let writer = pool(1).connect_with(options.clone()).await?;
                 let reader = pool(max_connections).connect_with(options).await?;
-                let batch_writer = group_commit::BatchWriter::spawn(writer.clone(), 1);
+                let batch_writer =
+                    group_commit::BatchWriter::spawn(writer.clone(), 1, audit_head.clone());
                 Ok(Self {
                     url: url.into(),
                     reader,
                     writer,
                     backend,
                     directory_cache,
+                    audit_head,
                     batch_writer,
                 })
             }
@@ -242,17 +272,35 @@ impl Store {
                 // Two: measured on 2 cores, more writers made smaller batches and more
                 // commits queueing for the head row (traced decisions got slower).
                 let writers = 2.min(max_connections as usize).max(1);
-                let batch_writer = group_commit::BatchWriter::spawn(shared.clone(), writers);
+                let batch_writer =
+                    group_commit::BatchWriter::spawn(shared.clone(), writers, audit_head.clone());
                 Ok(Self {
                     url: url.into(),
                     reader: shared.clone(),
                     writer: shared,
                     backend,
                     directory_cache,
+                    audit_head,
                     batch_writer,
                 })
             }
         }
+    }
+
+    /// A second handle on the same database with its own pools, writer and caches, as
+    /// another replica would have.
+    #[cfg(test)]
+    pub(crate) async fn connect_again(&self) -> Result<Self, StoreError> {
+        Self::connect(&self.url, 4, Duration::ZERO).await
+    }
+
+    /// Drops every cached directory lookup (after a transaction that changed humans,
+    /// agents or devices: a reader may have cached the old rows while it ran).
+    pub fn forget_directory_cache(&self) {
+        self.directory_cache.clients.clear();
+        self.directory_cache.humans.clear();
+        self.directory_cache.push_targets.clear();
+        self.directory_cache.groups.clear();
     }
 
     pub fn backend(&self) -> Backend {
@@ -290,7 +338,11 @@ impl Store {
     }
 
     pub async fn begin(&self) -> Result<Tx<'static>, StoreError> {
-        Ok(Tx(self.writer.begin().await?))
+        Ok(Tx {
+            inner: self.writer.begin().await?,
+            appended: false,
+            nested: false,
+        })
     }
 
     pub(crate) fn reader(&self) -> &AnyPool {
