@@ -204,6 +204,21 @@ impl TestServer {
         self.human_with_code(subject, None).await;
     }
 
+    /// Marks `subject` inactive and nothing else (offboarding would also revoke and
+    /// suspend): for tests of what an inactive human alone changes.
+    pub async fn deactivate_only(&self, subject: &str) {
+        let store = &self.state().store;
+        let mut tx = store.begin().await.expect("begin");
+        assert!(
+            store
+                .set_human_active(&mut tx, subject, false)
+                .await
+                .expect("deactivate")
+        );
+        tx.commit().await.expect("commit");
+        store.forget_directory_cache();
+    }
+
     /// A human whose manager is `manager` (already registered).
     pub async fn human_with_manager(&self, subject: &str, manager: &str) {
         let new = NewHuman {

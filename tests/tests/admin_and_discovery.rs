@@ -129,13 +129,14 @@ async fn admin_api_manages_humans_and_agents(db: Db) {
     assert_eq!(resp.status(), StatusCode::OK);
     let resp = api(
         Method::POST,
-        "/admin/v1/agents/procurement/disable",
+        "/admin/v1/agents/procurement/suspend",
         Some(&key),
     )
+    .json(&serde_json::json!({"reason": "test"}))
     .send()
     .await
     .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(resp.status(), StatusCode::OK);
     let resp = s
         .http
         .post(s.url("/bc-authorize"))
@@ -148,7 +149,7 @@ async fn admin_api_manages_humans_and_agents(db: Db) {
         resp.json::<Value>().await.unwrap()["error"],
         "unauthorized_client"
     );
-    let resp = api(Method::POST, "/admin/v1/agents/nobody/enable", Some(&key))
+    let resp = api(Method::POST, "/admin/v1/agents/nobody/resume", Some(&key))
         .send()
         .await
         .unwrap();
@@ -158,10 +159,11 @@ async fn admin_api_manages_humans_and_agents(db: Db) {
         "/admin/v1/humans/alice/deactivate",
         Some(&key),
     )
+    .json(&serde_json::json!({"reason": "left"}))
     .send()
     .await
     .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(resp.status(), StatusCode::OK);
     let humans: Value = api(Method::GET, "/admin/v1/humans", Some(&key))
         .send()
         .await

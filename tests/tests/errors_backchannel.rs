@@ -213,7 +213,8 @@ async fn backchannel_errors(db: Db) {
     );
 
     // Disabled client: unauthorized_client. Inactive user: access_denied (403).
-    countersign_server::directory::set_agent_enabled(&s.state().store, "strict", false)
+    let (store, now) = (&s.state().store, s.state().now_ms());
+    countersign_server::directory::offboarding::suspend_agent(store, now, "strict", "test", "test")
         .await
         .unwrap();
     expect(
@@ -221,9 +222,7 @@ async fn backchannel_errors(db: Db) {
         BAD,
         "unauthorized_client",
     );
-    countersign_server::directory::set_human_active(&s.state().store, "alice", false)
-        .await
-        .unwrap();
+    s.deactivate_only("alice").await;
     expect(
         s.bc_authorize(&a, &ok(&[])).await,
         StatusCode::FORBIDDEN,

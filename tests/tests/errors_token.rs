@@ -214,7 +214,8 @@ async fn token_endpoint_errors(db: Db) {
         )
         .await;
     expect(s.poll(&push, "anything").await, BAD, "unauthorized_client");
-    countersign_server::directory::set_agent_enabled(&s.state().store, "b", false)
+    let (store, now) = (&s.state().store, s.state().now_ms());
+    countersign_server::directory::offboarding::suspend_agent(store, now, "b", "test", "test")
         .await
         .unwrap();
     expect(s.poll(&b, &id).await, BAD, "unauthorized_client");

@@ -218,9 +218,9 @@ async fn renews_within_task_and_window_and_nothing_else(db: Db) {
 
     // A deactivated approver's approvals renew no more.
     let c4 = credential(&s, &agent, DEPLOY, Some("CHG-42"), &key).await;
-    countersign_server::directory::set_human_active(&s.state().store, "alice", false)
-        .await
-        .unwrap();
+    // Deactivated alone (offboarding would also revoke c4): the renewal checks the
+    // approver itself.
+    s.deactivate_only("alice").await;
     s.clock.advance_ms(1_000);
     assert_oauth_error(
         renew(&s, &agent, &c4, &task, Some(&key)).await,

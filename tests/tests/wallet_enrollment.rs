@@ -28,9 +28,7 @@ async fn invitations_devices_and_removal(db: Db) {
     let s = TestServer::start(db).await;
     s.human("alice").await;
     s.human("carol").await;
-    countersign_server::directory::set_human_active(&s.state().store, "carol", false)
-        .await
-        .unwrap();
+    s.deactivate_only("carol").await;
     let admin = s.admin_api().await;
 
     let (status, invitation) = admin

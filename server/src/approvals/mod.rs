@@ -401,7 +401,7 @@ async fn record_on(
     };
     let notifies = mode != Some(DeliveryMode::Poll);
     if notifies {
-        notify::enqueue(state, tx, &request, &client, outcome).await?;
+        notify::enqueue(&state.store, state.now_ms(), tx, &request, &client, outcome).await?;
     }
     let mut events: Vec<NewAuditRecord> =
         decision_event(&request, &input, now).into_iter().collect();

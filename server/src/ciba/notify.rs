@@ -17,7 +17,7 @@ use crate::state::AppState;
 use crate::store::auth_requests::AuthRequestRecord;
 use crate::store::clients::ClientRecord;
 use crate::store::outbox::OutboxMessage;
-use crate::store::{StoreError, Tx};
+use crate::store::{Store, StoreError, Tx};
 
 /// How long a worker owns a claimed message before another may retry it.
 const LEASE_MS: i64 = 30_000;
@@ -40,7 +40,8 @@ const EXPIRY_NOTICE_RETRY_MS: i64 = 10 * 60 * 1000;
 /// Writes the notification for a decided request into the outbox inside `tx`. Poll-mode
 /// clients get none.
 pub async fn enqueue(
-    state: &AppState,
+    store: &Store,
+    now_ms: i64,
     tx: &mut Tx<'_>,
     request: &AuthRequestRecord,
     client: &ClientRecord,
@@ -86,14 +87,9 @@ pub async fn enqueue(
         bearer: bearer.clone(),
         payload,
         attempts: 0,
-        expires_at: request
-            .expires_at
-            .max(state.now_ms() + EXPIRY_NOTICE_RETRY_MS),
+        expires_at: request.expires_at.max(now_ms + EXPIRY_NOTICE_RETRY_MS),
     };
-    state
-        .store
-        .enqueue_notification(tx, &message, state.now_ms())
-        .await
+    store.enqueue_notification(tx, &message, now_ms).await
 }
 
 /// Tells ping and push clients about their requests that expired undecided (CIBA Core §12:
@@ -108,7 +104,15 @@ pub async fn announce_expired(state: &AppState) -> Result<usize, StoreError> {
         .await?;
     for request in &expired {
         if let Some(client) = state.store.client(&request.client_id).await? {
-            enqueue(state, &mut tx, request, &client, Outcome::Expired).await?;
+            enqueue(
+                &state.store,
+                state.now_ms(),
+                &mut tx,
+                request,
+                &client,
+                Outcome::Expired,
+            )
+            .await?;
         }
     }
     tx.commit().await?;

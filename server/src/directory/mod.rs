@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub mod offboarding;
+
 use crate::oidc::client_auth::AuthMethod;
 use crate::secrets::{Secret, hash_secret};
 use crate::store::clients::ClientRecord;
@@ -499,18 +501,6 @@ pub async fn list_humans(store: &Store) -> Result<Vec<Human>, DirectoryError> {
         .collect())
 }
 
-pub async fn set_human_active(
-    store: &Store,
-    subject: &str,
-    active: bool,
-) -> Result<(), DirectoryError> {
-    if store.set_human_active(subject, active).await? {
-        Ok(())
-    } else {
-        Err(DirectoryError::NotFound(format!("human {subject:?}")))
-    }
-}
-
 pub async fn add_agent(
     store: &Store,
     new: NewAgent,
@@ -675,18 +665,6 @@ pub async fn list_agents(store: &Store) -> Result<Vec<Agent>, DirectoryError> {
         .into_iter()
         .map(Agent::from)
         .collect())
-}
-
-pub async fn set_agent_enabled(
-    store: &Store,
-    client_id: &str,
-    enabled: bool,
-) -> Result<(), DirectoryError> {
-    if store.set_client_enabled(client_id, enabled).await? {
-        Ok(())
-    } else {
-        Err(DirectoryError::NotFound(format!("agent {client_id:?}")))
-    }
 }
 
 #[cfg(test)]

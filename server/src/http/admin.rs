@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 
@@ -21,14 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/humans", get(list_humans).post(add_human))
         .route("/admin/v1/humans/{subject}", patch(update_human))
         .route("/admin/v1/agents/{client_id}", patch(update_agent))
-        .route("/admin/v1/humans/{subject}/activate", post(activate_human))
-        .route(
-            "/admin/v1/humans/{subject}/deactivate",
-            post(deactivate_human),
-        )
         .route("/admin/v1/agents", get(list_agents).post(add_agent))
-        .route("/admin/v1/agents/{client_id}/enable", post(enable_agent))
-        .route("/admin/v1/agents/{client_id}/disable", post(disable_agent))
 }
 
 /// Proof that the request carried a live admin key; holds the key's id for logs.
@@ -128,36 +121,6 @@ pub(super) async fn add_human(
     Ok(created(human))
 }
 
-#[utoipa::path(post, path = "/admin/v1/humans/{subject}/activate", tag = "admin",
-    params(("subject" = String, Path)),
-    responses((status = 204), (status = 401, body = super::error::Problem, content_type = "application/problem+json"), (status = 404, body = super::error::Problem, content_type = "application/problem+json")),
-    security(("admin_key" = [])))]
-pub(super) async fn activate_human(
-    caller: AdminCaller,
-    State(state): State<AppState>,
-    Path(subject): Path<String>,
-) -> Result<StatusCode, ProblemResponse> {
-    directory::set_human_active(&state.store, &subject, true).await?;
-    tracing::info!(admin_key = %caller.0, %subject, "human activated");
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Refuses new requests naming this human (`access_denied`). Revoking their agents'
-/// credentials on offboarding is the directory issue's work.
-#[utoipa::path(post, path = "/admin/v1/humans/{subject}/deactivate", tag = "admin",
-    params(("subject" = String, Path)),
-    responses((status = 204), (status = 401, body = super::error::Problem, content_type = "application/problem+json"), (status = 404, body = super::error::Problem, content_type = "application/problem+json")),
-    security(("admin_key" = [])))]
-pub(super) async fn deactivate_human(
-    caller: AdminCaller,
-    State(state): State<AppState>,
-    Path(subject): Path<String>,
-) -> Result<StatusCode, ProblemResponse> {
-    directory::set_human_active(&state.store, &subject, false).await?;
-    tracing::info!(admin_key = %caller.0, %subject, "human deactivated");
-    Ok(StatusCode::NO_CONTENT)
-}
-
 #[utoipa::path(get, path = "/admin/v1/agents", tag = "admin",
     responses((status = 200, body = Vec<Agent>), (status = 401, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
@@ -185,35 +148,6 @@ pub(super) async fn add_agent(
     let agent = directory::add_agent(&state.store, new, state.now_ms()).await?;
     tracing::info!(admin_key = %caller.0, client_id = %agent.agent.client_id, "agent added");
     Ok(created(agent))
-}
-
-#[utoipa::path(post, path = "/admin/v1/agents/{client_id}/enable", tag = "admin",
-    params(("client_id" = String, Path)),
-    responses((status = 204), (status = 401, body = super::error::Problem, content_type = "application/problem+json"), (status = 404, body = super::error::Problem, content_type = "application/problem+json")),
-    security(("admin_key" = [])))]
-pub(super) async fn enable_agent(
-    caller: AdminCaller,
-    State(state): State<AppState>,
-    Path(client_id): Path<String>,
-) -> Result<StatusCode, ProblemResponse> {
-    directory::set_agent_enabled(&state.store, &client_id, true).await?;
-    tracing::info!(admin_key = %caller.0, %client_id, "agent enabled");
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// A disabled agent's new requests and token polls get `unauthorized_client`.
-#[utoipa::path(post, path = "/admin/v1/agents/{client_id}/disable", tag = "admin",
-    params(("client_id" = String, Path)),
-    responses((status = 204), (status = 401, body = super::error::Problem, content_type = "application/problem+json"), (status = 404, body = super::error::Problem, content_type = "application/problem+json")),
-    security(("admin_key" = [])))]
-pub(super) async fn disable_agent(
-    caller: AdminCaller,
-    State(state): State<AppState>,
-    Path(client_id): Path<String>,
-) -> Result<StatusCode, ProblemResponse> {
-    directory::set_agent_enabled(&state.store, &client_id, false).await?;
-    tracing::info!(admin_key = %caller.0, %client_id, "agent disabled");
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Changes a human's e-mail, name, department, title, role or manager (absent fields stay).

@@ -6,6 +6,7 @@ mod admin_audit;
 mod admin_credentials;
 mod admin_devices;
 mod admin_groups;
+mod admin_offboarding;
 mod admin_policies;
 pub mod decisions;
 pub mod dev;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_credentials::router())
         .merge(admin_audit::router())
         .merge(admin_devices::router())
+        .merge(admin_offboarding::router())
         .merge(admin_groups::router())
         .merge(admin_policies::router())
         .merge(wallet::router())

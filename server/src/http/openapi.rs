@@ -7,8 +7,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, admin_audit, admin_credentials, admin_devices, admin_groups, admin_policies, decisions,
-    dev, discovery, error, oauth, oauth_forms, ops, wallet,
+    admin, admin_audit, admin_credentials, admin_devices, admin_groups, admin_offboarding,
+    admin_policies, decisions, dev, discovery, error, oauth, oauth_forms, ops, wallet,
 };
 use crate::directory;
 
@@ -18,9 +18,10 @@ use crate::directory;
     paths(
         oauth::bc_authorize, oauth::token, oauth::introspect, oauth::revoke, decisions::decide,
         discovery::discovery, discovery::jwks, discovery::did_document, discovery::status_list,
-        admin::list_humans, admin::add_human, admin::activate_human, admin::deactivate_human,
-        admin::list_agents, admin::add_agent, admin::enable_agent, admin::disable_agent,
+        admin::list_humans, admin::add_human, admin::list_agents, admin::add_agent,
         admin::update_human, admin::update_agent,
+        admin_offboarding::activate_human, admin_offboarding::deactivate_human,
+        admin_offboarding::suspend_agent, admin_offboarding::resume_agent,
         admin_groups::list, admin_groups::add, admin_groups::add_member, admin_groups::remove_member,
         admin_policies::list, admin_policies::add, admin_policies::schema, admin_policies::validate,
         admin_policies::dry_run, admin_policies::rollback, admin_policies::show, admin_policies::activate,
@@ -36,6 +37,7 @@ use crate::directory;
         crate::policy::manage::PolicyVersion, crate::policy::manage::Validation, crate::policy::document::Problem,
         crate::policy::history::DryRunReport, crate::policy::history::ChangedDecision,
         admin_policies::NewPolicy, admin_policies::PolicySource, admin_policies::DryRunRequest,
+        directory::offboarding::Reason, directory::offboarding::Offboarded, directory::offboarding::Suspended,
         directory::HumanUpdate, directory::HumanProfile, directory::AgentProfile, directory::AgentUpdate, directory::Group, directory::NewGroup,
         countersign_shared::OAuthError, countersign_shared::OAuthErrorCode, countersign_shared::BackchannelAuthResponse,
         countersign_shared::TokenResponse, countersign_shared::discovery::ProviderMetadata, crate::credentials::Introspection,

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, flag};
+use super::{Store, StoreError, Tx, flag};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRecord {
@@ -104,19 +104,41 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Returns false when no such client exists.
+    /// Enables or suspends `client_id` inside `tx`; false when no such client exists.
     pub async fn set_client_enabled(
         &self,
+        tx: &mut Tx<'_>,
         client_id: &str,
         enabled: bool,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE clients SET enabled = $1 WHERE client_id = $2")
             .bind(i64::from(enabled))
             .bind(client_id)
-            .execute(self.writer())
+            .execute(tx.conn())
             .await?;
         self.directory_cache.clients.clear();
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Suspends, inside `tx`, every enabled agent `owner` owns; returns their ids.
+    pub async fn suspend_clients_of(
+        &self,
+        tx: &mut Tx<'_>,
+        owner: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE clients SET enabled = 0 WHERE owner_subject = $1 AND enabled = 1 RETURNING client_id",
+        )
+        .bind(owner)
+        .fetch_all(tx.conn())
+        .await?;
+        self.directory_cache.clients.clear();
+        let mut ids = rows
+            .iter()
+            .map(|r| r.try_get("client_id"))
+            .collect::<Result<Vec<String>, _>>()?;
+        ids.sort();
+        Ok(ids)
     }
 
     /// Changes what policies read of an agent; false when no such client exists.

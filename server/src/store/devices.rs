@@ -254,6 +254,32 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Disables, inside `tx`, every enabled device of `subject`; returns their ids.
+    pub async fn disable_devices_of(
+        &self,
+        tx: &mut Tx<'_>,
+        subject: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.directory_cache.push_targets.clear();
+        let rows = sqlx::query(
+            "UPDATE devices SET disabled_at = $1, disabled_reason = $2 \
+             WHERE subject = $3 AND disabled_at IS NULL RETURNING id",
+        )
+        .bind(now_ms)
+        .bind(reason)
+        .bind(subject)
+        .fetch_all(tx.conn())
+        .await?;
+        let mut ids = rows
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<Vec<String>, _>>()?;
+        ids.sort();
+        Ok(ids)
+    }
+
     /// Stores the passkey's state after an assertion (signature counter, UV, backup),
     /// inside `tx`, and notes the device was used.
     pub async fn update_passkey_state(

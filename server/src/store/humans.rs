@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, flag};
+use super::{Store, StoreError, Tx, flag};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HumanRecord {
@@ -100,12 +100,17 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Returns false when no such human exists.
-    pub async fn set_human_active(&self, subject: &str, active: bool) -> Result<bool, StoreError> {
+    /// Sets whether `subject` is active, inside `tx`; false when no such human exists.
+    pub async fn set_human_active(
+        &self,
+        tx: &mut Tx<'_>,
+        subject: &str,
+        active: bool,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE humans SET active = $1 WHERE subject = $2")
             .bind(i64::from(active))
             .bind(subject)
-            .execute(self.writer())
+            .execute(tx.conn())
             .await?;
         self.directory_cache.humans.clear();
         Ok(done.rows_affected() == 1)
@@ -280,9 +285,21 @@ mod tests {
                 store.insert_human(&alice).await,
                 Err(StoreError::Conflict)
             ));
-            assert!(store.set_human_active("alice", false).await.unwrap());
+            let mut tx = store.begin().await.unwrap();
+            assert!(
+                store
+                    .set_human_active(&mut tx, "alice", false)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !store
+                    .set_human_active(&mut tx, "nobody", false)
+                    .await
+                    .unwrap()
+            );
+            tx.commit().await.unwrap();
             assert!(!store.human("alice").await.unwrap().unwrap().active);
-            assert!(!store.set_human_active("nobody", false).await.unwrap());
             assert_eq!(store.list_humans().await.unwrap().len(), 1);
         })
         .await;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use countersign_server::directory::offboarding;
 use countersign_server::directory::{self, AgentUpdate, HumanUpdate, NewAgent, NewGroup, NewHuman};
 use countersign_server::store::Store;
 
@@ -67,15 +68,22 @@ pub enum HumanCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Allow new requests naming this human again.
+    /// Allow new requests naming this human again (what deactivation ended stays ended).
     Activate {
         #[arg(allow_hyphen_values = true)]
         subject: String,
     },
-    /// Refuse new requests naming this human (access_denied).
+    /// Offboard a human, in one transaction: revoke every credential they approved or
+    /// their agents hold, suspend their agents, end their pending requests, disable their
+    /// devices, and refuse new requests naming them (access_denied).
     Deactivate {
         #[arg(allow_hyphen_values = true)]
         subject: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        out: JsonFlag,
     },
 }
 
@@ -137,13 +145,19 @@ pub enum AgentCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Refuse the agent's new requests and token polls (unauthorized_client).
-    Disable {
+    /// The kill switch: revoke every credential the agent holds, end its pending
+    /// requests and refuse its new requests and token polls (unauthorized_client).
+    Suspend {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        out: JsonFlag,
     },
-    /// Re-enable a disabled agent.
-    Enable {
+    /// Let a suspended agent make requests again (revoked credentials stay revoked).
+    Resume {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
@@ -248,14 +262,30 @@ pub async fn human_command(store: &Store, cmd: &HumanCommand, now: i64) -> anyho
             })
         }
         HumanCommand::Activate { subject } => {
-            directory::set_human_active(store, subject, true).await?;
+            offboarding::reactivate_human(store, now, subject, "cli").await?;
             println!("human {subject} activated");
             Ok(())
         }
-        HumanCommand::Deactivate { subject } => {
-            directory::set_human_active(store, subject, false).await?;
-            println!("human {subject} deactivated");
-            Ok(())
+        HumanCommand::Deactivate {
+            subject,
+            reason,
+            out,
+        } => {
+            let done = offboarding::offboard_human(store, now, subject, reason, "cli").await?;
+            print(out.json, &done, || {
+                format!(
+                    "human {subject} offboarded: {} credentials revoked, agents suspended: {}, \
+                     {} pending requests ended, {} devices disabled",
+                    done.revoked.len(),
+                    if done.suspended_agents.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        done.suspended_agents.join(", ")
+                    },
+                    done.ended_requests.len(),
+                    done.disabled_devices.len()
+                )
+            })
         }
     }
 }
@@ -354,14 +384,23 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
                     .join("\n")
             })
         }
-        AgentCommand::Disable { client_id } => {
-            directory::set_agent_enabled(store, client_id, false).await?;
-            println!("agent {client_id} disabled");
-            Ok(())
+        AgentCommand::Suspend {
+            client_id,
+            reason,
+            out,
+        } => {
+            let done = offboarding::suspend_agent(store, now, client_id, reason, "cli").await?;
+            print(out.json, &done, || {
+                format!(
+                    "agent {client_id} suspended: {} credentials revoked, {} pending requests ended",
+                    done.revoked.len(),
+                    done.ended_requests.len()
+                )
+            })
         }
-        AgentCommand::Enable { client_id } => {
-            directory::set_agent_enabled(store, client_id, true).await?;
-            println!("agent {client_id} enabled");
+        AgentCommand::Resume { client_id } => {
+            offboarding::resume_agent(store, now, client_id, "cli").await?;
+            println!("agent {client_id} resumed");
             Ok(())
         }
     }

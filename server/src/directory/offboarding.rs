@@ -1,0 +1,292 @@
+//! Offboarding and the agent kill switch: no ghost agents. Everything a departing human
+//! or a suspended agent could still do is ended in one transaction with its trace, so
+//! there is never a moment where the person is gone but a credential, a pending request
+//! or a phone of theirs still works (nor a revocation without its record).
+//!
+//! Credentials are revoked in the database; verifiers see it on their next status list
+//! fetch (its TTL bounds the delay). Reactivating a human or resuming an agent restores
+//! neither credentials nor requests: revocation is final.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::DirectoryError;
+use crate::audit::{self, NewEvent, kinds};
+use crate::ciba::notify::{self, Outcome};
+use crate::store::auth_requests::{AuthRequestRecord, PendingOf};
+use crate::store::tokens::TokenSelector;
+use crate::store::{Store, StoreError, Tx};
+
+/// How a pending request ended by offboarding or suspension is recorded
+/// (`decision_method`).
+pub const ENDED_BY_OFFBOARDING: &str = "offboarding";
+pub const ENDED_BY_SUSPENSION: &str = "suspension";
+
+/// Why a human is offboarded or an agent suspended (kept in the trace).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: String,
+}
+
+/// What offboarding a human ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Offboarded {
+    pub subject: String,
+    /// Credentials revoked: approved by the human or held by their agents (`jti`s).
+    pub revoked: Vec<String>,
+    /// The human's agents, now suspended (client ids).
+    pub suspended_agents: Vec<String>,
+    /// Pending requests ended (the agents' next poll gets `access_denied`).
+    pub ended_requests: Vec<String>,
+    /// The human's wallet devices, now disabled.
+    pub disabled_devices: Vec<String>,
+}
+
+/// What suspending an agent ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Suspended {
+    pub client_id: String,
+    pub revoked: Vec<String>,
+    pub ended_requests: Vec<String>,
+}
+
+pub(crate) fn check_reason(reason: &str) -> Result<(), DirectoryError> {
+    if reason.trim().is_empty() || reason.chars().count() > 500 || reason.contains(char::is_control)
+    {
+        return Err(DirectoryError::Invalid(
+            "reason must be 1-500 characters of text".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Deactivates `subject` and ends everything that rests on them: credentials they approved
+/// or their agents hold, their agents (suspended), pending requests for them, by their
+/// agents or waiting only for them, and their devices. Deactivating an inactive human
+/// again ends whatever appeared since (nothing, normally) and is not an error.
+pub async fn offboard_human(
+    store: &Store,
+    now_ms: i64,
+    subject: &str,
+    reason: &str,
+    actor: &str,
+) -> Result<Offboarded, DirectoryError> {
+    check_reason(reason)?;
+    let mut tx = store.begin().await?;
+    if !store.set_human_active(&mut tx, subject, false).await? {
+        return Err(DirectoryError::NotFound(format!("human {subject:?}")));
+    }
+    let mut revoked = store
+        .revoke_tokens(&mut tx, TokenSelector::Owner(subject), reason, now_ms)
+        .await?;
+    revoked.extend(
+        store
+            .revoke_tokens(&mut tx, TokenSelector::Approver(subject), reason, now_ms)
+            .await?,
+    );
+    let suspended_agents = store.suspend_clients_of(&mut tx, subject).await?;
+    let ended = store
+        .end_pending(
+            &mut tx,
+            PendingOf::Human(subject),
+            actor,
+            ENDED_BY_OFFBOARDING,
+            now_ms,
+        )
+        .await?;
+    let ended_requests = notify_ended(store, now_ms, &mut tx, &ended).await?;
+    let disabled_devices = store
+        .disable_devices_of(&mut tx, subject, reason, now_ms)
+        .await?;
+    let human = format!("human:{subject}");
+    let trace = [
+        (
+            kinds::HUMAN_OFFBOARDED,
+            human.clone(),
+            json!({ "reason": reason }),
+        ),
+        (
+            kinds::CREDENTIAL_REVOKED,
+            human.clone(),
+            json!({ "reason": reason, "scope": "approved by the human or held by their agents",
+                    "credentials": revoked }),
+        ),
+        (
+            kinds::AGENTS_SUSPENDED,
+            human.clone(),
+            json!({ "reason": reason, "agents": suspended_agents }),
+        ),
+        (
+            kinds::REQUESTS_ENDED,
+            human.clone(),
+            json!({ "reason": reason, "requests": ended_requests }),
+        ),
+        (
+            kinds::DEVICES_DISABLED,
+            human,
+            json!({ "reason": reason, "devices": disabled_devices }),
+        ),
+    ];
+    for (kind, subject, detail) in trace {
+        let event = NewEvent {
+            actor,
+            kind,
+            subject: &subject,
+            detail,
+        };
+        audit::record(store, &mut tx, now_ms, event).await?;
+    }
+    tx.commit().await?;
+    // A reader may have cached the old rows while the transaction ran.
+    store.forget_directory_cache();
+    tracing::warn!(
+        actor,
+        subject,
+        reason,
+        revoked = revoked.len(),
+        agents = suspended_agents.len(),
+        requests = ended_requests.len(),
+        devices = disabled_devices.len(),
+        "human offboarded"
+    );
+    Ok(Offboarded {
+        subject: subject.to_owned(),
+        revoked,
+        suspended_agents,
+        ended_requests,
+        disabled_devices,
+    })
+}
+
+/// Reactivates `subject`: they may be named in requests again. Nothing offboarding ended
+/// comes back; their agents stay suspended until resumed one by one.
+pub async fn reactivate_human(
+    store: &Store,
+    now_ms: i64,
+    subject: &str,
+    actor: &str,
+) -> Result<(), DirectoryError> {
+    let mut tx = store.begin().await?;
+    if !store.set_human_active(&mut tx, subject, true).await? {
+        return Err(DirectoryError::NotFound(format!("human {subject:?}")));
+    }
+    let event = NewEvent {
+        actor,
+        kind: kinds::HUMAN_REACTIVATED,
+        subject: &format!("human:{subject}"),
+        detail: json!({}),
+    };
+    audit::record(store, &mut tx, now_ms, event).await?;
+    tx.commit().await?;
+    // A reader may have cached the old rows while the transaction ran.
+    store.forget_directory_cache();
+    Ok(())
+}
+
+/// The kill switch: suspends agent `client_id` (its requests and token polls get
+/// `unauthorized_client` until resumed), revokes every credential it holds and ends its
+/// pending requests.
+pub async fn suspend_agent(
+    store: &Store,
+    now_ms: i64,
+    client_id: &str,
+    reason: &str,
+    actor: &str,
+) -> Result<Suspended, DirectoryError> {
+    check_reason(reason)?;
+    let mut tx = store.begin().await?;
+    if !store.set_client_enabled(&mut tx, client_id, false).await? {
+        return Err(DirectoryError::NotFound(format!("agent {client_id:?}")));
+    }
+    let revoked = store
+        .revoke_tokens(&mut tx, TokenSelector::Agent(client_id), reason, now_ms)
+        .await?;
+    let ended = store
+        .end_pending(
+            &mut tx,
+            PendingOf::Agent(client_id),
+            actor,
+            ENDED_BY_SUSPENSION,
+            now_ms,
+        )
+        .await?;
+    let ended_requests = notify_ended(store, now_ms, &mut tx, &ended).await?;
+    let event = NewEvent {
+        actor,
+        kind: kinds::AGENT_SUSPENDED,
+        subject: &format!("agent:{client_id}"),
+        detail: json!({ "reason": reason, "credentials": revoked, "requests": ended_requests }),
+    };
+    audit::record(store, &mut tx, now_ms, event).await?;
+    tx.commit().await?;
+    // A reader may have cached the old rows while the transaction ran.
+    store.forget_directory_cache();
+    tracing::warn!(
+        actor,
+        client_id,
+        reason,
+        revoked = revoked.len(),
+        "agent suspended"
+    );
+    Ok(Suspended {
+        client_id: client_id.to_owned(),
+        revoked,
+        ended_requests,
+    })
+}
+
+/// Lets a suspended agent make requests again (its revoked credentials stay revoked).
+pub async fn resume_agent(
+    store: &Store,
+    now_ms: i64,
+    client_id: &str,
+    actor: &str,
+) -> Result<(), DirectoryError> {
+    let mut tx = store.begin().await?;
+    let client = store
+        .client(client_id)
+        .await?
+        .ok_or_else(|| DirectoryError::NotFound(format!("agent {client_id:?}")))?;
+    match store.human(&client.owner_subject).await? {
+        Some(owner) if owner.active => {}
+        _ => {
+            return Err(DirectoryError::Invalid(format!(
+                "agent {client_id:?}'s owner is not active: reassign the agent first"
+            )));
+        }
+    }
+    store.set_client_enabled(&mut tx, client_id, true).await?;
+    let event = NewEvent {
+        actor,
+        kind: kinds::AGENT_RESUMED,
+        subject: &format!("agent:{client_id}"),
+        detail: json!({}),
+    };
+    audit::record(store, &mut tx, now_ms, event).await?;
+    tx.commit().await?;
+    // A reader may have cached the old rows while the transaction ran.
+    store.forget_directory_cache();
+    Ok(())
+}
+
+/// Announces the ended requests to ping and push agents (through the outbox, in `tx`;
+/// the caller wakes the server's sender, if it runs in this process);
+/// returns their ids.
+async fn notify_ended(
+    store: &Store,
+    now_ms: i64,
+    tx: &mut Tx<'_>,
+    ended: &[AuthRequestRecord],
+) -> Result<Vec<String>, StoreError> {
+    for request in ended.iter().filter(|r| r.delivery_mode != "poll") {
+        if let Some(client) = store.client(&request.client_id).await? {
+            notify::enqueue(store, now_ms, tx, request, &client, Outcome::Denied).await?;
+        }
+    }
+    let mut ids: Vec<String> = ended.iter().map(|r| r.id.clone()).collect();
+    ids.sort();
+    Ok(ids)
+}

@@ -1,0 +1,314 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+//! No ghost agents, on both databases. Offboarding a human (admin API) revokes every
+//! credential they approved or their agents hold, suspends their agents, ends their
+//! pending requests and disables their devices, in one transaction with its trace; a
+//! verifier whose status TTL is 1 s rejects the credential once that second is over, the
+//! agent's pending request ends in `access_denied` and its next request is refused.
+//! Reactivation brings nothing back. The agent kill switch does the same for one agent.
+
+use std::sync::Arc;
+
+use countersign_jose::SigningKeyPair;
+use countersign_tests::{Agent, Db, TestServer, both_backends};
+use countersign_verifier::status::HttpStatusSource;
+use countersign_verifier::{Presentation, Rejection, Verdict, Verifier};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+both_backends!(
+    offboarding_the_owner_ends_everything_that_rests_on_them,
+    the_kill_switch_stops_one_agent_until_resumed
+);
+
+const TOOL_URL: &str = "https://tools.example.com/orders";
+const ORDER: &str = r#"[{"type":"purchase_order","vendor":"Acme","amount":120,"currency":"USD"}]"#;
+
+/// A DPoP-bound credential for `agent`, approved by `subject` (developer approval).
+async fn credential(s: &TestServer, agent: &Agent, subject: &str, dpop: &SigningKeyPair) -> String {
+    let tokens = s
+        .approved_tokens(
+            agent,
+            subject,
+            &[("authorization_details", ORDER)],
+            Some(dpop),
+        )
+        .await;
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A verifier that trusts the server and caches status lists for at most a second.
+async fn verifier(s: &TestServer) -> Arc<Verifier> {
+    Arc::new(
+        Verifier::builder()
+            .trust_issuer(s.issuer(), &s.jwks().await)
+            .status_source(HttpStatusSource::default())
+            .status_ttl(std::time::Duration::from_secs(1))
+            .build(),
+    )
+}
+
+/// The tool's check of a $120 order call with `credential`, at `now` (Unix seconds); run
+/// off the runtime that serves the status list.
+async fn tool_call(
+    v: &Arc<Verifier>,
+    credential: &str,
+    dpop: &SigningKeyPair,
+    now: i64,
+) -> Result<Verdict, Rejection> {
+    let proof = countersign_tests::resource_proof(dpop, "POST", TOOL_URL, credential, now);
+    let (v, credential) = (v.clone(), credential.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let arguments = json!({"vendor": "Acme", "amount": 120, "currency": "USD"});
+        v.verify_at(
+            &Presentation {
+                token: &credential,
+                dpop_proof: Some(&proof),
+                method: "POST",
+                url: TOOL_URL,
+                action: Some("purchase_order"),
+                arguments: Some(&arguments),
+            },
+            now,
+        )
+    })
+    .await
+    .unwrap()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn jti(credential: &str) -> String {
+    countersign_tests::jwt_claims(credential)["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn kinds_in_trail(s: &TestServer) -> Vec<String> {
+    let admin = s.admin_api().await;
+    let (status, events) = admin
+        .call(Method::GET, "/admin/v1/audit?limit=100", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{events}");
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn offboarding_the_owner_ends_everything_that_rests_on_them(db: Db) {
+    let s = TestServer::start(db).await;
+    s.clock.follow_system_time();
+    s.human("alice").await;
+    s.human("bob").await;
+    let agent = s.agent("procurement", "alice", "private_key_jwt").await;
+    let bobs = s.agent("bobs-agent", "bob", "private_key_jwt").await;
+    let dpop = SigningKeyPair::generate();
+    // Held by alice's agent; approved by alice for bob's agent; bob's own.
+    let held = credential(&s, &agent, "alice", &dpop).await;
+    let approved = credential(&s, &bobs, "alice", &dpop).await;
+    let unrelated = credential(&s, &bobs, "bob", &dpop).await;
+    let pending = s.start_request(&agent, "alice").await;
+    let bobs_for_alice = s.start_request(&bobs, "alice").await;
+    let bobs_pending = s.start_request(&bobs, "bob").await;
+
+    let v = verifier(&s).await;
+    let now = s.now_s();
+    assert!(
+        tool_call(&v, &held, &dpop, now).await.is_ok(),
+        "valid, list cached"
+    );
+
+    let admin = s.admin_api().await;
+    let (status, done) = admin
+        .call(
+            Method::POST,
+            "/admin/v1/humans/alice/deactivate",
+            Some(json!({"reason": "left the company"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(
+        serde_json::from_value::<Vec<String>>(done["revoked"].clone())
+            .map(sorted)
+            .unwrap(),
+        sorted(vec![jti(&held), jti(&approved)])
+    );
+    assert_eq!(done["suspended_agents"], json!(["procurement"]));
+    assert_eq!(
+        serde_json::from_value::<Vec<String>>(done["ended_requests"].clone()).unwrap(),
+        sorted(vec![pending.clone(), bobs_for_alice.clone()])
+    );
+
+    // Once the verifier's cached list is older than its 1 s TTL, the credentials are dead;
+    // bob's own credential is not touched.
+    let later = s.now_s() + 2;
+    for c in [&held, &approved] {
+        assert_eq!(
+            tool_call(&v, c, &dpop, later).await.unwrap_err(),
+            Rejection::Revoked
+        );
+    }
+    assert!(tool_call(&v, &unrelated, &dpop, later).await.is_ok());
+
+    // The pending requests ended: bob's agent is told access_denied; alice's agent is
+    // suspended, so its polls and new requests are refused; bob's own request waits on.
+    s.clock.advance_ms(5_000);
+    let (_, body) = s.poll(&bobs, &bobs_for_alice).await;
+    assert_eq!(body["error"], "access_denied", "{body}");
+    let (_, body) = s.poll(&agent, &pending).await;
+    assert_eq!(body["error"], "unauthorized_client", "{body}");
+    let (_, body) = s
+        .bc_authorize(&bobs, &[("scope", "openid"), ("login_hint", "alice")])
+        .await;
+    assert_eq!(body["error"], "access_denied", "{body}");
+    let (_, body) = s
+        .bc_authorize(&agent, &[("scope", "openid"), ("login_hint", "alice")])
+        .await;
+    assert_eq!(body["error"], "unauthorized_client", "{body}");
+    let (_, body) = s.poll(&bobs, &bobs_pending).await;
+    assert_eq!(body["error"], "authorization_pending", "{body}");
+
+    // Each effect is in the trail, and the chain holds.
+    let kinds = kinds_in_trail(&s).await;
+    for kind in [
+        "human.offboarded",
+        "credential.revoked",
+        "agents.suspended",
+        "requests.ended",
+        "devices.disabled",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} missing from {kinds:?}"
+        );
+    }
+    let (_, report) = admin
+        .call(Method::GET, "/admin/v1/audit/verify", None)
+        .await;
+    assert_eq!(report["intact"], true, "{report}");
+
+    // Reactivation resurrects nothing: the credential stays revoked and the agent
+    // suspended until it is resumed; resumed, it works again with new credentials only.
+    let (status, _) = admin
+        .call(Method::POST, "/admin/v1/humans/alice/activate", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, body) = s
+        .bc_authorize(&agent, &[("scope", "openid"), ("login_hint", "alice")])
+        .await;
+    assert_eq!(body["error"], "unauthorized_client", "{body}");
+    let (status, _) = admin
+        .call(Method::POST, "/admin/v1/agents/procurement/resume", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let fresh = credential(&s, &agent, "alice", &dpop).await;
+    let now = s.now_s() + 4;
+    assert!(tool_call(&v, &fresh, &dpop, now).await.is_ok());
+    assert_eq!(
+        tool_call(&v, &held, &dpop, now).await.unwrap_err(),
+        Rejection::Revoked
+    );
+
+    // Bad input changes nothing.
+    let (status, body) = admin
+        .call(
+            Method::POST,
+            "/admin/v1/humans/bob/deactivate",
+            Some(json!({"reason": " "})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _) = admin
+        .call(
+            Method::POST,
+            "/admin/v1/humans/nobody/deactivate",
+            Some(json!({"reason": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        tool_call(&v, &unrelated, &dpop, s.now_s() + 6)
+            .await
+            .is_ok()
+    );
+    s.stop().await;
+}
+
+async fn the_kill_switch_stops_one_agent_until_resumed(db: Db) {
+    let s = TestServer::start(db).await;
+    s.clock.follow_system_time();
+    s.human("alice").await;
+    let agent = s.agent("procurement", "alice", "private_key_jwt").await;
+    let sibling = s.agent("travel", "alice", "private_key_jwt").await;
+    let dpop = SigningKeyPair::generate();
+    let held = credential(&s, &agent, "alice", &dpop).await;
+    let siblings = credential(&s, &sibling, "alice", &dpop).await;
+    let pending = s.start_request(&agent, "alice").await;
+    let v = verifier(&s).await;
+    assert!(tool_call(&v, &held, &dpop, s.now_s()).await.is_ok());
+
+    let admin = s.admin_api().await;
+    let (status, done): (StatusCode, Value) = admin
+        .call(
+            Method::POST,
+            "/admin/v1/agents/procurement/suspend",
+            Some(json!({"reason": "prompt injection suspected"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["revoked"], json!([jti(&held)]));
+    assert_eq!(done["ended_requests"], json!([pending]));
+
+    let later = s.now_s() + 2;
+    assert_eq!(
+        tool_call(&v, &held, &dpop, later).await.unwrap_err(),
+        Rejection::Revoked
+    );
+    assert!(
+        tool_call(&v, &siblings, &dpop, later).await.is_ok(),
+        "the owner's other agent is untouched"
+    );
+    let (_, body) = s
+        .bc_authorize(&agent, &[("scope", "openid"), ("login_hint", "alice")])
+        .await;
+    assert_eq!(body["error"], "unauthorized_client", "{body}");
+    let (_, body) = s
+        .bc_authorize(&sibling, &[("scope", "openid"), ("login_hint", "alice")])
+        .await;
+    assert!(body["auth_req_id"].is_string(), "{body}");
+
+    let (status, _) = admin
+        .call(Method::POST, "/admin/v1/agents/procurement/resume", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let fresh = credential(&s, &agent, "alice", &dpop).await;
+    let now = s.now_s() + 4;
+    assert!(tool_call(&v, &fresh, &dpop, now).await.is_ok());
+    assert_eq!(
+        tool_call(&v, &held, &dpop, now).await.unwrap_err(),
+        Rejection::Revoked
+    );
+    assert!(
+        kinds_in_trail(&s)
+            .await
+            .iter()
+            .any(|k| k == "agent.suspended")
+    );
+
+    let (status, _) = admin
+        .call(
+            Method::POST,
+            "/admin/v1/agents/nobody/suspend",
+            Some(json!({"reason": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
