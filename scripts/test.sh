@@ -72,11 +72,25 @@ ensure_schemathesis() {
   export CS_SCHEMATHESIS="$venv/bin/schemathesis"
 }
 
+ensure_scim2_tester() {
+  # The SCIM compliance checker (tests/interop/scim2-tester), in the same virtualenv.
+  local venv="$HOME/.cache/countersign-venv"
+  if ! "$venv/bin/pip" show scim2-tester 2>/dev/null | grep -q "^Version: $SCIM2_TESTER_VERSION$"; then
+    log "installing scim2-tester $SCIM2_TESTER_VERSION"
+    "$venv/bin/pip" install -q --disable-pip-version-check \
+      "scim2-tester==$SCIM2_TESTER_VERSION" "scim2-client[httpx2]==$SCIM2_CLIENT_VERSION"
+  fi
+  export CS_SCIM_PYTHON="$venv/bin/python"
+}
+
 SCHEMATHESIS_VERSION=4.32.5
+SCIM2_TESTER_VERSION=0.5.2
+SCIM2_CLIENT_VERSION=0.13.2
 ensure_postgres
 drop_stale_test_databases
 ensure_node_peers
 ensure_schemathesis
+ensure_scim2_tester
 
 # The wallet's shared library: the Python binding test loads it and the bindings drift
 # check reads its interface. Cargo builds only the rlib when the crate is a dependency.

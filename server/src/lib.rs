@@ -2,7 +2,7 @@
 //! actions, records human approvals and issues credentials for them.
 //!
 //! Layout: `http` (axum routers, extractors, the one error mapping) calls the domain
-//! modules (`ciba`, `oidc`, `credentials`, `approvals`, `directory`, `admin`), which call
+//! modules (`ciba`, `oidc`, `credentials`, `approvals`, `directory`, `scim`, `admin`), which call
 //! `store`. Domain code does not know about axum or sqlx.
 
 pub mod admin;
@@ -18,6 +18,7 @@ pub mod http;
 pub mod oidc;
 pub mod policy;
 pub mod push;
+pub mod scim;
 pub mod secrets;
 pub mod server;
 pub mod state;

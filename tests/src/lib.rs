@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 pub mod fakes;
 pub mod receiver;
+pub mod scim;
 pub mod wallets;
 
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
@@ -444,9 +445,15 @@ pub struct AdminApi<'a> {
 impl TestServer {
     /// A fresh admin key and a client for the admin API with it.
     pub async fn admin_api(&self) -> AdminApi<'_> {
-        let key = countersign_server::admin::create_key(&self.state().store, "test", 0)
-            .await
-            .expect("admin key");
+        let key = countersign_server::admin::create_key(
+            &self.state().store,
+            "test",
+            countersign_server::admin::Scope::Admin,
+            None,
+            0,
+        )
+        .await
+        .expect("admin key");
         AdminApi {
             server: self,
             key: key.secret.expose().to_owned(),

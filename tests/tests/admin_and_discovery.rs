@@ -15,10 +15,26 @@ both_backends!(
 
 async fn admin_api_manages_humans_and_agents(db: Db) {
     let s = TestServer::start(db).await;
-    let key = countersign_server::admin::create_key(&s.state().store, "test", 0)
+    use countersign_server::admin::{Scope, create_key};
+    let store = &s.state().store;
+    let key = create_key(store, "test", Scope::Admin, None, 0)
         .await
         .unwrap();
     let key = key.secret.expose().to_owned();
+    // A SCIM token does not open the admin API, nor does an expired admin key.
+    let scim = create_key(store, "idp", Scope::Scim, None, 0)
+        .await
+        .unwrap();
+    let expired = create_key(
+        store,
+        "old",
+        Scope::Admin,
+        Some(s.state().now_ms() + 1_000),
+        0,
+    )
+    .await
+    .unwrap();
+    s.clock.advance_ms(1_000);
     let api = |method: reqwest::Method, path: &str, auth: Option<&str>| {
         let mut req = s.http.request(method, s.url(path));
         if let Some(k) = auth {
@@ -34,11 +50,13 @@ async fn admin_api_manages_humans_and_agents(db: Db) {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
-    let resp = api(Method::GET, "/admin/v1/humans", Some("csk_wrong"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    for wrong in ["csk_wrong", scim.secret.expose(), expired.secret.expose()] {
+        let resp = api(Method::GET, "/admin/v1/humans", Some(wrong))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{wrong}");
+    }
 
     let resp = api(Method::POST, "/admin/v1/humans", Some(&key))
         .json(&json!({"subject": "alice", "email": "alice@example.com", "name": "Alice"}))

@@ -72,9 +72,15 @@ async fn served_api_conforms_to_its_openapi_document() {
         "every protocol operation must be exercised:\n{report}"
     );
 
-    let key = countersign_server::admin::create_key(&s.state().store, "schemathesis", 0)
-        .await
-        .unwrap();
+    let key = countersign_server::admin::create_key(
+        &s.state().store,
+        "schemathesis",
+        countersign_server::admin::Scope::Admin,
+        None,
+        0,
+    )
+    .await
+    .unwrap();
     let bearer = format!("Authorization: Bearer {}", key.secret.expose());
     let report = schemathesis(&s, &["-H", &bearer], &["--exclude-tag", "oauth"]).await;
     assert!(

@@ -144,9 +144,15 @@ ca_file = "{ca}"
     .await
     .unwrap();
     let secret = agent.client_secret.unwrap();
-    let admin = countersign_server::admin::create_key(&store, "t", 0)
-        .await
-        .unwrap();
+    let admin = countersign_server::admin::create_key(
+        &store,
+        "t",
+        countersign_server::admin::Scope::Admin,
+        None,
+        0,
+    )
+    .await
+    .unwrap();
     let admin = admin.secret.expose().to_owned();
 
     let mut child = spawn_child(&config_file);

@@ -257,7 +257,7 @@ pub struct CreatedAgent {
     pub client_secret: Option<String>,
 }
 
-fn check_identifier(what: &str, value: &str) -> Result<(), DirectoryError> {
+pub(crate) fn check_identifier(what: &str, value: &str) -> Result<(), DirectoryError> {
     let ok = !value.is_empty()
         && value.len() <= 128
         && value
@@ -274,7 +274,7 @@ fn check_identifier(what: &str, value: &str) -> Result<(), DirectoryError> {
 
 /// The rule the OpenAPI schema of `NewHuman.email` states: `local@domain`, both parts
 /// non-empty, no whitespace or control characters, at most 254 characters.
-fn check_email(email: &str) -> Result<(), DirectoryError> {
+pub(crate) fn check_email(email: &str) -> Result<(), DirectoryError> {
     let clean = !email.contains(|c: char| c.is_whitespace() || c.is_control());
     let parts_ok = email
         .split_once('@')
@@ -328,16 +328,21 @@ pub async fn add_human(store: &Store, new: NewHuman, now_ms: i64) -> Result<Huma
         role: new.role,
         manager: new.manager,
     };
-    match store.insert_human(&record).await {
+    let mut tx = store.begin().await?;
+    match store.insert_human(&mut tx, &record).await {
         Err(StoreError::Conflict) => Err(DirectoryError::Conflict(format!(
             "a human with subject {:?} or this email",
             new.subject
         ))),
-        other => other.map(|()| record.into()).map_err(Into::into),
+        Err(e) => Err(e.into()),
+        Ok(()) => {
+            tx.commit().await?;
+            Ok(record.into())
+        }
     }
 }
 
-fn check_text(what: &str, value: &str, max: usize) -> Result<(), DirectoryError> {
+pub(crate) fn check_text(what: &str, value: &str, max: usize) -> Result<(), DirectoryError> {
     if value.chars().count() > max || value.contains(char::is_control) {
         return Err(DirectoryError::Invalid(format!(
             "{what} must be at most {max} characters without control characters"
@@ -346,7 +351,7 @@ fn check_text(what: &str, value: &str, max: usize) -> Result<(), DirectoryError>
     Ok(())
 }
 
-fn check_name(name: &str) -> Result<(), DirectoryError> {
+pub(crate) fn check_name(name: &str) -> Result<(), DirectoryError> {
     if name.trim().is_empty() || name.chars().count() > 200 || name.contains(char::is_control) {
         return Err(DirectoryError::Invalid(
             "name must be 1-200 characters of visible text without control characters".into(),
@@ -416,8 +421,12 @@ pub async fn update_human(
         manager: h.manager.clone(),
     };
     check_profile(store, &profile, subject).await?;
-    match store.update_human_profile(&h).await {
-        Ok(true) => Ok(h.into()),
+    let mut tx = store.begin().await?;
+    match store.update_human_profile(&mut tx, &h).await {
+        Ok(true) => {
+            tx.commit().await?;
+            Ok(h.into())
+        }
         Ok(false) => Err(DirectoryError::NotFound(format!("human {subject:?}"))),
         Err(StoreError::Conflict) => {
             Err(DirectoryError::Conflict("a human with this email".into()))
@@ -448,14 +457,21 @@ pub async fn add_group(store: &Store, new: NewGroup, now_ms: i64) -> Result<Grou
     check_identifier("name", &new.name)?;
     let display = new.display_name.unwrap_or_else(|| new.name.clone());
     check_text("display_name", &display, 200)?;
-    match store.insert_group(&new.name, &display, now_ms).await {
+    let mut tx = store.begin().await?;
+    match store
+        .insert_group(&mut tx, &new.name, &display, now_ms)
+        .await
+    {
         Err(StoreError::Conflict) => Err(DirectoryError::Conflict(format!("group {:?}", new.name))),
         Err(e) => Err(e.into()),
-        Ok(()) => Ok(Group {
-            name: new.name,
-            display_name: display,
-            members: Vec::new(),
-        }),
+        Ok(()) => {
+            tx.commit().await?;
+            Ok(Group {
+                name: new.name,
+                display_name: display,
+                members: Vec::new(),
+            })
+        }
     }
 }
 
@@ -479,7 +495,12 @@ pub async fn set_group_member(
     subject: &str,
     member: bool,
 ) -> Result<(), DirectoryError> {
-    if store.set_group_member(name, subject, member).await? {
+    let mut tx = store.begin().await?;
+    if store
+        .set_group_member(&mut tx, name, subject, member)
+        .await?
+    {
+        tx.commit().await?;
         Ok(())
     } else if member {
         Err(DirectoryError::NotFound(format!(

@@ -76,72 +76,79 @@ pub async fn offboard_human(
 ) -> Result<Offboarded, DirectoryError> {
     check_reason(reason)?;
     let mut tx = store.begin().await?;
-    if !store.set_human_active(&mut tx, subject, false).await? {
+    let done = offboard_in(store, &mut tx, now_ms, subject, reason, actor).await?;
+    tx.commit().await?;
+    // A reader may have cached the old rows while the transaction ran.
+    store.forget_directory_cache();
+    Ok(done)
+}
+
+/// [`offboard_human`] inside `tx` (with whatever else the caller writes in it, e.g. the
+/// SCIM resource that deprovisioned the human); the caller commits, then forgets the
+/// directory cache.
+pub async fn offboard_in(
+    store: &Store,
+    tx: &mut Tx<'_>,
+    now_ms: i64,
+    subject: &str,
+    reason: &str,
+    actor: &str,
+) -> Result<Offboarded, DirectoryError> {
+    if !store.set_human_active(tx, subject, false).await? {
         return Err(DirectoryError::NotFound(format!("human {subject:?}")));
     }
     let mut revoked = store
-        .revoke_tokens(&mut tx, TokenSelector::Owner(subject), reason, now_ms)
+        .revoke_tokens(tx, TokenSelector::Owner(subject), reason, now_ms)
         .await?;
     revoked.extend(
         store
-            .revoke_tokens(&mut tx, TokenSelector::Approver(subject), reason, now_ms)
+            .revoke_tokens(tx, TokenSelector::Approver(subject), reason, now_ms)
             .await?,
     );
-    let suspended_agents = store.suspend_clients_of(&mut tx, subject).await?;
+    let suspended_agents = store.suspend_clients_of(tx, subject).await?;
     let ended = store
         .end_pending(
-            &mut tx,
+            tx,
             PendingOf::Human(subject),
             actor,
             ENDED_BY_OFFBOARDING,
             now_ms,
         )
         .await?;
-    let ended_requests = notify_ended(store, now_ms, &mut tx, &ended).await?;
+    let ended_requests = notify_ended(store, now_ms, tx, &ended).await?;
     let disabled_devices = store
-        .disable_devices_of(&mut tx, subject, reason, now_ms)
+        .disable_devices_of(tx, subject, reason, now_ms)
         .await?;
     let human = format!("human:{subject}");
     let trace = [
-        (
-            kinds::HUMAN_OFFBOARDED,
-            human.clone(),
-            json!({ "reason": reason }),
-        ),
+        (kinds::HUMAN_OFFBOARDED, json!({ "reason": reason })),
         (
             kinds::CREDENTIAL_REVOKED,
-            human.clone(),
             json!({ "reason": reason, "scope": "approved by the human or held by their agents",
                     "credentials": revoked }),
         ),
         (
             kinds::AGENTS_SUSPENDED,
-            human.clone(),
             json!({ "reason": reason, "agents": suspended_agents }),
         ),
         (
             kinds::REQUESTS_ENDED,
-            human.clone(),
             json!({ "reason": reason, "requests": ended_requests }),
         ),
         (
             kinds::DEVICES_DISABLED,
-            human,
             json!({ "reason": reason, "devices": disabled_devices }),
         ),
     ];
-    for (kind, subject, detail) in trace {
+    for (kind, detail) in trace {
         let event = NewEvent {
             actor,
             kind,
-            subject: &subject,
+            subject: &human,
             detail,
         };
-        audit::record(store, &mut tx, now_ms, event).await?;
+        audit::record(store, tx, now_ms, event).await?;
     }
-    tx.commit().await?;
-    // A reader may have cached the old rows while the transaction ran.
-    store.forget_directory_cache();
     tracing::warn!(
         actor,
         subject,
@@ -170,7 +177,21 @@ pub async fn reactivate_human(
     actor: &str,
 ) -> Result<(), DirectoryError> {
     let mut tx = store.begin().await?;
-    if !store.set_human_active(&mut tx, subject, true).await? {
+    reactivate_in(store, &mut tx, now_ms, subject, actor).await?;
+    tx.commit().await?;
+    store.forget_directory_cache();
+    Ok(())
+}
+
+/// [`reactivate_human`] inside `tx`.
+pub async fn reactivate_in(
+    store: &Store,
+    tx: &mut Tx<'_>,
+    now_ms: i64,
+    subject: &str,
+    actor: &str,
+) -> Result<(), DirectoryError> {
+    if !store.set_human_active(tx, subject, true).await? {
         return Err(DirectoryError::NotFound(format!("human {subject:?}")));
     }
     let event = NewEvent {
@@ -179,10 +200,7 @@ pub async fn reactivate_human(
         subject: &format!("human:{subject}"),
         detail: json!({}),
     };
-    audit::record(store, &mut tx, now_ms, event).await?;
-    tx.commit().await?;
-    // A reader may have cached the old rows while the transaction ran.
-    store.forget_directory_cache();
+    audit::record(store, tx, now_ms, event).await?;
     Ok(())
 }
 

@@ -48,7 +48,7 @@ impl FromRequestParts<AppState> for AdminCaller {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, key)| key.trim())
             .ok_or_else(unauthorized)?;
-        let id = admin::verify_key(&state.store, presented)
+        let id = admin::verify_key(&state.store, presented, admin::Scope::Admin, state.now_ms())
             .await?
             .ok_or_else(unauthorized)?;
         Ok(AdminCaller(id))

@@ -18,6 +18,7 @@ mod oauth_forms;
 pub mod openapi;
 pub mod ops;
 pub mod peer;
+mod scim;
 pub mod wallet;
 
 use axum::Router;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_groups::router())
         .merge(admin_policies::router())
         .merge(wallet::router())
+        .merge(scim::router())
         .merge(ops::router());
     if state.config.dev_approvals {
         app = app.merge(dev::router());

@@ -1,4 +1,5 @@
-//! Admin API keys, stored as SHA-256 hashes of high-entropy secrets.
+//! API keys (admin and SCIM), stored as SHA-256 hashes of high-entropy secrets, each with
+//! a scope and an optional expiry.
 
 use sqlx::Row;
 
@@ -10,28 +11,42 @@ impl Store {
         id: &str,
         name: &str,
         key_hash: &str,
+        scope: &str,
+        expires_at: Option<i64>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO admin_keys (id, name, key_hash, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO admin_keys (id, name, key_hash, created_at, scope, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(id)
         .bind(name)
         .bind(key_hash)
         .bind(now_ms)
+        .bind(scope)
+        .bind(expires_at)
         .execute(self.writer())
         .await
         .map_err(StoreError::from_insert)?;
         Ok(())
     }
 
-    /// The id of the live admin key with this hash.
-    pub async fn admin_key_by_hash(&self, key_hash: &str) -> Result<Option<String>, StoreError> {
-        let row =
-            sqlx::query("SELECT id FROM admin_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-                .bind(key_hash)
-                .fetch_optional(self.reader())
-                .await?;
+    /// The id of the key with this hash, if it is live at `now_ms` and has `scope`.
+    pub async fn admin_key_by_hash(
+        &self,
+        key_hash: &str,
+        scope: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id FROM admin_keys WHERE key_hash = $1 AND revoked_at IS NULL AND scope = $2 \
+             AND (expires_at IS NULL OR expires_at > $3)",
+        )
+        .bind(key_hash)
+        .bind(scope)
+        .bind(now_ms)
+        .fetch_optional(self.reader())
+        .await?;
         Ok(match row {
             Some(row) => Some(row.try_get("id")?),
             None => None,

@@ -38,7 +38,11 @@ fn from_row(row: &AnyRow) -> Result<HumanRecord, StoreError> {
 }
 
 impl Store {
-    pub async fn insert_human(&self, human: &HumanRecord) -> Result<(), StoreError> {
+    pub async fn insert_human(
+        &self,
+        tx: &mut Tx<'_>,
+        human: &HumanRecord,
+    ) -> Result<(), StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO humans ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ));
@@ -53,7 +57,7 @@ impl Store {
             .bind(&human.title)
             .bind(&human.role)
             .bind(&human.manager)
-            .execute(self.writer())
+            .execute(tx.conn())
             .await
             .map_err(StoreError::from_insert)?;
         self.directory_cache.humans.clear();
@@ -117,7 +121,11 @@ impl Store {
     }
 
     /// Changes the attributes policies read; false when no such human exists.
-    pub async fn update_human_profile(&self, h: &HumanRecord) -> Result<bool, StoreError> {
+    pub async fn update_human_profile(
+        &self,
+        tx: &mut Tx<'_>,
+        h: &HumanRecord,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE humans SET email = $2, name = $3, department = $4, title = $5, role = $6, \
              manager_subject = $7 WHERE subject = $1",
@@ -129,7 +137,7 @@ impl Store {
         .bind(&h.title)
         .bind(&h.role)
         .bind(&h.manager)
-        .execute(self.writer())
+        .execute(tx.conn())
         .await
         .map_err(StoreError::from_insert)?;
         self.directory_cache.humans.clear();
@@ -182,6 +190,7 @@ impl Store {
     /// Creates group `name`; `Conflict` when it exists.
     pub async fn insert_group(
         &self,
+        tx: &mut Tx<'_>,
         name: &str,
         display_name: &str,
         now_ms: i64,
@@ -190,9 +199,56 @@ impl Store {
             .bind(name)
             .bind(display_name)
             .bind(now_ms)
-            .execute(self.writer())
+            .execute(tx.conn())
             .await
             .map_err(StoreError::from_insert)?;
+        Ok(())
+    }
+
+    /// Renames group `name`'s display name; false when there is no such group.
+    pub async fn set_group_display_name(
+        &self,
+        tx: &mut Tx<'_>,
+        name: &str,
+        display_name: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE groups SET display_name = $1 WHERE name = $2")
+            .bind(display_name)
+            .bind(name)
+            .execute(tx.conn())
+            .await?;
+        self.directory_cache.groups.clear();
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes group `name` and its memberships; false when there was none.
+    pub async fn delete_group(&self, tx: &mut Tx<'_>, name: &str) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM group_members WHERE group_name = $1")
+            .bind(name)
+            .execute(tx.conn())
+            .await?;
+        let done = sqlx::query("DELETE FROM groups WHERE name = $1")
+            .bind(name)
+            .execute(tx.conn())
+            .await?;
+        self.directory_cache.groups.clear();
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Makes `subjects` exactly the members of group `name`.
+    pub async fn set_group_members(
+        &self,
+        tx: &mut Tx<'_>,
+        name: &str,
+        subjects: &[String],
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM group_members WHERE group_name = $1")
+            .bind(name)
+            .execute(tx.conn())
+            .await?;
+        for subject in subjects {
+            self.set_group_member(tx, name, subject, true).await?;
+        }
         Ok(())
     }
 
@@ -222,6 +278,7 @@ impl Store {
     /// group or human does not exist (adding) or was not a member (removing).
     pub async fn set_group_member(
         &self,
+        tx: &mut Tx<'_>,
         name: &str,
         subject: &str,
         member: bool,
@@ -236,7 +293,7 @@ impl Store {
         let done = sqlx::query(sql)
             .bind(name)
             .bind(subject)
-            .execute(self.writer())
+            .execute(tx.conn())
             .await?;
         self.directory_cache.groups.clear();
         if member && done.rows_affected() == 0 {
@@ -274,17 +331,21 @@ mod tests {
                 role: "buyer".into(),
                 manager: None,
             };
-            store.insert_human(&alice).await.unwrap();
+            let mut tx = store.begin().await.unwrap();
+            store.insert_human(&mut tx, &alice).await.unwrap();
+            tx.commit().await.unwrap();
             assert_eq!(store.human("alice").await.unwrap(), Some(alice.clone()));
             assert_eq!(
                 store.human_by_hint("alice@example.com").await.unwrap(),
                 Some(alice.clone())
             );
             assert_eq!(store.human_by_hint("bob").await.unwrap(), None);
+            let mut tx = store.begin().await.unwrap();
             assert!(matches!(
-                store.insert_human(&alice).await,
+                store.insert_human(&mut tx, &alice).await,
                 Err(StoreError::Conflict)
             ));
+            drop(tx);
             let mut tx = store.begin().await.unwrap();
             assert!(
                 store

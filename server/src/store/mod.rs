@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod policies;
 pub mod push_outbox;
 pub mod replay;
+pub mod scim;
 pub mod sessions;
 pub mod status_lists;
 pub mod tokens;
@@ -159,6 +160,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "policy",
         include_str!("../../../migrations/sqlite/0005_policy.sql"),
     ),
+    (
+        6,
+        "scim",
+        include_str!("../../../migrations/sqlite/0006_scim.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -185,6 +191,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "policy",
         include_str!("../../../migrations/postgres/0005_policy.sql"),
+    ),
+    (
+        6,
+        "scim",
+        include_str!("../../../migrations/postgres/0006_scim.sql"),
     ),
 ];
 

@@ -68,6 +68,9 @@ enum Command {
     /// Manage admin API keys.
     #[command(subcommand, name = "admin-key")]
     AdminKey(AdminKeyCommand),
+    /// Manage SCIM provisioning tokens (for the identity provider).
+    #[command(subcommand)]
+    ScimToken(ScimTokenCommand),
     /// Manage the server's signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -179,6 +182,23 @@ enum AdminKeyCommand {
     Create {
         #[arg(long, default_value = "admin")]
         name: String,
+        /// Days until the key stops working (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScimTokenCommand {
+    /// Create a bearer token for the identity provider's SCIM client; prints it once.
+    Create {
+        #[arg(long, default_value = "scim")]
+        name: String,
+        /// Days until the token stops working (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -226,6 +246,35 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// `admin-key create` and `scim-token create`.
+async fn create_key(
+    config: &Config,
+    scope: admin::Scope,
+    name: &str,
+    expires_in_days: Option<u32>,
+    json: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let expires_at = expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
+    let key = admin::create_key(&store, name, scope, expires_at, now).await?;
+    let value = serde_json::json!({
+        "id": key.id,
+        "name": name,
+        "scope": scope.as_str(),
+        "expires_at": expires_at,
+        "key": key.secret.expose(),
+    });
+    print(json, &value, || {
+        format!(
+            "{} key {} created:\n{}\n(shown once; use it as `Authorization: Bearer <key>`)",
+            scope.as_str(),
+            key.id,
+            key.secret.expose()
+        )
+    })
+}
+
 pub(crate) fn print<T: Serialize>(
     json: bool,
     value: &T,
@@ -268,18 +317,35 @@ async fn main() -> anyhow::Result<()> {
         Command::Agent(cmd) => agent_command(&open_store(&config).await?, cmd, now).await,
         Command::Group(cmd) => group_command(&open_store(&config).await?, cmd, now).await,
         Command::Policy(cmd) => policy_command(config, cmd).await,
-        Command::AdminKey(AdminKeyCommand::Create { name, out }) => {
-            let store = open_store(&config).await?;
-            let key = admin::create_key(&store, name, now).await?;
-            let value =
-                serde_json::json!({ "id": key.id, "name": name, "key": key.secret.expose() });
-            print(out.json, &value, || {
-                format!(
-                    "admin key {} created:\n{}\n(shown once; use it as `Authorization: Bearer <key>`)",
-                    key.id,
-                    key.secret.expose()
-                )
-            })
+        Command::AdminKey(AdminKeyCommand::Create {
+            name,
+            expires_in_days,
+            out,
+        }) => {
+            create_key(
+                &config,
+                admin::Scope::Admin,
+                name,
+                *expires_in_days,
+                out.json,
+                now,
+            )
+            .await
+        }
+        Command::ScimToken(ScimTokenCommand::Create {
+            name,
+            expires_in_days,
+            out,
+        }) => {
+            create_key(
+                &config,
+                admin::Scope::Scim,
+                name,
+                *expires_in_days,
+                out.json,
+                now,
+            )
+            .await
         }
         // Needs no database or keys: only the issuer's published JWKS and status lists.
         Command::Verify(args) => verify(args).await,

@@ -7,21 +7,26 @@ use crate::store::testing::each_backend;
 use crate::store::tokens::TokenGrant;
 
 pub(crate) async fn seed(store: &Store) {
+    let mut tx = store.begin().await.unwrap();
     store
-        .insert_human(&HumanRecord {
-            subject: "alice".into(),
-            email: "a@example.com".into(),
-            name: "Alice".into(),
-            active: true,
-            user_code_hash: None,
-            created_at: 0,
-            department: String::new(),
-            title: String::new(),
-            role: String::new(),
-            manager: None,
-        })
+        .insert_human(
+            &mut tx,
+            &HumanRecord {
+                subject: "alice".into(),
+                email: "a@example.com".into(),
+                name: "Alice".into(),
+                active: true,
+                user_code_hash: None,
+                created_at: 0,
+                department: String::new(),
+                title: String::new(),
+                role: String::new(),
+                manager: None,
+            },
+        )
         .await
         .unwrap();
+    tx.commit().await.unwrap();
     store
         .insert_client(&ClientRecord {
             client_id: "agent".into(),
