@@ -21,5 +21,6 @@ pub mod push;
 pub mod scim;
 pub mod secrets;
 pub mod server;
+pub mod signals;
 pub mod state;
 pub mod store;

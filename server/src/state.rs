@@ -34,6 +34,8 @@ pub struct AppState {
     pub push_wake: Arc<Notify>,
     /// The active policy, compiled, and the baselines it compares with.
     pub policy: Arc<crate::policy::service::PolicyEngine>,
+    /// Shared Signals transmitters' fetched keys.
+    pub signal_keys: Arc<crate::signals::keys::TransmitterKeys>,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
             rar_schemas: Arc::new(rar_schemas),
             outbox_wake: Arc::new(Notify::new()),
             status_allocator: Arc::default(),
+            signal_keys: Arc::default(),
         })
     }
 

@@ -14,6 +14,10 @@
 
 use countersign_tests::{Db, TestServer};
 
+/// Schemathesis cannot generate `application/secevent+jwt` bodies, so the SET receiver
+/// is left out; tests/tests/signals.rs covers its bad input.
+const SIGNALS: &str = "/ssf/events";
+
 /// The fixed seed, or `CS_SCHEMATHESIS_SEED` to explore.
 fn seed() -> String {
     std::env::var("CS_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261122".into())
@@ -54,7 +58,10 @@ async fn served_api_conforms_to_its_openapi_document() {
     // How many operations each run must exercise, from the document itself.
     let doc: serde_json::Value = s.get_json("/openapi.json").await;
     let (mut oauth, mut other) = (0, 0);
-    for item in doc["paths"].as_object().unwrap().values() {
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path == SIGNALS {
+            continue;
+        }
         for op in item.as_object().unwrap().values() {
             if op["tags"]
                 .as_array()
@@ -82,7 +89,12 @@ async fn served_api_conforms_to_its_openapi_document() {
     .await
     .unwrap();
     let bearer = format!("Authorization: Bearer {}", key.secret.expose());
-    let report = schemathesis(&s, &["-H", &bearer], &["--exclude-tag", "oauth"]).await;
+    let report = schemathesis(
+        &s,
+        &["-H", &bearer],
+        &["--exclude-tag", "oauth", "--exclude-path", SIGNALS],
+    )
+    .await;
     assert!(
         report.contains(&format!("Tested: {other}")),
         "every other operation must be exercised:\n{report}"

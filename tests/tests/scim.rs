@@ -10,13 +10,10 @@
 //! The checker needs Python with scim2-tester (`CS_SCIM_PYTHON`, else `python3`);
 //! `scripts/test.sh` installs it.
 
-use std::sync::Arc;
-
-use countersign_jose::SigningKeyPair;
+use countersign_tests::ghost::Ghost;
 use countersign_tests::scim::{ENTERPRISE, ERROR, GROUP, PATCH_OP, USER};
-use countersign_tests::{Agent, Db, TestServer, both_backends};
-use countersign_verifier::status::HttpStatusSource;
-use countersign_verifier::{Presentation, Rejection, Verifier};
+use countersign_tests::{Db, TestServer, both_backends};
+use countersign_verifier::Rejection;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -63,102 +60,6 @@ fn user(user_name: &str, email: &str) -> Value {
     })
 }
 
-const ORDER: &str = r#"[{"type":"purchase_order","vendor":"Acme","amount":120,"currency":"USD"}]"#;
-const TOOL_URL: &str = "https://tools.example.com/orders";
-
-/// An agent of `owner` holding a live credential (approved by `owner`) and a pending
-/// request, and a verifier whose status TTL is 1 s that has the credential's list cached.
-struct Ghost {
-    agent: Agent,
-    credential: String,
-    pending: String,
-    dpop: SigningKeyPair,
-    verifier: Arc<Verifier>,
-}
-
-async fn ghost(s: &TestServer, owner: &str) -> Ghost {
-    let agent = s.agent("procurement", owner, "private_key_jwt").await;
-    let dpop = SigningKeyPair::generate();
-    let tokens = s
-        .approved_tokens(
-            &agent,
-            owner,
-            &[("authorization_details", ORDER)],
-            Some(&dpop),
-        )
-        .await;
-    let verifier = Arc::new(
-        Verifier::builder()
-            .trust_issuer(s.issuer(), &s.jwks().await)
-            .status_source(HttpStatusSource::default())
-            .status_ttl(std::time::Duration::from_secs(1))
-            .build(),
-    );
-    let g = Ghost {
-        pending: s.start_request(&agent, owner).await,
-        credential: tokens["access_token"].as_str().unwrap().to_owned(),
-        agent,
-        dpop,
-        verifier,
-    };
-    assert!(
-        g.call(s, s.now_s()).await.is_ok(),
-        "valid, and its status list cached"
-    );
-    g
-}
-
-impl Ghost {
-    async fn call(&self, _s: &TestServer, now: i64) -> Result<(), Rejection> {
-        let proof =
-            countersign_tests::resource_proof(&self.dpop, "POST", TOOL_URL, &self.credential, now);
-        let (v, credential) = (self.verifier.clone(), self.credential.clone());
-        tokio::task::spawn_blocking(move || {
-            let arguments = json!({"vendor": "Acme", "amount": 120, "currency": "USD"});
-            v.verify_at(
-                &Presentation {
-                    token: &credential,
-                    dpop_proof: Some(&proof),
-                    method: "POST",
-                    url: TOOL_URL,
-                    action: Some("purchase_order"),
-                    arguments: Some(&arguments),
-                },
-                now,
-            )
-            .map(|_| ())
-        })
-        .await
-        .unwrap()
-    }
-
-    /// Within 1 s of the deprovisioning answer (the verifier's status TTL), the credential
-    /// is dead, the pending request over and the agent refused.
-    async fn assert_dead(&self, s: &TestServer) {
-        assert_eq!(self.call(s, s.now_s() + 2).await, Err(Rejection::Revoked));
-        let (_, body) = s.poll(&self.agent, &self.pending).await;
-        assert_eq!(body["error"], "unauthorized_client", "{body}");
-        let (_, body) = s
-            .bc_authorize(
-                &self.agent,
-                &[("scope", "openid"), ("login_hint", "alice@example.com")],
-            )
-            .await;
-        assert_eq!(body["error"], "unauthorized_client", "{body}");
-        let state = s.state();
-        let request = state
-            .store
-            .auth_request(&self.pending)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            request.status,
-            countersign_server::store::auth_requests::AuthRequestStatus::Denied
-        );
-    }
-}
-
 async fn okta_style_patch_deactivation_offboards_the_human(db: Db) {
     let s = TestServer::start(db).await;
     s.clock.follow_system_time();
@@ -166,7 +67,7 @@ async fn okta_style_patch_deactivation_offboards_the_human(db: Db) {
     let id = scim
         .create_user(user("alice@example.com", "alice@example.com"))
         .await;
-    let g = ghost(&s, "alice@example.com").await;
+    let g = Ghost::new(&s, "procurement", "alice@example.com").await;
     // Okta: no path, the attributes as the value.
     let patch = json!({
         "schemas": [PATCH_OP],
@@ -177,7 +78,7 @@ async fn okta_style_patch_deactivation_offboards_the_human(db: Db) {
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.body["active"], false);
-    g.assert_dead(&s).await;
+    g.assert_dead(&s, "alice@example.com").await;
     // Reactivation resurrects nothing.
     let patch = json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": true}}]});
     let a = scim
@@ -193,7 +94,7 @@ async fn okta_style_patch_deactivation_offboards_the_human(db: Db) {
             .unwrap()
             .active
     );
-    assert_eq!(g.call(&s, s.now_s() + 3).await, Err(Rejection::Revoked));
+    assert_eq!(g.call(s.now_s() + 3).await, Err(Rejection::Revoked));
     s.stop().await;
 }
 
@@ -204,7 +105,7 @@ async fn entra_style_patch_deactivation_offboards_the_human(db: Db) {
     let id = scim
         .create_user(user("alice@example.com", "alice@example.com"))
         .await;
-    let g = ghost(&s, "alice@example.com").await;
+    let g = Ghost::new(&s, "procurement", "alice@example.com").await;
     // Entra ID: capitalized op, a path, the boolean as a string.
     let patch = json!({
         "schemas": [PATCH_OP],
@@ -215,7 +116,7 @@ async fn entra_style_patch_deactivation_offboards_the_human(db: Db) {
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.body["active"], false);
-    g.assert_dead(&s).await;
+    g.assert_dead(&s, "alice@example.com").await;
     // Entra's other habits: a filtered e-mail path that creates its element, the
     // manager by id alone, an enterprise attribute by its full path.
     let boss = scim

@@ -33,6 +33,8 @@ pub mod kinds {
     pub const AGENT_RESUMED: &str = "agent.resumed";
     pub const REQUESTS_ENDED: &str = "requests.ended";
     pub const DEVICES_DISABLED: &str = "devices.disabled";
+    /// A Security Event Token from the identity provider, and what it did.
+    pub const SIGNAL_RECEIVED: &str = "signal.received";
 }
 
 /// What happened, before it is chained.

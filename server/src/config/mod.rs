@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod policy;
+mod signals;
 pub use policy::{ACTION_CLASSES, PolicyConfig, ToolConfig};
+pub use signals::{SignalsConfig, TransmitterConfig};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -46,6 +48,7 @@ pub struct Config {
     pub push: PushConfig,
     pub policy: PolicyConfig,
     pub audit: AuditConfig,
+    pub signals: SignalsConfig,
     /// RFC 9396 `authorization_details` types this deployment accepts, each with the JSON
     /// Schema its objects must satisfy.
     pub authorization_details_types: BTreeMap<String, serde_json::Value>,
@@ -299,6 +302,7 @@ impl Default for Config {
             push: PushConfig::default(),
             policy: PolicyConfig::default(),
             audit: AuditConfig::default(),
+            signals: SignalsConfig::default(),
             authorization_details_types: default_authorization_details_types(),
         }
     }
@@ -501,6 +505,7 @@ impl Config {
             }
         }
         self.policy.validate(&self.authorization_details_types)?;
+        self.signals.validate()?;
         if self.audit.checkpoint_interval_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "audit.checkpoint_interval_secs",

@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 
@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/humans/{subject}", patch(update_human))
         .route("/admin/v1/agents/{client_id}", patch(update_agent))
         .route("/admin/v1/agents", get(list_agents).post(add_agent))
+        .route("/admin/v1/scim-tokens", post(create_scim_token))
 }
 
 /// Proof that the request carried a live admin key; holds the key's id for logs.
@@ -194,4 +195,66 @@ pub(super) async fn update_agent(
     let agent = directory::update_agent(&state.store, &client_id, update).await?;
     tracing::info!(admin_key = %caller.0, %client_id, "agent updated");
     Ok(Json(agent))
+}
+
+/// A SCIM token to create.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewScimToken {
+    /// What it is for (e.g. the identity provider's name).
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    /// Days until it stops working; absent: never.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// A created SCIM token; `token` is shown this once.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct CreatedScimToken {
+    pub id: String,
+    pub name: String,
+    /// Unix milliseconds, if it expires.
+    pub expires_at: Option<i64>,
+    pub token: String,
+}
+
+/// Creates a bearer token for the identity provider's SCIM client (`/scim/v2`); it opens
+/// nothing else.
+#[utoipa::path(post, path = "/admin/v1/scim-tokens", tag = "admin", request_body = NewScimToken,
+    responses((status = 201, body = CreatedScimToken),
+        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
+    security(("admin_key" = [])))]
+pub(super) async fn create_scim_token(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiJson(new): ApiJson<NewScimToken>,
+) -> Result<Response, ProblemResponse> {
+    let name = new.name.trim();
+    let days = new.expires_in_days.unwrap_or(1);
+    if name.is_empty()
+        || name.chars().count() > 200
+        || name.contains(char::is_control)
+        || !(1..=3650).contains(&days)
+    {
+        return Err(ProblemResponse::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name must be 1-200 characters of text and expires_in_days 1-3650",
+        ));
+    }
+    let now = state.now_ms();
+    let expires_at = new.expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
+    let key = admin::create_key(&state.store, name, admin::Scope::Scim, expires_at, now).await?;
+    tracing::info!(admin_key = %caller.0, scim_token = %key.id, "SCIM token created");
+    Ok(created(CreatedScimToken {
+        id: key.id,
+        name: name.to_owned(),
+        expires_at,
+        token: key.secret.expose().to_owned(),
+    }))
 }

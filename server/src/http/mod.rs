@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod ops;
 pub mod peer;
 mod scim;
+mod signals;
 pub mod wallet;
 
 use axum::Router;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_policies::router())
         .merge(wallet::router())
         .merge(scim::router())
+        .merge(signals::router())
         .merge(ops::router());
     if state.config.dev_approvals {
         app = app.merge(dev::router());

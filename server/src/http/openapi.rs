@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     admin, admin_audit, admin_credentials, admin_devices, admin_groups, admin_offboarding,
-    admin_policies, decisions, dev, discovery, error, oauth, oauth_forms, ops, wallet,
+    admin_policies, decisions, dev, discovery, error, oauth, oauth_forms, ops, signals, wallet,
 };
 use crate::directory;
 
@@ -19,7 +19,7 @@ use crate::directory;
         oauth::bc_authorize, oauth::token, oauth::introspect, oauth::revoke, decisions::decide,
         discovery::discovery, discovery::jwks, discovery::did_document, discovery::status_list,
         admin::list_humans, admin::add_human, admin::list_agents, admin::add_agent,
-        admin::update_human, admin::update_agent,
+        admin::update_human, admin::update_agent, admin::create_scim_token,
         admin_offboarding::activate_human, admin_offboarding::deactivate_human,
         admin_offboarding::suspend_agent, admin_offboarding::resume_agent,
         admin_groups::list, admin_groups::add, admin_groups::add_member, admin_groups::remove_member,
@@ -30,6 +30,7 @@ use crate::directory;
         admin_devices::invite, admin_devices::list, admin_devices::remove,
         wallet::begin_enrollment, wallet::complete_enrollment, wallet::pending, wallet::display, wallet::decide, wallet::events,
         dev::approve, dev::deny,
+        signals::receive,
         ops::healthz, ops::readyz,
     ),
     components(schemas(oauth_forms::BackchannelAuthForm, oauth_forms::TokenRequestForm, oauth_forms::TokenForm,
@@ -37,7 +38,7 @@ use crate::directory;
         crate::policy::manage::PolicyVersion, crate::policy::manage::Validation, crate::policy::document::Problem,
         crate::policy::history::DryRunReport, crate::policy::history::ChangedDecision,
         admin_policies::NewPolicy, admin_policies::PolicySource, admin_policies::DryRunRequest,
-        directory::offboarding::Reason, directory::offboarding::Offboarded, directory::offboarding::Suspended,
+        admin::NewScimToken, admin::CreatedScimToken, directory::offboarding::Reason, directory::offboarding::Offboarded, directory::offboarding::Suspended,
         directory::HumanUpdate, directory::HumanProfile, directory::AgentProfile, directory::AgentUpdate, directory::Group, directory::NewGroup,
         countersign_shared::OAuthError, countersign_shared::OAuthErrorCode, countersign_shared::BackchannelAuthResponse,
         countersign_shared::TokenResponse, countersign_shared::discovery::ProviderMetadata, crate::credentials::Introspection,
@@ -49,12 +50,14 @@ use crate::directory;
         countersign_shared::approval::CompleteEnrollment, countersign_shared::approval::EnrolledDevice,
         countersign_shared::approval::PendingRequest, countersign_shared::approval::DisplayedRequest,
         countersign_shared::approval::DecisionRequest, countersign_shared::approval::DecisionRecorded,
-        directory::Human, directory::NewHuman, directory::Agent, directory::NewAgent, directory::CreatedAgent, error::Problem)),
+        directory::Human, directory::NewHuman, directory::Agent, directory::NewAgent, directory::CreatedAgent, error::Problem,
+        signals::SetErrorBody)),
     modifiers(&AdminKeyScheme),
     tags((name = "oauth", description = "OpenID CIBA, discovery, introspection, revocation; client authentication per RFC 6749 / RFC 7523"),
          (name = "admin", description = "Directory administration; bearer admin API key"),
          (name = "wallet", description = "The approver's wallet: enrollment, pending requests, signed request objects, decisions; every call after enrollment carries a DPoP proof by the device key"),
          (name = "dev", description = "Developer approvals; only with --dev-approvals on loopback"),
+         (name = "signals", description = "Shared Signals: Security Event Tokens pushed by the identity provider (RFC 8935)"),
          (name = "operations", description = "Health"))
 )]
 struct ApiDoc;

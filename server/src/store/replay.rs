@@ -2,7 +2,7 @@
 //! before. Kept in the database so every replica refuses a replay, until the identifier's
 //! own expiry.
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, Tx};
 
 impl Store {
     /// Records `jti` in `namespace`; returns false when it was already recorded.
@@ -20,6 +20,27 @@ impl Store {
         .bind(jti)
         .bind(expires_at_ms)
         .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// [`Self::remember_jti`] inside `tx` (so the identifier is spent only if what it
+    /// allowed commits).
+    pub async fn remember_jti_in(
+        &self,
+        tx: &mut Tx<'_>,
+        namespace: &str,
+        jti: &str,
+        expires_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO seen_jtis (namespace, jti, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (namespace, jti) DO NOTHING",
+        )
+        .bind(namespace)
+        .bind(jti)
+        .bind(expires_at_ms)
+        .execute(tx.conn())
         .await?;
         Ok(done.rows_affected() == 1)
     }

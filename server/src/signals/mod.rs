@@ -1,0 +1,260 @@
+//! Shared Signals receiver: Security Event Tokens (RFC 8417) pushed by the identity
+//! provider (RFC 8935). A SET is accepted only when signed by its configured
+//! transmitter's key, addressed to this server, recent, and new (`jti`); its events act
+//! on the human its subject names (RFC 9493 subject identifiers: `email`, `iss_sub`,
+//! `opaque`):
+//!
+//! - RISC `account-disabled` and `account-purged` offboard the human;
+//! - RISC `account-enabled` reactivates them (nothing offboarding ended comes back);
+//! - CAEP `session-revoked` revokes every credential the human approved;
+//! - CAEP `credential-change` and any other event are recorded in the trace only.
+//!
+//! The `jti` is remembered in the same transaction as the effects, so a SET acts once,
+//! even when retransmitted.
+
+pub mod keys;
+
+use serde_json::{Value, json};
+
+use crate::audit::{self, NewEvent, kinds};
+use crate::config::TransmitterConfig;
+use crate::directory::offboarding;
+use crate::state::AppState;
+use crate::store::tokens::TokenSelector;
+use crate::store::{StoreError, Tx};
+
+pub const ACCOUNT_DISABLED: &str =
+    "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
+pub const ACCOUNT_PURGED: &str =
+    "https://schemas.openid.net/secevent/risc/event-type/account-purged";
+pub const ACCOUNT_ENABLED: &str =
+    "https://schemas.openid.net/secevent/risc/event-type/account-enabled";
+pub const SESSION_REVOKED: &str =
+    "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
+pub const CREDENTIAL_CHANGE: &str =
+    "https://schemas.openid.net/secevent/caep/event-type/credential-change";
+
+/// How far a SET's `iat` may be ahead of this server's clock.
+const CLOCK_SKEW_SECS: i64 = 300;
+
+/// The errors RFC 8935 §2.3 defines (registered in its §7.1), with a description.
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidKey(String),
+    #[error("{0}")]
+    InvalidIssuer(String),
+    #[error("{0}")]
+    InvalidAudience(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SetError {
+    /// The `err` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) | Self::Store(_) => "invalid_request",
+            Self::InvalidKey(_) => "invalid_key",
+            Self::InvalidIssuer(_) => "invalid_issuer",
+            Self::InvalidAudience(_) => "invalid_audience",
+        }
+    }
+}
+
+impl From<crate::directory::DirectoryError> for SetError {
+    fn from(e: crate::directory::DirectoryError) -> Self {
+        match e {
+            crate::directory::DirectoryError::Store(s) => Self::Store(s),
+            other => Self::InvalidRequest(other.to_string()),
+        }
+    }
+}
+
+/// What a SET did, event by event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub jti: String,
+    /// `(event type, the human it acted on, what it did)`.
+    pub effects: Vec<(String, Option<String>, &'static str)>,
+}
+
+fn transmitter<'a>(state: &'a AppState, iss: &str) -> Option<&'a TransmitterConfig> {
+    state
+        .config
+        .signals
+        .transmitters
+        .iter()
+        .find(|t| t.issuer == iss)
+}
+
+/// Verifies `token` and acts on its events.
+pub async fn receive(state: &AppState, token: &str) -> Result<Received, SetError> {
+    let jws = countersign_jose::UnverifiedJws::parse(token.trim())
+        .map_err(|e| SetError::InvalidRequest(format!("not a signed SET: {e}")))?;
+    let typ_ok = jws.header.typ.as_deref().is_some_and(|t| {
+        let t = t.to_ascii_lowercase();
+        t == "secevent+jwt" || t == "application/secevent+jwt"
+    });
+    if !typ_ok {
+        return Err(SetError::InvalidRequest(
+            "the JWS typ must be secevent+jwt (RFC 8417 §2.3)".into(),
+        ));
+    }
+    let unverified: Value = jws
+        .insecure_claims()
+        .map_err(|e| SetError::InvalidRequest(e.to_string()))?;
+    let iss = unverified["iss"].as_str().unwrap_or_default().to_owned();
+    let Some(t) = transmitter(state, &iss) else {
+        return Err(SetError::InvalidIssuer(format!(
+            "no transmitter {iss:?} is configured"
+        )));
+    };
+    let set = keys::keys_of(state, t, jws.header.kid.as_deref()).await?;
+    let claims: Value = jws.verify_with_set(&set).map_err(|e| {
+        SetError::InvalidKey(format!(
+            "the signature does not verify with {iss}'s keys: {e}"
+        ))
+    })?;
+    let audience = t
+        .audience
+        .clone()
+        .unwrap_or_else(|| state.issuer.to_string());
+    let aud_ok = match &claims["aud"] {
+        Value::String(a) => *a == audience,
+        Value::Array(a) => a.iter().any(|v| v.as_str() == Some(audience.as_str())),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(SetError::InvalidAudience(format!(
+            "the SET is not addressed to {audience}"
+        )));
+    }
+    let now_s = state.now_ms() / 1000;
+    let max_age = i64::try_from(state.config.signals.max_age_secs()).unwrap_or(i64::MAX);
+    let iat = claims["iat"]
+        .as_i64()
+        .ok_or_else(|| SetError::InvalidRequest("iat is missing".into()))?;
+    if iat > now_s + CLOCK_SKEW_SECS || iat < now_s - max_age {
+        return Err(SetError::InvalidRequest(
+            "iat is outside the accepted window".into(),
+        ));
+    }
+    if claims["exp"].as_i64().is_some_and(|exp| exp <= now_s) {
+        return Err(SetError::InvalidRequest("the SET has expired".into()));
+    }
+    let jti = claims["jti"]
+        .as_str()
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or_else(|| SetError::InvalidRequest("jti is missing".into()))?
+        .to_owned();
+    let events = claims["events"]
+        .as_object()
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| SetError::InvalidRequest("events must be a non-empty object".into()))?;
+
+    let store = &state.store;
+    let mut tx = store.begin().await?;
+    let expires = (iat + max_age + CLOCK_SKEW_SECS) * 1000;
+    if !store
+        .remember_jti_in(&mut tx, &format!("set:{iss}"), &jti, expires)
+        .await?
+    {
+        return Err(SetError::InvalidRequest(format!(
+            "SET {jti:?} was already received"
+        )));
+    }
+    let actor = format!("ssf:{iss}");
+    let mut effects = Vec::new();
+    for (event_type, event) in events {
+        let subject = claims.get("sub_id").or_else(|| event.get("subject"));
+        let human = match subject {
+            Some(s) => keys::human_of(state, &iss, s).await?,
+            None => None,
+        };
+        let did = act(state, &mut tx, &actor, event_type, event, human.as_deref()).await?;
+        let detail = json!({ "jti": jti, "event": event_type, "subject": subject, "effect": did });
+        let target = human
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), |h| format!("human:{h}"));
+        let record = NewEvent {
+            actor: &actor,
+            kind: kinds::SIGNAL_RECEIVED,
+            subject: &target,
+            detail,
+        };
+        audit::record(store, &mut tx, state.now_ms(), record).await?;
+        effects.push((event_type.clone(), human, did));
+    }
+    tx.commit().await?;
+    store.forget_directory_cache();
+    tracing::info!(
+        iss,
+        jti,
+        events = effects.len(),
+        "security event token received"
+    );
+    Ok(Received { jti, effects })
+}
+
+async fn act(
+    state: &AppState,
+    tx: &mut Tx<'_>,
+    actor: &str,
+    event_type: &str,
+    event: &Value,
+    human: Option<&str>,
+) -> Result<&'static str, SetError> {
+    let Some(subject) = human else {
+        return Ok("no such human");
+    };
+    let store = &state.store;
+    let now = state.now_ms();
+    let active = store.human(subject).await?.is_some_and(|h| h.active);
+    let reason = |what: &str| {
+        let said = event["reason_admin"]["en"]
+            .as_str()
+            .or_else(|| event["reason"].as_str())
+            .unwrap_or("");
+        if said.is_empty() {
+            format!("identity provider signal: {what}")
+        } else {
+            format!("identity provider signal: {what} ({said})")
+        }
+    };
+    Ok(match event_type {
+        ACCOUNT_DISABLED | ACCOUNT_PURGED if active => {
+            let what = if event_type == ACCOUNT_DISABLED {
+                "account disabled"
+            } else {
+                "account purged"
+            };
+            offboarding::offboard_in(store, tx, now, subject, &reason(what), actor).await?;
+            "offboarded"
+        }
+        ACCOUNT_DISABLED | ACCOUNT_PURGED => "already inactive",
+        ACCOUNT_ENABLED if !active => {
+            offboarding::reactivate_in(store, tx, now, subject, actor).await?;
+            "reactivated"
+        }
+        ACCOUNT_ENABLED => "already active",
+        SESSION_REVOKED => {
+            let why = reason("sessions revoked");
+            let revoked = store
+                .revoke_tokens(tx, TokenSelector::Approver(subject), &why, now)
+                .await?;
+            let event = NewEvent {
+                actor,
+                kind: kinds::CREDENTIAL_REVOKED,
+                subject: &format!("human:{subject}"),
+                detail: json!({ "reason": why, "scope": "approved by the human", "credentials": revoked }),
+            };
+            audit::record(store, tx, now, event).await?;
+            "approved credentials revoked"
+        }
+        CREDENTIAL_CHANGE => "recorded",
+        _ => "not understood; recorded",
+    })
+}

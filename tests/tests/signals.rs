@@ -1,0 +1,247 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+//! Shared Signals, on both databases: a RISC `account-disabled` SET pushed by the
+//! configured transmitter (RFC 8935) offboards the human (the agent's credential dies for
+//! a verifier with a 1 s status TTL, its pending request ends, its next request is
+//! refused); `account-enabled` reactivates without resurrecting; CAEP `session-revoked`
+//! revokes what the human approved. Forged, misaddressed, stale, mistyped or replayed
+//! SETs each get RFC 8935's error and change nothing.
+
+use countersign_jose::{JwkSet, SigningKeyPair, random_b64url};
+use countersign_server::config::TransmitterConfig;
+use countersign_tests::ghost::Ghost;
+use countersign_tests::{Db, TestServer, both_backends};
+use countersign_verifier::Rejection;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+both_backends!(
+    a_risc_account_disabled_set_offboards_the_human,
+    bad_sets_get_the_rfc_8935_error_and_change_nothing
+);
+
+const IDP: &str = "https://idp.example.com";
+const DISABLED: &str = "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
+const ENABLED: &str = "https://schemas.openid.net/secevent/risc/event-type/account-enabled";
+const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
+
+async fn server(db: Db, idp: &SigningKeyPair) -> TestServer {
+    let jwks = serde_json::to_string(&JwkSet {
+        keys: vec![idp.public_jwk()],
+    })
+    .unwrap();
+    let s = TestServer::start_with(db, move |c| {
+        c.signals.transmitters = vec![TransmitterConfig {
+            issuer: IDP.into(),
+            jwks_uri: None,
+            jwks: Some(jwks),
+            audience: None,
+        }];
+    })
+    .await;
+    s.clock.follow_system_time();
+    s
+}
+
+fn claims(s: &TestServer, event: &str, subject: Value) -> Value {
+    json!({
+        "iss": IDP,
+        "aud": s.issuer(),
+        "iat": s.now_s(),
+        "jti": random_b64url(12),
+        "sub_id": subject,
+        "events": { event: {"reason_admin": {"en": "terminated"}} }
+    })
+}
+
+fn email(address: &str) -> Value {
+    json!({"format": "email", "email": address})
+}
+
+async fn push(s: &TestServer, set: &str, content_type: &str) -> (StatusCode, Value) {
+    let resp = s
+        .http
+        .post(s.url("/ssf/events"))
+        .header("content-type", content_type)
+        .body(set.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn push_set(s: &TestServer, set: &str) -> (StatusCode, Value) {
+    push(s, set, "application/secevent+jwt").await
+}
+
+async fn a_risc_account_disabled_set_offboards_the_human(db: Db) {
+    let idp = SigningKeyPair::generate();
+    let s = server(db, &idp).await;
+    s.human("alice").await;
+    s.human("bob").await;
+    let alice = Ghost::new(&s, "procurement", "alice").await;
+    let bob = Ghost::new(&s, "travel", "bob").await;
+
+    let set = idp
+        .sign(
+            "secevent+jwt",
+            &claims(&s, DISABLED, email("alice@example.com")),
+        )
+        .unwrap();
+    let (status, body) = push_set(&s, &set).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    alice.assert_dead(&s, "alice").await;
+    bob.assert_alive(&s).await;
+    let (status, body) = push_set(&s, &set).await;
+    assert_eq!(
+        (status, body["err"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "a replay"
+    );
+
+    // Re-enabled: active again, nothing resurrected.
+    let opaque = json!({"format": "opaque", "id": "alice"});
+    let set = idp
+        .sign("secevent+jwt", &claims(&s, ENABLED, opaque))
+        .unwrap();
+    assert_eq!(push_set(&s, &set).await.0, StatusCode::ACCEPTED);
+    assert!(
+        s.state()
+            .store
+            .human("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .active
+    );
+    assert_eq!(alice.call(s.now_s() + 3).await, Err(Rejection::Revoked));
+
+    // Sessions revoked: what bob approved dies; bob stays active.
+    let iss_sub = json!({"format": "iss_sub", "iss": IDP, "sub": "bob"});
+    let set = idp
+        .sign("secevent+jwt", &claims(&s, SESSION_REVOKED, iss_sub))
+        .unwrap();
+    assert_eq!(push_set(&s, &set).await.0, StatusCode::ACCEPTED);
+    assert_eq!(bob.call(s.now_s() + 4).await, Err(Rejection::Revoked));
+    assert!(s.state().store.human("bob").await.unwrap().unwrap().active);
+
+    let admin = s.admin_api().await;
+    let (_, events) = admin
+        .call(reqwest::Method::GET, "/admin/v1/audit?limit=200", None)
+        .await;
+    let signals = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "signal.received")
+        .count();
+    assert_eq!(signals, 3, "{events}");
+    s.stop().await;
+}
+
+async fn bad_sets_get_the_rfc_8935_error_and_change_nothing(db: Db) {
+    let idp = SigningKeyPair::generate();
+    let s = server(db, &idp).await;
+    s.human("alice").await;
+    let alice = Ghost::new(&s, "procurement", "alice").await;
+    let who = email("alice@example.com");
+    let forger = SigningKeyPair::generate();
+    let mut wrong_iss = claims(&s, DISABLED, who.clone());
+    wrong_iss["iss"] = json!("https://evil.example");
+    let mut wrong_aud = claims(&s, DISABLED, who.clone());
+    wrong_aud["aud"] = json!("https://someone-else.example");
+    let mut stale = claims(&s, DISABLED, who.clone());
+    stale["iat"] = json!(s.now_s() - 3 * 24 * 3600);
+    let mut no_jti = claims(&s, DISABLED, who.clone());
+    no_jti.as_object_mut().unwrap().remove("jti");
+    let mut no_events = claims(&s, DISABLED, who.clone());
+    no_events["events"] = json!({});
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            forger
+                .sign("secevent+jwt", &claims(&s, DISABLED, who.clone()))
+                .unwrap(),
+            "application/secevent+jwt",
+            "invalid_key",
+        ),
+        (
+            idp.sign("secevent+jwt", &wrong_iss).unwrap(),
+            "application/secevent+jwt",
+            "invalid_issuer",
+        ),
+        (
+            idp.sign("secevent+jwt", &wrong_aud).unwrap(),
+            "application/secevent+jwt",
+            "invalid_audience",
+        ),
+        (
+            idp.sign("secevent+jwt", &stale).unwrap(),
+            "application/secevent+jwt",
+            "invalid_request",
+        ),
+        (
+            idp.sign("secevent+jwt", &no_jti).unwrap(),
+            "application/secevent+jwt",
+            "invalid_request",
+        ),
+        (
+            idp.sign("secevent+jwt", &no_events).unwrap(),
+            "application/secevent+jwt",
+            "invalid_request",
+        ),
+        // An access token is not a SET, even when signed by the right key.
+        (
+            idp.sign("JWT", &claims(&s, DISABLED, who.clone())).unwrap(),
+            "application/secevent+jwt",
+            "invalid_request",
+        ),
+        (
+            idp.sign("secevent+jwt", &claims(&s, DISABLED, who.clone()))
+                .unwrap(),
+            "application/json",
+            "invalid_request",
+        ),
+        (
+            "not.a.jws".into(),
+            "application/secevent+jwt",
+            "invalid_request",
+        ),
+        (
+            countersign_tests::unsigned_jwt(
+                json!({"alg": "none", "typ": "secevent+jwt"}),
+                claims(&s, DISABLED, who.clone()),
+            ),
+            "application/secevent+jwt",
+            "invalid_request",
+        ),
+    ];
+    for (set, content_type, err) in cases {
+        let (status, body) = push(&s, &set, content_type).await;
+        assert_eq!(
+            (status, body["err"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(err)),
+            "{body}"
+        );
+        assert!(body["description"].is_string());
+    }
+    // An unknown subject is accepted (the transmitter did nothing wrong) and acts on no one.
+    let set = idp
+        .sign(
+            "secevent+jwt",
+            &claims(&s, DISABLED, email("nobody@example.com")),
+        )
+        .unwrap();
+    assert_eq!(push_set(&s, &set).await.0, StatusCode::ACCEPTED);
+    alice.assert_alive(&s).await;
+    assert!(
+        s.state()
+            .store
+            .human("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .active
+    );
+    s.stop().await;
+}
