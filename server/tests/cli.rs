@@ -157,7 +157,7 @@ fn ids_starting_with_a_hyphen_are_ids() {
         "{err}"
     );
     let out = countersign(dir.path())
-        .args(["agent", "disable", "-agent"])
+        .args(["agent", "resume", "-agent"])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("agent \"-agent\" not found"));

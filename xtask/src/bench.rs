@@ -11,6 +11,7 @@ use clap::Args;
 
 use crate::approval::{self, ApprovalReport};
 use crate::loadgen::{self, LoadArgs, Report, Scenario};
+use crate::offboard_bench::{self, OffboardReport};
 use crate::push_bench::{self, PushReport};
 use countersign_jose::SigningKeyPair;
 use countersign_tests::fakes::apns::FakeApns;
@@ -42,6 +43,12 @@ pub struct BenchArgs {
     /// Approval round trips measured per backend (after 20 warm-up ones).
     #[arg(long, default_value_t = 500)]
     approvals: usize,
+    /// Agents of the human offboarded in the offboarding scenario...
+    #[arg(long, default_value_t = 100)]
+    offboard_agents: usize,
+    /// ...and live credentials each of them holds.
+    #[arg(long, default_value_t = 100)]
+    offboard_credentials_per_agent: usize,
 }
 
 const START: &str = "<!-- bench:ciba:start -->";
@@ -50,6 +57,8 @@ const PUSH_START: &str = "<!-- bench:push:start -->";
 const PUSH_END: &str = "<!-- bench:push:end -->";
 const APPROVAL_START: &str = "<!-- bench:approval:start -->";
 const APPROVAL_END: &str = "<!-- bench:approval:end -->";
+const OFFBOARD_START: &str = "<!-- bench:offboard:start -->";
+const OFFBOARD_END: &str = "<!-- bench:offboard:end -->";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -102,7 +111,7 @@ async fn bench_backend(
     name: &str,
     database_url: &str,
     dir: &Path,
-) -> anyhow::Result<(Vec<Report>, ApprovalReport, PushReport)> {
+) -> anyhow::Result<(Vec<Report>, ApprovalReport, PushReport, Option<OffboardReport>)> {
     // A local APNs, trusted through its test CA, for the push scenario.
     let apns_key = SigningKeyPair::generate();
     let apns = FakeApns::start(
@@ -276,7 +285,30 @@ async fn bench_backend(
         tokio::time::sleep(Duration::from_millis(1500)).await;
         reports.push(load(Scenario::Decision).await?);
     }
-    Ok((reports, approvals, push))
+    // Offboarding last: it needs the procurement policy (its $120 orders are allowed at
+    // once) and suspends the fleet it creates.
+    let offboard = if args.push_only {
+        None
+    } else {
+        let key: serde_json::Value =
+            serde_json::from_str(&run_ok(&mut cli(&["admin-key", "create", "--json"]))?)?;
+        let key = key["key"].as_str().context("no admin key")?.to_owned();
+        eprintln!(
+            "bench: {name} offboarding a human with {} agents x {} credentials",
+            args.offboard_agents, args.offboard_credentials_per_agent
+        );
+        let report = offboard_bench::run(
+            &base,
+            &key,
+            args.offboard_agents,
+            args.offboard_credentials_per_agent,
+            args.concurrency,
+        )
+        .await?;
+        eprintln!("bench: {}", serde_json::to_string(&report)?);
+        Some(report)
+    };
+    Ok((reports, approvals, push, offboard))
 }
 
 fn machine() -> String {
@@ -361,7 +393,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     ));
     std::fs::create_dir_all(&dir)?;
     let sqlite = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
-    let (reports, approvals, push) = bench_backend(&args, "SQLite", &sqlite, &dir).await?;
+    let mut offboard_rows = Vec::new();
+    let (reports, approvals, push, offboard) =
+        bench_backend(&args, "SQLite", &sqlite, &dir).await?;
+    offboard_rows.extend(offboard.map(|r| ("SQLite (WAL, file)", r)));
     for r in reports {
         rows.push(("SQLite (WAL, file)", r));
     }
@@ -382,7 +417,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         &args.postgres_url,
         &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
     )?;
-    let (reports, approvals, push) = result?;
+    let (reports, approvals, push, offboard) = result?;
+    offboard_rows.extend(offboard.map(|r| ("PostgreSQL (local)", r)));
     for r in reports {
         rows.push(("PostgreSQL (local)", r));
     }
@@ -402,6 +438,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let updated = replace_between(&updated, APPROVAL_START, APPROVAL_END, &approvals);
     let pushes = render_push(&args, &push_rows);
     let updated = replace_between(&updated, PUSH_START, PUSH_END, &pushes);
+    let offboards = render_offboard(&args, &offboard_rows);
+    let updated = replace_between(&updated, OFFBOARD_START, OFFBOARD_END, &offboards);
     std::fs::write(&path, updated)?;
     println!("{table}\n\n{approvals}");
     Ok(())
@@ -458,5 +496,24 @@ fn render_approvals(args: &BenchArgs, rows: &[(&str, ApprovalReport)]) -> String
         ));
     }
     out.push_str(APPROVAL_END);
+    out
+}
+
+fn render_offboard(args: &BenchArgs, rows: &[(&str, OffboardReport)]) -> String {
+    let mut out = format!(
+        "{OFFBOARD_START}\nMeasured {} on {}.\n\nCommand: `cargo xtask bench --offboard-agents {} --offboard-credentials-per-agent {}`\n\n\
+         | storage | agents | live credentials | revoked | deactivation answered ms | verifier refuses ms |\n|---|---:|---:|---:|---:|---:|\n",
+        run_date(),
+        machine(),
+        args.offboard_agents,
+        args.offboard_credentials_per_agent
+    );
+    for (storage, r) in rows {
+        out.push_str(&format!(
+            "| {storage} | {} | {} | {} | {:.1} | {:.1} |\n",
+            r.agents, r.credentials, r.revoked, r.revoke_ms, r.visible_ms
+        ));
+    }
+    out.push_str(OFFBOARD_END);
     out
 }

@@ -5,6 +5,7 @@
 mod approval;
 mod bench;
 mod loadgen;
+mod offboard_bench;
 mod push_bench;
 
 use clap::{Parser, Subcommand};
