@@ -13,6 +13,9 @@ use crate::oidc::keys::{KeyError, KeyRing};
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
+/// How long start-up waits for the live channel's LISTEN before serving anyway.
+const LISTEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("database: {0}")]
@@ -117,14 +120,29 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
     let (shutdown, rx) = watch::channel(false);
     let worker = tokio::spawn(crate::ciba::notify::run_worker(state.clone(), rx.clone()));
     let push_worker = tokio::spawn(crate::push::worker::run(state.clone(), rx.clone()));
+    let (listening_tx, mut listening_rx) = watch::channel(false);
     let live_listener = tokio::spawn({
         let (store, hub, rx) = (state.store.clone(), state.live.clone(), rx.clone());
+        let resync = hub.clone();
         async move {
+            let listening = move || {
+                resync.resync_all();
+                let _ = listening_tx.send(true);
+            };
             store
-                .listen_live(move |payload| hub.publish_notified(payload), rx)
+                .listen_live(move |payload| hub.publish_notified(payload), listening, rx)
                 .await;
         }
     });
+    // A replica that serves wallets before it LISTENs would not wake them for requests
+    // created elsewhere; wait (briefly: the listener keeps retrying, and subscribers are
+    // told to resync once it is in place).
+    if tokio::time::timeout(LISTEN_WAIT, listening_rx.wait_for(|ready| *ready))
+        .await
+        .is_err()
+    {
+        tracing::warn!("the live channel listener is not connected yet; serving anyway");
+    }
     let housekeeping = tokio::spawn(crate::housekeeping::run(state.clone(), rx.clone()));
     let policy_refresh = tokio::spawn(crate::housekeeping::refresh_policy(
         state.clone(),

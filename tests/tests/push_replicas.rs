@@ -116,9 +116,17 @@ async fn replicas_send_each_alert_once_and_wake_live_subscribers_everywhere() {
     while heard.len() < ids.len() {
         let line = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
             .await
-            .expect("live events")
+            .unwrap_or_else(|_| {
+                panic!(
+                    "B's subscriber heard {} of {} requests: {heard:?}",
+                    heard.len(),
+                    ids.len()
+                )
+            })
             .unwrap();
         if let Some(name) = line.strip_prefix("event: ") {
+            // A resync means B's listener missed NOTIFYs, which nothing here provokes.
+            assert_ne!(name, "resync", "after {heard:?}");
             event = name.to_owned();
         } else if let Some(data) = line.strip_prefix("data: ").filter(|_| event == "request") {
             let event: serde_json::Value = serde_json::from_str(data).unwrap();

@@ -174,6 +174,7 @@ pub(super) async fn events(
     State(state): State<AppState>,
     WalletDevice(device): WalletDevice,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    use crate::push::live::LiveMessage;
     use futures_util::StreamExt as _;
     use tokio::sync::broadcast::error::RecvError;
     let receiver = state.live.subscribe(&device.subject);
@@ -182,10 +183,12 @@ pub(super) async fn events(
         .data(serde_json::json!({ "device_id": device.id }).to_string());
     let updates = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let event = match receiver.recv().await {
-            Ok(e) => Event::default().event("request").data(
+            Ok(LiveMessage::Request(e)) => Event::default().event("request").data(
                 serde_json::json!({ "request_id": e.request_id, "server": e.server }).to_string(),
             ),
-            Err(RecvError::Lagged(_)) => Event::default().event("resync").data("{}"),
+            Ok(LiveMessage::Resync) | Err(RecvError::Lagged(_)) => {
+                Event::default().event("resync").data("{}")
+            }
             Err(RecvError::Closed) => return None,
         };
         Some((Ok(event), receiver))

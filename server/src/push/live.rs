@@ -23,16 +23,25 @@ pub struct LiveEvent {
     pub server: String,
 }
 
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveMessage {
+    Request(LiveEvent),
+    /// Events may have been missed (this replica's PostgreSQL listener was reconnected):
+    /// the wallet lists its pending requests again.
+    Resync,
+}
+
 /// The live subscribers of this process, by human.
 #[derive(Default)]
 pub struct LiveHub {
-    channels: Mutex<HashMap<String, broadcast::Sender<LiveEvent>>>,
+    channels: Mutex<HashMap<String, broadcast::Sender<LiveMessage>>>,
     /// Set at shutdown: new subscriptions end at once.
     closed: std::sync::atomic::AtomicBool,
 }
 
 impl LiveHub {
-    pub fn subscribe(&self, subject: &str) -> broadcast::Receiver<LiveEvent> {
+    pub fn subscribe(&self, subject: &str) -> broadcast::Receiver<LiveMessage> {
         let mut channels = match self.channels.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
@@ -55,10 +64,21 @@ impl LiveHub {
         };
         if let Some(sender) = channels.get(&event.subject) {
             let subject = event.subject.clone();
-            if sender.send(event).is_err() {
+            if sender.send(LiveMessage::Request(event)).is_err() {
                 channels.remove(&subject);
             }
         }
+    }
+
+    /// Tells every subscriber to list its pending requests again: called whenever this
+    /// replica's listener has (re)started LISTENing, as NOTIFYs sent while it was not
+    /// connected are lost.
+    pub fn resync_all(&self) {
+        let mut channels = match self.channels.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        channels.retain(|_, sender| sender.send(LiveMessage::Resync).is_ok());
     }
 
     /// Ends every subscription (their streams close), so a graceful shutdown is not held
@@ -141,9 +161,18 @@ mod tests {
         hub.publish(event("alice", "r1"));
         hub.publish_notified(&serde_json::to_string(&event("bob", "r2")).unwrap());
         hub.publish_notified("not json");
-        assert_eq!(alice.recv().await.unwrap().request_id, "r1");
-        assert_eq!(bob.recv().await.unwrap().request_id, "r2");
+        assert_eq!(
+            alice.recv().await.unwrap(),
+            LiveMessage::Request(event("alice", "r1"))
+        );
+        assert_eq!(
+            bob.recv().await.unwrap(),
+            LiveMessage::Request(event("bob", "r2"))
+        );
         assert!(alice.try_recv().is_err());
+        hub.resync_all();
+        assert_eq!(alice.recv().await.unwrap(), LiveMessage::Resync);
+        assert_eq!(bob.recv().await.unwrap(), LiveMessage::Resync);
         drop(alice);
         hub.publish(event("alice", "r3"));
         assert!(

@@ -22,30 +22,43 @@ impl Store {
     }
 
     /// Passes every payload NOTIFYed on [`LIVE_CHANNEL`] to `deliver` until `shutdown`,
-    /// reconnecting after errors. Returns at once on SQLite.
+    /// reconnecting after errors. `listening` is called each time the LISTEN is in place
+    /// (first and after every reconnect, when notifications may have been missed). On
+    /// SQLite it is called once and this returns.
     pub async fn listen_live(
         &self,
         deliver: impl Fn(&str) + Send + 'static,
+        listening: impl Fn() + Send + 'static,
         mut shutdown: watch::Receiver<bool>,
     ) {
         if self.backend != Backend::Postgres {
+            listening();
             return;
         }
         loop {
             match sqlx::postgres::PgListener::connect(&self.url).await {
                 Ok(mut listener) => match listener.listen(LIVE_CHANNEL).await {
-                    Ok(()) => loop {
-                        tokio::select! {
-                            message = listener.recv() => match message {
-                                Ok(n) => deliver(n.payload()),
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "live channel listener lost its connection; reconnecting");
-                                    break;
-                                }
-                            },
-                            _ = shutdown.changed() => return,
+                    Ok(()) => {
+                        listening();
+                        loop {
+                            tokio::select! {
+                                // `try_recv` (not `recv`) so that a reconnection, which
+                                // loses whatever was NOTIFYed meanwhile, is seen.
+                                message = listener.try_recv() => match message {
+                                    Ok(Some(n)) => deliver(n.payload()),
+                                    Ok(None) => {
+                                        tracing::warn!("live channel listener reconnected; subscribers resync");
+                                        listening();
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "live channel listener lost its connection; reconnecting");
+                                        break;
+                                    }
+                                },
+                                _ = shutdown.changed() => return,
+                            }
                         }
-                    },
+                    }
                     Err(e) => tracing::warn!(error = %e, "LISTEN failed; retrying"),
                 },
                 Err(e) => {
