@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 
 both_backends!(
     offboarding_the_owner_ends_everything_that_rests_on_them,
-    the_kill_switch_stops_one_agent_until_resumed
+    the_kill_switch_stops_one_agent_until_resumed,
+    agents_go_to_the_manager_when_configured_and_reassignment_is_audited
 );
 
 const TOOL_URL: &str = "https://tools.example.com/orders";
@@ -310,5 +311,103 @@ async fn the_kill_switch_stops_one_agent_until_resumed(db: Db) {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+async fn agents_go_to_the_manager_when_configured_and_reassignment_is_audited(db: Db) {
+    let s = TestServer::start_with(db, |c| {
+        c.offboarding.agents = countersign_server::config::AgentFate::ReassignToManager;
+    })
+    .await;
+    s.clock.follow_system_time();
+    s.human("mgr").await;
+    s.human("bob").await;
+    s.human_with_manager("alice", "mgr").await;
+    let g = countersign_tests::ghost::Ghost::new(&s, "procurement", "alice").await;
+    let admin = s.admin_api().await;
+    let (status, done) = admin
+        .call(
+            Method::POST,
+            "/admin/v1/humans/alice/deactivate",
+            Some(json!({"reason": "left"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["reassigned_agents"], json!(["procurement"]));
+    assert_eq!(done["reassigned_to"], "mgr");
+    assert_eq!(done["suspended_agents"], json!([]));
+    // The credential alice approved dies all the same; the agent works on for its manager.
+    assert_eq!(g.call(s.now_s() + 2).await.unwrap_err(), Rejection::Revoked);
+    let (_, body) = s
+        .bc_authorize(&g.agent, &[("scope", "openid"), ("login_hint", "mgr")])
+        .await;
+    assert!(body["auth_req_id"].is_string(), "{body}");
+    assert!(
+        kinds_in_trail(&s)
+            .await
+            .iter()
+            .any(|k| k == "agents.reassigned")
+    );
+
+    // Explicit reassignment: to an active human only, audited.
+    let reassign = |owner: &str| json!({"owner": owner, "reason": "team change"});
+    let (status, _) = admin
+        .call(
+            Method::POST,
+            "/admin/v1/agents/procurement/reassign",
+            Some(reassign("bob")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.state()
+            .store
+            .client("procurement")
+            .await
+            .unwrap()
+            .unwrap()
+            .owner_subject,
+        "bob"
+    );
+    let (status, _) = admin
+        .call(
+            Method::POST,
+            "/admin/v1/agents/procurement/reassign",
+            Some(reassign("alice")),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "alice is inactive"
+    );
+    let (status, _) = admin
+        .call(
+            Method::POST,
+            "/admin/v1/agents/nobody/reassign",
+            Some(reassign("bob")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.state()
+            .store
+            .client("procurement")
+            .await
+            .unwrap()
+            .unwrap()
+            .owner_subject,
+        "bob"
+    );
+    let (_, events) = admin
+        .call(
+            Method::GET,
+            "/admin/v1/audit?subject=agent:procurement",
+            None,
+        )
+        .await;
+    assert_eq!(events[0]["kind"], "agent.reassigned", "{events}");
+    assert_eq!(events[0]["detail"]["from"], "mgr");
+    assert_eq!(events[0]["detail"]["to"], "bob");
     s.stop().await;
 }

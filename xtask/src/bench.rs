@@ -111,7 +111,12 @@ async fn bench_backend(
     name: &str,
     database_url: &str,
     dir: &Path,
-) -> anyhow::Result<(Vec<Report>, ApprovalReport, PushReport, Option<OffboardReport>)> {
+) -> anyhow::Result<(
+    Vec<Report>,
+    ApprovalReport,
+    PushReport,
+    Option<OffboardReport>,
+)> {
     // A local APNs, trusted through its test CA, for the push scenario.
     let apns_key = SigningKeyPair::generate();
     let apns = FakeApns::start(

@@ -29,7 +29,13 @@ pub struct OffboardReport {
 
 const ORDER: &str = r#"[{"type":"purchase_order","vendor":"Acme","amount":120,"currency":"USD"}]"#;
 
-async fn admin(http: &reqwest::Client, base: &str, key: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+async fn admin(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
     let resp = http
         .post(format!("{base}{path}"))
         .bearer_auth(key)
@@ -45,20 +51,34 @@ async fn admin(http: &reqwest::Client, base: &str, key: &str, path: &str, body: 
 }
 
 /// One credential for agent `id`: a $120 order the policy allows, then the token.
-async fn credential(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> anyhow::Result<String> {
+async fn credential(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    secret: &str,
+) -> anyhow::Result<String> {
     let started: Value = http
         .post(format!("{base}/bc-authorize"))
         .basic_auth(id, Some(secret))
-        .form(&[("scope", "openid"), ("login_hint", "owner"), ("authorization_details", ORDER)])
+        .form(&[
+            ("scope", "openid"),
+            ("login_hint", "owner"),
+            ("authorization_details", ORDER),
+        ])
         .send()
         .await?
         .json()
         .await?;
-    let req = started["auth_req_id"].as_str().with_context(|| format!("bc-authorize: {started}"))?;
+    let req = started["auth_req_id"]
+        .as_str()
+        .with_context(|| format!("bc-authorize: {started}"))?;
     let tokens: Value = http
         .post(format!("{base}/token"))
         .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "urn:openid:params:grant-type:ciba"), ("auth_req_id", req)])
+        .form(&[
+            ("grant_type", "urn:openid:params:grant-type:ciba"),
+            ("auth_req_id", req),
+        ])
         .send()
         .await?
         .json()
@@ -70,7 +90,11 @@ async fn credential(http: &reqwest::Client, base: &str, id: &str, secret: &str) 
 }
 
 /// Whether a verifier with no status cache refuses `credential` as revoked.
-async fn refused(issuer: &str, jwks: &countersign_jose::JwkSet, credential: &str) -> anyhow::Result<bool> {
+async fn refused(
+    issuer: &str,
+    jwks: &countersign_jose::JwkSet,
+    credential: &str,
+) -> anyhow::Result<bool> {
     let verifier = Verifier::builder()
         .trust_issuer(issuer, jwks)
         .status_source(HttpStatusSource::default())
@@ -103,7 +127,14 @@ pub async fn run(
     concurrency: usize,
 ) -> anyhow::Result<OffboardReport> {
     let http = reqwest::Client::new();
-    admin(&http, base, admin_key, "/admin/v1/humans", json!({"subject": "owner", "email": "owner@example.com", "name": "Owner"})).await?;
+    admin(
+        &http,
+        base,
+        admin_key,
+        "/admin/v1/humans",
+        json!({"subject": "owner", "email": "owner@example.com", "name": "Owner"}),
+    )
+    .await?;
     let mut fleet = Vec::with_capacity(agents);
     for i in 0..agents {
         let created = admin(
@@ -114,7 +145,10 @@ pub async fn run(
             json!({"client_id": format!("fleet-{i}"), "owner": "owner", "auth_method": "client_secret_basic"}),
         )
         .await?;
-        let secret = created["client_secret"].as_str().context("no client_secret")?.to_owned();
+        let secret = created["client_secret"]
+            .as_str()
+            .context("no client_secret")?
+            .to_owned();
         fleet.push((format!("fleet-{i}"), secret));
     }
     let fleet = Arc::new(fleet);
@@ -122,7 +156,8 @@ pub async fn run(
     let next = Arc::new(AtomicUsize::new(0));
     let seeded = Instant::now();
     let workers = (0..concurrency).map(|_| {
-        let (http, fleet, next, base) = (http.clone(), fleet.clone(), next.clone(), base.to_owned());
+        let (http, fleet, next, base) =
+            (http.clone(), fleet.clone(), next.clone(), base.to_owned());
         tokio::spawn(async move {
             let mut last = None;
             loop {
@@ -143,13 +178,25 @@ pub async fn run(
     }
     let sample = sample.context("no credential issued")?;
     let seed_secs = seeded.elapsed().as_secs_f64();
-    let jwks: countersign_jose::JwkSet = http.get(format!("{base}/jwks.json")).send().await?.json().await?;
+    let jwks: countersign_jose::JwkSet = http
+        .get(format!("{base}/jwks.json"))
+        .send()
+        .await?
+        .json()
+        .await?;
     if refused(base, &jwks, &sample).await? {
         bail!("the sample credential is refused before offboarding");
     }
 
     let t0 = Instant::now();
-    let done = admin(&http, base, admin_key, "/admin/v1/humans/owner/deactivate", json!({"reason": "benchmark"})).await?;
+    let done = admin(
+        &http,
+        base,
+        admin_key,
+        "/admin/v1/humans/owner/deactivate",
+        json!({"reason": "benchmark"}),
+    )
+    .await?;
     let revoke_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let revoked = done["revoked"].as_array().map_or(0, Vec::len);
     while !refused(base, &jwks, &sample).await? {

@@ -31,6 +31,9 @@ pub mod kinds {
     /// The kill switch.
     pub const AGENT_SUSPENDED: &str = "agent.suspended";
     pub const AGENT_RESUMED: &str = "agent.resumed";
+    pub const AGENT_REASSIGNED: &str = "agent.reassigned";
+    /// The agents of an offboarded human, handed to their manager.
+    pub const AGENTS_REASSIGNED: &str = "agents.reassigned";
     pub const REQUESTS_ENDED: &str = "requests.ended";
     pub const DEVICES_DISABLED: &str = "devices.disabled";
     /// A Security Event Token from the identity provider, and what it did.

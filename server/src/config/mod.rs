@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod offboarding;
 mod policy;
 mod signals;
+pub use offboarding::{AgentFate, OffboardingConfig};
 pub use policy::{ACTION_CLASSES, PolicyConfig, ToolConfig};
 pub use signals::{SignalsConfig, TransmitterConfig};
 
@@ -49,6 +51,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub audit: AuditConfig,
     pub signals: SignalsConfig,
+    pub offboarding: OffboardingConfig,
     /// RFC 9396 `authorization_details` types this deployment accepts, each with the JSON
     /// Schema its objects must satisfy.
     pub authorization_details_types: BTreeMap<String, serde_json::Value>,
@@ -303,6 +306,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             audit: AuditConfig::default(),
             signals: SignalsConfig::default(),
+            offboarding: OffboardingConfig::default(),
             authorization_details_types: default_authorization_details_types(),
         }
     }

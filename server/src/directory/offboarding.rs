@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::DirectoryError;
 use crate::audit::{self, NewEvent, kinds};
 use crate::ciba::notify::{self, Outcome};
+use crate::config::AgentFate;
 use crate::store::auth_requests::{AuthRequestRecord, PendingOf};
 use crate::store::tokens::TokenSelector;
 use crate::store::{Store, StoreError, Tx};
@@ -39,6 +40,10 @@ pub struct Offboarded {
     pub revoked: Vec<String>,
     /// The human's agents, now suspended (client ids).
     pub suspended_agents: Vec<String>,
+    /// The human's agents handed to their manager instead (`offboarding.agents =
+    /// "reassign_to_manager"`), and to whom.
+    pub reassigned_agents: Vec<String>,
+    pub reassigned_to: Option<String>,
     /// Pending requests ended (the agents' next poll gets `access_denied`).
     pub ended_requests: Vec<String>,
     /// The human's wallet devices, now disabled.
@@ -73,10 +78,11 @@ pub async fn offboard_human(
     subject: &str,
     reason: &str,
     actor: &str,
+    fate: AgentFate,
 ) -> Result<Offboarded, DirectoryError> {
     check_reason(reason)?;
     let mut tx = store.begin().await?;
-    let done = offboard_in(store, &mut tx, now_ms, subject, reason, actor).await?;
+    let done = offboard_in(store, &mut tx, now_ms, subject, reason, actor, fate).await?;
     tx.commit().await?;
     // A reader may have cached the old rows while the transaction ran.
     store.forget_directory_cache();
@@ -93,7 +99,11 @@ pub async fn offboard_in(
     subject: &str,
     reason: &str,
     actor: &str,
+    fate: AgentFate,
 ) -> Result<Offboarded, DirectoryError> {
+    let Some(human) = store.human_in(tx, subject).await? else {
+        return Err(DirectoryError::NotFound(format!("human {subject:?}")));
+    };
     if !store.set_human_active(tx, subject, false).await? {
         return Err(DirectoryError::NotFound(format!("human {subject:?}")));
     }
@@ -105,7 +115,23 @@ pub async fn offboard_in(
             .revoke_tokens(tx, TokenSelector::Approver(subject), reason, now_ms)
             .await?,
     );
-    let suspended_agents = store.suspend_clients_of(tx, subject).await?;
+    // Credentials are revoked first either way: the agents' standing ended with the
+    // owner's.
+    let heir = match (fate, &human.manager) {
+        (AgentFate::ReassignToManager, Some(m)) if m != subject => store
+            .human_in(tx, m)
+            .await?
+            .filter(|h| h.active)
+            .map(|h| h.subject),
+        _ => None,
+    };
+    let (suspended_agents, reassigned_agents) = match &heir {
+        Some(heir) => (
+            Vec::new(),
+            store.reassign_clients_of(tx, subject, heir).await?,
+        ),
+        None => (store.suspend_clients_of(tx, subject).await?, Vec::new()),
+    };
     let ended = store
         .end_pending(
             tx,
@@ -132,6 +158,10 @@ pub async fn offboard_in(
             json!({ "reason": reason, "agents": suspended_agents }),
         ),
         (
+            kinds::AGENTS_REASSIGNED,
+            json!({ "reason": reason, "agents": reassigned_agents, "to": heir }),
+        ),
+        (
             kinds::REQUESTS_ENDED,
             json!({ "reason": reason, "requests": ended_requests }),
         ),
@@ -141,6 +171,9 @@ pub async fn offboard_in(
         ),
     ];
     for (kind, detail) in trace {
+        if kind == kinds::AGENTS_REASSIGNED && reassigned_agents.is_empty() {
+            continue;
+        }
         let event = NewEvent {
             actor,
             kind,
@@ -163,6 +196,8 @@ pub async fn offboard_in(
         subject: subject.to_owned(),
         revoked,
         suspended_agents,
+        reassigned_agents,
+        reassigned_to: heir,
         ended_requests,
         disabled_devices,
     })
@@ -286,6 +321,46 @@ pub async fn resume_agent(
     audit::record(store, &mut tx, now_ms, event).await?;
     tx.commit().await?;
     // A reader may have cached the old rows while the transaction ran.
+    store.forget_directory_cache();
+    Ok(())
+}
+
+/// Hands agent `client_id` to `owner` (an active human), explicitly and audited. Its
+/// credentials stay as they are; a suspended agent stays suspended until resumed.
+pub async fn reassign_agent(
+    store: &Store,
+    now_ms: i64,
+    client_id: &str,
+    owner: &str,
+    reason: &str,
+    actor: &str,
+) -> Result<(), DirectoryError> {
+    check_reason(reason)?;
+    let client = store
+        .client(client_id)
+        .await?
+        .ok_or_else(|| DirectoryError::NotFound(format!("agent {client_id:?}")))?;
+    match store.human(owner).await? {
+        Some(h) if h.active => {}
+        Some(_) => return Err(DirectoryError::Invalid(format!("{owner:?} is not active"))),
+        None => {
+            return Err(DirectoryError::Invalid(format!(
+                "{owner:?} is not a registered human"
+            )));
+        }
+    }
+    let mut tx = store.begin().await?;
+    if !store.set_client_owner(&mut tx, client_id, owner).await? {
+        return Err(DirectoryError::NotFound(format!("agent {client_id:?}")));
+    }
+    let event = NewEvent {
+        actor,
+        kind: kinds::AGENT_REASSIGNED,
+        subject: &format!("agent:{client_id}"),
+        detail: json!({ "reason": reason, "from": client.owner_subject, "to": owner }),
+    };
+    audit::record(store, &mut tx, now_ms, event).await?;
+    tx.commit().await?;
     store.forget_directory_cache();
     Ok(())
 }

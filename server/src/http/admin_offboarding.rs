@@ -20,6 +20,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/v1/agents/{client_id}/suspend", post(suspend_agent))
         .route("/admin/v1/agents/{client_id}/resume", post(resume_agent))
+        .route(
+            "/admin/v1/agents/{client_id}/reassign",
+            post(reassign_agent),
+        )
 }
 
 fn actor(caller: &AdminCaller) -> String {
@@ -66,6 +70,7 @@ pub(super) async fn deactivate_human(
         &subject,
         &body.reason,
         &actor(&caller),
+        state.config.offboarding.agents,
     )
     .await?;
     state.outbox_wake.notify_one();
@@ -116,5 +121,46 @@ pub(super) async fn resume_agent(
     Path(client_id): Path<String>,
 ) -> Result<StatusCode, ProblemResponse> {
     offboarding::resume_agent(&state.store, state.now_ms(), &client_id, &actor(&caller)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new owner for an agent, and why.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reassignment {
+    /// The subject of an active human.
+    #[schema(min_length = 1, max_length = 128)]
+    pub owner: String,
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: String,
+}
+
+/// Hands the agent to another (active) human; recorded in the audit trail. A suspended
+/// agent stays suspended until resumed.
+#[utoipa::path(post, path = "/admin/v1/agents/{client_id}/reassign", tag = "admin", request_body = Reassignment,
+    params(("client_id" = String, Path)),
+    responses((status = 204),
+        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
+    security(("admin_key" = [])))]
+pub(super) async fn reassign_agent(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    ApiJson(body): ApiJson<Reassignment>,
+) -> Result<StatusCode, ProblemResponse> {
+    offboarding::reassign_agent(
+        &state.store,
+        state.now_ms(),
+        &client_id,
+        &body.owner,
+        &body.reason,
+        &actor(&caller),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -181,6 +181,7 @@ fn caller<'a>(state: &'a AppState, ctx: &'a Context) -> Caller<'a> {
         base: &ctx.base,
         now_ms: ctx.now_ms,
         actor: &ctx.actor,
+        fate: state.config.offboarding.agents,
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Caller<'a> {
     pub now_ms: i64,
     /// `scim-token:ID`.
     pub actor: &'a str,
+    /// What deprovisioning does with the human's agents.
+    pub fate: crate::config::AgentFate,
 }
 
 /// What the human's record takes from a User document.
@@ -246,6 +248,7 @@ async fn set_active(
                 subject,
                 DEPROVISIONED,
                 caller.actor,
+                caller.fate,
             )
             .await?;
         }
@@ -383,6 +386,7 @@ pub async fn delete(caller: Caller<'_>, id: &str, if_match: Option<&str>) -> Res
             &record.target,
             DEPROVISIONED,
             caller.actor,
+            caller.fate,
         )
         .await?;
     }

@@ -231,7 +231,8 @@ async fn act(
             } else {
                 "account purged"
             };
-            offboarding::offboard_in(store, tx, now, subject, &reason(what), actor).await?;
+            let fate = state.config.offboarding.agents;
+            offboarding::offboard_in(store, tx, now, subject, &reason(what), actor, fate).await?;
             "offboarded"
         }
         ACCOUNT_DISABLED | ACCOUNT_PURGED => "already inactive",

@@ -120,6 +120,45 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Makes `owner` the owner of `client_id`, inside `tx`; false when no such client.
+    pub async fn set_client_owner(
+        &self,
+        tx: &mut Tx<'_>,
+        client_id: &str,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE clients SET owner_subject = $1 WHERE client_id = $2")
+            .bind(owner)
+            .bind(client_id)
+            .execute(tx.conn())
+            .await?;
+        self.directory_cache.clients.clear();
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Hands every agent `from` owns to `to`, inside `tx`; returns their ids.
+    pub async fn reassign_clients_of(
+        &self,
+        tx: &mut Tx<'_>,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE clients SET owner_subject = $1 WHERE owner_subject = $2 RETURNING client_id",
+        )
+        .bind(to)
+        .bind(from)
+        .fetch_all(tx.conn())
+        .await?;
+        self.directory_cache.clients.clear();
+        let mut ids = rows
+            .iter()
+            .map(|r| r.try_get("client_id"))
+            .collect::<Result<Vec<String>, _>>()?;
+        ids.sort();
+        Ok(ids)
+    }
+
     /// Suspends, inside `tx`, every enabled agent `owner` owns; returns their ids.
     pub async fn suspend_clients_of(
         &self,

@@ -68,6 +68,20 @@ impl Store {
         self.cached_human(true, subject).await
     }
 
+    /// `subject` as `tx` sees it (uncached: the transaction may have just written it).
+    pub async fn human_in(
+        &self,
+        tx: &mut Tx<'_>,
+        subject: &str,
+    ) -> Result<Option<HumanRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM humans WHERE subject = $1"));
+        let row = sqlx::query(sql)
+            .bind(subject)
+            .fetch_optional(tx.conn())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
     /// Resolves a CIBA `login_hint`: the subject, or else the e-mail address.
     pub async fn human_by_hint(&self, hint: &str) -> Result<Option<HumanRecord>, StoreError> {
         self.cached_human(false, hint).await

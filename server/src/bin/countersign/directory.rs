@@ -161,6 +161,17 @@ pub enum AgentCommand {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
+    /// Hand an agent to another (active) owner; recorded in the audit trail.
+    Reassign {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+        /// The new owner's subject.
+        #[arg(long)]
+        owner: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -195,7 +206,12 @@ pub enum GroupCommand {
     },
 }
 
-pub async fn human_command(store: &Store, cmd: &HumanCommand, now: i64) -> anyhow::Result<()> {
+pub async fn human_command(
+    store: &Store,
+    cmd: &HumanCommand,
+    now: i64,
+    offboarding_fate: countersign_server::config::AgentFate,
+) -> anyhow::Result<()> {
     match cmd {
         HumanCommand::Add {
             subject,
@@ -271,7 +287,9 @@ pub async fn human_command(store: &Store, cmd: &HumanCommand, now: i64) -> anyho
             reason,
             out,
         } => {
-            let done = offboarding::offboard_human(store, now, subject, reason, "cli").await?;
+            let fate = offboarding_fate;
+            let done =
+                offboarding::offboard_human(store, now, subject, reason, "cli", fate).await?;
             print(out.json, &done, || {
                 format!(
                     "human {subject} offboarded: {} credentials revoked, agents suspended: {}, \
@@ -401,6 +419,15 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
         AgentCommand::Resume { client_id } => {
             offboarding::resume_agent(store, now, client_id, "cli").await?;
             println!("agent {client_id} resumed");
+            Ok(())
+        }
+        AgentCommand::Reassign {
+            client_id,
+            owner,
+            reason,
+        } => {
+            offboarding::reassign_agent(store, now, client_id, owner, reason, "cli").await?;
+            println!("agent {client_id} now belongs to {owner}");
             Ok(())
         }
     }

@@ -313,7 +313,10 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied to {}", redact(&config.database_url));
             Ok(())
         }
-        Command::Human(cmd) => human_command(&open_store(&config).await?, cmd, now).await,
+        Command::Human(cmd) => {
+            let fate = config.offboarding.agents;
+            human_command(&open_store(&config).await?, cmd, now, fate).await
+        }
         Command::Agent(cmd) => agent_command(&open_store(&config).await?, cmd, now).await,
         Command::Group(cmd) => group_command(&open_store(&config).await?, cmd, now).await,
         Command::Policy(cmd) => policy_command(config, cmd).await,
