@@ -56,6 +56,8 @@ ensure_node_peers() {
   fi
   log "installing openid-client and jose (tests/interop/openid-client)"
   (cd tests/interop/openid-client && npm ci --no-audit --no-fund --loglevel=error)
+  log "installing oidc-provider (tests/interop/oidc-provider), the IdP for admin SSO tests"
+  (cd tests/interop/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
 }
 
 ensure_schemathesis() {

@@ -36,6 +36,8 @@ pub struct AppState {
     pub policy: Arc<crate::policy::service::PolicyEngine>,
     /// Shared Signals transmitters' fetched keys.
     pub signal_keys: Arc<crate::signals::keys::TransmitterKeys>,
+    /// The OpenID Connect relying party for admin single sign-on, when configured.
+    pub admin_sso: Option<Arc<crate::admin::sso::AdminSso>>,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
         )
         .map_err(|e| format!("wallet.rp_id: {e}"))?;
         let policy = crate::policy::service::PolicyEngine::new(&config)?;
+        let admin_sso = crate::admin::sso::AdminSso::new(&config.admin_sso, &issuer)?.map(Arc::new);
         let live = Arc::new(crate::push::live::LiveHub::default());
         let push =
             crate::push::Senders::from_config(&config, clock.clone(), live.clone(), store.clone())
@@ -77,6 +80,7 @@ impl AppState {
             outbox_wake: Arc::new(Notify::new()),
             status_allocator: Arc::default(),
             signal_keys: Arc::default(),
+            admin_sso,
         })
     }
 

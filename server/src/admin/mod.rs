@@ -2,6 +2,8 @@
 //! tokens (`countersign scim-token create`) for provisioning, presented as bearer tokens.
 //! A key works only for its own scope and until it expires.
 
+pub mod sso;
+
 use crate::secrets::{Secret, hash_secret};
 use crate::store::{Store, StoreError};
 

@@ -38,6 +38,8 @@ pub mod kinds {
     pub const DEVICES_DISABLED: &str = "devices.disabled";
     /// A Security Event Token from the identity provider, and what it did.
     pub const SIGNAL_RECEIVED: &str = "signal.received";
+    /// A human admin signed in through the IdP (single sign-on).
+    pub const ADMIN_SIGNED_IN: &str = "admin.signed_in";
 }
 
 /// What happened, before it is chained.

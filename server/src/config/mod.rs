@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod admin_sso;
 mod offboarding;
 mod policy;
 mod signals;
+pub use admin_sso::AdminSsoConfig;
 pub use offboarding::{AgentFate, OffboardingConfig};
 pub use policy::{ACTION_CLASSES, PolicyConfig, ToolConfig};
 pub use signals::{SignalsConfig, TransmitterConfig};
@@ -52,6 +54,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub signals: SignalsConfig,
     pub offboarding: OffboardingConfig,
+    pub admin_sso: AdminSsoConfig,
     /// RFC 9396 `authorization_details` types this deployment accepts, each with the JSON
     /// Schema its objects must satisfy.
     pub authorization_details_types: BTreeMap<String, serde_json::Value>,
@@ -307,6 +310,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             signals: SignalsConfig::default(),
             offboarding: OffboardingConfig::default(),
+            admin_sso: AdminSsoConfig::default(),
             authorization_details_types: default_authorization_details_types(),
         }
     }
@@ -510,6 +514,7 @@ impl Config {
         }
         self.policy.validate(&self.authorization_details_types)?;
         self.signals.validate()?;
+        self.admin_sso.validate()?;
         if self.audit.checkpoint_interval_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "audit.checkpoint_interval_secs",

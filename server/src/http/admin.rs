@@ -38,21 +38,54 @@ impl FromRequestParts<AppState> for AdminCaller {
         let unauthorized = || {
             ProblemResponse::new(
                 StatusCode::UNAUTHORIZED,
-                "a valid admin API key is required (Authorization: Bearer ...)",
+                "a valid admin API key (Authorization: Bearer ...) or admin session is required",
             )
         };
-        let presented = parts
+        let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, key)| key.trim())
-            .ok_or_else(unauthorized)?;
+            .map(|(_, key)| key.trim());
+        let presented = match bearer {
+            Some(key) => key,
+            None => {
+                let session =
+                    super::admin_sso::cookie(&parts.headers, super::admin_sso::SESSION_COOKIE)
+                        .ok_or_else(unauthorized)?;
+                // The cookie is SameSite=Strict; a browser that says where a changing
+                // request comes from must also say it comes from here.
+                let safe = matches!(
+                    parts.method,
+                    axum::http::Method::GET | axum::http::Method::HEAD
+                );
+                let origin = parts
+                    .headers
+                    .get(header::ORIGIN)
+                    .and_then(|v| v.to_str().ok());
+                if !safe && origin.is_some_and(|o| o != origin_of(&state.issuer)) {
+                    return Err(ProblemResponse::new(
+                        StatusCode::FORBIDDEN,
+                        "a cross-origin request may not use the admin session",
+                    ));
+                }
+                session
+            }
+        };
         let id = admin::verify_key(&state.store, presented, admin::Scope::Admin, state.now_ms())
             .await?
             .ok_or_else(unauthorized)?;
         Ok(AdminCaller(id))
+    }
+}
+
+/// `scheme://host[:port]` of `url` (what browsers send as `Origin`).
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
     }
 }
 

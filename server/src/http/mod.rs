@@ -8,6 +8,7 @@ mod admin_devices;
 mod admin_groups;
 mod admin_offboarding;
 mod admin_policies;
+mod admin_sso;
 pub mod decisions;
 pub mod dev;
 pub mod discovery;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_offboarding::router())
         .merge(admin_groups::router())
         .merge(admin_policies::router())
+        .merge(admin_sso::router())
         .merge(wallet::router())
         .merge(scim::router())
         .merge(signals::router())

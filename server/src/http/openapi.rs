@@ -8,7 +8,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     admin, admin_audit, admin_credentials, admin_devices, admin_groups, admin_offboarding,
-    admin_policies, decisions, dev, discovery, error, oauth, oauth_forms, ops, signals, wallet,
+    admin_policies, admin_sso, decisions, dev, discovery, error, oauth, oauth_forms, ops, signals,
+    wallet,
 };
 use crate::directory;
 
@@ -22,6 +23,7 @@ use crate::directory;
         admin::update_human, admin::update_agent, admin::create_scim_token,
         admin_offboarding::activate_human, admin_offboarding::deactivate_human,
         admin_offboarding::suspend_agent, admin_offboarding::resume_agent, admin_offboarding::reassign_agent,
+        admin_sso::login, admin_sso::callback, admin_sso::logout,
         admin_groups::list, admin_groups::add, admin_groups::add_member, admin_groups::remove_member,
         admin_policies::list, admin_policies::add, admin_policies::schema, admin_policies::validate,
         admin_policies::dry_run, admin_policies::rollback, admin_policies::show, admin_policies::activate,
@@ -38,7 +40,7 @@ use crate::directory;
         crate::policy::manage::PolicyVersion, crate::policy::manage::Validation, crate::policy::document::Problem,
         crate::policy::history::DryRunReport, crate::policy::history::ChangedDecision,
         admin_policies::NewPolicy, admin_policies::PolicySource, admin_policies::DryRunRequest,
-        admin::NewScimToken, admin::CreatedScimToken, directory::offboarding::Reason, admin_offboarding::Reassignment, directory::offboarding::Offboarded, directory::offboarding::Suspended,
+        admin::NewScimToken, admin::CreatedScimToken, directory::offboarding::Reason, admin_offboarding::Reassignment, admin_sso::SignedIn, directory::offboarding::Offboarded, directory::offboarding::Suspended,
         directory::HumanUpdate, directory::HumanProfile, directory::AgentProfile, directory::AgentUpdate, directory::Group, directory::NewGroup,
         countersign_shared::OAuthError, countersign_shared::OAuthErrorCode, countersign_shared::BackchannelAuthResponse,
         countersign_shared::TokenResponse, countersign_shared::discovery::ProviderMetadata, crate::credentials::Introspection,
@@ -57,6 +59,7 @@ use crate::directory;
          (name = "admin", description = "Directory administration; bearer admin API key"),
          (name = "wallet", description = "The approver's wallet: enrollment, pending requests, signed request objects, decisions; every call after enrollment carries a DPoP proof by the device key"),
          (name = "dev", description = "Developer approvals; only with --dev-approvals on loopback"),
+         (name = "admin-sso", description = "Single sign-on for human admins against the enterprise IdP (OpenID Connect, authorization code with PKCE); the session cookie works on every admin endpoint"),
          (name = "signals", description = "Shared Signals: Security Event Tokens pushed by the identity provider (RFC 8935)"),
          (name = "operations", description = "Health"))
 )]

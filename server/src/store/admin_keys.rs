@@ -52,4 +52,20 @@ impl Store {
             None => None,
         })
     }
+
+    /// Revokes the live key with this hash; false if there was none.
+    pub async fn revoke_admin_key_by_hash(
+        &self,
+        key_hash: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE admin_keys SET revoked_at = $2 WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .bind(now_ms)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }

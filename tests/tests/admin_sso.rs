@@ -1,0 +1,245 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+//! Admin single sign-on against an OpenID Provider nobody here wrote: panva's certified
+//! `oidc-provider`, started locally. The browser is a cookie-keeping HTTP client that
+//! follows each redirect by hand, so every hop is the real one.
+
+use countersign_tests::idp::{CLIENT_ID, TestIdp, free_port};
+use countersign_tests::{Db, TestServer, both_backends};
+use reqwest::{Method, StatusCode, header};
+use serde_json::{Value, json};
+
+both_backends!(
+    an_admin_signs_in_with_the_idp_and_the_session_works_until_sign_out,
+    sign_ins_that_must_not_open_a_session
+);
+
+const ADMIN: &str = "ada@example.com";
+
+struct Setup {
+    server: TestServer,
+    _idp: TestIdp,
+}
+
+async fn setup(db: Db) -> Setup {
+    let port = free_port();
+    let callback = format!("http://127.0.0.1:{port}/admin/sso/callback");
+    let idp = TestIdp::start(
+        &callback,
+        json!({
+            "u-ada": { "email": ADMIN, "email_verified": true },
+            "u-eve": { "email": "eve@example.com", "email_verified": true },
+            "u-mal": { "email": "ADA@example.com", "email_verified": false },
+        }),
+    )
+    .await;
+    let (issuer, secret) = (idp.issuer.clone(), idp.client_secret.clone());
+    let server = TestServer::start_with(db, move |c| {
+        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        c.admin_sso.issuer = Some(issuer);
+        c.admin_sso.client_id = CLIENT_ID.into();
+        c.admin_sso.client_secret = Some(secret);
+        c.admin_sso.admins = vec!["Ada@Example.com".into()];
+    })
+    .await;
+    server.clock.follow_system_time();
+    Setup { server, _idp: idp }
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Follows redirects from `url` until the IdP sends the browser back to Countersign's
+/// callback; returns that callback URL (not yet requested).
+async fn to_callback(browser: &reqwest::Client, s: &TestServer, url: String) -> String {
+    let callback = s.url("/admin/sso/callback");
+    let mut url = url;
+    for _ in 0..10 {
+        if url.starts_with(&callback) {
+            return url;
+        }
+        let resp = browser.get(&url).send().await.unwrap();
+        assert!(
+            resp.status().is_redirection(),
+            "{url}: {} {}",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        );
+        let location = resp.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        url = reqwest::Url::parse(&url)
+            .unwrap()
+            .join(&location)
+            .unwrap()
+            .to_string();
+    }
+    panic!("too many redirects, last {url}");
+}
+
+/// Starts a sign-in at Countersign as `who`; the IdP's authorize URL it redirects to.
+async fn start(browser: &reqwest::Client, s: &TestServer, who: &str) -> String {
+    let resp = browser
+        .get(s.url("/admin/sso/login"))
+        .query(&[("login_hint", who)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let location = resp.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        location.contains("code_challenge_method=S256"),
+        "{location}"
+    );
+    assert!(location.contains("nonce="), "{location}");
+    location
+}
+
+async fn sign_in(browser: &reqwest::Client, s: &TestServer, who: &str) -> (StatusCode, Value) {
+    let authorize = start(browser, s, who).await;
+    let callback = to_callback(browser, s, authorize).await;
+    let resp = browser.get(callback).send().await.unwrap();
+    (resp.status(), resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn list_humans(browser: &reqwest::Client, s: &TestServer) -> StatusCode {
+    browser
+        .get(s.url("/admin/v1/humans"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn an_admin_signs_in_with_the_idp_and_the_session_works_until_sign_out(db: Db) {
+    let Setup { server: s, _idp } = setup(db).await;
+    let browser = browser();
+    assert_eq!(list_humans(&browser, &s).await, StatusCode::UNAUTHORIZED);
+
+    let (status, signed_in) = sign_in(&browser, &s, ADMIN).await;
+    assert_eq!(status, StatusCode::OK, "{signed_in}");
+    assert_eq!(signed_in["email"], ADMIN);
+    assert_eq!(signed_in["subject"], "u-ada");
+    assert!(signed_in["expires_at"].as_i64().unwrap() > s.now_s() * 1000);
+
+    // The session cookie works on the admin API, reading and changing.
+    assert_eq!(list_humans(&browser, &s).await, StatusCode::OK);
+    let created = browser
+        .post(s.url("/admin/v1/humans"))
+        .json(&json!({ "subject": "alice", "email": "alice@example.com", "name": "Alice" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    // ... but not from another origin.
+    let forged = browser
+        .post(s.url("/admin/v1/humans"))
+        .header(header::ORIGIN, "https://evil.example")
+        .json(&json!({ "subject": "mallory", "email": "m@example.com", "name": "M" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    // The sign-in is in the audit trail, with the IdP's subject.
+    let admin = s.admin_api().await;
+    let (_, events) = admin
+        .call(Method::GET, "/admin/v1/audit?limit=100", None)
+        .await;
+    let signed = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "admin.signed_in")
+        .expect("admin.signed_in recorded");
+    assert_eq!(signed["detail"]["email"], ADMIN);
+    assert_eq!(signed["detail"]["idp_subject"], "u-ada");
+    assert_eq!(signed["actor"], format!("admin:{ADMIN}"));
+
+    // Signing out ends the session for good.
+    let out = browser
+        .post(s.url("/admin/sso/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    assert_eq!(list_humans(&browser, &s).await, StatusCode::UNAUTHORIZED);
+    s.stop().await;
+}
+
+async fn sign_ins_that_must_not_open_a_session(db: Db) {
+    let Setup { server: s, _idp } = setup(db).await;
+
+    // Someone the IdP knows but who is not a configured admin.
+    let browser_eve = browser();
+    let (status, problem) = sign_in(&browser_eve, &s, "eve@example.com").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("eve@example.com")
+    );
+    assert_eq!(
+        list_humans(&browser_eve, &s).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // An admin's address the IdP has not verified.
+    let browser_mal = browser();
+    let (status, _) = sign_in(&browser_mal, &s, "u-mal").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        list_humans(&browser_mal, &s).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The IdP refuses (unknown account): its error reaches the browser, no session.
+    let browser_nobody = browser();
+    let (status, problem) = sign_in(&browser_nobody, &s, "nobody@example.com").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("access_denied")
+    );
+
+    // A callback in a browser that never started the sign-in (login CSRF): the code is
+    // the admin's, but the state is not this browser's.
+    let victim = browser();
+    let authorize = start(&victim, &s, ADMIN).await;
+    let callback = to_callback(&victim, &s, authorize).await;
+    let attacker = browser();
+    let resp = attacker.get(&callback).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(list_humans(&attacker, &s).await, StatusCode::UNAUTHORIZED);
+
+    // The same browser with a state that is not its own.
+    let tampered = callback.replace("state=", "state=x");
+    let resp = victim.get(&tampered).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // The genuine callback still works, once: the sign-in cookie is spent with it.
+    let resp = victim.get(&callback).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = victim.get(&callback).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+
+    // Missing parameters.
+    let resp = browser()
+        .get(s.url("/admin/sso/callback"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    s.stop().await;
+}
