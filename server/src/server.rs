@@ -144,6 +144,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
         tracing::warn!("the live channel listener is not connected yet; serving anyway");
     }
     let housekeeping = tokio::spawn(crate::housekeeping::run(state.clone(), rx.clone()));
+    let signal_poller = tokio::spawn(crate::signals::poll::run(state.clone(), rx.clone()));
     let policy_refresh = tokio::spawn(crate::housekeeping::refresh_policy(
         state.clone(),
         rx.clone(),
@@ -172,6 +173,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
             push_worker,
             live_listener,
             housekeeping,
+            signal_poller,
             policy_refresh,
         ],
     })

@@ -5,10 +5,13 @@
 //! a verifier with a 1 s status TTL, its pending request ends, its next request is
 //! refused); `account-enabled` reactivates without resurrecting; CAEP `session-revoked`
 //! revokes what the human approved. Forged, misaddressed, stale, mistyped or replayed
-//! SETs each get RFC 8935's error and change nothing.
+//! SETs each get RFC 8935's error and change nothing. Polled delivery (RFC 8936) acts the
+//! same, acknowledges what it took (also a redelivered SET, without acting twice) and
+//! reports the rest in `setErrs`.
 
 use countersign_jose::{JwkSet, SigningKeyPair, random_b64url};
 use countersign_server::config::TransmitterConfig;
+use countersign_tests::fakes::ssf_poll::FakePollTransmitter;
 use countersign_tests::ghost::Ghost;
 use countersign_tests::{Db, TestServer, both_backends};
 use countersign_verifier::Rejection;
@@ -17,7 +20,8 @@ use serde_json::{Value, json};
 
 both_backends!(
     a_risc_account_disabled_set_offboards_the_human,
-    bad_sets_get_the_rfc_8935_error_and_change_nothing
+    bad_sets_get_the_rfc_8935_error_and_change_nothing,
+    polled_sets_act_once_and_are_acknowledged_or_refused
 );
 
 const IDP: &str = "https://idp.example.com";
@@ -36,6 +40,7 @@ async fn server(db: Db, idp: &SigningKeyPair) -> TestServer {
             jwks_uri: None,
             jwks: Some(jwks),
             audience: None,
+            ..Default::default()
         }];
     })
     .await;
@@ -242,6 +247,87 @@ async fn bad_sets_get_the_rfc_8935_error_and_change_nothing(db: Db) {
             .unwrap()
             .unwrap()
             .active
+    );
+    s.stop().await;
+}
+
+async fn polled_sets_act_once_and_are_acknowledged_or_refused(db: Db) {
+    let idp = SigningKeyPair::generate();
+    let transmitter = FakePollTransmitter::start("poll-secret").await;
+    let jwks = serde_json::to_string(&JwkSet {
+        keys: vec![idp.public_jwk()],
+    })
+    .unwrap();
+    let poll_url = transmitter.url();
+    let s = TestServer::start_with(db, move |c| {
+        c.signals.poll_interval_secs = 1;
+        c.signals.transmitters = vec![TransmitterConfig {
+            issuer: IDP.into(),
+            jwks: Some(jwks),
+            poll_url: Some(poll_url),
+            poll_token: Some("poll-secret".into()),
+            ..Default::default()
+        }];
+    })
+    .await;
+    s.clock.follow_system_time();
+    s.human("alice").await;
+    s.human("bob").await;
+    let alice = Ghost::new(&s, "procurement", "alice").await;
+    let bob = Ghost::new(&s, "travel", "bob").await;
+
+    // A forged SET about bob is refused with RFC 8935's code; bob keeps his agent.
+    let forged_claims = claims(&s, DISABLED, email("bob@example.com"));
+    let forged_jti = forged_claims["jti"].as_str().unwrap().to_owned();
+    let forged = SigningKeyPair::generate()
+        .sign("secevent+jwt", &forged_claims)
+        .unwrap();
+    transmitter.queue(&forged_jti, &forged);
+    // The real one about alice offboards her.
+    let real_claims = claims(&s, DISABLED, email("alice@example.com"));
+    let jti = real_claims["jti"].as_str().unwrap().to_owned();
+    let set = idp.sign("secevent+jwt", &real_claims).unwrap();
+    transmitter.queue(&jti, &set);
+
+    transmitter.wait_answered(&jti).await;
+    transmitter.wait_answered(&forged_jti).await;
+    assert!(transmitter.acked().contains(&jti));
+    assert_eq!(
+        transmitter.error_for(&forged_jti).unwrap()["err"],
+        "invalid_key"
+    );
+    alice.assert_dead(&s, "alice").await;
+    bob.assert_alive(&s).await;
+
+    // Delivered again (as after a lost acknowledgement): acknowledged, not acted on twice.
+    let acks_before = transmitter.acked().iter().filter(|a| **a == jti).count();
+    transmitter.queue(&jti, &set);
+    for _ in 0..200 {
+        if transmitter.acked().iter().filter(|a| **a == jti).count() > acks_before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        transmitter.acked().iter().filter(|a| **a == jti).count(),
+        acks_before + 1,
+        "the redelivered SET is acknowledged"
+    );
+    let admin = s.admin_api().await;
+    let (_, events) = admin
+        .call(reqwest::Method::GET, "/admin/v1/audit?limit=200", None)
+        .await;
+    let signals = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "signal.received")
+        .count();
+    assert_eq!(signals, 1, "acted on once: {events}");
+    assert_eq!(
+        transmitter.unauthorized(),
+        0,
+        "every poll carried the token"
     );
     s.stop().await;
 }

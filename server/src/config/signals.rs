@@ -11,10 +11,12 @@ pub struct SignalsConfig {
     pub transmitters: Vec<TransmitterConfig>,
     /// The oldest `iat` accepted (and how long a SET's `jti` is remembered).
     pub max_age_secs: u64,
+    /// How long to wait between polls of a transmitter that had nothing (RFC 8936).
+    pub poll_interval_secs: u64,
 }
 
 /// One transmitter: its `iss`, its keys, and the `aud` its SETs must carry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransmitterConfig {
     pub issuer: String,
@@ -28,10 +30,46 @@ pub struct TransmitterConfig {
     /// Expected `aud` (default: this server's issuer URL).
     #[serde(default)]
     pub audience: Option<String>,
+    /// Also poll this transmitter for SETs (RFC 8936 poll delivery) at this endpoint.
+    #[serde(default)]
+    pub poll_url: Option<String>,
+    /// The bearer token the poll endpoint requires, inline ...
+    #[serde(default)]
+    pub poll_token: Option<String>,
+    /// ... or read from this file at start-up.
+    #[serde(default)]
+    pub poll_token_file: Option<std::path::PathBuf>,
+}
+
+impl TransmitterConfig {
+    /// The poll endpoint's bearer token, if any.
+    pub fn poll_token(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(token) = &self.poll_token {
+            return Ok(Some(token.clone()));
+        }
+        match &self.poll_token_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map(|t| Some(t.trim().to_owned()))
+                .map_err(|e| ConfigError::Invalid {
+                    key: "signals.transmitters",
+                    reason: format!("poll_token_file {}: {e}", path.display()),
+                }),
+            None => Ok(None),
+        }
+    }
 }
 
 impl SignalsConfig {
     pub const DEFAULT_MAX_AGE_SECS: u64 = 24 * 3600;
+    pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 30;
+
+    pub fn poll_interval_secs(&self) -> u64 {
+        if self.poll_interval_secs == 0 {
+            Self::DEFAULT_POLL_INTERVAL_SECS
+        } else {
+            self.poll_interval_secs
+        }
+    }
 
     pub fn max_age_secs(&self) -> u64 {
         if self.max_age_secs == 0 {
@@ -65,6 +103,17 @@ impl SignalsConfig {
                     )));
                 }
             }
+            if let Some(url) = &t.poll_url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                return Err(invalid(format!("[{i}].poll_url must be an http(s) URL")));
+            }
+            if t.poll_token.is_some() && t.poll_token_file.is_some() {
+                return Err(invalid(format!(
+                    "[{i}]: give poll_token or poll_token_file, not both"
+                )));
+            }
+            t.poll_token()?;
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! Shared Signals receiver: Security Event Tokens (RFC 8417) pushed by the identity
-//! provider (RFC 8935). A SET is accepted only when signed by its configured
+//! provider (RFC 8935) or polled from it ([`poll`], RFC 8936). A SET is accepted only when signed by its configured
 //! transmitter's key, addressed to this server, recent, and new (`jti`); its events act
 //! on the human its subject names (RFC 9493 subject identifiers: `email`, `iss_sub`,
 //! `opaque`):
@@ -13,6 +13,7 @@
 //! even when retransmitted.
 
 pub mod keys;
+pub mod poll;
 
 use serde_json::{Value, json};
 
@@ -48,6 +49,9 @@ pub enum SetError {
     InvalidIssuer(String),
     #[error("{0}")]
     InvalidAudience(String),
+    /// A SET whose `jti` was received before (acted on then; nothing happens now).
+    #[error("SET {0:?} was already received")]
+    Duplicate(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -56,7 +60,7 @@ impl SetError {
     /// The `err` code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) | Self::Store(_) => "invalid_request",
+            Self::InvalidRequest(_) | Self::Duplicate(_) | Self::Store(_) => "invalid_request",
             Self::InvalidKey(_) => "invalid_key",
             Self::InvalidIssuer(_) => "invalid_issuer",
             Self::InvalidAudience(_) => "invalid_audience",
@@ -162,9 +166,7 @@ pub async fn receive(state: &AppState, token: &str) -> Result<Received, SetError
         .remember_jti_in(&mut tx, &format!("set:{iss}"), &jti, expires)
         .await?
     {
-        return Err(SetError::InvalidRequest(format!(
-            "SET {jti:?} was already received"
-        )));
+        return Err(SetError::Duplicate(jti));
     }
     let actor = format!("ssf:{iss}");
     let mut effects = Vec::new();

@@ -2,6 +2,7 @@
 
 pub mod apns;
 pub mod fcm;
+pub mod ssf_poll;
 
 use countersign_jose::SigningKeyPair;
 use countersign_server::config::{ApnsConfig, FcmConfig};
