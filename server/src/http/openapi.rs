@@ -6,6 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::openapi_scim::ScimPaths;
 use super::{
     admin, admin_audit, admin_credentials, admin_devices, admin_groups, admin_offboarding,
     admin_policies, admin_sso, decisions, dev, discovery, error, oauth, oauth_forms, ops, signals,
@@ -54,12 +55,13 @@ use crate::directory;
         countersign_shared::approval::DecisionRequest, countersign_shared::approval::DecisionRecorded,
         directory::Human, directory::NewHuman, directory::Agent, directory::NewAgent, directory::CreatedAgent, error::Problem,
         signals::SetErrorBody)),
-    modifiers(&AdminKeyScheme),
+    modifiers(&AdminKeyScheme, &ScimPaths),
     tags((name = "oauth", description = "OpenID CIBA, discovery, introspection, revocation; client authentication per RFC 6749 / RFC 7523"),
          (name = "admin", description = "Directory administration; bearer admin API key"),
          (name = "wallet", description = "The approver's wallet: enrollment, pending requests, signed request objects, decisions; every call after enrollment carries a DPoP proof by the device key"),
          (name = "dev", description = "Developer approvals; only with --dev-approvals on loopback"),
          (name = "admin-sso", description = "Single sign-on for human admins against the enterprise IdP (OpenID Connect, authorization code with PKCE); the session cookie works on every admin endpoint"),
+         (name = "scim", description = "SCIM 2.0 provisioning (RFC 7643, RFC 7644) for the identity provider; resources as /scim/v2/Schemas defines them; bearer SCIM token"),
          (name = "signals", description = "Shared Signals: Security Event Tokens pushed by the identity provider (RFC 8935)"),
          (name = "operations", description = "Health"))
 )]
