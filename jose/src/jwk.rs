@@ -21,6 +21,12 @@ pub struct Jwk {
     pub alg: Option<String>,
     #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
     pub use_: Option<String>,
+    /// RSA modulus and exponent (RFC 7518 §6.3.1), for the one place RSA keys are read:
+    /// identity providers' Security Event Tokens (feature `rs256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
     /// Present only to detect (and refuse) private keys sent where a public key belongs.
     #[serde(default, skip_serializing)]
     pub d: Option<String>,
@@ -65,6 +71,8 @@ impl Jwk {
             kid,
             alg: None,
             use_: None,
+            n: None,
+            e: None,
             d: None,
         }
     }
@@ -108,8 +116,17 @@ impl JwkSet {
     /// Keys that may verify a token with this `kid`: the one with that kid, or every usable
     /// P-256 key when the token names none.
     pub fn candidates<'a>(&'a self, kid: Option<&'a str>) -> impl Iterator<Item = &'a Jwk> + 'a {
+        self.candidates_of("EC", kid)
+    }
+
+    /// Usable signing keys of type `kty` with this `kid` (or all of that type without one).
+    pub fn candidates_of<'a>(
+        &'a self,
+        kty: &'a str,
+        kid: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Jwk> + 'a {
         self.keys.iter().filter(move |k| {
-            k.kty == "EC"
+            k.kty == kty
                 && k.use_.as_deref().is_none_or(|u| u == "sig")
                 && match kid {
                     Some(kid) => k.kid.as_deref() == Some(kid),

@@ -157,6 +157,13 @@ impl UnverifiedJws {
     /// Splits and decodes a compact JWS. Refuses any algorithm but ES256 and any `crit`
     /// header before a key is even looked at.
     pub fn parse(token: &str) -> Result<Self, JoseError> {
+        Self::parse_accepting(token, &[ES256])
+    }
+
+    /// [`Self::parse`], accepting the algorithms in `algs` (of ES256 and, with feature
+    /// `rs256`, RS256) instead. The key a token then verifies with must be of the type its
+    /// algorithm names, so an RSA key can never check an ES256 token or the reverse.
+    pub fn parse_accepting(token: &str, algs: &[&str]) -> Result<Self, JoseError> {
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -166,7 +173,9 @@ impl UnverifiedJws {
         let header_bytes = b64url_decode(h).ok_or(JoseError::Base64("header"))?;
         let header: Header = serde_json::from_slice(&header_bytes)
             .map_err(|e| JoseError::Json("header", e.to_string()))?;
-        if header.alg != ES256 {
+        let supported =
+            header.alg == ES256 || (cfg!(feature = "rs256") && header.alg == crate::RS256);
+        if !supported || !algs.contains(&header.alg.as_str()) {
             return Err(JoseError::UnsupportedAlgorithm(header.alg));
         }
         if let Some(crit) = header.crit {
@@ -189,6 +198,9 @@ impl UnverifiedJws {
     }
 
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), JoseError> {
+        if self.header.alg != ES256 {
+            return Err(JoseError::UnsupportedAlgorithm(self.header.alg.clone()));
+        }
         let signature =
             Signature::from_slice(&self.signature).map_err(|_| JoseError::BadSignature)?;
         key.verify(self.signing_input.as_bytes(), &signature)
@@ -197,6 +209,9 @@ impl UnverifiedJws {
 
     /// Verifies with a key parsed beforehand (the fast path for repeated verification).
     pub fn verify_key(&self, key: &crate::VerifyKey) -> Result<(), JoseError> {
+        if self.header.alg != ES256 {
+            return Err(JoseError::UnsupportedAlgorithm(self.header.alg.clone()));
+        }
         key.verify(self.signing_input.as_bytes(), &self.signature)
     }
 
@@ -216,6 +231,10 @@ impl UnverifiedJws {
     /// Verifies against the key of `set` named by the header `kid` (or any key when the
     /// token has none) and returns the claims.
     pub fn verify_with_set<T: DeserializeOwned>(&self, set: &JwkSet) -> Result<T, JoseError> {
+        #[cfg(feature = "rs256")]
+        if self.header.alg == crate::RS256 {
+            return self.verify_rs256_with_set(set);
+        }
         let mut tried = false;
         for jwk in set.candidates(self.header.kid.as_deref()) {
             let Ok(key) = jwk.verifying_key() else {

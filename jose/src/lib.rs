@@ -9,6 +9,8 @@ mod b64;
 mod hash;
 mod jwk;
 mod jws;
+#[cfg(feature = "rs256")]
+mod rsa;
 mod verify_key;
 
 pub use b64::{b64url_decode, b64url_encode, random_b64url};
@@ -17,8 +19,12 @@ pub use jwk::{Jwk, JwkSet, thumbprint};
 pub use jws::{Header, SigningKeyPair, UnverifiedJws, sha256_half_b64url};
 pub use verify_key::VerifyKey;
 
-/// The only signature algorithm Countersign issues or accepts.
+/// The only signature algorithm Countersign issues, and the only one it accepts unless a
+/// caller asks for more ([`UnverifiedJws::parse_accepting`]).
 pub const ES256: &str = "ES256";
+/// RSASSA-PKCS1-v1_5 with SHA-256: accepted only where a caller asks for it (Security
+/// Event Tokens from identity providers, which sign with RSA), with feature `rs256`.
+pub const RS256: &str = "RS256";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JoseError {
@@ -28,11 +34,11 @@ pub enum JoseError {
     Base64(&'static str),
     #[error("invalid JSON in {0}: {1}")]
     Json(&'static str, String),
-    #[error("algorithm {0:?} is not accepted (only ES256)")]
+    #[error("algorithm {0:?} is not accepted here")]
     UnsupportedAlgorithm(String),
     #[error("critical header parameters are not understood: {0:?}")]
     UnsupportedCritical(Vec<String>),
-    #[error("JWK is not a P-256 EC public key: {0}")]
+    #[error("JWK is not a usable public key: {0}")]
     InvalidKey(&'static str),
     #[error("JWK must not contain private key material")]
     PrivateKeyInJwk,

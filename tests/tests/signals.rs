@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 both_backends!(
     a_risc_account_disabled_set_offboards_the_human,
     bad_sets_get_the_rfc_8935_error_and_change_nothing,
-    polled_sets_act_once_and_are_acknowledged_or_refused
+    polled_sets_act_once_and_are_acknowledged_or_refused,
+    rs256_sets_signed_by_panva_jose_act_and_forgeries_do_not
 );
 
 const IDP: &str = "https://idp.example.com";
@@ -329,5 +330,91 @@ async fn polled_sets_act_once_and_are_acknowledged_or_refused(db: Db) {
         0,
         "every poll carried the token"
     );
+    s.stop().await;
+}
+
+/// Signs `claims` with RS256 in Node (panva's `jose`, tests/interop/openid-client).
+async fn rs256_sets(claims: &[Value]) -> Value {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/openid-client");
+    let out = tokio::process::Command::new("node")
+        .arg("sign-sets.mjs")
+        .current_dir(dir)
+        .env("SETS", serde_json::to_string(claims).unwrap())
+        .output()
+        .await
+        .expect("node runs (scripts/test.sh installs the packages)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn rs256_sets_signed_by_panva_jose_act_and_forgeries_do_not(db: Db) {
+    const AUDIENCE: &str = "https://countersign.test";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims_for = |event: &str, subject: Value| {
+        json!({
+            "iss": IDP, "aud": AUDIENCE, "iat": now, "jti": random_b64url(12),
+            "sub_id": subject, "events": { event: {} }
+        })
+    };
+    let signed = rs256_sets(&[
+        claims_for(DISABLED, email("alice@example.com")),
+        claims_for(DISABLED, email("bob@example.com")),
+    ])
+    .await;
+    let jwks = signed["jwks"].to_string();
+    let s = TestServer::start_with(db, move |c| {
+        c.signals.transmitters = vec![TransmitterConfig {
+            issuer: IDP.into(),
+            jwks: Some(jwks),
+            audience: Some(AUDIENCE.into()),
+            ..Default::default()
+        }];
+    })
+    .await;
+    s.clock.follow_system_time();
+    s.human("alice").await;
+    s.human("bob").await;
+    let alice = Ghost::new(&s, "procurement", "alice").await;
+    let bob = Ghost::new(&s, "travel", "bob").await;
+
+    // The same claims signed by another RSA key under the transmitter's kid: refused.
+    let forged = signed["other_key_set"].as_str().unwrap();
+    let (status, body) = push_set(&s, forged).await;
+    assert_eq!(
+        (status, body["err"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_key")),
+        "{body}"
+    );
+    // (Checked in the store: the verifier's status cache must not see alice alive just
+    // before she is offboarded.)
+    let active = |s: &TestServer| {
+        let store = s.state().store.clone();
+        async move { store.human("alice").await.unwrap().unwrap().active }
+    };
+    assert!(active(&s).await);
+
+    // Re-signed with HS256 using the public key as the secret (algorithm confusion).
+    let parts: Vec<&str> = signed["sets"][0].as_str().unwrap().split('.').collect();
+    let hs_header = countersign_jose::b64url_encode(br#"{"alg":"HS256","typ":"secevent+jwt"}"#);
+    let confused = format!("{hs_header}.{}.{}", parts[1], parts[2]);
+    let (status, body) = push_set(&s, &confused).await;
+    assert_eq!(
+        (status, body["err"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "{body}"
+    );
+    assert!(active(&s).await);
+
+    let (status, body) = push_set(&s, signed["sets"][0].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    alice.assert_dead(&s, "alice").await;
+    bob.assert_alive(&s).await;
     s.stop().await;
 }

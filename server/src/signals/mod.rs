@@ -96,7 +96,9 @@ fn transmitter<'a>(state: &'a AppState, iss: &str) -> Option<&'a TransmitterConf
 
 /// Verifies `token` and acts on its events.
 pub async fn receive(state: &AppState, token: &str) -> Result<Received, SetError> {
-    let jws = countersign_jose::UnverifiedJws::parse(token.trim())
+    // Identity providers sign SETs with RSA as often as with EC keys.
+    let algs = [countersign_jose::ES256, countersign_jose::RS256];
+    let jws = countersign_jose::UnverifiedJws::parse_accepting(token.trim(), &algs)
         .map_err(|e| SetError::InvalidRequest(format!("not a signed SET: {e}")))?;
     let typ_ok = jws.header.typ.as_deref().is_some_and(|t| {
         let t = t.to_ascii_lowercase();
