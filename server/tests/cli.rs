@@ -110,6 +110,40 @@ fn directory_commands_print_json_and_fail_with_reasons() {
     assert!(jwt_agent.get("client_secret").is_none());
     assert_eq!(jwt_agent["delivery_mode"], "ping");
 
+    // Tools and approver route: set, replaced, lifted.
+    let limited = json(
+        d,
+        &[
+            "agent",
+            "update",
+            "proc",
+            "--tools",
+            "erp,crm",
+            "--approver",
+            "manager",
+            "--json",
+        ],
+    );
+    assert_eq!(limited["tools"], serde_json::json!(["crm", "erp"]));
+    assert_eq!(limited["approver"], "manager");
+    let lifted = json(
+        d,
+        &[
+            "agent",
+            "update",
+            "proc",
+            "--tools",
+            "",
+            "--approver",
+            "",
+            "--json",
+        ],
+    );
+    assert!(
+        lifted.get("tools").is_none() && lifted.get("approver").is_none(),
+        "{lifted}"
+    );
+
     let dup = countersign(d)
         .args([
             "human",
@@ -245,6 +279,8 @@ async fn credential_commands_list_show_and_revoke() {
         department: String::new(),
         risk_tier: None,
         description: None,
+        tools: None,
+        approver: None,
     };
     let secret = directory::add_agent(store, agent, 0)
         .await

@@ -515,6 +515,8 @@ pub fn new_agent(client_id: &str, owner: &str, method: &str) -> NewAgent {
         department: String::new(),
         risk_tier: None,
         description: None,
+        tools: None,
+        approver: None,
     }
 }
 

@@ -96,6 +96,7 @@ pub fn facts(i: usize, amount: f64) -> DecisionFacts {
             department: "procurement".into(),
             risk_tier: "low".into(),
             status: "active".into(),
+            approver: None,
         },
         owner: human("alice"),
         owner_manager: Some(HumanFacts {

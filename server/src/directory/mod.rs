@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub mod agent_access;
 pub mod offboarding;
 
 use crate::oidc::client_auth::AuthMethod;
@@ -184,6 +185,14 @@ pub struct NewAgent {
     #[serde(default)]
     #[schema(max_length = 1000)]
     pub description: Option<String>,
+    /// Tools the agent may act on (absent or empty: any).
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub tools: Option<Vec<String>>,
+    /// Approver route for step-ups whose policy names none (absent: the request's user).
+    #[serde(default)]
+    #[schema(pattern = "^(user|owner|manager|group:.+|role:.+)$")]
+    pub approver: Option<String>,
 }
 
 /// What policies read of an agent.
@@ -197,6 +206,16 @@ pub struct AgentProfile {
     pub risk_tier: String,
     #[schema(max_length = 1000)]
     pub description: Option<String>,
+    /// The tools (names from `policy.tools`) the agent may act on; absent: any tool the
+    /// policies allow. A request for another tool is denied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 100)]
+    pub tools: Option<Vec<String>>,
+    /// Who approves the agent's step-ups when the deciding policy names no `@approver`:
+    /// `user`, `owner`, `manager`, `group:NAME` or `role:NAME`; absent: the request's user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(user|owner|manager|group:.+|role:.+)$")]
+    pub approver: Option<String>,
 }
 
 impl Default for AgentProfile {
@@ -205,6 +224,8 @@ impl Default for AgentProfile {
             department: String::new(),
             risk_tier: "low".into(),
             description: None,
+            tools: None,
+            approver: None,
         }
     }
 }
@@ -233,6 +254,8 @@ impl From<ClientRecord> for Agent {
                 department: c.department,
                 risk_tier: c.risk_tier,
                 description: c.description,
+                tools: c.tools,
+                approver: c.approver,
             },
             client_id: c.client_id,
             name: c.name,
@@ -586,6 +609,8 @@ pub async fn add_agent(
         department: new.department.clone(),
         risk_tier: new.risk_tier.clone().unwrap_or_else(|| "low".into()),
         description: new.description.clone(),
+        tools: agent_access::normalize_tools(new.tools.clone())?,
+        approver: agent_access::normalize_approver(new.approver.clone())?,
     };
     check_agent_profile(&profile)?;
     let secret = (method != AuthMethod::PrivateKeyJwt).then(Secret::generate);
@@ -608,6 +633,8 @@ pub async fn add_agent(
         department: profile.department,
         risk_tier: profile.risk_tier,
         description: profile.description,
+        tools: profile.tools,
+        approver: profile.approver,
     };
     match store.insert_client(&record).await {
         Err(StoreError::Conflict) => Err(DirectoryError::Conflict(format!(
@@ -647,6 +674,11 @@ pub struct AgentUpdate {
     /// `""` clears it.
     #[schema(max_length = 1000)]
     pub description: Option<String>,
+    /// Replaces the agent's tools; `[]` lifts the restriction.
+    #[schema(max_items = 100)]
+    pub tools: Option<Vec<String>>,
+    /// `""` clears it.
+    pub approver: Option<String>,
 }
 
 /// Applies `update` to agent `client_id`.
@@ -667,11 +699,21 @@ pub async fn update_agent(
             Some(d) => Some(d),
             None => c.description.clone(),
         },
+        tools: match update.tools {
+            Some(t) => agent_access::normalize_tools(Some(t))?,
+            None => c.tools.clone(),
+        },
+        approver: match update.approver {
+            Some(a) => agent_access::normalize_approver(Some(a))?,
+            None => c.approver.clone(),
+        },
     };
     check_agent_profile(&profile)?;
     c.department = profile.department;
     c.risk_tier = profile.risk_tier;
     c.description = profile.description;
+    c.tools = profile.tools;
+    c.approver = profile.approver;
     if store.update_client_profile(&c).await? {
         Ok(c.into())
     } else {

@@ -216,6 +216,7 @@ fn facts_of(engine: &PolicyEngine, suite: &Suite, case: &Case) -> Result<Decisio
                 "active"
             }
             .into(),
+            approver: None,
         },
         owner,
         owner_manager,

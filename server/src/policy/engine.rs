@@ -132,7 +132,17 @@ pub fn evaluate_prepared(
             determining = stepping;
             decision.approvers = determining
                 .iter()
-                .map(|m| m.approver.clone().unwrap_or(ApproverRoute::User))
+                .map(|m| {
+                    m.approver.clone().unwrap_or_else(|| {
+                        // The directory's route for this agent, else the request's user.
+                        facts
+                            .agent
+                            .approver
+                            .as_deref()
+                            .and_then(ApproverRoute::parse)
+                            .unwrap_or(ApproverRoute::User)
+                    })
+                })
                 .collect();
             decision.approvers.sort();
             decision.approvers.dedup();
@@ -399,6 +409,28 @@ when { context.anomaly has quantity_ratio_pct && context.anomaly.quantity_ratio_
         let decided = evaluate(&d, &facts("authenticate", json!({})));
         assert_eq!(decided.outcome, Outcome::StepUp);
         assert_eq!(decided.approvers, [ApproverRoute::User]);
+    }
+
+    #[test]
+    fn an_agents_approver_route_applies_where_the_policy_names_none() {
+        let d = doc(
+            r#"@id("default") @step_up permit (principal, action, resource);
+               @id("big") @step_up @approver("owner") permit (principal, action, resource) when { context.arguments has amount && context.arguments.amount > 1000 };"#,
+        );
+        let mut f = order(10.0);
+        f.agent.approver = Some("group:finance".into());
+        assert_eq!(
+            evaluate(&d, &f).approvers,
+            [ApproverRoute::Group("finance".into())]
+        );
+        // A policy's own @approver wins over the agent's route.
+        let mut big = order(5000.0);
+        big.agent.approver = Some("group:finance".into());
+        assert_eq!(
+            evaluate(&d, &big).approvers,
+            [ApproverRoute::Owner, ApproverRoute::Group("finance".into())],
+            "both step-up policies determine it"
+        );
     }
 
     #[test]

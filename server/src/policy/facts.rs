@@ -46,6 +46,8 @@ pub struct AgentFacts {
     pub risk_tier: String,
     /// `active` or `suspended`.
     pub status: String,
+    /// Its approver route for step-ups whose policy names none (`None`: the user).
+    pub approver: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -576,6 +578,7 @@ pub(crate) mod tests {
                 department: "procurement".into(),
                 risk_tier: "low".into(),
                 status: "active".into(),
+                approver: None,
             },
             owner: human("alice"),
             owner_manager: None,

@@ -323,6 +323,25 @@ pub fn actions_of(details: Option<&[Value]>) -> Vec<(String, Option<&Value>)> {
     }
 }
 
+/// Denies `part` when the directory limits `client` to tools that do not include `tool`
+/// (whatever the policies said: the directory's limit is not theirs to lift).
+fn refuse_unlisted_tool(client: &ClientRecord, tool: &str, part: &mut Decision) {
+    let Some(tools) = &client.tools else {
+        return;
+    };
+    if tools.iter().any(|t| t == tool) {
+        return;
+    }
+    part.outcome = Outcome::Deny;
+    part.approvers.clear();
+    part.policies.clear();
+    part.reasons = vec![format!(
+        "agent {} may not use tool {tool:?} (it may use {})",
+        client.client_id,
+        tools.join(", ")
+    )];
+}
+
 /// Decides `attempt` at `now_ms` with the active policy.
 pub async fn decide(
     state: &AppState,
@@ -361,6 +380,7 @@ pub async fn decide(
             "suspended"
         }
         .to_owned(),
+        approver: client.approver.clone(),
     };
     let session = match attempt.task_id {
         Some(id) => {
@@ -416,7 +436,9 @@ pub async fn decide(
             request: request.clone(),
             environment: engine.config.environment.clone(),
         };
-        parts.push(engine.evaluate(&doc, &f));
+        let mut part = engine.evaluate(&doc, &f);
+        refuse_unlisted_tool(client, &f.tool.id, &mut part);
+        parts.push(part);
         facts.push(f);
     }
     let mut decision = Decision::combine(parts)

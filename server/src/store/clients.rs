@@ -27,11 +27,15 @@ pub struct ClientRecord {
     /// `low`, `medium`, `high` (free text policies compare).
     pub risk_tier: String,
     pub description: Option<String>,
+    /// Tools (by `policy.tools` name) the agent may act on; `None`: any.
+    pub tools: Option<Vec<String>>,
+    /// Approver route for step-ups whose policy names none; `None`: the request's user.
+    pub approver: Option<String>,
 }
 
 const COLUMNS: &str = "client_id, name, owner_subject, auth_method, secret_hash, jwks, delivery_mode, \
     notification_endpoint, require_signed_request, user_code_required, enabled, created_at, \
-    department, risk_tier, description";
+    department, risk_tier, description, tools, approver";
 
 fn from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
     Ok(ClientRecord {
@@ -50,13 +54,27 @@ fn from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
         department: row.try_get("department")?,
         risk_tier: row.try_get("risk_tier")?,
         description: row.try_get("description")?,
+        tools: match row.try_get::<Option<String>, _>("tools")? {
+            Some(json) => Some(
+                serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("clients.tools: {e}")))?,
+            ),
+            None => None,
+        },
+        approver: row.try_get("approver")?,
     })
+}
+
+fn tools_json(tools: &Option<Vec<String>>) -> Option<String> {
+    tools
+        .as_ref()
+        .map(|t| serde_json::Value::from(t.clone()).to_string())
 }
 
 impl Store {
     pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ));
         sqlx::query(sql)
             .bind(&c.client_id)
@@ -74,6 +92,8 @@ impl Store {
             .bind(&c.department)
             .bind(&c.risk_tier)
             .bind(&c.description)
+            .bind(tools_json(&c.tools))
+            .bind(&c.approver)
             .execute(self.writer())
             .await
             .map_err(StoreError::from_insert)?;
@@ -183,14 +203,16 @@ impl Store {
     /// Changes what policies read of an agent; false when no such client exists.
     pub async fn update_client_profile(&self, c: &ClientRecord) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE clients SET name = $2, department = $3, risk_tier = $4, description = $5 \
-             WHERE client_id = $1",
+            "UPDATE clients SET name = $2, department = $3, risk_tier = $4, description = $5, \
+             tools = $6, approver = $7 WHERE client_id = $1",
         )
         .bind(&c.client_id)
         .bind(&c.name)
         .bind(&c.department)
         .bind(&c.risk_tier)
         .bind(&c.description)
+        .bind(tools_json(&c.tools))
+        .bind(&c.approver)
         .execute(self.writer())
         .await?;
         self.directory_cache.clients.clear();

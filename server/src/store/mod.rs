@@ -165,6 +165,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "scim",
         include_str!("../../../migrations/sqlite/0006_scim.sql"),
     ),
+    (
+        7,
+        "agent access",
+        include_str!("../../../migrations/sqlite/0007_agent_access.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -196,6 +201,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "scim",
         include_str!("../../../migrations/postgres/0006_scim.sql"),
+    ),
+    (
+        7,
+        "agent access",
+        include_str!("../../../migrations/postgres/0007_agent_access.sql"),
     ),
 ];
 

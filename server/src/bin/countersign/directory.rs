@@ -124,10 +124,18 @@ pub enum AgentCommand {
         risk_tier: String,
         #[arg(long)]
         description: Option<String>,
+        /// Tools (names from policy.tools) the agent may act on, comma-separated; default
+        /// any.
+        #[arg(long, value_delimiter = ',')]
+        tools: Option<Vec<String>>,
+        /// Who approves step-ups whose policy names no @approver: user (default), owner,
+        /// manager, group:NAME or role:NAME.
+        #[arg(long)]
+        approver: Option<String>,
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Change an agent's department, risk tier or description.
+    /// Change an agent's department, risk tier, description, tools or approver.
     Update {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
@@ -137,6 +145,12 @@ pub enum AgentCommand {
         risk_tier: Option<String>,
         #[arg(long)]
         description: Option<String>,
+        /// Replaces the tools, comma-separated; "" lifts the restriction.
+        #[arg(long, value_delimiter = ',')]
+        tools: Option<Vec<String>>,
+        /// "" goes back to the request's user.
+        #[arg(long)]
+        approver: Option<String>,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -323,6 +337,8 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
             department,
             risk_tier,
             description,
+            tools,
+            approver,
             out,
         } => {
             let jwks = match jwks {
@@ -348,6 +364,10 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
                 department: department.clone(),
                 risk_tier: Some(risk_tier.clone()),
                 description: description.clone(),
+                tools: tools
+                    .clone()
+                    .map(|t| t.into_iter().filter(|n| !n.is_empty()).collect()),
+                approver: approver.clone(),
             };
             let created = directory::add_agent(store, new, now).await?;
             print(out.json, &created, || {
@@ -371,12 +391,19 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
             department,
             risk_tier,
             description,
+            tools,
+            approver,
             out,
         } => {
             let update = AgentUpdate {
                 department: department.clone(),
                 risk_tier: risk_tier.clone(),
                 description: description.clone(),
+                // `--tools ""` arrives as one empty name: no restriction.
+                tools: tools
+                    .clone()
+                    .map(|t| t.into_iter().filter(|n| !n.is_empty()).collect()),
+                approver: approver.clone(),
             };
             let agent = directory::update_agent(store, client_id, update).await?;
             print(out.json, &agent, || {

@@ -44,6 +44,8 @@ pub(crate) async fn seed(store: &Store) {
             department: String::new(),
             risk_tier: "low".into(),
             description: None,
+            tools: None,
+            approver: None,
         })
         .await
         .unwrap();
