@@ -336,6 +336,7 @@ pub async fn complete(
     )
     .await?;
     tx.commit().await?;
+    state.store.forget_push_targets();
     tracing::info!(subject = %device.subject, device = %device.id, platform = %device.platform, "wallet enrolled");
     Ok(EnrolledDevice {
         device_id: device.id,
@@ -394,6 +395,7 @@ pub async fn remove_device(
         .await?;
     }
     tx.commit().await?;
+    state.store.forget_push_targets();
     let device = state
         .store
         .device(id)

@@ -171,6 +171,12 @@ impl Store {
         Ok(devices)
     }
 
+    /// Drops the cached push targets. Writers in a transaction call it again after their
+    /// commit: a reader between the write and the commit may have cached the old rows.
+    pub fn forget_push_targets(&self) {
+        self.directory_cache.push_targets.clear();
+    }
+
     pub async fn insert_device(&self, tx: &mut Tx<'_>, d: &DeviceRecord) -> Result<(), StoreError> {
         self.directory_cache.push_targets.clear();
         let sql = sqlx::AssertSqlSafe(format!(
