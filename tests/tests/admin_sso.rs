@@ -28,7 +28,9 @@ async fn setup(db: Db) -> Setup {
         &callback,
         json!({
             "u-ada": { "email": ADMIN, "email_verified": true },
-            "u-eve": { "email": "eve@example.com", "email_verified": true },
+            "u-eve": { "email": "eve@example.com", "email_verified": true, "groups": ["staff"] },
+            "u-gus": { "email": "gus@example.com", "email_verified": true,
+                       "groups": ["staff", "countersign-admins"] },
             "u-mal": { "email": "ADA@example.com", "email_verified": false },
         }),
     )
@@ -40,6 +42,8 @@ async fn setup(db: Db) -> Setup {
         c.admin_sso.client_id = CLIENT_ID.into();
         c.admin_sso.client_secret = Some(secret);
         c.admin_sso.admins = vec!["Ada@Example.com".into()];
+        c.admin_sso.admin_groups = vec!["countersign-admins".into()];
+        c.admin_sso.scopes = vec!["email".into(), "groups".into()];
     })
     .await;
     server.clock.follow_system_time();
@@ -164,6 +168,26 @@ async fn an_admin_signs_in_with_the_idp_and_the_session_works_until_sign_out(db:
     assert_eq!(signed["detail"]["email"], ADMIN);
     assert_eq!(signed["detail"]["idp_subject"], "u-ada");
     assert_eq!(signed["actor"], format!("admin:{ADMIN}"));
+
+    // A member of the admin group is an admin too (the groups claim, released for the
+    // `groups` scope); the trail records the groups.
+    let gus = crate::browser();
+    let (status, signed_in) = sign_in(&gus, &s, "gus@example.com").await;
+    assert_eq!(status, StatusCode::OK, "{signed_in}");
+    assert_eq!(list_humans(&gus, &s).await, StatusCode::OK);
+    let (_, events) = admin
+        .call(Method::GET, "/admin/v1/audit?limit=100", None)
+        .await;
+    let gus_event = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "admin.signed_in" && e["detail"]["email"] == "gus@example.com")
+        .expect("gus's sign-in recorded");
+    assert_eq!(
+        gus_event["detail"]["groups"],
+        json!(["staff", "countersign-admins"])
+    );
 
     // Signing out ends the session for good.
     let out = browser

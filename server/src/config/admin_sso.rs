@@ -19,8 +19,16 @@ pub struct AdminSsoConfig {
     /// ... or read from this file at start-up.
     pub client_secret_file: Option<PathBuf>,
     /// E-mail addresses (from the ID token's verified `email`) that may administer this
-    /// server. Compared case-insensitively. Everyone else the IdP signs in is refused.
+    /// server. Compared case-insensitively.
     pub admins: Vec<String>,
+    /// IdP groups whose members may administer this server, read from the ID token's
+    /// `groups_claim`. Everyone neither listed in `admins` nor in one of these is refused.
+    pub admin_groups: Vec<String>,
+    /// The ID token claim that lists the person's groups (default `groups`).
+    pub groups_claim: Option<String>,
+    /// Scopes requested besides `openid` (default `email`; Okta wants `groups` too for
+    /// the groups claim).
+    pub scopes: Vec<String>,
     /// How long an admin session lasts (default 8 hours).
     pub session_ttl_secs: u64,
 }
@@ -56,8 +64,24 @@ impl AdminSsoConfig {
         }
     }
 
-    pub fn is_admin(&self, email: &str) -> bool {
+    /// Whether the person with this verified `email` and these IdP `groups` may
+    /// administer.
+    pub fn is_admin(&self, email: &str, groups: &[String]) -> bool {
         self.admins.iter().any(|a| a.eq_ignore_ascii_case(email))
+            || groups.iter().any(|g| self.admin_groups.contains(g))
+    }
+
+    pub fn groups_claim(&self) -> &str {
+        self.groups_claim.as_deref().unwrap_or("groups")
+    }
+
+    /// The scopes to request besides `openid`.
+    pub fn scopes(&self) -> Vec<String> {
+        if self.scopes.is_empty() {
+            vec!["email".into()]
+        } else {
+            self.scopes.clone()
+        }
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -89,10 +113,10 @@ impl AdminSsoConfig {
                 "set client_secret or client_secret_file",
             ));
         }
-        if self.admins.is_empty() {
+        if self.admins.is_empty() && self.admin_groups.is_empty() {
             return Err(invalid(
                 "admin_sso.admins",
-                "name at least one admin e-mail address, or nobody could sign in",
+                "name at least one admin e-mail address or admin group, or nobody could sign in",
             ));
         }
         Ok(())

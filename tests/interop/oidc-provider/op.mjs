@@ -2,7 +2,8 @@
 // with one confidential client (client_secret_basic, PKCE required) and a few accounts.
 //
 // Usage: node op.mjs CLIENT_ID CLIENT_SECRET REDIRECT_URI ACCOUNTS_JSON
-// ACCOUNTS_JSON maps sub to claims, e.g. {"u1":{"email":"ada@example.com","email_verified":true}}.
+// ACCOUNTS_JSON maps sub to claims, e.g. {"u1":{"email":"ada@example.com","email_verified":true}};
+// a `groups` array is released with the `groups` scope.
 // Prints "listening http://127.0.0.1:PORT" once it serves.
 //
 // There is no login form: the account that signs in is the one the authorization
@@ -30,7 +31,7 @@ server.listen(0, '127.0.0.1', () => {
       token_endpoint_auth_method: 'client_secret_basic',
     }],
     pkce: { required: () => true },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], groups: ['groups'] },
     // The relying party reads e-mail from the ID token, as Okta and Entra ID issue it.
     conformIdTokenClaims: false,
     features: { devInteractions: { enabled: false } },
