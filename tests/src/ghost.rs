@@ -6,13 +6,54 @@ use std::sync::Arc;
 
 use countersign_jose::SigningKeyPair;
 use countersign_verifier::status::HttpStatusSource;
-use countersign_verifier::{Presentation, Rejection, Verifier};
+use countersign_verifier::{Presentation, Rejection, Verdict, Verifier};
 use serde_json::json;
 
 use crate::{Agent, TestServer};
 
-const ORDER: &str = r#"[{"type":"purchase_order","vendor":"Acme","amount":120,"currency":"USD"}]"#;
+/// The $120 order the credentials approve.
+pub const ORDER: &str =
+    r#"[{"type":"purchase_order","vendor":"Acme","amount":120,"currency":"USD"}]"#;
 const TOOL_URL: &str = "https://tools.example.com/orders";
+
+/// A tool's verifier that trusts `s` and caches status lists for at most a second.
+pub async fn tool_verifier(s: &TestServer) -> Arc<Verifier> {
+    Arc::new(
+        Verifier::builder()
+            .trust_issuer(s.issuer(), &s.jwks().await)
+            .status_source(HttpStatusSource::default())
+            .status_ttl(std::time::Duration::from_secs(1))
+            .build(),
+    )
+}
+
+/// The tool's check of a $120 order call with `credential` at `now` (Unix seconds), run
+/// off the runtime that serves the status list.
+pub async fn tool_call(
+    v: &Arc<Verifier>,
+    credential: &str,
+    dpop: &SigningKeyPair,
+    now: i64,
+) -> Result<Verdict, Rejection> {
+    let proof = crate::resource_proof(dpop, "POST", TOOL_URL, credential, now);
+    let (v, credential) = (v.clone(), credential.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let arguments = json!({"vendor": "Acme", "amount": 120, "currency": "USD"});
+        v.verify_at(
+            &Presentation {
+                token: &credential,
+                dpop_proof: Some(&proof),
+                method: "POST",
+                url: TOOL_URL,
+                action: Some("purchase_order"),
+                arguments: Some(&arguments),
+            },
+            now,
+        )
+    })
+    .await
+    .expect("verifier task")
+}
 
 pub struct Ghost {
     pub agent: Agent,
@@ -35,13 +76,7 @@ impl Ghost {
                 Some(&dpop),
             )
             .await;
-        let verifier = Arc::new(
-            Verifier::builder()
-                .trust_issuer(s.issuer(), &s.jwks().await)
-                .status_source(HttpStatusSource::default())
-                .status_ttl(std::time::Duration::from_secs(1))
-                .build(),
-        );
+        let verifier = tool_verifier(s).await;
         let g = Self {
             pending: s.start_request(&agent, owner).await,
             credential: tokens["access_token"]
@@ -59,28 +94,11 @@ impl Ghost {
         g
     }
 
-    /// The tool's check of a $120 order call with the credential at `now` (Unix seconds),
-    /// run off the runtime that serves the status list.
+    /// The tool's check of a $120 order call with the credential at `now`.
     pub async fn call(&self, now: i64) -> Result<(), Rejection> {
-        let proof = crate::resource_proof(&self.dpop, "POST", TOOL_URL, &self.credential, now);
-        let (v, credential) = (self.verifier.clone(), self.credential.clone());
-        tokio::task::spawn_blocking(move || {
-            let arguments = json!({"vendor": "Acme", "amount": 120, "currency": "USD"});
-            v.verify_at(
-                &Presentation {
-                    token: &credential,
-                    dpop_proof: Some(&proof),
-                    method: "POST",
-                    url: TOOL_URL,
-                    action: Some("purchase_order"),
-                    arguments: Some(&arguments),
-                },
-                now,
-            )
+        tool_call(&self.verifier, &self.credential, &self.dpop, now)
+            .await
             .map(|_| ())
-        })
-        .await
-        .expect("verifier task")
     }
 
     /// Once the verifier's 1 s status TTL has passed since the offboarding answer, the

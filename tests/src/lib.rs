@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 pub mod fakes;
 pub mod ghost;
 pub mod idp;
+pub mod node;
 pub mod receiver;
 pub mod scim;
 pub mod wallets;

@@ -9,9 +9,6 @@
 //! Needs `node` and the packages in tests/interop/openid-client (`npm ci` there; `.ci/run`
 //! does it). Missing tools fail the test rather than skip it.
 
-use std::path::PathBuf;
-use std::process::Stdio;
-
 use countersign_jose::b64url_encode;
 use countersign_tests::{Db, TestServer, both_backends};
 use serde_json::Value;
@@ -21,40 +18,12 @@ both_backends!(
     sd_jwt_status_list_decodes_published_lists_and_finds_revocations
 );
 
-fn script_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/openid-client")
-}
-
 async fn run_node(env: &[(&str, String)]) -> Value {
     run_script("ciba.mjs", env).await
 }
 
 async fn run_script(script: &str, env: &[(&str, String)]) -> Value {
-    let dir = script_dir();
-    assert!(
-        dir.join("node_modules/openid-client").exists(),
-        "run `npm ci` in {} first (.ci/run does)",
-        dir.display()
-    );
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(script)
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
-        .await
-        .expect("node finished in time")
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "openid-client flow failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("script prints JSON")
+    countersign_tests::node::run_json("openid-client", script, env).await
 }
 
 async fn openid_client_completes_poll_flow_with_basic_and_private_key_jwt_dpop(db: Db) {

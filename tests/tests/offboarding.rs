@@ -7,12 +7,10 @@
 //! agent's pending request ends in `access_denied` and its next request is refused.
 //! Reactivation brings nothing back. The agent kill switch does the same for one agent.
 
-use std::sync::Arc;
-
 use countersign_jose::SigningKeyPair;
+use countersign_tests::ghost::{ORDER, tool_call, tool_verifier};
 use countersign_tests::{Agent, Db, TestServer, both_backends};
-use countersign_verifier::status::HttpStatusSource;
-use countersign_verifier::{Presentation, Rejection, Verdict, Verifier};
+use countersign_verifier::Rejection;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -21,9 +19,6 @@ both_backends!(
     the_kill_switch_stops_one_agent_until_resumed,
     agents_go_to_the_manager_when_configured_and_reassignment_is_audited
 );
-
-const TOOL_URL: &str = "https://tools.example.com/orders";
-const ORDER: &str = r#"[{"type":"purchase_order","vendor":"Acme","amount":120,"currency":"USD"}]"#;
 
 /// A DPoP-bound credential for `agent`, approved by `subject` (developer approval).
 async fn credential(s: &TestServer, agent: &Agent, subject: &str, dpop: &SigningKeyPair) -> String {
@@ -38,45 +33,6 @@ async fn credential(s: &TestServer, agent: &Agent, subject: &str, dpop: &Signing
     tokens["access_token"].as_str().unwrap().to_owned()
 }
 
-/// A verifier that trusts the server and caches status lists for at most a second.
-async fn verifier(s: &TestServer) -> Arc<Verifier> {
-    Arc::new(
-        Verifier::builder()
-            .trust_issuer(s.issuer(), &s.jwks().await)
-            .status_source(HttpStatusSource::default())
-            .status_ttl(std::time::Duration::from_secs(1))
-            .build(),
-    )
-}
-
-/// The tool's check of a $120 order call with `credential`, at `now` (Unix seconds); run
-/// off the runtime that serves the status list.
-async fn tool_call(
-    v: &Arc<Verifier>,
-    credential: &str,
-    dpop: &SigningKeyPair,
-    now: i64,
-) -> Result<Verdict, Rejection> {
-    let proof = countersign_tests::resource_proof(dpop, "POST", TOOL_URL, credential, now);
-    let (v, credential) = (v.clone(), credential.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let arguments = json!({"vendor": "Acme", "amount": 120, "currency": "USD"});
-        v.verify_at(
-            &Presentation {
-                token: &credential,
-                dpop_proof: Some(&proof),
-                method: "POST",
-                url: TOOL_URL,
-                action: Some("purchase_order"),
-                arguments: Some(&arguments),
-            },
-            now,
-        )
-    })
-    .await
-    .unwrap()
-}
-
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
@@ -87,6 +43,11 @@ fn jti(credential: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+async fn owner_of(s: &TestServer, client_id: &str) -> String {
+    let client = s.state().store.client(client_id).await.unwrap();
+    client.expect("the agent exists").owner_subject
 }
 
 async fn kinds_in_trail(s: &TestServer) -> Vec<String> {
@@ -119,7 +80,7 @@ async fn offboarding_the_owner_ends_everything_that_rests_on_them(db: Db) {
     let bobs_for_alice = s.start_request(&bobs, "alice").await;
     let bobs_pending = s.start_request(&bobs, "bob").await;
 
-    let v = verifier(&s).await;
+    let v = tool_verifier(&s).await;
     let now = s.now_s();
     assert!(
         tool_call(&v, &held, &dpop, now).await.is_ok(),
@@ -252,7 +213,7 @@ async fn the_kill_switch_stops_one_agent_until_resumed(db: Db) {
     let held = credential(&s, &agent, "alice", &dpop).await;
     let siblings = credential(&s, &sibling, "alice", &dpop).await;
     let pending = s.start_request(&agent, "alice").await;
-    let v = verifier(&s).await;
+    let v = tool_verifier(&s).await;
     assert!(tool_call(&v, &held, &dpop, s.now_s()).await.is_ok());
 
     let admin = s.admin_api().await;
@@ -350,55 +311,23 @@ async fn agents_go_to_the_manager_when_configured_and_reassignment_is_audited(db
     );
 
     // Explicit reassignment: to an active human only, audited.
-    let reassign = |owner: &str| json!({"owner": owner, "reason": "team change"});
-    let (status, _) = admin
-        .call(
-            Method::POST,
-            "/admin/v1/agents/procurement/reassign",
-            Some(reassign("bob")),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    let reassign = |agent: &'static str, owner: &'static str| {
+        let admin = &admin;
+        async move {
+            let path = format!("/admin/v1/agents/{agent}/reassign");
+            let body = json!({"owner": owner, "reason": "team change"});
+            admin.call(Method::POST, &path, Some(body)).await.0
+        }
+    };
+    assert_eq!(reassign("procurement", "bob").await, StatusCode::NO_CONTENT);
+    assert_eq!(owner_of(&s, "procurement").await, "bob");
     assert_eq!(
-        s.state()
-            .store
-            .client("procurement")
-            .await
-            .unwrap()
-            .unwrap()
-            .owner_subject,
-        "bob"
-    );
-    let (status, _) = admin
-        .call(
-            Method::POST,
-            "/admin/v1/agents/procurement/reassign",
-            Some(reassign("alice")),
-        )
-        .await;
-    assert_eq!(
-        status,
+        reassign("procurement", "alice").await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "alice is inactive"
     );
-    let (status, _) = admin
-        .call(
-            Method::POST,
-            "/admin/v1/agents/nobody/reassign",
-            Some(reassign("bob")),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        s.state()
-            .store
-            .client("procurement")
-            .await
-            .unwrap()
-            .unwrap()
-            .owner_subject,
-        "bob"
-    );
+    assert_eq!(reassign("nobody", "bob").await, StatusCode::NOT_FOUND);
+    assert_eq!(owner_of(&s, "procurement").await, "bob");
     let (_, events) = admin
         .call(
             Method::GET,

@@ -132,17 +132,7 @@ async fn a_risc_account_disabled_set_offboards_the_human(db: Db) {
     assert_eq!(bob.call(s.now_s() + 4).await, Err(Rejection::Revoked));
     assert!(s.state().store.human("bob").await.unwrap().unwrap().active);
 
-    let admin = s.admin_api().await;
-    let (_, events) = admin
-        .call(reqwest::Method::GET, "/admin/v1/audit?limit=200", None)
-        .await;
-    let signals = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "signal.received")
-        .count();
-    assert_eq!(signals, 3, "{events}");
+    assert_eq!(signals_received(&s).await, 3);
     s.stop().await;
 }
 
@@ -292,7 +282,7 @@ async fn polled_sets_act_once_and_are_acknowledged_or_refused(db: Db) {
 
     transmitter.wait_answered(&jti).await;
     transmitter.wait_answered(&forged_jti).await;
-    assert!(transmitter.acked().contains(&jti));
+    assert_eq!(transmitter.acks_of(&jti), 1);
     assert_eq!(
         transmitter.error_for(&forged_jti).unwrap()["err"],
         "invalid_key"
@@ -301,30 +291,10 @@ async fn polled_sets_act_once_and_are_acknowledged_or_refused(db: Db) {
     bob.assert_alive(&s).await;
 
     // Delivered again (as after a lost acknowledgement): acknowledged, not acted on twice.
-    let acks_before = transmitter.acked().iter().filter(|a| **a == jti).count();
+    assert_eq!(transmitter.acks_of(&jti), 1);
     transmitter.queue(&jti, &set);
-    for _ in 0..200 {
-        if transmitter.acked().iter().filter(|a| **a == jti).count() > acks_before {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        transmitter.acked().iter().filter(|a| **a == jti).count(),
-        acks_before + 1,
-        "the redelivered SET is acknowledged"
-    );
-    let admin = s.admin_api().await;
-    let (_, events) = admin
-        .call(reqwest::Method::GET, "/admin/v1/audit?limit=200", None)
-        .await;
-    let signals = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "signal.received")
-        .count();
-    assert_eq!(signals, 1, "acted on once: {events}");
+    transmitter.wait_acks(&jti, 2).await;
+    assert_eq!(signals_received(&s).await, 1, "acted on once");
     assert_eq!(
         transmitter.unauthorized(),
         0,
@@ -335,20 +305,22 @@ async fn polled_sets_act_once_and_are_acknowledged_or_refused(db: Db) {
 
 /// Signs `claims` with RS256 in Node (panva's `jose`, tests/interop/openid-client).
 async fn rs256_sets(claims: &[Value]) -> Value {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/openid-client");
-    let out = tokio::process::Command::new("node")
-        .arg("sign-sets.mjs")
-        .current_dir(dir)
-        .env("SETS", serde_json::to_string(claims).unwrap())
-        .output()
-        .await
-        .expect("node runs (scripts/test.sh installs the packages)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let sets = serde_json::to_string(claims).unwrap();
+    countersign_tests::node::run_json("openid-client", "sign-sets.mjs", &[("SETS", sets)]).await
+}
+
+/// How many SETs the audit trail says were acted on.
+async fn signals_received(s: &TestServer) -> usize {
+    let admin = s.admin_api().await;
+    let (_, events) = admin
+        .call(reqwest::Method::GET, "/admin/v1/audit?limit=200", None)
+        .await;
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "signal.received")
+        .count()
 }
 
 async fn rs256_sets_signed_by_panva_jose_act_and_forgeries_do_not(db: Db) {

@@ -230,8 +230,9 @@ impl AdminSso {
             return Err(SsoError::NotAnAdmin(email));
         }
         let subject = claims.subject().as_str().to_owned();
-        let ttl_ms =
-            i64::try_from(self.config.session_ttl_secs()).unwrap_or(i64::MAX / 2000) * 1000;
+        let ttl_ms = i64::try_from(self.config.session_ttl_secs())
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
         let expires_at_ms = now_ms.saturating_add(ttl_ms);
         let key = admin::create_key(
             store,

@@ -146,7 +146,7 @@ pub async fn offboard_in(
         .disable_devices_of(tx, subject, reason, now_ms)
         .await?;
     let human = format!("human:{subject}");
-    let trace = [
+    let mut trace = vec![
         (kinds::HUMAN_OFFBOARDED, json!({ "reason": reason })),
         (
             kinds::CREDENTIAL_REVOKED,
@@ -158,10 +158,6 @@ pub async fn offboard_in(
             json!({ "reason": reason, "agents": suspended_agents }),
         ),
         (
-            kinds::AGENTS_REASSIGNED,
-            json!({ "reason": reason, "agents": reassigned_agents, "to": heir }),
-        ),
-        (
             kinds::REQUESTS_ENDED,
             json!({ "reason": reason, "requests": ended_requests }),
         ),
@@ -170,10 +166,13 @@ pub async fn offboard_in(
             json!({ "reason": reason, "devices": disabled_devices }),
         ),
     ];
+    if !reassigned_agents.is_empty() {
+        trace.push((
+            kinds::AGENTS_REASSIGNED,
+            json!({ "reason": reason, "agents": reassigned_agents, "to": heir }),
+        ));
+    }
     for (kind, detail) in trace {
-        if kind == kinds::AGENTS_REASSIGNED && reassigned_agents.is_empty() {
-            continue;
-        }
         let event = NewEvent {
             actor,
             kind,

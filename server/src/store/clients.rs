@@ -65,6 +65,16 @@ fn from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
     })
 }
 
+/// The `client_id`s of `rows`, sorted.
+fn sorted_ids(rows: &[AnyRow]) -> Result<Vec<String>, StoreError> {
+    let mut ids = rows
+        .iter()
+        .map(|r| r.try_get("client_id"))
+        .collect::<Result<Vec<String>, _>>()?;
+    ids.sort();
+    Ok(ids)
+}
+
 fn tools_json(tools: &Option<Vec<String>>) -> Option<String> {
     tools
         .as_ref()
@@ -171,12 +181,7 @@ impl Store {
         .fetch_all(tx.conn())
         .await?;
         self.directory_cache.clients.clear();
-        let mut ids = rows
-            .iter()
-            .map(|r| r.try_get("client_id"))
-            .collect::<Result<Vec<String>, _>>()?;
-        ids.sort();
-        Ok(ids)
+        sorted_ids(&rows)
     }
 
     /// Suspends, inside `tx`, every enabled agent `owner` owns; returns their ids.
@@ -192,12 +197,7 @@ impl Store {
         .fetch_all(tx.conn())
         .await?;
         self.directory_cache.clients.clear();
-        let mut ids = rows
-            .iter()
-            .map(|r| r.try_get("client_id"))
-            .collect::<Result<Vec<String>, _>>()?;
-        ids.sort();
-        Ok(ids)
+        sorted_ids(&rows)
     }
 
     /// Changes what policies read of an agent; false when no such client exists.

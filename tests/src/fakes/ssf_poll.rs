@@ -96,8 +96,10 @@ impl FakePollTransmitter {
         s.outstanding.insert(jti.to_owned(), set.to_owned());
     }
 
-    pub fn acked(&self) -> Vec<String> {
-        self.shared.lock().expect("lock").acked.clone()
+    /// How often `jti` was acknowledged.
+    pub fn acks_of(&self, jti: &str) -> usize {
+        let s = self.shared.lock().expect("lock");
+        s.acked.iter().filter(|a| *a == jti).count()
     }
 
     pub fn error_for(&self, jti: &str) -> Option<Value> {
@@ -110,16 +112,28 @@ impl FakePollTransmitter {
 
     /// Waits (up to 10 s) until `jti` was acknowledged or refused.
     pub async fn wait_answered(&self, jti: &str) {
+        self.wait(jti, "acknowledged or refused", |s| {
+            s.acked.iter().any(|a| a == jti) || s.errors.contains_key(jti)
+        })
+        .await;
+    }
+
+    /// Waits (up to 10 s) until `jti` was acknowledged `times` times.
+    pub async fn wait_acks(&self, jti: &str, times: usize) {
+        self.wait(jti, &format!("acknowledged {times} times"), |s| {
+            s.acked.iter().filter(|a| *a == jti).count() >= times
+        })
+        .await;
+    }
+
+    async fn wait(&self, jti: &str, what: &str, done: impl Fn(&Shared) -> bool) {
         for _ in 0..200 {
-            {
-                let s = self.shared.lock().expect("lock");
-                if s.acked.iter().any(|a| a == jti) || s.errors.contains_key(jti) {
-                    return;
-                }
+            if done(&self.shared.lock().expect("lock")) {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("SET {jti} was neither acknowledged nor refused in 10 s");
+        panic!("SET {jti} was not {what} in 10 s");
     }
 }
 
