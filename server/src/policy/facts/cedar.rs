@@ -1,11 +1,8 @@
-//! The facts one decision sees, as plain data (recorded in the trace, replayed by
-//! dry-runs), and their translation into a Cedar request and entities. Pure: nothing here
-//! reads the database or the clock.
-
-use std::net::IpAddr;
-use std::str::FromStr;
+//! The translation of [`DecisionFacts`] into a Cedar request, context and entities, and
+//! the cache keys that let a caller reuse the parts that do not change between requests.
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use cedar_policy::{
@@ -15,218 +12,7 @@ use cedar_policy_core::ast::{Context as CoreContext, Value as V};
 use ref_cast::RefCast as _;
 use smol_str::SmolStr;
 
-/// Fields of a Cedar context record.
-pub type ContextFields = BTreeMap<SmolStr, V>;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use crate::config::ToolConfig;
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct HumanFacts {
-    pub subject: String,
-    pub email: String,
-    pub name: String,
-    pub department: String,
-    pub title: String,
-    pub role: String,
-    pub active: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manager: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct AgentFacts {
-    pub client_id: String,
-    pub name: String,
-    pub owner: String,
-    pub department: String,
-    pub risk_tier: String,
-    /// `active` or `suspended`.
-    pub status: String,
-    /// Its approver route for step-ups whose policy names none (`None`: the user).
-    pub approver: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ToolFacts {
-    pub id: String,
-    pub risk_level: String,
-    pub data_classification: String,
-    pub category: String,
-}
-
-impl ToolFacts {
-    /// The tool a request does not name.
-    pub fn unknown() -> Self {
-        Self {
-            id: "unknown".into(),
-            risk_level: "unknown".into(),
-            data_classification: "unknown".into(),
-            category: "unknown".into(),
-        }
-    }
-
-    pub fn configured(id: &str, t: &ToolConfig) -> Self {
-        Self {
-            id: id.to_owned(),
-            risk_level: t.risk_level.clone(),
-            data_classification: t.data_classification.clone(),
-            category: t.category.clone(),
-        }
-    }
-}
-
-/// The action's arguments that policies can use (from its `authorization_details`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Arguments {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amount: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vendor: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quantity: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub environment: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub classification: Option<String>,
-}
-
-impl Arguments {
-    /// Reads the known argument fields of one `authorization_details` entry.
-    pub fn from_detail(detail: &Value) -> Self {
-        let text = |k: &str| detail.get(k).and_then(Value::as_str).map(str::to_owned);
-        let number = |k: &str| {
-            detail
-                .get(k)
-                .and_then(Value::as_f64)
-                .filter(|n| n.is_finite())
-        };
-        Self {
-            amount: number("amount"),
-            currency: text("currency"),
-            vendor: text("vendor"),
-            quantity: number("quantity"),
-            target: text("target"),
-            environment: text("environment"),
-            classification: text("classification"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct TimeFacts {
-    pub hour: i64,
-    pub minute: i64,
-    pub weekday: String,
-    pub day_of_week: i64,
-    pub timezone: String,
-}
-
-impl TimeFacts {
-    pub fn at(unix_ms: i64, tz: &jiff::tz::TimeZone, tz_name: &str) -> Self {
-        let zoned = tz.to_datetime(
-            jiff::Timestamp::from_millisecond(unix_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-        );
-        let day = i64::from(zoned.weekday().to_monday_one_offset());
-        let names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-        Self {
-            hour: i64::from(zoned.hour()),
-            minute: i64::from(zoned.minute()),
-            weekday: names[(day as usize - 1) % 7].to_owned(),
-            day_of_week: day,
-            timezone: tz_name.to_owned(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct NetworkFacts {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_ip: Option<IpAddr>,
-    pub zones: Vec<String>,
-    /// Whether the deployment names any zones (else "outside every zone" means nothing).
-    #[serde(default)]
-    pub zoned: bool,
-}
-
-impl NetworkFacts {
-    pub fn of(ip: Option<IpAddr>, zones: &[(String, Vec<ipnet::IpNet>)]) -> Self {
-        let names = match ip {
-            Some(ip) => zones
-                .iter()
-                .filter(|(_, nets)| nets.iter().any(|n| n.contains(&ip)))
-                .map(|(name, _)| name.clone())
-                .collect(),
-            None => Vec::new(),
-        };
-        Self {
-            source_ip: ip,
-            zones: names,
-            zoned: !zones.is_empty(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct SessionFacts {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    pub classifications: Vec<String>,
-    pub classes: Vec<String>,
-    pub actions: i64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AnomalyFacts {
-    pub samples: i64,
-    pub rate_last_hour: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quantity_p95: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quantity_ratio: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amount_p95: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amount_ratio: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestFacts {
-    pub scope: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub binding_message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_id: Option<String>,
-}
-
-/// Everything one evaluation sees.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DecisionFacts {
-    pub action: String,
-    pub agent: AgentFacts,
-    pub owner: HumanFacts,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner_manager: Option<HumanFacts>,
-    /// The human the request names, when not the owner.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<HumanFacts>,
-    pub tool: ToolFacts,
-    pub arguments: Arguments,
-    pub time: TimeFacts,
-    pub network: NetworkFacts,
-    pub prompt_labels: Vec<String>,
-    pub session: SessionFacts,
-    pub anomaly: AnomalyFacts,
-    pub request: RequestFacts,
-    pub environment: String,
-}
+use super::{ContextFields, DecisionFacts, HumanFacts};
 
 /// The multiply-rotate hash of rustc's `FxHasher`: a few instructions a word, where
 /// SipHash took 6 % of a decision.
@@ -272,7 +58,7 @@ fn unreachable_type() -> EntityTypeName {
     panic!("entity type names are valid identifiers")
 }
 
-pub(crate) fn uid(kind: &str, id: &str) -> EntityUid {
+fn uid(kind: &str, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(type_name(kind), EntityId::new(id))
 }
 
@@ -550,91 +336,11 @@ impl DecisionFacts {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+mod tests {
+    use cedar_policy::Entities;
 
-    pub(crate) fn human(subject: &str) -> HumanFacts {
-        HumanFacts {
-            subject: subject.into(),
-            email: format!("{subject}@example.com"),
-            name: subject.to_uppercase(),
-            department: "procurement".into(),
-            title: String::new(),
-            role: String::new(),
-            active: true,
-            manager: None,
-            groups: vec![],
-        }
-    }
-
-    /// A procurement agent owned by alice ordering `detail` on Monday 10:00 UTC.
-    pub(crate) fn facts(action: &str, detail: Value) -> DecisionFacts {
-        DecisionFacts {
-            action: action.into(),
-            agent: AgentFacts {
-                client_id: "procurement".into(),
-                name: "Procurement".into(),
-                owner: "alice".into(),
-                department: "procurement".into(),
-                risk_tier: "low".into(),
-                status: "active".into(),
-                approver: None,
-            },
-            owner: human("alice"),
-            owner_manager: None,
-            user: None,
-            tool: ToolFacts::unknown(),
-            arguments: Arguments::from_detail(&detail),
-            // 2026-11-30 is a Monday.
-            time: TimeFacts::at(1_796_032_800_000, &jiff::tz::TimeZone::UTC, "UTC"),
-            network: NetworkFacts::default(),
-            prompt_labels: vec![],
-            session: SessionFacts::default(),
-            anomaly: AnomalyFacts::default(),
-            request: RequestFacts {
-                scope: "openid".into(),
-                ..RequestFacts::default()
-            },
-            environment: "production".into(),
-        }
-    }
-
-    #[test]
-    fn time_is_read_in_the_configured_zone() {
-        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
-        // 2026-11-30T10:00:00Z is 11:00 in Berlin (CET), a Monday.
-        let t = TimeFacts::at(1_796_032_800_000, &berlin, "Europe/Berlin");
-        assert_eq!(
-            (t.hour, t.minute, t.weekday.as_str(), t.day_of_week),
-            (11, 0, "Mon", 1)
-        );
-        // 2026-07-05T22:30:00Z is Monday 00:30 in Berlin (CEST).
-        let t = TimeFacts::at(1_783_290_600_000, &berlin, "Europe/Berlin");
-        assert_eq!((t.hour, t.minute, t.weekday.as_str()), (0, 30, "Mon"));
-    }
-
-    #[test]
-    fn zones_contain_the_source_address() {
-        let zones = vec![
-            ("corp".to_owned(), vec!["10.0.0.0/8".parse().unwrap()]),
-            (
-                "vpn".to_owned(),
-                vec!["10.8.0.0/16".parse().unwrap(), "fd00::/8".parse().unwrap()],
-            ),
-        ];
-        let n = NetworkFacts::of(Some("10.8.1.2".parse().unwrap()), &zones);
-        assert_eq!(n.zones, ["corp", "vpn"]);
-        assert!(
-            NetworkFacts::of(Some("192.0.2.1".parse().unwrap()), &zones)
-                .zones
-                .is_empty()
-        );
-        assert_eq!(
-            NetworkFacts::of(Some("fd00::1".parse().unwrap()), &zones).zones,
-            ["vpn"]
-        );
-        assert!(NetworkFacts::of(None, &zones).zones.is_empty());
-    }
+    use super::rounded_up;
+    use crate::policy::facts::tests::facts;
 
     #[test]
     fn facts_build_a_cedar_request() {
