@@ -30,23 +30,43 @@ const DISABLED: &str = "https://schemas.openid.net/secevent/risc/event-type/acco
 const ENABLED: &str = "https://schemas.openid.net/secevent/risc/event-type/account-enabled";
 const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
 
-async fn server(db: Db, idp: &SigningKeyPair) -> TestServer {
+/// The transmitter `IDP`, trusted with `idp`'s key.
+fn transmitter(idp: &SigningKeyPair) -> TransmitterConfig {
     let jwks = serde_json::to_string(&JwkSet {
         keys: vec![idp.public_jwk()],
     })
     .unwrap();
+    TransmitterConfig {
+        issuer: IDP.into(),
+        jwks: Some(jwks),
+        ..Default::default()
+    }
+}
+
+async fn server(db: Db, idp: &SigningKeyPair) -> TestServer {
+    server_trusting(db, transmitter(idp)).await
+}
+
+/// A server (on real time) that accepts SETs from `t`, polling it each second if it has
+/// a `poll_url`.
+async fn server_trusting(db: Db, t: TransmitterConfig) -> TestServer {
     let s = TestServer::start_with(db, move |c| {
-        c.signals.transmitters = vec![TransmitterConfig {
-            issuer: IDP.into(),
-            jwks_uri: None,
-            jwks: Some(jwks),
-            audience: None,
-            ..Default::default()
-        }];
+        c.signals.poll_interval_secs = 1;
+        c.signals.transmitters = vec![t];
     })
     .await;
     s.clock.follow_system_time();
     s
+}
+
+/// Alice and Bob, each owning an agent with a live credential and a pending request.
+async fn alice_and_bob(s: &TestServer) -> (Ghost, Ghost) {
+    s.human("alice").await;
+    s.human("bob").await;
+    (
+        Ghost::new(s, "procurement", "alice").await,
+        Ghost::new(s, "travel", "bob").await,
+    )
 }
 
 fn claims(s: &TestServer, event: &str, subject: Value) -> Value {
@@ -84,10 +104,7 @@ async fn push_set(s: &TestServer, set: &str) -> (StatusCode, Value) {
 async fn a_risc_account_disabled_set_offboards_the_human(db: Db) {
     let idp = SigningKeyPair::generate();
     let s = server(db, &idp).await;
-    s.human("alice").await;
-    s.human("bob").await;
-    let alice = Ghost::new(&s, "procurement", "alice").await;
-    let bob = Ghost::new(&s, "travel", "bob").await;
+    let (alice, bob) = alice_and_bob(&s).await;
 
     let set = idp
         .sign(
@@ -244,28 +261,17 @@ async fn bad_sets_get_the_rfc_8935_error_and_change_nothing(db: Db) {
 
 async fn polled_sets_act_once_and_are_acknowledged_or_refused(db: Db) {
     let idp = SigningKeyPair::generate();
-    let transmitter = FakePollTransmitter::start("poll-secret").await;
-    let jwks = serde_json::to_string(&JwkSet {
-        keys: vec![idp.public_jwk()],
-    })
-    .unwrap();
-    let poll_url = transmitter.url();
-    let s = TestServer::start_with(db, move |c| {
-        c.signals.poll_interval_secs = 1;
-        c.signals.transmitters = vec![TransmitterConfig {
-            issuer: IDP.into(),
-            jwks: Some(jwks),
-            poll_url: Some(poll_url),
+    let poller = FakePollTransmitter::start("poll-secret").await;
+    let s = server_trusting(
+        db,
+        TransmitterConfig {
+            poll_url: Some(poller.url()),
             poll_token: Some("poll-secret".into()),
-            ..Default::default()
-        }];
-    })
+            ..transmitter(&idp)
+        },
+    )
     .await;
-    s.clock.follow_system_time();
-    s.human("alice").await;
-    s.human("bob").await;
-    let alice = Ghost::new(&s, "procurement", "alice").await;
-    let bob = Ghost::new(&s, "travel", "bob").await;
+    let (alice, bob) = alice_and_bob(&s).await;
 
     // A forged SET about bob is refused with RFC 8935's code; bob keeps his agent.
     let forged_claims = claims(&s, DISABLED, email("bob@example.com"));
@@ -273,33 +279,26 @@ async fn polled_sets_act_once_and_are_acknowledged_or_refused(db: Db) {
     let forged = SigningKeyPair::generate()
         .sign("secevent+jwt", &forged_claims)
         .unwrap();
-    transmitter.queue(&forged_jti, &forged);
+    poller.queue(&forged_jti, &forged);
     // The real one about alice offboards her.
     let real_claims = claims(&s, DISABLED, email("alice@example.com"));
     let jti = real_claims["jti"].as_str().unwrap().to_owned();
     let set = idp.sign("secevent+jwt", &real_claims).unwrap();
-    transmitter.queue(&jti, &set);
+    poller.queue(&jti, &set);
 
-    transmitter.wait_answered(&jti).await;
-    transmitter.wait_answered(&forged_jti).await;
-    assert_eq!(transmitter.acks_of(&jti), 1);
-    assert_eq!(
-        transmitter.error_for(&forged_jti).unwrap()["err"],
-        "invalid_key"
-    );
+    poller.wait_answered(&jti).await;
+    poller.wait_answered(&forged_jti).await;
+    assert_eq!(poller.acks_of(&jti), 1);
+    assert_eq!(poller.error_for(&forged_jti).unwrap()["err"], "invalid_key");
     alice.assert_dead(&s, "alice").await;
     bob.assert_alive(&s).await;
 
     // Delivered again (as after a lost acknowledgement): acknowledged, not acted on twice.
-    assert_eq!(transmitter.acks_of(&jti), 1);
-    transmitter.queue(&jti, &set);
-    transmitter.wait_acks(&jti, 2).await;
+    assert_eq!(poller.acks_of(&jti), 1);
+    poller.queue(&jti, &set);
+    poller.wait_acks(&jti, 2).await;
     assert_eq!(signals_received(&s).await, 1, "acted on once");
-    assert_eq!(
-        transmitter.unauthorized(),
-        0,
-        "every poll carried the token"
-    );
+    assert_eq!(poller.unauthorized(), 0, "every poll carried the token");
     s.stop().await;
 }
 
@@ -340,21 +339,17 @@ async fn rs256_sets_signed_by_panva_jose_act_and_forgeries_do_not(db: Db) {
         claims_for(DISABLED, email("bob@example.com")),
     ])
     .await;
-    let jwks = signed["jwks"].to_string();
-    let s = TestServer::start_with(db, move |c| {
-        c.signals.transmitters = vec![TransmitterConfig {
+    let s = server_trusting(
+        db,
+        TransmitterConfig {
             issuer: IDP.into(),
-            jwks: Some(jwks),
+            jwks: Some(signed["jwks"].to_string()),
             audience: Some(AUDIENCE.into()),
             ..Default::default()
-        }];
-    })
+        },
+    )
     .await;
-    s.clock.follow_system_time();
-    s.human("alice").await;
-    s.human("bob").await;
-    let alice = Ghost::new(&s, "procurement", "alice").await;
-    let bob = Ghost::new(&s, "travel", "bob").await;
+    let (alice, bob) = alice_and_bob(&s).await;
 
     // The same claims signed by another RSA key under the transmitter's kid: refused.
     let forged = signed["other_key_set"].as_str().unwrap();

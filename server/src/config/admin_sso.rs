@@ -50,18 +50,11 @@ impl AdminSsoConfig {
 
     /// The client secret, from the inline value or the file.
     pub fn client_secret(&self) -> Result<Option<String>, ConfigError> {
-        if let Some(secret) = &self.client_secret {
-            return Ok(Some(secret.clone()));
-        }
-        match &self.client_secret_file {
-            Some(path) => std::fs::read_to_string(path)
-                .map(|s| Some(s.trim().to_owned()))
-                .map_err(|e| ConfigError::Invalid {
-                    key: "admin_sso.client_secret_file",
-                    reason: format!("cannot read {}: {e}", path.display()),
-                }),
-            None => Ok(None),
-        }
+        super::inline_or_file(
+            self.client_secret.as_ref(),
+            self.client_secret_file.as_ref(),
+            "admin_sso.client_secret_file",
+        )
     }
 
     /// Whether the person with this verified `email` and these IdP `groups` may

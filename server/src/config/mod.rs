@@ -426,6 +426,27 @@ impl Config {
     }
 }
 
+/// A secret given inline (e.g. from an environment variable) or as a file to read (its
+/// content trimmed); `file_key` names the file setting in the error.
+fn inline_or_file(
+    inline: Option<&String>,
+    file: Option<&PathBuf>,
+    file_key: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    if let Some(value) = inline {
+        return Ok(Some(value.clone()));
+    }
+    match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|s| Some(s.trim().to_owned()))
+            .map_err(|e| ConfigError::Invalid {
+                key: file_key,
+                reason: format!("cannot read {}: {e}", path.display()),
+            }),
+        None => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

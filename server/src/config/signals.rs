@@ -44,18 +44,11 @@ pub struct TransmitterConfig {
 impl TransmitterConfig {
     /// The poll endpoint's bearer token, if any.
     pub fn poll_token(&self) -> Result<Option<String>, ConfigError> {
-        if let Some(token) = &self.poll_token {
-            return Ok(Some(token.clone()));
-        }
-        match &self.poll_token_file {
-            Some(path) => std::fs::read_to_string(path)
-                .map(|t| Some(t.trim().to_owned()))
-                .map_err(|e| ConfigError::Invalid {
-                    key: "signals.transmitters",
-                    reason: format!("poll_token_file {}: {e}", path.display()),
-                }),
-            None => Ok(None),
-        }
+        super::inline_or_file(
+            self.poll_token.as_ref(),
+            self.poll_token_file.as_ref(),
+            "signals.transmitters[].poll_token_file",
+        )
     }
 }
 
