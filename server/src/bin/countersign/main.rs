@@ -14,6 +14,7 @@ use serde::Serialize;
 
 mod audit;
 mod credential;
+mod demo;
 mod device;
 mod directory;
 mod policy;
@@ -51,6 +52,10 @@ struct Cli {
 enum Command {
     /// Run the authorization server.
     Serve(ServeArgs),
+    /// See the whole product work in seconds: a throwaway server, an agent, a policy and
+    /// a software wallet; a small order passes, a large one waits for the passkey, a
+    /// destructive one is stopped, offboarding kills the credential.
+    Demo(demo::DemoArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Manage humans (agent owners and approvers).
@@ -232,9 +237,9 @@ fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -304,10 +309,17 @@ async fn main() -> anyhow::Result<()> {
         _ => None,
     };
     let config = load_config(&cli, serve_args)?;
-    init_logging(config.log_format);
+    // The demo's own timeline is its output (offboarding, for one, is a warning in a
+    // server's log); the server it runs logs only errors.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "error",
+        _ => "info,sqlx=warn,tower_http=info",
+    };
+    init_logging(config.log_format, default_filter);
     let now = SystemClock.now_ms();
     match &cli.command {
         Command::Serve(_) => serve(config).await,
+        Command::Demo(args) => demo::demo(args).await,
         Command::Migrate => {
             open_store(&config).await?;
             println!("migrations applied to {}", redact(&config.database_url));
