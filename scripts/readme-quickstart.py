@@ -122,8 +122,16 @@ def main():
         wait_ready(base, server, timeout=900)
         script = "shopt -s expand_aliases\n" + "".join(steps)
         out = run_on_terminal(script, env, answers=[(b"[y/N]", b"y\n")], timeout=600)
+    except SystemExit:
+        log.flush()
+        with open(os.path.join(data, "server.log")) as f:
+            print("--- server log ---\n" + f.read()[-4000:])
+        raise
     finally:
-        os.killpg(server.pid, 15)
+        try:
+            os.killpg(server.pid, 15)
+        except ProcessLookupError:
+            pass
         server.wait()
     checks = [
         ("step 3: the first poll is authorization_pending", '"authorization_pending"' in out),

@@ -2,6 +2,7 @@
 # Runs the whole test suite on a fresh machine: starts (or installs) PostgreSQL, installs
 # the interoperability peers, builds the wallet's shared library for its Python binding
 # test, then runs every Rust test on SQLite and PostgreSQL.
+# Last, it runs the README's quickstart as written (scripts/readme-quickstart.py).
 # This is the README's test command; .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,4 +108,12 @@ cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$output" || status=$?
 # cargo's last line is often an empty doc-test run; close with the totals instead.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$output"
+
+# The quickstart's commands use release builds (`cargo run --release`); building them
+# first keeps compilation out of the script's time limits.
+log "README quickstart, run as written (release build, then scripts/readme-quickstart.py)"
+quickstart=0
+cargo build --release --locked --bin countersign --bin countersign-wallet &&
+  python3 scripts/readme-quickstart.py || quickstart=$?
+if [ "$quickstart" != 0 ]; then log "the README quickstart FAILED"; status=1; fi
 exit "$status"

@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: the one benchmark command. Release build, real server processes on
-//! SQLite and PostgreSQL, the load generator, and the results written into
-//! docs/benchmarks.md between markers (the rest of the file is left alone).
+//! SQLite and PostgreSQL, the load generator, then the criterion suites, and the results
+//! written into docs/benchmarks.md between markers (the rest of the file is left alone).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 
 use crate::approval::{self, ApprovalReport};
+use crate::criterion_bench;
 use crate::loadgen::{self, LoadArgs, Report, Scenario};
 use crate::offboard_bench::{self, OffboardReport};
 use crate::push_bench::{self, PushReport};
@@ -31,6 +32,9 @@ pub struct BenchArgs {
     /// Use the release binary already built.
     #[arg(long)]
     skip_build: bool,
+    /// Leave out the criterion suites (policy decisions, verifier) and their table.
+    #[arg(long)]
+    skip_criterion: bool,
     #[arg(long, default_value = "docs/benchmarks.md")]
     output: PathBuf,
     /// Run only the push delivery scenario and print it (docs/benchmarks.md is left
@@ -59,6 +63,37 @@ const APPROVAL_START: &str = "<!-- bench:approval:start -->";
 const APPROVAL_END: &str = "<!-- bench:approval:end -->";
 const OFFBOARD_START: &str = "<!-- bench:offboard:start -->";
 const OFFBOARD_END: &str = "<!-- bench:offboard:end -->";
+const DEMO_START: &str = "<!-- bench:demo:start -->";
+const DEMO_END: &str = "<!-- bench:demo:end -->";
+
+/// Wall-clock milliseconds of `runs` runs of the release `countersign demo --json`, as
+/// the demo itself reports them on its last event.
+fn time_demo(runs: usize) -> anyhow::Result<Vec<f64>> {
+    (0..runs)
+        .map(|_| {
+            let out = run_ok(Command::new(binary()).args(["demo", "--json"]))?;
+            let last: serde_json::Value =
+                serde_json::from_str(out.lines().last().context("the demo printed nothing")?)?;
+            if last["event"] != "demo.finished" {
+                bail!("the demo did not finish: {last}");
+            }
+            last["elapsed_ms"].as_f64().context("elapsed_ms")
+        })
+        .collect()
+}
+
+fn render_demo(runs: &[f64]) -> String {
+    format!(
+        "{DEMO_START}\nMeasured {} on {}.\n\nCommand: `cargo xtask bench` (runs `countersign demo --json` {} times)\n\n\
+         | runs | fastest s | slowest s |\n|---:|---:|---:|\n| {} | {:.2} | {:.2} |\n{DEMO_END}",
+        run_date(),
+        machine(),
+        runs.len(),
+        runs.len(),
+        runs.iter().copied().fold(f64::INFINITY, f64::min) / 1000.0,
+        runs.iter().copied().fold(0.0, f64::max) / 1000.0,
+    )
+}
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -444,7 +479,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let pushes = render_push(&args, &push_rows);
     let updated = replace_between(&updated, PUSH_START, PUSH_END, &pushes);
     let offboards = render_offboard(&args, &offboard_rows);
-    let updated = replace_between(&updated, OFFBOARD_START, OFFBOARD_END, &offboards);
+    let mut updated = replace_between(&updated, OFFBOARD_START, OFFBOARD_END, &offboards);
+    let demo = render_demo(&time_demo(3)?);
+    updated = replace_between(&updated, DEMO_START, DEMO_END, &demo);
+    println!("{demo}\n");
+    // In-process suites run last, with no server competing for the cores.
+    if !args.skip_criterion {
+        let suites = criterion_bench::run(&workspace_root())?;
+        let table = criterion_bench::render(&run_date(), &machine(), &suites);
+        updated = replace_between(
+            &updated,
+            criterion_bench::START,
+            criterion_bench::END,
+            &table,
+        );
+        println!("{table}\n");
+    }
     std::fs::write(&path, updated)?;
     println!("{table}\n\n{approvals}");
     Ok(())

@@ -1,9 +1,11 @@
 //! Chores. `cargo xtask bench` builds release binaries, starts a real server on SQLite and
-//! then on PostgreSQL, drives it with the load generator, and rewrites the tables in
-//! docs/benchmarks.md. `cargo xtask loadgen` runs the generator alone against any server.
+//! then on PostgreSQL, drives it with the load generator, runs the criterion suites, and
+//! rewrites the tables in docs/benchmarks.md. `cargo xtask loadgen` runs the generator
+//! alone against any server.
 
 mod approval;
 mod bench;
+mod criterion_bench;
 mod loadgen;
 mod offboard_bench;
 mod push_bench;
@@ -19,7 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build release binaries, benchmark SQLite and PostgreSQL, rewrite docs/benchmarks.md.
+    /// Build release binaries, benchmark SQLite and PostgreSQL over HTTP, run the criterion
+    /// suites, rewrite docs/benchmarks.md.
     Bench(bench::BenchArgs),
     /// Drive a running server (started with --dev-approvals) and print results as JSON.
     Loadgen(loadgen::LoadArgs),

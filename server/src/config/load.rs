@@ -6,6 +6,11 @@ use std::path::Path;
 
 use super::{Config, ConfigError};
 
+/// `COUNTERSIGN_*` variables that configure the other Countersign programs, not the
+/// server: someone who exported the headless wallet's state file in their shell must
+/// still be able to start the server from it.
+const OTHER_PROGRAMS: &[&str] = &["COUNTERSIGN_WALLET_STATE"];
+
 impl Config {
     /// Defaults, then `file`, then `COUNTERSIGN_*` variables from `env`.
     pub fn load(
@@ -28,6 +33,9 @@ impl Config {
             let Some(key) = name.strip_prefix("COUNTERSIGN_") else {
                 continue;
             };
+            if OTHER_PROGRAMS.contains(&name.as_str()) {
+                continue;
+            }
             let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
             set_path(&mut tree, &path, parse_env_value(&value));
         }

@@ -484,6 +484,22 @@ mod tests {
     }
 
     #[test]
+    fn the_wallet_s_variable_is_not_the_server_s_concern() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("COUNTERSIGN_WALLET_STATE", "/tmp/wallet.json"),
+                ("COUNTERSIGN_WALLET__INVITATION_TTL_SECS", "60"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.wallet.invitation_ttl_secs, 60,
+            "the server's own wallet keys still apply"
+        );
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_name_the_key() {
         let err = Config::load(None, env(&[("COUNTERSIGN_NO_SUCH_KEY", "1")])).unwrap_err();
         assert!(err.to_string().contains("no_such_key"), "{err}");
