@@ -420,7 +420,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         run_ok(
             Command::new(env!("CARGO"))
                 .current_dir(workspace_root())
-                .args(["build", "--release", "-p", "countersign-server"]),
+                // The same selection as `cargo run --release --bin countersign` (README), so the
+                // two share one build instead of compiling with different features.
+                .args(["build", "--release", "--bin", "countersign"]),
         )?;
     }
     let mut rows = Vec::new();
