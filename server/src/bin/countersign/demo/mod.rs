@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 mod agent;
 mod narrator;
+mod record;
 mod story;
 
 use agent::{DemoAgent, OrderTool};

@@ -1,18 +1,19 @@
 //! The story the demo tells, act by act, each step checked: a small order passes, a large
 //! one waits for Alice's passkey, a destructive action is stopped, offboarding Alice
-//! kills her agent's credentials, and the record proves what happened. A step that does
+//! kills her agent's credentials, and the record proves what happened (record.rs). A step that does
 //! not come out as the product promises ends the demo with an error.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use countersign_server::audit::{self, checkpoint};
+use countersign_server::audit;
 use countersign_shared::approval::DecisionKind;
 use countersign_verifier::{Rejection, Verdict};
 use serde_json::{Value, json};
 
 use super::agent::Answer;
 use super::narrator::{Tone, ms_since, round2};
+use super::record::{policy_names, strings};
 use super::{Demo, HUMAN, STATUS_TTL_SECS, blocking, scim};
 
 const VENDOR: &str = "Acme Corp";
@@ -22,7 +23,7 @@ fn order(amount: u64) -> Value {
 }
 
 /// `$1,200`.
-fn dollars(amount: u64) -> String {
+pub(super) fn dollars(amount: u64) -> String {
     let digits = amount.to_string();
     let mut out = String::from("$");
     for (i, c) in digits.chars().enumerate() {
@@ -43,28 +44,6 @@ struct Decided {
     outcome: String,
     policies: Vec<String>,
     approvers: Vec<String>,
-}
-
-fn policy_names(detail: &Value) -> Vec<String> {
-    detail["policies"]
-        .as_array()
-        .map(|ps| {
-            ps.iter()
-                .map(|p| format!("{} v{}", p["id"].as_str().unwrap_or("?"), p["version"]))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The credential's JWT claims (the demo only reads them; the tool verifies).
@@ -502,79 +481,6 @@ impl Demo {
             json!({
                 "status": asked.status, "error": "unauthorized_client",
                 "error_description": asked.description(),
-            }),
-            &[],
-        );
-        Ok(())
-    }
-
-    /// The decision trace of the run and the audit chain's verification.
-    async fn record(&self) -> anyhow::Result<()> {
-        self.narrator.part("5. The record");
-        let state = &self.running.state;
-        let mut events = audit::recent(&state.store, None, 1000).await?;
-        events.reverse();
-        let decisions: Vec<Value> = events
-            .iter()
-            .filter(|e| e.kind == "decision.made")
-            .map(|e| {
-                json!({
-                    "request": e.subject, "action": e.detail["action"],
-                    "amount": e.detail["inputs"][0]["arguments"]["amount"],
-                    "environment": e.detail["inputs"][0]["arguments"]["environment"],
-                    "outcome": e.detail["outcome"], "policies": policy_names(&e.detail),
-                    "reasons": e.detail["reasons"],
-                })
-            })
-            .collect();
-        let lines: Vec<String> = decisions
-            .iter()
-            .map(|d| {
-                let amount = d["amount"]
-                    .as_f64()
-                    .map(|a| format!(" {}", dollars(a.round() as u64)))
-                    .or_else(|| d["environment"].as_str().map(|e| format!(" {e}")))
-                    .unwrap_or_default();
-                format!(
-                    "{}{amount} → {} by {}",
-                    d["action"].as_str().unwrap_or("?"),
-                    d["outcome"].as_str().unwrap_or("?"),
-                    strings(&d["policies"]).join(", ")
-                )
-            })
-            .collect();
-        self.narrator.event(
-            "trace",
-            Tone::Done,
-            &format!(
-                "decision trace: {} decisions, each with the facts it saw",
-                decisions.len()
-            ),
-            json!({ "decisions": decisions }),
-            &lines,
-        );
-
-        let started = Instant::now();
-        checkpoint::sign_head(state).await?;
-        let report = audit::verify(&state.store, &state.keys.jwks()).await?;
-        if !report.intact {
-            bail!(
-                "the audit chain is broken at {:?}: {:?}",
-                report.broken_at,
-                report.reason
-            );
-        }
-        self.narrator.event(
-            "audit.verified",
-            Tone::Done,
-            &format!(
-                "audit verify: {} events hash-chained, {} signed checkpoint(s) verified",
-                report.events, report.checkpoints_verified
-            ),
-            json!({
-                "intact": report.intact, "events": report.events, "head": report.head,
-                "checkpoints_verified": report.checkpoints_verified,
-                "took_ms": ms_since(started),
             }),
             &[],
         );
