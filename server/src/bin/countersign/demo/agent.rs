@@ -9,19 +9,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use countersign_jose::{Header, Jwk, JwkSet, SigningKeyPair, b64url_encode, random_b64url};
+use countersign_server::clock::{Clock as _, SystemClock};
+use countersign_shared::ciba::CIBA_GRANT_TYPE;
 use countersign_verifier::status::HttpStatusSource;
 use countersign_verifier::{Presentation, Rejection, Verdict, Verifier};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 /// Where the order tool takes calls (the URL DPoP proofs name).
 pub const TOOL_URL: &str = "https://tools.example.com/orders";
 
 fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemClock.now_ms().div_euclid(1000)
 }
 
 /// A protocol answer: the HTTP status and the JSON body.
@@ -125,7 +124,7 @@ impl DemoAgent {
     /// One token request for `auth_req_id`, with a fresh DPoP proof.
     pub async fn token(&self, auth_req_id: &str) -> anyhow::Result<Answer> {
         let form = vec![
-            ("grant_type", CIBA_GRANT.to_owned()),
+            ("grant_type", CIBA_GRANT_TYPE.to_owned()),
             ("auth_req_id", auth_req_id.to_owned()),
         ];
         let proof = self.dpop_proof("POST", &format!("{}/token", self.issuer), None)?;

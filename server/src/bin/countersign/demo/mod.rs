@@ -173,7 +173,7 @@ impl Demo {
             .expose()
             .to_owned();
         let user = json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "schemas": [countersign_server::scim::schema::USER],
             "userName": HUMAN,
             "displayName": "Alice Example",
             "name": {"givenName": "Alice", "familyName": "Example"},

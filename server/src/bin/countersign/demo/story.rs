@@ -48,9 +48,7 @@ struct Decided {
 
 /// The credential's JWT claims (the demo only reads them; the tool verifies).
 fn claims_of(credential: &str) -> anyhow::Result<Value> {
-    let payload = credential.split('.').nth(1).context("not a JWT")?;
-    let bytes = countersign_jose::b64url_decode(payload).context("not base64url")?;
-    Ok(serde_json::from_slice(&bytes)?)
+    Ok(countersign_jose::UnverifiedJws::parse(credential)?.insecure_claims()?)
 }
 
 impl Demo {
@@ -398,7 +396,7 @@ impl Demo {
         self.narrator.part("4. Alice leaves the company");
         let started = Instant::now();
         let patch = json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "schemas": [countersign_server::scim::schema::PATCH_OP],
             "Operations": [{"op": "replace", "path": "active", "value": false}]
         });
         let path = format!("/Users/{}", self.scim_id);
