@@ -141,9 +141,7 @@ pub(super) async fn list_humans(
 #[utoipa::path(post, path = "/admin/v1/humans", tag = "admin", request_body = NewHuman,
     responses((status = 201, body = Human), (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 409, body = super::error::Problem, content_type = "application/problem+json"), (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json")),
+        super::error::JsonBodyProblems),
     security(("admin_key" = [])))]
 pub(super) async fn add_human(
     caller: AdminCaller,
@@ -170,9 +168,7 @@ pub(super) async fn list_agents(
 #[utoipa::path(post, path = "/admin/v1/agents", tag = "admin", request_body = NewAgent,
     responses((status = 201, body = CreatedAgent), (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 409, body = super::error::Problem, content_type = "application/problem+json"), (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json")),
+        super::error::JsonBodyProblems),
     security(("admin_key" = [])))]
 pub(super) async fn add_agent(
     caller: AdminCaller,
@@ -188,12 +184,10 @@ pub(super) async fn add_agent(
 #[utoipa::path(patch, path = "/admin/v1/humans/{subject}", tag = "admin", request_body = HumanUpdate,
     params(("subject" = String, Path)),
     responses((status = 200, body = Human),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 409, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn update_human(
@@ -212,11 +206,9 @@ pub(super) async fn update_human(
 #[utoipa::path(patch, path = "/admin/v1/agents/{client_id}", tag = "admin", request_body = AgentUpdate,
     params(("client_id" = String, Path)),
     responses((status = 200, body = Agent),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn update_agent(
@@ -257,10 +249,8 @@ pub struct CreatedScimToken {
 /// nothing else.
 #[utoipa::path(post, path = "/admin/v1/scim-tokens", tag = "admin", request_body = NewScimToken,
     responses((status = 201, body = CreatedScimToken),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn create_scim_token(

@@ -64,11 +64,9 @@ pub(super) async fn show(
 
 #[utoipa::path(post, path = "/admin/v1/credentials/{id}/revoke", tag = "admin", params(("id" = String, Path)), request_body = RevokeOne,
     responses((status = 200, body = Revoked),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn revoke_one(
@@ -87,10 +85,8 @@ pub(super) async fn revoke_one(
 /// one human owns.
 #[utoipa::path(post, path = "/admin/v1/credentials/revoke", tag = "admin", request_body = RevokeMany,
     responses((status = 200, body = Revoked),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn revoke_many(

@@ -69,11 +69,9 @@ pub(super) async fn list(
 /// Disables a device: its proofs and approvals are refused from now on.
 #[utoipa::path(post, path = "/admin/v1/devices/{id}/remove", tag = "admin", params(("id" = String, Path)), request_body = RemoveDevice,
     responses((status = 200, body = Device),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn remove(

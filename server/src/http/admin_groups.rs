@@ -33,11 +33,9 @@ pub(super) async fn list(
 
 #[utoipa::path(post, path = "/admin/v1/groups", tag = "admin", request_body = NewGroup,
     responses((status = 201, body = Group),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 409, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn add(

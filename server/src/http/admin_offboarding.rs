@@ -51,11 +51,9 @@ pub(super) async fn activate_human(
 #[utoipa::path(post, path = "/admin/v1/humans/{subject}/deactivate", tag = "admin", request_body = Reason,
     params(("subject" = String, Path)),
     responses((status = 200, body = Offboarded),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn deactivate_human(
@@ -82,11 +80,9 @@ pub(super) async fn deactivate_human(
 #[utoipa::path(post, path = "/admin/v1/agents/{client_id}/suspend", tag = "admin", request_body = Reason,
     params(("client_id" = String, Path)),
     responses((status = 200, body = Suspended),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn suspend_agent(
@@ -140,11 +136,9 @@ pub struct Reassignment {
 #[utoipa::path(post, path = "/admin/v1/agents/{client_id}/reassign", tag = "admin", request_body = Reassignment,
     params(("client_id" = String, Path)),
     responses((status = 204),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn reassign_agent(

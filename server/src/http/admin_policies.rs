@@ -129,10 +129,8 @@ pub(super) async fn list(
 /// Stores a new version; refused (422, with line and column) unless it validates.
 #[utoipa::path(post, path = "/admin/v1/policies", tag = "admin", request_body = NewPolicy,
     responses((status = 201, body = PolicyVersion),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn add(
@@ -169,10 +167,8 @@ pub(super) async fn schema(_: AdminCaller, State(state): State<AppState>) -> Res
 /// Checks a document without storing it: every problem with its line and column.
 #[utoipa::path(post, path = "/admin/v1/policies/validate", tag = "admin", request_body = PolicySource,
     responses((status = 200, body = Validation),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, description = "a field is missing, empty or of the wrong type", body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn validate(
@@ -187,10 +183,8 @@ pub(super) async fn validate(
 /// Replays recent decisions through a candidate document and reports what would change.
 #[utoipa::path(post, path = "/admin/v1/policies/dry-run", tag = "admin", request_body = DryRunRequest,
     responses((status = 200, body = DryRunReport),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, body = super::error::Problem, content_type = "application/problem+json")),
     security(("admin_key" = [])))]
 pub(super) async fn dry_run(

@@ -168,6 +168,37 @@ pub struct Problem {
     pub detail: String,
 }
 
+const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The answers any endpoint taking a JSON body may give before its handler runs (the
+/// `ApiJson` extractor's refusals), for `#[utoipa::path(responses(...))]`: 400 malformed
+/// JSON, 413 body too large, 415 not `application/json`, each a [`Problem`].
+pub struct JsonBodyProblems;
+
+impl utoipa::IntoResponses for JsonBodyProblems {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        [
+            ("400", "malformed JSON"),
+            ("413", "body too large"),
+            ("415", "not application/json"),
+        ]
+        .into_iter()
+        .map(|(status, description)| {
+            let problem = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content(PROBLEM_JSON, problem)
+                .build();
+            (status.to_owned(), response.into())
+        })
+        .collect()
+    }
+}
+
 #[derive(Debug)]
 pub struct ProblemResponse {
     pub status: StatusCode,
@@ -199,10 +230,8 @@ impl IntoResponse for ProblemResponse {
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut resp = (self.status, json).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

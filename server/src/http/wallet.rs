@@ -68,10 +68,8 @@ impl FromRequestParts<AppState> for WalletDevice {
 /// Starts enrolling a wallet with an invitation: returns passkey creation options.
 #[utoipa::path(post, path = "/wallet/v1/enrollments", tag = "wallet", request_body = BeginEnrollment,
     responses((status = 200, body = EnrollmentChallenge),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "invitation unknown, expired or used", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, body = super::error::Problem, content_type = "application/problem+json")))]
 pub(super) async fn begin_enrollment(
     State(state): State<AppState>,
@@ -85,12 +83,10 @@ pub(super) async fn begin_enrollment(
 #[utoipa::path(post, path = "/wallet/v1/enrollments/complete", tag = "wallet", request_body = CompleteEnrollment,
     params(("DPoP" = String, Header, description = "proof signed by the device key being enrolled")),
     responses((status = 201, body = EnrolledDevice),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "missing or invalid proof", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "invitation unknown, expired or used", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "device already enrolled", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, description = "invalid details or the passkey ceremony failed", body = super::error::Problem, content_type = "application/problem+json")))]
 pub(super) async fn complete_enrollment(
     State(state): State<AppState>,
@@ -144,13 +140,11 @@ pub(super) async fn display(
 #[utoipa::path(post, path = "/wallet/v1/requests/{id}/decision", tag = "wallet", request_body = DecisionRequest,
     params(("id" = String, Path), ("DPoP" = String, Header, description = "proof signed by the device key")),
     responses((status = 200, body = DecisionRecorded),
-        (status = 400, description = "malformed JSON", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "missing or invalid device proof", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "another human's request", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "already decided or expired", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::JsonBodyProblems,
         (status = 422, description = "the approval does not verify", body = super::error::Problem, content_type = "application/problem+json")))]
 pub(super) async fn decide(
     State(state): State<AppState>,
