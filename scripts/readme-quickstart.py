@@ -135,8 +135,10 @@ def main():
         server.wait()
     checks = [
         ("step 3: the first poll is authorization_pending", '"authorization_pending"' in out),
-        ("step 4: the wallet shows the verified order", "Acme" in out and "1200" in out),
-        ("step 4: the wallet asked to confirm", "[y/N]" in out),
+        ("step 4: the wallet shows the verified order, binding message and hash, then asks",
+         re.search(r'^details\s+\[\{"type":"purchase_order","vendor":"Acme","amount":1200,'
+                   r'"currency":"USD"\}\]\n^message\s+W4SCT\n(?:.*\n)*?^transaction\s+\S+\n'
+                   r'^Approve this request\? \[y/N\]', out, re.M) is not None),
         ("step 5: the $1,000 call verifies", re.search(r'"valid":\s*true', out) is not None),
         ("step 5: the $1,500 call is refused as outside the approval",
          re.search(r'"reason":\s*"argument_outside_approval"', out) is not None),
