@@ -222,12 +222,9 @@ async fn write(
         .flat_map(|(r, subjects)| subjects.iter().map(|s| (r.id.as_str(), s.as_str())))
         .collect();
     for chunk in approvers.chunks(MAX_BATCH) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|r| format!("(${}, ${})", 2 * r + 1, 2 * r + 2))
-            .collect();
         let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO request_approvers (auth_req_id, subject) VALUES {}",
-            values.join(", ")
+            super::placeholders(0, chunk.len(), 2)
         ));
         let query = chunk
             .iter()
@@ -317,7 +314,12 @@ async fn run(
         }
         let had_works = !works.is_empty();
         let mut afters = Vec::new();
+        metrics::histogram!("countersign_group_commit_batch_size")
+            .record((sets.len() + works.len()) as f64);
+        let started = std::time::Instant::now();
         let written = write(&pool, &head, &sets, works, &mut afters).await;
+        metrics::histogram!("countersign_group_commit_seconds")
+            .record(started.elapsed().as_secs_f64());
         let committed = written.as_ref().map(|_| ()).map_err(clone_error);
         for after in afters {
             after(committed.as_ref().map(|_| ()).map_err(clone_error));

@@ -423,6 +423,26 @@ pub(crate) fn statement_chunks<T>(
     chunks
 }
 
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// The rows of a multi-row `VALUES` list: `rows` tuples of `columns` numbered
+/// parameters, the first numbered `offset + 1` (`($1, $2), ($3, $4)`).
+pub(crate) fn placeholders(offset: usize, rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 6);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 1..=columns {
+            if c > 1 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(offset + r * columns + c).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
 /// Converts a stored 0/1 flag.
 pub(crate) fn flag(v: i64) -> bool {
     v != 0

@@ -47,7 +47,7 @@ fn from_row(row: &AnyRow) -> Result<PushRow, StoreError> {
     })
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+use super::AnyQuery;
 
 /// `INSERT` of `rows` push rows in one statement (due at once).
 pub(super) fn insert_sql(rows: usize) -> String {

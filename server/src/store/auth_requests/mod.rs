@@ -145,22 +145,13 @@ pub struct Decision<'a> {
 
 /// `INSERT` of `rows` auth requests in one statement.
 pub(super) fn insert_sql(rows: usize) -> String {
-    let per_row = PER_ROW;
-    let values: Vec<String> = (0..rows)
-        .map(|r| {
-            let params: Vec<String> = (1..=per_row)
-                .map(|c| format!("${}", r * per_row + c))
-                .collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
     format!(
         "INSERT INTO auth_requests ({COLUMNS}) VALUES {}",
-        values.join(", ")
+        super::placeholders(0, rows, PER_ROW)
     )
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+use super::AnyQuery;
 
 pub(super) fn bind_insert<'q>(q: AnyQuery<'q>, r: &AuthRequestRecord) -> AnyQuery<'q> {
     q.bind(r.id.clone())
