@@ -255,7 +255,7 @@ async fn bench_backend(
     let scenarios = if args.push_only {
         Vec::new()
     } else {
-        vec![Scenario::Authorize, Scenario::Flow]
+        vec![Scenario::Healthz, Scenario::Authorize, Scenario::Flow]
     };
     // One closed-loop run of `scenario` by the benchmark agent.
     let load = |scenario: Scenario| {
@@ -379,7 +379,7 @@ fn machine() -> String {
 fn render(args: &BenchArgs, rows: &[(&str, Report)]) -> String {
     let mut out = format!(
         "{START}\nMeasured {} on {}.\n\nCommand: `cargo xtask bench --duration-secs {} --concurrency {}`\n\n\
-         | storage | scenario | per second | p50 ms | p95 ms | p99 ms | errors |\n|---|---|---:|---:|---:|---:|---:|\n",
+         | storage | scenario | per second | p50 ms | p95 ms | p99 ms | errors | CPU steal |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
         run_date(),
         machine(),
         args.duration_secs,
@@ -390,10 +390,11 @@ fn render(args: &BenchArgs, rows: &[(&str, Report)]) -> String {
             Scenario::Authorize => "bc-authorize",
             Scenario::Flow => "full flow (authorize, approve, token)",
             Scenario::Decision => "POST /v1/decisions (procurement policy, traced)",
+            Scenario::Healthz => "GET /healthz (HTTP alone: the floor)",
         };
         out.push_str(&format!(
-            "| {storage} | {scenario} | {:.0} | {:.2} | {:.2} | {:.2} | {} |\n",
-            r.per_second, r.p50_ms, r.p95_ms, r.p99_ms, r.errors
+            "| {storage} | {scenario} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0}% |\n",
+            r.per_second, r.p50_ms, r.p95_ms, r.p99_ms, r.errors, r.steal_pct
         ));
     }
     out.push_str(END);

@@ -19,6 +19,9 @@ pub enum Scenario {
     /// One `POST /v1/decisions` (a purchase order; amounts alternate below and above the
     /// procurement policy's $400 threshold), traced durably.
     Decision,
+    /// One `GET /healthz`: no work but HTTP, the floor the other scenarios stand on
+    /// (the generator shares the machine's cores with the server).
+    Healthz,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -52,6 +55,24 @@ pub struct Report {
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
+    /// Share of the machine's CPU time the hypervisor gave to other guests while the run
+    /// measured (`steal` in /proc/stat; 0 where it is not reported): on a shared VM, the
+    /// latencies above grow with it.
+    pub steal_pct: f64,
+}
+
+/// (steal, total) jiffies of all CPUs so far.
+fn cpu_times() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest times are inside user).
+    let steal = *fields.get(7)?;
+    Some((steal, fields.iter().take(8).sum()))
 }
 
 struct Worker {
@@ -130,11 +151,25 @@ impl Worker {
         Ok(())
     }
 
+    async fn healthz(&self) -> anyhow::Result<()> {
+        let resp = self
+            .http
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("healthz answered {}", resp.status());
+        }
+        resp.bytes().await?;
+        Ok(())
+    }
+
     async fn iteration(&self, scenario: Scenario) -> anyhow::Result<()> {
         match scenario {
             Scenario::Authorize => self.authorize().await.map(|_| ()),
             Scenario::Flow => self.flow().await,
             Scenario::Decision => self.decision().await,
+            Scenario::Healthz => self.healthz().await,
         }
     }
 }
@@ -182,6 +217,17 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
 
     let warmup_end = Instant::now() + Duration::from_secs(args.warmup_secs);
     let end = warmup_end + Duration::from_secs(args.duration_secs);
+    let steal = tokio::spawn(async move {
+        tokio::time::sleep_until(warmup_end.into()).await;
+        let from = cpu_times();
+        tokio::time::sleep_until(end.into()).await;
+        match (from, cpu_times()) {
+            (Some((s0, t0)), Some((s1, t1))) if t1 > t0 => {
+                100.0 * (s1 - s0) as f64 / (t1 - t0) as f64
+            }
+            _ => 0.0,
+        }
+    });
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
         let worker = worker.clone();
@@ -226,5 +272,6 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         p50_ms: percentile(&all, 0.50),
         p95_ms: percentile(&all, 0.95),
         p99_ms: percentile(&all, 0.99),
+        steal_pct: steal.await?,
     })
 }
