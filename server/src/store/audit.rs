@@ -235,25 +235,6 @@ async fn append_after_guess(
     insert(conn, records, None).await
 }
 
-/// Binds the eight columns of each of `records`, in order.
-fn bind_records<'q>(query: super::AnyQuery<'q>, records: &[AuditRecord]) -> super::AnyQuery<'q> {
-    records.iter().fold(query, |q, e| {
-        q.bind(e.seq)
-            .bind(e.at)
-            .bind(e.actor.clone())
-            .bind(e.kind.clone())
-            .bind(e.subject.clone())
-            .bind(e.detail.clone())
-            .bind(e.prev_hash.clone())
-            .bind(e.hash.clone())
-    })
-}
-
-/// About how many bytes an event's parameters take on the wire.
-fn record_bytes(e: &AuditRecord) -> usize {
-    e.detail.len() + e.actor.len() + e.kind.len() + e.subject.len() + 2 * 64 + 16
-}
-
 /// Inserts `records` (in statements of bounded size). With `moving` (PostgreSQL only),
 /// the first statement also moves the head from the first to the second value, and
 /// inserts nothing if the head was not at the first: then false.
@@ -262,7 +243,9 @@ async fn insert(
     records: &[AuditRecord],
     mut moving: Option<(&AuditHead, &AuditHead)>,
 ) -> Result<bool, StoreError> {
-    let chunks = super::statement_chunks(records, INSERT_CHUNK, record_bytes);
+    let chunks = super::statement_chunks(records, INSERT_CHUNK, |e| {
+        e.detail.len() + e.actor.len() + e.kind.len() + e.subject.len() + 2 * 64 + 16
+    });
     for chunk in chunks {
         let offset = if moving.is_some() { 4 } else { 0 };
         let values = super::placeholders(offset, chunk.len(), 8);
@@ -285,7 +268,16 @@ async fn insert(
                 .bind(from.seq)
                 .bind(from.hash.clone());
         }
-        let query = bind_records(query, chunk);
+        let query = chunk.iter().fold(query, |q, e| {
+            q.bind(e.seq)
+                .bind(e.at)
+                .bind(e.actor.clone())
+                .bind(e.kind.clone())
+                .bind(e.subject.clone())
+                .bind(e.detail.clone())
+                .bind(e.prev_hash.clone())
+                .bind(e.hash.clone())
+        });
         let done = query.execute(&mut *conn).await?;
         if moving.take().is_some() {
             // `moved` compares the head after the statement with the guess's target, so

@@ -29,21 +29,6 @@ fn from_stored(n: Option<i64>) -> Option<f64> {
     n.map(|n| n as f64 / SCALE)
 }
 
-const COLUMNS: &str = "client_id, action, at, quantity_e4, amount_e4";
-
-use super::AnyQuery;
-
-/// Binds the five columns of each of `samples`, in order.
-fn bind_samples<'q>(query: AnyQuery<'q>, samples: &[&SampleRecord]) -> AnyQuery<'q> {
-    samples.iter().fold(query, |q, s| {
-        q.bind(s.client_id.clone())
-            .bind(s.action.clone())
-            .bind(s.at_ms)
-            .bind(to_stored(s.quantity))
-            .bind(to_stored(s.amount))
-    })
-}
-
 /// Inserts `samples` on `conn` (inside the caller's transaction).
 pub(crate) async fn insert_on(
     conn: &mut sqlx::AnyConnection,
@@ -52,10 +37,16 @@ pub(crate) async fn insert_on(
     // 64 rows × 5 columns per statement keeps within bind-parameter limits.
     for chunk in samples.chunks(64) {
         let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO decision_samples ({COLUMNS}) VALUES {}",
+            "INSERT INTO decision_samples (client_id, action, at, quantity_e4, amount_e4) VALUES {}",
             super::placeholders(0, chunk.len(), 5)
         ));
-        let query = bind_samples(sqlx::query(sql), chunk);
+        let query = chunk.iter().fold(sqlx::query(sql), |q, s| {
+            q.bind(s.client_id.clone())
+                .bind(s.action.clone())
+                .bind(s.at_ms)
+                .bind(to_stored(s.quantity))
+                .bind(to_stored(s.amount))
+        });
         query.execute(&mut *conn).await?;
     }
     Ok(())

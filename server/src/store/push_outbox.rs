@@ -5,7 +5,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Backend, Store, StoreError};
+use super::{AnyQuery, Backend, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushRow {
@@ -46,8 +46,6 @@ fn from_row(row: &AnyRow) -> Result<PushRow, StoreError> {
         expires_at: row.try_get("expires_at")?,
     })
 }
-
-use super::AnyQuery;
 
 /// `INSERT` of `rows` push rows in one statement (due at once).
 pub(super) fn insert_sql(rows: usize) -> String {

@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::tokens::TokenGrant;
-use super::{Store, StoreError, Tx};
+use super::{AnyQuery, Store, StoreError, Tx};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum AuthRequestStatus {
@@ -150,8 +150,6 @@ pub(super) fn insert_sql(rows: usize) -> String {
         super::placeholders(0, rows, PER_ROW)
     )
 }
-
-use super::AnyQuery;
 
 pub(super) fn bind_insert<'q>(q: AnyQuery<'q>, r: &AuthRequestRecord) -> AnyQuery<'q> {
     q.bind(r.id.clone())
