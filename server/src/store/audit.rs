@@ -4,7 +4,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, Tx};
+use super::{Store, StoreError, Tx, baselines};
 
 /// One stored event, exactly as hashed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,9 +243,7 @@ async fn insert(
     records: &[AuditRecord],
     mut moving: Option<(&AuditHead, &AuditHead)>,
 ) -> Result<bool, StoreError> {
-    let chunks = super::statement_chunks(records, INSERT_CHUNK, |e| {
-        e.detail.len() + e.actor.len() + e.kind.len() + e.subject.len() + 2 * 64 + 16
-    });
+    let chunks = super::statement_chunks(records, INSERT_CHUNK, record_bytes);
     for chunk in chunks {
         let offset = if moving.is_some() { 4 } else { 0 };
         let values = super::placeholders(offset, chunk.len(), 8);
@@ -268,16 +266,7 @@ async fn insert(
                 .bind(from.seq)
                 .bind(from.hash.clone());
         }
-        let query = chunk.iter().fold(query, |q, e| {
-            q.bind(e.seq)
-                .bind(e.at)
-                .bind(e.actor.clone())
-                .bind(e.kind.clone())
-                .bind(e.subject.clone())
-                .bind(e.detail.clone())
-                .bind(e.prev_hash.clone())
-                .bind(e.hash.clone())
-        });
+        let query = chunk.iter().fold(query, bind_record);
         let done = query.execute(&mut *conn).await?;
         if moving.take().is_some() {
             // `moved` compares the head after the statement with the guess's target, so
@@ -297,6 +286,110 @@ async fn insert(
         }
     }
     Ok(true)
+}
+
+/// About how many bytes an event takes as statement parameters (with its hashes).
+fn statement_bytes(actor: &str, kind: &str, subject: &str, detail: &str) -> usize {
+    detail.len() + actor.len() + kind.len() + subject.len() + 2 * 64 + 16
+}
+
+fn record_bytes(e: &AuditRecord) -> usize {
+    statement_bytes(&e.actor, &e.kind, &e.subject, &e.detail)
+}
+
+impl NewAuditRecord {
+    /// About how many bytes this event takes as statement parameters once chained.
+    pub(crate) fn statement_bytes(&self) -> usize {
+        statement_bytes(&self.actor, &self.kind, &self.subject, &self.detail)
+    }
+}
+
+/// Binds `e` as the next row of [`COLUMNS`].
+fn bind_record<'q>(q: super::AnyQuery<'q>, e: &AuditRecord) -> super::AnyQuery<'q> {
+    q.bind(e.seq)
+        .bind(e.at)
+        .bind(e.actor.clone())
+        .bind(e.kind.clone())
+        .bind(e.subject.clone())
+        .bind(e.detail.clone())
+        .bind(e.prev_hash.clone())
+        .bind(e.hash.clone())
+}
+
+/// PostgreSQL only: appends `events` after the guessed head together with `samples`, in
+/// one statement outside any transaction (so it commits by itself). The head row is then
+/// locked only while PostgreSQL runs and flushes that statement, not across round trips
+/// to this process: under load the head row is what every batch queues for. Returns
+/// false with nothing written when there is no guess, the guess is wrong or the events
+/// do not fit one statement; the caller then writes them the ordinary way.
+pub(crate) async fn append_alone(
+    conn: &mut sqlx::AnyConnection,
+    guess: &HeadGuess,
+    events: &[NewAuditRecord],
+    samples: &[&baselines::SampleRecord],
+) -> Result<bool, StoreError> {
+    if events.is_empty() || events.len() > INSERT_CHUNK || samples.len() > baselines::INSERT_CHUNK {
+        return Ok(false);
+    }
+    let mut guessed = guess.0.lock().await;
+    let Some(head) = guessed.take() else {
+        return Ok(false);
+    };
+    let records = chain(&head, events);
+    let bytes = records.iter().map(record_bytes).sum::<usize>()
+        + samples
+            .iter()
+            .map(|s| baselines::record_bytes(s))
+            .sum::<usize>();
+    let Some(last) = tail(&records).filter(|_| bytes <= super::STATEMENT_BYTES) else {
+        *guessed = Some(head);
+        return Ok(false);
+    };
+    let event_values = super::placeholders(4, records.len(), 8);
+    let sample_offset = 4 + 8 * records.len();
+    let samples_cte = if samples.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", samples AS (INSERT INTO decision_samples ({cols}) SELECT * FROM (VALUES {values}) \
+             AS v ({cols}) WHERE EXISTS (SELECT 1 FROM events))",
+            cols = baselines::COLUMNS,
+            values = super::placeholders(sample_offset, samples.len(), baselines::COLUMN_COUNT)
+        )
+    };
+    // As in `insert`: the guess is judged in SET, after any wait for the row; identical
+    // events already in place insert nothing (ON CONFLICT), and then neither do samples.
+    let sql = format!(
+        "WITH head AS (UPDATE audit_head SET \
+         seq = CASE WHEN seq = $3 AND hash = $4 THEN $1 ELSE seq END, \
+         hash = CASE WHEN seq = $3 AND hash = $4 THEN $2 ELSE hash END \
+         WHERE id = 1 RETURNING seq = $1 AND hash = $2 AS moved), \
+         events AS (INSERT INTO audit_events ({COLUMNS}) SELECT * FROM (VALUES {event_values}) \
+         AS v ({COLUMNS}) WHERE (SELECT moved FROM head) ON CONFLICT (seq) DO NOTHING \
+         RETURNING seq){samples_cte} \
+         SELECT count(*) AS inserted FROM events"
+    );
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(last.seq)
+        .bind(last.hash.clone())
+        .bind(head.seq)
+        .bind(head.hash.clone());
+    let query = records.iter().fold(query, bind_record);
+    let query = samples.iter().fold(query, |q, s| baselines::bind(q, s));
+    // The guess stays taken until the statement returns: a second batch sent meanwhile
+    // on another connection could reach the head row first and be refused (measured:
+    // an eighth of batches fell back so), costing more than the wait.
+    let inserted: i64 = query.fetch_one(&mut *conn).await?.try_get("inserted")?;
+    match usize::try_from(inserted) {
+        Ok(0) => Ok(false),
+        Ok(n) if n == records.len() => {
+            *guessed = Some(last);
+            Ok(true)
+        }
+        _ => Err(StoreError::Corrupt(
+            "audit events beyond the chain's head".into(),
+        )),
+    }
 }
 
 impl Store {

@@ -34,22 +34,34 @@ pub(crate) async fn insert_on(
     conn: &mut sqlx::AnyConnection,
     samples: &[&SampleRecord],
 ) -> Result<(), StoreError> {
-    // 64 rows × 5 columns per statement keeps within bind-parameter limits.
-    for chunk in samples.chunks(64) {
+    for chunk in samples.chunks(INSERT_CHUNK) {
         let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO decision_samples (client_id, action, at, quantity_e4, amount_e4) VALUES {}",
-            super::placeholders(0, chunk.len(), 5)
+            "INSERT INTO decision_samples ({COLUMNS}) VALUES {}",
+            super::placeholders(0, chunk.len(), COLUMN_COUNT)
         ));
-        let query = chunk.iter().fold(sqlx::query(sql), |q, s| {
-            q.bind(s.client_id.clone())
-                .bind(s.action.clone())
-                .bind(s.at_ms)
-                .bind(to_stored(s.quantity))
-                .bind(to_stored(s.amount))
-        });
+        let query = chunk.iter().fold(sqlx::query(sql), |q, s| bind(q, s));
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// 64 rows × 5 columns per statement keeps within bind-parameter limits.
+pub(crate) const INSERT_CHUNK: usize = 64;
+pub(crate) const COLUMNS: &str = "client_id, action, at, quantity_e4, amount_e4";
+pub(crate) const COLUMN_COUNT: usize = 5;
+
+/// About how many bytes `s` takes as statement parameters.
+pub(crate) fn record_bytes(s: &SampleRecord) -> usize {
+    s.client_id.len() + s.action.len() + 3 * 8
+}
+
+/// Binds `s` as the next row of [`COLUMNS`].
+pub(crate) fn bind<'q>(q: super::AnyQuery<'q>, s: &SampleRecord) -> super::AnyQuery<'q> {
+    q.bind(s.client_id.clone())
+        .bind(s.action.clone())
+        .bind(s.at_ms)
+        .bind(to_stored(s.quantity))
+        .bind(to_stored(s.amount))
 }
 
 impl Store {

@@ -52,6 +52,17 @@ pub struct WriteSet {
     pub events: Vec<NewAuditRecord>,
 }
 
+impl WriteSet {
+    /// Only a trace (and baseline samples): what a gateway's decision writes.
+    fn only_traces(&self) -> bool {
+        self.request.is_none()
+            && self.approvers.is_empty()
+            && self.pushes.is_empty()
+            && self.session.is_none()
+            && self.claim.is_none()
+    }
+}
+
 struct SetJob {
     set: WriteSet,
     done: oneshot::Sender<Result<Option<AuthRequestRecord>, StoreError>>,
@@ -95,12 +106,24 @@ pub struct BatchWriter {
 impl BatchWriter {
     /// `writers` tasks take batches from one queue. SQLite has one writer connection, so
     /// one; on PostgreSQL several batches can do their statements at once and queue only
-    /// for the audit chain's head row, which each takes last, once per batch.
-    pub(crate) fn spawn(pool: AnyPool, writers: usize, head: Arc<audit::HeadGuess>) -> Self {
+    /// for the audit chain's head row, which each takes last, once per batch. With
+    /// `single_statement` (PostgreSQL), a batch that only traces is written as
+    /// self-committing statements instead ([`audit::append_alone`]).
+    pub(crate) fn spawn(
+        pool: AnyPool,
+        writers: usize,
+        single_statement: bool,
+        head: Arc<audit::HeadGuess>,
+    ) -> Self {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let writer = Writer {
+            pool,
+            head,
+            single_statement,
+        };
         for _ in 0..writers.max(1) {
-            tokio::spawn(run(pool.clone(), rx.clone(), head.clone()));
+            tokio::spawn(run(writer.clone(), rx.clone()));
         }
         Self { queue }
     }
@@ -193,15 +216,23 @@ fn record_bytes(r: &AuthRequestRecord) -> usize {
         + 27 * 12
 }
 
+/// What each writer task writes with.
+#[derive(Clone)]
+struct Writer {
+    pool: AnyPool,
+    head: Arc<audit::HeadGuess>,
+    single_statement: bool,
+}
+
 /// Writes every set of `jobs` and runs every work in one transaction; per set, the
 /// claimed request; the works' `after`s, to be told how the commit went.
 async fn write(
-    pool: &AnyPool,
-    head: &audit::HeadGuess,
+    writer: &Writer,
     jobs: &[SetJob],
     works: Vec<Work>,
     afters: &mut Vec<After>,
 ) -> Result<Vec<Outcome>, StoreError> {
+    let Writer { pool, head, .. } = writer;
     let mut tx = pool.begin().await?;
     let conn: &mut sqlx::AnyConnection = &mut tx;
     let requests: Vec<&AuthRequestRecord> =
@@ -290,16 +321,12 @@ async fn write(
     }
     baselines::insert_on(conn, &samples).await?;
     // Once per transaction, by construction (works return their events).
-    audit::append_on(conn, Some(head), &events).await?;
+    audit::append_on(conn, Some(&**head), &events).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
 
-async fn run(
-    pool: AnyPool,
-    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
-    head: Arc<audit::HeadGuess>,
-) {
+async fn run(writer: Writer, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     // The queue is held only while taking a batch, so another writer takes the next one
     // while this one writes.
@@ -312,45 +339,101 @@ async fn run(
                 Job::Work(work) => works.push(work),
             }
         }
-        let had_works = !works.is_empty();
-        let mut afters = Vec::new();
         metrics::histogram!("countersign_group_commit_batch_size")
             .record((sets.len() + works.len()) as f64);
         let started = std::time::Instant::now();
-        let written = write(&pool, &head, &sets, works, &mut afters).await;
+        if writer.single_statement && works.is_empty() && sets.iter().all(|j| j.set.only_traces()) {
+            // Statements stay under STATEMENT_BYTES (see there why), so a large batch of
+            // traces is several statements, each committing (and answered) by itself.
+            let sizes: Vec<usize> = super::statement_chunks(&sets, MAX_BATCH, set_bytes)
+                .iter()
+                .map(|group| group.len())
+                .collect();
+            for size in sizes {
+                let group: Vec<SetJob> = sets.drain(..size).collect();
+                if let Some(group) = write_alone(&writer, group).await {
+                    write_and_answer(&writer, group, Vec::new()).await;
+                }
+            }
+        } else {
+            write_and_answer(&writer, sets, works).await;
+        }
         metrics::histogram!("countersign_group_commit_seconds")
             .record(started.elapsed().as_secs_f64());
-        let committed = written.as_ref().map(|_| ()).map_err(clone_error);
-        for after in afters {
-            after(committed.as_ref().map(|_| ()).map_err(clone_error));
+    }
+}
+
+/// About how many bytes of statement parameters `job` writes.
+fn set_bytes(job: &SetJob) -> usize {
+    job.set
+        .events
+        .iter()
+        .map(NewAuditRecord::statement_bytes)
+        .chain(job.set.samples.iter().map(baselines::record_bytes))
+        .sum()
+}
+
+/// Writes a group of trace-only sets as one statement and answers them; gives the group
+/// back if that did not apply (nothing was written), to be written the ordinary way.
+async fn write_alone(writer: &Writer, group: Vec<SetJob>) -> Option<Vec<SetJob>> {
+    let events: Vec<NewAuditRecord> = group
+        .iter()
+        .flat_map(|j| j.set.events.iter().cloned())
+        .collect();
+    let samples: Vec<&SampleRecord> = group.iter().flat_map(|j| &j.set.samples).collect();
+    let Ok(mut conn) = writer.pool.acquire().await else {
+        // The ordinary path meets the same error and reports it to each caller.
+        return Some(group);
+    };
+    match audit::append_alone(&mut conn, &writer.head, &events, &samples).await {
+        Ok(true) => {
+            for job in group {
+                let _ = job.done.send(Ok(None));
+            }
+            None
         }
-        match written {
-            Ok(outcomes) => {
-                for (job, outcome) in sets.drain(..).zip(outcomes) {
-                    let _ = job.done.send(Ok(outcome));
-                }
+        Ok(false) => Some(group),
+        Err(error) => {
+            tracing::warn!(%error, "single-statement trace write failed; retrying in a transaction");
+            Some(group)
+        }
+    }
+}
+
+/// Writes `sets` and `works` in one transaction and answers every caller.
+async fn write_and_answer(writer: &Writer, mut sets: Vec<SetJob>, works: Vec<Work>) {
+    let had_works = !works.is_empty();
+    let mut afters = Vec::new();
+    let written = write(writer, &sets, works, &mut afters).await;
+    let committed = written.as_ref().map(|_| ()).map_err(clone_error);
+    for after in afters {
+        after(committed.as_ref().map(|_| ()).map_err(clone_error));
+    }
+    match written {
+        Ok(outcomes) => {
+            for (job, outcome) in sets.drain(..).zip(outcomes) {
+                let _ = job.done.send(Ok(outcome));
             }
-            // One bad set (e.g. a client deleted meanwhile) must not fail its neighbours:
-            // retry each on its own so each caller gets its own answer. (A work cannot be
-            // run twice; its caller got the error and may retry.)
-            Err(_) if sets.len() > 1 || (had_works && !sets.is_empty()) => {
-                for job in sets.drain(..) {
-                    let result = write(
-                        &pool,
-                        &head,
-                        std::slice::from_ref(&job),
-                        Vec::new(),
-                        &mut Vec::new(),
-                    )
-                    .await
-                    .map(|mut o| o.pop().flatten());
-                    let _ = job.done.send(result);
-                }
+        }
+        // One bad set (e.g. a client deleted meanwhile) must not fail its neighbours:
+        // retry each on its own so each caller gets its own answer. (A work cannot be
+        // run twice; its caller got the error and may retry.)
+        Err(_) if sets.len() > 1 || (had_works && !sets.is_empty()) => {
+            for job in sets.drain(..) {
+                let result = write(
+                    writer,
+                    std::slice::from_ref(&job),
+                    Vec::new(),
+                    &mut Vec::new(),
+                )
+                .await
+                .map(|mut o| o.pop().flatten());
+                let _ = job.done.send(result);
             }
-            Err(error) => {
-                for job in sets.drain(..) {
-                    let _ = job.done.send(Err(clone_error(&error)));
-                }
+        }
+        Err(error) => {
+            for job in sets.drain(..) {
+                let _ = job.done.send(Err(clone_error(&error)));
             }
         }
     }
@@ -365,8 +448,9 @@ fn clone_error(e: &StoreError) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::Done;
+    use super::{Done, WriteSet};
     use crate::store::audit::NewAuditRecord;
+    use crate::store::baselines::SampleRecord;
     use crate::store::testing::each_backend;
     use crate::store::{StoreError, Tx};
 
@@ -378,6 +462,71 @@ mod tests {
             subject: subject.into(),
             detail: "{}".into(),
         }
+    }
+
+    /// Traced decisions (events and baseline samples, PostgreSQL's single-statement
+    /// path) from two replicas at once, so that guesses of the head go stale, and with
+    /// details large enough that a batch needs several statements: every event is in
+    /// one intact chain and every sample is stored exactly once.
+    #[tokio::test]
+    async fn traces_from_two_replicas_are_each_written_once() {
+        each_backend(|store| async move {
+            let other = store.connect_again().await.unwrap();
+            let decide = |s: &crate::store::Store, i: usize| {
+                let s = s.clone();
+                async move {
+                    let mut e = event(&format!("d{i}"));
+                    // Every third about 5 KB: a batch of them exceeds one statement.
+                    e.detail = format!("{{\"pad\":\"{}\"}}", "x".repeat(5000 * (i % 3 / 2)));
+                    let sample = SampleRecord {
+                        client_id: "agent".into(),
+                        action: format!("act{}", i % 2),
+                        at_ms: 1_000 + i as i64,
+                        quantity: Some(i as f64),
+                        amount: None,
+                    };
+                    s.write(WriteSet {
+                        events: vec![e],
+                        samples: vec![sample],
+                        ..WriteSet::default()
+                    })
+                    .await
+                    .unwrap();
+                }
+            };
+            futures_util::future::join(
+                futures_util::future::join_all((0..40).map(|i| decide(&store, i))),
+                futures_util::future::join_all((40..80).map(|i| decide(&other, i))),
+            )
+            .await;
+            let report = crate::audit::verify(&store, &countersign_jose::JwkSet::default())
+                .await
+                .unwrap();
+            assert!(report.intact && report.events == 80, "{report:?}");
+            let mut subjects: Vec<String> = store
+                .audit_events_of_kind("test.work", 0, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.subject)
+                .collect();
+            subjects.sort();
+            let mut expected: Vec<String> = (0..80).map(|i| format!("d{i}")).collect();
+            expected.sort();
+            assert_eq!(subjects, expected);
+            for action in ["act0", "act1"] {
+                let samples = store.samples("agent", action, 0, 1000).await.unwrap();
+                let mut at: Vec<i64> = samples.iter().map(|s| s.at_ms).collect();
+                at.sort();
+                let want: Vec<i64> = (0..80)
+                    .filter(|i| format!("act{}", i % 2) == action)
+                    .map(|i| 1_000 + i)
+                    .collect();
+                assert_eq!(at, want, "{action}");
+            }
+            other.close().await;
+        })
+        .await;
     }
 
     /// Works batched together commit together, but one that fails rolls back only its

@@ -277,7 +277,7 @@ impl Store {
                 let writer = pool(1).connect_with(options.clone()).await?;
                 let reader = pool(max_connections).connect_with(options).await?;
                 let batch_writer =
-                    group_commit::BatchWriter::spawn(writer.clone(), 1, audit_head.clone());
+                    group_commit::BatchWriter::spawn(writer.clone(), 1, false, audit_head.clone());
                 Ok(Self {
                     url: url.into(),
                     reader,
@@ -293,8 +293,12 @@ impl Store {
                 // Two: measured on 2 cores, more writers made smaller batches and more
                 // commits queueing for the head row (traced decisions got slower).
                 let writers = 2.min(max_connections as usize).max(1);
-                let batch_writer =
-                    group_commit::BatchWriter::spawn(shared.clone(), writers, audit_head.clone());
+                let batch_writer = group_commit::BatchWriter::spawn(
+                    shared.clone(),
+                    writers,
+                    true,
+                    audit_head.clone(),
+                );
                 Ok(Self {
                     url: url.into(),
                     reader: shared.clone(),
