@@ -393,9 +393,13 @@ async fn write_alone(writer: &Writer, group: Vec<SetJob>) -> Option<Vec<SetJob>>
             None
         }
         Ok(false) => Some(group),
+        // Not retried: the statement may have committed before its answer was lost, and
+        // a retry would trace the same decisions twice.
         Err(error) => {
-            tracing::warn!(%error, "single-statement trace write failed; retrying in a transaction");
-            Some(group)
+            for job in group {
+                let _ = job.done.send(Err(clone_error(&error)));
+            }
+            None
         }
     }
 }
