@@ -12,8 +12,22 @@ use crate::config::Config;
 use crate::oidc::keys::KeyRing;
 use crate::store::Store;
 
+/// Cloned for every request (axum's `State`), so it is one reference count: a struct of
+/// a dozen `Arc`s made each clone and drop a dozen atomic operations on cache lines every
+/// request shares (about 2.6 % of the server's CPU under traced decisions).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     pub config: Arc<Config>,
     pub issuer: Arc<str>,
     pub store: Store,
@@ -65,7 +79,7 @@ impl AppState {
         let push =
             crate::push::Senders::from_config(&config, clock.clone(), live.clone(), store.clone())
                 .map_err(|e| e.to_string())?;
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             policy: Arc::new(policy),
             push,
             live,
@@ -81,9 +95,11 @@ impl AppState {
             status_allocator: Arc::default(),
             signal_keys: Arc::default(),
             admin_sso,
-        })
+        })))
     }
+}
 
+impl Shared {
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
     }
