@@ -121,10 +121,13 @@ const INSERT_CHUNK: usize = 64;
 pub(crate) struct HeadGuess(tokio::sync::Mutex<Option<AuditHead>>);
 
 /// `events` chained after `head`.
-fn chain(head: &AuditHead, events: &[NewAuditRecord]) -> Vec<AuditRecord> {
+fn chain<'a>(
+    head: &AuditHead,
+    events: impl IntoIterator<Item = &'a NewAuditRecord>,
+) -> Vec<AuditRecord> {
     let mut prev = head.hash.clone();
     events
-        .iter()
+        .into_iter()
         .zip(head.seq + 1..)
         .map(|(e, seq)| {
             let hash = event_hash(seq, e.at, &e.actor, &e.kind, &e.subject, &e.detail, &prev);
@@ -235,6 +238,13 @@ async fn append_after_guess(
     insert(conn, records, None).await
 }
 
+/// The CTE `head` of PostgreSQL's head-moving statements: moves the head from ($3, $4)
+/// to ($1, $2) if it is there, and says in `moved` whether it is now at ($1, $2).
+const MOVE_HEAD: &str = "WITH head AS (UPDATE audit_head SET \
+     seq = CASE WHEN seq = $3 AND hash = $4 THEN $1 ELSE seq END, \
+     hash = CASE WHEN seq = $3 AND hash = $4 THEN $2 ELSE hash END \
+     WHERE id = 1 RETURNING seq = $1 AND hash = $2 AS moved)";
+
 /// Inserts `records` (in statements of bounded size). With `moving` (PostgreSQL only),
 /// the first statement also moves the head from the first to the second value, and
 /// inserts nothing if the head was not at the first: then false.
@@ -250,11 +260,7 @@ async fn insert(
         let sql = match moving {
             None => format!("INSERT INTO audit_events ({COLUMNS}) VALUES {values}"),
             Some(_) => format!(
-                "WITH head AS (UPDATE audit_head SET \
-                 seq = CASE WHEN seq = $3 AND hash = $4 THEN $1 ELSE seq END, \
-                 hash = CASE WHEN seq = $3 AND hash = $4 THEN $2 ELSE hash END \
-                 WHERE id = 1 RETURNING seq = $1 AND hash = $2 AS moved) \
-                 INSERT INTO audit_events ({COLUMNS}) SELECT * FROM (VALUES {values}) \
+                "{MOVE_HEAD} INSERT INTO audit_events ({COLUMNS}) SELECT * FROM (VALUES {values}) \
                  AS v ({COLUMNS}) WHERE (SELECT moved FROM head) ON CONFLICT (seq) DO NOTHING"
             ),
         };
@@ -325,24 +331,27 @@ fn bind_record<'q>(q: super::AnyQuery<'q>, e: &AuditRecord) -> super::AnyQuery<'
 pub(crate) async fn append_alone(
     conn: &mut sqlx::AnyConnection,
     guess: &HeadGuess,
-    events: &[NewAuditRecord],
+    events: &[&NewAuditRecord],
     samples: &[&baselines::SampleRecord],
 ) -> Result<bool, StoreError> {
-    if events.is_empty() || events.len() > INSERT_CHUNK || samples.len() > baselines::INSERT_CHUNK {
+    let bytes = events.iter().map(|e| e.statement_bytes()).sum::<usize>()
+        + samples
+            .iter()
+            .map(|s| baselines::record_bytes(s))
+            .sum::<usize>();
+    if events.is_empty()
+        || events.len() > INSERT_CHUNK
+        || samples.len() > baselines::INSERT_CHUNK
+        || bytes > super::STATEMENT_BYTES
+    {
         return Ok(false);
     }
     let mut guessed = guess.0.lock().await;
     let Some(head) = guessed.take() else {
         return Ok(false);
     };
-    let records = chain(&head, events);
-    let bytes = records.iter().map(record_bytes).sum::<usize>()
-        + samples
-            .iter()
-            .map(|s| baselines::record_bytes(s))
-            .sum::<usize>();
-    let Some(last) = tail(&records).filter(|_| bytes <= super::STATEMENT_BYTES) else {
-        *guessed = Some(head);
+    let records = chain(&head, events.iter().copied());
+    let Some(last) = tail(&records) else {
         return Ok(false);
     };
     let event_values = super::placeholders(4, records.len(), 8);
@@ -360,11 +369,7 @@ pub(crate) async fn append_alone(
     // As in `insert`: the guess is judged in SET, after any wait for the row; identical
     // events already in place insert nothing (ON CONFLICT), and then neither do samples.
     let sql = format!(
-        "WITH head AS (UPDATE audit_head SET \
-         seq = CASE WHEN seq = $3 AND hash = $4 THEN $1 ELSE seq END, \
-         hash = CASE WHEN seq = $3 AND hash = $4 THEN $2 ELSE hash END \
-         WHERE id = 1 RETURNING seq = $1 AND hash = $2 AS moved), \
-         events AS (INSERT INTO audit_events ({COLUMNS}) SELECT * FROM (VALUES {event_values}) \
+        "{MOVE_HEAD}, events AS (INSERT INTO audit_events ({COLUMNS}) SELECT * FROM (VALUES {event_values}) \
          AS v ({COLUMNS}) WHERE (SELECT moved FROM head) ON CONFLICT (seq) DO NOTHING \
          RETURNING seq){samples_cte} \
          SELECT count(*) AS inserted FROM events"

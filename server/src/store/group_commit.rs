@@ -376,10 +376,7 @@ fn set_bytes(job: &SetJob) -> usize {
 /// Writes a group of trace-only sets as one statement and answers them; gives the group
 /// back if that did not apply (nothing was written), to be written the ordinary way.
 async fn write_alone(writer: &Writer, group: Vec<SetJob>) -> Option<Vec<SetJob>> {
-    let events: Vec<NewAuditRecord> = group
-        .iter()
-        .flat_map(|j| j.set.events.iter().cloned())
-        .collect();
+    let events: Vec<&NewAuditRecord> = group.iter().flat_map(|j| &j.set.events).collect();
     let samples: Vec<&SampleRecord> = group.iter().flat_map(|j| &j.set.samples).collect();
     let Ok(mut conn) = writer.pool.acquire().await else {
         // The ordinary path meets the same error and reports it to each caller.
