@@ -120,6 +120,16 @@ const INSERT_CHUNK: usize = 64;
 #[derive(Debug, Default)]
 pub(crate) struct HeadGuess(tokio::sync::Mutex<Option<AuditHead>>);
 
+/// The guess, taken.
+pub(crate) type HeadGuard<'a> = tokio::sync::MutexGuard<'a, Option<AuditHead>>;
+
+impl HeadGuess {
+    /// Takes the guess, waiting for any append in this process that has it.
+    pub(crate) async fn lock(&self) -> HeadGuard<'_> {
+        self.0.lock().await
+    }
+}
+
 /// `events` chained after `head`.
 fn chain<'a>(
     head: &AuditHead,
@@ -322,15 +332,17 @@ fn bind_record<'q>(q: super::AnyQuery<'q>, e: &AuditRecord) -> super::AnyQuery<'
         .bind(e.hash.clone())
 }
 
-/// PostgreSQL only: appends `events` after the guessed head together with `samples`, in
-/// one statement outside any transaction (so it commits by itself). The head row is then
-/// locked only while PostgreSQL runs and flushes that statement, not across round trips
-/// to this process: under load the head row is what every batch queues for. Returns
-/// false with nothing written when there is no guess, the guess is wrong or the events
-/// do not fit one statement; the caller then writes them the ordinary way.
+/// PostgreSQL only: appends `events` after the guessed head (taken by the caller, who
+/// holds no connection it waits for meanwhile) together with `samples`, in one statement
+/// outside any transaction (so it commits by itself). The head row is then locked only
+/// while PostgreSQL runs and flushes that statement, not across round trips to this
+/// process: under load the head row is what every batch queues for. Returns false with
+/// nothing written when there is no guess, the guess is wrong or the events do not fit
+/// one statement of `max_bytes`; the caller then writes them the ordinary way.
 pub(crate) async fn append_alone(
     conn: &mut sqlx::AnyConnection,
-    guess: &HeadGuess,
+    guessed: &mut HeadGuard<'_>,
+    max_bytes: usize,
     events: &[&NewAuditRecord],
     samples: &[&baselines::SampleRecord],
 ) -> Result<bool, StoreError> {
@@ -342,11 +354,10 @@ pub(crate) async fn append_alone(
     if events.is_empty()
         || events.len() > INSERT_CHUNK
         || samples.len() > baselines::INSERT_CHUNK
-        || bytes > super::STATEMENT_BYTES
+        || bytes > max_bytes
     {
         return Ok(false);
     }
-    let mut guessed = guess.0.lock().await;
     let Some(head) = guessed.take() else {
         return Ok(false);
     };
@@ -388,7 +399,7 @@ pub(crate) async fn append_alone(
     match usize::try_from(inserted) {
         Ok(0) => Ok(false),
         Ok(n) if n == records.len() => {
-            *guessed = Some(last);
+            **guessed = Some(last);
             Ok(true)
         }
         _ => Err(StoreError::Corrupt(

@@ -277,7 +277,7 @@ impl Store {
                 let writer = pool(1).connect_with(options.clone()).await?;
                 let reader = pool(max_connections).connect_with(options).await?;
                 let batch_writer =
-                    group_commit::BatchWriter::spawn(writer.clone(), 1, false, audit_head.clone());
+                    group_commit::BatchWriter::spawn(writer.clone(), 1, None, audit_head.clone());
                 Ok(Self {
                     url: url.into(),
                     reader,
@@ -293,10 +293,15 @@ impl Store {
                 // Two: measured on 2 cores, more writers made smaller batches and more
                 // commits queueing for the head row (traced decisions got slower).
                 let writers = 2.min(max_connections as usize).max(1);
+                let alone_bytes = if cannot_be_tls(url) {
+                    PLAIN_STATEMENT_BYTES
+                } else {
+                    STATEMENT_BYTES
+                };
                 let batch_writer = group_commit::BatchWriter::spawn(
                     shared.clone(),
                     writers,
-                    true,
+                    Some(alone_bytes),
                     audit_head.clone(),
                 );
                 Ok(Self {
@@ -403,6 +408,22 @@ impl Store {
 /// with the same statements kept small).
 pub(crate) const STATEMENT_BYTES: usize = 12 * 1024;
 
+/// Most bytes of parameters in one statement on a PostgreSQL connection that cannot be
+/// TLS (a Unix socket, or `sslmode` disable or allow): the message is one write, which
+/// Nagle's algorithm does not hold. Bigger batches of traces then go as one statement
+/// (measured on loopback: +6% traced decisions per second over 12 KiB).
+pub(crate) const PLAIN_STATEMENT_BYTES: usize = 48 * 1024;
+
+/// Whether a PostgreSQL connection to `url` can never use TLS.
+fn cannot_be_tls(url: &str) -> bool {
+    use sqlx::postgres::{PgConnectOptions, PgSslMode};
+    PgConnectOptions::from_str(url).is_ok_and(|o| {
+        o.get_socket().is_some()
+            || o.get_host().starts_with('/')
+            || matches!(o.get_ssl_mode(), PgSslMode::Disable | PgSslMode::Allow)
+    })
+}
+
 /// Splits `items` into runs of at most `max_rows` whose estimated `size` stays within
 /// [`STATEMENT_BYTES`] (a single oversized item is a run of its own).
 pub(crate) fn statement_chunks<T>(
@@ -410,11 +431,21 @@ pub(crate) fn statement_chunks<T>(
     max_rows: usize,
     size: impl Fn(&T) -> usize,
 ) -> Vec<&[T]> {
+    statement_chunks_within(items, max_rows, STATEMENT_BYTES, size)
+}
+
+/// [`statement_chunks`] within `max_bytes`.
+pub(crate) fn statement_chunks_within<T>(
+    items: &[T],
+    max_rows: usize,
+    max_bytes: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<&[T]> {
     let mut chunks = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, item) in items.iter().enumerate() {
         let n = size(item);
-        if i > start && (i - start >= max_rows || bytes + n > STATEMENT_BYTES) {
+        if i > start && (i - start >= max_rows || bytes + n > max_bytes) {
             chunks.push(&items[start..i]);
             start = i;
             bytes = 0;
@@ -456,7 +487,7 @@ pub mod testing;
 
 #[cfg(test)]
 mod chunk_tests {
-    use super::{STATEMENT_BYTES, statement_chunks};
+    use super::{STATEMENT_BYTES, statement_chunks, statement_chunks_within};
 
     #[test]
     fn chunks_respect_rows_and_bytes() {
@@ -473,5 +504,29 @@ mod chunk_tests {
             .collect();
         assert_eq!(runs, [1, 1, 1]);
         assert!(statement_chunks(&Vec::<usize>::new(), 4, |_| 1).is_empty());
+        let runs: Vec<usize> = statement_chunks_within(&big, 64, 3 * big[0], |n| *n)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(runs, [3]);
+    }
+
+    #[test]
+    fn only_sockets_and_sslmode_disable_or_allow_rule_tls_out() {
+        for url in [
+            "postgres://cs@localhost/cs?host=/var/run/postgresql",
+            "postgres://cs@%2Fvar%2Frun%2Fpostgresql/cs",
+            "postgres://cs@127.0.0.1/cs?sslmode=disable",
+            "postgres://cs@127.0.0.1/cs?sslmode=allow",
+        ] {
+            assert!(super::cannot_be_tls(url), "{url}");
+        }
+        for url in [
+            "postgres://cs@127.0.0.1/cs",
+            "postgres://cs@db.example/cs?sslmode=prefer",
+            "postgres://cs@db.example/cs?sslmode=verify-full",
+        ] {
+            assert!(!super::cannot_be_tls(url), "{url}");
+        }
     }
 }
