@@ -23,8 +23,11 @@ pub struct HumanFacts {
     pub subject: String,
     pub email: String,
     pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub department: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub title: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
     pub active: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,11 +41,13 @@ pub struct AgentFacts {
     pub client_id: String,
     pub name: String,
     pub owner: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub department: String,
     pub risk_tier: String,
     /// `active` or `suspended`.
     pub status: String,
     /// Its approver route for step-ups whose policy names none (`None`: the user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approver: Option<String>,
 }
 
@@ -146,9 +151,10 @@ impl TimeFacts {
 pub struct NetworkFacts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<String>,
     /// Whether the deployment names any zones (else "outside every zone" means nothing).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub zoned: bool,
 }
 
@@ -174,9 +180,28 @@ impl NetworkFacts {
 pub struct SessionFacts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classifications: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub actions: i64,
+}
+
+impl SessionFacts {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+// The trace records facts without their empty fields (they are most of a typical
+// decision's facts): a smaller event to write, hash and store for every decision.
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -217,7 +242,9 @@ pub struct DecisionFacts {
     pub arguments: Arguments,
     pub time: TimeFacts,
     pub network: NetworkFacts,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompt_labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "SessionFacts::is_empty")]
     pub session: SessionFacts,
     pub anomaly: AnomalyFacts,
     pub request: RequestFacts,
@@ -272,6 +299,39 @@ pub(crate) mod tests {
             },
             environment: "production".into(),
         }
+    }
+
+    /// Dry-runs replay the facts a trace recorded: what the trace leaves out (empty
+    /// fields) must come back as it was, and a full set must survive too.
+    #[test]
+    fn recorded_facts_replay_as_they_were_with_or_without_empty_fields() {
+        let mut sparse = facts("purchase_order", serde_json::json!({"amount": 120}));
+        sparse.agent.department.clear();
+        sparse.owner.title.clear();
+        let text = serde_json::to_string(&sparse).unwrap();
+        for left_out in ["\"title\"", "\"session\"", "\"prompt_labels\"", "\"zones\""] {
+            assert!(!text.contains(left_out), "{left_out} in {text}");
+        }
+        let back: DecisionFacts = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, sparse);
+
+        let mut full = sparse.clone();
+        full.agent.approver = Some("manager".into());
+        full.network = NetworkFacts {
+            source_ip: Some("10.0.0.1".parse().unwrap()),
+            zones: vec!["office".into()],
+            zoned: true,
+        };
+        full.prompt_labels = vec!["pii".into()];
+        full.session = SessionFacts {
+            id: Some("t1".into()),
+            classifications: vec!["confidential".into()],
+            classes: vec!["read".into()],
+            actions: 2,
+        };
+        let back: DecisionFacts =
+            serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
+        assert_eq!(back, full);
     }
 
     #[test]
