@@ -267,3 +267,65 @@ async fn expired_requests_cannot_be_decided_and_rolled_back_decisions_vanish() {
     })
     .await;
 }
+
+/// Deciding a request must not leave a cached prepared statement on PostgreSQL (whose
+/// generic plan, made while few requests are pending, scans them all: see `decide`).
+#[tokio::test]
+async fn deciding_a_request_is_planned_afresh_each_time() {
+    each_backend(|store| async move {
+        if store.backend() != crate::store::Backend::Postgres {
+            return;
+        }
+        seed(&store).await;
+        let d = Decision {
+            approved: true,
+            decided_by: "alice",
+            method: "dev",
+            at_ms: 500,
+            approval_jws: None,
+            device_jkt: None,
+        };
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..7 {
+            let id = format!("r{i}");
+            store
+                .insert_auth_request(&request(&id, 1_000_000))
+                .await
+                .unwrap();
+            let decided = store
+                .decide_auth_request(Some(&mut tx), &id, &d, None)
+                .await
+                .unwrap();
+            assert!(decided.is_some(), "{id} was pending");
+        }
+        // pg_prepared_statements lists this session's statements, sqlx's cached ones too.
+        let cached: i64 = sqlx::query(
+            "SELECT count(*) AS n FROM pg_prepared_statements \
+             WHERE statement LIKE 'UPDATE auth_requests SET status = $1%'",
+        )
+        .fetch_one(tx.conn())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+        assert_eq!(cached, 0);
+        // The same check sees a cached statement, so it can fail.
+        sqlx::query("SELECT 1 AS one WHERE $1 = 1")
+            .bind(1_i64)
+            .execute(tx.conn())
+            .await
+            .unwrap();
+        let seen: i64 = sqlx::query(
+            "SELECT count(*) AS n FROM pg_prepared_statements \
+             WHERE statement LIKE 'SELECT 1 AS one WHERE $1 = 1%'",
+        )
+        .fetch_one(tx.conn())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+        assert_eq!(seen, 1);
+        drop(tx);
+    })
+    .await;
+}
