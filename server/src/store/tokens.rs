@@ -162,7 +162,11 @@ impl Store {
              RETURNING token_jti",
             selector.condition()
         ));
+        // Unprepared, like deciding a request (`auth_requests::decide`): a cached generic
+        // plan made while few credentials were live chose the partial index of everyone's
+        // live credentials, with no index condition, for a single jti or agent.
         let rows = sqlx::query(sql)
+            .persistent(false)
             .bind(selector.value())
             .bind(now_ms)
             .bind(reason)
@@ -201,6 +205,8 @@ impl Store {
              FROM auth_requests WHERE token_jti = $8 AND client_id = $9 \
                AND token_revoked_at IS NULL AND token_expires_at > $2",
         )
+        // Unprepared: see `revoke_tokens`.
+        .persistent(false)
         .bind(renewal_id)
         .bind(now_ms)
         .bind(grant.expires_at)

@@ -298,33 +298,76 @@ async fn deciding_a_request_is_planned_afresh_each_time() {
                 .unwrap();
             assert!(decided.is_some(), "{id} was pending");
         }
-        // pg_prepared_statements lists this session's statements, sqlx's cached ones too.
-        let cached: i64 = sqlx::query(
-            "SELECT count(*) AS n FROM pg_prepared_statements \
-             WHERE statement LIKE 'UPDATE auth_requests SET status = $1%'",
-        )
-        .fetch_one(tx.conn())
-        .await
-        .unwrap()
-        .try_get("n")
-        .unwrap();
-        assert_eq!(cached, 0);
+        assert_eq!(
+            cached(&mut tx, "UPDATE auth_requests SET status = $1").await,
+            0
+        );
         // The same check sees a cached statement, so it can fail.
         sqlx::query("SELECT 1 AS one WHERE $1 = 1")
             .bind(1_i64)
             .execute(tx.conn())
             .await
             .unwrap();
-        let seen: i64 = sqlx::query(
-            "SELECT count(*) AS n FROM pg_prepared_statements \
-             WHERE statement LIKE 'SELECT 1 AS one WHERE $1 = 1%'",
-        )
-        .fetch_one(tx.conn())
-        .await
-        .unwrap()
-        .try_get("n")
-        .unwrap();
-        assert_eq!(seen, 1);
+        assert_eq!(cached(&mut tx, "SELECT 1 AS one WHERE $1 = 1").await, 1);
+        drop(tx);
+    })
+    .await;
+}
+
+/// How many of this session's prepared statements (sqlx's cached ones included) start
+/// with `prefix`.
+async fn cached(tx: &mut crate::store::Tx<'_>, prefix: &str) -> i64 {
+    sqlx::query(
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE left(statement, length($1)) = $1",
+    )
+    .persistent(false)
+    .bind(prefix)
+    .fetch_one(tx.conn())
+    .await
+    .unwrap()
+    .try_get("n")
+    .unwrap()
+}
+
+/// Revoking one credential and renewing one must not leave cached statements either: a
+/// generic plan made while few credentials are live scans every live credential.
+#[tokio::test]
+async fn revoking_and_renewing_are_planned_afresh_each_time() {
+    each_backend(|store| async move {
+        if store.backend() != crate::store::Backend::Postgres {
+            return;
+        }
+        seed(&store).await;
+        let grant = TokenGrant {
+            jti: "t-new".into(),
+            token_type: "DPoP".into(),
+            cnf_jkt: Some("jkt".into()),
+            issued_at: 1,
+            expires_at: 900_001,
+            status_list: 1,
+            status_idx: 1,
+        };
+        let mut tx = store.begin().await.unwrap();
+        for _ in 0..7 {
+            let selector = crate::store::tokens::TokenSelector::Id("no-such-jti");
+            let revoked = store.revoke_tokens(&mut tx, selector, "r", 1).await;
+            assert_eq!(revoked.unwrap(), Vec::<String>::new());
+            let renewed = store
+                .insert_renewal(&mut tx, "no-such-jti", "agent", "r-new", &grant, 1)
+                .await;
+            assert!(!renewed.unwrap(), "nothing to renew");
+        }
+        assert_eq!(
+            cached(&mut tx, "UPDATE auth_requests SET token_revoked_at").await,
+            0
+        );
+        // The renewal's INSERT (the plain one names last_poll_at after interval_secs).
+        let renewal = concat!(
+            "INSERT INTO auth_requests (id, client_id, subject, scope, binding_message, ",
+            "acr_values, authorization_details, delivery_mode, notification_token, status, ",
+            "created_at, expires_at, interval_secs, decided_at"
+        );
+        assert_eq!(cached(&mut tx, renewal).await, 0);
         drop(tx);
     })
     .await;
