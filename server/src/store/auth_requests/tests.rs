@@ -101,14 +101,7 @@ async fn lifecycle_pending_approved_issued_exactly_once() {
         assert!(!store.admit_poll("r1", 25_999).await.unwrap());
         assert!(store.admit_poll("r1", 46_000).await.unwrap());
 
-        let d = Decision {
-            approved: true,
-            decided_by: "alice",
-            method: "dev",
-            at_ms: 500,
-            approval_jws: None,
-            device_jkt: None,
-        };
+        let d = dev_approval();
         let decided = store
             .decide_auth_request(None, "r1", &d, None)
             .await
@@ -268,23 +261,37 @@ async fn expired_requests_cannot_be_decided_and_rolled_back_decisions_vanish() {
     .await;
 }
 
+/// Alice approving with the developer endpoint at 500.
+fn dev_approval() -> Decision<'static> {
+    Decision {
+        approved: true,
+        decided_by: "alice",
+        method: "dev",
+        at_ms: 500,
+        approval_jws: None,
+        device_jkt: None,
+    }
+}
+
+/// Seeds `store` if it is PostgreSQL (whose statement cache the next tests inspect);
+/// false on SQLite.
+async fn seeded_postgres(store: &Store) -> bool {
+    if store.backend() != crate::store::Backend::Postgres {
+        return false;
+    }
+    seed(store).await;
+    true
+}
+
 /// Deciding a request must not leave a cached prepared statement on PostgreSQL (whose
 /// generic plan, made while few requests are pending, scans them all: see `decide`).
 #[tokio::test]
 async fn deciding_a_request_is_planned_afresh_each_time() {
     each_backend(|store| async move {
-        if store.backend() != crate::store::Backend::Postgres {
+        if !seeded_postgres(&store).await {
             return;
         }
-        seed(&store).await;
-        let d = Decision {
-            approved: true,
-            decided_by: "alice",
-            method: "dev",
-            at_ms: 500,
-            approval_jws: None,
-            device_jkt: None,
-        };
+        let d = dev_approval();
         let mut tx = store.begin().await.unwrap();
         for i in 0..7 {
             let id = format!("r{i}");
@@ -334,10 +341,9 @@ async fn cached(tx: &mut crate::store::Tx<'_>, prefix: &str) -> i64 {
 #[tokio::test]
 async fn revoking_and_renewing_are_planned_afresh_each_time() {
     each_backend(|store| async move {
-        if store.backend() != crate::store::Backend::Postgres {
+        if !seeded_postgres(&store).await {
             return;
         }
-        seed(&store).await;
         let grant = TokenGrant {
             jti: "t-new".into(),
             token_type: "DPoP".into(),
