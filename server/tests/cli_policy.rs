@@ -83,7 +83,7 @@ fn validate_names_file_line_and_column_and_test_runs_the_documented_cases() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("6 passed, 0 failed"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("8 passed, 0 failed"));
     // ...and a wrong expectation fails, saying what it got.
     let wrong = d.join("wrong.toml");
     std::fs::write(

@@ -19,6 +19,8 @@ both_backends!(
     procurement_thresholds_and_destructive_actions,
     approvers_are_routed_with_four_eyes,
     the_decision_api_answers_gateways_and_dry_runs,
+    split_entries_are_decided_on_their_total,
+    a_step_up_that_fails_to_evaluate_steps_up,
 );
 
 const PROCUREMENT: &str = include_str!("../../docs/policy/examples/procurement.cedar");
@@ -409,5 +411,76 @@ async fn the_decision_api_answers_gateways_and_dry_runs(db: Db) {
         )
         .await;
     assert_oauth_error(e, StatusCode::UNAUTHORIZED, "invalid_client");
+    s.stop().await;
+}
+
+/// Ten $399 `purchase_order` entries in one request are a $3,990 order: the procurement
+/// policy (thresholds on `context.totals`) holds it for the owner instead of allowing it.
+async fn split_entries_are_decided_on_their_total(db: Db) {
+    let (s, agent) = server(db).await;
+    let dpop = SigningKeyPair::generate();
+    let entry = json!({"type": "purchase_order", "vendor": "Acme", "amount": 399, "currency": "USD"});
+    let ten = Value::Array(vec![entry.clone(); 10]).to_string();
+    let (status, body) = ask(&s, &agent, &ten).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["auth_req_id"].as_str().unwrap().to_owned();
+    let (_, pending) = token(&s, &agent, &id, &dpop).await;
+    assert_eq!(pending["error"], "authorization_pending", "{pending}");
+
+    // The trace records the totals each entry was decided with.
+    let admin = s.admin_api().await;
+    let (_, events) = admin
+        .call(reqwest::Method::GET, "/admin/v1/audit?limit=5", None)
+        .await;
+    let decision = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "decision.made")
+        .unwrap();
+    assert_eq!(decision["detail"]["outcome"], "step_up", "{decision}");
+    assert_eq!(
+        decision["detail"]["policies"],
+        json!([{"id": "large-orders", "version": 1}])
+    );
+
+    // Two entries: each alone and together under $400 still pass; over $400 together not.
+    let two = |a: u32, b: u32| {
+        json!([
+            {"type": "purchase_order", "vendor": "Acme", "amount": a, "currency": "USD"},
+            {"type": "purchase_order", "vendor": "Globex", "amount": b, "currency": "USD"},
+        ])
+        .to_string()
+    };
+    let (_, body) = ask(&s, &agent, &two(150, 200)).await;
+    let small = body["auth_req_id"].as_str().unwrap().to_owned();
+    let (status, tokens) = token(&s, &agent, &small, &dpop).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let (_, body) = ask(&s, &agent, &two(250, 200)).await;
+    let split = body["auth_req_id"].as_str().unwrap().to_owned();
+    let (_, pending) = token(&s, &agent, &split, &dpop).await;
+    assert_eq!(pending["error"], "authorization_pending", "{pending}");
+    s.stop().await;
+}
+
+/// A `@step_up` permit whose condition errors (here an overflow) might have applied: the
+/// action waits for a human instead of passing on the other permit.
+async fn a_step_up_that_fails_to_evaluate_steps_up(db: Db) {
+    let (s, agent) = server(db).await;
+    s.install_policy(
+        r#"@id("all-orders") permit (principal, action == Action::"purchase_order", resource);
+@id("broken-step-up") @step_up @approver("owner")
+permit (principal, action == Action::"purchase_order", resource)
+when { context.arguments.amount * 9223372036854775807 > 0 };"#,
+    )
+    .await;
+    let dpop = SigningKeyPair::generate();
+    let (status, body) = ask(&s, &agent, &order(1200)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["auth_req_id"].as_str().unwrap().to_owned();
+    let (_, pending) = token(&s, &agent, &id, &dpop).await;
+    assert_eq!(pending["error"], "authorization_pending", "{pending}");
+    let request = s.state().store.auth_request(&id).await.unwrap().unwrap();
+    assert_eq!(request.policy_outcome.as_deref(), Some("step_up"));
     s.stop().await;
 }

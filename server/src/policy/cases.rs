@@ -31,6 +31,7 @@ use super::document::PolicyDocument;
 use super::engine::evaluate;
 use super::facts::{
     AgentFacts, AnomalyFacts, Arguments, DecisionFacts, HumanFacts, RequestFacts, SessionFacts,
+    TotalsFacts,
 };
 use super::schema::AUTHENTICATE;
 use super::service::PolicyEngine;
@@ -109,7 +110,8 @@ pub struct Case {
     /// The human the request names (default: the agent's owner).
     #[serde(default)]
     pub user: Option<String>,
-    /// The `authorization_details` entry (omit for a plain authentication).
+    /// The `authorization_details` entry, or an array of entries decided together as one
+    /// request (omit for a plain authentication).
     #[serde(default)]
     pub details: Option<Value>,
     /// The tool, when the details do not name it.
@@ -160,8 +162,45 @@ fn human(suite: &Suite, subject: &str) -> Result<HumanFacts, String> {
     })
 }
 
-/// The facts of `case`, using `suite`'s directory.
-fn facts_of(engine: &PolicyEngine, suite: &Suite, case: &Case) -> Result<DecisionFacts, String> {
+/// The entries of `case`: none, one, or an array of them.
+fn entries_of(case: &Case) -> Result<Vec<Option<&Value>>, String> {
+    match &case.details {
+        None => Ok(vec![None]),
+        Some(Value::Array(items)) if items.is_empty() => Err("details is an empty array".into()),
+        Some(Value::Array(items)) => Ok(items.iter().map(Some).collect()),
+        Some(one) => Ok(vec![Some(one)]),
+    }
+}
+
+/// The facts of each entry of `case`, using `suite`'s directory.
+fn facts_of(
+    engine: &PolicyEngine,
+    suite: &Suite,
+    case: &Case,
+) -> Result<Vec<DecisionFacts>, String> {
+    let entries = entries_of(case)?;
+    let owned: Vec<Value> = entries.iter().flatten().map(|v| (*v).clone()).collect();
+    let totals = TotalsFacts::of_entries(&owned);
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, detail)| {
+            let mut f = entry_facts(engine, suite, case, detail)?;
+            if let Some(t) = totals.get(i) {
+                f.totals = t.clone();
+            }
+            Ok(f)
+        })
+        .collect()
+}
+
+/// The facts of one entry (`detail`) of `case`.
+fn entry_facts(
+    engine: &PolicyEngine,
+    suite: &Suite,
+    case: &Case,
+    detail: Option<&Value>,
+) -> Result<DecisionFacts, String> {
     let agent = suite
         .agents
         .get(&case.agent)
@@ -176,7 +215,7 @@ fn facts_of(engine: &PolicyEngine, suite: &Suite, case: &Case) -> Result<Decisio
         Some(u) if *u != agent.owner => Some(human(suite, u)?),
         _ => None,
     };
-    let action = match &case.details {
+    let action = match detail {
         Some(d) => d
             .get("type")
             .and_then(Value::as_str)
@@ -202,7 +241,7 @@ fn facts_of(engine: &PolicyEngine, suite: &Suite, case: &Case) -> Result<Decisio
         time.day_of_week = index as i64 + 1;
     }
     Ok(DecisionFacts {
-        tool: engine.tool_for(case.details.as_ref(), case.resource.as_deref()),
+        tool: engine.tool_for(detail, case.resource.as_deref()),
         action,
         agent: AgentFacts {
             client_id: case.agent.clone(),
@@ -221,11 +260,8 @@ fn facts_of(engine: &PolicyEngine, suite: &Suite, case: &Case) -> Result<Decisio
         owner,
         owner_manager,
         user,
-        arguments: case
-            .details
-            .as_ref()
-            .map(Arguments::from_detail)
-            .unwrap_or_default(),
+        arguments: detail.map(Arguments::from_detail).unwrap_or_default(),
+        totals: TotalsFacts::single(&detail.map(Arguments::from_detail).unwrap_or_default()),
         time,
         network: engine.network(c.source_ip),
         prompt_labels: c.prompt_labels.clone(),
@@ -305,11 +341,23 @@ pub fn run(engine: &PolicyEngine, doc: &PolicyDocument, suite: &Suite) -> Vec<Ca
                 reasons: vec![],
                 failures: vec![e],
             },
-            Ok(facts) => {
-                let d = evaluate(doc, &facts);
+            Ok(entries) => {
+                let Some(d) = Decision::combine(entries.iter().map(|f| evaluate(doc, f)).collect())
+                else {
+                    return CaseResult {
+                        name: case.name.clone(),
+                        passed: false,
+                        outcome: Outcome::Deny,
+                        approvers: vec![],
+                        policies: vec![],
+                        reasons: vec![],
+                        failures: vec!["nothing to decide".into()],
+                    };
+                };
+                let facts = &entries[0];
                 let mut outcome = d.outcome;
                 let approvers = if outcome == Outcome::StepUp {
-                    route(suite, &facts, &d)
+                    route(suite, facts, &d)
                 } else {
                     Vec::new()
                 };

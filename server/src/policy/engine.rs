@@ -67,7 +67,7 @@ pub fn evaluate_prepared(
     // Cedar's authorizer semantics, over conditions compiled once per document: a
     // policy applies when its condition is true; any applying forbid denies; else any
     // applying permit allows; else deny. A policy whose evaluation fails is skipped
-    // (and reported), as Cedar does, except a forbid (below).
+    // (and reported), as Cedar does, except a forbid or a step-up (below).
     let evaluator = Evaluator::new(
         request.as_ref().clone(),
         entities.as_ref(),
@@ -76,6 +76,7 @@ pub fn evaluate_prepared(
     let mut forbids = Vec::new();
     let mut permits = Vec::new();
     let mut failed_forbids = Vec::new();
+    let mut failed_step_ups = Vec::new();
     for p in slice {
         let applies = evaluator
             .interpret(&p.condition, &p.slots)
@@ -94,6 +95,8 @@ pub fn evaluate_prepared(
                     .push(format!("while evaluating policy `{}`: {e}", p.id));
                 if p.forbid {
                     failed_forbids.push(p.id.as_str());
+                } else if doc.meta(&p.id).is_some_and(|m| m.step_up) {
+                    failed_step_ups.push(p.id.as_str());
                 }
             }
         }
@@ -111,6 +114,10 @@ pub fn evaluate_prepared(
         decision.risk_signals = risk_signals(facts);
         return decision;
     }
+    // Likewise a step-up whose condition fails might have applied: skipping it could let
+    // a plain permit allow what needed a human, so it applies (fail closed to a human).
+    let failed_step_up_ids: Vec<&str> = failed_step_ups.clone();
+    permits.extend(failed_step_ups);
     let allowed = forbids.is_empty() && !permits.is_empty();
     let determining_ids = if allowed { permits } else { forbids };
     let mut determining: Vec<&super::document::PolicyMeta> = determining_ids
@@ -152,7 +159,14 @@ pub fn evaluate_prepared(
     decision.validity_secs = determining.iter().filter_map(|m| m.validity_secs).min();
     for m in &determining {
         decision.policies.push(doc.reference(&m.id));
-        decision.reasons.push(m.reason.clone());
+        if decision.outcome == Outcome::StepUp && failed_step_up_ids.contains(&m.id.as_str()) {
+            decision.reasons.push(format!(
+                "policy {} could not be evaluated for this request, so it requires approval (fail closed)",
+                m.id
+            ));
+        } else {
+            decision.reasons.push(m.reason.clone());
+        }
     }
     decision.risk_signals = risk_signals(facts);
     decision
@@ -301,7 +315,8 @@ when { context.anomaly has quantity_ratio_pct && context.anomaly.quantity_ratio_
     }
 
     /// Overflow is a runtime error the validator cannot rule out: a forbid that fails
-    /// denies (naming itself); a permit that fails is skipped, so the others decide.
+    /// denies (naming itself); a step-up that fails steps up (naming itself); a plain
+    /// permit that fails is skipped, so the others decide.
     #[test]
     fn a_failing_forbid_denies_and_a_failing_permit_is_skipped() {
         let overflow = "context.arguments.amount * 9223372036854775807 > 0";
@@ -325,10 +340,30 @@ when { context.anomaly has quantity_ratio_pct && context.anomaly.quantity_ratio_
             "@id(\"small\") permit (principal, action == Action::\"purchase_order\", resource) when {{ context.arguments.amount < 5000 }};\n\
              @id(\"broken-permit\") @step_up permit (principal, action == Action::\"purchase_order\", resource) when {{ {overflow} }};"
         ));
-        let allowed = evaluate(&d, &order(1200.0));
-        assert_eq!(allowed.outcome, Outcome::Allow, "{allowed:?}");
-        assert_eq!(allowed.policies, [d.reference("small")]);
-        assert_eq!(allowed.errors.len(), 1);
+        let stepped = evaluate(&d, &order(1200.0));
+        assert_eq!(stepped.outcome, Outcome::StepUp, "{stepped:?}");
+        assert_eq!(stepped.policies, [d.reference("broken-permit")]);
+        assert_eq!(stepped.approvers, [ApproverRoute::User]);
+        assert!(
+            stepped.reasons[0].contains("fail closed"),
+            "{:?}",
+            stepped.reasons
+        );
+        assert_eq!(stepped.errors.len(), 1);
+        // Without the failure (amount 0) the step-up does not apply and the permit allows.
+        assert_eq!(evaluate(&d, &order(0.0)).outcome, Outcome::Allow);
+
+        // Alone, a failing step-up still steps up (it might have applied), never denies
+        // for lack of a permit; and a failing plain permit is skipped.
+        let d = doc(&format!(
+            "@id(\"broken-permit\") @step_up permit (principal, action == Action::\"purchase_order\", resource) when {{ {overflow} }};\n\
+             @id(\"broken-plain\") permit (principal, action == Action::\"purchase_order\", resource) when {{ {overflow} }};"
+        ));
+        assert_eq!(evaluate(&d, &order(1200.0)).outcome, Outcome::StepUp);
+        let d = doc(&format!(
+            "@id(\"broken-plain\") permit (principal, action == Action::\"purchase_order\", resource) when {{ {overflow} }};"
+        ));
+        assert_eq!(evaluate(&d, &order(1200.0)).outcome, Outcome::Deny);
     }
 
     #[test]

@@ -138,25 +138,41 @@ fn guaranteed(schema: Option<&Value>, field: &str, json_type: &str) -> bool {
     required && typed
 }
 
-/// The Cedar record type of `action`'s arguments and context.
+/// The argument fields that have a total over the request's entries.
+const TOTALS: &[&str] = &["amount", "amount_cents", "quantity"];
+
+/// The Cedar record types of `action`'s arguments, totals and context.
 fn context_types(name: &str, schema: Option<&Value>) -> String {
+    let optional = |field: &str, json_type: &str| {
+        if guaranteed(schema, field, json_type) {
+            ""
+        } else {
+            "?"
+        }
+    };
     let fields: Vec<String> = ARGUMENTS
         .iter()
         .map(|(field, json_type, cedar)| {
-            let optional = if guaranteed(schema, field, json_type) {
-                ""
-            } else {
-                "?"
-            };
-            format!("  {field}{optional}: {cedar},")
+            format!("  {field}{}: {cedar},", optional(field, json_type))
         })
+        .collect();
+    let totals: Vec<String> = TOTALS
+        .iter()
+        .map(|field| format!("  {field}{}: Long,", optional(field, "number")))
         .collect();
     format!(
         "type {name}Arguments = {{\n{}\n}};\n\
-         type {name}Context = {{\n  arguments: {name}Arguments,\n  time: TimeFacts,\n  \
+         // What the request asks for in all, over its entries of this type: `entries`\n\
+         // counts them; `amount` sums the amounts in this entry's currency (rounded up like\n\
+         // arguments.amount, `amount_cents` exact); `quantity` sums the quantities. Limits\n\
+         // written on totals cannot be passed under by splitting one order into entries.\n\
+         type {name}Totals = {{\n  entries: Long,\n{}\n}};\n\
+         type {name}Context = {{\n  arguments: {name}Arguments,\n  totals: {name}Totals,\n  \
+         time: TimeFacts,\n  \
          network: NetworkFacts,\n  prompt: PromptFacts,\n  session: SessionFacts,\n  \
          anomaly: AnomalyFacts,\n  request: RequestFacts,\n  environment: String,\n}};\n",
-        fields.join("\n")
+        fields.join("\n"),
+        totals.join("\n")
     )
 }
 

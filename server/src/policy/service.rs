@@ -14,7 +14,7 @@ use super::baseline::{Baseline, MAX_SAMPLES, Sample};
 use super::document::{DEFAULT_POLICY, PolicyDocument, Problem, compile};
 use super::facts::{
     AgentFacts, Arguments, DecisionFacts, HumanFacts, NetworkFacts, RequestFacts, SessionFacts,
-    TimeFacts, ToolFacts,
+    TimeFacts, ToolFacts, TotalsFacts,
 };
 use super::schema::{AUTHENTICATE, CountersignSchema};
 use super::{ApproverRoute, Decision, Outcome, PolicyError};
@@ -403,7 +403,8 @@ pub async fn decide(
     };
     let mut facts = Vec::new();
     let mut parts = Vec::new();
-    for (action, detail) in actions_of(attempt.details) {
+    let totals = attempt.details.map(TotalsFacts::of_entries).unwrap_or_default();
+    for (i, (action, detail)) in actions_of(attempt.details).into_iter().enumerate() {
         if !engine.schema.knows(&action) {
             return Err(PolicyError::BadRequest(format!(
                 "{action:?} is not a declared action"
@@ -420,6 +421,10 @@ pub async fn decide(
                 arguments.amount,
             )
             .await?;
+        let totals = totals
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| TotalsFacts::single(&arguments));
         let f = DecisionFacts {
             tool: engine.tool_for(detail, attempt.resource),
             action,
@@ -428,6 +433,7 @@ pub async fn decide(
             owner_manager: owner_manager.clone(),
             user: user.clone(),
             arguments,
+            totals,
             time: time.clone(),
             network: network.clone(),
             prompt_labels: attempt.prompt_labels.to_vec(),

@@ -284,6 +284,20 @@ impl DecisionFacts {
                 args.classification.as_deref().map(V::from),
             ),
         ]);
+        // Facts recorded before totals existed replay as the single entry they were.
+        let single;
+        let t = if self.totals.entries == 0 {
+            single = super::TotalsFacts::single(args);
+            &single
+        } else {
+            &self.totals
+        };
+        let totals = record([
+            ("entries", Some(V::from(t.entries))),
+            ("amount", t.amount.map(rounded_up).map(V::from)),
+            ("amount_cents", t.amount.map(hundredths).map(V::from)),
+            ("quantity", t.quantity.map(rounded_up).map(V::from)),
+        ]);
         let n = &self.anomaly;
         let anomaly = record([
             ("samples", Some(V::from(n.samples))),
@@ -307,6 +321,7 @@ impl DecisionFacts {
         ]);
         let mut fields = shared.clone();
         fields.insert(SmolStr::new_static("arguments"), arguments);
+        fields.insert(SmolStr::new_static("totals"), totals);
         fields.insert(SmolStr::new_static("anomaly"), anomaly);
         fields.insert(SmolStr::new_static("request"), request);
         Context::ref_cast(&CoreContext::Value(Arc::new(fields))).clone()

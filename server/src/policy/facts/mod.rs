@@ -218,6 +218,71 @@ pub struct AnomalyFacts {
     pub amount_ratio: Option<f64>,
 }
 
+/// What the request asks for in all, over its entries of this action's type (and, for
+/// amounts, of this entry's currency): splitting one order into many entries adds up to
+/// the same totals, so it can never lower the outcome.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TotalsFacts {
+    /// Entries of this type in the request (1 for a single entry).
+    pub entries: i64,
+    /// Sum of the amounts of this type's entries in this entry's currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<f64>,
+    /// Sum of the quantities of this type's entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<f64>,
+}
+
+impl TotalsFacts {
+    /// The totals each of `details` sees: entry `i`'s totals are over every entry with
+    /// its type (amounts: and its currency). Non-finite or negative numbers are left out
+    /// of sums (the type's schema refuses them before this).
+    pub fn of_entries(details: &[Value]) -> Vec<Self> {
+        let kind = |d: &Value| d.get("type").and_then(Value::as_str).map(str::to_owned);
+        let args: Vec<(Option<String>, Arguments)> = details
+            .iter()
+            .map(|d| (kind(d), Arguments::from_detail(d)))
+            .collect();
+        let sum = |values: &mut dyn Iterator<Item = Option<f64>>| {
+            let mut total = None;
+            for v in values.flatten().filter(|v| *v >= 0.0) {
+                total = Some(total.unwrap_or(0.0) + v);
+            }
+            total
+        };
+        args.iter()
+            .map(|(t, a)| {
+                let same: Vec<&Arguments> = args
+                    .iter()
+                    .filter(|(other, _)| other == t)
+                    .map(|(_, b)| b)
+                    .collect();
+                Self {
+                    entries: i64::try_from(same.len()).unwrap_or(i64::MAX),
+                    amount: a.amount.and_then(|_| {
+                        sum(&mut same
+                            .iter()
+                            .filter(|b| b.currency == a.currency)
+                            .map(|b| b.amount))
+                    }),
+                    quantity: a
+                        .quantity
+                        .and_then(|_| sum(&mut same.iter().map(|b| b.quantity))),
+                }
+            })
+            .collect()
+    }
+
+    /// Totals of a request with one entry (or none).
+    pub fn single(arguments: &Arguments) -> Self {
+        Self {
+            entries: 1,
+            amount: arguments.amount,
+            quantity: arguments.quantity,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestFacts {
     pub scope: String,
@@ -240,6 +305,10 @@ pub struct DecisionFacts {
     pub user: Option<HumanFacts>,
     pub tool: ToolFacts,
     pub arguments: Arguments,
+    /// Totals over the request's entries of this type (traces written before totals
+    /// existed have none, and are evaluated as a single entry: see `context_with`).
+    #[serde(default)]
+    pub totals: TotalsFacts,
     pub time: TimeFacts,
     pub network: NetworkFacts,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -286,6 +355,7 @@ pub(crate) mod tests {
             owner_manager: None,
             user: None,
             tool: ToolFacts::unknown(),
+            totals: TotalsFacts::single(&Arguments::from_detail(&detail)),
             arguments: Arguments::from_detail(&detail),
             // 2026-11-30 is a Monday.
             time: TimeFacts::at(1_796_032_800_000, &jiff::tz::TimeZone::UTC, "UTC"),
