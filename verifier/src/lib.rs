@@ -288,7 +288,7 @@ impl Verifier {
         VerifierBuilder {
             issuers: HashMap::new(),
             key_source: None,
-            matchers: vec![Box::new(PurchaseOrderMatcher)],
+            matchers: vec![Box::new(PurchaseOrderMatcher::default())],
             status_source: None,
             max_status_ttl: 300,
             fail_open: false,
@@ -507,7 +507,7 @@ impl Verifier {
         }
         let empty = Value::Object(serde_json::Map::new());
         let arguments = arguments.unwrap_or(&empty);
-        let fallback = ExactMatcher(action.to_owned());
+        let fallback = ExactMatcher::new(action);
         let matcher: &dyn ActionMatcher =
             match self.matchers.iter().find(|m| m.action_type() == action) {
                 Some(m) => m.as_ref(),
