@@ -11,6 +11,7 @@ pub mod ciba;
 pub mod discovery;
 pub mod dpop;
 pub mod oauth;
+pub mod text;
 
 pub use ciba::{BackchannelAuthResponse, DeliveryMode, PingNotification, TokenResponse};
 pub use oauth::{OAuthError, OAuthErrorCode};

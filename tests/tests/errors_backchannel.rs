@@ -25,10 +25,11 @@ async fn backchannel_errors(db: Db) {
         p
     };
 
+    // A missing scope is a missing required parameter (RFC 6749 §5.2), not a bad one.
     expect(
         s.bc_authorize(&a, &[("login_hint", "alice")]).await,
         BAD,
-        "invalid_scope",
+        "invalid_request",
     );
     expect(
         s.bc_authorize(&a, &[("scope", "email"), ("login_hint", "alice")])
@@ -270,6 +271,7 @@ async fn client_authentication_errors(db: Db) {
             client_id: String::new(),
             key: None,
             method: "client_secret_basic".into(),
+            dpop: countersign_jose::SigningKeyPair::generate(),
         }
     };
     expect(
@@ -283,6 +285,7 @@ async fn client_authentication_errors(db: Db) {
         client_id: basic.client_id.clone(),
         secret: basic.secret.clone(),
         key: None,
+        dpop: countersign_jose::SigningKeyPair::generate(),
     };
     expect(
         s.bc_authorize(&as_post, &params).await,

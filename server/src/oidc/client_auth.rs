@@ -219,9 +219,14 @@ async fn by_assertion(
     let now_s = state.clock.now_secs();
     check_times(&claims, now_s, ciba.clock_skew_secs as i64)
         .map_err(|e| invalid(format!("client_assertion: {e}"), false))?;
+    // Float to integer saturates, and so does every sum below: an assertion with an
+    // absurd exp or iat is refused, never wrapped around into an accepted one.
     let exp = claims.exp.unwrap_or_default() as i64;
     let issued = claims.iat.map_or(now_s, |iat| iat as i64);
-    if exp - issued > ciba.max_assertion_lifetime_secs as i64 {
+    let max_lifetime = ciba.max_assertion_lifetime_secs as i64;
+    if exp.saturating_sub(issued) > max_lifetime
+        || exp.saturating_sub(now_s) > max_lifetime.saturating_add(ciba.clock_skew_secs as i64)
+    {
         return Err(invalid(
             format!(
                 "client_assertion: lifetime exceeds {} seconds",
@@ -232,13 +237,23 @@ async fn by_assertion(
     }
     let jti = claims
         .jti
-        .ok_or_else(|| invalid("client_assertion: jti is required", false))?;
+        .filter(|j| !j.is_empty() && j.len() <= crate::oidc::dpop::MAX_JTI_LEN)
+        .ok_or_else(|| {
+            invalid(
+                format!(
+                    "client_assertion: jti is required, at most {} characters",
+                    crate::oidc::dpop::MAX_JTI_LEN
+                ),
+                false,
+            )
+        })?;
     let fresh = state
         .store
         .remember_jti(
             &format!("client_assertion:{client_id}"),
             &jti,
-            (exp + ciba.clock_skew_secs as i64) * 1000,
+            exp.saturating_add(ciba.clock_skew_secs as i64)
+                .saturating_mul(1000),
         )
         .await?;
     if !fresh {

@@ -143,7 +143,7 @@ pub async fn receive(state: &AppState, token: &str) -> Result<Received, SetError
     let iat = claims["iat"]
         .as_i64()
         .ok_or_else(|| SetError::InvalidRequest("iat is missing".into()))?;
-    if iat > now_s + CLOCK_SKEW_SECS || iat < now_s - max_age {
+    if iat > now_s.saturating_add(CLOCK_SKEW_SECS) || iat < now_s.saturating_sub(max_age) {
         return Err(SetError::InvalidRequest(
             "iat is outside the accepted window".into(),
         ));
@@ -163,7 +163,10 @@ pub async fn receive(state: &AppState, token: &str) -> Result<Received, SetError
 
     let store = &state.store;
     let mut tx = store.begin().await?;
-    let expires = (iat + max_age + CLOCK_SKEW_SECS) * 1000;
+    let expires = iat
+        .saturating_add(max_age)
+        .saturating_add(CLOCK_SKEW_SECS)
+        .saturating_mul(1000);
     if !store
         .remember_jti_in(&mut tx, &format!("set:{iss}"), &jti, expires)
         .await?
@@ -248,7 +251,7 @@ async fn act(
         SESSION_REVOKED => {
             let why = reason("sessions revoked");
             let revoked = store
-                .revoke_tokens(tx, TokenSelector::Approver(subject), &why, now)
+                .revoke_tokens(tx, TokenSelector::RestingOn(subject), &why, now)
                 .await?;
             let event = NewEvent {
                 actor,
