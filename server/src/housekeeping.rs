@@ -43,6 +43,9 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             if let Err(e) = state.store.purge_expired_ceremonies(state.now_ms()).await {
                 tracing::warn!(error = %e, "purging expired passkey ceremonies failed");
             }
+            if let Err(e) = state.store.purge_credential_uses(state.now_ms()).await {
+                tracing::warn!(error = %e, "purging uses of expired credentials failed");
+            }
         }
     }
 }

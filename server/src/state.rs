@@ -120,6 +120,7 @@ pub mod paths {
     pub const DISCOVERY: &str = "/.well-known/openid-configuration";
     pub const DID_DOCUMENT: &str = "/.well-known/did.json";
     pub const STATUS_LISTS: &str = "/status-lists/{list_id}";
+    pub const CREDENTIAL_USES: &str = "/credentials/{id}/uses";
     pub const WALLET_ENROLLMENTS: &str = "/wallet/v1/enrollments";
     pub const WALLET_ENROLLMENT_COMPLETE: &str = "/wallet/v1/enrollments/complete";
     pub const WALLET_REQUESTS: &str = "/wallet/v1/requests";

@@ -19,6 +19,8 @@ pub(crate) struct Checked {
     /// The key set of the issuer the signature verified against.
     pub keys: Arc<IssuerKeys>,
     pub issuer: String,
+    /// The credential's `jti`, by which its uses are counted.
+    pub jti: String,
     pub exp: i64,
     pub nbf: Option<i64>,
     pub status: Option<StatusRef>,
@@ -80,6 +82,7 @@ mod tests {
         Arc::new(Checked {
             keys: Arc::new(Vec::new()),
             issuer: "i".into(),
+            jti: "j".into(),
             exp,
             nbf: None,
             status: None,
@@ -93,6 +96,8 @@ mod tests {
                 policy: None,
                 authorization_details: vec![],
                 expires_at: exp,
+                max_uses: Some(1),
+                use_number: None,
             },
         })
     }

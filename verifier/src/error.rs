@@ -42,6 +42,12 @@ pub enum Rejection {
     DpopKeyMismatch,
     #[error("the credential has been revoked")]
     Revoked,
+    #[error("the credential is not bound to a key (a bearer credential) and this verifier requires proof of possession")]
+    NotKeyBound,
+    #[error("the credential was already used {max_uses} time(s), as often as it may be")]
+    UseLimitReached { max_uses: u64 },
+    #[error("the credential's uses cannot be counted: {0}")]
+    UsageUnavailable(String),
     #[error("revocation status unavailable: {0}")]
     StatusUnavailable(String),
 }
@@ -68,6 +74,9 @@ impl Rejection {
             Rejection::DpopWrongAth => "dpop_wrong_ath",
             Rejection::DpopKeyMismatch => "dpop_key_mismatch",
             Rejection::Revoked => "revoked",
+            Rejection::NotKeyBound => "not_key_bound",
+            Rejection::UseLimitReached { .. } => "use_limit_reached",
+            Rejection::UsageUnavailable(_) => "usage_unavailable",
             Rejection::StatusUnavailable(_) => "status_unavailable",
         }
     }

@@ -11,7 +11,11 @@
 //!   `countersign_shared::authorization`);
 //! - the DPoP proof when the credential is key-bound (method, URL, `ath`, key, replay);
 //! - revocation, from the issuer's Token Status List, cached for its `ttl` (fail closed
-//!   when the status cannot be learned, unless configured otherwise).
+//!   when the status cannot be learned, unless configured otherwise);
+//! - that the credential is bound to the agent's key (bearer credentials are refused
+//!   unless [`VerifierBuilder::allow_bearer_credentials`]);
+//! - how often it was used: a call past its `max_uses` is refused (`use_limit_reached`),
+//!   counted by a [`UsageStore`] (in this process by default, or at the issuer).
 //!
 //! No async runtime, no web framework, no database. Keys come from the caller
 //! ([`VerifierBuilder::trust_issuer`]) and, after a rotation, from a [`KeySource`]; status
@@ -21,6 +25,7 @@ mod checked;
 mod dpop;
 mod error;
 pub mod status;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -67,6 +72,9 @@ pub mod fuzzing {
     }
 }
 pub use status::{StatusList, StatusSource};
+#[cfg(feature = "http")]
+pub use usage::HttpUsageStore;
+pub use usage::{CredentialUse, InMemoryUsageStore, UseCount, UsageStore};
 
 /// Where an issuer's current keys come from when a credential names a `kid` the verifier
 /// does not know yet (after a key rotation). Enable the `http` feature for
@@ -84,6 +92,15 @@ fn parse_keys(jwks: &JwkSet) -> IssuerKeys {
         .iter()
         .filter_map(|k| VerifyKey::from_jwk(k).ok().map(|v| (k.kid.clone(), v)))
         .collect()
+}
+
+/// Whether `keys` has the key `token` (a JWS) names; a token naming none is tried against
+/// all of them.
+fn knows_kid_of(keys: &IssuerKeys, token: &str) -> bool {
+    match UnverifiedJws::parse(token).map(|j| j.header.kid) {
+        Ok(Some(kid)) => keys.iter().any(|(k, _)| k.as_deref() == Some(kid.as_str())),
+        _ => true,
+    }
 }
 
 /// A call as the tool received it.
@@ -120,6 +137,10 @@ pub struct Verdict {
     pub policy: Option<Value>,
     pub authorization_details: Vec<Value>,
     pub expires_at: i64,
+    /// How often the credential may be used (`None`: any number of times), and which
+    /// use this call was (`None` when uses are not counted).
+    pub max_uses: Option<u64>,
+    pub use_number: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +157,23 @@ struct Claims {
     evidence: Vec<Evidence>,
     cnf: Option<Cnf>,
     status: Option<StatusClaim>,
+    #[serde(default)]
+    max_uses: Option<Value>,
+}
+
+/// The credential's `max_uses`: a count from 1, or `"unlimited"` (`None`). A credential
+/// that does not say may be used once: the strictest reading.
+fn max_uses_of(claim: Option<&Value>) -> Result<Option<u64>, Rejection> {
+    match claim {
+        None | Some(Value::Null) => Ok(Some(1)),
+        Some(Value::String(s)) if s == "unlimited" => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 => Ok(Some(n)),
+            _ => Err(Rejection::Malformed(
+                "max_uses must be a count from 1 or \"unlimited\"".into(),
+            )),
+        },
+    }
 }
 
 #[derive(Deserialize)]
@@ -187,6 +225,8 @@ pub struct VerifierBuilder {
     dpop_max_age: i64,
     replay_capacity: usize,
     credential_cache_capacity: usize,
+    usage: Arc<dyn UsageStore>,
+    allow_bearer: bool,
 }
 
 impl VerifierBuilder {
@@ -221,6 +261,26 @@ impl VerifierBuilder {
     pub fn status_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.max_status_ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
         self
+    }
+
+    /// Counts uses in `store` instead of this process's memory (e.g. [`HttpUsageStore`]
+    /// for a tool running on several hosts).
+    pub fn usage_store(mut self, store: impl UsageStore + 'static) -> Self {
+        self.usage = Arc::new(store);
+        self
+    }
+
+    /// Whether a credential must be bound to the agent's key (`cnf.jkt`, proven by a DPoP
+    /// proof on every call). Default true: a bearer credential is refused
+    /// (`not_key_bound`); set false only for agents registered bearer-only.
+    pub fn require_proof_of_possession(mut self, required: bool) -> Self {
+        self.allow_bearer = !required;
+        self
+    }
+
+    /// Same as `require_proof_of_possession(false)`.
+    pub fn allow_bearer_credentials(self) -> Self {
+        self.require_proof_of_possession(false)
     }
 
     /// Accept credentials whose status cannot be learned (default: refuse them).
@@ -262,6 +322,8 @@ impl VerifierBuilder {
             dpop_max_age: self.dpop_max_age,
             replay: dpop::ReplayCache::new(self.replay_capacity),
             checked: checked::CredentialCache::new(self.credential_cache_capacity),
+            usage: self.usage,
+            allow_bearer: self.allow_bearer,
         }
     }
 }
@@ -281,6 +343,8 @@ pub struct Verifier {
     dpop_max_age: i64,
     replay: dpop::ReplayCache,
     checked: checked::CredentialCache,
+    usage: Arc<dyn UsageStore>,
+    allow_bearer: bool,
 }
 
 impl Verifier {
@@ -296,6 +360,8 @@ impl Verifier {
             dpop_max_age: 120,
             replay_capacity: 100_000,
             credential_cache_capacity: 10_000,
+            usage: Arc::new(InMemoryUsageStore::default()),
+            allow_bearer: false,
         }
     }
 
@@ -339,6 +405,9 @@ impl Verifier {
             return Err(Rejection::NotYetValid { nbf, now });
         }
         let verdict = &checked.verdict;
+        if verdict.agent_key.is_none() && !self.allow_bearer {
+            return Err(Rejection::NotKeyBound);
+        }
         if let Some(action) = p.action {
             self.check_action(&verdict.authorization_details, action, p.arguments)?;
         }
@@ -366,9 +435,29 @@ impl Verifier {
             }
         }
         if let Some(reference) = &checked.status {
-            self.check_status(reference, &checked.keys, now)?;
+            self.check_status(reference, &checked.issuer, &checked.keys, now)?;
         }
-        Ok(verdict.clone())
+        // Last: only a call that passed every check spends a use.
+        let mut verdict = verdict.clone();
+        if let Some(max_uses) = verdict.max_uses {
+            let used = CredentialUse {
+                issuer: &checked.issuer,
+                jti: &checked.jti,
+                token: p.token,
+                dpop_proof: p.dpop_proof,
+                method: p.method,
+                url: p.url,
+                max_uses,
+                expires_at: checked.exp,
+                now,
+            };
+            match self.usage.record_use(&used) {
+                Ok(UseCount::Counted(n)) => verdict.use_number = Some(n),
+                Ok(UseCount::LimitReached) => return Err(Rejection::UseLimitReached { max_uses }),
+                Err(reason) => return Err(Rejection::UsageUnavailable(reason)),
+            }
+        }
+        Ok(verdict)
     }
 
     /// Parses `token`, verifies its signature against the trusted issuer's keys and reads
@@ -412,11 +501,13 @@ impl Verifier {
             None if approval_method.as_deref() == Some("policy") => None,
             None => return Err(Rejection::Malformed("evidence.approver is missing".into())),
         };
+        let jti = claims
+            .jti
+            .clone()
+            .ok_or_else(|| Rejection::Malformed("jti is missing".into()))?;
+        let max_uses = max_uses_of(claims.max_uses.as_ref())?;
         let verdict = Verdict {
-            credential_id: claims
-                .id
-                .or(claims.jti)
-                .ok_or_else(|| Rejection::Malformed("id is missing".into()))?,
+            credential_id: claims.id.unwrap_or_else(|| jti.clone()),
             agent: claims
                 .client_id
                 .ok_or_else(|| Rejection::Malformed("client_id is missing".into()))?,
@@ -434,10 +525,13 @@ impl Verifier {
             policy,
             authorization_details: details,
             expires_at: exp,
+            max_uses,
+            use_number: None,
         };
         Ok(checked::Checked {
             keys,
             issuer,
+            jti,
             exp,
             nbf: claims.nbf,
             status: claims.status.and_then(|s| s.status_list),
@@ -534,12 +628,13 @@ impl Verifier {
     fn check_status(
         &self,
         reference: &StatusRef,
+        issuer: &str,
         keys: &IssuerKeys,
         now: i64,
     ) -> Result<(), Rejection> {
         let status = match self.status_cache.fresh(&reference.uri, reference.idx, now) {
             Some(status) => status,
-            None => match self.fetch_status(reference, keys, now) {
+            None => match self.fetch_status(reference, issuer, keys, now) {
                 Ok(status) => status,
                 Err(_) if self.fail_open => return Ok(()),
                 Err(reason) => return Err(Rejection::StatusUnavailable(reason)),
@@ -559,6 +654,7 @@ impl Verifier {
     fn fetch_status(
         &self,
         reference: &StatusRef,
+        issuer: &str,
         keys: &IssuerKeys,
         now: i64,
     ) -> Result<Option<u8>, String> {
@@ -567,7 +663,16 @@ impl Verifier {
             .as_ref()
             .ok_or("no status source is configured")?;
         let token = source.fetch(&reference.uri)?;
-        let (list, ttl) = status::decode(&token, &reference.uri, keys, now)?;
+        let (list, ttl) = match status::decode(&token, &reference.uri, keys, now) {
+            // After a key rotation the issuer signs its lists with a key this verifier may
+            // not know yet, while the credential (signed by the retired key) verified:
+            // learn the new key as for a credential, at most once a minute.
+            Err(e) if !knows_kid_of(keys, &token) => match self.refresh_keys(issuer, now) {
+                Some(fresh) => status::decode(&token, &reference.uri, &fresh, now)?,
+                None => return Err(e),
+            },
+            other => other?,
+        };
         let status = list.get(reference.idx);
         let ttl = ttl
             .unwrap_or(self.max_status_ttl)

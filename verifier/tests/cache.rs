@@ -20,7 +20,10 @@ fn credential(issuer: &SigningKeyPair, agent: &SigningKeyPair, exp: i64) -> Stri
         .sign(
             "vc+jwt",
             &json!({
+                // Several calls per credential here: counting uses is tested in usage.rs.
+                "max_uses": "unlimited",
                 "id": format!("{ISSUER}/credentials/{}", random_b64url(8)),
+                "jti": random_b64url(8),
                 "iss": ISSUER, "iat": NOW - 10, "nbf": NOW - 10, "exp": exp,
                 "client_id": "procurement", "cnf": {"jkt": jkt},
                 "credentialSubject": {"authorization_details": [

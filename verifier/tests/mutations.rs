@@ -74,7 +74,7 @@ fn corrupted_inputs_are_refused_without_panicking() {
     let token = issuer
         .sign(
             "vc+jwt",
-            &json!({"iss": "https://as.example", "id": "c1", "client_id": "agent", "exp": 4_000_000_000i64, "nbf": 1,
+            &json!({"iss": "https://as.example", "id": "c1", "jti": "c1", "max_uses": "unlimited", "client_id": "agent", "exp": 4_000_000_000i64, "nbf": 1,
                 "credentialSubject": {"authorization_details": [{"type": "purchase_order", "vendor": "Acme", "amount": 5, "currency": "USD"}]},
                 "evidence": [{"approver": {"subject": "alice"}}], "cnf": {"jkt": jkt},
                 "status": {"status_list": {"idx": 3, "uri": "https://as.example/status-lists/1"}}}),

@@ -163,6 +163,10 @@ async fn revoke_audited(
         }
         TokenSelector::Agent(a) => (format!("agent:{a}"), "held by the agent"),
         TokenSelector::Approver(h) => (format!("human:{h}"), "approved by the human"),
+        TokenSelector::RestingOn(h) => (
+            format!("human:{h}"),
+            "approved by the human or requested in their name",
+        ),
         TokenSelector::Owner(h) => (format!("human:{h}"), "held by the human's agents"),
         TokenSelector::All => ("all".to_owned(), "all"),
     };

@@ -7,6 +7,7 @@ mod introspect;
 pub mod manage;
 pub mod renewal;
 pub mod status;
+pub mod uses;
 pub mod vc;
 
 pub use introspect::{Introspection, introspect, revoke};
@@ -115,6 +116,7 @@ pub fn issued_event(
             "token_type": grant.token_type,
             "cnf_jkt": grant.cnf_jkt,
             "validity_secs": request.validity_secs,
+            "max_uses": vc::max_uses_claim(request.max_uses),
             "status": {"list": grant.status_list, "idx": grant.status_idx},
         })
         .to_string(),

@@ -78,6 +78,11 @@ pub async fn renew(
             "the client is disabled".into(),
         ));
     }
+    if dpop_jkt.is_none() && !client.bearer_only {
+        return Err(CibaError::InvalidDpopProof(
+            "a DPoP proof is required: this client's credentials are bound to its key".into(),
+        ));
+    }
     let subject_token =
         param(params, "subject_token").ok_or_else(|| invalid("subject_token is required"))?;
     match param(params, "subject_token_type") {
@@ -202,8 +207,10 @@ pub async fn renew(
         .ok_or_else(|| CibaError::InvalidGrant("the approving human is no longer active".into()))?;
 
     let validity = super::validity_secs(state, &root);
-    let mut grant = new_grant(state, now, parent.cnf_jkt.clone(), validity).await?;
-    grant.token_type = parent.token_type.clone();
+    // Bound to the parent's key; an unbound parent (a bearer-only client's, or one issued
+    // before binding was required) is bound to the key that proved this request, if any.
+    let binding = parent.cnf_jkt.clone().or(dpop_jkt);
+    let mut grant = new_grant(state, now, binding, validity).await?;
     grant.expires_at = grant.expires_at.min(window_end);
     let renewal_id = countersign_jose::random_b64url(32);
     let mut tx = state.store.begin().await?;

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::store::auth_requests::AuthRequestRecord;
+use crate::store::auth_requests::{AuthRequestRecord, MaxUses};
 use crate::store::humans::HumanRecord;
 use crate::store::tokens::TokenGrant;
 
@@ -50,6 +50,14 @@ pub fn rfc3339(unix_secs: i64) -> String {
         secs % 3600 / 60,
         secs % 60
     )
+}
+
+/// `max_uses` as the credential states it.
+pub fn max_uses_claim(max_uses: MaxUses) -> Value {
+    match max_uses.0 {
+        0 => json!("unlimited"),
+        n => json!(n),
+    }
 }
 
 /// The credential's claims (payload of the `vc+jwt`).
@@ -102,6 +110,9 @@ pub fn credential_claims(f: &CredentialFacts<'_>) -> Value {
             "id": format!("{}/agents/{}", f.issuer, req.client_id),
             "client_id": req.client_id,
             "key_thumbprint": f.grant.cnf_jkt,
+            // `dpop`: usable only with a proof by the agent's key (`cnf.jkt`); `bearer`:
+            // the agent was registered bearer-only, and verifiers refuse it by default.
+            "binding": if f.grant.cnf_jkt.is_some() { "dpop" } else { "bearer" },
             "action": action,
             "authorization_details": f.authorization_details,
             "scope": req.scope,
@@ -139,6 +150,10 @@ pub fn credential_claims(f: &CredentialFacts<'_>) -> Value {
         "jti": f.grant.jti,
         "client_id": req.client_id,
         "status": { "status_list": { "idx": f.grant.status_idx, "uri": f.status_uri } },
+        // How often it may be used within its validity: a count (an approval is spent by
+        // the call it approved, unless the policy's @max_uses says otherwise) or
+        // "unlimited". Verifiers count uses (`verifier::UsageStore`).
+        "max_uses": max_uses_claim(req.max_uses),
     });
     if let Some(parent) = f.renewal_of {
         // The approval is the same human's; the renewal says which credential it extends.

@@ -166,6 +166,9 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
+    /// A stable, machine-readable reason where clients act on it (`use_limit_reached`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
 }
 
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -205,6 +208,8 @@ pub struct ProblemResponse {
     pub detail: String,
     /// `WWW-Authenticate` on a 401 (default: the admin API's bearer challenge).
     pub challenge: &'static str,
+    /// The problem's stable `code`, if it has one.
+    pub code: Option<&'static str>,
 }
 
 const ADMIN_CHALLENGE: &str = "Bearer realm=\"countersign-admin\"";
@@ -216,6 +221,15 @@ impl ProblemResponse {
             status,
             detail: detail.into(),
             challenge: ADMIN_CHALLENGE,
+            code: None,
+        }
+    }
+
+    /// The same problem, with a stable `code` clients can act on.
+    pub fn with_code(self, code: &'static str) -> Self {
+        Self {
+            code: Some(code),
+            ..self
         }
     }
 }
@@ -227,6 +241,7 @@ impl IntoResponse for ProblemResponse {
             title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
             detail: self.detail,
+            code: self.code,
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut resp = (self.status, json).into_response();
@@ -318,6 +333,32 @@ impl From<ApprovalError> for ProblemResponse {
                 Self::from(e)
             }
             ApprovalError::Credential(e) => Self::from(e),
+        }
+    }
+}
+
+impl From<crate::credentials::uses::UseError> for ProblemResponse {
+    fn from(err: crate::credentials::uses::UseError) -> Self {
+        use crate::credentials::uses::UseError;
+        let detail = err.to_string();
+        match err {
+            UseError::InvalidToken(_) => Self {
+                challenge: "DPoP algs=\"ES256\", error=\"invalid_token\"",
+                ..Self::new(StatusCode::UNAUTHORIZED, detail)
+            }
+            .with_code("invalid_token"),
+            UseError::InvalidProof(_) => Self {
+                challenge: "DPoP algs=\"ES256\", error=\"invalid_dpop_proof\"",
+                ..Self::new(StatusCode::UNAUTHORIZED, detail)
+            }
+            .with_code("invalid_dpop_proof"),
+            UseError::InvalidRequest(_) => {
+                Self::new(StatusCode::BAD_REQUEST, detail).with_code("invalid_request")
+            }
+            UseError::LimitReached { .. } => {
+                Self::new(StatusCode::CONFLICT, detail).with_code("use_limit_reached")
+            }
+            UseError::Store(e) => Self::from(e),
         }
     }
 }

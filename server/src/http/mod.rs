@@ -9,6 +9,7 @@ mod admin_groups;
 mod admin_offboarding;
 mod admin_policies;
 mod admin_sso;
+mod credential_uses;
 pub mod decisions;
 pub mod dev;
 pub mod discovery;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(oauth::router())
         .merge(decisions::router())
+        .merge(credential_uses::router())
         .merge(discovery::router())
         .merge(admin::router())
         .merge(admin_credentials::router())

@@ -9,8 +9,8 @@ use utoipa::{Modify, OpenApi};
 use super::openapi_scim::ScimPaths;
 use super::{
     admin, admin_audit, admin_credentials, admin_devices, admin_groups, admin_offboarding,
-    admin_policies, admin_sso, decisions, dev, discovery, error, oauth, oauth_forms, ops, signals,
-    wallet,
+    admin_policies, admin_sso, credential_uses, decisions, dev, discovery, error, oauth,
+    oauth_forms, ops, signals, wallet,
 };
 use crate::directory;
 
@@ -19,6 +19,7 @@ use crate::directory;
     info(title = "Countersign API", description = "The Countersign authorization server: OpenID CIBA endpoints, admin, developer and operations APIs."),
     paths(
         oauth::bc_authorize, oauth::token, oauth::introspect, oauth::revoke, decisions::decide,
+        credential_uses::record_use,
         discovery::discovery, discovery::jwks, discovery::did_document, discovery::status_list,
         admin::list_humans, admin::add_human, admin::list_agents, admin::add_agent,
         admin::update_human, admin::update_agent, admin::create_scim_token,
@@ -54,10 +55,12 @@ use crate::directory;
         countersign_shared::approval::PendingRequest, countersign_shared::approval::DisplayedRequest,
         countersign_shared::approval::DecisionRequest, countersign_shared::approval::DecisionRecorded,
         directory::Human, directory::NewHuman, directory::Agent, directory::NewAgent, directory::CreatedAgent, error::Problem,
+        crate::credentials::uses::UseReport, crate::credentials::uses::UseCounted,
         signals::SetErrorBody)),
     modifiers(&AdminKeyScheme, &ScimPaths),
     tags((name = "oauth", description = "OpenID CIBA, discovery, introspection, revocation; client authentication per RFC 6749 / RFC 7523"),
          (name = "admin", description = "Directory administration; bearer admin API key"),
+         (name = "credentials", description = "Online use counting for tools on several hosts: the credential (Authorization: DPoP) and the agent's DPoP proof the tool received"),
          (name = "wallet", description = "The approver's wallet: enrollment, pending requests, signed request objects, decisions; every call after enrollment carries a DPoP proof by the device key"),
          (name = "dev", description = "Developer approvals; only with --dev-approvals on loopback"),
          (name = "admin-sso", description = "Single sign-on for human admins against the enterprise IdP (OpenID Connect, authorization code with PKCE); the session cookie works on every admin endpoint"),
@@ -75,6 +78,15 @@ impl Modify for AdminKeyScheme {
             components.add_security_scheme(
                 "admin_key",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+            components.add_security_scheme(
+                "dpop_credential",
+                SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                    utoipa::openapi::security::ApiKeyValue::with_description(
+                        "Authorization",
+                        "DPoP <credential>, with the agent's proof in the DPoP header",
+                    ),
+                )),
             );
             components.add_security_scheme(
                 "client_basic",

@@ -8,6 +8,8 @@
 //!   (default `user`, the human the request names).
 //! - `@four_eyes`: the agent's owner may not approve.
 //! - `@validity("PT15M")`: how long the credential is valid (ISO 8601 duration).
+//! - `@max_uses("3")` or `@max_uses("unlimited")`: how often the credential may be used
+//!   within its validity (default once: an approval is spent by the call it approved).
 //! - `@reason("...")`: the human-readable reason shown to approvers and in the trace.
 //!
 //! Cedar evaluates every policy of a set; the engine only needs those whose action scope
@@ -61,6 +63,7 @@ pub struct PolicyMeta {
     pub approver: Option<ApproverRoute>,
     pub four_eyes: bool,
     pub validity_secs: Option<u64>,
+    pub max_uses: Option<super::UseLimit>,
     /// Its `@reason`, else "policy ID permits / forbids / requires approval for this action".
     pub reason: String,
 }
@@ -269,8 +272,18 @@ fn meta_of(
             None
         }
     });
+    let max_uses = p.annotation("max_uses").and_then(|v| match super::UseLimit::parse(v) {
+        Some(limit) => Some(limit),
+        None => {
+            fail(format!(
+                "@max_uses({v:?}) must be \"unlimited\" or a whole number from 1 to {}",
+                super::UseLimit::MAX_TIMES
+            ));
+            None
+        }
+    });
     if forbid {
-        for annotation in ["step_up", "approver", "four_eyes", "validity"] {
+        for annotation in ["step_up", "approver", "four_eyes", "validity", "max_uses"] {
             if p.annotation(annotation).is_some() {
                 fail(format!("@{annotation} has no meaning on a forbid policy"));
             }
@@ -290,6 +303,7 @@ fn meta_of(
         approver,
         four_eyes,
         validity_secs,
+        max_uses,
         reason: p
             .annotation("reason")
             .map_or_else(|| format!("policy {id} {verb} this action"), str::to_owned),
@@ -513,13 +527,19 @@ mod tests {
             @id(\"c\") @validity(\"PT15M\") forbid (principal, action, resource);\n\
             @id(\"c\") permit (principal, action, resource);\n\
             @id(\"d\") @step_up @validity(\"P30D\") permit (principal, action, resource);\n\
-            @id(\"e\") @four_eyes permit (principal, action, resource);\n";
+            @id(\"e\") @four_eyes permit (principal, action, resource);\n\
+            @id(\"f\") @max_uses(\"0\") permit (principal, action, resource);\n\
+            @id(\"g\") @max_uses(\"once\") permit (principal, action, resource);\n\
+            @id(\"h\") @max_uses(\"2\") forbid (principal, action, resource);\n";
         let problems = compile(annotations, 1, &schema(), 86_400).unwrap_err();
         let lines: Vec<(usize, &str)> = problems
             .iter()
             .map(|p| (p.line, p.message.as_str()))
             .collect();
-        assert_eq!(problems.len(), 6, "{lines:?}");
+        assert_eq!(problems.len(), 9, "{lines:?}");
+        assert!(lines[6].1.contains("@max_uses(\"0\")"), "{lines:?}");
+        assert!(lines[7].1.contains("@max_uses(\"once\")"), "{lines:?}");
+        assert!(lines[8].1.contains("forbid"), "{lines:?}");
         assert!(lines[0].1.contains("@id"), "{lines:?}");
         assert!(lines[1].1.contains("@approver(\"boss\")"), "{lines:?}");
         assert!(lines[2].1.contains("forbid"), "{lines:?}");
@@ -528,7 +548,7 @@ mod tests {
         assert!(lines[5].1.contains("need @step_up"), "{lines:?}");
         assert_eq!(
             lines.iter().map(|l| l.0).collect::<Vec<_>>(),
-            [1, 2, 3, 4, 5, 6]
+            [1, 2, 3, 4, 5, 6, 7, 8, 9]
         );
     }
 

@@ -55,6 +55,7 @@ pub fn evaluate_prepared(
         approvers: Vec::new(),
         four_eyes: false,
         validity_secs: None,
+        max_uses: None,
         risk_signals: Vec::new(),
         errors: Vec::new(),
     };
@@ -157,6 +158,10 @@ pub fn evaluate_prepared(
         }
     }
     decision.validity_secs = determining.iter().filter_map(|m| m.validity_secs).min();
+    decision.max_uses = determining
+        .iter()
+        .filter_map(|m| m.max_uses)
+        .reduce(super::UseLimit::stricter);
     for m in &determining {
         decision.policies.push(doc.reference(&m.id));
         if decision.outcome == Outcome::StepUp && failed_step_up_ids.contains(&m.id.as_str()) {
@@ -200,6 +205,7 @@ pub fn evaluate_with(
             approvers: Vec::new(),
             four_eyes: false,
             validity_secs: None,
+            max_uses: None,
             risk_signals: Vec::new(),
             errors: vec![e],
         },

@@ -126,6 +126,63 @@ impl TryFrom<String> for ApproverRoute {
     }
 }
 
+/// How often a credential may be used within its validity (`@max_uses`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UseLimit {
+    Times(u32),
+    Unlimited,
+}
+
+impl UseLimit {
+    /// What a credential gets when no determining policy says: one use.
+    pub const DEFAULT: Self = Self::Times(1);
+    /// Most uses a policy may grant a credential short of "unlimited".
+    pub const MAX_TIMES: u32 = 1_000_000;
+
+    /// `"unlimited"` or a count from 1 to [`Self::MAX_TIMES`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "unlimited" => Some(Self::Unlimited),
+            _ if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0') => {
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= Self::MAX_TIMES)
+                    .map(Self::Times)
+            }
+            _ => None,
+        }
+    }
+
+    /// The stricter of two limits.
+    pub fn stricter(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Times(a), Self::Times(b)) => Self::Times(a.min(b)),
+            (Self::Times(n), Self::Unlimited) | (Self::Unlimited, Self::Times(n)) => Self::Times(n),
+            (Self::Unlimited, Self::Unlimited) => Self::Unlimited,
+        }
+    }
+
+    /// As stored on the request: the count, 0 for unlimited.
+    pub fn as_stored(self) -> i64 {
+        match self {
+            Self::Times(n) => i64::from(n),
+            Self::Unlimited => 0,
+        }
+    }
+
+    /// From the stored value (0: unlimited; anything out of range: one use).
+    pub fn from_stored(n: i64) -> Self {
+        match n {
+            0 => Self::Unlimited,
+            n => u32::try_from(n)
+                .ok()
+                .filter(|n| *n >= 1)
+                .map_or(Self::DEFAULT, Self::Times),
+        }
+    }
+}
+
 /// What the engine decided, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
@@ -140,6 +197,10 @@ pub struct Decision {
     pub four_eyes: bool,
     /// The credential's validity when a policy set one.
     pub validity_secs: Option<u64>,
+    /// How often the credential may be used, when a determining policy said
+    /// (`@max_uses`); otherwise [`UseLimit::DEFAULT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<UseLimit>,
     /// What an approver should know: unusual amounts or quantities, sensitive data read
     /// earlier in the session, prompt labels.
     pub risk_signals: Vec<String>,
@@ -169,6 +230,10 @@ impl Decision {
             acc.four_eyes |= d.four_eyes;
             acc.validity_secs = match (acc.validity_secs, d.validity_secs) {
                 (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            acc.max_uses = match (acc.max_uses, d.max_uses) {
+                (Some(a), Some(b)) => Some(a.stricter(b)),
                 (a, b) => a.or(b),
             };
             acc.risk_signals.extend(d.risk_signals);
@@ -217,6 +282,7 @@ mod tests {
             approvers: approver.into_iter().collect(),
             four_eyes: false,
             validity_secs: Some(600),
+            max_uses: None,
             risk_signals: vec![],
             errors: vec![],
         }

@@ -31,11 +31,17 @@ pub struct ClientRecord {
     pub tools: Option<Vec<String>>,
     /// Approver route for step-ups whose policy names none; `None`: the request's user.
     pub approver: Option<String>,
+    /// Registered to receive bearer credentials: no DPoP proof is asked of it, and its
+    /// credentials say they are unbound. Every other client must bind (RFC 9449).
+    pub bearer_only: bool,
+    /// A registered DPoP key (RFC 7638 thumbprint) that binds its credentials when a
+    /// request names none (ping and push clients, whose tokens may never pass a proof).
+    pub dpop_jkt: Option<String>,
 }
 
 const COLUMNS: &str = "client_id, name, owner_subject, auth_method, secret_hash, jwks, delivery_mode, \
     notification_endpoint, require_signed_request, user_code_required, enabled, created_at, \
-    department, risk_tier, description, tools, approver";
+    department, risk_tier, description, tools, approver, bearer_only, dpop_jkt";
 
 fn from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
     Ok(ClientRecord {
@@ -62,6 +68,8 @@ fn from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
             None => None,
         },
         approver: row.try_get("approver")?,
+        bearer_only: flag(row.try_get("bearer_only")?),
+        dpop_jkt: row.try_get("dpop_jkt")?,
     })
 }
 
@@ -84,7 +92,7 @@ fn tools_json(tools: &Option<Vec<String>>) -> Option<String> {
 impl Store {
     pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
         ));
         sqlx::query(sql)
             .bind(&c.client_id)
@@ -104,6 +112,8 @@ impl Store {
             .bind(&c.description)
             .bind(tools_json(&c.tools))
             .bind(&c.approver)
+            .bind(i64::from(c.bearer_only))
+            .bind(&c.dpop_jkt)
             .execute(self.writer())
             .await
             .map_err(StoreError::from_insert)?;

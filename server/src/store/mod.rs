@@ -10,6 +10,7 @@ pub mod baselines;
 mod cache;
 pub mod ceremonies;
 pub mod clients;
+pub mod credential_uses;
 pub mod devices;
 pub mod group_commit;
 pub mod humans;
@@ -170,6 +171,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "agent access",
         include_str!("../../../migrations/sqlite/0007_agent_access.sql"),
     ),
+    (
+        8,
+        "spend once",
+        include_str!("../../../migrations/sqlite/0008_spend_once.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -206,6 +212,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "agent access",
         include_str!("../../../migrations/postgres/0007_agent_access.sql"),
+    ),
+    (
+        8,
+        "spend once",
+        include_str!("../../../migrations/postgres/0008_spend_once.sql"),
     ),
 ];
 

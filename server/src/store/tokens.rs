@@ -58,8 +58,13 @@ pub enum TokenSelector<'a> {
     Lineage(&'a str),
     /// Held by this agent (client id).
     Agent(&'a str),
-    /// Approved by this human (subject).
+    /// Approved by this human (subject): they decided it in their wallet (whoever the
+    /// request named: routed, group, role and four-eyes approvals included), or it named
+    /// them and no person decided (a developer or a policy approval).
     Approver(&'a str),
+    /// Resting on this human: approved by them, or requested in their name (whoever
+    /// approved it). What offboarding and a revoked session end.
+    RestingOn(&'a str),
     /// Held by agents this human (subject) owns.
     Owner(&'a str),
 }
@@ -76,7 +81,11 @@ impl<'a> TokenSelector<'a> {
                  SELECT jti FROM lineage)"
             }
             TokenSelector::Agent(_) => "client_id = $1",
-            TokenSelector::Approver(_) => "subject = $1",
+            TokenSelector::Approver(_) => {
+                "(decided_by = $1 OR (subject = $1 AND (decision_method IS NULL \
+                 OR decision_method <> 'passkey+device_key')))"
+            }
+            TokenSelector::RestingOn(_) => "(decided_by = $1 OR subject = $1)",
             TokenSelector::Owner(_) => {
                 "client_id IN (SELECT client_id FROM clients WHERE owner_subject = $1)"
             }
@@ -90,6 +99,7 @@ impl<'a> TokenSelector<'a> {
             | TokenSelector::Lineage(v)
             | TokenSelector::Agent(v)
             | TokenSelector::Approver(v)
+            | TokenSelector::RestingOn(v)
             | TokenSelector::Owner(v) => v,
         }
     }
@@ -195,13 +205,15 @@ impl Store {
                interval_secs, decided_at, decided_by, decision_method, task_id, renewal_of, approval_id, \
                approval_jws, approval_device_jkt, \
                action, resource, policy_outcome, policy_refs, policy_reasons, risk_signals, validity_secs, \
+               max_uses, dpop_jkt, \
                token_issued_at, token_jti, token_type, token_cnf_jkt, token_expires_at, \
                token_status_list, token_status_idx) \
              SELECT $1, client_id, subject, scope, binding_message, acr_values, authorization_details, \
                delivery_mode, NULL, 'issued', $2, $3, interval_secs, decided_at, decided_by, decision_method, \
                task_id, token_jti, COALESCE(approval_id, id), approval_jws, approval_device_jkt, \
                action, resource, policy_outcome, policy_refs, policy_reasons, risk_signals, validity_secs, \
-               $4, $5, token_type, token_cnf_jkt, $3, $6, $7 \
+               max_uses, dpop_jkt, \
+               $4, $5, $10, $11, $3, $6, $7 \
              FROM auth_requests WHERE token_jti = $8 AND client_id = $9 \
                AND token_revoked_at IS NULL AND token_expires_at > $2",
         )
@@ -216,6 +228,8 @@ impl Store {
         .bind(grant.status_idx)
         .bind(parent_jti)
         .bind(client_id)
+        .bind(&grant.token_type)
+        .bind(&grant.cnf_jkt)
         .execute(tx.conn())
         .await;
         match inserted {

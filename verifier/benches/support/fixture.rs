@@ -56,6 +56,8 @@ pub fn credential(issuer: &SigningKeyPair, agent_key: &SigningKeyPair) -> String
                     "approvedAt": "2026-01-01T00:00:00Z", "method": "passkey+device_key", "acr": "x", "amr": ["hwk", "user"],
                     "deviceKeyThumbprint": null, "approval": null, "policy": null}],
                 "iss": ISSUER, "sub": "procurement", "iat": 1, "nbf": 1, "exp": 4_000_000_000i64, "jti": "abc",
+                // Presented again and again by the benchmark: not counted (max_uses).
+                "max_uses": "unlimited",
                 "client_id": "procurement", "cnf": {"jkt": jkt},
                 "status": {"status_list": {"idx": 4242, "uri": STATUS_URI}},
             }),

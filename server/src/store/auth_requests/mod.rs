@@ -52,6 +52,17 @@ pub enum PendingOf<'a> {
     Agent(&'a str),
 }
 
+/// How often a request's credential may be used: a count, 0 for any number of times
+/// within its validity. Defaults to once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxUses(pub i64);
+
+impl Default for MaxUses {
+    fn default() -> Self {
+        Self(1)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthRequestRecord {
     pub id: String,
@@ -88,14 +99,20 @@ pub struct AuthRequestRecord {
     pub policy_reasons: Option<String>,
     pub risk_signals: Option<String>,
     pub validity_secs: Option<i64>,
+    /// How often the credential may be used (the policy's `@max_uses`).
+    pub max_uses: MaxUses,
+    /// The DPoP key thumbprint the credential must be bound to (RFC 9449 `dpop_jkt`, or
+    /// the client's registered key).
+    pub dpop_jkt: Option<String>,
 }
 
 const COLUMNS: &str = "id, client_id, subject, scope, binding_message, acr_values, authorization_details, \
     delivery_mode, notification_token, status, created_at, expires_at, interval_secs, last_poll_at, \
     decided_at, decided_by, decision_method, task_id, approval_jws, approval_device_jkt, \
-    action, resource, policy_outcome, policy_refs, policy_reasons, risk_signals, validity_secs";
+    action, resource, policy_outcome, policy_refs, policy_reasons, risk_signals, validity_secs, \
+    max_uses, dpop_jkt";
 /// Bound parameters per row of [`insert_sql`]: the columns above.
-const PER_ROW: usize = 27;
+const PER_ROW: usize = 29;
 
 pub(super) fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
     let status: String = row.try_get("status")?;
@@ -127,6 +144,8 @@ pub(super) fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
         policy_reasons: row.try_get("policy_reasons")?,
         risk_signals: row.try_get("risk_signals")?,
         validity_secs: row.try_get("validity_secs")?,
+        max_uses: MaxUses(row.try_get("max_uses")?),
+        dpop_jkt: row.try_get("dpop_jkt")?,
     })
 }
 
@@ -179,12 +198,17 @@ pub(super) fn bind_insert<'q>(q: AnyQuery<'q>, r: &AuthRequestRecord) -> AnyQuer
         .bind(r.policy_reasons.clone())
         .bind(r.risk_signals.clone())
         .bind(r.validity_secs)
+        .bind(r.max_uses.0)
+        .bind(r.dpop_jkt.clone())
 }
 
 /// Issues a grant for an approved request whose client waited its polling interval
 /// (binds: issued_at, jti, type, cnf_jkt, default expiry, id, client_id, now, status list,
 /// status index). The credential expires after the validity its policy set, else at the
-/// default expiry.
+/// default expiry. Nothing is issued when the proof's key is not the one the request named
+/// (`dpop_jkt`), or when the request's human, the human who approved it or its agent is
+/// no longer active: those are checked in the same statement, so a deactivation that
+/// commits first always wins.
 pub(super) fn claim_sql() -> String {
     format!(
         "UPDATE auth_requests SET status = 'issued', token_issued_at = $1, last_poll_at = $8, \
@@ -192,9 +216,18 @@ pub(super) fn claim_sql() -> String {
          token_expires_at = $1 + COALESCE(validity_secs * 1000, $5 - $1), \
          token_status_list = $9, token_status_idx = $10 \
          WHERE id = $6 AND client_id = $7 AND status = 'approved' AND expires_at > $8 \
-         AND (last_poll_at IS NULL OR last_poll_at + interval_secs * 1000 <= $8) RETURNING {COLUMNS}"
+         AND (last_poll_at IS NULL OR last_poll_at + interval_secs * 1000 <= $8) \
+         AND (dpop_jkt IS NULL OR dpop_jkt = $4) \
+         AND {STANDING} RETURNING {COLUMNS}"
     )
 }
+
+/// The request's human, its deciding human (when a person decided) and its agent are all
+/// still active: what issuing a credential rests on.
+pub(crate) const STANDING: &str = "EXISTS (SELECT 1 FROM humans h WHERE h.subject = auth_requests.subject AND h.active = 1) \
+    AND EXISTS (SELECT 1 FROM clients c WHERE c.client_id = auth_requests.client_id AND c.enabled = 1) \
+    AND (decision_method IS NULL OR decision_method <> 'passkey+device_key' \
+         OR EXISTS (SELECT 1 FROM humans d WHERE d.subject = auth_requests.decided_by AND d.active = 1))";
 
 impl Store {
     /// Inserts a new request on its own (tests, tools); the server writes requests with
@@ -396,8 +429,9 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Ends, inside `tx`, the pending requests `of` names, as denied by `by` with
-    /// `method` (the agent's next poll gets `access_denied`); returns them as ended.
+    /// Ends, inside `tx`, the pending requests `of` names, and the approved ones whose
+    /// credential was not collected yet, as denied by `by` with `method` (the agent's
+    /// next poll gets `access_denied`); returns them as ended.
     pub async fn end_pending(
         &self,
         tx: &mut Tx<'_>,
@@ -407,19 +441,24 @@ impl Store {
         now_ms: i64,
     ) -> Result<Vec<AuthRequestRecord>, StoreError> {
         let condition = match of {
-            // Requests for the human, by their agents, or that only they could approve
-            // (a request routed to several people stays open for the others).
+            // Pending: requests for the human, by their agents, or that only they could
+            // approve (a request routed to several people stays open for the others).
+            // Approved, not yet collected: for the human, by their agents, or approved by
+            // them.
             PendingOf::Human(_) => {
-                "(subject = $1 OR client_id IN (SELECT client_id FROM clients WHERE owner_subject = $1) \
-                 OR id IN (SELECT a.auth_req_id FROM request_approvers a WHERE a.subject = $1 \
-                   AND NOT EXISTS (SELECT 1 FROM request_approvers o JOIN humans h ON h.subject = o.subject \
-                     WHERE o.auth_req_id = a.auth_req_id AND o.subject <> $1 AND h.active = 1)))"
+                "((status = 'pending' AND (subject = $1 \
+                   OR client_id IN (SELECT client_id FROM clients WHERE owner_subject = $1) \
+                   OR id IN (SELECT a.auth_req_id FROM request_approvers a WHERE a.subject = $1 \
+                     AND NOT EXISTS (SELECT 1 FROM request_approvers o JOIN humans h ON h.subject = o.subject \
+                       WHERE o.auth_req_id = a.auth_req_id AND o.subject <> $1 AND h.active = 1)))) \
+                 OR (status = 'approved' AND (subject = $1 OR decided_by = $1 \
+                   OR client_id IN (SELECT client_id FROM clients WHERE owner_subject = $1))))"
             }
-            PendingOf::Agent(_) => "client_id = $1",
+            PendingOf::Agent(_) => "status IN ('pending', 'approved') AND client_id = $1",
         };
         let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE auth_requests SET status = 'denied', decided_at = $2, decided_by = $3, \
-             decision_method = $4 WHERE status = 'pending' AND expires_at > $2 AND {condition} \
+             decision_method = $4 WHERE expires_at > $2 AND {condition} \
              RETURNING {COLUMNS}"
         ));
         let key = match of {

@@ -46,6 +46,8 @@ pub(crate) async fn seed(store: &Store) {
             description: None,
             tools: None,
             approver: None,
+            bearer_only: false,
+            dpop_jkt: None,
         })
         .await
         .unwrap();
@@ -377,4 +379,35 @@ async fn revoking_and_renewing_are_planned_afresh_each_time() {
         drop(tx);
     })
     .await;
+}
+
+/// Seeds the directory and a request `id` decided with a credential `jti` allowing
+/// `max_uses` uses, valid until `expires_at` (ms).
+pub(crate) async fn issued_request(
+    store: &Store,
+    id: &str,
+    jti: &str,
+    max_uses: i64,
+    expires_at: i64,
+) {
+    seed(store).await;
+    let r = AuthRequestRecord {
+        max_uses: MaxUses(max_uses),
+        ..request(id, 1_000_000)
+    };
+    store.insert_auth_request(&r).await.unwrap();
+    let grant = TokenGrant {
+        jti: jti.into(),
+        token_type: "DPoP".into(),
+        cnf_jkt: Some("jkt".into()),
+        issued_at: 0,
+        expires_at,
+        status_list: 0,
+        status_idx: 7,
+    };
+    store
+        .decide_auth_request(None, id, &dev_approval(), Some(&grant))
+        .await
+        .unwrap()
+        .unwrap();
 }

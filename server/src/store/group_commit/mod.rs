@@ -213,7 +213,8 @@ fn record_bytes(r: &AuthRequestRecord) -> usize {
         + text(&r.policy_refs)
         + text(&r.policy_reasons)
         + text(&r.risk_signals)
-        + 27 * 12
+        + text(&r.dpop_jkt)
+        + 29 * 12
 }
 
 /// What each writer task writes with.
