@@ -281,6 +281,10 @@ async fn credential_commands_list_show_and_revoke() {
         description: None,
         tools: None,
         approver: None,
+        // Bearer-only: the token request needs no DPoP proof, and `verify` accepts the
+        // credential only with --allow-bearer.
+        bearer_only: true,
+        dpop_jkt: None,
     };
     let secret = directory::add_agent(store, agent, 0)
         .await
@@ -343,8 +347,12 @@ async fn credential_commands_list_show_and_revoke() {
                 serde_json::from_slice::<Value>(&out.stdout).unwrap(),
             )
         };
-        let (ok, verdict) = verify(&[]);
+        let (ok, refusal) = verify(&[]);
+        assert!(!ok);
+        assert_eq!(refusal["reason"], "not_key_bound", "{refusal}");
+        let (ok, verdict) = verify(&["--allow-bearer"]);
         assert!(ok, "{verdict}");
+        assert_eq!((verdict["max_uses"].as_i64(), verdict["use_number"].as_i64()), (Some(1), Some(1)));
         let vc_id = verdict["credential_id"].as_str().unwrap().to_owned();
         assert!(vc_id.contains("/credentials/"));
         assert_eq!(
@@ -356,7 +364,7 @@ async fn credential_commands_list_show_and_revoke() {
             (verdict["agent"].as_str(), verdict["approver"].as_str()),
             (Some("agent"), Some("alice"))
         );
-        let (ok, refusal) = verify(&["--action", "wire_transfer"]);
+        let (ok, refusal) = verify(&["--allow-bearer", "--action", "wire_transfer"]);
         assert!(!ok);
         assert_eq!(refusal["reason"], "action_mismatch");
 
@@ -402,7 +410,7 @@ async fn credential_commands_list_show_and_revoke() {
             .output()
             .unwrap();
         assert!(!both.status.success());
-        let (ok, refusal) = verify(&[]);
+        let (ok, refusal) = verify(&["--allow-bearer"]);
         assert!(!ok);
         assert_eq!(refusal["reason"], "revoked", "{refusal}");
 

@@ -79,6 +79,7 @@ fn the_demo_tells_the_whole_story_with_every_refusal() {
             "credential.issued",
             "tool.accepted",
             "tool.rejected",
+            "tool.rejected",
             // delete production
             "action.denied",
             // offboarding
@@ -143,7 +144,12 @@ fn the_demo_tells_the_whole_story_with_every_refusal() {
         (&rejected[0]["amount"], &rejected[0]["reason"]),
         (&1500.into(), &"argument_outside_approval".into())
     );
-    for (r, amount) in rejected[1..].iter().zip([120, 1200]) {
+    assert_eq!(
+        (&rejected[1]["amount"], &rejected[1]["reason"]),
+        (&1200.into(), &"use_limit_reached".into()),
+        "a single-use approval is spent by the order it approved"
+    );
+    for (r, amount) in rejected[2..].iter().zip([120, 1200]) {
         assert_eq!(r["amount"], amount);
         assert_eq!(r["reason"], "revoked", "{r}");
         assert_eq!(r["status_ttl_secs"], 1);

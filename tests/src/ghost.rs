@@ -63,9 +63,18 @@ pub struct Ghost {
     verifier: Arc<Verifier>,
 }
 
+/// The policy the ghosts' credentials were approved under: like the default (every
+/// action needs the user's approval), but a credential may be used any number of times
+/// within its validity, so the tests can present it before and after offboarding.
+pub const STANDING_POLICY: &str = r#"@id("standing-approval") @step_up @max_uses("unlimited")
+permit (principal, action, resource);"#;
+
 impl Ghost {
     /// Agent `client_id` of `owner` (registered), with its credential and pending request.
     pub async fn new(s: &TestServer, client_id: &str, owner: &str) -> Self {
+        if s.state().policy.active().source != STANDING_POLICY {
+            s.install_policy(STANDING_POLICY).await;
+        }
         let agent = s.agent(client_id, owner, "private_key_jwt").await;
         let dpop = SigningKeyPair::generate();
         let tokens = s

@@ -70,6 +70,9 @@ pub struct Agent {
     pub key: Option<SigningKeyPair>,
     /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
     pub method: String,
+    /// The agent's DPoP key: every credential is bound to a key unless the agent was
+    /// registered bearer-only, so helpers that fetch tokens prove this one.
+    pub dpop: SigningKeyPair,
 }
 
 impl TestServer {
@@ -273,6 +276,7 @@ impl TestServer {
             secret: created.client_secret,
             key,
             method,
+            dpop: SigningKeyPair::generate(),
         }
     }
 
@@ -369,8 +373,8 @@ impl TestServer {
     }
 
     /// A whole approved flow: a request for `subject` with `params` added, a developer
-    /// approval, and the token request with a DPoP proof by `dpop` when given. Returns the
-    /// token response (asserting it succeeded).
+    /// approval, and the token request with a DPoP proof by `dpop` (default: the agent's
+    /// own key). Returns the token response (asserting it succeeded).
     pub async fn approved_tokens(
         &self,
         agent: &Agent,
@@ -387,7 +391,8 @@ impl TestServer {
             .expect("auth_req_id")
             .to_owned();
         assert_eq!(self.dev_decide(&id, true).await, StatusCode::NO_CONTENT);
-        let proof = dpop.map(|key| self.dpop_proof(key, &self.url("/token"), &random_b64url(12)));
+        let key = dpop.unwrap_or(&agent.dpop);
+        let proof = Some(self.dpop_proof(key, &self.url("/token"), &random_b64url(12)));
         let (status, tokens) = self
             .post_as_with(
                 agent,
@@ -400,11 +405,14 @@ impl TestServer {
         tokens
     }
 
+    /// A token request for `auth_req_id` with a DPoP proof by the agent's key.
     pub async fn poll(&self, agent: &Agent, auth_req_id: &str) -> (StatusCode, Value) {
-        self.post_as(
+        let proof = self.dpop_proof(&agent.dpop, &self.url("/token"), &random_b64url(12));
+        self.post_as_with(
             agent,
             "/token",
             &[("grant_type", CIBA_GRANT), ("auth_req_id", auth_req_id)],
+            Some(proof),
         )
         .await
     }
@@ -513,6 +521,8 @@ pub fn new_agent(client_id: &str, owner: &str, method: &str) -> NewAgent {
         notification_endpoint: None,
         require_signed_request: false,
         user_code_required: false,
+        bearer_only: false,
+        dpop_jkt: None,
         department: String::new(),
         risk_tier: None,
         description: None,

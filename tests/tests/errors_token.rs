@@ -5,14 +5,18 @@
 //! status, never a 500.
 
 use countersign_tests::assert_oauth_error as expect;
-use countersign_tests::{CIBA_GRANT, Db, TestServer, both_backends, new_agent, unsigned_jwt};
+use countersign_jose::{SigningKeyPair, random_b64url, thumbprint};
+use countersign_tests::{
+    CIBA_GRANT, Db, TestServer, both_backends, jwt_claims, new_agent, unsigned_jwt,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 both_backends!(
     signed_request_rules,
     token_endpoint_errors,
-    malformed_requests
+    malformed_requests,
+    credentials_are_bound_to_the_agent,
 );
 
 const BAD: StatusCode = StatusCode::BAD_REQUEST;
@@ -264,10 +268,11 @@ async fn malformed_requests(db: Db) {
         BAD,
         "invalid_request",
     );
+    // Undecodable bytes leave no scope: a missing parameter.
     expect(
         post(vec![0xff, 0xfe, b'=', 0x80], form).await,
         BAD,
-        "invalid_scope",
+        "invalid_request",
     );
     let huge = format!(
         "scope=openid&login_hint=alice&binding_message={}",
@@ -306,5 +311,114 @@ async fn malformed_requests(db: Db) {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+/// DPoP is required for every credential (RFC 9449 §5.2 `dpop_bound_access_tokens`)
+/// unless the agent was registered bearer-only; a request may name the key up front
+/// (`dpop_jkt`, RFC 9449 §10), and then only that key gets the credential.
+async fn credentials_are_bound_to_the_agent(db: Db) {
+    let s = TestServer::start(db).await;
+    s.human("alice").await;
+    let a = s.agent("a", "alice", "client_secret_basic").await;
+    let token_request = |id: &str| vec![("grant_type", CIBA_GRANT.to_owned()), ("auth_req_id", id.to_owned())];
+    let post = |agent, id: String, proof: Option<String>| {
+        let s = &s;
+        async move {
+            let params = token_request(&id);
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            s.post_as_with(agent, "/token", &params, proof).await
+        }
+    };
+
+    // A normal client without a proof: refused, and nothing is issued.
+    let id = s.start_request(&a, "alice").await;
+    assert_eq!(s.dev_decide(&id, true).await, StatusCode::NO_CONTENT);
+    s.clock.advance_ms(1_000);
+    expect(post(&a, id.clone(), None).await, BAD, "invalid_dpop_proof");
+    let row = s.state().store.auth_request(&id).await.unwrap().unwrap();
+    assert_eq!(row.status.as_str(), "approved", "no credential was issued");
+    // With its proof it gets a DPoP-bound credential.
+    let (status, tokens) = s.poll(&a, &id).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["token_type"], "DPoP");
+    let claims = jwt_claims(tokens["access_token"].as_str().unwrap());
+    let jkt = thumbprint(&a.dpop.public_jwk()).unwrap();
+    assert_eq!(claims["cnf"]["jkt"], jkt.as_str());
+    assert_eq!(claims["credentialSubject"]["binding"], "dpop");
+
+    // dpop_jkt names the key: a proof by another key gets nothing, the named key does.
+    let (status, body) = s
+        .bc_authorize(&a, &[("scope", "openid"), ("login_hint", "alice"), ("dpop_jkt", &jkt)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let named = body["auth_req_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.dev_decide(&named, true).await, StatusCode::NO_CONTENT);
+    s.clock.advance_ms(1_000);
+    let stranger = SigningKeyPair::generate();
+    let wrong = s.dpop_proof(&stranger, &s.url("/token"), &random_b64url(12));
+    expect(post(&a, named.clone(), Some(wrong)).await, BAD, "invalid_dpop_proof");
+    s.clock.advance_ms(1_000);
+    let (status, tokens) = s.poll(&a, &named).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    expect(
+        s.bc_authorize(&a, &[("scope", "openid"), ("login_hint", "alice"), ("dpop_jkt", "not-a-thumbprint")])
+            .await,
+        BAD,
+        "invalid_request",
+    );
+
+    // A bearer-only agent needs no proof, and its credential says it is unbound.
+    let bearer = s
+        .agent_with(
+            countersign_server::directory::NewAgent {
+                bearer_only: true,
+                ..new_agent("bearer", "alice", "client_secret_basic")
+            },
+            false,
+        )
+        .await;
+    let id = s.start_request(&bearer, "alice").await;
+    assert_eq!(s.dev_decide(&id, true).await, StatusCode::NO_CONTENT);
+    s.clock.advance_ms(1_000);
+    let (status, tokens) = post(&bearer, id, None).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    let claims = jwt_claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(claims["credentialSubject"]["binding"], "bearer");
+    assert!(claims.get("cnf").is_none());
+    // The admin API says so too (RFC 9449 client metadata).
+    let admin = s.admin_api().await;
+    let (_, agents) = admin
+        .call(reqwest::Method::GET, "/admin/v1/agents", None)
+        .await;
+    let of = |id: &str| {
+        agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["client_id"] == id)
+            .unwrap()["dpop_bound_access_tokens"]
+            .clone()
+    };
+    assert_eq!((of("a"), of("bearer")), (json!(true), json!(false)));
+
+    // Ping and push notification endpoints: https, or http on loopback only.
+    for (endpoint, ok) in [
+        ("http://agent.example/cb", false),
+        ("https://agent.example/cb", true),
+        ("http://127.0.0.1:9/cb", true),
+    ] {
+        let (status, body) = admin
+            .call(
+                reqwest::Method::POST,
+                "/admin/v1/agents",
+                Some(json!({"client_id": format!("ping-{}", random_b64url(4).to_lowercase()), "owner": "alice",
+                    "auth_method": "client_secret_basic", "delivery_mode": "ping",
+                    "notification_endpoint": endpoint})),
+            )
+            .await;
+        assert_eq!(status.is_success(), ok, "{endpoint}: {status} {body}");
+    }
     s.stop().await;
 }

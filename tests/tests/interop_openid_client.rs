@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
 //! Interoperability with software nobody at Countersign wrote: panva's `openid-client`
-//! (Node) completes the CIBA poll flow with client_secret_basic and with private_key_jwt +
-//! DPoP, and `jose` verifies the ID token and access token with the published JWKS.
+//! (Node) completes the CIBA poll flow with client_secret_basic and with private_key_jwt,
+//! both with DPoP (required unless the agent is registered bearer-only, which is tried
+//! too), and `jose` verifies the ID token and access token with the published JWKS.
 //!
 //! `@sd-jwt/jwt-status-list` decodes our published Token Status Lists.
 //!
@@ -40,14 +41,34 @@ async fn openid_client_completes_poll_flow_with_basic_and_private_key_jwt_dpop(d
     ])
     .await;
     assert_eq!(
-        out["token_type"], "bearer",
+        out["token_type"], "dpop",
         "openid-client lower-cases token_type"
     );
     assert_eq!(out["claims"]["sub"], "alice");
     assert_eq!(out["id_token_verified"]["aud"], "node-basic");
     assert_eq!(out["id_token_verified"]["email"], "alice@example.com");
     assert_eq!(out["authorization_details"][0]["amount"], 1200);
+    assert!(out["access_token_verified"]["cnf"]["jkt"].is_string());
+
+    let bearer = s
+        .agent_with(
+            countersign_server::directory::NewAgent {
+                bearer_only: true,
+                ..countersign_tests::new_agent("node-bearer", "alice", "client_secret_basic")
+            },
+            false,
+        )
+        .await;
+    let out = run_node(&[
+        ("ISSUER", s.issuer()),
+        ("CLIENT_ID", bearer.client_id.clone()),
+        ("CLIENT_SECRET", bearer.secret.clone().unwrap()),
+        ("BEARER", "1".into()),
+    ])
+    .await;
+    assert_eq!(out["token_type"], "bearer");
     assert!(out["access_token_verified"].get("cnf").is_none());
+    assert_eq!(out["access_token_verified"]["credentialSubject"]["binding"], "bearer");
 
     let jwt = s.agent("node-jwt", "alice", "private_key_jwt").await;
     let key = jwt.key.as_ref().unwrap();

@@ -4,7 +4,7 @@
 //! notification endpoint, on both databases: payloads, bearer token, retries with backoff,
 //! and delivery that survives a restart while the receiver is down.
 
-use countersign_jose::{JwkSet, UnverifiedJws, sha256_half_b64url};
+use countersign_jose::{JwkSet, UnverifiedJws, sha256_half_b64url, thumbprint};
 use countersign_server::directory::NewAgent;
 use countersign_tests::receiver::Receiver;
 use countersign_tests::{Db, TestServer, both_backends, new_agent};
@@ -71,10 +71,29 @@ async fn push_mode_delivers_tokens_and_denials(db: Db) {
     let agent = s
         .agent_with(mode_agent("pusher", "push", rx.url()), false)
         .await;
+    // A pushed credential never passes a token request, so the request names the key it
+    // is bound to (RFC 9449 §10); without one (and no registered key) it is refused.
+    let (status, body) = s
+        .bc_authorize(
+            &agent,
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice"),
+                ("client_notification_token", "push-secret-456"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "{body}"
+    );
+    let jkt = thumbprint(&agent.dpop.public_jwk()).unwrap();
     let params = [
         ("scope", "openid"),
         ("login_hint", "alice"),
         ("client_notification_token", "push-secret-456"),
+        ("dpop_jkt", jkt.as_str()),
     ];
     let (status, body) = s.bc_authorize(&agent, &params).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -87,6 +106,8 @@ async fn push_mode_delivers_tokens_and_denials(db: Db) {
     assert_eq!(got[0].bearer.as_deref(), Some("push-secret-456"));
     assert_eq!(push["auth_req_id"], id);
     let access = push["access_token"].as_str().unwrap();
+    assert_eq!(push["token_type"], "DPoP");
+    assert_eq!(countersign_tests::jwt_claims(access)["cnf"]["jkt"], jkt.as_str());
     let jwks: JwkSet = s.jwks().await;
     let id_claims: Value = UnverifiedJws::parse(push["id_token"].as_str().unwrap())
         .unwrap()
@@ -232,11 +253,13 @@ async fn expired_requests_are_announced_once_to_ping_and_push_clients(db: Db) {
     let pinger = s
         .agent_with(mode_agent("pinger", "ping", rx.url()), false)
         .await;
+    let jkt = thumbprint(&pusher.dpop.public_jwk()).unwrap();
     let params = [
         ("scope", "openid"),
         ("login_hint", "alice"),
         ("client_notification_token", "t"),
         ("requested_expiry", "30"),
+        ("dpop_jkt", jkt.as_str()),
     ];
     let (_, push_req) = s.bc_authorize(&pusher, &params).await;
     let (_, ping_req) = s.bc_authorize(&pinger, &params).await;

@@ -19,7 +19,17 @@ both_backends!(
 async fn poll_flow_issues_verifiable_tokens(db: Db) {
     let s = TestServer::start(db).await;
     s.human("alice").await;
-    let agent = s.agent("procurement", "alice", "client_secret_basic").await;
+    // Registered bearer-only: its token requests need no DPoP proof, and its credentials
+    // say they are unbound (DPoP-bound credentials: tests/verifier.rs).
+    let agent = s
+        .agent_with(
+            countersign_server::directory::NewAgent {
+                bearer_only: true,
+                ..countersign_tests::new_agent("procurement", "alice", "client_secret_basic")
+            },
+            false,
+        )
+        .await;
     let details = r#"[{"type":"purchase_order","vendor":"Acme","amount":1200,"currency":"USD"}]"#;
     let (status, body) = s
         .bc_authorize(
@@ -99,14 +109,20 @@ async fn poll_flow_issues_verifiable_tokens(db: Db) {
         1200
     );
 
-    // A tool verifies the same token offline with the verifier crate.
-    // A Bearer credential (no DPoP at the token endpoint) needs no proof; revocation
-    // checks are covered in tests/verifier.rs, so status is not consulted here.
-    let verifier = countersign_verifier::Verifier::builder()
+    // A tool verifies the same token offline with the verifier crate. A Bearer
+    // credential needs no proof, but only a verifier configured to accept unbound
+    // credentials takes it; revocation checks are covered in tests/verifier.rs, so status
+    // is not consulted here.
+    let strict = countersign_verifier::Verifier::builder()
         .trust_issuer(s.issuer(), &jwks)
         .fail_open_when_status_unavailable()
         .build();
-    let call = |now| {
+    let verifier = countersign_verifier::Verifier::builder()
+        .trust_issuer(s.issuer(), &jwks)
+        .fail_open_when_status_unavailable()
+        .require_proof_of_possession(false)
+        .build();
+    let call = |verifier: &countersign_verifier::Verifier, now| {
         verifier.verify_at(
             &countersign_verifier::Presentation {
                 token: access,
@@ -121,7 +137,11 @@ async fn poll_flow_issues_verifiable_tokens(db: Db) {
             now,
         )
     };
-    let verdict = call(s.now_s()).unwrap();
+    assert_eq!(
+        call(&strict, s.now_s()),
+        Err(countersign_verifier::Rejection::NotKeyBound)
+    );
+    let verdict = call(&verifier, s.now_s()).unwrap();
     assert_eq!(
         (
             verdict.approver.as_deref().unwrap_or_default(),
@@ -131,7 +151,7 @@ async fn poll_flow_issues_verifiable_tokens(db: Db) {
     );
     assert_eq!(verdict.agent_key, None);
     assert!(matches!(
-        call(s.now_s() + 900 + 31),
+        call(&verifier, s.now_s() + 900 + 31),
         Err(countersign_verifier::Rejection::Expired { .. })
     ));
 

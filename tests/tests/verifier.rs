@@ -27,6 +27,10 @@ async fn issued() -> Fixture {
     let s = TestServer::start(Db::Sqlite).await;
     s.clock.follow_system_time();
     s.human("alice").await;
+    // These tests present one credential many times; spending it once is tested in
+    // spend_once.rs.
+    s.install_policy(countersign_tests::ghost::STANDING_POLICY)
+        .await;
     let agent = s.agent("procurement", "alice", "private_key_jwt").await;
     let details = r#"[{"type":"purchase_order","vendor":"Acme","amount":1200,"currency":"USD"}]"#;
     let dpop = SigningKeyPair::generate();

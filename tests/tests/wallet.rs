@@ -171,9 +171,13 @@ async fn a_wallet_approval_pushes_the_credential_to_a_push_mode_agent() {
     let s = TestServer::start(Db::Sqlite).await;
     s.human("alice").await;
     let rx = Receiver::start("127.0.0.1:0".parse().unwrap(), &[]).await;
+    // The agent registered its DPoP key: pushed credentials are bound to it.
+    let dpop = SigningKeyPair::generate();
+    let jkt = countersign_jose::thumbprint(&dpop.public_jwk()).unwrap();
     let new = countersign_server::directory::NewAgent {
         delivery_mode: Some("push".into()),
         notification_endpoint: Some(rx.url()),
+        dpop_jkt: Some(jkt.clone()),
         ..countersign_tests::new_agent("pusher", "alice", "client_secret_basic")
     };
     let agent = s.agent_with(new, false).await;
@@ -194,5 +198,6 @@ async fn a_wallet_approval_pushes_the_credential_to_a_push_mode_agent() {
     let credential = jwt_claims(got[0].body["access_token"].as_str().unwrap());
     assert_eq!(credential["evidence"][0]["method"], "passkey+device_key");
     assert!(credential["evidence"][0]["approval"].is_string());
+    assert_eq!(credential["cnf"]["jkt"], jkt.as_str());
     s.stop().await;
 }

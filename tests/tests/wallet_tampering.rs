@@ -11,7 +11,7 @@ use std::sync::Arc;
 use countersign_jose::{SigningKeyPair, UnverifiedJws, random_b64url};
 use countersign_shared::approval::{APPROVAL_TYP, ApprovalClaims, DecisionKind};
 use countersign_tests::wallets::{TestWallet, assert_refused};
-use countersign_tests::{Agent, CIBA_GRANT, Db, TestServer};
+use countersign_tests::{Agent, Db, TestServer};
 use countersign_wallet_core::software::{AuthenticatorFaults, SoftwareKeystore};
 use countersign_wallet_core::wallet::DEVICE_KEY_ALIAS;
 use countersign_wallet_core::{DeviceKey, WalletError};
@@ -67,13 +67,7 @@ async fn decide(wallet: &TestWallet, id: &str) -> Result<(), WalletError> {
 /// Nothing was issued: the agent is still told to wait.
 async fn nothing_issued(s: &TestServer, agent: &Agent, id: &str) {
     s.clock.advance_ms(1_000);
-    let (_, body) = s
-        .post_as(
-            agent,
-            "/token",
-            &[("grant_type", CIBA_GRANT), ("auth_req_id", id)],
-        )
-        .await;
+    let (_, body) = s.poll(agent, id).await;
     assert_eq!(body["error"], "authorization_pending", "{body}");
 }
 
@@ -219,13 +213,7 @@ async fn an_expired_request_cannot_be_approved() {
     show(&wallet, &id).await.unwrap();
     s.clock.advance_ms(61_000);
     assert_refused(decide(&wallet, &id).await, 409, "no longer pending");
-    let (_, body) = s
-        .post_as(
-            &agent,
-            "/token",
-            &[("grant_type", CIBA_GRANT), ("auth_req_id", &id)],
-        )
-        .await;
+    let (_, body) = s.poll(&agent, &id).await;
     assert_eq!(body["error"], "expired_token");
     s.stop().await;
 }

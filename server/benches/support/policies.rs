@@ -7,7 +7,7 @@
 use countersign_server::config::Config;
 use countersign_server::policy::facts::{
     AgentFacts, AnomalyFacts, Arguments, DecisionFacts, HumanFacts, NetworkFacts, RequestFacts,
-    SessionFacts, TimeFacts, ToolFacts,
+    SessionFacts, TimeFacts, ToolFacts, TotalsFacts,
 };
 use serde_json::json;
 
@@ -108,6 +108,9 @@ pub fn facts(i: usize, amount: f64) -> DecisionFacts {
         arguments: Arguments::from_detail(
             &json!({"amount": amount, "quantity": 2, "vendor": "Acme"}),
         ),
+        totals: TotalsFacts::single(&Arguments::from_detail(
+            &json!({"amount": amount, "quantity": 2, "vendor": "Acme"}),
+        )),
         time: engine_time,
         network: NetworkFacts {
             source_ip: Some("10.1.2.3".parse().unwrap()),

@@ -208,10 +208,12 @@ pub(crate) async fn prepare(
         .ok_or(ApprovalError::NotFound)?;
     let grant = match approved && mode == Some(DeliveryMode::Push) {
         true => Some(
+            // Push mode: bound to the key the request named (or the client registered);
+            // bc-authorize refused a push request of a non-bearer client without one.
             credentials::new_grant(
                 state,
                 state.now_ms(),
-                None,
+                request.dpop_jkt.clone(),
                 credentials::validity_secs(state, request),
             )
             .await?,

@@ -15,7 +15,8 @@ use crate::oidc::jwt::{RegisteredClaims, check_times};
 use crate::policy::{self, Outcome, service::Attempt};
 use crate::secrets::verify_secret;
 use crate::state::AppState;
-use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
+use crate::policy::UseLimit;
+use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus, MaxUses};
 use crate::store::clients::ClientRecord;
 use crate::store::group_commit::WriteSet;
 use crate::store::humans::HumanRecord;
@@ -86,6 +87,14 @@ pub async fn backchannel_authorize(
             Some(_) => {}
         }
     }
+    // The credential is bound to the agent's key (RFC 9449): in push mode it is issued
+    // with the approval, so the key must be known now.
+    let dpop_jkt = req.dpop_jkt.clone().or_else(|| client.dpop_jkt.clone());
+    if mode == DeliveryMode::Push && dpop_jkt.is_none() && !client.bearer_only {
+        return Err(CibaError::InvalidRequest(
+            "push-mode credentials are bound to the agent's key: send dpop_jkt (RFC 9449 §10) or register the agent's DPoP key".into(),
+        ));
+    }
     if let Some(message) = &req.binding_message {
         check_binding_message(message, state.config.ciba.binding_message_max_chars)?;
     }
@@ -150,6 +159,8 @@ pub async fn backchannel_authorize(
         policy_reasons: Some(json_text(&d.reasons)),
         risk_signals: Some(json_text(&d.risk_signals)),
         validity_secs: d.validity_secs.map(|v| v as i64),
+        max_uses: MaxUses(d.max_uses.unwrap_or(UseLimit::DEFAULT).as_stored()),
+        dpop_jkt,
         ..AuthRequestRecord::default()
     };
     let mut set = WriteSet {
@@ -267,13 +278,19 @@ async fn signed_request_params(
     check_times(&registered, state.clock.now_secs(), skew).map_err(bad)?;
     let jti = registered
         .jti
-        .ok_or_else(|| bad("jti is required".into()))?;
+        .filter(|j| !j.is_empty() && j.len() <= crate::oidc::dpop::MAX_JTI_LEN)
+        .ok_or_else(|| {
+            bad(format!(
+                "jti is required, at most {} characters",
+                crate::oidc::dpop::MAX_JTI_LEN
+            ))
+        })?;
     let fresh = state
         .store
         .remember_jti(
             &format!("request:{}", client.client_id),
             &jti,
-            (exp as i64 + skew) * 1000,
+            (exp as i64).saturating_add(skew).saturating_mul(1000),
         )
         .await?;
     if !fresh {
@@ -309,6 +326,12 @@ fn check_binding_message(message: &str, max_chars: usize) -> Result<(), CibaErro
         return Err(CibaError::InvalidBindingMessage(
             "binding_message must be printable text on one line".into(),
         ));
+    }
+    if let Some(c) = countersign_shared::text::deceptive(message) {
+        return Err(CibaError::InvalidBindingMessage(format!(
+            "binding_message contains U+{:04X}, an invisible or direction-changing character",
+            u32::from(c)
+        )));
     }
     Ok(())
 }
@@ -452,5 +475,11 @@ mod tests {
             check_binding_message("  ", 20),
             Err(CibaError::InvalidBindingMessage(_))
         ));
+        for sneaky in ["W4S\u{202E}CT", "W4\u{200B}SCT", "\u{2067}W4SCT"] {
+            assert!(matches!(
+                check_binding_message(sneaky, 20),
+                Err(CibaError::InvalidBindingMessage(_))
+            ));
+        }
     }
 }

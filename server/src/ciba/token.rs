@@ -5,7 +5,7 @@ use countersign_shared::{DeliveryMode, TokenResponse};
 use super::CibaError;
 use crate::credentials::{self, IssueInput};
 use crate::state::AppState;
-use crate::store::auth_requests::AuthRequestStatus;
+use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
 use crate::store::clients::ClientRecord;
 use crate::store::group_commit::{Claim, WriteSet};
 
@@ -25,6 +25,13 @@ pub async fn exchange(
     if client.delivery_mode == DeliveryMode::Push.as_str() {
         return Err(CibaError::UnauthorizedClient(
             "push-mode clients receive tokens at their notification endpoint".into(),
+        ));
+    }
+    // RFC 9449 §5.2: a client that is not registered bearer-only always binds its
+    // credentials, so a token request without a proof is refused before anything else.
+    if dpop_jkt.is_none() && !client.bearer_only {
+        return Err(CibaError::InvalidDpopProof(
+            "a DPoP proof is required: this client's credentials are bound to its key".into(),
         ));
     }
     let now = state.now_ms();
@@ -61,6 +68,7 @@ pub async fn exchange(
         };
         return Ok(credentials::issue(state, input)?);
     }
+    let proof_jkt = grant.cnf_jkt.clone();
     credentials::discard_grant(state, &grant);
 
     let unknown = || CibaError::InvalidGrant("unknown auth_req_id".into());
@@ -83,6 +91,19 @@ pub async fn exchange(
         AuthRequestStatus::Pending | AuthRequestStatus::Approved if now >= request.expires_at => {
             Err(CibaError::ExpiredToken)
         }
+        // RFC 9449 §10: the request named the key its credential is bound to.
+        AuthRequestStatus::Approved
+            if request.dpop_jkt.is_some() && request.dpop_jkt != proof_jkt =>
+        {
+            Err(CibaError::InvalidDpopProof(
+                "the DPoP proof is not signed by the key the request named (dpop_jkt)".into(),
+            ))
+        }
+        AuthRequestStatus::Approved if !standing(state, &request).await? => {
+            Err(CibaError::AccessDenied(
+                "the user, the approver or the agent is no longer active".into(),
+            ))
+        }
         // Approved but not claimable: this poll came too early (or lost a race to a poll
         // that has just recorded itself, which is too early as well).
         AuthRequestStatus::Approved => {
@@ -94,4 +115,25 @@ pub async fn exchange(
         }
         AuthRequestStatus::Pending => Err(CibaError::SlowDown),
     }
+}
+
+/// Whether what `request`'s credential rests on still stands: its human and the human who
+/// approved it are active, its agent is not suspended (the claim statement checks the
+/// same, `store::auth_requests::STANDING`; this only says why it matched nothing).
+async fn standing(state: &AppState, request: &AuthRequestRecord) -> Result<bool, CibaError> {
+    let active = |h: Option<crate::store::humans::HumanRecord>| h.is_some_and(|h| h.active);
+    if !active(state.store.human(&request.subject).await?) {
+        return Ok(false);
+    }
+    if request.decision_method.as_deref() == Some(crate::approvals::ApprovalMethod::Wallet.as_str())
+        && let Some(by) = &request.decided_by
+        && !active(state.store.human(by).await?)
+    {
+        return Ok(false);
+    }
+    Ok(state
+        .store
+        .client(&request.client_id)
+        .await?
+        .is_some_and(|c| c.enabled))
 }

@@ -35,10 +35,21 @@ pub struct NewAgent {
     #[serde(default)]
     #[schema(pattern = "^(poll|ping|push)$")]
     pub delivery_mode: Option<String>,
-    /// `client_notification_endpoint`, required for ping and push.
+    /// `client_notification_endpoint`, required for ping and push: `https`, or `http`
+    /// on a loopback address only.
     #[serde(default)]
     #[schema(pattern = "^https?://[^\\s#]+$")]
     pub notification_endpoint: Option<String>,
+    /// Receive bearer credentials (no proof of possession). Off by default: the agent
+    /// must bind every credential to its DPoP key (RFC 9449), and verifiers refuse
+    /// unbound credentials unless configured otherwise.
+    #[serde(default)]
+    pub bearer_only: bool,
+    /// The agent's DPoP key (RFC 7638 SHA-256 thumbprint), binding credentials of
+    /// requests that name no `dpop_jkt` (ping and push clients).
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
+    pub dpop_jkt: Option<String>,
     #[serde(default)]
     pub require_signed_request: bool,
     #[serde(default)]
@@ -108,6 +119,11 @@ pub struct Agent {
     pub notification_endpoint: Option<String>,
     pub require_signed_request: bool,
     pub user_code_required: bool,
+    /// RFC 9449 client metadata: true unless the agent was registered bearer-only.
+    pub dpop_bound_access_tokens: bool,
+    /// The registered DPoP key thumbprint, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
     pub enabled: bool,
     /// Unix time in seconds.
     pub created_at: i64,
@@ -133,6 +149,8 @@ impl From<ClientRecord> for Agent {
             notification_endpoint: c.notification_endpoint,
             require_signed_request: c.require_signed_request,
             user_code_required: c.user_code_required,
+            dpop_bound_access_tokens: !c.bearer_only,
+            dpop_jkt: c.dpop_jkt,
             enabled: c.enabled,
             created_at: c.created_at.div_euclid(1000),
         }
@@ -196,7 +214,7 @@ pub async fn add_agent(
                 "notification_endpoint is only used in ping and push modes".into(),
             ));
         }
-        ("ping" | "push", Some(url)) => check_http_url("notification_endpoint", url)?,
+        ("ping" | "push", Some(url)) => check_notification_endpoint(url)?,
         ("ping" | "push", None) => {
             return Err(DirectoryError::Invalid(
                 "notification_endpoint is required in ping and push modes".into(),
@@ -208,6 +226,19 @@ pub async fn add_agent(
             ));
         }
     }
+    if let Some(jkt) = &new.dpop_jkt
+        && !is_thumbprint(jkt)
+    {
+        return Err(DirectoryError::Invalid(
+            "dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638), base64url encoded".into(),
+        ));
+    }
+    if new.bearer_only && new.dpop_jkt.is_some() {
+        return Err(DirectoryError::Invalid(
+            "a bearer-only agent has no DPoP key: give bearer_only or dpop_jkt, not both".into(),
+        ));
+    }
+    check_shown_name(new.name.as_deref())?;
     let profile = AgentProfile {
         department: new.department.clone(),
         risk_tier: new.risk_tier.clone().unwrap_or_else(|| "low".into()),
@@ -238,6 +269,8 @@ pub async fn add_agent(
         description: profile.description,
         tools: profile.tools,
         approver: profile.approver,
+        bearer_only: new.bearer_only,
+        dpop_jkt: new.dpop_jkt,
     };
     match store.insert_client(&record).await {
         Err(StoreError::Conflict) => Err(DirectoryError::Conflict(format!(
@@ -250,6 +283,57 @@ pub async fn add_agent(
             client_secret: secret.map(|s| s.expose().to_owned()),
         }),
     }
+}
+
+/// RFC 7638 SHA-256 thumbprint, base64url without padding.
+fn is_thumbprint(s: &str) -> bool {
+    s.len() == 43
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The agent's name is shown to approvers: it may not hide or reorder text.
+fn check_shown_name(name: Option<&str>) -> Result<(), DirectoryError> {
+    match name.and_then(countersign_shared::text::deceptive) {
+        Some(c) => Err(DirectoryError::Invalid(format!(
+            "name contains U+{:04X}, an invisible or direction-changing character",
+            u32::from(c)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Ping and push notifications carry credentials (push) or wake the agent (ping): they go
+/// over TLS, except to a listener on this machine's loopback interface.
+pub(crate) fn check_notification_endpoint(url: &str) -> Result<(), DirectoryError> {
+    check_http_url("notification_endpoint", url)?;
+    if url.starts_with("https://") || is_loopback_http(url) {
+        Ok(())
+    } else {
+        Err(DirectoryError::Invalid(
+            "notification_endpoint must be https (plain http only on a loopback address)".into(),
+        ))
+    }
+}
+
+/// Whether `url` is `http://` to a loopback address (127.0.0.0/8, [::1], localhost).
+pub fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn check_agent_profile(p: &AgentProfile) -> Result<(), DirectoryError> {
@@ -331,4 +415,33 @@ pub async fn list_agents(store: &Store) -> Result<Vec<Agent>, DirectoryError> {
         .into_iter()
         .map(Agent::from)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_endpoints_are_https_or_loopback() {
+        for ok in [
+            "https://agent.example/cb",
+            "http://127.0.0.1:8080/cb",
+            "http://127.9.9.9/cb",
+            "http://[::1]:9000/cb",
+            "http://localhost:3000/cb",
+        ] {
+            assert!(check_notification_endpoint(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://agent.example/cb",
+            "http://10.0.0.1/cb",
+            "http://127.0.0.1.evil.example/cb",
+            "http://localhost.evil.example/cb",
+            "http://127.0.0.1@evil.example/cb",
+            "http://[::ffff:10.0.0.1]/cb",
+            "ftp://127.0.0.1/cb",
+        ] {
+            assert!(check_notification_endpoint(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! DPoP proof validation at the token endpoint (RFC 9449 §4.3).
+//! DPoP proofs (RFC 9449 §4.3): at the token endpoint, and presented to a tool and
+//! forwarded with a credential's recorded use.
 
 use countersign_jose::{UnverifiedJws, thumbprint};
 use countersign_shared::dpop::normalize_htu;
@@ -6,6 +7,11 @@ use serde::Deserialize;
 
 use crate::state::AppState;
 use crate::store::StoreError;
+
+/// Longest accepted proof `jti`: it keys the replay cache, so an attacker's 1 MB `jti`
+/// must not become a 1 MB cache key. RFC 9449 asks for 96 bits of randomness; 128
+/// characters leave room for any encoding of that.
+pub const MAX_JTI_LEN: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DpopError {
@@ -21,20 +27,41 @@ struct ProofClaims {
     htm: Option<String>,
     htu: Option<String>,
     iat: Option<f64>,
+    ath: Option<String>,
 }
 
 fn invalid(reason: impl Into<String>) -> DpopError {
     DpopError::Invalid(reason.into())
 }
 
-/// Validates `proof` for a request with method `htm` to `htu` and returns the JWK
-/// thumbprint (`jkt`) the issued token must be bound to.
-pub async fn verify_proof(
-    state: &AppState,
+/// A proof whose signature, method, URL and age checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedProof {
+    /// RFC 7638 thumbprint of the key that signed it.
+    pub jkt: String,
+    pub jti: String,
+    /// Unix seconds.
+    pub iat: i64,
+    /// The access token hash it was made for, if any.
+    pub ath: Option<String>,
+}
+
+/// The acceptance window for a proof's `iat`.
+#[derive(Debug, Clone, Copy)]
+pub struct ProofWindow {
+    pub now: i64,
+    pub skew: i64,
+    pub max_age: i64,
+}
+
+/// Checks `proof` for a request with method `htm` to `htu` within `window`; records
+/// nothing (the caller decides how a replay is refused).
+pub fn check_proof(
     proof: &str,
     htm: &str,
     htu: &str,
-) -> Result<String, DpopError> {
+    window: ProofWindow,
+) -> Result<CheckedProof, DpopError> {
     let jws = UnverifiedJws::parse(proof).map_err(|e| invalid(e.to_string()))?;
     if jws.header.typ.as_deref() != Some("dpop+jwt") {
         return Err(invalid("typ must be dpop+jwt"));
@@ -53,23 +80,53 @@ pub async fn verify_proof(
     if claims.htu.as_deref().map(normalize_htu) != Some(normalize_htu(htu)) {
         return Err(invalid(format!("htu must be {htu}")));
     }
-    let now = state.clock.now_secs();
-    let skew = state.config.ciba.clock_skew_secs as i64;
-    let max_age = state.config.ciba.dpop_max_age_secs as i64;
+    // Float to integer saturates; every bound below is computed without overflow.
     let iat = claims.iat.ok_or_else(|| invalid("iat is required"))? as i64;
-    if iat > now + skew || iat < now - max_age {
+    if iat > window.now.saturating_add(window.skew)
+        || iat < window.now.saturating_sub(window.max_age)
+    {
         return Err(invalid("iat is outside the accepted window"));
     }
     let jti = claims
         .jti
-        .filter(|j| !j.is_empty())
-        .ok_or_else(|| invalid("jti is required"))?;
+        .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
+        .ok_or_else(|| invalid(format!("jti is required, at most {MAX_JTI_LEN} characters")))?;
+    Ok(CheckedProof {
+        jkt,
+        jti,
+        iat,
+        ath: claims.ath,
+    })
+}
+
+/// Validates `proof` for a request with method `htm` to `htu`, refuses a replayed `jti`,
+/// and returns the JWK thumbprint (`jkt`) the issued token must be bound to.
+pub async fn verify_proof(
+    state: &AppState,
+    proof: &str,
+    htm: &str,
+    htu: &str,
+) -> Result<String, DpopError> {
+    let window = ProofWindow {
+        now: state.clock.now_secs(),
+        skew: state.config.ciba.clock_skew_secs as i64,
+        max_age: state.config.ciba.dpop_max_age_secs as i64,
+    };
+    let checked = check_proof(proof, htm, htu, window)?;
     let fresh = state
         .store
-        .remember_jti(&format!("dpop:{jkt}"), &jti, (iat + max_age + skew) * 1000)
+        .remember_jti(
+            &format!("dpop:{}", checked.jkt),
+            &checked.jti,
+            checked
+                .iat
+                .saturating_add(window.max_age)
+                .saturating_add(window.skew)
+                .saturating_mul(1000),
+        )
         .await?;
     if !fresh {
         return Err(invalid("jti was already used (replay)"));
     }
-    Ok(jkt)
+    Ok(checked.jkt)
 }

@@ -3,11 +3,12 @@
 // tokens against the server's published JWKS. Prints one JSON line with what it saw.
 //
 // env: ISSUER, CLIENT_ID, and either CLIENT_SECRET (client_secret_basic) or PRIVATE_JWK
-// (private_key_jwt, then the token request also carries DPoP proofs).
+// (private_key_jwt). The token request carries DPoP proofs (RFC 9449), unless BEARER=1
+// (an agent registered bearer-only).
 import * as client from 'openid-client';
 import * as jose from 'jose';
 
-const { ISSUER, CLIENT_ID, CLIENT_SECRET, PRIVATE_JWK } = process.env;
+const { ISSUER, CLIENT_ID, CLIENT_SECRET, PRIVATE_JWK, BEARER } = process.env;
 
 let auth;
 if (PRIVATE_JWK) {
@@ -42,7 +43,7 @@ setTimeout(async () => {
 }, 1500);
 
 const options = {};
-if (PRIVATE_JWK) {
+if (BEARER !== '1') {
   options.DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
 }
 const tokens = await client.pollBackchannelAuthenticationGrant(config, started, undefined, options);

@@ -132,6 +132,14 @@ pub enum AgentCommand {
         /// manager, group:NAME or role:NAME.
         #[arg(long)]
         approver: Option<String>,
+        /// Issue bearer credentials to this agent (no DPoP). Verifiers refuse them by
+        /// default; only for agents that cannot hold a key.
+        #[arg(long, conflicts_with = "dpop_jkt")]
+        bearer_only: bool,
+        /// The agent's DPoP key thumbprint (RFC 7638), binding ping/push credentials of
+        /// requests that name no dpop_jkt.
+        #[arg(long)]
+        dpop_jkt: Option<String>,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -339,6 +347,8 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
             description,
             tools,
             approver,
+            bearer_only,
+            dpop_jkt,
             out,
         } => {
             let jwks = match jwks {
@@ -368,6 +378,8 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
                     .clone()
                     .map(|t| t.into_iter().filter(|n| !n.is_empty()).collect()),
                 approver: approver.clone(),
+                bearer_only: *bearer_only,
+                dpop_jkt: dpop_jkt.clone(),
             };
             let created = directory::add_agent(store, new, now).await?;
             print(out.json, &created, || {

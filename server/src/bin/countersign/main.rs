@@ -121,6 +121,14 @@ struct VerifyArgs {
     /// The call's arguments (JSON object), checked against the approval.
     #[arg(long, value_name = "JSON")]
     arguments: Option<String>,
+    /// Accept a bearer credential (of an agent registered bearer-only); by default a
+    /// credential not bound to a key is refused (`not_key_bound`).
+    #[arg(long)]
+    allow_bearer: bool,
+    /// Record the use at the issuer (POST <issuer>/credentials/<id>/uses), as a tool on
+    /// several hosts would; by default it is counted in this process only.
+    #[arg(long)]
+    count_at_issuer: bool,
 }
 
 #[derive(Args)]

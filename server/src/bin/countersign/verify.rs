@@ -24,16 +24,21 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
         args.url.clone(),
         args.action.clone(),
     );
+    let (allow_bearer, count_at_issuer) = (args.allow_bearer, args.count_at_issuer);
     // The verifier and its fetchers are synchronous (they are what tools embed); run them
     // off the async runtime.
     let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let jwks = HttpKeySource::default()
             .fetch(&issuer)
             .map_err(|e| anyhow::anyhow!("fetching {issuer}/jwks.json: {e}"))?;
-        let verifier = Verifier::builder()
+        let mut builder = Verifier::builder()
             .trust_issuer(issuer, &jwks)
             .status_source(HttpStatusSource::default())
-            .build();
+            .require_proof_of_possession(!allow_bearer);
+        if count_at_issuer {
+            builder = builder.usage_store(countersign_verifier::HttpUsageStore::default());
+        }
+        let verifier = builder.build();
         Ok(verifier.verify(&Presentation {
             token: &token,
             dpop_proof: dpop.as_deref(),
@@ -50,6 +55,8 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
                 "valid": true, "credential_id": v.credential_id, "agent": v.agent, "agent_key": v.agent_key,
                 "approver": v.approver, "approver_name": v.approver_name, "approval_method": v.approval_method,
                 "policy": v.policy, "authorization_details": v.authorization_details, "expires_at": v.expires_at,
+                "max_uses": v.max_uses.map_or_else(|| serde_json::json!("unlimited"), |n| serde_json::json!(n)),
+                "use_number": v.use_number,
             });
             println!("{}", serde_json::to_string_pretty(&verdict)?);
             Ok(())

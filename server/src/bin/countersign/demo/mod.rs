@@ -215,6 +215,8 @@ impl Demo {
                 notification_endpoint: None,
                 require_signed_request: false,
                 user_code_required: false,
+        bearer_only: false,
+        dpop_jkt: None,
                 department: "procurement".into(),
                 risk_tier: None,
                 description: Some("places purchase orders".into()),

@@ -352,6 +352,23 @@ impl Demo {
                 self.rejected(1500, &r, json!({ "took_ms": ms_since(started) }), &text);
             }
         }
+        // The approval was for one order: the same credential does not buy a second.
+        let started = Instant::now();
+        match self
+            .tool
+            .call(&self.agent, &credential, call_arguments(1200))
+            .await?
+        {
+            Err(r @ Rejection::UseLimitReached { .. }) => {
+                let text = format!(
+                    "the same $1,200 order again: rejected ({}), the approval is spent",
+                    r.code()
+                );
+                self.rejected(1200, &r, json!({ "took_ms": ms_since(started) }), &text);
+            }
+            Ok(_) => bail!("the tool accepted a second $1,200 order on a single-use approval"),
+            Err(r) => bail!("a second $1,200 order was refused for another reason: {r}"),
+        }
         Ok(Some(credential))
     }
 
@@ -423,6 +440,8 @@ impl Demo {
 
         // The tool still holds the status list it fetched; it refuses once that is older
         // than its TTL. Ask every 100 ms, as calls would come, until then (or give up).
+        // Both credentials were spent already, so until the tool sees the revocation it
+        // answers "already used" (the status is checked before a use is counted).
         let deadline = Duration::from_secs(STATUS_TTL_SECS + 5);
         for (amount, credential) in held {
             let rejection = loop {
@@ -431,10 +450,12 @@ impl Demo {
                     .call(&self.agent, credential, call_arguments(*amount))
                     .await?
                 {
-                    Err(r) => break r,
-                    Ok(_) if offboarded.elapsed() < deadline => {
+                    Err(Rejection::UseLimitReached { .. }) | Ok(_)
+                        if offboarded.elapsed() < deadline =>
+                    {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
+                    Err(r) => break r,
                     Ok(_) => bail!(
                         "the {} credential still verifies after {deadline:?}",
                         dollars(*amount)
