@@ -73,11 +73,16 @@ async fn open_parts(
     )
     .await?;
     store.migrate().await?;
-    let retention_ms = 1000
-        * config
-            .tokens
-            .access_token_ttl_secs
-            .max(config.tokens.id_token_ttl_secs) as i64;
+    // A retired key stays published while anything it signed can still be valid: the
+    // longest a credential can live is what a policy's @validity may set (bounded by
+    // policy.max_validity_secs), not the default access-token lifetime; plus clock skew.
+    let longest_secs = config
+        .tokens
+        .access_token_ttl_secs
+        .max(config.tokens.id_token_ttl_secs)
+        .max(config.policy.max_validity_secs)
+        .saturating_add(config.ciba.clock_skew_secs);
+    let retention_ms = i64::try_from(longest_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let keys = KeyRing::load_or_create(&config.keys_dir, clock.now_ms(), retention_ms)?;
     Ok((store, keys))
 }

@@ -112,7 +112,7 @@ pub async fn offboard_in(
         .await?;
     revoked.extend(
         store
-            .revoke_tokens(tx, TokenSelector::Approver(subject), reason, now_ms)
+            .revoke_tokens(tx, TokenSelector::RestingOn(subject), reason, now_ms)
             .await?,
     );
     // Credentials are revoked first either way: the agents' standing ended with the
@@ -150,7 +150,7 @@ pub async fn offboard_in(
         (kinds::HUMAN_OFFBOARDED, json!({ "reason": reason })),
         (
             kinds::CREDENTIAL_REVOKED,
-            json!({ "reason": reason, "scope": "approved by the human or held by their agents",
+            json!({ "reason": reason, "scope": "approved by the human, requested in their name or held by their agents",
                     "credentials": revoked }),
         ),
         (

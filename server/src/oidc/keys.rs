@@ -122,7 +122,7 @@ impl KeyRing {
         let mut active = None;
         let mut published = JwkSet::default();
         for (path, key) in &keys {
-            if key.retired_at_ms.is_some_and(|t| t + retention_ms < now_ms) {
+            if key.retired_at_ms.is_some_and(|t| t.saturating_add(retention_ms) < now_ms) {
                 continue;
             }
             let scalar = b64url_decode(&key.d).ok_or_else(|| KeyError::Corrupt(path.clone()))?;
