@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod directory;
 pub mod housekeeping;
 pub mod http;
+pub mod limits;
 pub mod oidc;
 pub mod policy;
 pub mod push;

@@ -110,6 +110,12 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
         addr: config.listen,
         source,
     })?;
+    // Checked again on the socket actually bound, not only the configured address.
+    if config.dev_approvals && !addr.ip().to_canonical().is_loopback() {
+        return Err(StartError::Config(format!(
+            "dev_approvals: the listener is bound to {addr}; developer approvals need a loopback-only listener"
+        )));
+    }
     config.listen = addr;
     let state = AppState::new(config, store, clock, keys).map_err(StartError::Config)?;
     if let Err(e) = crate::policy::service::refresh(&state).await {

@@ -39,6 +39,8 @@ pub struct Shared {
     pub outbox_wake: Arc<Notify>,
     /// Hands out Token Status List entries to new credentials.
     pub status_allocator: Arc<crate::credentials::status::StatusAllocator>,
+    /// Signed status lists, until they change.
+    pub status_lists: Arc<crate::credentials::status::StatusListCache>,
     /// The passkey relying party wallets confirm decisions with.
     pub relying_party: Arc<RelyingParty>,
     /// Push senders by channel, the live channel's subscribers, and the wake-up for the
@@ -52,6 +54,10 @@ pub struct Shared {
     pub signal_keys: Arc<crate::signals::keys::TransmitterKeys>,
     /// The OpenID Connect relying party for admin single sign-on, when configured.
     pub admin_sso: Option<Arc<crate::admin::sso::AdminSso>>,
+    /// The audit trail as a signed Merkle-tree log.
+    pub audit_log: Arc<crate::audit::log::AuditLog>,
+    /// Rate limits and quotas.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 impl AppState {
@@ -75,6 +81,8 @@ impl AppState {
         .map_err(|e| format!("wallet.rp_id: {e}"))?;
         let policy = crate::policy::service::PolicyEngine::new(&config)?;
         let admin_sso = crate::admin::sso::AdminSso::new(&config.admin_sso, &issuer)?.map(Arc::new);
+        let audit_log = crate::audit::log::AuditLog::new(&issuer, keys.log_key())?;
+        let limits = Arc::new(crate::limits::Limits::from_config(&config.rate_limits));
         let live = Arc::new(crate::push::live::LiveHub::default());
         let push =
             crate::push::Senders::from_config(&config, clock.clone(), live.clone(), store.clone())
@@ -93,8 +101,11 @@ impl AppState {
             rar_schemas: Arc::new(rar_schemas),
             outbox_wake: Arc::new(Notify::new()),
             status_allocator: Arc::default(),
+            status_lists: Arc::default(),
             signal_keys: Arc::default(),
             admin_sso,
+            audit_log: Arc::new(audit_log),
+            limits,
         })))
     }
 }
@@ -119,6 +130,8 @@ pub mod paths {
     pub const JWKS: &str = "/jwks.json";
     pub const DISCOVERY: &str = "/.well-known/openid-configuration";
     pub const DID_DOCUMENT: &str = "/.well-known/did.json";
+    pub const AUDIT_CHECKPOINT: &str = "/.well-known/countersign/audit-checkpoint";
+    pub const AUDIT_LOG_KEY: &str = "/.well-known/countersign/audit-log-key";
     pub const STATUS_LISTS: &str = "/status-lists/{list_id}";
     pub const CREDENTIAL_USES: &str = "/credentials/{id}/uses";
     pub const WALLET_ENROLLMENTS: &str = "/wallet/v1/enrollments";

@@ -195,6 +195,12 @@ impl TestServer {
         self.running = Some(running);
     }
 
+    /// Restarts with `tweak` applied to the configuration (same database, keys and port).
+    pub async fn reconfigure(&mut self, tweak: impl FnOnce(&mut Config)) {
+        tweak(&mut self.config);
+        self.restart().await;
+    }
+
     /// Stops the server and drops the test database.
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
@@ -425,6 +431,20 @@ impl TestServer {
             .await
             .expect("dev approval")
             .status()
+    }
+
+    /// A fresh DPoP proof by `key` for `method` `htu` (no `ath`).
+    pub fn dpop_proof_for(&self, key: &SigningKeyPair, method: &str, htu: &str) -> String {
+        let header = Header {
+            typ: Some("dpop+jwt".into()),
+            jwk: Some(key.public_jwk()),
+            ..Header::default()
+        };
+        key.sign_with_header(
+            &header,
+            &json!({"jti": random_b64url(12), "htm": method, "htu": htu, "iat": self.now_s()}),
+        )
+        .expect("sign proof")
     }
 
     /// A DPoP proof for the token endpoint signed by `key`.

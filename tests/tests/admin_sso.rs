@@ -32,6 +32,8 @@ async fn setup(db: Db) -> Setup {
             "u-gus": { "email": "gus@example.com", "email_verified": true,
                        "groups": ["staff", "countersign-admins"] },
             "u-mal": { "email": "ADA@example.com", "email_verified": false },
+            // Says nothing about verification: not a yes.
+            "u-nov": { "email": "ada@example.com" },
         }),
     )
     .await;
@@ -224,6 +226,14 @@ async fn sign_ins_that_must_not_open_a_session(db: Db) {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         list_humans(&browser_mal, &s).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // ...nor one it says nothing about.
+    let browser_nov = browser();
+    let (status, problem) = sign_in(&browser_nov, &s, "u-nov").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert_eq!(
+        list_humans(&browser_nov, &s).await,
         StatusCode::UNAUTHORIZED
     );
 

@@ -222,12 +222,17 @@ impl AdminSso {
             .email()
             .map(|e| e.as_str().to_owned())
             .ok_or_else(|| SsoError::IdToken("the ID token carries no email".into()))?;
-        if claims.email_verified() == Some(false) {
-            return Err(SsoError::NotAnAdmin(format!("{email} (unverified)")));
-        }
+        // An address is only an identity when the IdP says it verified it: an absent
+        // email_verified is not a yes (anyone may type an admin's address into a
+        // self-service profile). Group membership is the IdP's own statement.
+        let verified = claims.email_verified() == Some(true);
         let groups = groups_in(&id_token.to_string(), self.config.groups_claim());
-        if !self.config.is_admin(&email, &groups) {
-            return Err(SsoError::NotAnAdmin(email));
+        if !self.config.is_admin(verified.then_some(email.as_str()), &groups) {
+            return Err(SsoError::NotAnAdmin(if verified {
+                email
+            } else {
+                format!("{email} (email not verified by the IdP)")
+            }));
         }
         let subject = claims.subject().as_str().to_owned();
         let ttl_ms = i64::try_from(self.config.session_ttl_secs())
@@ -316,15 +321,18 @@ mod tests {
             admins: vec!["Ada@Example.com".into()],
             ..Default::default()
         };
-        assert!(config.is_admin("ada@example.com", &[]));
-        assert!(!config.is_admin("eve@example.com", &[]));
-        assert!(!config.is_admin("", &[]));
+        assert!(config.is_admin(Some("ada@example.com"), &[]));
+        assert!(!config.is_admin(Some("eve@example.com"), &[]));
+        assert!(!config.is_admin(Some(""), &[]));
+        // An address the IdP did not verify is no identity.
+        assert!(!config.is_admin(None, &[]));
         let by_group = AdminSsoConfig {
             admin_groups: vec!["countersign-admins".into()],
             ..Default::default()
         };
-        assert!(by_group.is_admin("eve@example.com", &["countersign-admins".into()]));
-        assert!(!by_group.is_admin("eve@example.com", &["Countersign-Admins".into()]));
+        assert!(by_group.is_admin(Some("eve@example.com"), &["countersign-admins".into()]));
+        assert!(by_group.is_admin(None, &["countersign-admins".into()]));
+        assert!(!by_group.is_admin(Some("eve@example.com"), &["Countersign-Admins".into()]));
     }
 
     #[test]

@@ -234,14 +234,15 @@ fn check_details(request: &CompleteEnrollment) -> Result<(), ApprovalError> {
     Ok(())
 }
 
-/// Step 2: verifies the passkey registration and the device key (`proof_jkt` is the
-/// thumbprint of the key that signed the request's proof), redeems the invitation and
-/// records the device, all in one transaction.
+/// Step 2: verifies the passkey registration and the device key (`proof` is the request's
+/// checked DPoP proof, signed by it), redeems the invitation and records the device, all
+/// in one transaction. The proof's `jti` is spent only once the invitation is known live.
 pub async fn complete(
     state: &AppState,
     request: &CompleteEnrollment,
-    proof_jkt: &str,
+    proof: &crate::oidc::dpop::CheckedProof,
 ) -> Result<EnrolledDevice, ApprovalError> {
+    let proof_jkt = proof.jkt.as_str();
     check_details(request)?;
     let jwk: Jwk = serde_json::from_value(request.device_key.clone())
         .map_err(|e| ApprovalError::Invalid(format!("device_key is not a JWK: {e}")))?;
@@ -257,6 +258,14 @@ pub async fn complete(
         ));
     }
     let invitation = live_invitation(state, &request.invitation).await?;
+    crate::oidc::dpop::remember(state, proof)
+        .await
+        .map_err(|e| match e {
+            crate::oidc::dpop::DpopError::Invalid(m) => {
+                ApprovalError::Unauthenticated(format!("device proof: {m}"))
+            }
+            crate::oidc::dpop::DpopError::Store(s) => ApprovalError::Store(s),
+        })?;
     let challenge = super::webauthn::challenge_of(&request.passkey)?;
     let now = state.now_ms();
     let mut tx = state.store.begin().await?;

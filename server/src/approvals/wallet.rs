@@ -41,13 +41,14 @@ pub async fn authenticate(
     let proof = proof.ok_or_else(|| {
         ApprovalError::Unauthenticated("a DPoP proof signed by the device key is required".into())
     })?;
-    let jkt = dpop::verify_proof(state, proof, method, url)
-        .await
-        .map_err(|e| match e {
-            DpopError::Invalid(m) => ApprovalError::Unauthenticated(format!("device proof: {m}")),
-            DpopError::Store(s) => ApprovalError::Store(s),
-        })?;
-    let device = state.store.device_by_key(&jkt).await?.ok_or_else(|| {
+    let refused = |e: DpopError| match e {
+        DpopError::Invalid(m) => ApprovalError::Unauthenticated(format!("device proof: {m}")),
+        DpopError::Store(s) => ApprovalError::Store(s),
+    };
+    // Signature and freshness first, then whose key it is, and only then the replay
+    // cache: a stranger's self-signed proofs are refused without writing anything.
+    let checked = dpop::check_proof(proof, method, url, dpop::window(state)).map_err(refused)?;
+    let device = state.store.device_by_key(&checked.jkt).await?.ok_or_else(|| {
         ApprovalError::Unauthenticated("no device is enrolled with this key".into())
     })?;
     if device.disabled_at.is_some() {
@@ -65,6 +66,7 @@ pub async fn authenticate(
             "this device's human is not active".into(),
         ));
     }
+    dpop::remember(state, &checked).await.map_err(refused)?;
     Ok(device)
 }
 

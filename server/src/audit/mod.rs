@@ -9,6 +9,8 @@
 
 pub mod checkpoint;
 pub mod export;
+pub mod log;
+pub mod sinks;
 
 use std::collections::HashMap;
 
@@ -40,6 +42,9 @@ pub mod kinds {
     pub const SIGNAL_RECEIVED: &str = "signal.received";
     /// A human admin signed in through the IdP (single sign-on).
     pub const ADMIN_SIGNED_IN: &str = "admin.signed_in";
+    /// An agent's step-up refused: its approver already had too many of its requests
+    /// waiting (approval fatigue).
+    pub const REQUESTS_FLOOD_REFUSED: &str = "requests.flood_refused";
 }
 
 /// What happened, before it is chained.
@@ -102,6 +107,10 @@ pub struct ChainReport {
     pub checkpoints_verified: i64,
     #[serde(default)]
     pub checkpoints_unverifiable: i64,
+    /// Signed log checkpoints (Merkle tree roots) kept in the database that agree with
+    /// the trail. Copies held elsewhere are checked with `audit verify --checkpoint`.
+    #[serde(default)]
+    pub log_checkpoints_verified: i64,
 }
 
 pub use crate::store::audit::{GENESIS, event_hash};
@@ -153,9 +162,16 @@ pub async fn recent(
 }
 
 /// Recomputes every event's hash from its stored fields, checks each links to the one
-/// before and that the head names the last, and checks the signed checkpoints (with the
-/// server's published keys, `jwks`) against the trail.
-pub async fn verify(store: &Store, jwks: &JwkSet) -> Result<ChainReport, StoreError> {
+/// before and that the head names the last, and checks the signed checkpoints against
+/// the trail: the log's (signed by `log`, its Merkle roots recomputed) and the legacy
+/// ones (with the server's published keys, `jwks`).
+pub async fn verify(
+    store: &Store,
+    jwks: &JwkSet,
+    log: &log::AuditLog,
+) -> Result<ChainReport, StoreError> {
+    let mut log_check = checkpoint::LogCheckpointCheck::new(store, log.origin()).await?;
+    log_check.check_signatures(&log.verifier());
     // Keep only the hashes some checkpoint names: the trail may be long.
     let wanted: std::collections::HashSet<i64> = store
         .audit_checkpoints()
@@ -168,20 +184,23 @@ pub async fn verify(store: &Store, jwks: &JwkSet) -> Result<ChainReport, StoreEr
         if wanted.contains(&seq) {
             hashes.insert(seq, hash.to_owned());
         }
+        log_check.see(seq, hash);
     })
     .await?;
+    log_check.finish(chain.events);
     let checked = checkpoint::check(store, jwks, |seq| hashes.get(&seq).cloned()).await?;
     let mut report = ChainReport {
         checkpoints_verified: checked.verified,
         checkpoints_unverifiable: checked.unverifiable,
+        log_checkpoints_verified: log_check.verified,
         ..chain
     };
-    if let Some((seq, reason)) = checked.broken
-        && report.broken_at.is_none_or(|b| seq < b)
-    {
-        report.intact = false;
-        report.broken_at = Some(seq);
-        report.reason = Some(reason);
+    for (seq, reason) in [checked.broken, log_check.broken].into_iter().flatten() {
+        if report.broken_at.is_none_or(|b| seq < b) {
+            report.intact = false;
+            report.broken_at = Some(seq);
+            report.reason = Some(reason);
+        }
     }
     Ok(report)
 }
@@ -203,6 +222,7 @@ async fn verify_chain(
         reason: Some(reason),
         checkpoints_verified: 0,
         checkpoints_unverifiable: 0,
+        log_checkpoints_verified: 0,
     };
     loop {
         let page = store.audit_events_after(expected_seq - 1, 1000).await?;
@@ -270,6 +290,7 @@ async fn verify_chain(
         reason: None,
         checkpoints_verified: 0,
         checkpoints_unverifiable: 0,
+        log_checkpoints_verified: 0,
     })
 }
 

@@ -15,6 +15,7 @@ use crate::oidc::jwt::{RegisteredClaims, check_times};
 use crate::policy::{self, Outcome, service::Attempt};
 use crate::secrets::verify_secret;
 use crate::state::AppState;
+use crate::limits::RetryAfter;
 use crate::policy::UseLimit;
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus, MaxUses};
 use crate::store::clients::ClientRecord;
@@ -107,7 +108,20 @@ pub async fn backchannel_authorize(
     if !human.active {
         return Err(CibaError::AccessDenied("the user is not active".into()));
     }
-    check_user_code(client, &human, req.user_code.as_deref())?;
+    // Wrong user codes are counted per human: a few, then one guess a minute.
+    let guesses = &state.limits.user_code_failures;
+    if let Err(RetryAfter(secs)) = guesses.allows(&human.subject, state.now_ms()) {
+        return Err(CibaError::RateLimited {
+            retry_after: secs,
+            reason: format!("too many wrong user codes for this user; retry in {secs} s"),
+        });
+    }
+    if let Err(e) = check_user_code(client, &human, req.user_code.as_deref()) {
+        if matches!(e, CibaError::InvalidUserCode) {
+            let _ = guesses.check(&human.subject, state.now_ms());
+        }
+        return Err(e);
+    }
 
     let ciba = &state.config.ciba;
     let lifetime = req
@@ -192,6 +206,7 @@ pub async fn backchannel_authorize(
         }
         Outcome::Allow => {}
         Outcome::StepUp => {
+            refuse_a_flood(state, client, &decided.approvers, now).await?;
             // The approvers' devices are alerted through the push outbox, written in the
             // same transaction as the request.
             set.pushes = crate::push::rows_for(&state.store, &record, &decided.approvers).await?;
@@ -233,6 +248,59 @@ pub async fn backchannel_authorize(
         expires_in: lifetime,
         interval: (mode != DeliveryMode::Push).then_some(ciba.poll_interval_secs),
     })
+}
+
+/// Refuses a step-up when one of its approvers already has
+/// `rate_limits.pending_per_approver` of this agent's requests waiting: a stream of
+/// requests wears a human down until they approve one unread (approval fatigue). The
+/// refusal is traced, so admins see who was flooded by which agent.
+async fn refuse_a_flood(
+    state: &AppState,
+    client: &ClientRecord,
+    approvers: &[String],
+    now: i64,
+) -> Result<(), CibaError> {
+    let cap = i64::from(state.config.rate_limits.pending_per_approver);
+    if cap == 0 {
+        return Ok(());
+    }
+    for approver in approvers {
+        let (waiting, first_expiry) = state
+            .store
+            .pending_step_ups(&client.client_id, approver, now)
+            .await?;
+        if waiting < cap {
+            continue;
+        }
+        metrics::counter!("countersign_approval_floods_refused_total").increment(1);
+        let event = crate::store::audit::NewAuditRecord {
+            at: now,
+            actor: format!("client:{}", client.client_id),
+            kind: crate::audit::kinds::REQUESTS_FLOOD_REFUSED.to_owned(),
+            subject: format!("human:{approver}"),
+            detail: serde_json::json!({
+                "agent": client.client_id, "approver": approver,
+                "pending": waiting, "cap": cap,
+            })
+            .to_string(),
+        };
+        state
+            .store
+            .write(WriteSet {
+                events: vec![event],
+                ..WriteSet::default()
+            })
+            .await?;
+        tracing::warn!(client_id = %client.client_id, approver, waiting, "a flood of step-ups for one approver was refused");
+        let secs = first_expiry.map_or(1, |e| (e.saturating_sub(now) / 1000).max(1));
+        return Err(CibaError::RateLimited {
+            retry_after: u64::try_from(secs).unwrap_or(1),
+            reason: format!(
+                "{waiting} of this agent's requests are already waiting for {approver}'s approval (rate_limits.pending_per_approver = {cap}); retry when they are decided"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Who a policy decision is recorded as.

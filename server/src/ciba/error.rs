@@ -33,6 +33,9 @@ pub enum CibaError {
     AuthorizationPending,
     #[error("polling too fast; wait the interval")]
     SlowDown,
+    /// A rate limit or quota: wait `retry_after` seconds.
+    #[error("{reason}")]
+    RateLimited { retry_after: u64, reason: String },
     #[error("the auth_req_id has expired")]
     ExpiredToken,
     #[error("{0}")]

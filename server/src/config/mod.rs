@@ -12,12 +12,16 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 mod admin_sso;
+mod audit;
+mod limits;
 mod load;
 mod offboarding;
 mod policy;
 mod push;
 mod signals;
 pub use admin_sso::AdminSsoConfig;
+pub use audit::{AuditConfig, CheckpointSink};
+pub use limits::RateLimitConfig;
 pub use offboarding::{AgentFate, OffboardingConfig};
 pub use policy::{ACTION_CLASSES, PolicyConfig, ToolConfig};
 pub use push::{ApnsConfig, FcmConfig, PushAlert, PushConfig};
@@ -58,6 +62,7 @@ pub struct Config {
     pub signals: SignalsConfig,
     pub offboarding: OffboardingConfig,
     pub admin_sso: AdminSsoConfig,
+    pub rate_limits: RateLimitConfig,
     /// RFC 9396 `authorization_details` types this deployment accepts, each with the JSON
     /// Schema its objects must satisfy.
     pub authorization_details_types: BTreeMap<String, serde_json::Value>,
@@ -174,21 +179,6 @@ impl Default for WalletConfig {
     }
 }
 
-/// The audit trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditConfig {
-    /// How often the chain's head is signed as a checkpoint (when it moved).
-    pub checkpoint_interval_secs: u64,
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        Self {
-            checkpoint_interval_secs: 60,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -225,6 +215,7 @@ impl Default for Config {
             signals: SignalsConfig::default(),
             offboarding: OffboardingConfig::default(),
             admin_sso: AdminSsoConfig::default(),
+            rate_limits: RateLimitConfig::default(),
             authorization_details_types: default_authorization_details_types(),
         }
     }
@@ -397,6 +388,8 @@ impl Config {
         }
         self.policy.validate(&self.authorization_details_types)?;
         self.signals.validate()?;
+        self.audit.validate()?;
+        self.rate_limits.validate()?;
         self.admin_sso.validate()?;
         if self.audit.checkpoint_interval_secs == 0 {
             return Err(ConfigError::Invalid {

@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         (status = 400, description = "OAuth error", body = countersign_shared::OAuthError),
         (status = 401, description = "client authentication failed", body = countersign_shared::OAuthError),
         (status = 413, description = "body too large", body = countersign_shared::OAuthError),
+        (status = 429, description = "rate limited: slow_down, with Retry-After", body = countersign_shared::OAuthError),
         (status = 503, description = "storage unavailable", body = countersign_shared::OAuthError)),
     security(("client_basic" = [])))]
 pub(super) async fn decide(

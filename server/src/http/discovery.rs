@@ -1,5 +1,5 @@
-//! Discovery document, JWKS, the issuer's `did:web` document, and the published Token
-//! Status Lists.
+//! Discovery document, JWKS, the issuer's `did:web` document, the published Token
+//! Status Lists, and the audit log's newest signed checkpoint and verifier key.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,6 +17,45 @@ pub fn router() -> Router<AppState> {
         .route(paths::JWKS, get(jwks))
         .route(paths::DID_DOCUMENT, get(did_document))
         .route(paths::STATUS_LISTS, get(status_list))
+        .route(paths::AUDIT_CHECKPOINT, get(audit_checkpoint))
+        .route(paths::AUDIT_LOG_KEY, get(audit_log_key))
+}
+
+fn text(body: String) -> Response {
+    let mut resp = body.into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// The audit log's newest signed checkpoint (c2sp.org/tlog-checkpoint as a signed note,
+/// with any witness cosignatures). Copy it anywhere: `countersign audit verify
+/// --checkpoint` proves the trail still extends it.
+#[utoipa::path(get, path = "/.well-known/countersign/audit-checkpoint", tag = "oauth",
+    responses((status = 200, description = "signed note", content_type = "text/plain", body = String),
+        (status = 404, description = "no checkpoint signed yet", body = super::error::Problem),
+        (status = 503, description = "storage unavailable", body = super::error::Problem)))]
+pub(super) async fn audit_checkpoint(
+    State(state): State<AppState>,
+) -> Result<Response, super::error::ProblemResponse> {
+    match state.store.latest_log_checkpoint().await? {
+        Some(c) => Ok(text(c.note)),
+        None => Err(super::error::ProblemResponse::new(
+            StatusCode::NOT_FOUND,
+            "no audit checkpoint has been signed yet",
+        )),
+    }
+}
+
+/// The audit log's verifier key (c2sp.org/signed-note `<name>+<hash>+<key>`).
+#[utoipa::path(get, path = "/.well-known/countersign/audit-log-key", tag = "oauth",
+    responses((status = 200, description = "verifier key", content_type = "text/plain", body = String)))]
+pub(super) async fn audit_log_key(State(state): State<AppState>) -> Response {
+    text(format!("{}\n", state.audit_log.verifier()))
 }
 
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oauth",
@@ -92,7 +131,7 @@ pub(super) async fn status_list(
     let not_found =
         || super::error::ProblemResponse::new(StatusCode::NOT_FOUND, "no such status list");
     let list_id: i64 = list_id.parse().map_err(|_| not_found())?;
-    let token = crate::credentials::status::status_list_token(&state, list_id)
+    let token = crate::credentials::status::status_list(&state, &state.status_lists, list_id)
         .await
         .map_err(super::error::ProblemResponse::from)?
         .ok_or_else(not_found)?;

@@ -24,6 +24,8 @@ pub struct OAuthResponse {
     pub description: String,
     /// Answer `invalid_client` with `WWW-Authenticate: Basic` (RFC 6749 §5.2).
     pub basic_challenge: bool,
+    /// `Retry-After` seconds, for a rate limit.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthResponse {
@@ -33,6 +35,7 @@ impl OAuthResponse {
             code,
             description: description.into(),
             basic_challenge: false,
+            retry_after: None,
         }
     }
 
@@ -44,13 +47,38 @@ impl OAuthResponse {
         )
     }
 
-    fn unavailable(err: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %err, "storage failure while serving an OAuth request");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            OAuthErrorCode::TemporarilyUnavailable,
-            "the service is temporarily unavailable; retry later",
-        )
+    /// A storage failure, by what it is: the database unreachable or failing (503, retry),
+    /// a conflict (409), or data that cannot be read back (500, logged: an operator must
+    /// look).
+    fn unavailable(err: &StoreError) -> Self {
+        match err {
+            StoreError::Conflict => Self::new(
+                StatusCode::CONFLICT,
+                OAuthErrorCode::InvalidRequest,
+                "a conflicting change was made at the same time; retry",
+            ),
+            StoreError::Corrupt(_) | StoreError::Misuse(_) => Self::internal(err),
+            StoreError::Database(_) | StoreError::Migrate(_) | StoreError::Uncertain(_) => {
+                tracing::error!(error = %err, "storage failure while serving an OAuth request");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    OAuthErrorCode::TemporarilyUnavailable,
+                    "the service is temporarily unavailable; retry later",
+                )
+            }
+        }
+    }
+
+    /// A rate limit: 429 with `Retry-After`; at the token endpoint CIBA's own `slow_down`.
+    pub fn rate_limited(endpoint: Endpoint, retry_after: u64, description: String) -> Self {
+        let status = match endpoint {
+            Endpoint::Token => StatusCode::BAD_REQUEST,
+            Endpoint::BackchannelAuthentication | Endpoint::Other => StatusCode::TOO_MANY_REQUESTS,
+        };
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(status, OAuthErrorCode::SlowDown, description)
+        }
     }
 
     fn internal(err: &dyn std::fmt::Display) -> Self {
@@ -81,6 +109,9 @@ impl IntoResponse for OAuthResponse {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"countersign\""),
             );
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
@@ -137,6 +168,9 @@ pub fn ciba_error(err: CibaError, endpoint: Endpoint) -> OAuthResponse {
         CibaError::InvalidAuthorizationDetails(_) => bad(C::InvalidAuthorizationDetails, text),
         CibaError::AuthorizationPending => bad(C::AuthorizationPending, text),
         CibaError::SlowDown => bad(C::SlowDown, text),
+        CibaError::RateLimited { retry_after, .. } => {
+            OAuthResponse::rate_limited(endpoint, retry_after, text)
+        }
         CibaError::ExpiredToken => bad(C::ExpiredToken, text),
         CibaError::InvalidGrant(_) => bad(C::InvalidGrant, text),
         CibaError::InvalidDpopProof(_) => bad(C::InvalidDpopProof, text),
@@ -270,12 +304,26 @@ impl From<DirectoryError> for ProblemResponse {
 }
 
 impl From<StoreError> for ProblemResponse {
+    /// By what failed: unreachable or failing database 503 (retry), a conflicting write
+    /// 409, data that cannot be read back 500 (logged: an operator must look).
     fn from(err: StoreError) -> Self {
-        tracing::error!(error = %err, "storage failure while serving an API request");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the service is temporarily unavailable; retry later",
-        )
+        match err {
+            StoreError::Conflict => Self::new(
+                StatusCode::CONFLICT,
+                "a conflicting change was made at the same time; retry",
+            ),
+            StoreError::Corrupt(_) | StoreError::Misuse(_) => {
+                tracing::error!(error = %err, "stored data cannot be used while serving an API request");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            }
+            StoreError::Database(_) | StoreError::Migrate(_) | StoreError::Uncertain(_) => {
+                tracing::error!(error = %err, "storage failure while serving an API request");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the service is temporarily unavailable; retry later",
+                )
+            }
+        }
     }
 }
 

@@ -23,6 +23,7 @@ pub mod ops;
 pub mod peer;
 mod scim;
 mod signals;
+mod source_limit;
 pub mod wallet;
 
 use axum::Router;
@@ -74,6 +75,10 @@ pub fn router(state: AppState) -> Router {
     }
     let max_body = state.config.max_body_bytes;
     app.fallback(|| async { ProblemResponse::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            source_limit::limit_by_source,
+        ))
         .route_layer(middleware::from_fn(ops::track))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(

@@ -17,6 +17,7 @@ use super::peer::PeerAddr;
 use crate::ciba;
 use crate::credentials;
 use crate::credentials::renewal::TOKEN_EXCHANGE_GRANT_TYPE;
+use crate::limits::RetryAfter;
 use crate::oidc::{client_auth, dpop};
 use crate::state::{AppState, paths};
 use crate::store::clients::ClientRecord;
@@ -46,9 +47,30 @@ pub(super) async fn authenticated(
     path: &str,
 ) -> Result<ClientRecord, OAuthResponse> {
     let creds = form.take_credentials(headers)?;
-    client_auth::authenticate(state, &creds, &state.endpoint(path))
+    let client = client_auth::authenticate(state, &creds, &state.endpoint(path))
         .await
-        .map_err(client_auth_error)
+        .map_err(client_auth_error)?;
+    if let Err(RetryAfter(secs)) = state
+        .limits
+        .per_client
+        .check(&client.client_id, state.now_ms())
+    {
+        metrics::counter!("countersign_rate_limited_total", "limit" => "client").increment(1);
+        let endpoint = match path {
+            paths::TOKEN => Endpoint::Token,
+            paths::BC_AUTHORIZE => Endpoint::BackchannelAuthentication,
+            _ => Endpoint::Other,
+        };
+        return Err(OAuthResponse::rate_limited(
+            endpoint,
+            secs,
+            format!(
+                "client {} is over its rate limit (rate_limits.per_client_per_sec); retry in {secs} s",
+                client.client_id
+            ),
+        ));
+    }
+    Ok(client)
 }
 
 #[utoipa::path(post, path = "/bc-authorize", tag = "oauth",
@@ -58,6 +80,7 @@ pub(super) async fn authenticated(
         (status = 400, description = "OAuth error", body = countersign_shared::OAuthError),
         (status = 401, description = "client authentication failed", body = countersign_shared::OAuthError),
         (status = 413, description = "body too large", body = countersign_shared::OAuthError),
+        (status = 429, description = "rate limited: slow_down, with Retry-After", body = countersign_shared::OAuthError),
         (status = 503, description = "storage unavailable", body = countersign_shared::OAuthError)),
     security(("client_basic" = [])))]
 pub(super) async fn bc_authorize(
@@ -166,6 +189,7 @@ async fn dpop_thumbprint(
         (status = 400, description = "OAuth error", body = countersign_shared::OAuthError),
         (status = 401, description = "client authentication failed", body = countersign_shared::OAuthError),
         (status = 413, description = "body too large", body = countersign_shared::OAuthError),
+        (status = 429, description = "rate limited: slow_down, with Retry-After", body = countersign_shared::OAuthError),
         (status = 503, description = "storage unavailable", body = countersign_shared::OAuthError)),
     security(("client_basic" = [])))]
 pub(super) async fn introspect(
@@ -190,6 +214,7 @@ pub(super) async fn introspect(
         (status = 400, description = "OAuth error", body = countersign_shared::OAuthError),
         (status = 401, description = "client authentication failed", body = countersign_shared::OAuthError),
         (status = 413, description = "body too large", body = countersign_shared::OAuthError),
+        (status = 429, description = "rate limited: slow_down, with Retry-After", body = countersign_shared::OAuthError),
         (status = 503, description = "storage unavailable", body = countersign_shared::OAuthError)),
     security(("client_basic" = [])))]
 pub(super) async fn revoke(

@@ -21,6 +21,7 @@ use crate::directory;
         oauth::bc_authorize, oauth::token, oauth::introspect, oauth::revoke, decisions::decide,
         credential_uses::record_use,
         discovery::discovery, discovery::jwks, discovery::did_document, discovery::status_list,
+        discovery::audit_checkpoint, discovery::audit_log_key,
         admin::list_humans, admin::add_human, admin::list_agents, admin::add_agent,
         admin::update_human, admin::update_agent, admin::create_scim_token,
         admin_offboarding::activate_human, admin_offboarding::deactivate_human,

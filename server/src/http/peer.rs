@@ -17,20 +17,32 @@ fn trusted(ip: IpAddr, proxies: &[ipnet::IpNet]) -> bool {
     proxies.iter().any(|p| p.contains(&ip))
 }
 
-/// The client's address given the TCP peer and the `X-Forwarded-For` values.
+/// Most `X-Forwarded-For` hops read (a real chain of proxies is a handful long).
+const MAX_HOPS: usize = 32;
+
+/// The client's address given the TCP peer and the `X-Forwarded-For` values. IPv4
+/// addresses mapped into IPv6 (`::ffff:10.1.2.3`, how a dual-stack listener sees IPv4
+/// peers) are read as the IPv4 address they are, before any proxy or zone check: else a
+/// client could step outside a zone (or a proxy inside the trusted list) by spelling.
 pub fn client_address(
     peer: Option<IpAddr>,
     forwarded_for: &[&str],
     proxies: &[ipnet::IpNet],
 ) -> Option<IpAddr> {
-    let peer = peer?;
+    let peer = peer?.to_canonical();
     if !trusted(peer, proxies) {
         return Some(peer);
     }
     let hops: Vec<IpAddr> = forwarded_for
         .iter()
         .flat_map(|v| v.split(','))
-        .filter_map(|h| h.trim().parse().ok())
+        .rev()
+        .take(MAX_HOPS)
+        .filter_map(|h| h.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
         .collect();
     Some(
         hops.into_iter()
@@ -38,6 +50,22 @@ pub fn client_address(
             .find(|ip| !trusted(*ip, proxies))
             .unwrap_or(peer),
     )
+}
+
+/// The TCP peer, as it is (no proxy header believed); `None` when not served over TCP.
+pub struct TcpPeer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for TcpPeer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(TcpPeer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
 }
 
 impl FromRequestParts<AppState> for PeerAddr {
@@ -93,5 +121,20 @@ mod tests {
             Some(ip("10.0.0.2"))
         );
         assert_eq!(client_address(None, &[], &proxies), None);
+        // IPv4-mapped IPv6 is the IPv4 address, for the proxy check and the result.
+        assert_eq!(
+            client_address(Some(ip("::ffff:10.0.0.2")), &["::ffff:198.51.100.4"], &proxies),
+            Some(ip("198.51.100.4"))
+        );
+        assert_eq!(
+            client_address(Some(ip("::ffff:192.0.2.9")), &[], &proxies),
+            Some(ip("192.0.2.9"))
+        );
+        // Only the nearest hops are read.
+        let many = vec!["203.0.113.1"; 10_000].join(",");
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), &[&many], &proxies),
+            Some(ip("203.0.113.1"))
+        );
     }
 }

@@ -99,20 +99,21 @@ pub fn check_proof(
     })
 }
 
-/// Validates `proof` for a request with method `htm` to `htu`, refuses a replayed `jti`,
-/// and returns the JWK thumbprint (`jkt`) the issued token must be bound to.
-pub async fn verify_proof(
-    state: &AppState,
-    proof: &str,
-    htm: &str,
-    htu: &str,
-) -> Result<String, DpopError> {
-    let window = ProofWindow {
+/// The server's acceptance window for proofs, now.
+pub fn window(state: &AppState) -> ProofWindow {
+    ProofWindow {
         now: state.clock.now_secs(),
         skew: state.config.ciba.clock_skew_secs as i64,
         max_age: state.config.ciba.dpop_max_age_secs as i64,
-    };
-    let checked = check_proof(proof, htm, htu, window)?;
+    }
+}
+
+/// Records a checked proof's `jti` (per key) and refuses it if it was seen before. Call
+/// it only once the key is known to belong to someone (a client that authenticated, an
+/// enrolled device, a live invitation): an anonymous caller's proofs must not fill the
+/// replay cache.
+pub async fn remember(state: &AppState, checked: &CheckedProof) -> Result<(), DpopError> {
+    let w = window(state);
     let fresh = state
         .store
         .remember_jti(
@@ -120,13 +121,28 @@ pub async fn verify_proof(
             &checked.jti,
             checked
                 .iat
-                .saturating_add(window.max_age)
-                .saturating_add(window.skew)
+                .saturating_add(w.max_age)
+                .saturating_add(w.skew)
                 .saturating_mul(1000),
         )
         .await?;
-    if !fresh {
-        return Err(invalid("jti was already used (replay)"));
+    if fresh {
+        Ok(())
+    } else {
+        Err(invalid("jti was already used (replay)"))
     }
+}
+
+/// Validates `proof` for a request with method `htm` to `htu`, refuses a replayed `jti`,
+/// and returns the JWK thumbprint (`jkt`) the issued token must be bound to. For callers
+/// already authenticated otherwise (the token endpoint's client).
+pub async fn verify_proof(
+    state: &AppState,
+    proof: &str,
+    htm: &str,
+    htu: &str,
+) -> Result<String, DpopError> {
+    let checked = check_proof(proof, htm, htu, window(state))?;
+    remember(state, &checked).await?;
     Ok(checked.jkt)
 }

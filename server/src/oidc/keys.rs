@@ -2,6 +2,11 @@
 //! directory (directory 0700, files 0600). The newest unretired key signs; retired keys stay
 //! in the JWKS until every token they signed has expired, so rotation never breaks a
 //! verifier holding a cached token.
+//!
+//! Beside them, the audit log's Ed25519 key (`audit-log.ed25519`, PKCS#8): it signs the
+//! log's checkpoints as signed notes, which auditors and witnesses verify with its
+//! verifier key. It is not rotated with the credential keys: checkpoints held outside
+//! the server must stay verifiable for as long as the log exists.
 
 use std::fs;
 use std::io::Write as _;
@@ -12,6 +17,9 @@ use std::sync::{Arc, RwLock};
 use countersign_jose::{JwkSet, SigningKeyPair, b64url_decode, b64url_encode};
 use serde::{Deserialize, Serialize};
 
+/// The audit log key's file in the keys directory.
+pub const LOG_KEY_FILE: &str = "audit-log.ed25519";
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("key store {path}: {source}")]
@@ -21,6 +29,31 @@ pub enum KeyError {
     },
     #[error("key file {0} is not a valid Countersign key")]
     Corrupt(PathBuf),
+}
+
+/// Reads the audit log key from `dir`, creating it (0600) on first start.
+fn load_or_create_log_key(dir: &Path) -> Result<countersign_tlog::note::Pkcs8Key, KeyError> {
+    let path = dir.join(LOG_KEY_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => Ok(countersign_tlog::note::Pkcs8Key::from_bytes(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = countersign_tlog::note::generate_pkcs8()
+                .map_err(|_| KeyError::Corrupt(path.clone()))?;
+            let tmp = dir.join(format!(".{LOG_KEY_FILE}.tmp"));
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io(&tmp))?;
+            file.write_all(key.as_bytes()).map_err(io(&tmp))?;
+            file.sync_all().map_err(io(&tmp))?;
+            fs::rename(&tmp, &path).map_err(io(&path))?;
+            Ok(key)
+        }
+        Err(e) => Err(KeyError::Io { path, source: e }),
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -41,6 +74,7 @@ struct Loaded {
 pub struct KeyRing {
     dir: PathBuf,
     loaded: RwLock<Loaded>,
+    log_key: countersign_tlog::note::Pkcs8Key,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -140,7 +174,13 @@ impl KeyRing {
                 active: Arc::new(active),
                 published,
             }),
+            log_key: load_or_create_log_key(dir)?,
         })
+    }
+
+    /// The audit log's Ed25519 key (PKCS#8).
+    pub fn log_key(&self) -> &countersign_tlog::note::Pkcs8Key {
+        &self.log_key
     }
 
     /// Creates a new signing key in `dir` and retires the others. A running server picks it

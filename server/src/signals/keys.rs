@@ -14,9 +14,57 @@ use crate::state::AppState;
 /// How soon a transmitter's JWKS is fetched again for a `kid` it did not have.
 const REFETCH_AFTER: Duration = Duration::from_secs(60);
 
-/// Fetched JWK Sets by `jwks_uri`.
+/// Largest JWK Set accepted from a transmitter.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// Fetched JWK Sets by `jwks_uri`, and the one fetch in flight: a burst of SETs naming an
+/// unknown `kid` makes one request to the transmitter, not one each.
 #[derive(Debug, Default)]
-pub struct TransmitterKeys(Mutex<HashMap<String, (Instant, JwkSet)>>);
+pub struct TransmitterKeys {
+    sets: Mutex<HashMap<String, (Instant, JwkSet)>>,
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl TransmitterKeys {
+    fn cached(&self, uri: &str) -> Option<(Instant, JwkSet)> {
+        self.sets.lock().ok().and_then(|c| c.get(uri).cloned())
+    }
+}
+
+/// Whether `cached` answers for `kid` without a fetch.
+fn enough(cached: Option<&(Instant, JwkSet)>, kid: Option<&str>) -> bool {
+    cached.is_some_and(|(fetched, set)| {
+        kid.is_none_or(|k| set.keys.iter().any(|j| j.kid.as_deref() == Some(k)))
+            || fetched.elapsed() < REFETCH_AFTER
+    })
+}
+
+/// GETs `uri` without following redirects (a transmitter's keys are where it said), in
+/// at most 5 s and [`MAX_JWKS_BYTES`].
+async fn fetch(uri: &str) -> Result<JwkSet, String> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut resp = client
+        .get(uri)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| e.to_string())?;
+    if resp.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
+        return Err(format!("the key set is larger than {MAX_JWKS_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_JWKS_BYTES {
+            return Err(format!("the key set is larger than {MAX_JWKS_BYTES} bytes"));
+        }
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("not a JWK Set: {e}"))
+}
 
 /// The keys to verify `t`'s SET with (`kid`, when the SET names one, decides whether a
 /// cached set is enough).
@@ -35,31 +83,21 @@ pub async fn keys_of(
             "the transmitter has no keys configured".into(),
         ));
     };
-    let cached = state
-        .signal_keys
-        .0
-        .lock()
-        .ok()
-        .and_then(|c| c.get(uri).cloned());
-    if let Some((fetched, set)) = &cached {
-        let has_kid = kid.is_none_or(|k| set.keys.iter().any(|j| j.kid.as_deref() == Some(k)));
-        if has_kid || fetched.elapsed() < REFETCH_AFTER {
-            return Ok(set.clone());
-        }
+    let keys = &state.signal_keys;
+    let cached = keys.cached(uri);
+    if enough(cached.as_ref(), kid) {
+        return Ok(cached.map(|(_, set)| set).unwrap_or_default());
     }
-    let fetched = async {
-        let resp = reqwest::Client::new()
-            .get(uri)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await?
-            .error_for_status()?;
-        resp.json::<JwkSet>().await
+    // One fetch at a time; whoever waited finds what the fetch before it brought.
+    let _one = keys.fetching.lock().await;
+    let cached = keys.cached(uri);
+    if enough(cached.as_ref(), kid) {
+        return Ok(cached.map(|(_, set)| set).unwrap_or_default());
     }
-    .await;
+    let fetched = fetch(uri).await;
     match fetched {
         Ok(set) => {
-            if let Ok(mut c) = state.signal_keys.0.lock() {
+            if let Ok(mut c) = keys.sets.lock() {
                 c.insert(uri.clone(), (Instant::now(), set.clone()));
             }
             Ok(set)

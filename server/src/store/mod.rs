@@ -15,6 +15,7 @@ pub mod devices;
 pub mod group_commit;
 pub mod humans;
 pub mod live;
+pub mod log_checkpoints;
 pub mod outbox;
 pub mod policies;
 pub mod push_outbox;
@@ -44,6 +45,11 @@ pub enum StoreError {
     Conflict,
     #[error("store misused: {0}")]
     Misuse(&'static str),
+    /// The connection failed while committing: the transaction may or may not have
+    /// committed. Never retried blindly (what it wrote may be there already); a caller
+    /// that reads again learns which.
+    #[error("the outcome of a commit is unknown: {0}")]
+    Uncertain(String),
 }
 
 impl StoreError {
@@ -85,6 +91,9 @@ pub struct Store {
     /// Where this process last left the audit chain's head (see [`audit::HeadGuess`]).
     audit_head: std::sync::Arc<audit::HeadGuess>,
     batch_writer: group_commit::BatchWriter,
+    /// Bumped by every revocation this process makes: what lets a cached status list be
+    /// served until it changes (`credentials::status`).
+    revocations: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -176,6 +185,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "spend once",
         include_str!("../../../migrations/sqlite/0008_spend_once.sql"),
     ),
+    (
+        9,
+        "transparency log",
+        include_str!("../../../migrations/sqlite/0009_transparency_log.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -218,12 +232,27 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "spend once",
         include_str!("../../../migrations/postgres/0008_spend_once.sql"),
     ),
+    (
+        9,
+        "transparency log",
+        include_str!("../../../migrations/postgres/0009_transparency_log.sql"),
+    ),
 ];
 
 /// How long a pooled PostgreSQL connection may sit idle before it is checked on acquire.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
 
 impl Store {
+    /// How many revocations this process has made (see `revocations`).
+    pub fn revocation_generation(&self) -> u64 {
+        self.revocations.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn revoked_something(&self) {
+        self.revocations
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     /// Connects to `url` (`sqlite:...` or `postgres://...`). SQLite connections use WAL,
     /// `synchronous=NORMAL` (durable across process crashes; an OS crash may lose the last
     /// transactions), foreign keys and a busy timeout.
@@ -297,6 +326,7 @@ impl Store {
                     directory_cache,
                     audit_head,
                     batch_writer,
+                    revocations: std::sync::Arc::default(),
                 })
             }
             Backend::Postgres => {
@@ -323,6 +353,7 @@ impl Store {
                     directory_cache,
                     audit_head,
                     batch_writer,
+                    revocations: std::sync::Arc::default(),
                 })
             }
         }

@@ -182,6 +182,11 @@ impl Store {
             .bind(reason)
             .fetch_all(tx.conn())
             .await?;
+        if !rows.is_empty() {
+            // Cached status lists are rebuilt (one rebuilt between this and the commit
+            // is caught by the cache's revalidation interval).
+            self.revoked_something();
+        }
         rows.iter().map(|r| Ok(r.try_get("token_jti")?)).collect()
     }
 

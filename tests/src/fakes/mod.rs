@@ -3,6 +3,7 @@
 pub mod apns;
 pub mod fcm;
 pub mod ssf_poll;
+pub mod witness;
 
 use countersign_jose::SigningKeyPair;
 use countersign_server::config::{ApnsConfig, FcmConfig};

@@ -1,4 +1,4 @@
-//! `countersign audit list|verify|export|approvals|checkpoint`.
+//! `countersign audit list|verify|export|approvals|checkpoint|prove|check-proof|key`.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 use countersign_server::audit::export::{self, ExportFilter, ExportFormat};
-use countersign_server::audit::{self, checkpoint};
+use countersign_server::audit::{self, checkpoint, log};
 use countersign_server::clock::SystemClock;
 use countersign_server::config::Config;
 use countersign_server::server;
@@ -33,11 +33,40 @@ pub enum AuditCommand {
         out: JsonFlag,
     },
     /// Recompute the hash chain over every event and check the signed checkpoints; exits
-    /// 1 if anything is broken, naming the first bad event.
+    /// 1 if anything is broken, naming the first bad event. With --checkpoint, also prove
+    /// the trail extends each checkpoint held outside the database (a consistency proof):
+    /// truncation, rewriting and forks since that checkpoint are found even if the
+    /// database's own checkpoints were rewritten too.
     Verify {
+        /// A signed checkpoint held elsewhere (file with the signed note; `-` for stdin).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Vec<std::path::PathBuf>,
+        /// The log's verifier key to check those checkpoints with (default: this server's
+        /// own, from its keys directory; pass the one you hold independently).
+        #[arg(long, value_name = "VKEY")]
+        key: Option<String>,
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Print an inclusion proof of event SEQ in the newest signed checkpoint covering it
+    /// (signing one first if none does), as JSON an auditor checks offline with
+    /// `countersign audit check-proof` and the log's verifier key.
+    Prove { seq: i64 },
+    /// Check an inclusion proof offline (no database): the checkpoint is signed by the
+    /// log's key, the event hashes to its hash, and its audit path leads to the signed
+    /// root. Exits 1 if not.
+    CheckProof {
+        /// The proof (JSON from `countersign audit prove`; `-` for stdin).
+        file: std::path::PathBuf,
+        /// The log's verifier key, obtained independently (GET
+        /// /.well-known/countersign/audit-log-key, or `countersign audit key`).
+        #[arg(long, value_name = "VKEY")]
+        key: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Print the audit log's verifier key (c2sp.org/signed-note).
+    Key,
     /// Write events (oldest first) to stdout as JSON lines or CSV.
     Export {
         /// RFC 3339 time or Unix seconds, inclusive.
@@ -85,7 +114,45 @@ fn instant(text: &str) -> anyhow::Result<i64> {
     Ok(ts.as_millisecond())
 }
 
+fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Checks an inclusion proof without opening the server's database.
+fn check_proof(file: &std::path::Path, key: &str, json: bool) -> anyhow::Result<()> {
+    let proof: log::InclusionProof = serde_json::from_str(&read_input(file)?)
+        .with_context(|| format!("{} is not an inclusion proof", file.display()))?;
+    let outcome = log::check_inclusion(&proof, key);
+    let report = serde_json::json!({
+        "valid": outcome.is_ok(),
+        "seq": proof.event.seq,
+        "kind": proof.event.kind,
+        "tree_size": proof.tree_size,
+        "root": proof.root,
+        "reason": outcome.as_ref().err().map(ToString::to_string),
+    });
+    print(json, &report, || match &outcome {
+        Ok(()) => format!(
+            "event {} ({}) is in the log of {} events with root {}",
+            proof.event.seq, proof.event.kind, proof.tree_size, proof.root
+        ),
+        Err(e) => format!("the proof does NOT hold: {e}"),
+    })?;
+    if outcome.is_err() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 pub async fn audit_command(config: Config, cmd: &AuditCommand) -> anyhow::Result<()> {
+    if let AuditCommand::CheckProof { file, key, out } = cmd {
+        return check_proof(file, key, out.json);
+    }
     let state = server::open_state(config, Arc::new(SystemClock)).await?;
     let store = &state.store;
     match cmd {
@@ -113,8 +180,63 @@ pub async fn audit_command(config: Config, cmd: &AuditCommand) -> anyhow::Result
                     .join("\n")
             })
         }
-        AuditCommand::Verify { out } => {
-            let report = audit::verify(store, &state.keys.jwks()).await?;
+        AuditCommand::Verify {
+            checkpoint,
+            key,
+            out,
+        } => {
+            let mut report = audit::verify(store, &state.keys.jwks(), &state.audit_log).await?;
+            let verifier = match key {
+                Some(k) => countersign_tlog::note::NoteVerifier::parse(k.trim())
+                    .context("--key is not a verifier key")?,
+                None => state.audit_log.verifier(),
+            };
+            let mut extensions = Vec::new();
+            for path in checkpoint {
+                let note = read_input(path)?;
+                let ext = log::extends(
+                    store,
+                    state.audit_log.origin(),
+                    &note,
+                    std::slice::from_ref(&verifier),
+                )
+                .await
+                .with_context(|| format!("checkpoint {}", path.display()))?;
+                if !ext.extends {
+                    report.intact = false;
+                    report.reason = ext.reason.clone().or(report.reason);
+                }
+                extensions.push(ext);
+            }
+            if !checkpoint.is_empty() {
+                let value = serde_json::json!({ "trail": report, "checkpoints": extensions });
+                print(out.json, &value, || {
+                    let mut lines = vec![trail_line(&report)];
+                    for e in &extensions {
+                        lines.push(if e.extends {
+                            format!(
+                                "extends the checkpoint of {} events (root {}): consistency proof of {} hashes to {} events (root {})",
+                                e.checkpoint_size,
+                                e.checkpoint_root,
+                                e.consistency_proof.len(),
+                                e.log_size,
+                                e.log_root
+                            )
+                        } else {
+                            format!(
+                                "does NOT extend the checkpoint of {} events: {}",
+                                e.checkpoint_size,
+                                e.reason.as_deref().unwrap_or("unknown")
+                            )
+                        });
+                    }
+                    lines.join("\n")
+                })?;
+                if !report.intact {
+                    std::process::exit(1);
+                }
+                return Ok(());
+            }
             print(out.json, &report, || {
                 match (&report.broken_at, &report.reason) {
                     (Some(seq), Some(reason)) => {
@@ -222,5 +344,32 @@ pub async fn audit_command(config: Config, cmd: &AuditCommand) -> anyhow::Result
                 None => "the head is already checkpointed".into(),
             })
         }
+        AuditCommand::Prove { seq } => {
+            let proof = match log::prove(store, &state.audit_log, *seq).await {
+                Err(log::LogError::NotYet(_)) => {
+                    checkpoint::sign_head(&state).await?;
+                    log::prove(store, &state.audit_log, *seq).await?
+                }
+                other => other?,
+            };
+            println!("{}", serde_json::to_string_pretty(&proof)?);
+            Ok(())
+        }
+        AuditCommand::Key => {
+            println!("{}", state.audit_log.verifier());
+            Ok(())
+        }
+        AuditCommand::CheckProof { .. } => Ok(()),
+    }
+}
+
+/// One line saying how the chain and the database's checkpoints fared.
+fn trail_line(report: &audit::ChainReport) -> String {
+    match (&report.broken_at, &report.reason) {
+        (Some(seq), Some(reason)) => format!("audit trail BROKEN at event {seq}: {reason}"),
+        _ => format!(
+            "audit trail intact: {} event(s), head {}, {} log checkpoint(s) verified",
+            report.events, report.head, report.log_checkpoints_verified
+        ),
     }
 }

@@ -160,6 +160,8 @@ pub struct NetworkFacts {
 
 impl NetworkFacts {
     pub fn of(ip: Option<IpAddr>, zones: &[(String, Vec<ipnet::IpNet>)]) -> Self {
+        // `::ffff:10.1.2.3` is 10.1.2.3: a zone of IPv4 blocks must contain it.
+        let ip = ip.map(|ip| ip.to_canonical());
         let names = match ip {
             Some(ip) => zones
                 .iter()
@@ -439,5 +441,8 @@ pub(crate) mod tests {
             ["vpn"]
         );
         assert!(NetworkFacts::of(None, &zones).zones.is_empty());
+        let mapped = NetworkFacts::of(Some("::ffff:10.8.1.2".parse().unwrap()), &zones);
+        assert_eq!(mapped.zones, ["corp", "vpn"]);
+        assert_eq!(mapped.source_ip, Some("10.8.1.2".parse().unwrap()));
     }
 }

@@ -474,6 +474,28 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// How many of `client_id`'s requests wait for `approver` at `now_ms`, and when the
+    /// first of them expires.
+    pub async fn pending_step_ups(
+        &self,
+        client_id: &str,
+        approver: &str,
+        now_ms: i64,
+    ) -> Result<(i64, Option<i64>), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(r.expires_at) AS first FROM auth_requests r \
+             JOIN request_approvers a ON a.auth_req_id = r.id \
+             WHERE a.subject = $1 AND r.client_id = $2 AND r.status = 'pending' AND r.expires_at > $3",
+        )
+        .persistent(false)
+        .bind(approver)
+        .bind(client_id)
+        .bind(now_ms)
+        .fetch_one(self.reader())
+        .await?;
+        Ok((row.try_get("n")?, row.try_get("first")?))
+    }
+
     /// Requests still waiting for a human (for the `pending requests` gauge).
     pub async fn count_pending_auth_requests(&self, now_ms: i64) -> Result<i64, StoreError> {
         let row = sqlx::query(

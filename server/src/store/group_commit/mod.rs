@@ -325,7 +325,9 @@ async fn write(
     baselines::insert_on(conn, &samples).await?;
     // Once per transaction, by construction (works return their events).
     audit::append_on(conn, Some(&**head), &events).await?;
-    tx.commit().await?;
+    tx.commit()
+        .await
+        .map_err(|e| StoreError::Uncertain(e.to_string()))?;
     Ok(outcomes)
 }
 
@@ -488,8 +490,12 @@ async fn write_and_answer(writer: &Writer, mut sets: Vec<SetJob>, works: Vec<Wor
         }
         // One bad set (e.g. a client deleted meanwhile) must not fail its neighbours:
         // retry each on its own so each caller gets its own answer. (A work cannot be
-        // run twice; its caller got the error and may retry.)
-        Err(_) if sets.len() > 1 || (had_works && !sets.is_empty()) => {
+        // run twice; its caller got the error and may retry.) Not after a failed commit:
+        // the batch may have committed, and a claim retried alone would then find its
+        // request issued and its caller give back a status list entry now in use.
+        Err(ref e) if !matches!(e, StoreError::Uncertain(_))
+            && (sets.len() > 1 || (had_works && !sets.is_empty())) =>
+        {
             for job in sets.drain(..) {
                 let result = write(
                     writer,
@@ -513,6 +519,7 @@ async fn write_and_answer(writer: &Writer, mut sets: Vec<SetJob>, works: Vec<Wor
 fn clone_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::Conflict => StoreError::Conflict,
+        StoreError::Uncertain(m) => StoreError::Uncertain(m.clone()),
         other => StoreError::Corrupt(format!("batched write failed: {other}")),
     }
 }

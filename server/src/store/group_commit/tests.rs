@@ -51,7 +51,7 @@ async fn traces_from_two_replicas_are_each_written_once() {
             futures_util::future::join_all((40..80).map(|i| decide(&other, i))),
         )
         .await;
-        let report = crate::audit::verify(&store, &countersign_jose::JwkSet::default())
+        let report = crate::audit::verify(&store, &countersign_jose::JwkSet::default(), &test_log())
             .await
             .unwrap();
         assert!(report.intact && report.events == 80, "{report:?}");
@@ -128,10 +128,15 @@ async fn a_failing_work_rolls_back_alone() {
             .unwrap();
         let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
         assert_eq!(subjects, ["kept"]);
-        let report = crate::audit::verify(&store, &countersign_jose::JwkSet::default())
+        let report = crate::audit::verify(&store, &countersign_jose::JwkSet::default(), &test_log())
             .await
             .unwrap();
         assert!(report.intact && report.events == 1, "{report:?}");
     })
     .await;
+}
+
+fn test_log() -> crate::audit::log::AuditLog {
+    let key = countersign_tlog::note::generate_pkcs8().unwrap();
+    crate::audit::log::AuditLog::new("http://test", &key).unwrap()
 }

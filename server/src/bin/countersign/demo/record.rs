@@ -84,7 +84,7 @@ impl Demo {
 
         let started = Instant::now();
         checkpoint::sign_head(state).await?;
-        let report = audit::verify(&state.store, &state.keys.jwks()).await?;
+        let report = audit::verify(&state.store, &state.keys.jwks(), &state.audit_log).await?;
         if !report.intact {
             bail!(
                 "the audit chain is broken at {:?}: {:?}",
