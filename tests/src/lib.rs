@@ -16,6 +16,7 @@ use countersign_server::store::testing::{create_postgres_database, drop_postgres
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+pub mod child;
 pub mod fakes;
 pub mod ghost;
 pub mod idp;
