@@ -423,6 +423,66 @@ async fn credential_commands_list_show_and_revoke() {
         // The decision, the approval and the issuance are traced too.
         assert_eq!((report["intact"].clone(), report["events"].clone()), (Value::Bool(true), Value::from(5)));
         let db = d2.join("countersign.db");
+
+        // A checkpoint exported now, an inclusion proof checked offline with the key.
+        let exported = countersign(&d2).args(["audit", "checkpoint"]).output().unwrap();
+        assert!(exported.status.success());
+        let checkpoint_file = d2.join("checkpoint.txt");
+        // `countersign audit checkpoint > FILE` is the whole export.
+        std::fs::write(&checkpoint_file, &exported.stdout).unwrap();
+        let vkey = String::from_utf8(countersign(&d2).args(["audit", "key"]).output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_owned();
+        let proof = countersign(&d2).args(["audit", "prove", "2"]).output().unwrap();
+        assert!(proof.status.success(), "{}", String::from_utf8_lossy(&proof.stderr));
+        let proof_file = d2.join("proof.json");
+        std::fs::write(&proof_file, &proof.stdout).unwrap();
+        let checked = json(
+            &d2,
+            &["audit", "check-proof", proof_file.to_str().unwrap(), "--key", &vkey, "--json"],
+        );
+        assert_eq!(checked["valid"], true, "{checked}");
+        let mut forged: Value = serde_json::from_slice(&proof.stdout).unwrap();
+        forged["event"]["actor"] = "someone else".into();
+        std::fs::write(&proof_file, forged.to_string()).unwrap();
+        let refused = countersign(&d2)
+            .args(["audit", "check-proof", proof_file.to_str().unwrap(), "--key", &vkey])
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(1));
+        let extends = json(
+            &d2,
+            &["audit", "verify", "--checkpoint", checkpoint_file.to_str().unwrap(), "--json"],
+        );
+        assert_eq!(extends["checkpoints"][0]["extends"], true, "{extends}");
+
+        // The newest events cut off, the head and the checkpoints rewritten: nothing in
+        // the database says so, the exported checkpoint does.
+        let truncated = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+                 c.execute('DELETE FROM audit_events WHERE seq > 3'); \
+                 c.execute('UPDATE audit_head SET seq = 3, hash = (SELECT hash FROM audit_events WHERE seq = 3)'); \
+                 c.execute('DELETE FROM log_checkpoints'); c.commit()",
+                db.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(truncated.success());
+        assert!(countersign(&d2).args(["audit", "verify"]).status().unwrap().success());
+        let caught = countersign(&d2)
+            .args(["audit", "verify", "--checkpoint", checkpoint_file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(caught.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&caught.stdout).contains("does NOT extend"),
+            "{}",
+            String::from_utf8_lossy(&caught.stdout)
+        );
+
         let edited = Command::new("python3")
             .args([
                 "-c",

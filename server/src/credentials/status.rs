@@ -119,12 +119,9 @@ pub fn encode_bits(capacity: i64, revoked: &[i64]) -> Result<Vec<u8>, std::io::E
     encoder.finish()
 }
 
-/// How long a signed list is served without asking the database whether it changed:
-/// revocations this process makes are seen at once; another replica's within this.
-pub const REVALIDATE_MS: i64 = 1_000;
-
-/// Signed status lists, kept until they change: a flood of fetches costs a map lookup,
-/// not a database read, compression and a signature each.
+/// Signed status lists, kept until they change: a flood of fetches costs one primary-key
+/// read each (the list's revision), not a scan of its revocations, a compression and a
+/// signature.
 #[derive(Debug, Default)]
 pub struct StatusListCache {
     lists: std::sync::Mutex<std::collections::HashMap<i64, CachedList>>,
@@ -133,30 +130,31 @@ pub struct StatusListCache {
 #[derive(Debug, Clone)]
 struct CachedList {
     token: String,
-    /// The process's revocation generation it was built at.
-    generation: u64,
-    built_ms: i64,
-    /// When it was signed (Unix seconds): re-signed once half its `exp` margin passed.
+    /// The list's revision it shows.
+    revision: i64,
+    /// When it was signed (Unix seconds): signed again once a `ttl` old, so its `exp`
+    /// (ten `ttl`s after) is always far off.
     iat: i64,
 }
 
 /// Most lists cached (each is a few hundred bytes to a few KiB).
 const CACHED_LISTS: usize = 1_024;
 
-/// The signed list for `list_id`, from the cache while nothing changed.
+/// The signed list for `list_id`, from the cache while its revision has not moved.
 pub async fn status_list(
     state: &AppState,
     cache: &StatusListCache,
     list_id: i64,
 ) -> Result<Option<String>, CredentialError> {
-    let now_ms = state.now_ms();
-    let generation = state.store.revocation_generation();
+    let Some(revision) = state.store.status_list_revision(list_id).await? else {
+        return Ok(None);
+    };
+    let now = state.clock.now_secs();
     let ttl = state.config.tokens.status_list_ttl_secs as i64;
     if let Ok(lists) = cache.lists.lock()
         && let Some(c) = lists.get(&list_id)
-        && c.generation == generation
-        && now_ms.saturating_sub(c.built_ms) < REVALIDATE_MS
-        && state.clock.now_secs().saturating_sub(c.iat) < ttl.max(1)
+        && c.revision == revision
+        && now.saturating_sub(c.iat) < ttl.max(1)
     {
         return Ok(Some(c.token.clone()));
     }
@@ -171,9 +169,8 @@ pub async fn status_list(
             list_id,
             CachedList {
                 token: token.clone(),
-                generation,
-                built_ms: now_ms,
-                iat: state.clock.now_secs(),
+                revision,
+                iat: now,
             },
         );
     }

@@ -91,9 +91,6 @@ pub struct Store {
     /// Where this process last left the audit chain's head (see [`audit::HeadGuess`]).
     audit_head: std::sync::Arc<audit::HeadGuess>,
     batch_writer: group_commit::BatchWriter,
-    /// Bumped by every revocation this process makes: what lets a cached status list be
-    /// served until it changes (`credentials::status`).
-    revocations: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -190,6 +187,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "transparency log",
         include_str!("../../../migrations/sqlite/0009_transparency_log.sql"),
     ),
+    (
+        10,
+        "status list revisions",
+        include_str!("../../../migrations/sqlite/0010_status_list_revisions.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -237,22 +239,17 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "transparency log",
         include_str!("../../../migrations/postgres/0009_transparency_log.sql"),
     ),
+    (
+        10,
+        "status list revisions",
+        include_str!("../../../migrations/postgres/0010_status_list_revisions.sql"),
+    ),
 ];
 
 /// How long a pooled PostgreSQL connection may sit idle before it is checked on acquire.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
 
 impl Store {
-    /// How many revocations this process has made (see `revocations`).
-    pub fn revocation_generation(&self) -> u64 {
-        self.revocations.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    pub(crate) fn revoked_something(&self) {
-        self.revocations
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    }
-
     /// Connects to `url` (`sqlite:...` or `postgres://...`). SQLite connections use WAL,
     /// `synchronous=NORMAL` (durable across process crashes; an OS crash may lose the last
     /// transactions), foreign keys and a busy timeout.
@@ -326,7 +323,6 @@ impl Store {
                     directory_cache,
                     audit_head,
                     batch_writer,
-                    revocations: std::sync::Arc::default(),
                 })
             }
             Backend::Postgres => {
@@ -353,7 +349,6 @@ impl Store {
                     directory_cache,
                     audit_head,
                     batch_writer,
-                    revocations: std::sync::Arc::default(),
                 })
             }
         }

@@ -70,6 +70,18 @@ impl Store {
         ))
     }
 
+    /// Revision of list `list_id` (bumped by every revocation in it), if it exists.
+    pub async fn status_list_revision(&self, list_id: i64) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT revision FROM status_lists WHERE id = $1")
+            .bind(list_id)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("revision")?),
+            None => None,
+        })
+    }
+
     /// Capacity of list `list_id`, if it exists.
     pub async fn status_list_capacity(&self, list_id: i64) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query("SELECT capacity FROM status_lists WHERE id = $1")

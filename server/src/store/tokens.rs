@@ -169,7 +169,7 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE auth_requests SET token_revoked_at = $2, token_revoked_reason = $3 \
              WHERE token_jti IS NOT NULL AND token_revoked_at IS NULL AND token_expires_at > $2 AND {} \
-             RETURNING token_jti",
+             RETURNING token_jti, token_status_list",
             selector.condition()
         ));
         // Unprepared, like deciding a request (`auth_requests::decide`): a cached generic
@@ -182,10 +182,18 @@ impl Store {
             .bind(reason)
             .fetch_all(tx.conn())
             .await?;
-        if !rows.is_empty() {
-            // Cached status lists are rebuilt (one rebuilt between this and the commit
-            // is caught by the cache's revalidation interval).
-            self.revoked_something();
+        let mut lists: Vec<i64> = rows
+            .iter()
+            .filter_map(|r| r.try_get::<Option<i64>, _>("token_status_list").ok().flatten())
+            .collect();
+        lists.sort_unstable();
+        lists.dedup();
+        // Every server's signed copy of these lists is now out of date.
+        for list in lists {
+            sqlx::query("UPDATE status_lists SET revision = revision + 1 WHERE id = $1")
+                .bind(list)
+                .execute(tx.conn())
+                .await?;
         }
         rows.iter().map(|r| Ok(r.try_get("token_jti")?)).collect()
     }

@@ -96,7 +96,9 @@ pub enum AuditCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Sign a checkpoint of the chain's head now (the server does so periodically).
+    /// Sign a checkpoint of the trail now if it grew (the server does so periodically)
+    /// and print the newest one: the signed note (c2sp.org/tlog-checkpoint) to keep
+    /// outside the database.
     Checkpoint {
         #[command(flatten)]
         out: JsonFlag,
@@ -337,11 +339,18 @@ pub async fn audit_command(config: Config, cmd: &AuditCommand) -> anyhow::Result
             })
         }
         AuditCommand::Checkpoint { out } => {
-            let seq = checkpoint::sign_head(&state).await?;
-            let value = serde_json::json!({ "checkpoint": seq });
-            print(out.json, &value, || match seq {
-                Some(seq) => format!("checkpoint signed at event {seq}"),
-                None => "the head is already checkpointed".into(),
+            let signed = checkpoint::sign_head(&state).await?;
+            let newest = store.latest_log_checkpoint().await?;
+            let value = serde_json::json!({
+                "signed": signed,
+                "size": newest.as_ref().map(|c| c.size),
+                "note": newest.as_ref().map(|c| c.note.clone()),
+            });
+            // The text form is the signed note itself: `countersign audit checkpoint >
+            // FILE` exports it for `audit verify --checkpoint FILE` later.
+            print(out.json, &value, || match &newest {
+                Some(c) => c.note.trim_end().to_owned(),
+                None => "the trail is empty: nothing to checkpoint".into(),
             })
         }
         AuditCommand::Prove { seq } => {
