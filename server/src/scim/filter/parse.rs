@@ -36,7 +36,9 @@ fn tokens(input: &str) -> Result<Vec<Token>, String> {
     let mut chars = input.char_indices().peekable();
     while let Some(&(i, c)) = chars.peek() {
         match c {
-            ' ' | '\t' => {
+            // Any whitespace separates (RFC 7644 writes SP): the word arm below stops at
+            // whitespace, so one it did not consume here would never be consumed.
+            c if c.is_whitespace() => {
                 chars.next();
             }
             '(' => {
@@ -318,6 +320,22 @@ mod tests {
         ] {
             let err = parse(bad).unwrap_err();
             assert_eq!(err.scim_type, Some("invalidFilter"), "{bad:?}");
+        }
+    }
+
+    /// Found by `scim_filter` (an out-of-memory): whitespace other than a space or a tab
+    /// (here the `\n`) was neither skipped nor taken into a word, so the tokenizer pushed
+    /// empty words forever. Over HTTP: `?filter=title%20pr%0A`.
+    #[test]
+    fn fuzz_any_whitespace_separates_tokens() {
+        let found = b"email\x00\x00\x00Upe eq \"work\"\x04\x00\x00\x00\x00\x00\x00\x00\x00\x04\
+            \x00\x00\x00\x00\x00\xff\xff\xff\xff\xff\x0a\x00\xff\xff\xff\xff\xff\xffue co \
+            \"@example\"] or no\xb7t (title pr)";
+        let err = parse(&String::from_utf8_lossy(found)).unwrap_err();
+        assert_eq!(err.scim_type, Some("invalidFilter"));
+        for ws in ["\n", "\r\n", "\u{a0}", "\u{2028}", "\u{3000}"] {
+            let f = format!("title pr{ws}or{ws}userName eq \"x\"{ws}");
+            assert!(parse(&f).is_ok(), "{f:?}");
         }
     }
 
