@@ -2,7 +2,8 @@
 # Runs the whole test suite on a fresh machine: starts (or installs) PostgreSQL, installs
 # the interoperability peers, builds the wallet's shared library for its Python binding
 # test, then runs every Rust test on SQLite and PostgreSQL.
-# Last, it runs the README's quickstart as written (scripts/readme-quickstart.py).
+# Then it runs the README's quickstart as written (scripts/readme-quickstart.py), and
+# last every fuzz target briefly (scripts/fuzz.sh).
 # This is the README's test command; .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -116,4 +117,10 @@ quickstart=0
 cargo build --release --locked --bin countersign --bin countersign-wallet &&
   python3 scripts/readme-quickstart.py || quickstart=$?
 if [ "$quickstart" != 0 ]; then log "the README quickstart FAILED"; status=1; fi
+
+# Every fuzz target, the verifier's and the server's, for a few seconds each from its seeds:
+# a crash, a panic, a stack overflow, a hang or runaway memory fails the suite (findings in
+# */fuzz/artifacts/). Longer runs: scripts/fuzz.sh [SECONDS].
+log "fuzzing every target for ${FUZZ_SECONDS:-10}s (scripts/fuzz.sh)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-10}" || { log "fuzzing FAILED"; status=1; }
 exit "$status"

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod directory;
+pub mod fuzzing;
 pub mod housekeeping;
 pub mod http;
 pub mod limits;

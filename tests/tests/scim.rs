@@ -5,7 +5,8 @@
 //! deactivation each offboard the human (the agent's credential dies for a verifier with a
 //! 1 s status TTL, its pending request ends, its next request is refused); filters and
 //! pages; groups route approvals; bad input gets the SCIM error RFC 7644 names and
-//! changes nothing.
+//! changes nothing; filters and paths nested 100,000 deep, and bodies over the limit, get
+//! that error too, and the server keeps serving.
 //!
 //! The checker needs Python with scim2-tester (`CS_SCIM_PYTHON`, else `python3`);
 //! `scripts/test.sh` installs it.
@@ -23,7 +24,8 @@ both_backends!(
     entra_style_patch_deactivation_offboards_the_human,
     filters_pages_and_attribute_selection,
     groups_provision_approver_groups,
-    bad_input_gets_the_scim_error_and_changes_nothing
+    bad_input_gets_the_scim_error_and_changes_nothing,
+    deep_filters_get_invalid_filter_and_the_server_keeps_serving
 );
 
 async fn scim2_tester_finds_no_failure(db: Db) {
@@ -445,5 +447,92 @@ async fn bad_input_gets_the_scim_error_and_changes_nothing(db: Db) {
             .unwrap()
             .active
     );
+    s.stop().await;
+}
+
+/// The issue: a filter a few tens of thousands of parentheses deep overflowed the stack of
+/// the recursive parser and took the whole process down.
+async fn deep_filters_get_invalid_filter_and_the_server_keeps_serving(db: Db) {
+    // A body limit above the 100,000-deep filter (200 KB), so that it reaches the parser
+    // over POST .search.
+    let s = TestServer::start_with(db, |c| c.max_body_bytes = 1 << 20).await;
+    let scim = s.scim_api().await;
+    let id = scim
+        .create_user(user("ann@example.com", "ann@example.com"))
+        .await;
+    let expect = |a: countersign_tests::scim::Answer, status: u16, scim_type: Option<&str>| {
+        assert_eq!(a.status.as_u16(), status, "{}", a.body);
+        assert_eq!(a.body["schemas"], json!([ERROR]), "{}", a.body);
+        assert_eq!(a.body["scimType"].as_str(), scim_type, "{}", a.body);
+    };
+    let core = r#"userName eq "ann@example.com""#;
+    let deep = |n: usize| format!("{}{core}{}", "(".repeat(n), ")".repeat(n));
+    let search = |filter: String| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": filter});
+
+    // GET: as deep as a URI can carry (hyper refuses URIs over 64 KiB with 414 before any
+    // handler runs).
+    let n = 30_000;
+    let query = format!("{}{}{}", "(".repeat(n), urlencode(core), ")".repeat(n));
+    expect(
+        scim.call(Method::GET, &format!("/Users?filter={query}"), None)
+            .await,
+        400,
+        Some("invalidFilter"),
+    );
+    for endpoint in ["/Users/.search", "/Groups/.search"] {
+        expect(
+            scim.call(Method::POST, endpoint, Some(search(deep(100_000))))
+                .await,
+            400,
+            Some("invalidFilter"),
+        );
+    }
+    // Deep without parentheses: `not (` and value filters nest too.
+    let nots = format!("{}{core}{}", "not (".repeat(50_000), ")".repeat(50_000));
+    expect(
+        scim.call(Method::POST, "/Users/.search", Some(search(nots)))
+            .await,
+        400,
+        Some("invalidFilter"),
+    );
+    // A PATCH path's value filter is parsed by the same parser; its error is invalidPath.
+    let path = format!(r#"emails[{}]"#, deep(100_000).replace("userName", "type"));
+    let patch = json!({"schemas": [PATCH_OP],
+        "Operations": [{"op": "remove", "path": path}]});
+    expect(
+        scim.call(Method::PATCH, &format!("/Users/{id}"), Some(patch))
+            .await,
+        400,
+        Some("invalidPath"),
+    );
+    // JSON nested past serde_json's limit (128) is not JSON to us.
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    expect(
+        scim.call(Method::POST, "/Users", Some(json!(nested))).await,
+        400,
+        Some("invalidSyntax"),
+    );
+    // A body over the limit gets a SCIM error document, not axum's plain-text 413.
+    expect(
+        scim.call(
+            Method::POST,
+            "/Users",
+            Some(json!("x".repeat((1 << 20) + 1024))),
+        )
+        .await,
+        413,
+        None,
+    );
+
+    // Still serving.
+    let a = scim
+        .call(
+            Method::GET,
+            &format!("/Users?filter={}", urlencode(core)),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["totalResults"], 1, "{}", a.body);
     s.stop().await;
 }

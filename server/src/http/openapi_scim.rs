@@ -229,6 +229,12 @@ impl Modify for ScimPaths {
             for (status, description) in op.errors {
                 builder = builder.response(*status, scim_content(description));
             }
+            if op.body {
+                builder = builder.response(
+                    "413",
+                    scim_content("the body is larger than the server's max_body_bytes"),
+                );
+            }
             if op.path.ends_with("{id}") {
                 builder = builder.parameter(
                     ParameterBuilder::new()

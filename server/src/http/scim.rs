@@ -1,9 +1,11 @@
 //! `/scim/v2`: the SCIM 2.0 protocol endpoints (RFC 7644) over [`crate::scim`]. Bodies
 //! are `application/scim+json` (plain JSON accepted); every error is a SCIM error
-//! document; authentication is a bearer SCIM token (`countersign scim-token create`).
+//! document (a body over `max_body_bytes` too); authentication is a bearer SCIM token
+//! (`countersign scim-token create`).
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -185,6 +187,22 @@ fn caller<'a>(state: &'a AppState, ctx: &'a Context) -> Caller<'a> {
     }
 }
 
+/// A body axum could not read: over `max_body_bytes` (413), or cut short.
+fn unread(rejection: BytesRejection) -> ScimError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ScimError::too_large("the body is larger than this server accepts".into())
+    } else {
+        ScimError::invalid_syntax(format!("the body could not be read: {rejection}"))
+    }
+}
+
+/// A query string that is not `name=value` pairs of text (or repeats a parameter).
+fn bad_query(rejection: QueryRejection) -> ScimError {
+    ScimError::invalid_value(format!("the query string: {}", rejection.body_text()))
+}
+
+/// The body as JSON. serde_json refuses nesting past 128 levels, and nothing after it
+/// recurses further than the schemas do (attributes and their sub-attributes).
 fn json_body(body: &Bytes) -> Result<Value, ScimError> {
     serde_json::from_slice(body)
         .map_err(|e| ScimError::invalid_syntax(format!("the body is not JSON: {e}")))
@@ -357,11 +375,12 @@ macro_rules! resource_handlers {
         async fn $list(
             State(state): State<AppState>,
             headers: HeaderMap,
-            Query(params): Query<ListParams>,
+            params: Result<Query<ListParams>, QueryRejection>,
         ) -> Answer {
             let ctx = context(&state, &headers).await?;
             let c = caller(&state, &ctx);
             let answer: Result<ScimResponse, ScimError> = async {
+                let Query(params) = params.map_err(bad_query)?;
                 let query = list_query(&params)?;
                 Ok(ScimResponse::ok($service::list(c, &query).await?))
             }
@@ -369,22 +388,30 @@ macro_rules! resource_handlers {
             answer.map_err(ScimResponse::from)
         }
 
-        async fn $search(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Answer {
+        async fn $search(
+            State(state): State<AppState>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Answer {
             let ctx = context(&state, &headers).await?;
             let c = caller(&state, &ctx);
             let answer: Result<ScimResponse, ScimError> = async {
-                let query = search_query(&body)?;
+                let query = search_query(&body.map_err(unread)?)?;
                 Ok(ScimResponse::ok($service::list(c, &query).await?))
             }
             .await;
             answer.map_err(ScimResponse::from)
         }
 
-        async fn $create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Answer {
+        async fn $create(
+            State(state): State<AppState>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Answer {
             let ctx = context(&state, &headers).await?;
             let c = caller(&state, &ctx);
             let answer: Result<ScimResponse, ScimError> = async {
-                let body = json_body(&body)?;
+                let body = json_body(&body.map_err(unread)?)?;
                 Ok(ScimResponse::created($service::create(c, &body).await?))
             }
             .await;
@@ -395,12 +422,15 @@ macro_rules! resource_handlers {
             State(state): State<AppState>,
             headers: HeaderMap,
             Path(id): Path<String>,
-            Query(params): Query<ListParams>,
+            params: Result<Query<ListParams>, QueryRejection>,
         ) -> Answer {
             let ctx = context(&state, &headers).await?;
             let c = caller(&state, &ctx);
-            let answer: Result<ScimResponse, ScimError> =
-                async { Ok(projected($service::get(c, &id).await?, &params)) }.await;
+            let answer: Result<ScimResponse, ScimError> = async {
+                let Query(params) = params.map_err(bad_query)?;
+                Ok(projected($service::get(c, &id).await?, &params))
+            }
+            .await;
             answer.map_err(ScimResponse::from)
         }
 
@@ -408,13 +438,13 @@ macro_rules! resource_handlers {
             State(state): State<AppState>,
             headers: HeaderMap,
             Path(id): Path<String>,
-            body: Bytes,
+            body: Result<Bytes, BytesRejection>,
         ) -> Answer {
             let tag = if_match(&headers);
             let ctx = context(&state, &headers).await?;
             let c = caller(&state, &ctx);
             let answer: Result<ScimResponse, ScimError> = async {
-                let body = json_body(&body)?;
+                let body = json_body(&body.map_err(unread)?)?;
                 Ok(ScimResponse::ok(
                     $service::replace(c, &id, &body, tag.as_deref()).await?,
                 ))
@@ -427,13 +457,13 @@ macro_rules! resource_handlers {
             State(state): State<AppState>,
             headers: HeaderMap,
             Path(id): Path<String>,
-            body: Bytes,
+            body: Result<Bytes, BytesRejection>,
         ) -> Answer {
             let tag = if_match(&headers);
             let ctx = context(&state, &headers).await?;
             let c = caller(&state, &ctx);
             let answer: Result<ScimResponse, ScimError> = async {
-                let request = patch_body(&body)?;
+                let request = patch_body(&body.map_err(unread)?)?;
                 Ok(ScimResponse::ok(
                     $service::patch(c, &id, &request, tag.as_deref()).await?,
                 ))

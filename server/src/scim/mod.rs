@@ -64,6 +64,11 @@ impl ScimError {
         Self::new(409, Some("uniqueness"), detail)
     }
 
+    /// A request body over the server's limit (RFC 7644 §3.12: 413, no `scimType`).
+    pub fn too_large(detail: String) -> Self {
+        Self::new(413, None, detail)
+    }
+
     pub fn not_found(detail: String) -> Self {
         Self::new(404, None, detail)
     }
