@@ -12,12 +12,14 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 mod admin_sso;
+mod digest;
 mod load;
 mod offboarding;
 mod policy;
 mod push;
 mod signals;
 pub use admin_sso::AdminSsoConfig;
+pub use digest::{REDACTED, redact_database_url};
 pub use offboarding::{AgentFate, OffboardingConfig};
 pub use policy::{ACTION_CLASSES, PolicyConfig, ToolConfig};
 pub use push::{ApnsConfig, FcmConfig, PushAlert, PushConfig};
