@@ -189,6 +189,12 @@ mod tests {
         // Keys are cut to a bounded length.
         let long = "x".repeat(10_000);
         assert!(l.check(&long, 6_000).is_ok());
-        assert!(l.buckets.lock().unwrap().keys().all(|k| k.len() <= MAX_KEY_LEN));
+        assert!(
+            l.buckets
+                .lock()
+                .unwrap()
+                .keys()
+                .all(|k| k.len() <= MAX_KEY_LEN)
+        );
     }
 }

@@ -4,9 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::audit::{self, NewEvent, kinds};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::oidc::keys::{KeyError, KeyRing};
@@ -94,6 +96,30 @@ pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppStat
     AppState::new(config, store, clock, keys).map_err(StartError::Config)
 }
 
+/// Records `config.loaded` (actor `system`): the digest of the configuration this server
+/// runs with, secrets redacted, so a change between starts shows in the trail.
+async fn record_config_loaded(state: &AppState) -> Result<(), StartError> {
+    let digest = state
+        .config
+        .digest()
+        .map_err(|e| StartError::Config(format!("the configuration does not serialize: {e}")))?;
+    let event = NewEvent {
+        actor: "system",
+        kind: kinds::CONFIG_LOADED,
+        subject: "config",
+        detail: json!({
+            "sha256": digest,
+            "version": env!("CARGO_PKG_VERSION"),
+            "issuer": &*state.issuer,
+            "signing_kid": state.keys.active().kid(),
+        }),
+    };
+    let mut tx = state.store.begin().await?;
+    audit::record(&state.store, &mut tx, state.now_ms(), event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Opens the store (running migrations), loads or creates keys, binds the listener and
 /// starts serving. When no issuer is configured it is `http://` + the bound address, so a
 /// port of 0 works.
@@ -122,6 +148,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
         // The built-in default stays in force; the error names what to fix.
         tracing::error!(error = %e, "the active policy version could not be installed");
     }
+    record_config_loaded(&state).await?;
     if state.config.dev_approvals {
         tracing::warn!(
             "DEVELOPER MODE: /dev/approvals lets anyone on this machine approve requests without a human"

@@ -81,7 +81,10 @@ impl AppState {
         .map_err(|e| format!("wallet.rp_id: {e}"))?;
         let policy = crate::policy::service::PolicyEngine::new(&config)?;
         let admin_sso = crate::admin::sso::AdminSso::new(&config.admin_sso, &issuer)?.map(Arc::new);
-        let audit_log = crate::audit::log::AuditLog::new(&issuer, keys.log_key())?;
+        let origin = keys
+            .log_origin(&crate::audit::log::origin_of(&issuer))
+            .map_err(|e| e.to_string())?;
+        let audit_log = crate::audit::log::AuditLog::new(&origin, keys.log_key())?;
         let limits = Arc::new(crate::limits::Limits::from_config(&config.rate_limits));
         let live = Arc::new(crate::push::live::LiveHub::default());
         let push =

@@ -265,7 +265,7 @@ async fn credential_commands_list_show_and_revoke() {
         role: String::new(),
         manager: None,
     };
-    directory::add_human(store, human, 0).await.unwrap();
+    directory::add_human(store, human, 0, "test").await.unwrap();
     let agent = NewAgent {
         client_id: "agent".into(),
         name: None,
@@ -286,7 +286,7 @@ async fn credential_commands_list_show_and_revoke() {
         bearer_only: true,
         dpop_jkt: None,
     };
-    let secret = directory::add_agent(store, agent, 0)
+    let secret = directory::add_agent(store, agent, 0, "test")
         .await
         .unwrap()
         .client_secret
@@ -420,8 +420,9 @@ async fn credential_commands_list_show_and_revoke() {
         assert_eq!(events[0]["actor"], "cli");
         assert_eq!(events[1]["detail"]["reason"], "test");
         let report = json(&d2, &["audit", "verify", "--json"]);
-        // The decision, the approval and the issuance are traced too.
-        assert_eq!((report["intact"].clone(), report["events"].clone()), (Value::Bool(true), Value::from(5)));
+        // The server's start, the human's and the agent's registration, the decision, the
+        // approval and the issuance are traced too.
+        assert_eq!((report["intact"].clone(), report["events"].clone()), (Value::Bool(true), Value::from(8)));
         let db = d2.join("countersign.db");
 
         // A checkpoint exported now, an inclusion proof checked offline with the key.

@@ -195,7 +195,7 @@ fn the_demo_tells_the_whole_story_with_every_refusal() {
     let audit = named(&events, "audit.verified")[0];
     assert_eq!(audit["intact"], true);
     assert!(
-        audit["checkpoints_verified"].as_i64().unwrap() >= 1,
+        audit["log_checkpoints_verified"].as_i64().unwrap() >= 1,
         "{audit}"
     );
     assert!(audit["events"].as_i64().unwrap() > 10, "{audit}");

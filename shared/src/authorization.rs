@@ -100,7 +100,10 @@ impl ActionMatcher for FieldMatcher {
         {
             return Err(Mismatch::new(
                 "type",
-                format!("{t} differs from the approved {}", show(approval.get("type"))),
+                format!(
+                    "{t} differs from the approved {}",
+                    show(approval.get("type"))
+                ),
             ));
         }
         // Every approved field, in a stable order, under its rule.
@@ -123,10 +126,7 @@ impl ActionMatcher for FieldMatcher {
             .collect();
         extra.sort();
         match extra.first() {
-            Some(name) => Err(Mismatch::new(
-                name.as_str(),
-                "was not part of the approval",
-            )),
+            Some(name) => Err(Mismatch::new(name.as_str(), "was not part of the approval")),
             None => Ok(()),
         }
     }
@@ -138,7 +138,12 @@ fn arguments_of(requested: &Value) -> Result<&Map<String, Value>, Mismatch> {
         .ok_or_else(|| Mismatch::new("arguments", "must be a JSON object"))
 }
 
-fn compare(name: &str, rule: FieldRule, approved: &Value, requested: &Value) -> Result<(), Mismatch> {
+fn compare(
+    name: &str,
+    rule: FieldRule,
+    approved: &Value,
+    requested: &Value,
+) -> Result<(), Mismatch> {
     match rule {
         FieldRule::Equal if approved == requested => Ok(()),
         FieldRule::Equal => Err(Mismatch::new(
@@ -157,10 +162,9 @@ fn compare(name: &str, rule: FieldRule, approved: &Value, requested: &Value) -> 
                     name,
                     format!("{r} is negative (approved up to {a})"),
                 )),
-                (Some(a), Some(r)) => Err(Mismatch::new(
-                    name,
-                    format!("{r} exceeds the approved {a}"),
-                )),
+                (Some(a), Some(r)) => {
+                    Err(Mismatch::new(name, format!("{r} exceeds the approved {a}")))
+                }
                 (_, None) => Err(Mismatch::new(name, "is not a number")),
                 (None, Some(_)) => Err(Mismatch::new(name, "the approval's value is not a number")),
             }

@@ -27,6 +27,9 @@ pub mod wallets;
 
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
+/// The actor the trail records for what the harness sets up directly (not through an API).
+pub const TEST_ACTOR: &str = "test";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
     Sqlite,
@@ -239,14 +242,14 @@ impl TestServer {
             manager: Some(manager.into()),
             ..new_human(subject, None)
         };
-        directory::add_human(&self.state().store, new, self.clock.now_ms())
+        directory::add_human(&self.state().store, new, self.clock.now_ms(), TEST_ACTOR)
             .await
             .expect("add human");
     }
 
     /// Stores `source` as a new policy version and activates it; returns its version.
     pub async fn install_policy(&self, source: &str) -> i64 {
-        countersign_server::policy::manage::add(self.state(), source, None, true, "test")
+        countersign_server::policy::manage::add(self.state(), source, None, true, TEST_ACTOR)
             .await
             .unwrap_or_else(|e| panic!("policy does not install: {e}"))
             .version
@@ -257,6 +260,7 @@ impl TestServer {
             &self.state().store,
             new_human(subject, user_code),
             self.clock.now_ms(),
+            TEST_ACTOR,
         )
         .await
         .expect("add human");
@@ -275,9 +279,10 @@ impl TestServer {
             );
         }
         let method = new.auth_method.clone();
-        let created = directory::add_agent(&self.state().store, new, self.clock.now_ms())
-            .await
-            .expect("add agent");
+        let created =
+            directory::add_agent(&self.state().store, new, self.clock.now_ms(), TEST_ACTOR)
+                .await
+                .expect("add agent");
         Agent {
             client_id: created.agent.client_id,
             secret: created.client_secret,
@@ -472,6 +477,8 @@ impl TestServer {
 pub struct AdminApi<'a> {
     server: &'a TestServer,
     key: String,
+    /// The key's id: this client's actor in the trail is `admin-key:{id}`.
+    pub id: String,
 }
 
 impl TestServer {
@@ -483,12 +490,14 @@ impl TestServer {
             countersign_server::admin::Scope::Admin,
             None,
             0,
+            TEST_ACTOR,
         )
         .await
         .expect("admin key");
         AdminApi {
             server: self,
             key: key.secret.expose().to_owned(),
+            id: key.id,
         }
     }
 }

@@ -15,6 +15,8 @@ pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub struct ScimApi<'a> {
     server: &'a TestServer,
     pub token: String,
+    /// The token's id: this client's actor in the trail is `scim-token:{id}`.
+    pub id: String,
 }
 
 /// A SCIM answer: status, body (`null` when none), the ETag header.
@@ -34,12 +36,14 @@ impl TestServer {
             countersign_server::admin::Scope::Scim,
             None,
             0,
+            crate::TEST_ACTOR,
         )
         .await
         .expect("SCIM token");
         ScimApi {
             server: self,
             token: key.secret.expose().to_owned(),
+            id: key.id,
         }
     }
 

@@ -89,7 +89,10 @@ async fn clients_and_anonymous_sources_are_rate_limited(db: Db) {
         flooded.headers()["content-type"],
         "application/problem+json"
     );
-    assert_eq!(flooded.json::<Value>().await.unwrap()["code"], "rate_limited");
+    assert_eq!(
+        flooded.json::<Value>().await.unwrap()["code"],
+        "rate_limited"
+    );
     s.stop().await;
 }
 
@@ -106,7 +109,12 @@ async fn a_flood_of_step_ups_for_one_approver_is_refused_and_traced(db: Db) {
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"], "slow_down");
-    assert!(body["error_description"].as_str().unwrap().contains("alice"));
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("alice")
+    );
     // Traced, for admins to see who was flooded by which agent.
     let admin = s.admin_api().await;
     let (_, events) = admin
@@ -124,7 +132,10 @@ async fn a_flood_of_step_ups_for_one_approver_is_refused_and_traced(db: Db) {
     // Another agent may still ask alice; once one request is decided, so may this one.
     let other = s.agent("fine", "alice", "client_secret_basic").await;
     s.start_request(&other, "alice").await;
-    assert_eq!(s.dev_decide(&waiting[0], false).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.dev_decide(&waiting[0], false).await,
+        StatusCode::NO_CONTENT
+    );
     s.start_request(&agent, "alice").await;
     s.stop().await;
 }
@@ -138,16 +149,28 @@ async fn user_code_guesses_are_limited(db: Db) {
         async move {
             s.bc_authorize(
                 agent,
-                &[("scope", "openid"), ("login_hint", "alice"), ("user_code", code)],
+                &[
+                    ("scope", "openid"),
+                    ("login_hint", "alice"),
+                    ("user_code", code),
+                ],
             )
             .await
         }
     };
     for wrong in ["000000", "111111", "222222"] {
-        assert_oauth_error(ask(wrong).await, StatusCode::BAD_REQUEST, "invalid_user_code");
+        assert_oauth_error(
+            ask(wrong).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_user_code",
+        );
     }
     // Out of guesses: even the right code waits (else guessing would go on).
-    assert_oauth_error(ask("246810").await, StatusCode::TOO_MANY_REQUESTS, "slow_down");
+    assert_oauth_error(
+        ask("246810").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "slow_down",
+    );
     // A minute later one more guess is allowed, and the right code passes.
     s.clock.advance_ms(60_000);
     let (status, body) = ask("246810").await;
@@ -209,13 +232,19 @@ async fn strangers_proofs_write_nothing_and_absurd_assertion_times_are_refused(d
         .http
         .post(&url)
         .header("dpop", s.dpop_proof_for(&stranger, "POST", &url))
-        .json(&json!({"invitation": random_b64url(32), "device_key": stranger.public_jwk(),
-            "passkey": {}, "platform": "desktop", "push_channel": "live"}))
+        .json(
+            &json!({"invitation": random_b64url(32), "device_key": stranger.public_jwk(),
+            "passkey": {}, "platform": "desktop", "push_channel": "live"}),
+        )
         .send()
         .await
         .unwrap();
     assert!(resp.status().is_client_error());
-    assert_eq!(seen_jtis(&s).await, before, "strangers filled the replay cache");
+    assert_eq!(
+        seen_jtis(&s).await,
+        before,
+        "strangers filled the replay cache"
+    );
 
     // A client assertion with absurd times is invalid_client, never a 500.
     let agent = s.agent("jwt", "alice", "private_key_jwt").await;
@@ -244,8 +273,15 @@ async fn strangers_proofs_write_nothing_and_absurd_assertion_times_are_refused(d
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "iat {iat} exp {exp}");
-        assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_client");
+        assert_eq!(
+            resp.status(),
+            StatusCode::UNAUTHORIZED,
+            "iat {iat} exp {exp}"
+        );
+        assert_eq!(
+            resp.json::<Value>().await.unwrap()["error"],
+            "invalid_client"
+        );
     }
     s.stop().await;
 }
@@ -256,10 +292,11 @@ async fn status_lists_are_served_from_a_cache_until_they_change(db: Db) {
     let agent = s.agent("agent", "alice", "client_secret_basic").await;
     let tokens = s.approved_tokens(&agent, "alice", &[], None).await;
     let claims = countersign_tests::jwt_claims(tokens["access_token"].as_str().unwrap());
-    let uri = claims["status"]["status_list"]["uri"].as_str().unwrap().to_owned();
-    let fetch = || async {
-        s.http.get(&uri).send().await.unwrap().text().await.unwrap()
-    };
+    let uri = claims["status"]["status_list"]["uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fetch = || async { s.http.get(&uri).send().await.unwrap().text().await.unwrap() };
     let first = fetch().await;
     // Signed once: the same bytes while nothing changed (a new signature would differ).
     assert_eq!(fetch().await, first);

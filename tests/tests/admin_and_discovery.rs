@@ -17,12 +17,12 @@ async fn admin_api_manages_humans_and_agents(db: Db) {
     let s = TestServer::start(db).await;
     use countersign_server::admin::{Scope, create_key};
     let store = &s.state().store;
-    let key = create_key(store, "test", Scope::Admin, None, 0)
+    let key = create_key(store, "test", Scope::Admin, None, 0, "test")
         .await
         .unwrap();
     let key = key.secret.expose().to_owned();
     // A SCIM token does not open the admin API, nor does an expired admin key.
-    let scim = create_key(store, "idp", Scope::Scim, None, 0)
+    let scim = create_key(store, "idp", Scope::Scim, None, 0, "test")
         .await
         .unwrap();
     let expired = create_key(
@@ -31,6 +31,7 @@ async fn admin_api_manages_humans_and_agents(db: Db) {
         Scope::Admin,
         Some(s.state().now_ms() + 1_000),
         0,
+        "test",
     )
     .await
     .unwrap();

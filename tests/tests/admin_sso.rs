@@ -199,6 +199,29 @@ async fn an_admin_signs_in_with_the_idp_and_the_session_works_until_sign_out(db:
         .unwrap();
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
     assert_eq!(list_humans(&browser, &s).await, StatusCode::UNAUTHORIZED);
+    // The sign-out is traced too: the session's key, revoked by the session itself.
+    let session = signed["subject"].as_str().unwrap();
+    assert!(session.starts_with("admin-key:"), "{signed}");
+    let (_, events) = admin
+        .call(
+            Method::GET,
+            &format!("/admin/v1/audit?subject={session}"),
+            None,
+        )
+        .await;
+    let kinds: Vec<(&str, &str)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("admin.signed_out", session),
+            ("admin.signed_in", format!("admin:{ADMIN}").as_str())
+        ]
+    );
     s.stop().await;
 }
 

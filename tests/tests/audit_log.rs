@@ -43,7 +43,10 @@ async fn head(s: &TestServer) -> i64 {
 }
 
 async fn sign(s: &TestServer) -> i64 {
-    checkpoint::sign_head(s.state()).await.unwrap().expect("a new checkpoint")
+    checkpoint::sign_head(s.state())
+        .await
+        .unwrap()
+        .expect("a new checkpoint")
 }
 
 /// The log's verifier key as an auditor would fetch it.
@@ -86,7 +89,10 @@ async fn truncation_and_rewriting_are_found_against_an_exported_checkpoint(db: D
     let exported = resp.text().await.unwrap();
     let vkey = vkey(&s).await;
     let opened = note::open(&exported, &[NoteVerifier::parse(&vkey).unwrap()]).unwrap();
-    assert!(opened.text.contains(&format!("\n{exported_size}\n")), "{exported}");
+    assert!(
+        opened.text.contains(&format!("\n{exported_size}\n")),
+        "{exported}"
+    );
 
     // The trail grows and is checkpointed again; it extends the exported checkpoint.
     orders(&s, &agent, 2).await;
@@ -120,7 +126,10 @@ async fn truncation_and_rewriting_are_found_against_an_exported_checkpoint(db: D
     // ...but the checkpoint held elsewhere does.
     let cut = extends(&s, &exported, &vkey).await;
     assert!(!cut.extends);
-    assert!(cut.reason.as_deref().unwrap().contains("removed"), "{cut:?}");
+    assert!(
+        cut.reason.as_deref().unwrap().contains("removed"),
+        "{cut:?}"
+    );
 
     // Growing the trail back past the exported size with other events does not help:
     // its first events are not the ones the checkpoint signed.
@@ -128,7 +137,10 @@ async fn truncation_and_rewriting_are_found_against_an_exported_checkpoint(db: D
     assert!(head(&s).await > exported_size);
     let forked = extends(&s, &exported, &vkey).await;
     assert!(!forked.extends);
-    assert!(forked.reason.as_deref().unwrap().contains("rewritten"), "{forked:?}");
+    assert!(
+        forked.reason.as_deref().unwrap().contains("rewritten"),
+        "{forked:?}"
+    );
 
     // A checkpoint not signed by the log's key is refused outright.
     let other = note::NoteSigner::from_pkcs8(
@@ -173,7 +185,13 @@ async fn a_witness_cosigns_consistent_checkpoints_and_refuses_a_rewritten_trail(
     assert_eq!(witness.holds() as i64, second, "{:?}", witness.refused());
     assert_eq!(witness.cosigned(), 2);
     // The stored checkpoint now carries the witness's cosignature.
-    let stored = s.state().store.latest_log_checkpoint().await.unwrap().unwrap();
+    let stored = s
+        .state()
+        .store
+        .latest_log_checkpoint()
+        .await
+        .unwrap()
+        .unwrap();
     let opened = note::open(
         &stored.note,
         &[NoteVerifier::parse(&log_vkey).unwrap(), witness.verifier()],
@@ -195,13 +213,23 @@ async fn a_witness_cosigns_consistent_checkpoints_and_refuses_a_rewritten_trail(
     orders(&s, &agent, 3).await;
     let third = sign(&s).await;
     assert!(third > second);
-    assert_eq!(witness.holds() as i64, second, "the witness kept the old checkpoint");
+    assert_eq!(
+        witness.holds() as i64,
+        second,
+        "the witness kept the old checkpoint"
+    );
     let refused = witness.refused();
     assert!(
         refused.iter().any(|(status, _)| *status == 422),
         "{refused:?}"
     );
-    let stored = s.state().store.latest_log_checkpoint().await.unwrap().unwrap();
+    let stored = s
+        .state()
+        .store
+        .latest_log_checkpoint()
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         note::open(&stored.note, &[witness.verifier()]).is_err(),
         "no cosignature on the forked checkpoint"
@@ -223,7 +251,13 @@ async fn checkpoints_reach_the_file_and_syslog_and_events_have_inclusion_proofs(
     let (s, agent) = server(db, sinks).await;
     orders(&s, &agent, 2).await;
     let size = sign(&s).await;
-    let stored = s.state().store.latest_log_checkpoint().await.unwrap().unwrap();
+    let stored = s
+        .state()
+        .store
+        .latest_log_checkpoint()
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), stored.note);
     let mut buf = vec![0u8; 65_536];
     let n = tokio::time::timeout(std::time::Duration::from_secs(5), collector.recv(&mut buf))

@@ -16,11 +16,21 @@ both_backends!(
     exports_and_who_approved_what,
 );
 
-/// A server whose trail holds a few decisions, approvals and issuances.
-async fn with_history(db: Db) -> (TestServer, Agent) {
+/// The admin key the checks use, made during setup, and how many events the setup left
+/// (the start's `config.loaded`, the human's and the agent's registration, the key's
+/// creation): the history under test comes after them.
+struct Setup {
+    key: String,
+    base: i64,
+}
+
+/// A server whose trail holds its setup, then a few decisions, approvals and issuances.
+async fn with_history(db: Db) -> (TestServer, Agent, Setup) {
     let s = TestServer::start(db).await;
     s.human("alice").await;
     let agent = s.agent("procurement", "alice", "client_secret_basic").await;
+    let key = s.admin_api().await.key().to_owned();
+    let base = verify(&s, &key).await["events"].as_i64().unwrap();
     let details =
         json!([{"type": "purchase_order", "vendor": "Acme", "amount": 1200, "currency": "USD"}])
             .to_string();
@@ -33,86 +43,110 @@ async fn with_history(db: Db) -> (TestServer, Agent) {
         )
         .await;
     }
-    (s, agent)
+    (s, agent, Setup { key, base })
 }
 
-async fn verify(s: &TestServer) -> Value {
-    let admin = s.admin_api().await;
-    let (status, report) = admin
-        .call(Method::GET, "/admin/v1/audit/verify", None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    report
+async fn verify(s: &TestServer, key: &str) -> Value {
+    let resp = s
+        .http
+        .get(s.url("/admin/v1/audit/verify"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json().await.unwrap()
 }
 
-async fn broken_at(s: &TestServer) -> (Value, Value) {
-    let r = verify(s).await;
+async fn broken_at(s: &TestServer, setup: &Setup) -> (Value, Value) {
+    let r = verify(s, &setup.key).await;
     assert_eq!(r["intact"], false, "{r}");
     (r["broken_at"].clone(), r["reason"].clone())
 }
 
 async fn edits_deletions_reorderings_and_insertions_are_found(db: Db) {
-    // Each tamper on a fresh trail of six events: decision, approval, issuance, twice.
-    let (s, _) = with_history(db).await;
-    assert_eq!(verify(&s).await["events"], 6);
-    assert_eq!(verify(&s).await["intact"], true);
-    s.execute_sql("UPDATE audit_events SET detail = '{\"outcome\":\"allow\"}' WHERE seq = 4")
-        .await;
-    let (at, reason) = broken_at(&s).await;
-    assert_eq!(at, 4, "{reason}");
+    // Each tamper on a fresh trail of six events after the setup: decision, approval,
+    // issuance, twice. `n(i)` is the i-th of them.
+    let (s, _, setup) = with_history(db).await;
+    let n = |i: i64| setup.base + i;
+    assert_eq!(verify(&s, &setup.key).await["events"], n(6));
+    assert_eq!(verify(&s, &setup.key).await["intact"], true);
+    s.execute_sql(&format!(
+        "UPDATE audit_events SET detail = '{{\"outcome\":\"allow\"}}' WHERE seq = {}",
+        n(4)
+    ))
+    .await;
+    let (at, reason) = broken_at(&s, &setup).await;
+    assert_eq!(at, n(4), "{reason}");
     s.stop().await;
 
-    let (s, _) = with_history(db).await;
-    s.execute_sql("DELETE FROM audit_events WHERE seq = 3")
+    let (s, _, setup) = with_history(db).await;
+    let n = |i: i64| setup.base + i;
+    s.execute_sql(&format!("DELETE FROM audit_events WHERE seq = {}", n(3)))
         .await;
-    let (at, reason) = broken_at(&s).await;
-    assert_eq!(at, 3, "{reason}");
+    let (at, reason) = broken_at(&s, &setup).await;
+    assert_eq!(at, n(3), "{reason}");
     assert!(reason.as_str().unwrap().contains("missing"), "{reason}");
     s.stop().await;
 
     // Reordering: events 2 and 3 swap places (their sequence numbers).
-    let (s, _) = with_history(db).await;
-    s.execute_sql("UPDATE audit_events SET seq = 100 WHERE seq = 2")
-        .await;
-    s.execute_sql("UPDATE audit_events SET seq = 2 WHERE seq = 3")
-        .await;
-    s.execute_sql("UPDATE audit_events SET seq = 3 WHERE seq = 100")
-        .await;
-    let (at, reason) = broken_at(&s).await;
-    assert_eq!(at, 2, "{reason}");
+    let (s, _, setup) = with_history(db).await;
+    let n = |i: i64| setup.base + i;
+    s.execute_sql(&format!(
+        "UPDATE audit_events SET seq = 100000 WHERE seq = {}",
+        n(2)
+    ))
+    .await;
+    s.execute_sql(&format!(
+        "UPDATE audit_events SET seq = {} WHERE seq = {}",
+        n(2),
+        n(3)
+    ))
+    .await;
+    s.execute_sql(&format!(
+        "UPDATE audit_events SET seq = {} WHERE seq = 100000",
+        n(3)
+    ))
+    .await;
+    let (at, reason) = broken_at(&s, &setup).await;
+    assert_eq!(at, n(2), "{reason}");
     s.stop().await;
 
     // Insertion: a forged event slipped in after event 4 (everything after shifts up).
-    let (s, _) = with_history(db).await;
-    for seq in [6, 5] {
+    let (s, _, setup) = with_history(db).await;
+    let n = |i: i64| setup.base + i;
+    for seq in [n(6), n(5)] {
         s.execute_sql(&format!(
             "UPDATE audit_events SET seq = {} WHERE seq = {seq}",
             seq + 1
         ))
         .await;
     }
-    s.execute_sql(
+    s.execute_sql(&format!(
         "INSERT INTO audit_events (seq, at, actor, kind, subject, detail, prev_hash, hash) \
-         SELECT 5, at, 'human:alice', 'request.approved', subject, detail, hash, hash \
-         FROM audit_events WHERE seq = 4",
-    )
+         SELECT {}, at, 'human:alice', 'request.approved', subject, detail, hash, hash \
+         FROM audit_events WHERE seq = {}",
+        n(5),
+        n(4)
+    ))
     .await;
-    s.execute_sql("UPDATE audit_head SET seq = 7").await;
-    let (at, reason) = broken_at(&s).await;
-    assert_eq!(at, 5, "{reason}");
+    s.execute_sql(&format!("UPDATE audit_head SET seq = {}", n(7)))
+        .await;
+    let (at, reason) = broken_at(&s, &setup).await;
+    assert_eq!(at, n(5), "{reason}");
     s.stop().await;
 }
 
 async fn truncation_is_found_by_the_signed_checkpoint(db: Db) {
-    let (s, _) = with_history(db).await;
-    let events = verify(&s).await["events"].as_i64().unwrap();
+    let (s, _, setup) = with_history(db).await;
+    let events = verify(&s, &setup.key).await["events"].as_i64().unwrap();
     assert_eq!(
         countersign_server::audit::checkpoint::sign_head(s.state())
             .await
             .unwrap(),
         Some(events)
     );
-    let r = verify(&s).await;
+    let r = verify(&s, &setup.key).await;
     assert_eq!(
         (r["intact"].clone(), r["log_checkpoints_verified"].clone()),
         (json!(true), json!(1)),
@@ -127,7 +161,7 @@ async fn truncation_is_found_by_the_signed_checkpoint(db: Db) {
     ))
     .await;
     // ...but the signed checkpoint commits to more events.
-    let (at, reason) = broken_at(&s).await;
+    let (at, reason) = broken_at(&s, &setup).await;
     assert_eq!(at, kept + 1, "{reason}");
     assert!(reason.as_str().unwrap().contains("checkpoint"), "{reason}");
 
@@ -135,18 +169,18 @@ async fn truncation_is_found_by_the_signed_checkpoint(db: Db) {
     // covers them.
     s.execute_sql(&format!("UPDATE log_checkpoints SET size = {kept}"))
         .await;
-    let (at, reason) = broken_at(&s).await;
+    let (at, reason) = broken_at(&s, &setup).await;
     assert_eq!(at, kept, "{reason}");
     assert!(reason.as_str().unwrap().contains("not signed"), "{reason}");
     // Deleting it leaves nothing in the database to contradict the trail: that is what
     // checkpoints held elsewhere are for (tests/audit_log.rs).
     s.execute_sql("DELETE FROM log_checkpoints").await;
-    assert_eq!(verify(&s).await["intact"], true);
+    assert_eq!(verify(&s, &setup.key).await["intact"], true);
     s.stop().await;
 }
 
 async fn exports_and_who_approved_what(db: Db) {
-    let (s, agent) = with_history(db).await;
+    let (s, agent, _) = with_history(db).await;
     s.human("bob").await;
     let other = s.agent("other", "bob", "client_secret_basic").await;
     s.approved_tokens(&other, "bob", &[], None).await;
@@ -176,14 +210,21 @@ async fn exports_and_who_approved_what(db: Db) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 6, "{body}");
+    // The agent's registration, then a decision, an approval and an issuance, twice.
+    assert_eq!(events.len(), 7, "{body}");
+    assert_eq!(events[0]["kind"], "agent.registered", "{body}");
     assert!(
         events
             .windows(2)
             .all(|w| w[0]["seq"].as_i64() < w[1]["seq"].as_i64())
     );
     let (_, _, bob) = get_text("/admin/v1/audit/export?human=bob".into()).await;
-    assert_eq!(bob.lines().count(), 3, "{bob}");
+    // Bob's registration, his agent's (he owns it), and his one approved request.
+    assert_eq!(bob.lines().count(), 5, "{bob}");
+    assert!(
+        bob.lines().next().unwrap().contains("\"human.created\""),
+        "{bob}"
+    );
     let (_, ct, csv) = get_text("/admin/v1/audit/export?format=csv&agent=other".into()).await;
     assert!(ct.starts_with("text/csv"));
     let mut lines = csv.lines();
@@ -191,7 +232,7 @@ async fn exports_and_who_approved_what(db: Db) {
         lines.next(),
         Some("seq,at,actor,kind,subject,detail,prev_hash,hash")
     );
-    assert_eq!(lines.count(), 3);
+    assert_eq!(lines.count(), 4, "the agent's registration and its request");
     let (_, _, none) = get_text(format!("/admin/v1/audit/export?since={}", s.now_s() + 60)).await;
     assert!(none.is_empty());
     let (status, _, _) = get_text("/admin/v1/audit/export?format=xml".into()).await;

@@ -4,8 +4,8 @@
 //! input, over a real listener on both databases: the standard OAuth error JSON and
 //! status, never a 500.
 
-use countersign_tests::assert_oauth_error as expect;
 use countersign_jose::{SigningKeyPair, random_b64url, thumbprint};
+use countersign_tests::assert_oauth_error as expect;
 use countersign_tests::{
     CIBA_GRANT, Db, TestServer, both_backends, jwt_claims, new_agent, unsigned_jwt,
 };
@@ -321,7 +321,12 @@ async fn credentials_are_bound_to_the_agent(db: Db) {
     let s = TestServer::start(db).await;
     s.human("alice").await;
     let a = s.agent("a", "alice", "client_secret_basic").await;
-    let token_request = |id: &str| vec![("grant_type", CIBA_GRANT.to_owned()), ("auth_req_id", id.to_owned())];
+    let token_request = |id: &str| {
+        vec![
+            ("grant_type", CIBA_GRANT.to_owned()),
+            ("auth_req_id", id.to_owned()),
+        ]
+    };
     let post = |agent, id: String, proof: Option<String>| {
         let s = &s;
         async move {
@@ -349,7 +354,14 @@ async fn credentials_are_bound_to_the_agent(db: Db) {
 
     // dpop_jkt names the key: a proof by another key gets nothing, the named key does.
     let (status, body) = s
-        .bc_authorize(&a, &[("scope", "openid"), ("login_hint", "alice"), ("dpop_jkt", &jkt)])
+        .bc_authorize(
+            &a,
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice"),
+                ("dpop_jkt", &jkt),
+            ],
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let named = body["auth_req_id"].as_str().unwrap().to_owned();
@@ -357,13 +369,24 @@ async fn credentials_are_bound_to_the_agent(db: Db) {
     s.clock.advance_ms(1_000);
     let stranger = SigningKeyPair::generate();
     let wrong = s.dpop_proof(&stranger, &s.url("/token"), &random_b64url(12));
-    expect(post(&a, named.clone(), Some(wrong)).await, BAD, "invalid_dpop_proof");
+    expect(
+        post(&a, named.clone(), Some(wrong)).await,
+        BAD,
+        "invalid_dpop_proof",
+    );
     s.clock.advance_ms(1_000);
     let (status, tokens) = s.poll(&a, &named).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     expect(
-        s.bc_authorize(&a, &[("scope", "openid"), ("login_hint", "alice"), ("dpop_jkt", "not-a-thumbprint")])
-            .await,
+        s.bc_authorize(
+            &a,
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice"),
+                ("dpop_jkt", "not-a-thumbprint"),
+            ],
+        )
+        .await,
         BAD,
         "invalid_request",
     );

@@ -68,7 +68,10 @@ async fn openid_client_completes_poll_flow_with_basic_and_private_key_jwt_dpop(d
     .await;
     assert_eq!(out["token_type"], "bearer");
     assert!(out["access_token_verified"].get("cnf").is_none());
-    assert_eq!(out["access_token_verified"]["credentialSubject"]["binding"], "bearer");
+    assert_eq!(
+        out["access_token_verified"]["credentialSubject"]["binding"],
+        "bearer"
+    );
 
     let jwt = s.agent("node-jwt", "alice", "private_key_jwt").await;
     let key = jwt.key.as_ref().unwrap();

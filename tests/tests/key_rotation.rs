@@ -14,8 +14,7 @@ use serde_json::json;
 both_backends!(rotation_keeps_a_24_hour_credential_verifiable);
 
 const TOOL: &str = "https://tools.example.com/orders";
-const ORDER: &str =
-    r#"[{"type":"purchase_order","vendor":"Acme","amount":1200,"currency":"USD"}]"#;
+const ORDER: &str = r#"[{"type":"purchase_order","vendor":"Acme","amount":1200,"currency":"USD"}]"#;
 
 async fn rotation_keeps_a_24_hour_credential_verifiable(db: Db) {
     let mut s = TestServer::start(db).await;
@@ -45,8 +44,15 @@ permit (principal, action, resource);"#,
     s.clock.advance_ms(23 * 3600 * 1000);
     s.restart().await;
     let published = s.jwks().await;
-    let kids: Vec<String> = published.keys.iter().filter_map(|k| k.kid.clone()).collect();
-    assert!(kids.contains(&old_kid), "the retired key is still published: {kids:?}");
+    let kids: Vec<String> = published
+        .keys
+        .iter()
+        .filter_map(|k| k.kid.clone())
+        .collect();
+    assert!(
+        kids.contains(&old_kid),
+        "the retired key is still published: {kids:?}"
+    );
     assert_eq!(kids.len(), 2, "{kids:?}");
     // New credentials are signed by the new key.
     let fresh = s
@@ -112,7 +118,13 @@ permit (principal, action, resource);"#,
     // Past the longest validity (policy.max_validity_secs) the retired key is withdrawn.
     s.clock.advance_ms(2 * 3600 * 1000);
     s.restart().await;
-    let kids: Vec<String> = s.jwks().await.keys.iter().filter_map(|k| k.kid.clone()).collect();
+    let kids: Vec<String> = s
+        .jwks()
+        .await
+        .keys
+        .iter()
+        .filter_map(|k| k.kid.clone())
+        .collect();
     assert_eq!(kids, [new_kid]);
     s.stop().await;
 }

@@ -107,7 +107,10 @@ async fn push_mode_delivers_tokens_and_denials(db: Db) {
     assert_eq!(push["auth_req_id"], id);
     let access = push["access_token"].as_str().unwrap();
     assert_eq!(push["token_type"], "DPoP");
-    assert_eq!(countersign_tests::jwt_claims(access)["cnf"]["jkt"], jkt.as_str());
+    assert_eq!(
+        countersign_tests::jwt_claims(access)["cnf"]["jkt"],
+        jkt.as_str()
+    );
     let jwks: JwkSet = s.jwks().await;
     let id_claims: Value = UnverifiedJws::parse(push["id_token"].as_str().unwrap())
         .unwrap()

@@ -67,7 +67,8 @@ async fn kinds_in_trail(s: &TestServer) -> Vec<String> {
 async fn offboarding_the_owner_ends_everything_that_rests_on_them(db: Db) {
     let s = TestServer::start(db).await;
     // Credentials are presented before and after offboarding: usable more than once.
-    s.install_policy(countersign_tests::ghost::STANDING_POLICY).await;
+    s.install_policy(countersign_tests::ghost::STANDING_POLICY)
+        .await;
     s.clock.follow_system_time();
     s.human("alice").await;
     s.human("bob").await;
@@ -208,7 +209,8 @@ async fn offboarding_the_owner_ends_everything_that_rests_on_them(db: Db) {
 async fn the_kill_switch_stops_one_agent_until_resumed(db: Db) {
     let s = TestServer::start(db).await;
     // Credentials are presented before and after offboarding: usable more than once.
-    s.install_policy(countersign_tests::ghost::STANDING_POLICY).await;
+    s.install_policy(countersign_tests::ghost::STANDING_POLICY)
+        .await;
     s.clock.follow_system_time();
     s.human("alice").await;
     let agent = s.agent("procurement", "alice", "private_key_jwt").await;

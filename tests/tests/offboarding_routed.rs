@@ -78,7 +78,11 @@ async fn a_routed_approval_dies_with_its_approver(db: Db) {
     assert_eq!(claims["evidence"][0]["approver"]["subject"], "bob");
     let jti = claims["jti"].as_str().unwrap().to_owned();
     let v = tool_verifier(&s).await;
-    assert!(tool_call(&v, &credential, &agent.dpop, s.now_s()).await.is_ok());
+    assert!(
+        tool_call(&v, &credential, &agent.dpop, s.now_s())
+            .await
+            .is_ok()
+    );
 
     // The admin API lists it as approved by bob, not by alice (whom the request named).
     let admin = s.admin_api().await;
@@ -131,7 +135,14 @@ async fn an_approved_uncollected_request_yields_no_token_after_offboarding(db: D
     );
     let row = s.state().store.auth_request(&id).await.unwrap().unwrap();
     assert_eq!(row.status.as_str(), "denied");
-    assert!(s.state().store.tokens(countersign_server::store::tokens::TokenSelector::All, 10).await.unwrap().is_empty());
+    assert!(
+        s.state()
+            .store
+            .tokens(countersign_server::store::tokens::TokenSelector::All, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     s.stop().await;
 }
 
@@ -153,8 +164,10 @@ async fn the_token_endpoint_refuses_for_an_inactive_human_or_suspended_agent(db:
         );
         let row = s.state().store.auth_request(&id).await.unwrap().unwrap();
         assert_eq!(row.status.as_str(), "approved", "{who}: nothing was issued");
-        s.execute_sql(&format!("UPDATE humans SET active = 1 WHERE subject = '{who}'"))
-            .await;
+        s.execute_sql(&format!(
+            "UPDATE humans SET active = 1 WHERE subject = '{who}'"
+        ))
+        .await;
         s.state().store.forget_directory_cache();
     }
     // A suspended agent's approved request is ended with the suspension.
@@ -170,7 +183,10 @@ async fn the_token_endpoint_refuses_for_an_inactive_human_or_suspended_agent(db:
     assert_eq!(status, StatusCode::OK, "{done}");
     // (With the requests approved above, whose humans came back meanwhile.)
     assert!(
-        done["ended_requests"].as_array().unwrap().contains(&json!(id)),
+        done["ended_requests"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(id)),
         "{done}"
     );
     s.stop().await;

@@ -94,6 +94,7 @@ async fn served_api_conforms_to_its_openapi_document() {
         countersign_server::admin::Scope::Admin,
         None,
         0,
+        "test",
     )
     .await
     .unwrap();

@@ -419,7 +419,8 @@ async fn the_decision_api_answers_gateways_and_dry_runs(db: Db) {
 async fn split_entries_are_decided_on_their_total(db: Db) {
     let (s, agent) = server(db).await;
     let dpop = SigningKeyPair::generate();
-    let entry = json!({"type": "purchase_order", "vendor": "Acme", "amount": 399, "currency": "USD"});
+    let entry =
+        json!({"type": "purchase_order", "vendor": "Acme", "amount": 399, "currency": "USD"});
     let ten = Value::Array(vec![entry.clone(); 10]).to_string();
     let (status, body) = ask(&s, &agent, &ten).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -135,11 +135,14 @@ ca_file = "{ca}"
         role: String::new(),
         manager: None,
     };
-    directory::add_human(&store, new_human, 0).await.unwrap();
+    directory::add_human(&store, new_human, 0, "test")
+        .await
+        .unwrap();
     let agent = directory::add_agent(
         &store,
         new_agent("procurement", "alice", "client_secret_basic"),
         0,
+        "test",
     )
     .await
     .unwrap();
@@ -150,6 +153,7 @@ ca_file = "{ca}"
         countersign_server::admin::Scope::Admin,
         None,
         0,
+        "test",
     )
     .await
     .unwrap();

@@ -22,8 +22,7 @@ both_backends!(
 );
 
 const TOOL: &str = "https://tools.example.com/orders";
-const ORDER: &str =
-    r#"[{"type":"purchase_order","vendor":"Acme","amount":1200,"currency":"USD"}]"#;
+const ORDER: &str = r#"[{"type":"purchase_order","vendor":"Acme","amount":1200,"currency":"USD"}]"#;
 
 fn verifier(s: &TestServer, jwks: &countersign_jose::JwkSet, online: bool) -> Arc<Verifier> {
     let mut b = Verifier::builder()
@@ -77,26 +76,50 @@ async fn a_single_use_credential_is_refused_the_second_time(db: Db) {
     assert_eq!(jwt_claims(&token)["max_uses"], 1);
     let v = verifier(&s, &s.jwks().await, false);
     let now = s.now_s();
-    let first = call(&v, &token, resource_proof(&agent.dpop, "POST", TOOL, &token, now), now)
-        .await
-        .unwrap();
+    let first = call(
+        &v,
+        &token,
+        resource_proof(&agent.dpop, "POST", TOOL, &token, now),
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!((first.max_uses, first.use_number), (Some(1), Some(1)));
-    let second = call(&v, &token, resource_proof(&agent.dpop, "POST", TOOL, &token, now), now).await;
+    let second = call(
+        &v,
+        &token,
+        resource_proof(&agent.dpop, "POST", TOOL, &token, now),
+        now,
+    )
+    .await;
     assert_eq!(second, Err(Rejection::UseLimitReached { max_uses: 1 }));
 
     // A policy may allow more: @max_uses("3") says 3, and the fourth call is refused.
-    s.install_policy(r#"@id("three") @step_up @max_uses("3") permit (principal, action, resource);"#)
-        .await;
+    s.install_policy(
+        r#"@id("three") @step_up @max_uses("3") permit (principal, action, resource);"#,
+    )
+    .await;
     let token = credential(&s, &agent).await;
     assert_eq!(jwt_claims(&token)["max_uses"], 3);
     for n in 1..=3 {
-        let verdict = call(&v, &token, resource_proof(&agent.dpop, "POST", TOOL, &token, now), now)
-            .await
-            .unwrap();
+        let verdict = call(
+            &v,
+            &token,
+            resource_proof(&agent.dpop, "POST", TOOL, &token, now),
+            now,
+        )
+        .await
+        .unwrap();
         assert_eq!(verdict.use_number, Some(n));
     }
     assert_eq!(
-        call(&v, &token, resource_proof(&agent.dpop, "POST", TOOL, &token, now), now).await,
+        call(
+            &v,
+            &token,
+            resource_proof(&agent.dpop, "POST", TOOL, &token, now),
+            now
+        )
+        .await,
         Err(Rejection::UseLimitReached { max_uses: 3 })
     );
     s.stop().await;
@@ -112,12 +135,23 @@ async fn tools_on_several_hosts_count_uses_at_the_issuer(db: Db) {
     // Two hosts of one tool, each with its own verifier, counting at the issuer.
     let (host_a, host_b) = (verifier(&s, &jwks, true), verifier(&s, &jwks, true));
     let now = s.now_s();
-    let used = call(&host_a, &token, resource_proof(&agent.dpop, "POST", TOOL, &token, now), now)
-        .await
-        .unwrap();
+    let used = call(
+        &host_a,
+        &token,
+        resource_proof(&agent.dpop, "POST", TOOL, &token, now),
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!(used.use_number, Some(1));
     assert_eq!(
-        call(&host_b, &token, resource_proof(&agent.dpop, "POST", TOOL, &token, now), now).await,
+        call(
+            &host_b,
+            &token,
+            resource_proof(&agent.dpop, "POST", TOOL, &token, now),
+            now
+        )
+        .await,
         Err(Rejection::UseLimitReached { max_uses: 1 })
     );
     let jti = jwt_claims(&token)["jti"].as_str().unwrap().to_owned();
@@ -157,55 +191,120 @@ async fn the_uses_endpoint_refuses_what_it_cannot_attribute(db: Db) {
     let now = s.now_s();
     let proof = resource_proof(&agent.dpop, "POST", TOOL, &token, now);
     let (status, body) = report(&jti, &token, Some(proof.clone())).await;
-    assert_eq!((status, body["uses"].as_i64()), (StatusCode::OK, Some(1)), "{body}");
+    assert_eq!(
+        (status, body["uses"].as_i64()),
+        (StatusCode::OK, Some(1)),
+        "{body}"
+    );
     assert_eq!(body["max_uses"], 2);
     // The same proof again (a retry after a lost answer): the same use, not a second.
     let (status, body) = report(&jti, &token, Some(proof)).await;
-    assert_eq!((status, body["uses"].as_i64()), (StatusCode::OK, Some(1)), "{body}");
+    assert_eq!(
+        (status, body["uses"].as_i64()),
+        (StatusCode::OK, Some(1)),
+        "{body}"
+    );
 
     let refused = |(status, body): (StatusCode, Value), want: StatusCode, code: &str| {
-        assert_eq!((status, body["code"].as_str()), (want, Some(code)), "{body}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (want, Some(code)),
+            "{body}"
+        );
     };
     let stranger = SigningKeyPair::generate();
     refused(
-        report(&jti, &token, Some(resource_proof(&stranger, "POST", TOOL, &token, now))).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_dpop_proof",
-    );
-    refused(report(&jti, &token, None).await, StatusCode::UNAUTHORIZED, "invalid_dpop_proof");
-    refused(
-        report(&jti, &token, Some(resource_proof(&agent.dpop, "POST", TOOL, "another", now))).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_dpop_proof",
-    );
-    refused(
-        report(&jti, &token, Some(resource_proof(&agent.dpop, "GET", TOOL, &token, now))).await,
+        report(
+            &jti,
+            &token,
+            Some(resource_proof(&stranger, "POST", TOOL, &token, now)),
+        )
+        .await,
         StatusCode::UNAUTHORIZED,
         "invalid_dpop_proof",
     );
     refused(
-        report(&jti, &token, Some(resource_proof(&agent.dpop, "POST", TOOL, &token, now - 3600))).await,
+        report(&jti, &token, None).await,
         StatusCode::UNAUTHORIZED,
         "invalid_dpop_proof",
     );
     refused(
-        report("someone-else", &token, Some(resource_proof(&agent.dpop, "POST", TOOL, &token, now))).await,
+        report(
+            &jti,
+            &token,
+            Some(resource_proof(&agent.dpop, "POST", TOOL, "another", now)),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_dpop_proof",
+    );
+    refused(
+        report(
+            &jti,
+            &token,
+            Some(resource_proof(&agent.dpop, "GET", TOOL, &token, now)),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_dpop_proof",
+    );
+    refused(
+        report(
+            &jti,
+            &token,
+            Some(resource_proof(
+                &agent.dpop,
+                "POST",
+                TOOL,
+                &token,
+                now - 3600,
+            )),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_dpop_proof",
+    );
+    refused(
+        report(
+            "someone-else",
+            &token,
+            Some(resource_proof(&agent.dpop, "POST", TOOL, &token, now)),
+        )
+        .await,
         StatusCode::BAD_REQUEST,
         "invalid_request",
     );
     let (signed, _) = token.rsplit_once('.').unwrap();
     let forged = format!("{signed}.{}", random_b64url(64));
     refused(
-        report(&jti, &forged, Some(resource_proof(&agent.dpop, "POST", TOOL, &forged, now))).await,
+        report(
+            &jti,
+            &forged,
+            Some(resource_proof(&agent.dpop, "POST", TOOL, &forged, now)),
+        )
+        .await,
         StatusCode::UNAUTHORIZED,
         "invalid_token",
     );
     // The second (last) use, then the limit.
-    let (status, body) =
-        report(&jti, &token, Some(resource_proof(&agent.dpop, "POST", TOOL, &token, now))).await;
-    assert_eq!((status, body["uses"].as_i64()), (StatusCode::OK, Some(2)), "{body}");
+    let (status, body) = report(
+        &jti,
+        &token,
+        Some(resource_proof(&agent.dpop, "POST", TOOL, &token, now)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["uses"].as_i64()),
+        (StatusCode::OK, Some(2)),
+        "{body}"
+    );
     refused(
-        report(&jti, &token, Some(resource_proof(&agent.dpop, "POST", TOOL, &token, now))).await,
+        report(
+            &jti,
+            &token,
+            Some(resource_proof(&agent.dpop, "POST", TOOL, &token, now)),
+        )
+        .await,
         StatusCode::CONFLICT,
         "use_limit_reached",
     );
@@ -222,7 +321,12 @@ async fn the_uses_endpoint_refuses_what_it_cannot_attribute(db: Db) {
         .await;
     assert!(status.is_success());
     refused(
-        report(&fresh_jti, &fresh, Some(resource_proof(&agent.dpop, "POST", TOOL, &fresh, now))).await,
+        report(
+            &fresh_jti,
+            &fresh,
+            Some(resource_proof(&agent.dpop, "POST", TOOL, &fresh, now)),
+        )
+        .await,
         StatusCode::UNAUTHORIZED,
         "invalid_token",
     );

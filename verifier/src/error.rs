@@ -42,7 +42,9 @@ pub enum Rejection {
     DpopKeyMismatch,
     #[error("the credential has been revoked")]
     Revoked,
-    #[error("the credential is not bound to a key (a bearer credential) and this verifier requires proof of possession")]
+    #[error(
+        "the credential is not bound to a key (a bearer credential) and this verifier requires proof of possession"
+    )]
     NotKeyBound,
     #[error("the credential was already used {max_uses} time(s), as often as it may be")]
     UseLimitReached { max_uses: u64 },

@@ -74,7 +74,7 @@ pub mod fuzzing {
 pub use status::{StatusList, StatusSource};
 #[cfg(feature = "http")]
 pub use usage::HttpUsageStore;
-pub use usage::{CredentialUse, InMemoryUsageStore, UseCount, UsageStore};
+pub use usage::{CredentialUse, InMemoryUsageStore, UsageStore, UseCount};
 
 /// Where an issuer's current keys come from when a credential names a `kid` the verifier
 /// does not know yet (after a key rotation). Enable the `http` feature for

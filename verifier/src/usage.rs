@@ -208,12 +208,30 @@ mod tests {
     #[test]
     fn counts_up_to_the_limit_per_credential() {
         let store = InMemoryUsageStore::new(10);
-        assert_eq!(store.record_use(&used("a", 2, 100, 0)), Ok(UseCount::Counted(1)));
-        assert_eq!(store.record_use(&used("a", 2, 100, 0)), Ok(UseCount::Counted(2)));
-        assert_eq!(store.record_use(&used("a", 2, 100, 0)), Ok(UseCount::LimitReached));
-        assert_eq!(store.record_use(&used("a", 2, 100, 0)), Ok(UseCount::LimitReached));
-        assert_eq!(store.record_use(&used("b", 1, 100, 0)), Ok(UseCount::Counted(1)));
-        assert_eq!(store.record_use(&used("b", 1, 100, 0)), Ok(UseCount::LimitReached));
+        assert_eq!(
+            store.record_use(&used("a", 2, 100, 0)),
+            Ok(UseCount::Counted(1))
+        );
+        assert_eq!(
+            store.record_use(&used("a", 2, 100, 0)),
+            Ok(UseCount::Counted(2))
+        );
+        assert_eq!(
+            store.record_use(&used("a", 2, 100, 0)),
+            Ok(UseCount::LimitReached)
+        );
+        assert_eq!(
+            store.record_use(&used("a", 2, 100, 0)),
+            Ok(UseCount::LimitReached)
+        );
+        assert_eq!(
+            store.record_use(&used("b", 1, 100, 0)),
+            Ok(UseCount::Counted(1))
+        );
+        assert_eq!(
+            store.record_use(&used("b", 1, 100, 0)),
+            Ok(UseCount::LimitReached)
+        );
     }
 
     #[test]
@@ -224,7 +242,13 @@ mod tests {
         // Full of live credentials: a third is refused, not counted nowhere.
         assert!(store.record_use(&used("c", 1, 100, 5)).is_err());
         // Once "a" expired its slot is free; "b" is still spent.
-        assert_eq!(store.record_use(&used("c", 1, 100, 50)), Ok(UseCount::Counted(1)));
-        assert_eq!(store.record_use(&used("b", 1, 100, 50)), Ok(UseCount::LimitReached));
+        assert_eq!(
+            store.record_use(&used("c", 1, 100, 50)),
+            Ok(UseCount::Counted(1))
+        );
+        assert_eq!(
+            store.record_use(&used("b", 1, 100, 50)),
+            Ok(UseCount::LimitReached)
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use countersign_jose::{Header, JwkSet, SigningKeyPair, b64url_encode, random_b64url, thumbprint};
 use countersign_verifier::{
-    CredentialUse, Presentation, Rejection, UseCount, UsageStore, Verifier,
+    CredentialUse, Presentation, Rejection, UsageStore, UseCount, Verifier,
 };
 use serde_json::{Value, json};
 
@@ -100,7 +100,10 @@ fn refused_calls_do_not_spend_a_use_and_limits_above_one_count_up() {
     let too_much = json!({"vendor": "Acme", "amount": 5000, "currency": "USD"});
     for _ in 0..3 {
         assert!(matches!(
-            v.verify_at(&present(&token, Some(&proof(&agent, &token)), &too_much), NOW),
+            v.verify_at(
+                &present(&token, Some(&proof(&agent, &token)), &too_much),
+                NOW
+            ),
             Err(Rejection::ArgumentOutsideApproval { .. })
         ));
     }
@@ -195,5 +198,9 @@ fn bearer_credentials_are_refused_unless_allowed() {
     assert_eq!(refused, Err(Rejection::NotKeyBound));
     assert_eq!(refused.unwrap_err().code(), "not_key_bound");
     let lenient = verifier(&issuer).require_proof_of_possession(false).build();
-    assert!(lenient.verify_at(&present(&bearer, None, &args), NOW).is_ok());
+    assert!(
+        lenient
+            .verify_at(&present(&bearer, None, &args), NOW)
+            .is_ok()
+    );
 }

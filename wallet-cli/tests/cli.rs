@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use countersign_tests::{CIBA_GRANT, Db, TestServer};
+use countersign_tests::{Db, TestServer};
 use serde_json::Value;
 
 fn wallet(state: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -72,13 +72,7 @@ async fn enroll_list_show_and_approve_from_the_command_line() {
     );
 
     s.clock.advance_ms(1_000);
-    let (status, tokens) = s
-        .post_as(
-            &agent,
-            "/token",
-            &[("grant_type", CIBA_GRANT), ("auth_req_id", &id)],
-        )
-        .await;
+    let (status, tokens) = s.poll(&agent, &id).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{tokens}");
     let credential = countersign_tests::jwt_claims(tokens["access_token"].as_str().unwrap());
     assert_eq!(credential["evidence"][0]["method"], "passkey+device_key");

@@ -29,6 +29,8 @@ struct Agent {
     http: ureq::Agent,
     base: String,
     authorization: String,
+    /// Its DPoP key: each token request carries a fresh proof (the endpoint requires one).
+    dpop: countersign_jose::SigningKeyPair,
 }
 
 impl Agent {
@@ -36,9 +38,12 @@ impl Agent {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        let mut resp = self
-            .http
-            .post(format!("{}{path}", self.base))
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.post(&url);
+        if path == "/token" {
+            request = request.header("DPoP", crate::dpop::proof(&self.dpop, "POST", &url)?);
+        }
+        let mut resp = request
             .header("Authorization", &self.authorization)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .send(body.as_bytes())?;
@@ -121,6 +126,7 @@ pub fn run(
             .into(),
         base: base.to_owned(),
         authorization: format!("Basic {credentials}"),
+        dpop: countersign_jose::SigningKeyPair::generate(),
     };
     for _ in 0..20 {
         round_trip(&agent, &wallet)?;

@@ -215,6 +215,11 @@ async fn bench_backend(
             "--dev-approvals",
         ])
         .env_remove("RUST_LOG")
+        // One benchmark agent sends thousands of requests a second to one human: exactly
+        // what the per-client rate limit and the approval-flood cap exist to refuse. Both
+        // are off here so that the server's throughput is measured, not the limiter's.
+        .env("COUNTERSIGN_RATE_LIMITS__PER_CLIENT_PER_SEC", "0")
+        .env("COUNTERSIGN_RATE_LIMITS__PENDING_PER_APPROVER", "0")
         .env("COUNTERSIGN_PUSH__APNS__KEY", apns_key_pem(&apns_key))
         .env("COUNTERSIGN_PUSH__APNS__KEY_ID", APNS_KEY_ID)
         .env("COUNTERSIGN_PUSH__APNS__TEAM_ID", APNS_TEAM)

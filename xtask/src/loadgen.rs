@@ -82,6 +82,8 @@ struct Worker {
     authorize_body: String,
     decision_bodies: [String; 2],
     turn: std::sync::atomic::AtomicUsize,
+    /// The agent's DPoP key: each token request carries a fresh proof by it.
+    dpop: countersign_jose::SigningKeyPair,
 }
 
 impl Worker {
@@ -114,10 +116,13 @@ impl Worker {
         if approve.status().as_u16() != 204 {
             bail!("approve answered {}", approve.status());
         }
+        let token_url = format!("{}/token", self.base);
+        let proof = crate::dpop::proof(&self.dpop, "POST", &token_url)?;
         let token = self
             .http
-            .post(format!("{}/token", self.base))
+            .post(token_url)
             .header("authorization", &self.auth)
+            .header("dpop", proof)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(format!(
                 "grant_type=urn%3Aopenid%3Aparams%3Agrant-type%3Aciba&auth_req_id={id}"
@@ -208,6 +213,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
                 .finish()
         }),
         turn: std::sync::atomic::AtomicUsize::new(0),
+        dpop: countersign_jose::SigningKeyPair::generate(),
     });
     // Fail fast with a readable reason if the server is not set up for this.
     worker

@@ -6,6 +6,7 @@
 mod approval;
 mod bench;
 mod criterion_bench;
+mod dpop;
 mod loadgen;
 mod offboard_bench;
 mod push_bench;

@@ -50,13 +50,16 @@ async fn admin(
     Ok(body)
 }
 
+/// A credential and the DPoP key it is bound to.
+type Bound = (String, std::sync::Arc<countersign_jose::SigningKeyPair>);
+
 /// One credential for agent `id`: a $120 order the policy allows, then the token.
 async fn credential(
     http: &reqwest::Client,
     base: &str,
     id: &str,
     secret: &str,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Bound> {
     let started: Value = http
         .post(format!("{base}/bc-authorize"))
         .basic_auth(id, Some(secret))
@@ -72,9 +75,13 @@ async fn credential(
     let req = started["auth_req_id"]
         .as_str()
         .with_context(|| format!("bc-authorize: {started}"))?;
+    let token_url = format!("{base}/token");
+    let key = countersign_jose::SigningKeyPair::generate();
+    let proof = crate::dpop::proof(&key, "POST", &token_url)?;
     let tokens: Value = http
-        .post(format!("{base}/token"))
+        .post(&token_url)
         .basic_auth(id, Some(secret))
+        .header("dpop", proof)
         .form(&[
             ("grant_type", "urn:openid:params:grant-type:ciba"),
             ("auth_req_id", req),
@@ -83,30 +90,33 @@ async fn credential(
         .await?
         .json()
         .await?;
-    Ok(tokens["access_token"]
+    let token = tokens["access_token"]
         .as_str()
         .with_context(|| format!("token: {tokens}"))?
-        .to_owned())
+        .to_owned();
+    Ok((token, std::sync::Arc::new(key)))
 }
 
 /// Whether a verifier with no status cache refuses `credential` as revoked.
 async fn refused(
     issuer: &str,
     jwks: &countersign_jose::JwkSet,
-    credential: &str,
+    (credential, key): &Bound,
 ) -> anyhow::Result<bool> {
+    const TOOL: &str = "https://tools.example.com/orders";
     let verifier = Verifier::builder()
         .trust_issuer(issuer, jwks)
         .status_source(HttpStatusSource::default())
         .status_ttl(Duration::ZERO)
         .build();
-    let credential = credential.to_owned();
+    let credential = credential.clone();
+    let proof = crate::dpop::presenting(key, &credential, "POST", TOOL)?;
     let verdict = tokio::task::spawn_blocking(move || {
         verifier.verify(&Presentation {
             token: &credential,
-            dpop_proof: None,
+            dpop_proof: Some(&proof),
             method: "POST",
-            url: "https://tools.example.com/orders",
+            url: TOOL,
             action: None,
             arguments: None,
         })

@@ -1,11 +1,17 @@
 //! API keys: admin keys (`countersign admin-key create`) for the admin API and SCIM
 //! tokens (`countersign scim-token create`) for provisioning, presented as bearer tokens.
-//! A key works only for its own scope and until it expires.
+//! A key works only for its own scope, until it expires or is revoked. Creating and
+//! revoking one is an audit event naming who did it (`admin_key.created`,
+//! `scim_token.revoked`, ...; subject `admin-key:ID` / `scim-token:ID`), never the secret.
 
 pub mod sso;
 
+use serde_json::json;
+
+use crate::audit::{self, NewEvent, kinds};
 use crate::secrets::{Secret, hash_secret};
-use crate::store::{Store, StoreError};
+use crate::store::admin_keys::AdminKeyRecord;
+use crate::store::{Store, StoreError, Tx};
 
 /// What a key may call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +36,29 @@ impl Scope {
             Self::Scim => "css_",
         }
     }
+
+    /// How the trail names a key of this scope: `admin-key:ID`, `scim-token:ID` (also the
+    /// actor of what the key does).
+    pub fn subject(self, id: &str) -> String {
+        match self {
+            Self::Admin => format!("admin-key:{id}"),
+            Self::Scim => format!("scim-token:{id}"),
+        }
+    }
+
+    fn created(self) -> &'static str {
+        match self {
+            Self::Admin => kinds::ADMIN_KEY_CREATED,
+            Self::Scim => kinds::SCIM_TOKEN_CREATED,
+        }
+    }
+
+    fn revoked(self) -> &'static str {
+        match self {
+            Self::Admin => kinds::ADMIN_KEY_REVOKED,
+            Self::Scim => kinds::SCIM_TOKEN_REVOKED,
+        }
+    }
 }
 
 /// A new key; `secret` is shown once. The key's id is a prefix of the secret's hash so an
@@ -39,9 +68,34 @@ pub struct NewAdminKey {
     pub secret: Secret,
 }
 
-/// Creates a key for `scope`, expiring at `expires_at_ms` when given.
+/// Creates a key for `scope`, expiring at `expires_at_ms` when given; `actor` is recorded
+/// as having created it.
 pub async fn create_key(
     store: &Store,
+    name: &str,
+    scope: Scope,
+    expires_at_ms: Option<i64>,
+    now_ms: i64,
+    actor: &str,
+) -> Result<NewAdminKey, StoreError> {
+    let mut tx = store.begin().await?;
+    let key = create_key_in(store, &mut tx, name, scope, expires_at_ms, now_ms).await?;
+    let event = NewEvent {
+        actor,
+        kind: scope.created(),
+        subject: &scope.subject(&key.id),
+        detail: json!({ "name": name, "expires_at": expires_at_ms }),
+    };
+    audit::record(store, &mut tx, now_ms, event).await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+/// Stores a new key inside `tx`; the caller records why (an SSO sign-in records
+/// `admin.signed_in`).
+pub(crate) async fn create_key_in(
+    store: &Store,
+    tx: &mut Tx<'_>,
     name: &str,
     scope: Scope,
     expires_at_ms: Option<i64>,
@@ -58,10 +112,43 @@ pub async fn create_key(
         .chars()
         .take(12)
         .collect::<String>();
-    store
-        .insert_admin_key(&id, name, &hash, scope.as_str(), expires_at_ms, now_ms)
-        .await?;
+    let record = AdminKeyRecord {
+        id: id.clone(),
+        name: name.to_owned(),
+        key_hash: hash,
+        scope: scope.as_str().to_owned(),
+        expires_at: expires_at_ms,
+        created_at: now_ms,
+    };
+    store.insert_admin_key(tx, &record).await?;
     Ok(NewAdminKey { id, secret })
+}
+
+/// Revokes key `id` of `scope` (it stops working at once); `actor` is recorded as having
+/// revoked it. False when there is no such live key of that scope.
+pub async fn revoke_key(
+    store: &Store,
+    scope: Scope,
+    id: &str,
+    now_ms: i64,
+    actor: &str,
+) -> Result<bool, StoreError> {
+    let mut tx = store.begin().await?;
+    let Some(name) = store
+        .revoke_admin_key(&mut tx, id, scope.as_str(), now_ms)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let event = NewEvent {
+        actor,
+        kind: scope.revoked(),
+        subject: &scope.subject(id),
+        detail: json!({ "name": name }),
+    };
+    audit::record(store, &mut tx, now_ms, event).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// The id of the key `presented`, if it is live at `now_ms` and has `scope`.

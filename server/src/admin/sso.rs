@@ -227,7 +227,10 @@ impl AdminSso {
         // self-service profile). Group membership is the IdP's own statement.
         let verified = claims.email_verified() == Some(true);
         let groups = groups_in(&id_token.to_string(), self.config.groups_claim());
-        if !self.config.is_admin(verified.then_some(email.as_str()), &groups) {
+        if !self
+            .config
+            .is_admin(verified.then_some(email.as_str()), &groups)
+        {
             return Err(SsoError::NotAnAdmin(if verified {
                 email
             } else {
@@ -239,19 +242,21 @@ impl AdminSso {
             .unwrap_or(i64::MAX)
             .saturating_mul(1000);
         let expires_at_ms = now_ms.saturating_add(ttl_ms);
-        let key = admin::create_key(
+        // The session's key and the sign-in's event are one write.
+        let mut tx = store.begin().await?;
+        let key = admin::create_key_in(
             store,
+            &mut tx,
             &format!("sso session: {email}"),
             Scope::Admin,
             Some(expires_at_ms),
             now_ms,
         )
         .await?;
-        let mut tx = store.begin().await?;
         let event = NewEvent {
             actor: &format!("admin:{email}"),
             kind: kinds::ADMIN_SIGNED_IN,
-            subject: &format!("admin-key:{}", key.id),
+            subject: &Scope::Admin.subject(&key.id),
             detail: json!({
                 "email": email,
                 "groups": groups,
@@ -271,11 +276,26 @@ impl AdminSso {
     }
 }
 
-/// Ends the session whose key is `presented` (sign-out); false if it was not live.
+/// Ends the session whose key is `presented` (sign-out), recording `admin.signed_out`
+/// with the session as its actor; false if it was not live.
 pub async fn end_session(store: &Store, presented: &str, now_ms: i64) -> Result<bool, StoreError> {
-    store
-        .revoke_admin_key_by_hash(&crate::secrets::hash_secret(presented), now_ms)
-        .await
+    let mut tx = store.begin().await?;
+    let Some(id) = store
+        .revoke_admin_key_by_hash(&mut tx, &crate::secrets::hash_secret(presented), now_ms)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let session = Scope::Admin.subject(&id);
+    let event = NewEvent {
+        actor: &session,
+        kind: kinds::ADMIN_SIGNED_OUT,
+        subject: &session,
+        detail: json!({}),
+    };
+    audit::record(store, &mut tx, now_ms, event).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// The string values of claim `claim` in a compact JWT whose signature was verified

@@ -48,9 +48,13 @@ pub async fn authenticate(
     // Signature and freshness first, then whose key it is, and only then the replay
     // cache: a stranger's self-signed proofs are refused without writing anything.
     let checked = dpop::check_proof(proof, method, url, dpop::window(state)).map_err(refused)?;
-    let device = state.store.device_by_key(&checked.jkt).await?.ok_or_else(|| {
-        ApprovalError::Unauthenticated("no device is enrolled with this key".into())
-    })?;
+    let device = state
+        .store
+        .device_by_key(&checked.jkt)
+        .await?
+        .ok_or_else(|| {
+            ApprovalError::Unauthenticated("no device is enrolled with this key".into())
+        })?;
     if device.disabled_at.is_some() {
         return Err(ApprovalError::Unauthenticated(
             "this device was removed; enroll it again".into(),

@@ -78,7 +78,10 @@ impl LogCheckpointCheck {
             if !ok {
                 self.broken.get_or_insert((
                     c.size,
-                    format!("log checkpoint {} is not signed by this log's key as stored", c.size),
+                    format!(
+                        "log checkpoint {} is not signed by this log's key as stored",
+                        c.size
+                    ),
                 ));
             }
         }
@@ -100,7 +103,10 @@ impl LogCheckpointCheck {
             } else {
                 self.broken = Some((
                     c.size,
-                    format!("the trail's first {} events differ from the signed log checkpoint", c.size),
+                    format!(
+                        "the trail's first {} events differ from the signed log checkpoint",
+                        c.size
+                    ),
                 ));
             }
             self.next += 1;

@@ -61,8 +61,9 @@ pub fn origin_of(issuer: &str) -> String {
 }
 
 impl AuditLog {
-    pub fn new(issuer: &str, key: &Pkcs8Key) -> Result<Self, String> {
-        let signer = NoteSigner::from_pkcs8(&origin_of(issuer), key.as_bytes())
+    /// The log named `origin` (see [`origin_of`]), signing with `key`.
+    pub fn new(origin: &str, key: &Pkcs8Key) -> Result<Self, String> {
+        let signer = NoteSigner::from_pkcs8(origin, key.as_bytes())
             .map_err(|e| format!("the audit log key: {e}"))?;
         Ok(Self {
             signer,
@@ -154,7 +155,9 @@ fn unb64(text: &str) -> Result<Hash, LogError> {
 async fn extend(store: &Store, frontier: &mut Frontier, size: u64) -> Result<(), LogError> {
     while frontier.size() < size {
         let after = i64::try_from(frontier.size()).unwrap_or(i64::MAX);
-        let want = i64::try_from(size - frontier.size()).unwrap_or(PAGE).min(PAGE);
+        let want = i64::try_from(size - frontier.size())
+            .unwrap_or(PAGE)
+            .min(PAGE);
         let page = store.audit_hashes_after(after, want).await?;
         if page.is_empty() {
             return Err(LogError::Malformed(format!(
@@ -177,14 +180,19 @@ pub async fn leaves(store: &Store, size: u64) -> Result<Vec<Hash>, LogError> {
     let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 20));
     let mut after = 0i64;
     while (out.len() as u64) < size {
-        let want = i64::try_from(size - out.len() as u64).unwrap_or(PAGE).min(PAGE);
+        let want = i64::try_from(size - out.len() as u64)
+            .unwrap_or(PAGE)
+            .min(PAGE);
         let page = store.audit_hashes_after(after, want).await?;
         if page.is_empty() {
             break;
         }
         for (seq, hash) in page {
             if seq != after + 1 {
-                return Err(LogError::Malformed(format!("event {} is missing", after + 1)));
+                return Err(LogError::Malformed(format!(
+                    "event {} is missing",
+                    after + 1
+                )));
             }
             out.push(leaf_of(&hash)?);
             after = seq;
@@ -259,7 +267,13 @@ pub async fn extends(
         return Ok(report);
     }
     let proof = merkle::consistency_proof(&all, checkpoint.size, log_size)?;
-    merkle::verify_consistency(checkpoint.size, log_size, &checkpoint.root, &log_root, &proof)?;
+    merkle::verify_consistency(
+        checkpoint.size,
+        log_size,
+        &checkpoint.root,
+        &log_root,
+        &proof,
+    )?;
     report.consistency_proof = proof.iter().map(b64).collect();
     report.extends = true;
     Ok(report)
@@ -363,9 +377,15 @@ pub fn check_inclusion(proof: &InclusionProof, vkey: &str) -> Result<(), LogErro
         ));
     }
     if u64::try_from(e.seq - 1).ok() != Some(proof.leaf_index) {
-        return Err(LogError::Refused("the leaf index is not the event's".into()));
+        return Err(LogError::Refused(
+            "the leaf index is not the event's".into(),
+        ));
     }
-    let path: Vec<Hash> = proof.proof.iter().map(|h| unb64(h)).collect::<Result<_, _>>()?;
+    let path: Vec<Hash> = proof
+        .proof
+        .iter()
+        .map(|h| unb64(h))
+        .collect::<Result<_, _>>()?;
     merkle::verify_inclusion(
         &leaf_of(&e.hash)?,
         proof.leaf_index,
@@ -373,7 +393,11 @@ pub fn check_inclusion(proof: &InclusionProof, vkey: &str) -> Result<(), LogErro
         &path,
         &checkpoint.root,
     )
-    .map_err(|e| LogError::Refused(format!("the audit path does not lead to the signed root: {e}")))
+    .map_err(|e| {
+        LogError::Refused(format!(
+            "the audit path does not lead to the signed root: {e}"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -382,9 +406,15 @@ mod tests {
 
     #[test]
     fn origins_and_leaves() {
-        assert_eq!(origin_of("https://auth.example.com"), "auth.example.com/audit");
+        assert_eq!(
+            origin_of("https://auth.example.com"),
+            "auth.example.com/audit"
+        );
         assert_eq!(origin_of("http://127.0.0.1:8080/"), "127.0.0.1:8080/audit");
-        assert_eq!(origin_of("https://x.example/tenant"), "x.example/tenant/audit");
+        assert_eq!(
+            origin_of("https://x.example/tenant"),
+            "x.example/tenant/audit"
+        );
         let hex = "ab".repeat(32);
         assert_eq!(leaf_of(&hex).unwrap(), merkle::leaf_hash(&[0xab; 32]));
         for bad in ["ab", "genesis", &"zz".repeat(32)] {

@@ -94,8 +94,14 @@ async fn to_witness(
         .map(|(text, _)| format!("{text}\n"))
         .ok_or("the stored note has no signature")?;
     let checkpoint = Checkpoint::parse(&text).map_err(|e| e.to_string())?;
-    let mut old = u64::try_from(state.store.witness_size(url).await.map_err(|e| e.to_string())?)
-        .unwrap_or_default();
+    let mut old = u64::try_from(
+        state
+            .store
+            .witness_size(url)
+            .await
+            .map_err(|e| e.to_string())?,
+    )
+    .unwrap_or_default();
     for _ in 0..2 {
         match submit(state, url, old, &checkpoint, record)
             .await
@@ -185,7 +191,9 @@ async fn submit(
         .await
         .map_err(|e| LogError::Refused(e.to_string()))?;
     if bytes.len() > witness::MAX_RESPONSE_LEN {
-        return Err(LogError::Refused("the witness's answer is too large".into()));
+        return Err(LogError::Refused(
+            "the witness's answer is too large".into(),
+        ));
     }
     let text = String::from_utf8_lossy(&bytes).into_owned();
     Ok(match status {

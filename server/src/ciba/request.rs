@@ -387,7 +387,9 @@ mod tests {
     #[test]
     fn authorization_details_are_bounded_and_plain() {
         let details = |v: Value| {
-            parse(json!({"scope": "openid", "login_hint": "a", "authorization_details": v.to_string()}))
+            parse(
+                json!({"scope": "openid", "login_hint": "a", "authorization_details": v.to_string()}),
+            )
         };
         let mut nested = json!("deep");
         for _ in 0..MAX_DETAIL_DEPTH {
@@ -409,7 +411,12 @@ mod tests {
         assert!(details(many).is_err());
         let long = json!([{"type": "t", "x": "y".repeat(MAX_DETAIL_BYTES)}]);
         assert!(details(long).is_err());
-        for sneaky in ["Acme\u{202E}", "Ac\u{200B}me", "\u{2066}Acme\u{2069}", "\u{FEFF}"] {
+        for sneaky in [
+            "Acme\u{202E}",
+            "Ac\u{200B}me",
+            "\u{2066}Acme\u{2069}",
+            "\u{FEFF}",
+        ] {
             let r = details(json!([{"type": "purchase_order", "vendor": sneaky}]));
             assert!(
                 matches!(&r, Err(CibaError::InvalidAuthorizationDetails(m)) if m.contains("vendor")),

@@ -60,7 +60,8 @@ impl AdminSsoConfig {
     /// Whether the person with this `verified_email` (`None` when the IdP did not verify
     /// it) and these IdP `groups` may administer.
     pub fn is_admin(&self, verified_email: Option<&str>, groups: &[String]) -> bool {
-        verified_email.is_some_and(|email| self.admins.iter().any(|a| a.eq_ignore_ascii_case(email)))
+        verified_email
+            .is_some_and(|email| self.admins.iter().any(|a| a.eq_ignore_ascii_case(email)))
             || groups.iter().any(|g| self.admin_groups.contains(g))
     }
 

@@ -51,7 +51,11 @@ impl AuditConfig {
                 }
                 CheckpointSink::File { .. } => {}
                 CheckpointSink::Syslog { address } => {
-                    if address.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                    if address
+                        .rsplit_once(':')
+                        .and_then(|(_, p)| p.parse::<u16>().ok())
+                        .is_none()
+                    {
                         return Err(invalid(format!(
                             "syslog address {address:?} must be host:port"
                         )));

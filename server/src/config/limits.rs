@@ -41,8 +41,16 @@ impl Default for RateLimitConfig {
 impl RateLimitConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let rates = [
-            ("rate_limits.per_client_per_sec", self.per_client_per_sec, self.per_client_burst),
-            ("rate_limits.per_source_per_sec", self.per_source_per_sec, self.per_source_burst),
+            (
+                "rate_limits.per_client_per_sec",
+                self.per_client_per_sec,
+                self.per_client_burst,
+            ),
+            (
+                "rate_limits.per_source_per_sec",
+                self.per_source_per_sec,
+                self.per_source_burst,
+            ),
         ];
         for (key, rate, burst) in rates {
             if !rate.is_finite() || rate < 0.0 || !burst.is_finite() || (rate > 0.0 && burst < 1.0)

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 mod admin_sso;
 mod audit;
+mod digest;
 mod limits;
 mod load;
 mod offboarding;
@@ -21,6 +22,7 @@ mod push;
 mod signals;
 pub use admin_sso::AdminSsoConfig;
 pub use audit::{AuditConfig, CheckpointSink};
+pub use digest::{REDACTED, redact_database_url};
 pub use limits::RateLimitConfig;
 pub use offboarding::{AgentFate, OffboardingConfig};
 pub use policy::{ACTION_CLASSES, PolicyConfig, ToolConfig};
@@ -178,7 +180,6 @@ impl Default for WalletConfig {
         }
     }
 }
-
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -94,7 +94,9 @@ pub async fn record_use(
     if claims.iss.as_deref() != Some(&*state.issuer) {
         return Err(invalid("not a credential of this server"));
     }
-    let jti = claims.jti.ok_or_else(|| invalid("the credential has no jti"))?;
+    let jti = claims
+        .jti
+        .ok_or_else(|| invalid("the credential has no jti"))?;
     if jti != presented.id {
         return Err(UseError::InvalidRequest(
             "the URL names another credential than the one presented".into(),
@@ -103,7 +105,9 @@ pub async fn record_use(
     let use_key = match claims.cnf.and_then(|c| c.jkt) {
         Some(jkt) => {
             let proof = presented.proof.ok_or_else(|| {
-                UseError::InvalidProof("the credential is DPoP-bound: forward the DPoP proof the tool received".into())
+                UseError::InvalidProof(
+                    "the credential is DPoP-bound: forward the DPoP proof the tool received".into(),
+                )
             })?;
             let window = ProofWindow {
                 now: state.clock.now_secs(),
@@ -137,9 +141,7 @@ pub async fn record_use(
         UseRecorded::Counted { n, max_uses } | UseRecorded::Repeated { n, max_uses } => {
             Ok(UseCounted {
                 uses: n,
-                max_uses: super::vc::max_uses_claim(crate::store::auth_requests::MaxUses(
-                    max_uses,
-                )),
+                max_uses: super::vc::max_uses_claim(crate::store::auth_requests::MaxUses(max_uses)),
             })
         }
         UseRecorded::LimitReached { max_uses } => Err(UseError::LimitReached { max_uses }),

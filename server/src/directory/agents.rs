@@ -3,14 +3,15 @@
 
 use countersign_jose::JwkSet;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::{DirectoryError, agent_access, check_http_url, check_identifier, check_text};
+use crate::audit::{self, Changes, NewEvent, kinds};
 use crate::oidc::client_auth::AuthMethod;
 use crate::secrets::Secret;
 use crate::store::clients::ClientRecord;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx};
 
 /// An agent to register as a CIBA client.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -166,10 +167,14 @@ pub struct CreatedAgent {
     pub client_secret: Option<String>,
 }
 
+/// Registers an agent; `actor` is recorded as having done it (`agent.registered`, with
+/// everything that decides what it may do, its public keys by thumbprint and never its
+/// secret).
 pub async fn add_agent(
     store: &Store,
     new: NewAgent,
     now_ms: i64,
+    actor: &str,
 ) -> Result<CreatedAgent, DirectoryError> {
     check_identifier("client_id", &new.client_id)?;
     let method = AuthMethod::parse(&new.auth_method).ok_or_else(|| {
@@ -272,24 +277,73 @@ pub async fn add_agent(
         bearer_only: new.bearer_only,
         dpop_jkt: new.dpop_jkt,
     };
-    match store.insert_client(&record).await {
+    let mut tx = store.begin().await?;
+    match insert_client_in(store, &mut tx, now_ms, actor, &record).await {
         Err(StoreError::Conflict) => Err(DirectoryError::Conflict(format!(
             "agent {:?}",
             new.client_id
         ))),
         Err(e) => Err(e.into()),
-        Ok(()) => Ok(CreatedAgent {
-            agent: record.into(),
-            client_secret: secret.map(|s| s.expose().to_owned()),
-        }),
+        Ok(()) => {
+            tx.commit().await?;
+            Ok(CreatedAgent {
+                agent: record.into(),
+                client_secret: secret.map(|s| s.expose().to_owned()),
+            })
+        }
     }
+}
+
+/// Inserts `c` inside `tx` with its `agent.registered` event.
+async fn insert_client_in(
+    store: &Store,
+    tx: &mut Tx<'_>,
+    now_ms: i64,
+    actor: &str,
+    c: &ClientRecord,
+) -> Result<(), StoreError> {
+    store.insert_client(tx, c).await?;
+    let keys: Vec<String> = c
+        .jwks
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<JwkSet>(text).ok())
+        .map(|set| {
+            set.keys
+                .iter()
+                .filter_map(|k| countersign_jose::thumbprint(k).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let event = NewEvent {
+        actor,
+        kind: kinds::AGENT_REGISTERED,
+        subject: &format!("agent:{}", c.client_id),
+        detail: json!({
+            "owner": c.owner_subject,
+            "name": c.name,
+            "auth_method": c.auth_method,
+            "keys": keys,
+            "delivery_mode": c.delivery_mode,
+            "notification_endpoint": c.notification_endpoint,
+            "require_signed_request": c.require_signed_request,
+            "user_code_required": c.user_code_required,
+            "bearer_only": c.bearer_only,
+            "dpop_jkt": c.dpop_jkt,
+            "department": c.department,
+            "risk_tier": c.risk_tier,
+            "description": c.description,
+            "tools": c.tools,
+            "approver": c.approver,
+        }),
+    };
+    audit::record(store, tx, now_ms, event).await?;
+    Ok(())
 }
 
 /// RFC 7638 SHA-256 thumbprint, base64url without padding.
 fn is_thumbprint(s: &str) -> bool {
     s.len() == 43
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -368,44 +422,67 @@ pub struct AgentUpdate {
     pub approver: Option<String>,
 }
 
-/// Applies `update` to agent `client_id`.
+/// Applies `update` to agent `client_id`; `actor` is recorded with what changed
+/// (`agent.updated`; nothing is written when nothing changes).
 pub async fn update_agent(
     store: &Store,
     client_id: &str,
     update: AgentUpdate,
+    now_ms: i64,
+    actor: &str,
 ) -> Result<Agent, DirectoryError> {
-    let mut c = store
-        .client(client_id)
+    let mut tx = store.begin().await?;
+    let old = store
+        .client_in(&mut tx, client_id)
         .await?
         .ok_or_else(|| DirectoryError::NotFound(format!("agent {client_id:?}")))?;
     let profile = AgentProfile {
-        department: update.department.unwrap_or(c.department.clone()),
-        risk_tier: update.risk_tier.unwrap_or(c.risk_tier.clone()),
+        department: update.department.unwrap_or(old.department.clone()),
+        risk_tier: update.risk_tier.unwrap_or(old.risk_tier.clone()),
         description: match update.description {
             Some(d) if d.is_empty() => None,
             Some(d) => Some(d),
-            None => c.description.clone(),
+            None => old.description.clone(),
         },
         tools: match update.tools {
             Some(t) => agent_access::normalize_tools(Some(t))?,
-            None => c.tools.clone(),
+            None => old.tools.clone(),
         },
         approver: match update.approver {
             Some(a) => agent_access::normalize_approver(Some(a))?,
-            None => c.approver.clone(),
+            None => old.approver.clone(),
         },
     };
     check_agent_profile(&profile)?;
+    let mut changes = Changes::default();
+    changes
+        .field("department", &old.department, &profile.department)
+        .field("risk_tier", &old.risk_tier, &profile.risk_tier)
+        .field("description", &old.description, &profile.description)
+        .field("tools", &old.tools, &profile.tools)
+        .field("approver", &old.approver, &profile.approver);
+    let mut c = old;
     c.department = profile.department;
     c.risk_tier = profile.risk_tier;
     c.description = profile.description;
     c.tools = profile.tools;
     c.approver = profile.approver;
-    if store.update_client_profile(&c).await? {
-        Ok(c.into())
-    } else {
-        Err(DirectoryError::NotFound(format!("agent {client_id:?}")))
+    if changes.is_empty() {
+        return Ok(c.into());
     }
+    if !store.update_client_profile(&mut tx, &c).await? {
+        return Err(DirectoryError::NotFound(format!("agent {client_id:?}")));
+    }
+    let event = NewEvent {
+        actor,
+        kind: kinds::AGENT_UPDATED,
+        subject: &format!("agent:{client_id}"),
+        detail: changes.into_detail(),
+    };
+    audit::record(store, &mut tx, now_ms, event).await?;
+    tx.commit().await?;
+    store.forget_directory_cache();
+    Ok(c.into())
 }
 
 pub async fn list_agents(store: &Store) -> Result<Vec<Agent>, DirectoryError> {

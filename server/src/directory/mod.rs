@@ -1,20 +1,26 @@
-//! Humans and agents. The CLI and the admin API both go through these functions, so they
-//! validate alike.
+//! Humans, groups and agents. The CLI, the admin API and SCIM all go through these
+//! functions, so they validate alike; each change is written in one transaction with its
+//! audit event, naming the actor (`admin-key:ID`, `scim-token:ID`, `cli`).
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 pub mod agent_access;
 mod agents;
+mod groups;
 pub mod offboarding;
 
 pub use agents::{
     Agent, AgentProfile, AgentUpdate, CreatedAgent, NewAgent, add_agent, list_agents, update_agent,
 };
+pub use groups::{Group, NewGroup, add_group, list_groups, set_group_member};
+pub(crate) use groups::{create_group_in, delete_group_in, rename_group_in, set_members_in};
 
+use crate::audit::{self, Changes, NewEvent, kinds};
 use crate::secrets::hash_secret;
 use crate::store::humans::HumanRecord;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -190,7 +196,13 @@ pub(crate) fn check_http_url(what: &str, value: &str) -> Result<(), DirectoryErr
     }
 }
 
-pub async fn add_human(store: &Store, new: NewHuman, now_ms: i64) -> Result<Human, DirectoryError> {
+/// Registers a human; `actor` is recorded as having done it (`human.created`).
+pub async fn add_human(
+    store: &Store,
+    new: NewHuman,
+    now_ms: i64,
+    actor: &str,
+) -> Result<Human, DirectoryError> {
     check_identifier("subject", &new.subject)?;
     check_email(&new.email)?;
     check_name(&new.name)?;
@@ -217,7 +229,7 @@ pub async fn add_human(store: &Store, new: NewHuman, now_ms: i64) -> Result<Huma
         manager: new.manager,
     };
     let mut tx = store.begin().await?;
-    match store.insert_human(&mut tx, &record).await {
+    match insert_human_in(store, &mut tx, now_ms, actor, &record).await {
         Err(StoreError::Conflict) => Err(DirectoryError::Conflict(format!(
             "a human with subject {:?} or this email",
             new.subject
@@ -228,6 +240,68 @@ pub async fn add_human(store: &Store, new: NewHuman, now_ms: i64) -> Result<Huma
             Ok(record.into())
         }
     }
+}
+
+/// Inserts `h` inside `tx` with its `human.created` event (which tells whether there is a
+/// user code, never the code).
+pub(crate) async fn insert_human_in(
+    store: &Store,
+    tx: &mut Tx<'_>,
+    now_ms: i64,
+    actor: &str,
+    h: &HumanRecord,
+) -> Result<(), StoreError> {
+    store.insert_human(tx, h).await?;
+    let event = NewEvent {
+        actor,
+        kind: kinds::HUMAN_CREATED,
+        subject: &format!("human:{}", h.subject),
+        detail: json!({
+            "email": h.email,
+            "name": h.name,
+            "department": h.department,
+            "title": h.title,
+            "role": h.role,
+            "manager": h.manager,
+            "user_code": h.user_code_hash.is_some(),
+        }),
+    };
+    audit::record(store, tx, now_ms, event).await?;
+    Ok(())
+}
+
+/// Writes `new` over `old` inside `tx` with a `human.updated` event naming each changed
+/// field; writes nothing when nothing changed. False when the human is gone.
+pub(crate) async fn update_human_in(
+    store: &Store,
+    tx: &mut Tx<'_>,
+    now_ms: i64,
+    actor: &str,
+    old: &HumanRecord,
+    new: &HumanRecord,
+) -> Result<bool, StoreError> {
+    let mut changes = Changes::default();
+    changes
+        .field("email", &old.email, &new.email)
+        .field("name", &old.name, &new.name)
+        .field("department", &old.department, &new.department)
+        .field("title", &old.title, &new.title)
+        .field("role", &old.role, &new.role)
+        .field("manager", &old.manager, &new.manager);
+    if changes.is_empty() {
+        return Ok(true);
+    }
+    if !store.update_human_profile(tx, new).await? {
+        return Ok(false);
+    }
+    let event = NewEvent {
+        actor,
+        kind: kinds::HUMAN_UPDATED,
+        subject: &format!("human:{}", new.subject),
+        detail: changes.into_detail(),
+    };
+    audit::record(store, tx, now_ms, event).await?;
+    Ok(true)
 }
 
 pub(crate) fn check_text(what: &str, value: &str, max: usize) -> Result<(), DirectoryError> {
@@ -272,16 +346,21 @@ async fn check_profile(
     Ok(())
 }
 
-/// Applies `update` to `subject`'s profile.
+/// Applies `update` to `subject`'s profile; `actor` is recorded with what changed
+/// (`human.updated`; nothing is written when nothing changes).
 pub async fn update_human(
     store: &Store,
     subject: &str,
     update: HumanUpdate,
+    now_ms: i64,
+    actor: &str,
 ) -> Result<Human, DirectoryError> {
-    let mut h = store
-        .human(subject)
+    let mut tx = store.begin().await?;
+    let old = store
+        .human_in(&mut tx, subject)
         .await?
         .ok_or_else(|| DirectoryError::NotFound(format!("human {subject:?}")))?;
+    let mut h = old.clone();
     if let Some(email) = update.email {
         check_email(&email)?;
         h.email = email;
@@ -309,10 +388,10 @@ pub async fn update_human(
         manager: h.manager.clone(),
     };
     check_profile(store, &profile, subject).await?;
-    let mut tx = store.begin().await?;
-    match store.update_human_profile(&mut tx, &h).await {
+    match update_human_in(store, &mut tx, now_ms, actor, &old, &h).await {
         Ok(true) => {
             tx.commit().await?;
+            store.forget_directory_cache();
             Ok(h.into())
         }
         Ok(false) => Err(DirectoryError::NotFound(format!("human {subject:?}"))),
@@ -320,84 +399,6 @@ pub async fn update_human(
             Err(DirectoryError::Conflict("a human with this email".into()))
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-/// A group of humans (approver routing `group:NAME`, `principal.owner in Group::"NAME"`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Group {
-    pub name: String,
-    pub display_name: String,
-    pub members: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewGroup {
-    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._@:-]+$")]
-    pub name: String,
-    #[serde(default)]
-    #[schema(max_length = 200)]
-    pub display_name: Option<String>,
-}
-
-pub async fn add_group(store: &Store, new: NewGroup, now_ms: i64) -> Result<Group, DirectoryError> {
-    check_identifier("name", &new.name)?;
-    let display = new.display_name.unwrap_or_else(|| new.name.clone());
-    check_text("display_name", &display, 200)?;
-    let mut tx = store.begin().await?;
-    match store
-        .insert_group(&mut tx, &new.name, &display, now_ms)
-        .await
-    {
-        Err(StoreError::Conflict) => Err(DirectoryError::Conflict(format!("group {:?}", new.name))),
-        Err(e) => Err(e.into()),
-        Ok(()) => {
-            tx.commit().await?;
-            Ok(Group {
-                name: new.name,
-                display_name: display,
-                members: Vec::new(),
-            })
-        }
-    }
-}
-
-pub async fn list_groups(store: &Store) -> Result<Vec<Group>, DirectoryError> {
-    Ok(store
-        .list_groups()
-        .await?
-        .into_iter()
-        .map(|(name, display_name, members)| Group {
-            name,
-            display_name,
-            members,
-        })
-        .collect())
-}
-
-/// Adds or removes `subject` as a member of group `name`.
-pub async fn set_group_member(
-    store: &Store,
-    name: &str,
-    subject: &str,
-    member: bool,
-) -> Result<(), DirectoryError> {
-    let mut tx = store.begin().await?;
-    if store
-        .set_group_member(&mut tx, name, subject, member)
-        .await?
-    {
-        tx.commit().await?;
-        Ok(())
-    } else if member {
-        Err(DirectoryError::NotFound(format!(
-            "group {name:?} or human {subject:?}"
-        )))
-    } else {
-        Err(DirectoryError::NotFound(format!(
-            "{subject:?} in group {name:?}"
-        )))
     }
 }
 

@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 
@@ -23,10 +23,18 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/agents/{client_id}", patch(update_agent))
         .route("/admin/v1/agents", get(list_agents).post(add_agent))
         .route("/admin/v1/scim-tokens", post(create_scim_token))
+        .route("/admin/v1/scim-tokens/{id}", delete(revoke_scim_token))
 }
 
-/// Proof that the request carried a live admin key; holds the key's id for logs.
+/// Proof that the request carried a live admin key; holds the key's id.
 pub struct AdminCaller(pub String);
+
+impl AdminCaller {
+    /// Who the trail records as acting: `admin-key:ID` (an SSO session is a key too).
+    pub fn actor(&self) -> String {
+        admin::Scope::Admin.subject(&self.0)
+    }
+}
 
 impl FromRequestParts<AppState> for AdminCaller {
     type Rejection = ProblemResponse;
@@ -148,7 +156,7 @@ pub(super) async fn add_human(
     State(state): State<AppState>,
     ApiJson(new): ApiJson<NewHuman>,
 ) -> Result<Response, ProblemResponse> {
-    let human = directory::add_human(&state.store, new, state.now_ms()).await?;
+    let human = directory::add_human(&state.store, new, state.now_ms(), &caller.actor()).await?;
     tracing::info!(admin_key = %caller.0, subject = %human.subject, "human added");
     Ok(created(human))
 }
@@ -175,12 +183,14 @@ pub(super) async fn add_agent(
     State(state): State<AppState>,
     ApiJson(new): ApiJson<NewAgent>,
 ) -> Result<Response, ProblemResponse> {
-    let agent = directory::add_agent(&state.store, new, state.now_ms()).await?;
+    let agent = directory::add_agent(&state.store, new, state.now_ms(), &caller.actor()).await?;
     tracing::info!(admin_key = %caller.0, client_id = %agent.agent.client_id, "agent added");
     Ok(created(agent))
 }
 
 /// Changes a human's e-mail, name, department, title, role or manager (absent fields stay).
+/// Each change is an audit event (`human.updated`) naming the admin and every field's old
+/// and new value.
 #[utoipa::path(patch, path = "/admin/v1/humans/{subject}", tag = "admin", request_body = HumanUpdate,
     params(("subject" = String, Path)),
     responses((status = 200, body = Human),
@@ -196,13 +206,15 @@ pub(super) async fn update_human(
     Path(subject): Path<String>,
     ApiJson(update): ApiJson<HumanUpdate>,
 ) -> Result<Json<Human>, ProblemResponse> {
-    let human = directory::update_human(&state.store, &subject, update).await?;
+    let (now, actor) = (state.now_ms(), caller.actor());
+    let human = directory::update_human(&state.store, &subject, update, now, &actor).await?;
     tracing::info!(admin_key = %caller.0, %subject, "human updated");
     Ok(Json(human))
 }
 
-/// Changes what policies read of an agent: department, risk tier, description (absent
-/// fields stay).
+/// Changes what policies read of an agent: department, risk tier, description, the tools
+/// it may use and its approver route (absent fields stay). Each change is an audit event
+/// (`agent.updated`) naming the admin and every field's old and new value.
 #[utoipa::path(patch, path = "/admin/v1/agents/{client_id}", tag = "admin", request_body = AgentUpdate,
     params(("client_id" = String, Path)),
     responses((status = 200, body = Agent),
@@ -217,7 +229,8 @@ pub(super) async fn update_agent(
     Path(client_id): Path<String>,
     ApiJson(update): ApiJson<AgentUpdate>,
 ) -> Result<Json<Agent>, ProblemResponse> {
-    let agent = directory::update_agent(&state.store, &client_id, update).await?;
+    let (now, actor) = (state.now_ms(), caller.actor());
+    let agent = directory::update_agent(&state.store, &client_id, update, now, &actor).await?;
     tracing::info!(admin_key = %caller.0, %client_id, "agent updated");
     Ok(Json(agent))
 }
@@ -272,7 +285,9 @@ pub(super) async fn create_scim_token(
     }
     let now = state.now_ms();
     let expires_at = new.expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
-    let key = admin::create_key(&state.store, name, admin::Scope::Scim, expires_at, now).await?;
+    let scope = admin::Scope::Scim;
+    let key =
+        admin::create_key(&state.store, name, scope, expires_at, now, &caller.actor()).await?;
     tracing::info!(admin_key = %caller.0, scim_token = %key.id, "SCIM token created");
     Ok(created(CreatedScimToken {
         id: key.id,
@@ -280,4 +295,27 @@ pub(super) async fn create_scim_token(
         expires_at,
         token: key.secret.expose().to_owned(),
     }))
+}
+
+/// Revokes a SCIM token: the identity provider's next call with it is refused.
+#[utoipa::path(delete, path = "/admin/v1/scim-tokens/{id}", tag = "admin",
+    params(("id" = String, Path, description = "the token's id (as created)")),
+    responses((status = 204),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json")),
+    security(("admin_key" = [])))]
+pub(super) async fn revoke_scim_token(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ProblemResponse> {
+    let scope = admin::Scope::Scim;
+    if !admin::revoke_key(&state.store, scope, &id, state.now_ms(), &caller.actor()).await? {
+        return Err(ProblemResponse::new(
+            StatusCode::NOT_FOUND,
+            "no live SCIM token with this id",
+        ));
+    }
+    tracing::info!(admin_key = %caller.0, scim_token = %id, "SCIM token revoked");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -70,7 +70,9 @@ pub(super) async fn verify(
     _: AdminCaller,
     State(state): State<AppState>,
 ) -> Result<Json<ChainReport>, ProblemResponse> {
-    Ok(Json(audit::verify(&state.store, &state.keys.jwks(), &state.audit_log).await?))
+    Ok(Json(
+        audit::verify(&state.store, &state.keys.jwks(), &state.audit_log).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

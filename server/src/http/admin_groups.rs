@@ -43,7 +43,7 @@ pub(super) async fn add(
     State(state): State<AppState>,
     ApiJson(new): ApiJson<NewGroup>,
 ) -> Result<Response, ProblemResponse> {
-    let group = directory::add_group(&state.store, new, state.now_ms()).await?;
+    let group = directory::add_group(&state.store, new, state.now_ms(), &caller.actor()).await?;
     tracing::info!(admin_key = %caller.0, group = %group.name, "group added");
     Ok((StatusCode::CREATED, Json(group)).into_response())
 }
@@ -59,7 +59,8 @@ pub(super) async fn add_member(
     State(state): State<AppState>,
     Path((name, subject)): Path<(String, String)>,
 ) -> Result<StatusCode, ProblemResponse> {
-    directory::set_group_member(&state.store, &name, &subject, true).await?;
+    let (now, actor) = (state.now_ms(), caller.actor());
+    directory::set_group_member(&state.store, &name, &subject, true, now, &actor).await?;
     tracing::info!(admin_key = %caller.0, group = %name, %subject, "group member added");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -75,7 +76,8 @@ pub(super) async fn remove_member(
     State(state): State<AppState>,
     Path((name, subject)): Path<(String, String)>,
 ) -> Result<StatusCode, ProblemResponse> {
-    directory::set_group_member(&state.store, &name, &subject, false).await?;
+    let (now, actor) = (state.now_ms(), caller.actor());
+    directory::set_group_member(&state.store, &name, &subject, false, now, &actor).await?;
     tracing::info!(admin_key = %caller.0, group = %name, %subject, "group member removed");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -38,7 +38,10 @@ fn presented(headers: &HeaderMap) -> Result<(&str, Option<&str>), ProblemRespons
     let mut proofs = headers.get_all("dpop").iter();
     let proof = match (proofs.next(), proofs.next()) {
         (None, _) => None,
-        (Some(p), None) => Some(p.to_str().map_err(|_| bad("the DPoP header is not ASCII"))?),
+        (Some(p), None) => Some(
+            p.to_str()
+                .map_err(|_| bad("the DPoP header is not ASCII"))?,
+        ),
         (Some(_), Some(_)) => return Err(bad("more than one DPoP header")),
     };
     Ok((credential.trim(), proof))

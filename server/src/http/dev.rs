@@ -48,7 +48,10 @@ const FORWARDING: &[&str] = &[
 fn local_only(peer: Option<SocketAddr>, headers: &HeaderMap) -> Result<(), ProblemResponse> {
     let loopback = peer.is_some_and(|p| p.ip().to_canonical().is_loopback());
     if !loopback || FORWARDING.iter().any(|h| headers.contains_key(*h)) {
-        tracing::warn!(?peer, "a developer approval from outside loopback was refused");
+        tracing::warn!(
+            ?peer,
+            "a developer approval from outside loopback was refused"
+        );
         return Err(ProblemResponse::new(
             StatusCode::FORBIDDEN,
             "developer approvals are accepted only from loopback, not through a proxy",

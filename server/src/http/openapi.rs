@@ -23,7 +23,7 @@ use crate::directory;
         discovery::discovery, discovery::jwks, discovery::did_document, discovery::status_list,
         discovery::audit_checkpoint, discovery::audit_log_key,
         admin::list_humans, admin::add_human, admin::list_agents, admin::add_agent,
-        admin::update_human, admin::update_agent, admin::create_scim_token,
+        admin::update_human, admin::update_agent, admin::create_scim_token, admin::revoke_scim_token,
         admin_offboarding::activate_human, admin_offboarding::deactivate_human,
         admin_offboarding::suspend_agent, admin_offboarding::resume_agent, admin_offboarding::reassign_agent,
         admin_sso::login, admin_sso::callback, admin_sso::logout,

@@ -123,7 +123,11 @@ mod tests {
         assert_eq!(client_address(None, &[], &proxies), None);
         // IPv4-mapped IPv6 is the IPv4 address, for the proxy check and the result.
         assert_eq!(
-            client_address(Some(ip("::ffff:10.0.0.2")), &["::ffff:198.51.100.4"], &proxies),
+            client_address(
+                Some(ip("::ffff:10.0.0.2")),
+                &["::ffff:198.51.100.4"],
+                &proxies
+            ),
             Some(ip("198.51.100.4"))
         );
         assert_eq!(

@@ -97,10 +97,11 @@ pub(super) async fn complete_enrollment(
         ApprovalError::Unauthenticated("a DPoP proof signed by the device key is required".into())
     })?;
     let url = state.endpoint(paths::WALLET_ENROLLMENT_COMPLETE);
-    let checked = dpop::check_proof(proof, "POST", &url, dpop::window(&state)).map_err(|e| match e {
-        DpopError::Invalid(m) => ApprovalError::Unauthenticated(format!("device proof: {m}")),
-        DpopError::Store(s) => ApprovalError::Store(s),
-    })?;
+    let checked =
+        dpop::check_proof(proof, "POST", &url, dpop::window(&state)).map_err(|e| match e {
+            DpopError::Invalid(m) => ApprovalError::Unauthenticated(format!("device proof: {m}")),
+            DpopError::Store(s) => ApprovalError::Store(s),
+        })?;
     let enrolled = enrollment::complete(&state, &body, &checked).await?;
     Ok((StatusCode::CREATED, Json(enrolled)).into_response())
 }

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 
 /// The audit log key's file in the keys directory.
 pub const LOG_KEY_FILE: &str = "audit-log.ed25519";
+/// The audit log's origin (its name in every checkpoint), fixed when the log is first
+/// opened: a later change of `issuer` must not make the log's own checkpoints unverifiable.
+pub const LOG_ORIGIN_FILE: &str = "audit-log.origin";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -156,7 +159,10 @@ impl KeyRing {
         let mut active = None;
         let mut published = JwkSet::default();
         for (path, key) in &keys {
-            if key.retired_at_ms.is_some_and(|t| t.saturating_add(retention_ms) < now_ms) {
+            if key
+                .retired_at_ms
+                .is_some_and(|t| t.saturating_add(retention_ms) < now_ms)
+            {
                 continue;
             }
             let scalar = b64url_decode(&key.d).ok_or_else(|| KeyError::Corrupt(path.clone()))?;
@@ -181,6 +187,26 @@ impl KeyRing {
     /// The audit log's Ed25519 key (PKCS#8).
     pub fn log_key(&self) -> &countersign_tlog::note::Pkcs8Key {
         &self.log_key
+    }
+
+    /// The audit log's origin as recorded beside its key; `proposed` (derived from the
+    /// issuer) is recorded and returned the first time.
+    pub fn log_origin(&self, proposed: &str) -> Result<String, KeyError> {
+        let path = self.dir.join(LOG_ORIGIN_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+            Ok(_) => Err(KeyError::Corrupt(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let tmp = self.dir.join(format!(".{LOG_ORIGIN_FILE}.tmp"));
+                let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
+                file.write_all(format!("{proposed}\n").as_bytes())
+                    .map_err(io(&tmp))?;
+                file.sync_all().map_err(io(&tmp))?;
+                fs::rename(&tmp, &path).map_err(io(&path))?;
+                Ok(proposed.to_owned())
+            }
+            Err(e) => Err(KeyError::Io { path, source: e }),
+        }
     }
 
     /// Creates a new signing key in `dir` and retires the others. A running server picks it

@@ -272,16 +272,18 @@ fn meta_of(
             None
         }
     });
-    let max_uses = p.annotation("max_uses").and_then(|v| match super::UseLimit::parse(v) {
-        Some(limit) => Some(limit),
-        None => {
-            fail(format!(
-                "@max_uses({v:?}) must be \"unlimited\" or a whole number from 1 to {}",
-                super::UseLimit::MAX_TIMES
-            ));
-            None
-        }
-    });
+    let max_uses = p
+        .annotation("max_uses")
+        .and_then(|v| match super::UseLimit::parse(v) {
+            Some(limit) => Some(limit),
+            None => {
+                fail(format!(
+                    "@max_uses({v:?}) must be \"unlimited\" or a whole number from 1 to {}",
+                    super::UseLimit::MAX_TIMES
+                ));
+                None
+            }
+        });
     if forbid {
         for annotation in ["step_up", "approver", "four_eyes", "validity", "max_uses"] {
             if p.annotation(annotation).is_some() {

@@ -144,12 +144,11 @@ impl UseLimit {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "unlimited" => Some(Self::Unlimited),
-            _ if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0') => {
-                s.parse::<u32>()
-                    .ok()
-                    .filter(|n| *n <= Self::MAX_TIMES)
-                    .map(Self::Times)
-            }
+            _ if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0') => s
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= Self::MAX_TIMES)
+                .map(Self::Times),
             _ => None,
         }
     }

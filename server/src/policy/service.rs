@@ -403,7 +403,10 @@ pub async fn decide(
     };
     let mut facts = Vec::new();
     let mut parts = Vec::new();
-    let totals = attempt.details.map(TotalsFacts::of_entries).unwrap_or_default();
+    let totals = attempt
+        .details
+        .map(TotalsFacts::of_entries)
+        .unwrap_or_default();
     for (i, (action, detail)) in actions_of(attempt.details).into_iter().enumerate() {
         if !engine.schema.knows(&action) {
             return Err(PolicyError::BadRequest(format!(

@@ -102,11 +102,17 @@ pub async fn create(caller: Caller<'_>, body: &Value) -> Result<Value, ScimError
         id.clone()
     };
     let mut tx = store.begin().await?;
-    store
-        .insert_group(&mut tx, &name, &display, caller.now_ms)
-        .await
-        .map_err(conflict)?;
-    store.set_group_members(&mut tx, &name, &subjects).await?;
+    directory::create_group_in(
+        store,
+        &mut tx,
+        caller.now_ms,
+        caller.actor,
+        &name,
+        &display,
+        &subjects,
+    )
+    .await
+    .map_err(conflict)?;
     let record = ScimRecord {
         id,
         resource_type: KIND.name().into(),
@@ -207,12 +213,9 @@ async fn store_doc(
     }
     let subjects = member_subjects(caller, &doc).await?;
     let mut tx = store.begin().await?;
-    store
-        .set_group_display_name(&mut tx, &record.target, &display)
-        .await?;
-    store
-        .set_group_members(&mut tx, &record.target, &subjects)
-        .await?;
+    let (now, actor) = (caller.now_ms, caller.actor);
+    directory::rename_group_in(store, &mut tx, now, actor, &record.target, &display).await?;
+    directory::set_members_in(store, &mut tx, now, actor, &record.target, &subjects).await?;
     let updated = ScimRecord {
         name_key: key,
         external_id,
@@ -240,7 +243,7 @@ pub async fn delete(caller: Caller<'_>, id: &str, if_match: Option<&str>) -> Res
     let record = load(caller, id).await?;
     check_version(&record, if_match)?;
     let mut tx = store.begin().await?;
-    store.delete_group(&mut tx, &record.target).await?;
+    directory::delete_group_in(store, &mut tx, caller.now_ms, caller.actor, &record.target).await?;
     store.delete_scim_resource(&mut tx, KIND.name(), id).await?;
     tx.commit().await?;
     store.forget_directory_cache();

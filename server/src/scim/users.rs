@@ -170,10 +170,14 @@ pub async fn create(caller: Caller<'_>, body: &Value) -> Result<Value, ScimError
     let mut tx = store.begin().await?;
     let was_active = existing.as_ref().map(|h| h.active);
     let human = match existing {
-        Some(h) => {
-            let h = apply_fields(caller, h, &f).await?;
-            store
-                .update_human_profile(&mut tx, &h)
+        Some(cached) => {
+            // What the trail records as changed is read in the transaction.
+            let old = store
+                .human_in(&mut tx, &cached.subject)
+                .await?
+                .unwrap_or(cached);
+            let h = apply_fields(caller, old.clone(), &f).await?;
+            directory::update_human_in(store, &mut tx, caller.now_ms, caller.actor, &old, &h)
                 .await
                 .map_err(conflict)?;
             h
@@ -199,7 +203,9 @@ pub async fn create(caller: Caller<'_>, body: &Value) -> Result<Value, ScimError
                 manager: None,
             };
             let h = apply_fields(caller, h, &f).await?;
-            store.insert_human(&mut tx, &h).await.map_err(conflict)?;
+            directory::insert_human_in(store, &mut tx, caller.now_ms, caller.actor, &h)
+                .await
+                .map_err(conflict)?;
             h
         }
     };
@@ -336,15 +342,17 @@ async fn store_doc(
     {
         return Err(ScimError::uniqueness(format!("userName {key:?} is taken")));
     }
-    let human = store.human(&record.target).await?.ok_or_else(|| {
-        ScimError::not_found(format!("the human of User {:?} is gone", record.id))
-    })?;
-    let f = fields_of(&doc);
-    let was_active = human.active;
-    let human = apply_fields(caller, human, &f).await?;
     let mut tx = store.begin().await?;
-    store
-        .update_human_profile(&mut tx, &human)
+    let old = store
+        .human_in(&mut tx, &record.target)
+        .await?
+        .ok_or_else(|| {
+            ScimError::not_found(format!("the human of User {:?} is gone", record.id))
+        })?;
+    let f = fields_of(&doc);
+    let was_active = old.active;
+    let human = apply_fields(caller, old.clone(), &f).await?;
+    directory::update_human_in(store, &mut tx, caller.now_ms, caller.actor, &old, &human)
         .await
         .map_err(conflict)?;
     set_active(caller, &mut tx, &human.subject, was_active, f.active).await?;

@@ -53,7 +53,10 @@ async fn fetch(uri: &str) -> Result<JwkSet, String> {
         .await
         .and_then(|r| r.error_for_status())
         .map_err(|e| e.to_string())?;
-    if resp.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+    {
         return Err(format!("the key set is larger than {MAX_JWKS_BYTES} bytes"));
     }
     let mut body = Vec::new();

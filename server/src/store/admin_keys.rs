@@ -3,29 +3,38 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, Tx};
+
+/// A key as stored (only the secret's hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminKeyRecord {
+    pub id: String,
+    pub name: String,
+    pub key_hash: String,
+    /// `admin` or `scim`.
+    pub scope: String,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+}
 
 impl Store {
+    /// Stores a new key inside `tx`.
     pub async fn insert_admin_key(
         &self,
-        id: &str,
-        name: &str,
-        key_hash: &str,
-        scope: &str,
-        expires_at: Option<i64>,
-        now_ms: i64,
+        tx: &mut Tx<'_>,
+        key: &AdminKeyRecord,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO admin_keys (id, name, key_hash, created_at, scope, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(id)
-        .bind(name)
-        .bind(key_hash)
-        .bind(now_ms)
-        .bind(scope)
-        .bind(expires_at)
-        .execute(self.writer())
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(&key.key_hash)
+        .bind(key.created_at)
+        .bind(&key.scope)
+        .bind(key.expires_at)
+        .execute(tx.conn())
         .await
         .map_err(StoreError::from_insert)?;
         Ok(())
@@ -53,19 +62,49 @@ impl Store {
         })
     }
 
-    /// Revokes the live key with this hash; false if there was none.
+    /// Revokes, inside `tx`, the unrevoked key with this hash; its id, or `None` if there
+    /// was none.
     pub async fn revoke_admin_key_by_hash(
         &self,
+        tx: &mut Tx<'_>,
         key_hash: &str,
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE admin_keys SET revoked_at = $2 WHERE key_hash = $1 AND revoked_at IS NULL",
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE admin_keys SET revoked_at = $2 WHERE key_hash = $1 AND revoked_at IS NULL \
+             RETURNING id",
         )
         .bind(key_hash)
         .bind(now_ms)
-        .execute(self.writer())
+        .fetch_optional(tx.conn())
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(match row {
+            Some(row) => Some(row.try_get("id")?),
+            None => None,
+        })
+    }
+
+    /// Revokes, inside `tx`, the unrevoked key `id` of `scope`; its name, or `None` if
+    /// there was none.
+    pub async fn revoke_admin_key(
+        &self,
+        tx: &mut Tx<'_>,
+        id: &str,
+        scope: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE admin_keys SET revoked_at = $3 \
+             WHERE id = $1 AND scope = $2 AND revoked_at IS NULL RETURNING name",
+        )
+        .bind(id)
+        .bind(scope)
+        .bind(now_ms)
+        .fetch_optional(tx.conn())
+        .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("name")?),
+            None => None,
+        })
     }
 }

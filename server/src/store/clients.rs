@@ -90,7 +90,8 @@ fn tools_json(tools: &Option<Vec<String>>) -> Option<String> {
 }
 
 impl Store {
-    pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+    /// Registers `c` inside `tx`; `Conflict` when its client id is taken.
+    pub async fn insert_client(&self, tx: &mut Tx<'_>, c: &ClientRecord) -> Result<(), StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
         ));
@@ -114,7 +115,7 @@ impl Store {
             .bind(&c.approver)
             .bind(i64::from(c.bearer_only))
             .bind(&c.dpop_jkt)
-            .execute(self.writer())
+            .execute(tx.conn())
             .await
             .map_err(StoreError::from_insert)?;
         self.directory_cache.clients.clear();
@@ -136,6 +137,22 @@ impl Store {
         let client = row.as_ref().map(from_row).transpose()?;
         cache.put(client_id.to_owned(), client.clone());
         Ok(client)
+    }
+
+    /// `client_id` as `tx` sees it (uncached: the transaction may have just written it).
+    pub async fn client_in(
+        &self,
+        tx: &mut Tx<'_>,
+        client_id: &str,
+    ) -> Result<Option<ClientRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM clients WHERE client_id = $1"
+        ));
+        let row = sqlx::query(sql)
+            .bind(client_id)
+            .fetch_optional(tx.conn())
+            .await?;
+        row.as_ref().map(from_row).transpose()
     }
 
     pub async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
@@ -210,8 +227,13 @@ impl Store {
         sorted_ids(&rows)
     }
 
-    /// Changes what policies read of an agent; false when no such client exists.
-    pub async fn update_client_profile(&self, c: &ClientRecord) -> Result<bool, StoreError> {
+    /// Changes what policies read of an agent, inside `tx`; false when no such client
+    /// exists.
+    pub async fn update_client_profile(
+        &self,
+        tx: &mut Tx<'_>,
+        c: &ClientRecord,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE clients SET name = $2, department = $3, risk_tier = $4, description = $5, \
              tools = $6, approver = $7 WHERE client_id = $1",
@@ -223,7 +245,7 @@ impl Store {
         .bind(&c.description)
         .bind(tools_json(&c.tools))
         .bind(&c.approver)
-        .execute(self.writer())
+        .execute(tx.conn())
         .await?;
         self.directory_cache.clients.clear();
         Ok(done.rows_affected() == 1)

@@ -124,17 +124,29 @@ mod tests {
             };
             assert_eq!(count("a").await, UseRecorded::Counted { n: 1, max_uses: 2 });
             // The same use again: answered with its first count, not counted twice.
-            assert_eq!(count("a").await, UseRecorded::Repeated { n: 1, max_uses: 2 });
+            assert_eq!(
+                count("a").await,
+                UseRecorded::Repeated { n: 1, max_uses: 2 }
+            );
             assert_eq!(count("b").await, UseRecorded::Counted { n: 2, max_uses: 2 });
             assert_eq!(count("c").await, UseRecorded::LimitReached { max_uses: 2 });
-            assert_eq!(count("b").await, UseRecorded::Repeated { n: 2, max_uses: 2 });
             assert_eq!(
-                store.record_credential_use("unknown", "a", 10).await.unwrap(),
+                count("b").await,
+                UseRecorded::Repeated { n: 2, max_uses: 2 }
+            );
+            assert_eq!(
+                store
+                    .record_credential_use("unknown", "a", 10)
+                    .await
+                    .unwrap(),
                 UseRecorded::NotLive
             );
             // Expired.
             assert_eq!(
-                store.record_credential_use("jti-1", "d", 5_000).await.unwrap(),
+                store
+                    .record_credential_use("jti-1", "d", 5_000)
+                    .await
+                    .unwrap(),
                 UseRecorded::NotLive
             );
         })

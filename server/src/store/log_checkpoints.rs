@@ -44,7 +44,11 @@ impl Store {
     }
 
     /// Replaces the note of checkpoint `size` (with cosignatures added).
-    pub async fn update_log_checkpoint_note(&self, size: i64, note: &str) -> Result<(), StoreError> {
+    pub async fn update_log_checkpoint_note(
+        &self,
+        size: i64,
+        note: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE log_checkpoints SET note = $2 WHERE size = $1")
             .bind(size)
             .bind(note)
@@ -91,13 +95,12 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.reader())
-        .await?;
+        let rows =
+            sqlx::query("SELECT seq, hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(after)
+                .bind(limit)
+                .fetch_all(self.reader())
+                .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?)))
             .collect()

@@ -13,6 +13,7 @@ pub mod clients;
 pub mod credential_uses;
 pub mod devices;
 pub mod group_commit;
+pub mod groups;
 pub mod humans;
 pub mod live;
 pub mod log_checkpoints;

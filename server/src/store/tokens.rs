@@ -184,7 +184,11 @@ impl Store {
             .await?;
         let mut lists: Vec<i64> = rows
             .iter()
-            .filter_map(|r| r.try_get::<Option<i64>, _>("token_status_list").ok().flatten())
+            .filter_map(|r| {
+                r.try_get::<Option<i64>, _>("token_status_list")
+                    .ok()
+                    .flatten()
+            })
             .collect();
         lists.sort_unstable();
         lists.dedup();

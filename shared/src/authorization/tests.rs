@@ -83,21 +83,45 @@ fn purchase_order_allows_less_never_more_or_elsewhere() {
         json!({"type": "purchase_order", "vendor": "Acme", "amount": 1200, "currency": "USD"});
     let m = PurchaseOrderMatcher::default();
     let check = |call: Value| m.check(&approved, &call).map_err(|e| e.field);
-    assert_eq!(check(json!({"vendor": "Acme", "amount": 1200, "currency": "USD"})), Ok(()));
-    assert_eq!(check(json!({"vendor": "Acme", "amount": 99.5, "currency": "USD"})), Ok(()));
+    assert_eq!(
+        check(json!({"vendor": "Acme", "amount": 1200, "currency": "USD"})),
+        Ok(())
+    );
+    assert_eq!(
+        check(json!({"vendor": "Acme", "amount": 99.5, "currency": "USD"})),
+        Ok(())
+    );
     assert_eq!(
         check(json!({"type": "purchase_order", "vendor": "Acme", "amount": 0, "currency": "USD"})),
         Ok(())
     );
     for (call, field) in [
-        (json!({"vendor": "Acme", "amount": 1500, "currency": "USD"}), "amount"),
-        (json!({"vendor": "Acme", "amount": -5, "currency": "USD"}), "amount"),
-        (json!({"vendor": "Acme", "amount": "1200", "currency": "USD"}), "amount"),
-        (json!({"vendor": "Evil", "amount": 1, "currency": "USD"}), "vendor"),
-        (json!({"vendor": "Acme", "amount": 1, "currency": "EUR"}), "currency"),
+        (
+            json!({"vendor": "Acme", "amount": 1500, "currency": "USD"}),
+            "amount",
+        ),
+        (
+            json!({"vendor": "Acme", "amount": -5, "currency": "USD"}),
+            "amount",
+        ),
+        (
+            json!({"vendor": "Acme", "amount": "1200", "currency": "USD"}),
+            "amount",
+        ),
+        (
+            json!({"vendor": "Evil", "amount": 1, "currency": "USD"}),
+            "vendor",
+        ),
+        (
+            json!({"vendor": "Acme", "amount": 1, "currency": "EUR"}),
+            "currency",
+        ),
         (json!({"vendor": "Acme", "currency": "USD"}), "amount"),
         (json!({"amount": 1, "currency": "USD"}), "vendor"),
-        (json!({"vendor": "Acme", "amount": 1, "currency": "USD", "quantity": 9}), "quantity"),
+        (
+            json!({"vendor": "Acme", "amount": 1, "currency": "USD", "quantity": 9}),
+            "quantity",
+        ),
     ] {
         assert_eq!(check(call.clone()), Err(field.to_owned()), "{call}");
     }
@@ -136,9 +160,15 @@ fn exact_matcher_refuses_omitted_changed_or_added_fields() {
     let approved = json!({"type": "deploy", "service": "api", "environment": "staging"});
     let m = ExactMatcher::new("deploy");
     let check = |call: Value| m.check(&approved, &call).map_err(|e| e.field);
-    assert_eq!(check(json!({"service": "api", "environment": "staging"})), Ok(()));
+    assert_eq!(
+        check(json!({"service": "api", "environment": "staging"})),
+        Ok(())
+    );
     // Before matching was complete, this omitted environment and passed.
-    assert_eq!(check(json!({"service": "api"})), Err("environment".to_owned()));
+    assert_eq!(
+        check(json!({"service": "api"})),
+        Err("environment".to_owned())
+    );
     assert_eq!(
         check(json!({"service": "api", "environment": "production"})),
         Err("environment".to_owned())

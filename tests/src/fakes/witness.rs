@@ -64,7 +64,10 @@ async fn add_checkpoint(State(shared): State<Arc<Mutex<Shared>>>, body: String) 
     };
     let (held_size, held_root) = s.holds.unwrap_or((0, merkle::EMPTY_ROOT));
     if request.old_size != held_size {
-        s.refused.push((409, format!("old {} but holds {held_size}", request.old_size)));
+        s.refused.push((
+            409,
+            format!("old {} but holds {held_size}", request.old_size),
+        ));
         return answer(
             StatusCode::CONFLICT,
             witness::format_size_body(held_size),
@@ -105,7 +108,8 @@ impl FakeWitness {
     /// `now` (Unix seconds).
     pub async fn start(log_vkey: &str, now: u64) -> Self {
         let key = note::generate_pkcs8().expect("witness key");
-        let cosigner = Cosigner::from_pkcs8("witness.example/w1", key.as_bytes()).expect("cosigner");
+        let cosigner =
+            Cosigner::from_pkcs8("witness.example/w1", key.as_bytes()).expect("cosigner");
         let shared = Arc::new(Mutex::new(Shared {
             log_key: NoteVerifier::parse(log_vkey).expect("log vkey"),
             cosigner,
@@ -133,7 +137,12 @@ impl FakeWitness {
 
     /// Its verifier key (what the log's operator configures).
     pub fn vkey(&self) -> String {
-        self.shared.lock().expect("lock").cosigner.verifier().to_string()
+        self.shared
+            .lock()
+            .expect("lock")
+            .cosigner
+            .verifier()
+            .to_string()
     }
 
     pub fn verifier(&self) -> NoteVerifier {

@@ -173,7 +173,7 @@ checkpoint_interval_secs = 1
 
         let store = Store::connect(&database, 2, Duration::ZERO).await.unwrap();
         store.migrate().await.unwrap();
-        directory::add_human(&store, new_human("alice", None), 0)
+        directory::add_human(&store, new_human("alice", None), 0, "cli")
             .await
             .unwrap();
         let mut agents = Vec::new();
@@ -182,6 +182,7 @@ checkpoint_interval_secs = 1
                 &store,
                 new_agent(&format!("agent-{i}"), "alice", "client_secret_basic"),
                 0,
+                "cli",
             )
             .await
             .unwrap();
@@ -197,6 +198,7 @@ checkpoint_interval_secs = 1
             countersign_server::admin::Scope::Admin,
             None,
             0,
+            "cli",
         )
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use countersign_server::directory::offboarding;
 use countersign_server::directory::{self, AgentUpdate, HumanUpdate, NewAgent, NewGroup, NewHuman};
 use countersign_server::store::Store;
 
-use crate::{JsonFlag, print};
+use crate::{CLI, JsonFlag, print};
 
 /// What policies read of a person.
 #[derive(Args)]
@@ -253,7 +253,7 @@ pub async fn human_command(
                 role: profile.role.clone(),
                 manager: profile.manager.clone(),
             };
-            let human = directory::add_human(store, new, now).await?;
+            let human = directory::add_human(store, new, now, CLI).await?;
             print(out.json, &human, || {
                 format!("added human {} <{}>", human.subject, human.email)
             })
@@ -276,7 +276,7 @@ pub async fn human_command(
                 role: role.clone(),
                 manager: manager.clone(),
             };
-            let human = directory::update_human(store, subject, update).await?;
+            let human = directory::update_human(store, subject, update, now, CLI).await?;
             print(out.json, &human, || {
                 format!("updated human {}", human.subject)
             })
@@ -300,7 +300,7 @@ pub async fn human_command(
             })
         }
         HumanCommand::Activate { subject } => {
-            offboarding::reactivate_human(store, now, subject, "cli").await?;
+            offboarding::reactivate_human(store, now, subject, CLI).await?;
             println!("human {subject} activated");
             Ok(())
         }
@@ -310,8 +310,7 @@ pub async fn human_command(
             out,
         } => {
             let fate = offboarding_fate;
-            let done =
-                offboarding::offboard_human(store, now, subject, reason, "cli", fate).await?;
+            let done = offboarding::offboard_human(store, now, subject, reason, CLI, fate).await?;
             print(out.json, &done, || {
                 format!(
                     "human {subject} offboarded: {} credentials revoked, agents suspended: {}, \
@@ -381,7 +380,7 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
                 bearer_only: *bearer_only,
                 dpop_jkt: dpop_jkt.clone(),
             };
-            let created = directory::add_agent(store, new, now).await?;
+            let created = directory::add_agent(store, new, now, CLI).await?;
             print(out.json, &created, || {
                 let mut text = format!(
                     "added agent {} (owner {}, {}, {} mode)",
@@ -417,7 +416,7 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
                     .map(|t| t.into_iter().filter(|n| !n.is_empty()).collect()),
                 approver: approver.clone(),
             };
-            let agent = directory::update_agent(store, client_id, update).await?;
+            let agent = directory::update_agent(store, client_id, update, now, CLI).await?;
             print(out.json, &agent, || {
                 format!("updated agent {}", agent.client_id)
             })
@@ -446,7 +445,7 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
             reason,
             out,
         } => {
-            let done = offboarding::suspend_agent(store, now, client_id, reason, "cli").await?;
+            let done = offboarding::suspend_agent(store, now, client_id, reason, CLI).await?;
             print(out.json, &done, || {
                 format!(
                     "agent {client_id} suspended: {} credentials revoked, {} pending requests ended",
@@ -456,7 +455,7 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
             })
         }
         AgentCommand::Resume { client_id } => {
-            offboarding::resume_agent(store, now, client_id, "cli").await?;
+            offboarding::resume_agent(store, now, client_id, CLI).await?;
             println!("agent {client_id} resumed");
             Ok(())
         }
@@ -465,7 +464,7 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
             owner,
             reason,
         } => {
-            offboarding::reassign_agent(store, now, client_id, owner, reason, "cli").await?;
+            offboarding::reassign_agent(store, now, client_id, owner, reason, CLI).await?;
             println!("agent {client_id} now belongs to {owner}");
             Ok(())
         }
@@ -483,7 +482,7 @@ pub async fn group_command(store: &Store, cmd: &GroupCommand, now: i64) -> anyho
                 name: name.clone(),
                 display_name: display_name.clone(),
             };
-            let group = directory::add_group(store, new, now).await?;
+            let group = directory::add_group(store, new, now, CLI).await?;
             print(out.json, &group, || format!("added group {}", group.name))
         }
         GroupCommand::List { out } => {
@@ -497,12 +496,12 @@ pub async fn group_command(store: &Store, cmd: &GroupCommand, now: i64) -> anyho
             })
         }
         GroupCommand::AddMember { group, subject } => {
-            directory::set_group_member(store, group, subject, true).await?;
+            directory::set_group_member(store, group, subject, true, now, CLI).await?;
             println!("{subject} is a member of {group}");
             Ok(())
         }
         GroupCommand::RemoveMember { group, subject } => {
-            directory::set_group_member(store, group, subject, false).await?;
+            directory::set_group_member(store, group, subject, false, now, CLI).await?;
             println!("{subject} is no longer a member of {group}");
             Ok(())
         }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use countersign_server::clock::{Clock, SystemClock};
-use countersign_server::config::{Config, LogFormat};
+use countersign_server::config::{Config, LogFormat, redact_database_url};
 use countersign_server::oidc::keys::KeyRing;
+use countersign_server::server;
 use countersign_server::store::Store;
-use countersign_server::{admin, server};
 use serde::Serialize;
 
 /// Measured under the decision benchmark: allocation and free were about a sixth of the
@@ -17,6 +17,7 @@ use serde::Serialize;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod api_keys;
 mod audit;
 mod credential;
 mod demo;
@@ -26,6 +27,7 @@ mod policy;
 mod push;
 mod verify;
 
+use api_keys::{AdminKeyCommand, ScimTokenCommand};
 use audit::{AuditCommand, audit_command};
 use credential::credential_command;
 use device::{DeviceCommand, device_command};
@@ -187,39 +189,14 @@ struct ServeArgs {
     dev_approvals: bool,
 }
 
+/// The actor the audit trail records for changes made with these commands.
+pub(crate) const CLI: &str = "cli";
+
 #[derive(Args)]
 pub(crate) struct JsonFlag {
     /// Print machine-readable JSON.
     #[arg(long)]
     pub(crate) json: bool,
-}
-
-#[derive(Subcommand)]
-enum AdminKeyCommand {
-    /// Create an admin API key; prints it once.
-    Create {
-        #[arg(long, default_value = "admin")]
-        name: String,
-        /// Days until the key stops working (default: never).
-        #[arg(long)]
-        expires_in_days: Option<u32>,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
-}
-
-#[derive(Subcommand)]
-enum ScimTokenCommand {
-    /// Create a bearer token for the identity provider's SCIM client; prints it once.
-    Create {
-        #[arg(long, default_value = "scim")]
-        name: String,
-        /// Days until the token stops working (default: never).
-        #[arg(long)]
-        expires_in_days: Option<u32>,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
 }
 
 #[derive(Subcommand)]
@@ -264,35 +241,6 @@ fn init_logging(format: LogFormat, default_filter: &str) {
     }
 }
 
-/// `admin-key create` and `scim-token create`.
-async fn create_key(
-    config: &Config,
-    scope: admin::Scope,
-    name: &str,
-    expires_in_days: Option<u32>,
-    json: bool,
-    now: i64,
-) -> anyhow::Result<()> {
-    let store = open_store(config).await?;
-    let expires_at = expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
-    let key = admin::create_key(&store, name, scope, expires_at, now).await?;
-    let value = serde_json::json!({
-        "id": key.id,
-        "name": name,
-        "scope": scope.as_str(),
-        "expires_at": expires_at,
-        "key": key.secret.expose(),
-    });
-    print(json, &value, || {
-        format!(
-            "{} key {} created:\n{}\n(shown once; use it as `Authorization: Bearer <key>`)",
-            scope.as_str(),
-            key.id,
-            key.secret.expose()
-        )
-    })
-}
-
 pub(crate) fn print<T: Serialize>(
     json: bool,
     value: &T,
@@ -335,7 +283,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::demo(args).await,
         Command::Migrate => {
             open_store(&config).await?;
-            println!("migrations applied to {}", redact(&config.database_url));
+            println!(
+                "migrations applied to {}",
+                redact_database_url(&config.database_url)
+            );
             Ok(())
         }
         Command::Human(cmd) => {
@@ -345,35 +296,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Agent(cmd) => agent_command(&open_store(&config).await?, cmd, now).await,
         Command::Group(cmd) => group_command(&open_store(&config).await?, cmd, now).await,
         Command::Policy(cmd) => policy_command(config, cmd).await,
-        Command::AdminKey(AdminKeyCommand::Create {
-            name,
-            expires_in_days,
-            out,
-        }) => {
-            create_key(
-                &config,
-                admin::Scope::Admin,
-                name,
-                *expires_in_days,
-                out.json,
-                now,
-            )
-            .await
+        Command::AdminKey(cmd) => {
+            api_keys::admin_key_command(&open_store(&config).await?, cmd, now).await
         }
-        Command::ScimToken(ScimTokenCommand::Create {
-            name,
-            expires_in_days,
-            out,
-        }) => {
-            create_key(
-                &config,
-                admin::Scope::Scim,
-                name,
-                *expires_in_days,
-                out.json,
-                now,
-            )
-            .await
+        Command::ScimToken(cmd) => {
+            api_keys::scim_token_command(&open_store(&config).await?, cmd, now).await
         }
         // Needs no database or keys: only the issuer's published JWKS and status lists.
         Command::Verify(args) => verify(args).await,
@@ -397,22 +324,10 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The database URL without any password, for printing.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{}@{}", &url[..scheme_end + 3], user, &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 async fn serve(config: Config) -> anyhow::Result<()> {
     let keys_dir =
         std::fs::canonicalize(&config.keys_dir).unwrap_or_else(|_| config.keys_dir.clone());
-    let database = redact(&config.database_url);
+    let database = redact_database_url(&config.database_url);
     let running = server::start(config, Arc::new(SystemClock)).await?;
     let keys_dir = std::fs::canonicalize(&keys_dir).unwrap_or(keys_dir);
     println!(

@@ -26,31 +26,34 @@ pub(crate) async fn seed(store: &Store) {
         )
         .await
         .unwrap();
-    tx.commit().await.unwrap();
     store
-        .insert_client(&ClientRecord {
-            client_id: "agent".into(),
-            name: "Agent".into(),
-            owner_subject: "alice".into(),
-            auth_method: "client_secret_basic".into(),
-            secret_hash: Some("h".into()),
-            jwks: None,
-            delivery_mode: "poll".into(),
-            notification_endpoint: None,
-            require_signed_request: false,
-            user_code_required: false,
-            enabled: true,
-            created_at: 0,
-            department: String::new(),
-            risk_tier: "low".into(),
-            description: None,
-            tools: None,
-            approver: None,
-            bearer_only: false,
-            dpop_jkt: None,
-        })
+        .insert_client(
+            &mut tx,
+            &ClientRecord {
+                client_id: "agent".into(),
+                name: "Agent".into(),
+                owner_subject: "alice".into(),
+                auth_method: "client_secret_basic".into(),
+                secret_hash: Some("h".into()),
+                jwks: None,
+                delivery_mode: "poll".into(),
+                notification_endpoint: None,
+                require_signed_request: false,
+                user_code_required: false,
+                enabled: true,
+                created_at: 0,
+                department: String::new(),
+                risk_tier: "low".into(),
+                description: None,
+                tools: None,
+                approver: None,
+                bearer_only: false,
+                dpop_jkt: None,
+            },
+        )
         .await
         .unwrap();
+    tx.commit().await.unwrap();
 }
 
 fn request(id: &str, expires_at: i64) -> AuthRequestRecord {

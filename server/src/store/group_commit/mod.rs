@@ -493,8 +493,9 @@ async fn write_and_answer(writer: &Writer, mut sets: Vec<SetJob>, works: Vec<Wor
         // run twice; its caller got the error and may retry.) Not after a failed commit:
         // the batch may have committed, and a claim retried alone would then find its
         // request issued and its caller give back a status list entry now in use.
-        Err(ref e) if !matches!(e, StoreError::Uncertain(_))
-            && (sets.len() > 1 || (had_works && !sets.is_empty())) =>
+        Err(ref e)
+            if !matches!(e, StoreError::Uncertain(_))
+                && (sets.len() > 1 || (had_works && !sets.is_empty())) =>
         {
             for job in sets.drain(..) {
                 let result = write(

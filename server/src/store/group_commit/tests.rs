@@ -51,9 +51,10 @@ async fn traces_from_two_replicas_are_each_written_once() {
             futures_util::future::join_all((40..80).map(|i| decide(&other, i))),
         )
         .await;
-        let report = crate::audit::verify(&store, &countersign_jose::JwkSet::default(), &test_log())
-            .await
-            .unwrap();
+        let report =
+            crate::audit::verify(&store, &countersign_jose::JwkSet::default(), &test_log())
+                .await
+                .unwrap();
         assert!(report.intact && report.events == 80, "{report:?}");
         let mut subjects: Vec<String> = store
             .audit_events_of_kind("test.work", 0, 100)
@@ -138,5 +139,5 @@ async fn a_failing_work_rolls_back_alone() {
 
 fn test_log() -> crate::audit::log::AuditLog {
     let key = countersign_tlog::note::generate_pkcs8().unwrap();
-    crate::audit::log::AuditLog::new("http://test", &key).unwrap()
+    crate::audit::log::AuditLog::new("test/audit", &key).unwrap()
 }

@@ -167,7 +167,8 @@ impl Demo {
         // The identity provider provisions Alice over SCIM, as it would in production.
         let started = Instant::now();
         let now = SystemClock.now_ms();
-        let scim_token = admin::create_key(&state.store, "demo-idp", admin::Scope::Scim, None, now)
+        let scope = admin::Scope::Scim;
+        let scim_token = admin::create_key(&state.store, "demo-idp", scope, None, now, crate::CLI)
             .await?
             .secret
             .expose()
@@ -215,8 +216,8 @@ impl Demo {
                 notification_endpoint: None,
                 require_signed_request: false,
                 user_code_required: false,
-        bearer_only: false,
-        dpop_jkt: None,
+                bearer_only: false,
+                dpop_jkt: None,
                 department: "procurement".into(),
                 risk_tier: None,
                 description: Some("places purchase orders".into()),
@@ -224,6 +225,7 @@ impl Demo {
                 approver: None,
             },
             now,
+            crate::CLI,
         )
         .await?;
         narrator.event(

@@ -96,12 +96,12 @@ impl Demo {
             "audit.verified",
             Tone::Done,
             &format!(
-                "audit verify: {} events hash-chained, {} signed checkpoint(s) verified",
-                report.events, report.checkpoints_verified
+                "audit verify: {} events hash-chained, {} signed log checkpoint(s) verified",
+                report.events, report.log_checkpoints_verified
             ),
             json!({
                 "intact": report.intact, "events": report.events, "head": report.head,
-                "checkpoints_verified": report.checkpoints_verified,
+                "log_checkpoints_verified": report.log_checkpoints_verified,
                 "took_ms": ms_since(started),
             }),
             &[],
