@@ -4,7 +4,7 @@
 //! this run from the built `cdylib`) against the real server, and the committed Kotlin
 //! and Swift bindings checked against the code.
 
-use countersign_tests::{CIBA_GRANT, Db, TestServer, jwt_claims};
+use countersign_tests::{Db, TestServer, jwt_claims};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -95,24 +95,12 @@ async fn python_wallet_enrolls_shows_approves_and_denies() {
     assert_eq!(seen["pending_after"], serde_json::json!([]));
 
     s.clock.advance_ms(1_000);
-    let (status, tokens) = s
-        .post_as(
-            &agent,
-            "/token",
-            &[("grant_type", CIBA_GRANT), ("auth_req_id", &ids[0])],
-        )
-        .await;
+    let (status, tokens) = s.poll(&agent, &ids[0]).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let credential = jwt_claims(tokens["access_token"].as_str().unwrap());
     let approval = jwt_claims(credential["evidence"][0]["approval"].as_str().unwrap());
     assert_eq!(approval["transaction_hash"], seen["transaction_hash"]);
-    let (_, denied) = s
-        .post_as(
-            &agent,
-            "/token",
-            &[("grant_type", CIBA_GRANT), ("auth_req_id", &ids[1])],
-        )
-        .await;
+    let (_, denied) = s.poll(&agent, &ids[1]).await;
     assert_eq!(denied["error"], "access_denied");
     s.stop().await;
 }

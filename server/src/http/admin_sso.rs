@@ -83,7 +83,8 @@ pub(super) struct LoginParams {
 #[utoipa::path(get, path = "/admin/sso/login", tag = "admin-sso", params(LoginParams),
     responses((status = 303, description = "to the identity provider's authorization endpoint (sets the sign-in cookie)"),
         (status = 404, description = "single sign-on is not configured", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "the identity provider could not be discovered", body = super::error::Problem, content_type = "application/problem+json")))]
+        (status = 502, description = "the identity provider could not be discovered", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many requests from this address (Retry-After)", body = super::error::Problem, content_type = "application/problem+json")))]
 pub(super) async fn login(
     State(state): State<AppState>,
     params: Result<Query<LoginParams>, axum::extract::rejection::QueryRejection>,
@@ -140,7 +141,8 @@ pub struct SignedIn {
         (status = 401, description = "the ID token does not verify", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "refused by the IdP, or not an administrator", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "single sign-on is not configured", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "the identity provider failed", body = super::error::Problem, content_type = "application/problem+json")))]
+        (status = 502, description = "the identity provider failed", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many requests from this address (Retry-After)", body = super::error::Problem, content_type = "application/problem+json")))]
 pub(super) async fn callback(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -198,7 +200,8 @@ pub(super) async fn callback(
 /// Ends the admin session this browser holds.
 #[utoipa::path(post, path = "/admin/sso/logout", tag = "admin-sso",
     responses((status = 204, description = "signed out (the session cookie is cleared)"),
-        (status = 401, description = "no live session", body = super::error::Problem, content_type = "application/problem+json")))]
+        (status = 401, description = "no live session", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many requests from this address (Retry-After)", body = super::error::Problem, content_type = "application/problem+json")))]
 pub(super) async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -29,6 +29,14 @@ fn presented(headers: &HeaderMap) -> Result<(&str, Option<&str>), ProblemRespons
         (Some(a), None) => a
             .to_str()
             .map_err(|_| bad("the Authorization header is not ASCII"))?,
+        // No credential at all: the caller is unauthenticated (RFC 6750 §3.1).
+        (None, _) => {
+            return Err(ProblemResponse::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "send the credential as Authorization: DPoP <credential>",
+            )
+            .with_code("invalid_token"));
+        }
         _ => return Err(bad("send the credential in one Authorization header")),
     };
     let credential = authorization
@@ -54,12 +62,14 @@ fn presented(headers: &HeaderMap) -> Result<(&str, Option<&str>), ProblemRespons
         ("DPoP" = Option<String>, Header, description = "the agent's proof, as the tool received it")),
     request_body = crate::credentials::uses::UseReport,
     responses((status = 200, body = crate::credentials::uses::UseCounted),
-        (status = 400, description = "malformed report", body = super::error::Problem),
-        (status = 401, description = "not a live credential of this server, or a bad proof (code invalid_token / invalid_dpop_proof)", body = super::error::Problem),
-        (status = 409, description = "every allowed use is spent (code use_limit_reached)", body = super::error::Problem),
-        (status = 413, description = "body too large", body = super::error::Problem),
-        (status = 415, description = "not application/json", body = super::error::Problem),
-        (status = 503, description = "storage unavailable", body = super::error::Problem)),
+        (status = 400, description = "malformed report", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "not a live credential of this server, or a bad proof (code invalid_token / invalid_dpop_proof)", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "every allowed use is spent (code use_limit_reached)", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "the report is not {htm, htu}", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many requests from this address (Retry-After)", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "storage unavailable", body = super::error::Problem, content_type = "application/problem+json")),
     security(("dpop_credential" = [])))]
 pub(super) async fn record_use(
     State(state): State<AppState>,

@@ -37,8 +37,8 @@ fn text(body: String) -> Response {
 /// --checkpoint` proves the trail still extends it.
 #[utoipa::path(get, path = "/.well-known/countersign/audit-checkpoint", tag = "oauth",
     responses((status = 200, description = "signed note", content_type = "text/plain", body = String),
-        (status = 404, description = "no checkpoint signed yet", body = super::error::Problem),
-        (status = 503, description = "storage unavailable", body = super::error::Problem)))]
+        (status = 404, description = "no checkpoint signed yet", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "storage unavailable", body = super::error::Problem, content_type = "application/problem+json")))]
 pub(super) async fn audit_checkpoint(
     State(state): State<AppState>,
 ) -> Result<Response, super::error::ProblemResponse> {

@@ -41,7 +41,8 @@ fn error(status: StatusCode, err: &str, description: String) -> Response {
     responses((status = 202, description = "accepted"),
         (status = 400, description = "refused (RFC 8935 §2.3)", body = SetErrorBody),
         (status = 413, description = "body too large"),
-        (status = 503, description = "storage unavailable; retry", body = SetErrorBody)))]
+        (status = 503, description = "storage unavailable; retry", body = SetErrorBody),
+        (status = 429, description = "too many requests from this address (Retry-After)", body = super::error::Problem, content_type = "application/problem+json")))]
 pub(super) async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -70,7 +70,8 @@ impl FromRequestParts<AppState> for WalletDevice {
     responses((status = 200, body = EnrollmentChallenge),
         (status = 403, description = "invitation unknown, expired or used", body = super::error::Problem, content_type = "application/problem+json"),
         super::error::JsonBodyProblems,
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json")))]
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many requests from this address (Retry-After)", body = super::error::Problem, content_type = "application/problem+json")))]
 pub(super) async fn begin_enrollment(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<BeginEnrollment>,
@@ -87,7 +88,8 @@ pub(super) async fn begin_enrollment(
         (status = 403, description = "invitation unknown, expired or used", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "device already enrolled", body = super::error::Problem, content_type = "application/problem+json"),
         super::error::JsonBodyProblems,
-        (status = 422, description = "invalid details or the passkey ceremony failed", body = super::error::Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "invalid details or the passkey ceremony failed", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many requests from this address (Retry-After)", body = super::error::Problem, content_type = "application/problem+json")))]
 pub(super) async fn complete_enrollment(
     State(state): State<AppState>,
     headers: HeaderMap,
