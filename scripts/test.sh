@@ -87,7 +87,26 @@ ensure_scim2_tester() {
   export CS_SCIM_PYTHON="$venv/bin/python"
 }
 
+ensure_browser() {
+  # The console's browser test: Debian's Chromium, Playwright (PyPI) driving it through
+  # its executable path (never a downloaded browser), and axe-core (npm) for the
+  # accessibility checks.
+  if ! command -v chromium >/dev/null; then
+    log "installing Chromium"
+    apt_install chromium
+  fi
+  local venv="$HOME/.cache/countersign-venv"
+  if ! "$venv/bin/pip" show playwright 2>/dev/null | grep -q "^Version: $PLAYWRIGHT_VERSION$"; then
+    log "installing Playwright $PLAYWRIGHT_VERSION"
+    "$venv/bin/pip" install -q --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION"
+  fi
+  log "installing axe-core (tests/interop/axe)"
+  (cd tests/interop/axe && npm ci --no-audit --no-fund --loglevel=error)
+  export CS_CHROMIUM="$(command -v chromium)"
+}
+
 SCHEMATHESIS_VERSION=4.32.5
+PLAYWRIGHT_VERSION=1.65.3
 SCIM2_TESTER_VERSION=0.5.2
 SCIM2_CLIENT_VERSION=0.13.2
 ensure_postgres
@@ -95,6 +114,7 @@ drop_stale_test_databases
 ensure_node_peers
 ensure_schemathesis
 ensure_scim2_tester
+ensure_browser
 
 # The wallet's shared library: the Python binding test loads it and the bindings drift
 # check reads its interface. Cargo builds only the rlib when the crate is a dependency.

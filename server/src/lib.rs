@@ -11,6 +11,7 @@ pub mod audit;
 pub mod ciba;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod credentials;
 pub mod directory;
 pub mod fuzzing;

@@ -4,7 +4,11 @@
 //! revoking one is an audit event naming who did it (`admin_key.created`,
 //! `scim_token.revoked`, ...; subject `admin-key:ID` / `scim-token:ID`), never the secret.
 
+pub mod roles;
+pub mod sign_in_links;
 pub mod sso;
+
+pub use roles::Role;
 
 use serde_json::json;
 
@@ -79,7 +83,7 @@ pub async fn create_key(
     actor: &str,
 ) -> Result<NewAdminKey, StoreError> {
     let mut tx = store.begin().await?;
-    let key = create_key_in(store, &mut tx, name, scope, expires_at_ms, now_ms).await?;
+    let key = create_key_in(store, &mut tx, name, scope, Role::Admin, expires_at_ms, now_ms).await?;
     let event = NewEvent {
         actor,
         kind: scope.created(),
@@ -98,6 +102,7 @@ pub(crate) async fn create_key_in(
     tx: &mut Tx<'_>,
     name: &str,
     scope: Scope,
+    role: Role,
     expires_at_ms: Option<i64>,
     now_ms: i64,
 ) -> Result<NewAdminKey, StoreError> {
@@ -117,6 +122,7 @@ pub(crate) async fn create_key_in(
         name: name.to_owned(),
         key_hash: hash,
         scope: scope.as_str().to_owned(),
+        role: role.as_str().to_owned(),
         expires_at: expires_at_ms,
         created_at: now_ms,
     };
@@ -151,14 +157,27 @@ pub async fn revoke_key(
     Ok(true)
 }
 
-/// The id of the key `presented`, if it is live at `now_ms` and has `scope`.
+/// A live key: its id and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedKey {
+    pub id: String,
+    pub role: Role,
+}
+
+/// The key `presented`, if it is live at `now_ms` and has `scope`.
 pub async fn verify_key(
     store: &Store,
     presented: &str,
     scope: Scope,
     now_ms: i64,
-) -> Result<Option<String>, StoreError> {
-    store
+) -> Result<Option<VerifiedKey>, StoreError> {
+    let Some((id, role)) = store
         .admin_key_by_hash(&hash_secret(presented), scope.as_str(), now_ms)
-        .await
+        .await?
+    else {
+        return Ok(None);
+    };
+    // A role this server does not know (a newer server's) grants nothing more than viewing.
+    let role = role.parse().unwrap_or(Role::Viewer);
+    Ok(Some(VerifiedKey { id, role }))
 }

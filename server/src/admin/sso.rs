@@ -249,6 +249,7 @@ impl AdminSso {
             &mut tx,
             &format!("sso session: {email}"),
             Scope::Admin,
+            admin::Role::Admin,
             Some(expires_at_ms),
             now_ms,
         )

@@ -48,6 +48,9 @@ pub mod kinds {
     /// An agent's step-up refused: its approver already had too many of its requests
     /// waiting (approval fatigue).
     pub const REQUESTS_FLOOD_REFUSED: &str = "requests.flood_refused";
+    /// A single-use console sign-in link was made (`countersign admin sign-in-link`); its
+    /// redemption is `admin.signed_in` with `"method": "sign_in_link"`.
+    pub const SIGN_IN_LINK_CREATED: &str = "admin.sign_in_link_created";
     /// An admin session ended (its key revoked).
     pub const ADMIN_SIGNED_OUT: &str = "admin.signed_out";
 

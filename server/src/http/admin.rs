@@ -26,7 +26,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/scim-tokens/{id}", delete(revoke_scim_token))
 }
 
-/// Proof that the request carried a live admin key; holds the key's id.
+/// Proof that the request carried a live admin key whose role allows this endpoint
+/// (`admin::roles::needed_for_api`); holds the key's id.
 pub struct AdminCaller(pub String);
 
 impl AdminCaller {
@@ -81,15 +82,22 @@ impl FromRequestParts<AppState> for AdminCaller {
                 session
             }
         };
-        let id = admin::verify_key(&state.store, presented, admin::Scope::Admin, state.now_ms())
+        let key = admin::verify_key(&state.store, presented, admin::Scope::Admin, state.now_ms())
             .await?
             .ok_or_else(unauthorized)?;
-        Ok(AdminCaller(id))
+        let needed = admin::roles::needed_for_api(parts.method.as_str(), parts.uri.path());
+        if !key.role.includes(needed) {
+            return Err(ProblemResponse::new(
+                StatusCode::FORBIDDEN,
+                format!("this needs the {needed} role; the key is a {}", key.role),
+            ));
+        }
+        Ok(AdminCaller(key.id))
     }
 }
 
 /// `scheme://host[:port]` of `url` (what browsers send as `Origin`).
-fn origin_of(url: &str) -> &str {
+pub fn origin_of(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     match url[after_scheme..].find('/') {
         Some(i) => &url[..after_scheme + i],

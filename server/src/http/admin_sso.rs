@@ -54,7 +54,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn set_cookie(state: &AppState, name: &str, value: &str, attrs: &str) -> HeaderValue {
+pub fn set_cookie(state: &AppState, name: &str, value: &str, attrs: &str) -> HeaderValue {
     // `Secure` whenever the server is reached over TLS; plain http only on a loopback
     // test or developer setup.
     let secure = if state.issuer.starts_with("https://") {

@@ -38,6 +38,9 @@ use tower_http::trace::TraceLayer;
 use crate::state::AppState;
 use error::ProblemResponse;
 
+pub use admin::origin_of;
+pub use admin_sso::{cookie, set_cookie};
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(Clone, Copy, Default)]
@@ -69,7 +72,8 @@ pub fn router(state: AppState) -> Router {
         .merge(wallet::router())
         .merge(scim::router())
         .merge(signals::router())
-        .merge(ops::router());
+        .merge(ops::router())
+        .merge(crate::console::router(state.clone()));
     if state.config.dev_approvals {
         app = app.merge(dev::router());
     }

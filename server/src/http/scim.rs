@@ -152,7 +152,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, S
         return Err(ScimError::unauthorized().into());
     };
     match admin::verify_key(&state.store, presented, Scope::Scim, state.now_ms()).await {
-        Ok(Some(id)) => Ok(format!("scim-token:{id}")),
+        Ok(Some(key)) => Ok(Scope::Scim.subject(&key.id)),
         Ok(None) => Err(ScimError::unauthorized().into()),
         Err(e) => Err(ScimError::from(e).into()),
     }

@@ -13,6 +13,8 @@ pub struct AdminKeyRecord {
     pub key_hash: String,
     /// `admin` or `scim`.
     pub scope: String,
+    /// `viewer`, `operator` or `admin` (admin-scoped keys; `admin` for SCIM tokens).
+    pub role: String,
     pub expires_at: Option<i64>,
     pub created_at: i64,
 }
@@ -25,8 +27,8 @@ impl Store {
         key: &AdminKeyRecord,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO admin_keys (id, name, key_hash, created_at, scope, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO admin_keys (id, name, key_hash, created_at, scope, expires_at, role) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&key.id)
         .bind(&key.name)
@@ -34,22 +36,24 @@ impl Store {
         .bind(key.created_at)
         .bind(&key.scope)
         .bind(key.expires_at)
+        .bind(&key.role)
         .execute(tx.conn())
         .await
         .map_err(StoreError::from_insert)?;
         Ok(())
     }
 
-    /// The id of the key with this hash, if it is live at `now_ms` and has `scope`.
+    /// The id and role of the key with this hash, if it is live at `now_ms` and has
+    /// `scope`.
     pub async fn admin_key_by_hash(
         &self,
         key_hash: &str,
         scope: &str,
         now_ms: i64,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<(String, String)>, StoreError> {
         let row = sqlx::query(
-            "SELECT id FROM admin_keys WHERE key_hash = $1 AND revoked_at IS NULL AND scope = $2 \
-             AND (expires_at IS NULL OR expires_at > $3)",
+            "SELECT id, role FROM admin_keys WHERE key_hash = $1 AND revoked_at IS NULL \
+             AND scope = $2 AND (expires_at IS NULL OR expires_at > $3)",
         )
         .bind(key_hash)
         .bind(scope)
@@ -57,7 +61,7 @@ impl Store {
         .fetch_optional(self.reader())
         .await?;
         Ok(match row {
-            Some(row) => Some(row.try_get("id")?),
+            Some(row) => Some((row.try_get("id")?, row.try_get("role")?)),
             None => None,
         })
     }

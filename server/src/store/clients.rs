@@ -161,6 +161,48 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// The clients `owner` owns, by client id.
+    pub async fn clients_of_owner(&self, owner: &str) -> Result<Vec<ClientRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM clients WHERE owner_subject = $1 ORDER BY client_id"
+        ));
+        let rows = sqlx::query(sql).bind(owner).fetch_all(self.reader()).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// How many clients are enabled and how many suspended.
+    pub async fn count_clients(&self) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(CASE WHEN enabled = 1 THEN 1 END) AS on_, \
+             COUNT(CASE WHEN enabled = 1 THEN NULL ELSE 1 END) AS off_ FROM clients",
+        )
+        .fetch_one(self.reader())
+        .await?;
+        Ok((row.try_get("on_")?, row.try_get("off_")?))
+    }
+
+    /// Up to `limit` clients after `after` (keyset order by client id) whose id, name or
+    /// owner contains `search` (case-insensitive), for the console's list.
+    pub async fn page_clients(
+        &self,
+        after: &str,
+        search: &str,
+        limit: i64,
+    ) -> Result<Vec<ClientRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM clients WHERE client_id > $1 AND (LOWER(client_id) LIKE $2 ESCAPE '\\' \
+             OR LOWER(name) LIKE $2 ESCAPE '\\' OR LOWER(owner_subject) LIKE $2 ESCAPE '\\') \
+             ORDER BY client_id LIMIT $3"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(after)
+            .bind(super::like_pattern(search))
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// Enables or suspends `client_id` inside `tx`; false when no such client exists.
     pub async fn set_client_enabled(
         &self,

@@ -119,6 +119,39 @@ impl Store {
     }
 
     /// Sets whether `subject` is active, inside `tx`; false when no such human exists.
+    /// How many humans are active and how many offboarded.
+    pub async fn count_humans(&self) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(CASE WHEN active = 1 THEN 1 END) AS on_, \
+             COUNT(CASE WHEN active = 1 THEN NULL ELSE 1 END) AS off_ FROM humans",
+        )
+        .fetch_one(self.reader())
+        .await?;
+        Ok((row.try_get("on_")?, row.try_get("off_")?))
+    }
+
+    /// Up to `limit` humans after `after` (keyset order by subject) whose subject, e-mail
+    /// or name contains `search` (case-insensitive), for the console's list.
+    pub async fn page_humans(
+        &self,
+        after: &str,
+        search: &str,
+        limit: i64,
+    ) -> Result<Vec<HumanRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM humans WHERE subject > $1 AND (LOWER(subject) LIKE $2 ESCAPE '\\' \
+             OR LOWER(email) LIKE $2 ESCAPE '\\' OR LOWER(name) LIKE $2 ESCAPE '\\') \
+             ORDER BY subject LIMIT $3"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(after)
+            .bind(super::like_pattern(search))
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     pub async fn set_human_active(
         &self,
         tx: &mut Tx<'_>,

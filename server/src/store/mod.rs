@@ -10,6 +10,7 @@ pub mod baselines;
 mod cache;
 pub mod ceremonies;
 pub mod clients;
+pub mod console_links;
 pub mod credential_uses;
 pub mod devices;
 pub mod group_commit;
@@ -51,6 +52,21 @@ pub enum StoreError {
     /// that reads again learns which.
     #[error("the outcome of a commit is unknown: {0}")]
     Uncertain(String),
+}
+
+/// A `LIKE … ESCAPE '\'` pattern matching any text that contains `needle`, lower-cased
+/// (callers compare with `LOWER(column)`); `%`, `_` and `\` in `needle` match themselves.
+pub(crate) fn like_pattern(needle: &str) -> String {
+    let mut pattern = String::with_capacity(needle.len() + 2);
+    pattern.push('%');
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 impl StoreError {
@@ -193,6 +209,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "status list revisions",
         include_str!("../../../migrations/sqlite/0010_status_list_revisions.sql"),
     ),
+    (
+        11,
+        "console",
+        include_str!("../../../migrations/sqlite/0011_console.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -244,6 +265,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "status list revisions",
         include_str!("../../../migrations/postgres/0010_status_list_revisions.sql"),
+    ),
+    (
+        11,
+        "console",
+        include_str!("../../../migrations/postgres/0011_console.sql"),
     ),
 ];
 

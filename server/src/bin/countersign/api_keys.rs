@@ -1,5 +1,6 @@
-//! `countersign admin-key|scim-token create|revoke`: API keys from the command line.
-//! Each creation and revocation is an audit event with the actor `cli`.
+//! `countersign admin-key|scim-token create|revoke`: API keys from the command line, and
+//! `countersign admin sign-in-link`: a console sign-in link. Each is an audit event with
+//! the actor `cli`.
 
 use clap::Subcommand;
 use countersign_server::admin::{self, Scope};
@@ -21,6 +22,19 @@ pub enum AdminKeyCommand {
     },
     /// Revoke an admin API key (also an SSO session's) by its id: it stops working at once.
     Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Print a single-use link, valid 10 minutes, that signs a browser in to the console
+    /// (how the first admin of a fresh install gets in).
+    SignInLink {
+        /// What the session may do: viewer, operator or admin.
+        #[arg(long, default_value = "admin")]
+        role: admin::Role,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 #[derive(Subcommand)]
@@ -51,6 +65,36 @@ pub async fn admin_key_command(
             out,
         } => create(store, Scope::Admin, name, *expires_in_days, out.json, now).await,
         AdminKeyCommand::Revoke { id } => revoke(store, Scope::Admin, id, now).await,
+    }
+}
+
+pub async fn admin_command(
+    store: &Store,
+    issuer: &str,
+    cmd: &AdminCommand,
+    now: i64,
+) -> anyhow::Result<()> {
+    match cmd {
+        AdminCommand::SignInLink { role, out } => {
+            let link = admin::sign_in_links::create(store, *role, CLI, now).await?;
+            let url = format!(
+                "{}/console/sign-in?token={}",
+                issuer.trim_end_matches('/'),
+                link.token.expose()
+            );
+            let value = serde_json::json!({
+                "id": link.id,
+                "url": url,
+                "role": link.role,
+                "expires_at": link.expires_at_ms,
+            });
+            print(out.json, &value, || {
+                format!(
+                    "{url}\n(signs one browser in as {}; single use, valid 10 minutes)",
+                    link.role
+                )
+            })
+        }
     }
 }
 

@@ -77,6 +77,9 @@ enum Command {
     /// Validate, test, add, activate and roll back policies; replay history (dry-run).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The server console: sign-in links.
+    #[command(subcommand)]
+    Admin(api_keys::AdminCommand),
     /// Manage admin API keys.
     #[command(subcommand, name = "admin-key")]
     AdminKey(AdminKeyCommand),
@@ -296,6 +299,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Agent(cmd) => agent_command(&open_store(&config).await?, cmd, now).await,
         Command::Group(cmd) => group_command(&open_store(&config).await?, cmd, now).await,
         Command::Policy(cmd) => policy_command(config, cmd).await,
+        Command::Admin(cmd) => {
+            let issuer = config.issuer();
+            api_keys::admin_command(&open_store(&config).await?, &issuer, cmd, now).await
+        }
         Command::AdminKey(cmd) => {
             api_keys::admin_key_command(&open_store(&config).await?, cmd, now).await
         }
@@ -338,6 +345,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("  issuer:    {}", running.base_url());
     println!(
         "  discovery: {}/.well-known/openid-configuration",
+        running.base_url()
+    );
+    println!(
+        "  console:   {}/console/  (sign in: countersign admin sign-in-link)",
         running.base_url()
     );
     println!("  database:  {database}");

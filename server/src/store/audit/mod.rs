@@ -472,6 +472,33 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Up to `limit` events before `before_seq`, newest first, about `subject` (any when
+    /// empty) and of a kind starting with `kind_prefix` (any when empty): the console's
+    /// keyset-paginated trace.
+    pub async fn page_audit_events(
+        &self,
+        before_seq: i64,
+        subject: &str,
+        kind_prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE seq < $1 AND ($2 = '' OR subject = $2) \
+             AND ($3 = '' OR kind LIKE $4 ESCAPE '\\') ORDER BY seq DESC LIMIT $5"
+        ));
+        let prefix = super::like_pattern(kind_prefix);
+        let rows = sqlx::query(sql)
+            .bind(before_seq)
+            .bind(subject)
+            .bind(kind_prefix)
+            // `%prefix%` without its leading `%`: a prefix match.
+            .bind(&prefix[1..])
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// Events of `kind` at or after `since_ms`, newest first, at most `limit`.
     pub async fn audit_events_of_kind(
         &self,

@@ -496,6 +496,25 @@ impl Store {
         Ok((row.try_get("n")?, row.try_get("first")?))
     }
 
+    /// The oldest `limit` requests still waiting for a human at `now_ms` (the console's
+    /// queue).
+    pub async fn pending_queue(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<AuthRequestRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM auth_requests WHERE status = 'pending' AND expires_at > $1 \
+             ORDER BY created_at LIMIT $2"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// Requests still waiting for a human (for the `pending requests` gauge).
     pub async fn count_pending_auth_requests(&self, now_ms: i64) -> Result<i64, StoreError> {
         let row = sqlx::query(

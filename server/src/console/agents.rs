@@ -1,0 +1,157 @@
+//! Agents: the list, one agent's detail, and the kill switch (suspend with a reason and a
+//! confirmation; resume).
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::format::{action_summary, age};
+use super::{Admin, PageError, render, see_other};
+use crate::admin::Role;
+use crate::directory;
+use crate::state::AppState;
+use crate::store::clients::ClientRecord;
+use crate::store::tokens::TokenSelector;
+
+/// Rows per page.
+const PAGE: i64 = 50;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    after: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/agents.html")]
+struct AgentsPage {
+    admin: Admin,
+    q: String,
+    agents: Vec<ClientRecord>,
+    /// The last row's id when there may be more (the next page starts after it).
+    next: Option<String>,
+}
+
+pub async fn list(
+    admin: Admin,
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let q = query.q.trim().chars().take(100).collect::<String>();
+    let agents = state.store.page_clients(&query.after, &q, PAGE).await?;
+    let next = (agents.len() as i64 == PAGE)
+        .then(|| agents.last().map(|a| a.client_id.clone()))
+        .flatten();
+    render(&AgentsPage {
+        admin,
+        q,
+        agents,
+        next,
+    })
+}
+
+/// A live credential as the detail lists it.
+pub struct LiveCredential {
+    pub id: String,
+    pub action: String,
+    pub approved_by: String,
+    pub expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/agent.html")]
+struct AgentPage {
+    admin: Admin,
+    agent: ClientRecord,
+    credentials: Vec<LiveCredential>,
+    tools: String,
+    approver: String,
+}
+
+pub async fn detail(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+) -> Result<Response, PageError> {
+    let now = state.now_ms();
+    let agent = state
+        .store
+        .client(&client_id)
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("agent {client_id:?} not found")))?;
+    let credentials = state
+        .store
+        .tokens(TokenSelector::Agent(&client_id), 100)
+        .await?
+        .into_iter()
+        .filter(|t| t.revoked_at.is_none() && t.expires_at.is_some_and(|e| e > now))
+        .map(|t| LiveCredential {
+            action: action_summary(t.authorization_details.as_deref()),
+            approved_by: t.subject,
+            expires: t.expires_at.map_or_else(String::new, |e| age(e, now)),
+            id: t.jti,
+        })
+        .collect();
+    render(&AgentPage {
+        tools: agent
+            .tools
+            .as_ref()
+            .map_or_else(|| "any".to_owned(), |t| t.join(", ")),
+        approver: agent.approver.clone().unwrap_or_else(|| "user".into()),
+        admin,
+        agent,
+        credentials,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SuspendForm {
+    #[serde(default)]
+    reason: String,
+    /// The confirmation box: suspending revokes every credential the agent holds.
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+pub async fn suspend(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    Form(form): Form<SuspendForm>,
+) -> Result<Response, PageError> {
+    admin.require(Role::Operator)?;
+    if form.confirm.is_none() {
+        return Err(PageError::Invalid(
+            "tick the confirmation: suspending revokes every credential the agent holds".into(),
+        ));
+    }
+    directory::offboarding::suspend_agent(
+        &state.store,
+        state.now_ms(),
+        &client_id,
+        form.reason.trim(),
+        &admin.actor(),
+    )
+    .await?;
+    Ok(see_other(&format!("/console/agents/{}", urlencode(&client_id))))
+}
+
+pub async fn resume(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+) -> Result<Response, PageError> {
+    admin.require(Role::Operator)?;
+    directory::offboarding::resume_agent(&state.store, state.now_ms(), &client_id, &admin.actor())
+        .await?;
+    Ok(see_other(&format!("/console/agents/{}", urlencode(&client_id))))
+}
+
+/// `s` as one URL path segment.
+pub fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

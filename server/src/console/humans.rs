@@ -1,0 +1,175 @@
+//! Humans: search, one person's detail, and offboarding after a preview of everything it
+//! will revoke and end.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::agents::{LiveCredential, urlencode};
+use super::format::{action_summary, age};
+use super::{Admin, PageError, render, see_other};
+use crate::admin::Role;
+use crate::directory;
+use crate::state::AppState;
+use crate::store::clients::ClientRecord;
+use crate::store::humans::HumanRecord;
+use crate::store::tokens::TokenSelector;
+
+const PAGE: i64 = 50;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    after: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/humans.html")]
+struct HumansPage {
+    admin: Admin,
+    q: String,
+    humans: Vec<HumanRecord>,
+    next: Option<String>,
+}
+
+pub async fn list(
+    admin: Admin,
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let q = query.q.trim().chars().take(100).collect::<String>();
+    let humans = state.store.page_humans(&query.after, &q, PAGE).await?;
+    let next = (humans.len() as i64 == PAGE)
+        .then(|| humans.last().map(|h| h.subject.clone()))
+        .flatten();
+    render(&HumansPage {
+        admin,
+        q,
+        humans,
+        next,
+    })
+}
+
+/// Everything that rests on a human: what offboarding ends.
+struct RestingOn {
+    human: HumanRecord,
+    agents: Vec<ClientRecord>,
+    credentials: Vec<LiveCredential>,
+    waiting: Vec<String>,
+}
+
+async fn resting_on(state: &AppState, subject: &str) -> Result<RestingOn, PageError> {
+    let now = state.now_ms();
+    let store = &state.store;
+    let human = store
+        .human(subject)
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("human {subject:?} not found")))?;
+    let mut credentials = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for selector in [TokenSelector::RestingOn(subject), TokenSelector::Owner(subject)] {
+        for t in store.tokens(selector, 500).await? {
+            let live = t.revoked_at.is_none() && t.expires_at.is_some_and(|e| e > now);
+            if live && seen.insert(t.jti.clone()) {
+                credentials.push(LiveCredential {
+                    action: format!("{} ({})", action_summary(t.authorization_details.as_deref()), t.client_id),
+                    approved_by: t.subject,
+                    expires: t.expires_at.map_or_else(String::new, |e| age(e, now)),
+                    id: t.jti,
+                });
+            }
+        }
+    }
+    let waiting = store
+        .pending_for_subject(subject, now, 500)
+        .await?
+        .into_iter()
+        .map(|r| format!("{} for {}", action_summary(r.authorization_details.as_deref()), r.client_id))
+        .collect();
+    Ok(RestingOn {
+        agents: store.clients_of_owner(subject).await?,
+        human,
+        credentials,
+        waiting,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "console/human.html")]
+struct HumanPage {
+    admin: Admin,
+    r: RestingOn,
+}
+
+pub async fn detail(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+) -> Result<Response, PageError> {
+    let r = resting_on(&state, &subject).await?;
+    render(&HumanPage { admin, r })
+}
+
+#[derive(Template)]
+#[template(path = "console/offboard.html")]
+struct OffboardPage {
+    admin: Admin,
+    r: RestingOn,
+    agent_fate: &'static str,
+}
+
+pub async fn offboard_preview(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+) -> Result<Response, PageError> {
+    admin.require(Role::Operator)?;
+    let r = resting_on(&state, &subject).await?;
+    let agent_fate = match state.config.offboarding.agents {
+        crate::config::AgentFate::Suspend => "suspended",
+        crate::config::AgentFate::ReassignToManager => {
+            "handed to their manager (suspended if there is no active manager)"
+        }
+    };
+    render(&OffboardPage {
+        admin,
+        r,
+        agent_fate,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct OffboardForm {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+pub async fn offboard(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+    Form(form): Form<OffboardForm>,
+) -> Result<Response, PageError> {
+    admin.require(Role::Operator)?;
+    if form.confirm.is_none() {
+        return Err(PageError::Invalid(
+            "tick the confirmation: offboarding revokes and ends everything listed".into(),
+        ));
+    }
+    directory::offboarding::offboard_human(
+        &state.store,
+        state.now_ms(),
+        &subject,
+        form.reason.trim(),
+        &admin.actor(),
+        state.config.offboarding.agents,
+    )
+    .await?;
+    Ok(see_other(&format!("/console/humans/{}", urlencode(&subject))))
+}

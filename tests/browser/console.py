@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Drives the server console in headless Chromium (Playwright, Debian's chromium).
+
+Run by tests/tests/console_browser.rs against a real server it seeded:
+
+    console.py BASE SIGN_IN_LINK AGENT_ID AGENT_SECRET [--shots DIR]
+
+It signs in with the single-use link, runs axe-core on every page (no serious or
+critical violation), checks that an injected inline script does not run (CSP), watches a
+CIBA step-up appear live in the overview's queue, suspends the agent `procurement` with a
+reason, offboards `bob` after reading the preview, verifies the chain, and with --shots
+saves every page at 1280 px (light) and 390 px (dark) as DIR/NAME.png and NAME-390.png.
+Exits non-zero with a message on the first failure.
+"""
+
+import argparse
+import base64
+import json
+import os
+import sys
+import urllib.request
+
+from playwright.sync_api import sync_playwright
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+AXE = os.path.join(ROOT, "tests", "interop", "axe", "node_modules", "axe-core", "axe.min.js")
+CHROMIUM = os.environ.get("CS_CHROMIUM", "/usr/bin/chromium")
+
+PAGES = [
+    ("overview", "/console/"),
+    ("agents", "/console/agents"),
+    ("agent", "/console/agents/procurement"),
+    ("humans", "/console/humans"),
+    ("human", "/console/humans/bob"),
+    ("offboard", "/console/humans/bob/offboard"),
+    ("policies", "/console/policies"),
+    ("trace", "/console/trace?verify=1"),
+]
+
+BROKEN_POLICY = """@id("small-orders")
+permit (principal, action == Action::"purchase_order", resource)
+when { context.totals.amount < };
+"""
+
+GOOD_POLICY = """@id("small-orders")
+@reason("orders under $400 pass without approval")
+permit (principal, action == Action::"purchase_order", resource)
+when { context.totals.amount < 400 };
+
+@id("large-orders")
+@step_up
+@reason("orders of $400 or more need the owner's approval")
+permit (principal, action == Action::"purchase_order", resource)
+when { context.totals.amount >= 400 };
+"""
+
+
+def fail(message):
+    print(f"console.py: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def axe_check(page, name):
+    # Evaluated over the DevTools protocol, which the page's CSP does not govern (an
+    # inserted <script> would be refused, as the CSP check below shows).
+    with open(AXE, encoding="utf-8") as f:
+        page.evaluate(f.read())
+    result = page.evaluate(
+        "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}})"
+    )
+    bad = [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    if bad:
+        fail(f"axe on {name}: " + json.dumps([(v["id"], v["impact"], len(v["nodes"])) for v in bad]))
+    return len(result["violations"])
+
+
+def step_up(base, agent, secret):
+    body = urllib.parse.urlencode({
+        "scope": "openid",
+        "login_hint": "alice",
+        "binding_message": "LIVE1",
+        "authorization_details": json.dumps([{"type": "purchase_order", "vendor": "Initech",
+                                               "amount": 4200, "currency": "USD"}]),
+    }).encode()
+    request = urllib.request.Request(f"{base}/bc-authorize", data=body, method="POST")
+    token = base64.b64encode(f"{agent}:{secret}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request) as resp:
+        return json.load(resp)["auth_req_id"]
+
+
+def main():
+    import urllib.parse  # noqa: F401 (used by step_up)
+
+    args = argparse.ArgumentParser()
+    args.add_argument("base")
+    args.add_argument("link")
+    args.add_argument("agent")
+    args.add_argument("secret")
+    args.add_argument("--shots")
+    a = args.parse_args()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.set_default_timeout(15000)
+
+        page.goto(a.link)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{a.base}/console/")
+        if page.get_by_role("heading", name="Overview").count() != 1:
+            fail("signing in did not land on the overview")
+
+        # CSP: a script inserted into the page by an attacker's markup does not run.
+        page.evaluate(
+            "() => { const s = document.createElement('script');"
+            " s.textContent = 'window.__injected = 1'; document.body.appendChild(s); }"
+        )
+        if page.evaluate("() => window.__injected") is not None:
+            fail("an injected inline script ran: the CSP does not hold")
+
+        # A step-up made now appears in the queue without a reload (htmx polls the queue).
+        step_up(a.base, a.agent, a.secret)
+        page.get_by_role("cell", name="purchase_order: Initech, 4200 USD").wait_for(timeout=20000)
+
+        violations = {}
+        for name, path in PAGES:
+            page.goto(a.base + path)
+            violations[name] = axe_check(page, name)
+        if a.shots:
+            os.makedirs(a.shots, exist_ok=True)
+            for name, path in PAGES:
+                page.goto(a.base + path)
+                page.screenshot(path=os.path.join(a.shots, f"{name}.png"), full_page=True)
+            phone = browser.new_context(viewport={"width": 390, "height": 844},
+                                        color_scheme="dark", storage_state=context.storage_state())
+            small = phone.new_page()
+            for name, path in PAGES:
+                small.goto(a.base + path)
+                width = small.evaluate("() => document.documentElement.scrollWidth")
+                if width > 390:
+                    fail(f"{name} is {width} px wide at a 390 px screen")
+                small.screenshot(path=os.path.join(a.shots, f"{name}-390.png"), full_page=True)
+            phone.close()
+
+        # A policy with an error shows where; fixed, it dry-runs and is activated.
+        page.goto(f"{a.base}/console/policies")
+        editor = page.get_by_label("Cedar policy document")
+        editor.fill(BROKEN_POLICY)
+        page.get_by_role("button", name="Validate").click()
+        problems = page.locator("#problems").inner_text()
+        if "Line 3, column" not in problems:
+            fail(f"no line and column for the broken policy: {problems!r}")
+        page.get_by_label("Cedar policy document").fill(GOOD_POLICY)
+        page.get_by_role("button", name="Dry-run against the last 7 days").click()
+        if "replayed" not in page.get_by_role("status").first.inner_text():
+            fail("the dry-run reported nothing")
+        page.get_by_label("Description of this version").fill("browser test")
+        page.get_by_role("button", name="Save and activate").click()
+        page.get_by_text("saved and active").wait_for()
+
+        # The kill switch, with its reason and confirmation.
+        page.goto(f"{a.base}/console/agents/procurement")
+        page.get_by_label("Reason (recorded in the trail)").fill("browser test: key leaked")
+        page.get_by_label("I understand this revokes its credentials now").check()
+        page.get_by_role("button", name="Suspend agent").click()
+        page.get_by_text("suspended", exact=True).first.wait_for()
+
+        # Offboarding after the preview.
+        page.goto(f"{a.base}/console/humans/bob")
+        page.get_by_role("link", name="Offboard…").click()
+        if "revoke" not in page.inner_text("main"):
+            fail("the offboarding preview says nothing about revocations")
+        page.get_by_label("Reason (recorded in the trail)").fill("browser test: left the company")
+        page.get_by_label("I have read what this ends").check()
+        page.get_by_role("button", name="Offboard now").click()
+        page.get_by_text("offboarded", exact=True).first.wait_for()
+
+        # The chain verifies, after all of that.
+        page.goto(f"{a.base}/console/trace")
+        page.get_by_role("button", name="Verify the chain").click()
+        status = page.get_by_role("status").inner_text()
+        if "intact" not in status:
+            fail(f"chain verification: {status}")
+        browser.close()
+    print(json.dumps({"ok": True, "axe_minor_violations": violations}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+//! The console in a real browser (headless Chromium through Playwright,
+//! tests/browser/console.py) against a real server, on SQLite and PostgreSQL: sign-in
+//! with a one-time link, axe-core on every page, the CSP, a step-up appearing live, the
+//! kill switch and offboarding. The SQLite run saves the screenshots in docs/console/.
+
+use std::process::Command;
+
+use countersign_server::admin::{Role, sign_in_links};
+use countersign_tests::{Db, TestServer, both_backends};
+
+both_backends!(an_admin_runs_the_console_in_a_browser);
+
+const ORDER: &str =
+    r#"[{"type":"purchase_order","vendor":"Acme","amount":120,"currency":"USD"}]"#;
+
+fn python() -> String {
+    std::env::var("CS_SCIM_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/countersign-venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    })
+}
+
+async fn an_admin_runs_the_console_in_a_browser(db: Db) {
+    let s = TestServer::start(db).await;
+    s.human("alice").await;
+    s.human("bob").await;
+    let procurement = s.agent("procurement", "alice", "client_secret_basic").await;
+    let buyer = s.agent("buyer", "bob", "client_secret_basic").await;
+    let watcher = s.agent("watcher", "alice", "client_secret_basic").await;
+    let held = s
+        .approved_tokens(&procurement, "alice", &[("authorization_details", ORDER)], None)
+        .await;
+    let bobs = s
+        .approved_tokens(&buyer, "bob", &[("authorization_details", ORDER)], None)
+        .await;
+    let jti = |tokens: &serde_json::Value| {
+        countersign_tests::jwt_claims(tokens["access_token"].as_str().unwrap())["jti"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let link = sign_in_links::create(&s.state().store, Role::Admin, "cli", s.now_s() * 1000)
+        .await
+        .unwrap();
+    let url = s.url(&format!("/console/sign-in?token={}", link.token.expose()));
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut cmd = Command::new(python());
+    cmd.arg(format!("{root}/tests/browser/console.py"))
+        .args([&s.url(""), &url, &watcher.client_id])
+        .arg(watcher.secret.as_deref().unwrap());
+    if matches!(db, Db::Sqlite) {
+        cmd.args(["--shots", &format!("{root}/docs/console")]);
+    }
+    let base = s.url("");
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot run {} (scripts/test.sh installs Playwright): {e}", python()));
+    assert!(
+        out.status.success(),
+        "the browser run failed against {base}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // What the browser did happened: the suspended agent's credential and the offboarded
+    // human's agent's credential are revoked, and both are in the trail.
+    let store = &s.state().store;
+    for id in [jti(&held), jti(&bobs)] {
+        let token = store.token(&id).await.unwrap().unwrap();
+        assert!(token.revoked_at.is_some(), "{id} is still live");
+    }
+    assert!(!store.client("procurement").await.unwrap().unwrap().enabled);
+    assert!(!store.human("bob").await.unwrap().unwrap().active);
+    s.stop().await;
+}
