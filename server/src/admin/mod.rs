@@ -83,7 +83,16 @@ pub async fn create_key(
     actor: &str,
 ) -> Result<NewAdminKey, StoreError> {
     let mut tx = store.begin().await?;
-    let key = create_key_in(store, &mut tx, name, scope, Role::Admin, expires_at_ms, now_ms).await?;
+    let key = create_key_in(
+        store,
+        &mut tx,
+        name,
+        scope,
+        Role::Admin,
+        expires_at_ms,
+        now_ms,
+    )
+    .await?;
     let event = NewEvent {
         actor,
         kind: scope.created(),

@@ -117,7 +117,10 @@ mod tests {
             needed_for_api("POST", "/admin/v1/humans/h/activate"),
             Role::Operator
         );
-        assert_eq!(needed_for_api("POST", "/admin/v1/anything-new"), Role::Admin);
+        assert_eq!(
+            needed_for_api("POST", "/admin/v1/anything-new"),
+            Role::Admin
+        );
         assert_eq!(
             needed_for_api("POST", "/admin/v1/policies/validate"),
             Role::Viewer

@@ -131,20 +131,39 @@ mod tests {
         each_backend(|store| async move {
             let link = create(&store, Role::Operator, "cli", 1_000).await.unwrap();
             let token = link.token.expose().to_owned();
-            assert!(redeem(&store, "csl_forged", 2_000, 60_000).await.unwrap().is_none());
-            let session = redeem(&store, &token, 2_000, 60_000).await.unwrap().unwrap();
-            assert_eq!(session.role, Role::Operator);
-            let key = super::super::verify_key(&store, session.secret.expose(), Scope::Admin, 3_000)
+            assert!(
+                redeem(&store, "csl_forged", 2_000, 60_000)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            let session = redeem(&store, &token, 2_000, 60_000)
                 .await
                 .unwrap()
                 .unwrap();
+            assert_eq!(session.role, Role::Operator);
+            let key =
+                super::super::verify_key(&store, session.secret.expose(), Scope::Admin, 3_000)
+                    .await
+                    .unwrap()
+                    .unwrap();
             assert_eq!((key.id, key.role), (session.key_id, Role::Operator));
             // Used once: a second redemption (a replayed or forwarded link) gets nothing.
-            assert!(redeem(&store, &token, 2_500, 60_000).await.unwrap().is_none());
+            assert!(
+                redeem(&store, &token, 2_500, 60_000)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
             // A fresh link unused for ten minutes is dead.
             let late = create(&store, Role::Admin, "cli", 10_000).await.unwrap();
             let expiry = 10_000 + LINK_TTL_MS;
-            assert!(redeem(&store, late.token.expose(), expiry, 60_000).await.unwrap().is_none());
+            assert!(
+                redeem(&store, late.token.expose(), expiry, 60_000)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
         })
         .await;
     }

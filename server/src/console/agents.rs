@@ -88,11 +88,11 @@ pub async fn detail(
         .tokens(TokenSelector::Agent(&client_id), 100)
         .await?
         .into_iter()
-        .filter(|t| t.revoked_at.is_none() && t.expires_at.is_some_and(|e| e > now))
+        .filter(|t| t.revoked_at.is_none() && t.expires_at > now)
         .map(|t| LiveCredential {
             action: action_summary(t.authorization_details.as_deref()),
             approved_by: t.subject,
-            expires: t.expires_at.map_or_else(String::new, |e| age(e, now)),
+            expires: age(t.expires_at, now),
             id: t.jti,
         })
         .collect();
@@ -137,7 +137,10 @@ pub async fn suspend(
         &admin.actor(),
     )
     .await?;
-    Ok(see_other(&format!("/console/agents/{}", urlencode(&client_id))))
+    Ok(see_other(&format!(
+        "/console/agents/{}",
+        urlencode(&client_id)
+    )))
 }
 
 pub async fn resume(
@@ -148,7 +151,10 @@ pub async fn resume(
     admin.require(Role::Operator)?;
     directory::offboarding::resume_agent(&state.store, state.now_ms(), &client_id, &admin.actor())
         .await?;
-    Ok(see_other(&format!("/console/agents/{}", urlencode(&client_id))))
+    Ok(see_other(&format!(
+        "/console/agents/{}",
+        urlencode(&client_id)
+    )))
 }
 
 /// `s` as one URL path segment.

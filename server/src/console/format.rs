@@ -43,7 +43,11 @@ pub fn action_summary(details: Option<&str>) -> String {
         .iter()
         .map(|entry| {
             let kind = entry.get("type").and_then(|t| t.as_str()).unwrap_or("?");
-            let text = |k: &str| entry.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+            let text = |k: &str| {
+                entry
+                    .get(k)
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            };
             let mut facts = Vec::new();
             if let Some(vendor) = text("vendor") {
                 facts.push(vendor);
@@ -95,7 +99,9 @@ mod tests {
             "purchase_order: Acme, 1200 USD"
         );
         assert_eq!(
-            action_summary(Some(r#"[{"type":"delete_environment","target":"prod"},{"type":"x"}]"#)),
+            action_summary(Some(
+                r#"[{"type":"delete_environment","target":"prod"},{"type":"x"}]"#
+            )),
             "delete_environment: target prod; x"
         );
     }

@@ -71,14 +71,21 @@ async fn resting_on(state: &AppState, subject: &str) -> Result<RestingOn, PageEr
         .ok_or_else(|| PageError::NotFound(format!("human {subject:?} not found")))?;
     let mut credentials = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for selector in [TokenSelector::RestingOn(subject), TokenSelector::Owner(subject)] {
+    for selector in [
+        TokenSelector::RestingOn(subject),
+        TokenSelector::Owner(subject),
+    ] {
         for t in store.tokens(selector, 500).await? {
-            let live = t.revoked_at.is_none() && t.expires_at.is_some_and(|e| e > now);
+            let live = t.revoked_at.is_none() && t.expires_at > now;
             if live && seen.insert(t.jti.clone()) {
                 credentials.push(LiveCredential {
-                    action: format!("{} ({})", action_summary(t.authorization_details.as_deref()), t.client_id),
+                    action: format!(
+                        "{} ({})",
+                        action_summary(t.authorization_details.as_deref()),
+                        t.client_id
+                    ),
                     approved_by: t.subject,
-                    expires: t.expires_at.map_or_else(String::new, |e| age(e, now)),
+                    expires: age(t.expires_at, now),
                     id: t.jti,
                 });
             }
@@ -88,7 +95,13 @@ async fn resting_on(state: &AppState, subject: &str) -> Result<RestingOn, PageEr
         .pending_for_subject(subject, now, 500)
         .await?
         .into_iter()
-        .map(|r| format!("{} for {}", action_summary(r.authorization_details.as_deref()), r.client_id))
+        .map(|r| {
+            format!(
+                "{} for {}",
+                action_summary(r.authorization_details.as_deref()),
+                r.client_id
+            )
+        })
         .collect();
     Ok(RestingOn {
         agents: store.clients_of_owner(subject).await?,
@@ -171,5 +184,8 @@ pub async fn offboard(
         state.config.offboarding.agents,
     )
     .await?;
-    Ok(see_other(&format!("/console/humans/{}", urlencode(&subject))))
+    Ok(see_other(&format!(
+        "/console/humans/{}",
+        urlencode(&subject)
+    )))
 }

@@ -4,7 +4,8 @@
 //!
 //! Protection, in one place for every page:
 //! - a strict Content-Security-Policy (no inline script or style), `nosniff`, no framing,
-//!   `Referrer-Policy: no-referrer` (a sign-in link carries its token in the URL);
+//!   `Referrer-Policy: same-origin` (a sign-in link carries its token in the URL: no other
+//!   site sees it; `no-referrer` would make browsers send `Origin: null` on our own forms);
 //! - the session is an expiring admin key in an `HttpOnly`, `SameSite=Strict` cookie
 //!   scoped to `/console` (`Secure` behind https);
 //! - every state-changing request must come from this origin (`Origin`,
@@ -50,10 +51,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(overview::page))
-        .route(
-            "/console/sign-in",
-            get(sign_in::form).post(sign_in::redeem),
-        )
+        .route("/console/sign-in", get(sign_in::form).post(sign_in::redeem))
         .route("/console/sign-out", axum::routing::post(sign_in::sign_out))
         .route("/console/agents", get(agents::list))
         .route("/console/agents/{client_id}", get(agents::detail))
@@ -94,10 +92,7 @@ async fn css() -> Response {
 }
 
 async fn htmx() -> Response {
-    asset(
-        "text/javascript",
-        include_str!("../../assets/htmx.min.js"),
-    )
+    asset("text/javascript", include_str!("../../assets/htmx.min.js"))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -211,7 +206,7 @@ fn with_headers(mut response: Response) -> Response {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -10,7 +10,6 @@ use crate::state::AppState;
 
 /// One step-up waiting for a human, as the queue shows it.
 pub struct Waiting {
-    pub id: String,
     pub agent: String,
     pub human: String,
     pub action: String,
@@ -48,7 +47,6 @@ pub async fn page(admin: Admin, State(state): State<AppState>) -> Result<Respons
             created: utc(r.created_at),
             expires_in: age(r.expires_at, now),
             action: action_summary(r.authorization_details.as_deref()),
-            id: r.id,
             agent: r.client_id,
             human: r.subject,
         })

@@ -124,7 +124,8 @@ pub async fn draft(
                 return page(admin, &state, Some(form.source), true, None, None).await;
             }
             let description = Some(form.description.trim()).filter(|d| !d.is_empty());
-            let saved = manage::add(&state, &form.source, description, true, &admin.actor()).await?;
+            let saved =
+                manage::add(&state, &form.source, description, true, &admin.actor()).await?;
             let notice = format!("version {} saved and active", saved.version);
             page(admin, &state, None, false, None, Some(notice)).await
         }

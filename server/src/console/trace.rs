@@ -77,9 +77,7 @@ pub async fn list(
         })
         .collect();
     let report = match query.verify {
-        Some(_) => {
-            Some(audit::verify(&state.store, &state.keys.jwks(), &state.audit_log).await?)
-        }
+        Some(_) => Some(audit::verify(&state.store, &state.keys.jwks(), &state.audit_log).await?),
         None => None,
     };
     render(&TracePage {

@@ -19,6 +19,7 @@ const UNAUTHENTICATED: &[&str] = &[
     "/credentials/",
     "/ssf/",
     "/admin/sso/",
+    "/console/sign-in",
 ];
 
 pub async fn limit_by_source(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -166,7 +166,10 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM clients WHERE owner_subject = $1 ORDER BY client_id"
         ));
-        let rows = sqlx::query(sql).bind(owner).fetch_all(self.reader()).await?;
+        let rows = sqlx::query(sql)
+            .bind(owner)
+            .fetch_all(self.reader())
+            .await?;
         rows.iter().map(from_row).collect()
     }
 
