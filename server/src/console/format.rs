@@ -85,7 +85,7 @@ mod tests {
         assert_eq!(age(now - 3 * 3_600_000, now), "3 h ago");
         assert_eq!(age(now - 2 * 86_400_000, now), "2 d ago");
         assert_eq!(age(now + 5 * 60_000, now), "in 5 min");
-        assert_eq!(age(i64::MIN, i64::MAX).ends_with(" d ago"), true);
+        assert!(age(i64::MIN, i64::MAX).ends_with(" d ago"));
     }
 
     #[test]

@@ -220,15 +220,17 @@ fn with_headers(mut response: Response) -> Response {
 async fn check_post(state: &AppState, request: Request) -> Result<Request, PageError> {
     let (parts, body) = request.into_parts();
     let cross_site = || PageError::Forbidden("a request from another site was refused".into());
-    if let Some(site) = parts.headers.get("sec-fetch-site") {
-        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
-            return Err(cross_site());
-        }
+    let site = parts.headers.get("sec-fetch-site");
+    if site.is_some_and(|s| !matches!(s.as_bytes(), b"same-origin" | b"none")) {
+        return Err(cross_site());
     }
-    if let Some(origin) = parts.headers.get(header::ORIGIN) {
-        if origin.as_bytes() != crate::http::origin_of(&state.issuer).as_bytes() {
-            return Err(cross_site());
-        }
+    let ours = crate::http::origin_of(&state.issuer).as_bytes();
+    if parts
+        .headers
+        .get(header::ORIGIN)
+        .is_some_and(|origin| origin.as_bytes() != ours)
+    {
+        return Err(cross_site());
     }
     let bytes = to_bytes(body, MAX_FORM_BYTES)
         .await
