@@ -218,7 +218,7 @@ fn dev_approvals_refused_off_loopback_and_serve_reports_what_it_did() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let banner: Vec<String> = (0..5).map(|_| lines.next().unwrap().unwrap()).collect();
+    let banner: Vec<String> = (0..6).map(|_| lines.next().unwrap().unwrap()).collect();
     let _ = child.kill();
     let _ = child.wait();
     let text = banner.join("\n");
@@ -228,6 +228,10 @@ fn dev_approvals_refused_off_loopback_and_serve_reports_what_it_did() {
         "{text}"
     );
     assert!(text.contains("keys:"), "{text}");
+    assert!(
+        text.contains("/console/  (sign in: countersign admin sign-in-link)"),
+        "{text}"
+    );
     assert!(
         !text.contains("DEVELOPER MODE"),
         "developer mode is off by default"
