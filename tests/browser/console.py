@@ -30,9 +30,11 @@ PAGES = [
     ("overview", "/console/"),
     ("agents", "/console/agents"),
     ("agent", "/console/agents/procurement"),
+    ("register", "/console/agents/new"),
     ("humans", "/console/humans"),
     ("human", "/console/humans/bob"),
     ("offboard", "/console/humans/bob/offboard"),
+    ("credentials", "/console/credentials"),
     ("policies", "/console/policies"),
     ("trace", "/console/trace?verify=1"),
 ]
@@ -147,6 +149,30 @@ def main():
                 small.screenshot(path=os.path.join(a.shots, f"{name}-390.png"), full_page=True)
             phone.close()
 
+        # Registering an agent shows its secret once.
+        page.goto(f"{a.base}/console/agents/new")
+        page.get_by_label("Client id").fill("registered-in-console")
+        page.get_by_label("Owner (a human's subject)").fill("alice")
+        page.get_by_label("Client authentication").select_option("client_secret_basic")
+        page.get_by_role("button", name="Register agent").click()
+        page.get_by_text("shown only this once").wait_for()
+        if len(page.get_by_label("Client secret").input_value()) < 32:
+            fail("no client secret shown after registering")
+
+        # A wallet invitation with its QR code.
+        page.goto(f"{a.base}/console/humans/alice")
+        page.get_by_role("button", name="Invite a wallet (QR code)").click()
+        page.get_by_role("img", name="QR code of the enrollment link for alice").wait_for()
+        if not page.get_by_label("Enrollment link (for the wallet app, or to paste)").input_value().startswith("countersign://enroll"):
+            fail("the invitation shows no enrollment link")
+        axe_check(page, "invitation")
+
+        # A credential's detail, decoded.
+        page.goto(f"{a.base}/console/credentials?agent=procurement")
+        page.locator("main table a").first.click()
+        if "purchase_order" not in page.inner_text("main"):
+            fail("the credential's detail does not show what was approved")
+
         # A policy with an error shows where; fixed, it dry-runs and is activated.
         page.goto(f"{a.base}/console/policies")
         editor = page.get_by_label("Cedar policy document")
@@ -179,6 +205,9 @@ def main():
         page.get_by_label("I have read what this ends").check()
         page.get_by_role("button", name="Offboard now").click()
         page.get_by_text("offboarded", exact=True).first.wait_for()
+        # Reactivation is offered, and says what it does not restore.
+        if page.get_by_role("button", name="Reactivate").count() != 1:
+            fail("an offboarded human's page offers no reactivation")
 
         # The chain verifies, after all of that.
         page.goto(f"{a.base}/console/trace")

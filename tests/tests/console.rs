@@ -16,6 +16,7 @@ both_backends!(
     cross_site_and_token_less_posts_change_nothing,
     a_viewer_cannot_suspend_an_agent,
     an_operator_suspends_and_resumes_with_a_reason,
+    operators_revoke_only_admins_register,
 );
 
 fn browser() -> reqwest::Client {
@@ -323,5 +324,61 @@ async fn an_operator_suspends_and_resumes_with_a_reason(db: Db) {
     let resumed = post(&s, &operator, "/console/agents/procurement/resume", &[]).await;
     assert_eq!(resumed.status(), StatusCode::SEE_OTHER);
     assert!(enabled(&s, "procurement").await);
+    s.stop().await;
+}
+
+async fn operators_revoke_only_admins_register(db: Db) {
+    let s = TestServer::start(db).await;
+    s.human("alice").await;
+    let agent = s.agent("procurement", "alice", "client_secret_basic").await;
+    let tokens = s
+        .approved_tokens(
+            &agent,
+            "alice",
+            &[("authorization_details", r#"[{"type":"purchase_order","vendor":"Acme","amount":120,"currency":"USD"}]"#)],
+            None,
+        )
+        .await;
+    let jti = countersign_tests::jwt_claims(tokens["access_token"].as_str().unwrap())["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let operator = sign_in(&s, Role::Operator).await;
+    // An operator may not register agents.
+    let refused = post(&s, &operator, "/console/agents", &[("client_id", "x"), ("owner", "alice"), ("auth_method", "client_secret_basic")]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(s.state().store.client("x").await.unwrap().is_none());
+    // ...but may revoke, with a reason.
+    let revoked = post(&s, &operator, &format!("/console/credentials/{jti}/revoke"), &[("reason", "order cancelled")]).await;
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    let token = s.state().store.token(&jti).await.unwrap().unwrap();
+    assert_eq!(token.revoked_reason.as_deref(), Some("order cancelled"));
+
+    // An admin registers one; the secret is on that page and nowhere else.
+    let admin = sign_in(&s, Role::Admin).await;
+    let created = post(&s, &admin, "/console/agents", &[("client_id", "new-agent"), ("owner", "alice"), ("auth_method", "client_secret_basic")]).await;
+    assert_eq!(created.status(), StatusCode::OK);
+    let page = created.text().await.unwrap();
+    let secret = page
+        .split("id=\"secret\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the secret is shown once")
+        .to_owned();
+    let record = s.state().store.client("new-agent").await.unwrap().unwrap();
+    assert_eq!(record.owner_subject, "alice");
+    let detail = browser()
+        .get(s.url("/console/agents/new-agent"))
+        .header(COOKIE, &admin.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!detail.contains(&secret), "the secret is never shown again");
+    // A bad registration is refused with the reason, and nothing is stored.
+    let bad = post(&s, &admin, "/console/agents", &[("client_id", "bad id"), ("owner", "alice"), ("auth_method", "client_secret_basic")]).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     s.stop().await;
 }

@@ -161,3 +161,72 @@ pub async fn resume(
 pub fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+#[derive(Template)]
+#[template(path = "console/agent_new.html")]
+struct NewAgentPage {
+    admin: Admin,
+}
+
+pub async fn new_form(admin: Admin) -> Result<Response, PageError> {
+    admin.require(Role::Admin)?;
+    render(&NewAgentPage { admin })
+}
+
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    auth_method: String,
+    /// The agent's public keys (JWKS JSON), for `private_key_jwt`.
+    #[serde(default)]
+    jwks: String,
+    #[serde(default)]
+    bearer_only: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/agent_created.html")]
+struct CreatedPage {
+    admin: Admin,
+    agent: directory::Agent,
+    secret: Option<String>,
+}
+
+/// Registers an agent through the same service as the admin API and the CLI; the client
+/// secret, if there is one, is shown on this page once and never again.
+pub async fn register(
+    admin: Admin,
+    State(state): State<AppState>,
+    Form(form): Form<RegisterForm>,
+) -> Result<Response, PageError> {
+    admin.require(Role::Admin)?;
+    let jwks = match form.jwks.trim() {
+        "" => None,
+        text => Some(
+            serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|e| PageError::Invalid(format!("the JWKS is not JSON: {e}")))?,
+        ),
+    };
+    let new = serde_json::json!({
+        "client_id": form.client_id.trim(),
+        "name": Some(form.name.trim()).filter(|n| !n.is_empty()),
+        "owner": form.owner.trim(),
+        "auth_method": form.auth_method,
+        "jwks": jwks,
+        "bearer_only": form.bearer_only.is_some(),
+    });
+    let new: directory::NewAgent =
+        serde_json::from_value(new).map_err(|e| PageError::Invalid(e.to_string()))?;
+    let created = directory::add_agent(&state.store, new, state.now_ms(), &admin.actor()).await?;
+    render(&CreatedPage {
+        admin,
+        agent: created.agent,
+        secret: created.client_secret,
+    })
+}

@@ -189,3 +189,68 @@ pub async fn offboard(
         urlencode(&subject)
     )))
 }
+
+pub async fn reactivate(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+) -> Result<Response, PageError> {
+    admin.require(Role::Operator)?;
+    directory::offboarding::reactivate_human(&state.store, state.now_ms(), &subject, &admin.actor())
+        .await?;
+    Ok(see_other(&format!("/console/humans/{}", urlencode(&subject))))
+}
+
+#[derive(Template)]
+#[template(path = "console/invitation.html")]
+struct InvitationPage {
+    admin: Admin,
+    subject: String,
+    uri: String,
+    /// The URI as a QR code (an SVG `data:` URL: no inline markup, so the CSP holds).
+    qr: String,
+    expires: String,
+}
+
+/// A one-time wallet enrollment invitation for the human, with its QR code.
+pub async fn invite(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+) -> Result<Response, PageError> {
+    admin.require(Role::Admin)?;
+    let created = crate::approvals::enrollment::invite(&state, &subject, &admin.actor())
+        .await
+        .map_err(|e| match e {
+            crate::approvals::ApprovalError::Missing(m) => PageError::NotFound(m),
+            crate::approvals::ApprovalError::Invalid(m) => PageError::Invalid(m),
+            crate::approvals::ApprovalError::Store(e) => e.into(),
+            other => {
+                tracing::error!(error = %other, "console: invitation");
+                PageError::Internal
+            }
+        })?;
+    render(&InvitationPage {
+        admin,
+        qr: qr_data_url(&created.uri)?,
+        expires: age(created.expires_at * 1000, state.now_ms()),
+        subject: created.subject,
+        uri: created.uri,
+    })
+}
+
+fn qr_data_url(text: &str) -> Result<String, PageError> {
+    use base64::Engine as _;
+    let code = qrcode::QrCode::new(text.as_bytes()).map_err(|e| {
+        tracing::error!(error = %e, "console: QR code");
+        PageError::Internal
+    })?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(256, 256)
+        .build();
+    Ok(format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    ))
+}

@@ -14,6 +14,7 @@
 //! - each action checks the signed-in role on the server ([`Admin::require`]).
 
 mod agents;
+mod credentials;
 mod format;
 mod humans;
 mod overview;
@@ -53,7 +54,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/", get(overview::page))
         .route("/console/sign-in", get(sign_in::form).post(sign_in::redeem))
         .route("/console/sign-out", axum::routing::post(sign_in::sign_out))
-        .route("/console/agents", get(agents::list))
+        .route("/console/agents", get(agents::list).post(agents::register))
+        .route("/console/agents/new", get(agents::new_form))
+        .route("/console/credentials", get(credentials::list))
+        .route("/console/credentials/{id}", get(credentials::detail))
+        .route(
+            "/console/credentials/{id}/revoke",
+            axum::routing::post(credentials::revoke),
+        )
         .route("/console/agents/{client_id}", get(agents::detail))
         .route(
             "/console/agents/{client_id}/suspend",
@@ -68,6 +76,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/console/humans/{subject}/offboard",
             get(humans::offboard_preview).post(humans::offboard),
+        )
+        .route(
+            "/console/humans/{subject}/reactivate",
+            axum::routing::post(humans::reactivate),
+        )
+        .route(
+            "/console/humans/{subject}/invitations",
+            axum::routing::post(humans::invite),
         )
         .route("/console/trace", get(trace::list))
         .route(
