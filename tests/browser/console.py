@@ -133,22 +133,6 @@ def main():
         for name, path in PAGES:
             page.goto(a.base + path)
             violations[name] = axe_check(page, name)
-        if a.shots:
-            os.makedirs(a.shots, exist_ok=True)
-            for name, path in PAGES:
-                page.goto(a.base + path)
-                page.screenshot(path=os.path.join(a.shots, f"{name}.png"), full_page=True)
-            phone = browser.new_context(viewport={"width": 390, "height": 844},
-                                        color_scheme="dark", storage_state=context.storage_state())
-            small = phone.new_page()
-            for name, path in PAGES:
-                small.goto(a.base + path)
-                width = small.evaluate("() => document.documentElement.scrollWidth")
-                if width > 390:
-                    fail(f"{name} is {width} px wide at a 390 px screen")
-                small.screenshot(path=os.path.join(a.shots, f"{name}-390.png"), full_page=True)
-            phone.close()
-
         # Registering an agent shows its secret once.
         page.goto(f"{a.base}/console/agents/new")
         page.get_by_label("Client id").fill("registered-in-console")
@@ -215,6 +199,23 @@ def main():
         status = page.get_by_role("status").inner_text()
         if "intact" not in status:
             fail(f"chain verification: {status}")
+        # Every page as it stands after all of that.
+        if a.shots:
+            os.makedirs(a.shots, exist_ok=True)
+            for name, path in PAGES:
+                page.goto(a.base + path)
+                page.screenshot(path=os.path.join(a.shots, f"{name}.png"), full_page=True)
+            phone = browser.new_context(viewport={"width": 390, "height": 844},
+                                        color_scheme="dark", storage_state=context.storage_state())
+            small = phone.new_page()
+            for name, path in PAGES:
+                small.goto(a.base + path)
+                width = small.evaluate("() => document.documentElement.scrollWidth")
+                if width > 390:
+                    fail(f"{name} is {width} px wide at a 390 px screen")
+                small.screenshot(path=os.path.join(a.shots, f"{name}-390.png"), full_page=True)
+            phone.close()
+
         browser.close()
     print(json.dumps({"ok": True, "axe_minor_violations": violations}))
 

@@ -335,7 +335,10 @@ async fn operators_revoke_only_admins_register(db: Db) {
         .approved_tokens(
             &agent,
             "alice",
-            &[("authorization_details", r#"[{"type":"purchase_order","vendor":"Acme","amount":120,"currency":"USD"}]"#)],
+            &[(
+                "authorization_details",
+                r#"[{"type":"purchase_order","vendor":"Acme","amount":120,"currency":"USD"}]"#,
+            )],
             None,
         )
         .await;
@@ -345,18 +348,44 @@ async fn operators_revoke_only_admins_register(db: Db) {
         .to_owned();
     let operator = sign_in(&s, Role::Operator).await;
     // An operator may not register agents.
-    let refused = post(&s, &operator, "/console/agents", &[("client_id", "x"), ("owner", "alice"), ("auth_method", "client_secret_basic")]).await;
+    let refused = post(
+        &s,
+        &operator,
+        "/console/agents",
+        &[
+            ("client_id", "x"),
+            ("owner", "alice"),
+            ("auth_method", "client_secret_basic"),
+        ],
+    )
+    .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(s.state().store.client("x").await.unwrap().is_none());
     // ...but may revoke, with a reason.
-    let revoked = post(&s, &operator, &format!("/console/credentials/{jti}/revoke"), &[("reason", "order cancelled")]).await;
+    let revoked = post(
+        &s,
+        &operator,
+        &format!("/console/credentials/{jti}/revoke"),
+        &[("reason", "order cancelled")],
+    )
+    .await;
     assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
     let token = s.state().store.token(&jti).await.unwrap().unwrap();
     assert_eq!(token.revoked_reason.as_deref(), Some("order cancelled"));
 
     // An admin registers one; the secret is on that page and nowhere else.
     let admin = sign_in(&s, Role::Admin).await;
-    let created = post(&s, &admin, "/console/agents", &[("client_id", "new-agent"), ("owner", "alice"), ("auth_method", "client_secret_basic")]).await;
+    let created = post(
+        &s,
+        &admin,
+        "/console/agents",
+        &[
+            ("client_id", "new-agent"),
+            ("owner", "alice"),
+            ("auth_method", "client_secret_basic"),
+        ],
+    )
+    .await;
     assert_eq!(created.status(), StatusCode::OK);
     let page = created.text().await.unwrap();
     let secret = page
@@ -378,7 +407,17 @@ async fn operators_revoke_only_admins_register(db: Db) {
         .unwrap();
     assert!(!detail.contains(&secret), "the secret is never shown again");
     // A bad registration is refused with the reason, and nothing is stored.
-    let bad = post(&s, &admin, "/console/agents", &[("client_id", "bad id"), ("owner", "alice"), ("auth_method", "client_secret_basic")]).await;
+    let bad = post(
+        &s,
+        &admin,
+        "/console/agents",
+        &[
+            ("client_id", "bad id"),
+            ("owner", "alice"),
+            ("auth_method", "client_secret_basic"),
+        ],
+    )
+    .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     s.stop().await;
 }

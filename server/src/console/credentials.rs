@@ -70,8 +70,11 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, PageError> {
     let now = state.now_ms();
-    let filter = |s: &String| Some(s.trim()).filter(|s| !s.is_empty());
-    let selector = manage::selector(filter(&q.agent), filter(&q.approver), filter(&q.owner))?;
+    let selector = manage::selector(
+        non_empty(&q.agent),
+        non_empty(&q.approver),
+        non_empty(&q.owner),
+    )?;
     let rows = manage::list(&state.store, selector)
         .await?
         .into_iter()
@@ -91,6 +94,11 @@ pub async fn list(
         owner: q.owner,
         rows,
     })
+}
+
+/// A filter field: absent when blank.
+fn non_empty(s: &str) -> Option<&str> {
+    Some(s.trim()).filter(|s| !s.is_empty())
 }
 
 #[derive(Template)]
@@ -153,5 +161,8 @@ pub async fn revoke(
         state.now_ms(),
     )
     .await?;
-    Ok(see_other(&format!("/console/credentials/{}", urlencode(&id))))
+    Ok(see_other(&format!(
+        "/console/credentials/{}",
+        urlencode(&id)
+    )))
 }

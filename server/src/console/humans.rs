@@ -196,9 +196,17 @@ pub async fn reactivate(
     Path(subject): Path<String>,
 ) -> Result<Response, PageError> {
     admin.require(Role::Operator)?;
-    directory::offboarding::reactivate_human(&state.store, state.now_ms(), &subject, &admin.actor())
-        .await?;
-    Ok(see_other(&format!("/console/humans/{}", urlencode(&subject))))
+    directory::offboarding::reactivate_human(
+        &state.store,
+        state.now_ms(),
+        &subject,
+        &admin.actor(),
+    )
+    .await?;
+    Ok(see_other(&format!(
+        "/console/humans/{}",
+        urlencode(&subject)
+    )))
 }
 
 #[derive(Template)]
