@@ -76,10 +76,16 @@ ensure_schemathesis() {
   export CS_SCHEMATHESIS="$venv/bin/schemathesis"
 }
 
+# The version of a package in the test virtualenv, or nothing. (Not `pip show | grep -q`:
+# under pipefail, grep exiting early makes the pipeline fail and the package reinstall.)
+installed_version() {
+  "$HOME/.cache/countersign-venv/bin/pip" show "$1" 2>/dev/null | sed -n 's/^Version: //p'
+}
+
 ensure_scim2_tester() {
   # The SCIM compliance checker (tests/interop/scim2-tester), in the same virtualenv.
   local venv="$HOME/.cache/countersign-venv"
-  if ! "$venv/bin/pip" show scim2-tester 2>/dev/null | grep -q "^Version: $SCIM2_TESTER_VERSION$"; then
+  if [ "$(installed_version scim2-tester)" != "$SCIM2_TESTER_VERSION" ]; then
     log "installing scim2-tester $SCIM2_TESTER_VERSION"
     "$venv/bin/pip" install -q --disable-pip-version-check \
       "scim2-tester==$SCIM2_TESTER_VERSION" "scim2-client[httpx2]==$SCIM2_CLIENT_VERSION"
@@ -96,7 +102,7 @@ ensure_browser() {
     apt_install chromium
   fi
   local venv="$HOME/.cache/countersign-venv"
-  if ! "$venv/bin/pip" show playwright 2>/dev/null | grep -q "^Version: $PLAYWRIGHT_VERSION$"; then
+  if [ "$(installed_version playwright)" != "$PLAYWRIGHT_VERSION" ]; then
     log "installing Playwright $PLAYWRIGHT_VERSION"
     "$venv/bin/pip" install -q --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION"
   fi

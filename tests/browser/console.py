@@ -199,6 +199,15 @@ def main():
         status = page.get_by_role("status").inner_text()
         if "intact" not in status:
             fail(f"chain verification: {status}")
+
+        # The trail about the suspended agent, exported as JSON lines.
+        page.get_by_label("Export events about agent").fill("procurement")
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Export JSON lines").click()
+        lines = open(download.value.path(), encoding="utf-8").read().splitlines()
+        kinds = [json.loads(line)["kind"] for line in lines]
+        if "agent.suspended" not in kinds:
+            fail(f"the export about procurement lacks its suspension: {kinds}")
         # Every page as it stands after all of that.
         if a.shots:
             os.makedirs(a.shots, exist_ok=True)

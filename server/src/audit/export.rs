@@ -84,6 +84,50 @@ pub fn line(e: &AuditEvent, format: ExportFormat) -> String {
     }
 }
 
+impl ExportFormat {
+    /// `jsonl` (also the default when absent) or `csv`.
+    pub fn parse(name: Option<&str>) -> Option<Self> {
+        match name {
+            None | Some("jsonl") => Some(Self::Jsonl),
+            Some("csv") => Some(Self::Csv),
+            Some(_) => None,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Jsonl => "application/x-ndjson",
+            Self::Csv => "text/csv; charset=utf-8",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jsonl => "jsonl",
+            Self::Csv => "csv",
+        }
+    }
+}
+
+/// The whole export as text: every matching event, one per line, after the CSV header.
+pub async fn to_text(
+    store: &Store,
+    filter: &ExportFilter,
+    format: ExportFormat,
+) -> Result<String, StoreError> {
+    let mut body = String::new();
+    if format == ExportFormat::Csv {
+        body.push_str(CSV_HEADER);
+        body.push('\n');
+    }
+    for_each(store, filter, |e| {
+        body.push_str(&line(&e, format));
+        body.push('\n');
+    })
+    .await?;
+    Ok(body)
+}
+
 /// Calls `emit` with each matching event, oldest first, reading the trail page by page.
 pub async fn for_each(
     store: &Store,

@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             axum::routing::post(humans::invite),
         )
         .route("/console/trace", get(trace::list))
+        .route("/console/trace/export", get(trace::export))
         .route(
             "/console/policies",
             get(policies::list).post(policies::draft),

@@ -3,12 +3,14 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse as _, Response};
 use serde::Deserialize;
 
 use super::format::{age, utc};
 use super::{Admin, PageError, render};
-use crate::audit;
+use crate::audit::{self, export};
+use crate::audit::export::{ExportFilter, ExportFormat};
 use crate::state::AppState;
 
 const PAGE: i64 = 100;
@@ -88,4 +90,48 @@ pub async fn list(
         next,
         report,
     })
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    #[serde(default)]
+    format: Option<String>,
+    /// Events about this agent (client id) or this human (subject); blank for any.
+    #[serde(default)]
+    agent: String,
+    #[serde(default)]
+    human: String,
+}
+
+/// The trail (or the part about one agent or human) as a JSON lines or CSV download,
+/// the same export as the admin API's.
+pub async fn export(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response, PageError> {
+    let format = ExportFormat::parse(query.format.as_deref())
+        .ok_or_else(|| PageError::Invalid("format must be jsonl or csv".into()))?;
+    let non_empty = |s: String| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+    let filter = ExportFilter {
+        since_ms: 0,
+        until_ms: i64::MAX,
+        agent: non_empty(query.agent),
+        human: non_empty(query.human),
+    };
+    let body = export::to_text(&state.store, &filter, format).await?;
+    let disposition = format!(
+        "attachment; filename=\"countersign-trail.{}\"",
+        format.extension()
+    );
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
 }

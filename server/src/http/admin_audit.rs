@@ -122,39 +122,21 @@ pub(super) async fn export(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<Response, ProblemResponse> {
-    let format = match q.format.as_deref() {
-        None | Some("jsonl") => ExportFormat::Jsonl,
-        Some("csv") => ExportFormat::Csv,
-        Some(_) => {
-            return Err(ProblemResponse::new(
-                StatusCode::BAD_REQUEST,
-                "format must be jsonl or csv",
-            ));
-        }
-    };
+    let format = ExportFormat::parse(q.format.as_deref()).ok_or_else(|| {
+        ProblemResponse::new(StatusCode::BAD_REQUEST, "format must be jsonl or csv")
+    })?;
     let filter = ExportFilter {
         since_ms: seconds("since", q.since.as_deref(), 0)?,
         until_ms: seconds("until", q.until.as_deref(), i64::MAX)?,
         agent: q.agent,
         human: q.human,
     };
-    let mut body = String::new();
-    if format == ExportFormat::Csv {
-        body.push_str(export::CSV_HEADER);
-        body.push('\n');
-    }
-    export::for_each(&state.store, &filter, |e| {
-        body.push_str(&export::line(&e, format));
-        body.push('\n');
-    })
-    .await?;
+    let body = export::to_text(&state.store, &filter, format).await?;
     let mut resp = body.into_response();
-    let content_type = match format {
-        ExportFormat::Jsonl => "application/x-ndjson",
-        ExportFormat::Csv => "text/csv; charset=utf-8",
-    };
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     Ok(resp)
 }
 
