@@ -435,12 +435,37 @@ async fn policies_save_and_roll_back_and_the_trail_exports(db: Db) {
         )
     };
     // A broken draft is answered with its line and column and saves nothing.
-    let broken = post(&s, &admin, "/console/policies", &[("source", "permit (principal, action, resource) when { context. };"), ("action", "save")]).await;
+    let broken = post(
+        &s,
+        &admin,
+        "/console/policies",
+        &[
+            (
+                "source",
+                "permit (principal, action, resource) when { context. };",
+            ),
+            ("action", "save"),
+        ],
+    )
+    .await;
     assert_eq!(broken.status(), StatusCode::OK);
     assert!(broken.text().await.unwrap().contains("Line 1, column"));
-    assert!(s.state().store.active_policy_version().await.unwrap().is_none());
+    assert!(
+        s.state()
+            .store
+            .active_policy_version()
+            .await
+            .unwrap()
+            .is_none()
+    );
     for limit in [400, 500] {
-        let saved = post(&s, &admin, "/console/policies", &[("source", policy(limit).as_str()), ("action", "save")]).await;
+        let saved = post(
+            &s,
+            &admin,
+            "/console/policies",
+            &[("source", policy(limit).as_str()), ("action", "save")],
+        )
+        .await;
         assert_eq!(saved.status(), StatusCode::OK);
         assert!(saved.text().await.unwrap().contains("saved and active"));
     }
@@ -448,13 +473,29 @@ async fn policies_save_and_roll_back_and_the_trail_exports(db: Db) {
     let second = active().await;
     // A viewer may validate but not roll back; an admin rolls back to the first.
     let viewer = sign_in(&s, Role::Viewer).await;
-    assert_eq!(post(&s, &viewer, "/console/policies/rollback", &[]).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        post(&s, &viewer, "/console/policies/rollback", &[])
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(active().await, second);
-    assert_eq!(post(&s, &admin, "/console/policies/rollback", &[]).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        post(&s, &admin, "/console/policies/rollback", &[])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
     assert_ne!(active().await, second);
 
     // The export about an agent holds its events and nothing else, as CSV or JSON lines.
-    post(&s, &admin, "/console/agents/procurement/suspend", &[("reason", "x"), ("confirm", "yes")]).await;
+    post(
+        &s,
+        &admin,
+        "/console/agents/procurement/suspend",
+        &[("reason", "x"), ("confirm", "yes")],
+    )
+    .await;
     let csv = browser()
         .get(s.url("/console/trace/export?format=csv&agent=procurement"))
         .header(COOKIE, &viewer.cookie)
@@ -462,10 +503,18 @@ async fn policies_save_and_roll_back_and_the_trail_exports(db: Db) {
         .await
         .unwrap();
     assert_eq!(csv.status(), StatusCode::OK);
-    assert!(csv.headers()["content-disposition"].to_str().unwrap().contains("countersign-trail.csv"));
+    assert!(
+        csv.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("countersign-trail.csv")
+    );
     let text = csv.text().await.unwrap();
     assert!(text.starts_with("seq,at,actor,kind,subject,detail,prev_hash,hash\n"));
-    assert!(text.lines().skip(1).all(|l| l.contains("procurement")), "{text}");
+    assert!(
+        text.lines().skip(1).all(|l| l.contains("procurement")),
+        "{text}"
+    );
     assert!(text.contains("agent.suspended"));
     let bad = browser()
         .get(s.url("/console/trace/export?format=xml"))

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::format::{age, utc};
 use super::{Admin, PageError, render};
-use crate::audit::{self, export};
 use crate::audit::export::{ExportFilter, ExportFormat};
+use crate::audit::{self, export};
 use crate::state::AppState;
 
 const PAGE: i64 = 100;
