@@ -195,6 +195,14 @@ fn ids_starting_with_a_hyphen_are_ids() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("agent \"-agent\" not found"));
+    for command in ["admin-key", "scim-token"] {
+        let out = countersign(dir.path())
+            .args([command, "revoke", "-XSzDCe9i0X4"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("\"-XSzDCe9i0X4\""), "{command}: {err}");
+    }
 }
 
 #[test]

@@ -18,6 +18,7 @@ both_backends!(
     an_operator_suspends_and_resumes_with_a_reason,
     operators_revoke_only_admins_register,
     policies_save_and_roll_back_and_the_trail_exports,
+    the_explainer_names_who_can_approve_and_why,
 );
 
 fn browser() -> reqwest::Client {
@@ -523,5 +524,62 @@ async fn policies_save_and_roll_back_and_the_trail_exports(db: Db) {
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    s.stop().await;
+}
+
+async fn the_explainer_names_who_can_approve_and_why(db: Db) {
+    use countersign_server::directory::{self, NewGroup};
+    let s = TestServer::start(db).await;
+    s.human("alice").await;
+    s.human("bob").await;
+    s.agent("procurement", "alice", "client_secret_basic").await;
+    let store = &s.state().store;
+    let now = s.now_s() * 1000;
+    let group = NewGroup { name: "treasury".into(), display_name: Some("Treasury".into()) };
+    directory::add_group(store, group, now, "test").await.unwrap();
+    directory::set_group_member(store, "treasury", "bob", true, now, "test").await.unwrap();
+    s.install_policy(
+        r#"@id("small") permit (principal, action == Action::"purchase_order", resource)
+           when { context.totals.amount < 400 };
+           @id("large") @step_up @approver("group:treasury") @reason("large orders need treasury")
+           permit (principal, action == Action::"purchase_order", resource)
+           when { context.totals.amount >= 400 };"#,
+    )
+    .await;
+    let viewer = sign_in(&s, Role::Viewer).await;
+    let before = store.recent_audit_events(None, 1).await.unwrap()[0].seq;
+    let ask = |amount: u32| {
+        let arguments = format!(r#"{{"vendor":"Acme","amount":{amount},"currency":"USD"}}"#);
+        let url = s.url(&format!(
+            "/console/approvers?agent=procurement&action=purchase_order&arguments={}",
+            form_urlencoded::byte_serialize(arguments.as_bytes()).collect::<String>()
+        ));
+        let cookie = viewer.cookie.clone();
+        async move {
+            let resp = browser().get(url).header(COOKIE, cookie).send().await.unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let (status, large) = ask(1200).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(large.contains("<strong>step_up</strong>"), "{large}");
+    assert!(large.contains("<code>large</code>"));
+    assert!(large.contains("large orders need treasury"));
+    assert!(large.contains("group:treasury"));
+    assert!(large.contains("/console/humans/bob"), "bob, the treasury's member, can approve");
+    let (_, small) = ask(120).await;
+    assert!(small.contains("<strong>allow</strong>"), "{small}");
+    // An action no configuration knows is explained as such, not a server error.
+    let unknown = browser()
+        .get(s.url("/console/approvers?agent=procurement&action=launch_missiles"))
+        .header(COOKIE, &viewer.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    // The group and its member are listed; and explaining recorded nothing.
+    let page = browser().get(s.url("/console/approvers")).header(COOKIE, &viewer.cookie).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<code>treasury</code>") && page.contains("/console/humans/bob"));
+    assert_eq!(store.recent_audit_events(None, 1).await.unwrap()[0].seq, before);
     s.stop().await;
 }

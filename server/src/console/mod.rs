@@ -14,6 +14,7 @@
 //! - each action checks the signed-in role on the server ([`Admin::require`]).
 
 mod agents;
+mod approvers;
 mod credentials;
 mod format;
 mod humans;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/humans/{subject}/invitations",
             axum::routing::post(humans::invite),
         )
+        .route("/console/approvers", get(approvers::page))
         .route("/console/trace", get(trace::list))
         .route("/console/trace/export", get(trace::export))
         .route(

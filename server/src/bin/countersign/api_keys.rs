@@ -21,7 +21,11 @@ pub enum AdminKeyCommand {
         out: JsonFlag,
     },
     /// Revoke an admin API key (also an SSO session's) by its id: it stops working at once.
-    Revoke { id: String },
+    Revoke {
+        // Ids are base64url and may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -50,7 +54,11 @@ pub enum ScimTokenCommand {
         out: JsonFlag,
     },
     /// Revoke a SCIM token by its id: the identity provider's next call is refused.
-    Revoke { id: String },
+    Revoke {
+        // Ids are base64url and may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 pub async fn admin_key_command(
