@@ -535,9 +535,16 @@ async fn the_explainer_names_who_can_approve_and_why(db: Db) {
     s.agent("procurement", "alice", "client_secret_basic").await;
     let store = &s.state().store;
     let now = s.now_s() * 1000;
-    let group = NewGroup { name: "treasury".into(), display_name: Some("Treasury".into()) };
-    directory::add_group(store, group, now, "test").await.unwrap();
-    directory::set_group_member(store, "treasury", "bob", true, now, "test").await.unwrap();
+    let group = NewGroup {
+        name: "treasury".into(),
+        display_name: Some("Treasury".into()),
+    };
+    directory::add_group(store, group, now, "test")
+        .await
+        .unwrap();
+    directory::set_group_member(store, "treasury", "bob", true, now, "test")
+        .await
+        .unwrap();
     s.install_policy(
         r#"@id("small") permit (principal, action == Action::"purchase_order", resource)
            when { context.totals.amount < 400 };
@@ -556,7 +563,12 @@ async fn the_explainer_names_who_can_approve_and_why(db: Db) {
         ));
         let cookie = viewer.cookie.clone();
         async move {
-            let resp = browser().get(url).header(COOKIE, cookie).send().await.unwrap();
+            let resp = browser()
+                .get(url)
+                .header(COOKIE, cookie)
+                .send()
+                .await
+                .unwrap();
             (resp.status(), resp.text().await.unwrap())
         }
     };
@@ -566,7 +578,10 @@ async fn the_explainer_names_who_can_approve_and_why(db: Db) {
     assert!(large.contains("<code>large</code>"));
     assert!(large.contains("large orders need treasury"));
     assert!(large.contains("group:treasury"));
-    assert!(large.contains("/console/humans/bob"), "bob, the treasury's member, can approve");
+    assert!(
+        large.contains("/console/humans/bob"),
+        "bob, the treasury's member, can approve"
+    );
     let (_, small) = ask(120).await;
     assert!(small.contains("<strong>allow</strong>"), "{small}");
     // An action no configuration knows is explained as such, not a server error.
@@ -578,8 +593,19 @@ async fn the_explainer_names_who_can_approve_and_why(db: Db) {
         .unwrap();
     assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
     // The group and its member are listed; and explaining recorded nothing.
-    let page = browser().get(s.url("/console/approvers")).header(COOKIE, &viewer.cookie).send().await.unwrap().text().await.unwrap();
+    let page = browser()
+        .get(s.url("/console/approvers"))
+        .header(COOKIE, &viewer.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("<code>treasury</code>") && page.contains("/console/humans/bob"));
-    assert_eq!(store.recent_audit_events(None, 1).await.unwrap()[0].seq, before);
+    assert_eq!(
+        store.recent_audit_events(None, 1).await.unwrap()[0].seq,
+        before
+    );
     s.stop().await;
 }

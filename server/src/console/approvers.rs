@@ -88,7 +88,10 @@ async fn explain(state: &AppState, q: &ExplainQuery) -> Result<DecisionAnswer, P
     params.insert("action".into(), Value::String(q.action.trim().to_owned()));
     params.insert("dry_run".into(), Value::String("true".into()));
     if !q.arguments.trim().is_empty() {
-        params.insert("arguments".into(), Value::String(q.arguments.trim().to_owned()));
+        params.insert(
+            "arguments".into(),
+            Value::String(q.arguments.trim().to_owned()),
+        );
     }
     if !q.user.trim().is_empty() {
         params.insert("login_hint".into(), Value::String(q.user.trim().to_owned()));
