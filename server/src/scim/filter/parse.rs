@@ -277,7 +277,12 @@ pub fn parse_path(input: &str) -> Result<PatchPath, ScimError> {
             filter: None,
         });
     };
-    let close = input.rfind(']').ok_or_else(|| bad("unclosed [".into()))?;
+    // The last `]` after the `[` (a `]` before it is not a closing bracket: slicing
+    // between them would panic; found by fuzzing).
+    let close = input[open..]
+        .rfind(']')
+        .map(|i| open + i)
+        .ok_or_else(|| bad("unclosed [".into()))?;
     let mut attr = attr_path(input[..open].trim()).map_err(bad)?;
     if attr.sub.is_some() {
         return Err(bad(
@@ -303,6 +308,17 @@ pub fn parse_path(input: &str) -> Result<PatchPath, ScimError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closing_bracket_before_the_opening_one_is_an_invalid_path() {
+        for path in ["emails]x[type eq \"work\"", "a]b[c", "]["] {
+            let err = parse_path(path).unwrap_err();
+            assert_eq!(err.scim_type, Some("invalidPath"), "{path}");
+        }
+        // The input the fuzzer found, with its invalid UTF-8 made lossy as the target does.
+        let found = b"urn:ie:\x19\xfc\xff\xff\xff\xff\xff\xff\xff\xff.chemas\xc6]\"\x8b\x9a\x91\x8c\xd10:Us[r:manager";
+        assert!(parse_path(&String::from_utf8_lossy(found)).is_err());
+    }
 
     #[test]
     fn malformed_filters_are_invalid_filter() {
