@@ -85,6 +85,16 @@ async fn post(
         .unwrap()
 }
 
+/// A page as the signed-in browser fetches it.
+async fn get(s: &TestServer, session: &Session, path: &str) -> reqwest::Response {
+    browser()
+        .get(s.url(path))
+        .header(COOKIE, &session.cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn enabled(s: &TestServer, client_id: &str) -> bool {
     s.state()
         .store
@@ -159,12 +169,7 @@ async fn every_page_has_a_strict_csp_and_escapes_what_it_shows(db: Db) {
         "/console/trace",
         "/console/trace?verify=1",
     ] {
-        let resp = browser()
-            .get(s.url(path))
-            .header(COOKIE, &session.cookie)
-            .send()
-            .await
-            .unwrap();
+        let resp = get(&s, &session, path).await;
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
         let csp = resp.headers()[CONTENT_SECURITY_POLICY]
             .to_str()
@@ -249,12 +254,8 @@ async fn a_viewer_cannot_suspend_an_agent(db: Db) {
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert!(resp.text().await.unwrap().contains("operator"));
     // The page does not offer the form either.
-    let page = browser()
-        .get(s.url("/console/agents/procurement"))
-        .header(COOKIE, &viewer.cookie)
-        .send()
+    let page = get(&s, &viewer, "/console/agents/procurement")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -398,12 +399,8 @@ async fn operators_revoke_only_admins_register(db: Db) {
         .to_owned();
     let record = s.state().store.client("new-agent").await.unwrap().unwrap();
     assert_eq!(record.owner_subject, "alice");
-    let detail = browser()
-        .get(s.url("/console/agents/new-agent"))
-        .header(COOKIE, &admin.cookie)
-        .send()
+    let detail = get(&s, &admin, "/console/agents/new-agent")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -497,12 +494,12 @@ async fn policies_save_and_roll_back_and_the_trail_exports(db: Db) {
         &[("reason", "x"), ("confirm", "yes")],
     )
     .await;
-    let csv = browser()
-        .get(s.url("/console/trace/export?format=csv&agent=procurement"))
-        .header(COOKIE, &viewer.cookie)
-        .send()
-        .await
-        .unwrap();
+    let csv = get(
+        &s,
+        &viewer,
+        "/console/trace/export?format=csv&agent=procurement",
+    )
+    .await;
     assert_eq!(csv.status(), StatusCode::OK);
     assert!(
         csv.headers()["content-disposition"]
@@ -517,12 +514,7 @@ async fn policies_save_and_roll_back_and_the_trail_exports(db: Db) {
         "{text}"
     );
     assert!(text.contains("agent.suspended"));
-    let bad = browser()
-        .get(s.url("/console/trace/export?format=xml"))
-        .header(COOKIE, &viewer.cookie)
-        .send()
-        .await
-        .unwrap();
+    let bad = get(&s, &viewer, "/console/trace/export?format=xml").await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     s.stop().await;
 }
@@ -585,20 +577,16 @@ async fn the_explainer_names_who_can_approve_and_why(db: Db) {
     let (_, small) = ask(120).await;
     assert!(small.contains("<strong>allow</strong>"), "{small}");
     // An action no configuration knows is explained as such, not a server error.
-    let unknown = browser()
-        .get(s.url("/console/approvers?agent=procurement&action=launch_missiles"))
-        .header(COOKIE, &viewer.cookie)
-        .send()
-        .await
-        .unwrap();
+    let unknown = get(
+        &s,
+        &viewer,
+        "/console/approvers?agent=procurement&action=launch_missiles",
+    )
+    .await;
     assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
     // The group and its member are listed; and explaining recorded nothing.
-    let page = browser()
-        .get(s.url("/console/approvers"))
-        .header(COOKIE, &viewer.cookie)
-        .send()
+    let page = get(&s, &viewer, "/console/approvers")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

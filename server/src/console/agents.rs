@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::format::{action_summary, age};
-use super::{Admin, PageError, render, see_other};
+use super::{Admin, ConfirmedReason, PageError, render, see_other};
 use crate::admin::Role;
 use crate::directory;
 use crate::state::AppState;
@@ -108,32 +108,19 @@ pub async fn detail(
     })
 }
 
-#[derive(Deserialize)]
-pub struct SuspendForm {
-    #[serde(default)]
-    reason: String,
-    /// The confirmation box: suspending revokes every credential the agent holds.
-    #[serde(default)]
-    confirm: Option<String>,
-}
-
 pub async fn suspend(
     admin: Admin,
     State(state): State<AppState>,
     Path(client_id): Path<String>,
-    Form(form): Form<SuspendForm>,
+    Form(form): Form<ConfirmedReason>,
 ) -> Result<Response, PageError> {
     admin.require(Role::Operator)?;
-    if form.confirm.is_none() {
-        return Err(PageError::Invalid(
-            "tick the confirmation: suspending revokes every credential the agent holds".into(),
-        ));
-    }
+    let reason = form.confirmed("suspending revokes every credential the agent holds")?;
     directory::offboarding::suspend_agent(
         &state.store,
         state.now_ms(),
         &client_id,
-        form.reason.trim(),
+        reason,
         &admin.actor(),
     )
     .await?;

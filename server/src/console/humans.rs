@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::agents::{LiveCredential, urlencode};
 use super::format::{action_summary, age};
-use super::{Admin, PageError, render, see_other};
+use super::{Admin, ConfirmedReason, PageError, render, see_other};
 use crate::admin::Role;
 use crate::directory;
 use crate::state::AppState;
@@ -155,31 +155,19 @@ pub async fn offboard_preview(
     })
 }
 
-#[derive(Deserialize)]
-pub struct OffboardForm {
-    #[serde(default)]
-    reason: String,
-    #[serde(default)]
-    confirm: Option<String>,
-}
-
 pub async fn offboard(
     admin: Admin,
     State(state): State<AppState>,
     Path(subject): Path<String>,
-    Form(form): Form<OffboardForm>,
+    Form(form): Form<ConfirmedReason>,
 ) -> Result<Response, PageError> {
     admin.require(Role::Operator)?;
-    if form.confirm.is_none() {
-        return Err(PageError::Invalid(
-            "tick the confirmation: offboarding revokes and ends everything listed".into(),
-        ));
-    }
+    let reason = form.confirmed("offboarding revokes and ends everything listed")?;
     directory::offboarding::offboard_human(
         &state.store,
         state.now_ms(),
         &subject,
-        form.reason.trim(),
+        reason,
         &admin.actor(),
         state.config.offboarding.agents,
     )

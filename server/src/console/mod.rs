@@ -361,6 +361,28 @@ pub fn render(page: &impl Template) -> Result<Response, PageError> {
     Ok(Html(page.render()?).into_response())
 }
 
+/// The form of an action that ends things (suspend, offboard): a reason for the trail and
+/// the confirmation box.
+#[derive(serde::Deserialize)]
+pub struct ConfirmedReason {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+impl ConfirmedReason {
+    /// The reason, once the box was ticked; otherwise a 400 saying `what_it_does`.
+    pub fn confirmed(&self, what_it_does: &str) -> Result<&str, PageError> {
+        match self.confirm {
+            Some(_) => Ok(self.reason.trim()),
+            None => Err(PageError::Invalid(format!(
+                "tick the confirmation: {what_it_does}"
+            ))),
+        }
+    }
+}
+
 /// After a successful POST: back to `to` (303), so a reload does not repeat the action.
 pub fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
