@@ -43,6 +43,8 @@ pub struct Shared {
     pub status_lists: Arc<crate::credentials::status::StatusListCache>,
     /// The passkey relying party wallets confirm decisions with.
     pub relying_party: Arc<RelyingParty>,
+    /// The console's passkey relying party (its own origin); `None` on an IP address.
+    pub console_passkeys: Option<Arc<RelyingParty>>,
     /// Push senders by channel, the live channel's subscribers, and the wake-up for the
     /// push worker after a request with alerts was created.
     pub push: crate::push::Senders,
@@ -79,6 +81,7 @@ impl AppState {
             config.wallet.origins(&issuer),
         )
         .map_err(|e| format!("wallet.rp_id: {e}"))?;
+        let console_passkeys = crate::admin::passkeys::relying_party(&issuer).map(Arc::new);
         let policy = crate::policy::service::PolicyEngine::new(&config)?;
         let admin_sso = crate::admin::sso::AdminSso::new(&config.admin_sso, &issuer)?.map(Arc::new);
         let origin = keys
@@ -97,6 +100,7 @@ impl AppState {
             push_wake: Arc::new(Notify::new()),
             issuer: issuer.into(),
             relying_party: Arc::new(relying_party),
+            console_passkeys,
             config: Arc::new(config),
             store,
             clock,

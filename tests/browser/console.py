@@ -5,7 +5,8 @@ Run by tests/tests/console_browser.rs against a real server it seeded:
 
     console.py BASE SIGN_IN_LINK AGENT_ID AGENT_SECRET [--shots DIR]
 
-It signs in with the single-use link, runs axe-core on every page (no serious or
+It signs in with the single-use link, registers a passkey in Chromium's virtual
+authenticator, signs out and back in with it, runs axe-core on every page (no serious or
 critical violation), checks that an injected inline script does not run (CSP), watches a
 CIBA step-up appear live in the overview's queue, suspends the agent `procurement` with a
 reason, offboards `bob` after reading the preview, verifies the chain, and with --shots
@@ -37,6 +38,7 @@ PAGES = [
     ("credentials", "/console/credentials"),
     ("approvers", "/console/approvers?agent=watcher&action=purchase_order&arguments=%7B%22vendor%22%3A%22Acme%22%2C%22amount%22%3A1200%2C%22currency%22%3A%22USD%22%7D"),
     ("policies", "/console/policies"),
+    ("passkeys", "/console/passkeys"),
     ("trace", "/console/trace?verify=1"),
 ]
 
@@ -93,6 +95,42 @@ def step_up(base, agent, secret):
         return json.load(resp)["auth_req_id"]
 
 
+def passkey_round_trip(context, page, base):
+    """Registers a passkey in Chromium's virtual authenticator (CTAP 2.1 for credProtect,
+    internal, with user verification), signs out, and signs back in with it: the console is the relying party."""
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    authenticator = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "ctap2Version": "ctap2_1", "transport": "internal", "hasResidentKey": True,
+        "hasUserVerification": True, "isUserVerified": True,
+        "automaticPresenceSimulation": True}})["authenticatorId"]
+    page.goto(f"{base}/console/passkeys")
+    axe_check(page, "passkeys")
+    page.get_by_label("Name this passkey").fill("browser test laptop")
+    page.get_by_role("button", name="Register a passkey").click()
+    try:
+        page.wait_for_url(f"{base}/console/passkeys?registered=1")
+    except Exception:
+        fail(f"registering a passkey: {page.locator('#passkey-status').inner_text()!r}")
+    if "browser test laptop" not in page.locator("main table").inner_text():
+        fail(f"the registered passkey is not listed: {page.inner_text('main')[:800]}")
+    stored = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
+    if len(stored) != 1 or not stored[0]["isResidentCredential"]:
+        fail(f"the authenticator holds no discoverable passkey: {stored}")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{base}/console/sign-in")
+    page.get_by_role("button", name="Sign in with a passkey").click()
+    try:
+        page.wait_for_url(f"{base}/console/")
+    except Exception:
+        fail(f"signing in with the passkey: {page.locator('#passkey-status').inner_text()!r}")
+    if "Signed in as admin" not in page.inner_text("header"):
+        fail(f"the passkey sign-in did not open an admin session: {page.inner_text('header')}")
+    signed = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
+    if signed[0]["signCount"] < 1:
+        fail(f"the sign-in did not use the passkey: {signed}")
+
+
 def main():
     import urllib.parse  # noqa: F401 (used by step_up)
 
@@ -125,6 +163,8 @@ def main():
         )
         if page.evaluate("() => window.__injected") is not None:
             fail("an injected inline script ran: the CSP does not hold")
+
+        passkey_round_trip(context, page, a.base)
 
         # A step-up made now appears in the queue without a reload (htmx polls the queue).
         step_up(a.base, a.agent, a.secret)
@@ -222,7 +262,12 @@ def main():
                 small.goto(a.base + path)
                 width = small.evaluate("() => document.documentElement.scrollWidth")
                 if width > 390:
-                    fail(f"{name} is {width} px wide at a 390 px screen")
+                    wide = small.evaluate(
+                        "() => [...document.querySelectorAll('body *')]"
+                        ".filter(e => e.getBoundingClientRect().right > 391)"
+                        ".slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' +"
+                        " Math.round(e.getBoundingClientRect().right))")
+                    fail(f"{name} is {width} px wide at a 390 px screen: {wide}")
                 small.screenshot(path=os.path.join(a.shots, f"{name}-390.png"), full_page=True)
             phone.close()
 

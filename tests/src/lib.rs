@@ -129,6 +129,20 @@ impl TestServer {
         }
     }
 
+    /// A server whose issuer is `http://localhost:PORT` while it listens on
+    /// 127.0.0.1:PORT: what a browser needs for WebAuthn (no RP ID names an IP address).
+    pub async fn start_on_localhost(db: Db) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_with(db, move |c| {
+            c.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            c.issuer = Some(format!("http://localhost:{port}"));
+        })
+        .await
+    }
+
     /// A second server process on the same database and keys, on its own port and with its
     /// own notification worker: what several stateless replicas behind a load balancer are.
     pub async fn replica(&self) -> Self {
@@ -404,7 +418,8 @@ impl TestServer {
             .to_owned();
         assert_eq!(self.dev_decide(&id, true).await, StatusCode::NO_CONTENT);
         let key = dpop.unwrap_or(&agent.dpop);
-        let proof = Some(self.dpop_proof(key, &self.url("/token"), &random_b64url(12)));
+        let proof =
+            Some(self.dpop_proof(key, &format!("{}/token", self.issuer()), &random_b64url(12)));
         let (status, tokens) = self
             .post_as_with(
                 agent,
@@ -419,7 +434,11 @@ impl TestServer {
 
     /// A token request for `auth_req_id` with a DPoP proof by the agent's key.
     pub async fn poll(&self, agent: &Agent, auth_req_id: &str) -> (StatusCode, Value) {
-        let proof = self.dpop_proof(&agent.dpop, &self.url("/token"), &random_b64url(12));
+        let proof = self.dpop_proof(
+            &agent.dpop,
+            &format!("{}/token", self.issuer()),
+            &random_b64url(12),
+        );
         self.post_as_with(
             agent,
             "/token",

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 both_backends!(
     an_admin_signs_in_with_the_idp_and_the_session_works_until_sign_out,
-    sign_ins_that_must_not_open_a_session
+    sign_ins_that_must_not_open_a_session,
+    an_idp_group_signs_a_browser_in_to_the_console_with_its_role
 );
 
 const ADMIN: &str = "ada@example.com";
@@ -31,6 +32,7 @@ async fn setup(db: Db) -> Setup {
             "u-eve": { "email": "eve@example.com", "email_verified": true, "groups": ["staff"] },
             "u-gus": { "email": "gus@example.com", "email_verified": true,
                        "groups": ["staff", "countersign-admins"] },
+            "u-olga": { "email": "olga@example.com", "email_verified": true, "groups": ["soc"] },
             "u-mal": { "email": "ADA@example.com", "email_verified": false },
             // Says nothing about verification: not a yes.
             "u-nov": { "email": "ada@example.com" },
@@ -45,6 +47,7 @@ async fn setup(db: Db) -> Setup {
         c.admin_sso.client_secret = Some(secret);
         c.admin_sso.admins = vec!["Ada@Example.com".into()];
         c.admin_sso.admin_groups = vec!["countersign-admins".into()];
+        c.admin_sso.operator_groups = vec!["soc".into()];
         c.admin_sso.scopes = vec!["email".into(), "groups".into()];
     })
     .await;
@@ -298,5 +301,73 @@ async fn sign_ins_that_must_not_open_a_session(db: Db) {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    s.stop().await;
+}
+
+async fn an_idp_group_signs_a_browser_in_to_the_console_with_its_role(db: Db) {
+    let Setup { server: s, _idp } = setup(db).await;
+    let browser = browser();
+    let authorize = start(&browser, &s, "olga@example.com").await;
+    let callback = to_callback(&browser, &s, authorize).await;
+    // A person's browser asks for a page: it gets one that continues to the console (a
+    // same-site navigation, so the SameSite=Strict console cookie is sent).
+    let resp = browser
+        .get(callback)
+        .header(header::ACCEPT, "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("countersign_console=") && c.contains("Path=/console")),
+        "{cookies:?}"
+    );
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("url=/console/"), "{page}");
+    assert!(page.contains("<strong>operator</strong>"), "{page}");
+    // The console session is an operator's: the members of `operator_groups` are.
+    let overview = browser
+        .get(s.url("/console/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        overview.contains("Signed in as <strong>operator</strong>"),
+        "{overview}"
+    );
+    // An operator cannot change policies through the admin API with the same session.
+    let resp = browser
+        .post(s.url("/admin/v1/policies"))
+        .header(header::ORIGIN, s.url(""))
+        .json(&json!({ "source": "permit (principal, action, resource);" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let event = s
+        .state()
+        .store
+        .recent_audit_events(None, 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "admin.signed_in")
+        .expect("the sign-in is audited");
+    assert!(
+        event.detail.contains("\"role\":\"operator\""),
+        "{}",
+        event.detail
+    );
     s.stop().await;
 }

@@ -26,7 +26,8 @@ fn python() -> String {
 }
 
 async fn an_admin_runs_the_console_in_a_browser(db: Db) {
-    let s = TestServer::start(db).await;
+    // On `localhost`, not an IP address: the passkey sign-in needs a domain for WebAuthn.
+    let s = TestServer::start_on_localhost(db).await;
     s.human("alice").await;
     s.human("bob").await;
     let procurement = s.agent("procurement", "alice", "client_secret_basic").await;
@@ -52,16 +53,16 @@ async fn an_admin_runs_the_console_in_a_browser(db: Db) {
     let link = sign_in_links::create(&s.state().store, Role::Admin, "cli", s.now_s() * 1000)
         .await
         .unwrap();
-    let url = s.url(&format!("/console/sign-in?token={}", link.token.expose()));
+    let base = s.issuer();
+    let url = format!("{base}/console/sign-in?token={}", link.token.expose());
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let mut cmd = Command::new(python());
     cmd.arg(format!("{root}/tests/browser/console.py"))
-        .args([&s.url(""), &url, &watcher.client_id])
+        .args([&base, &url, &watcher.client_id])
         .arg(watcher.secret.as_deref().unwrap());
     if matches!(db, Db::Sqlite) {
         cmd.args(["--shots", &format!("{root}/docs/console")]);
     }
-    let base = s.url("");
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap()

@@ -95,20 +95,20 @@ fn render_demo(runs: &[f64]) -> String {
     )
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
 }
 
-fn binary() -> PathBuf {
+pub(crate) fn binary() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace_root().join("target"), PathBuf::from);
     target.join("release/countersign")
 }
 
-fn run_ok(cmd: &mut Command) -> anyhow::Result<String> {
+pub(crate) fn run_ok(cmd: &mut Command) -> anyhow::Result<String> {
     let out = cmd
         .stderr(Stdio::inherit())
         .output()
@@ -119,7 +119,7 @@ fn run_ok(cmd: &mut Command) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-struct ServerProcess(Child);
+pub(crate) struct ServerProcess(pub(crate) Child);
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
@@ -128,7 +128,7 @@ impl Drop for ServerProcess {
     }
 }
 
-async fn wait_ready(base: &str) -> anyhow::Result<()> {
+pub(crate) async fn wait_ready(base: &str) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     for _ in 0..100 {
         if let Ok(r) = http.get(format!("{base}/readyz")).send().await
@@ -356,7 +356,7 @@ async fn bench_backend(
     Ok((reports, approvals, push, offboard))
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -406,7 +406,7 @@ fn render(args: &BenchArgs, rows: &[(&str, Report)]) -> String {
     out
 }
 
-fn run_date() -> String {
+pub(crate) fn run_date() -> String {
     Command::new("date")
         .arg("-u")
         .arg("+%Y-%m-%d")
@@ -417,7 +417,7 @@ fn run_date() -> String {
         )
 }
 
-fn psql(admin_url: &str, sql: &str) -> anyhow::Result<()> {
+pub(crate) fn psql(admin_url: &str, sql: &str) -> anyhow::Result<()> {
     run_ok(Command::new("psql").arg(admin_url).arg("-qc").arg(sql)).map(|_| ())
 }
 
@@ -511,7 +511,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// `text` with the block from `start` to `end` replaced by `block` (appended if absent).
-fn replace_between(text: &str, start: &str, end: &str, block: &str) -> String {
+pub(crate) fn replace_between(text: &str, start: &str, end: &str, block: &str) -> String {
     match (text.find(start), text.find(end)) {
         (Some(s), Some(e)) if e > s => format!("{}{block}{}", &text[..s], &text[e + end.len()..]),
         _ => format!("{text}\n{block}\n"),

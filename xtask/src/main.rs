@@ -5,6 +5,7 @@
 
 mod approval;
 mod bench;
+mod console_bench;
 mod criterion_bench;
 mod dpop;
 mod loadgen;
@@ -27,6 +28,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Drive a running server (started with --dev-approvals) and print results as JSON.
     Loadgen(loadgen::LoadArgs),
+    /// Seed 10,000 agents, 100,000 humans and 1,000,000 trace events, then time every
+    /// console page on SQLite and PostgreSQL (docs/benchmarks.md).
+    ConsoleBench(console_bench::ConsoleBenchArgs),
     /// Measure the approval round trip against a running server with a software wallet.
     Approval(ApprovalArgs),
 }
@@ -50,6 +54,7 @@ struct ApprovalArgs {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Bench(args) => bench::run(args).await,
+        Command::ConsoleBench(args) => console_bench::run(args).await,
         Command::Loadgen(args) => {
             let report = loadgen::run(&args).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -4,6 +4,7 @@
 //! revoking one is an audit event naming who did it (`admin_key.created`,
 //! `scim_token.revoked`, ...; subject `admin-key:ID` / `scim-token:ID`), never the secret.
 
+pub mod passkeys;
 pub mod roles;
 pub mod sign_in_links;
 pub mod sso;

@@ -77,6 +77,8 @@ pub struct AdminSession {
     pub subject: String,
     /// The session's admin key, for the session cookie; shown to nobody else.
     pub secret: Secret,
+    /// The console role the IdP's groups give (admins: `admin`).
+    pub role: admin::Role,
     pub expires_at_ms: i64,
 }
 
@@ -227,16 +229,16 @@ impl AdminSso {
         // self-service profile). Group membership is the IdP's own statement.
         let verified = claims.email_verified() == Some(true);
         let groups = groups_in(&id_token.to_string(), self.config.groups_claim());
-        if !self
+        let Some(role) = self
             .config
-            .is_admin(verified.then_some(email.as_str()), &groups)
-        {
+            .role_of(verified.then_some(email.as_str()), &groups)
+        else {
             return Err(SsoError::NotAnAdmin(if verified {
                 email
             } else {
                 format!("{email} (email not verified by the IdP)")
             }));
-        }
+        };
         let subject = claims.subject().as_str().to_owned();
         let ttl_ms = i64::try_from(self.config.session_ttl_secs())
             .unwrap_or(i64::MAX)
@@ -249,7 +251,7 @@ impl AdminSso {
             &mut tx,
             &format!("sso session: {email}"),
             Scope::Admin,
-            admin::Role::Admin,
+            role,
             Some(expires_at_ms),
             now_ms,
         )
@@ -259,6 +261,8 @@ impl AdminSso {
             kind: kinds::ADMIN_SIGNED_IN,
             subject: &Scope::Admin.subject(&key.id),
             detail: json!({
+                "method": "sso",
+                "role": role,
                 "email": email,
                 "groups": groups,
                 "idp": self.issuer.as_str(),
@@ -271,6 +275,7 @@ impl AdminSso {
         Ok(AdminSession {
             email,
             subject,
+            role,
             secret: key.secret,
             expires_at_ms,
         })
@@ -354,6 +359,22 @@ mod tests {
         assert!(by_group.is_admin(Some("eve@example.com"), &["countersign-admins".into()]));
         assert!(by_group.is_admin(None, &["countersign-admins".into()]));
         assert!(!by_group.is_admin(Some("eve@example.com"), &["Countersign-Admins".into()]));
+        let roles = AdminSsoConfig {
+            operator_groups: vec!["soc".into()],
+            viewer_groups: vec!["audit".into()],
+            ..by_group.clone()
+        };
+        let role = |groups: &[&str]| {
+            let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+            roles.role_of(Some("eve@example.com"), &groups)
+        };
+        assert_eq!(role(&["audit"]), Some(admin::Role::Viewer));
+        assert_eq!(role(&["audit", "soc"]), Some(admin::Role::Operator));
+        assert_eq!(
+            role(&["soc", "countersign-admins"]),
+            Some(admin::Role::Admin)
+        );
+        assert_eq!(role(&["sales"]), None, "no group, no role");
     }
 
     #[test]

@@ -179,7 +179,7 @@ pub async fn begin(
         .ok_or_else(|| ApprovalError::Invitation("the invited human is no longer active".into()))?;
     let started = state
         .relying_party
-        .start_registration(&human.email, &human.name)?;
+        .start_registration(&human.email, &human.name, true)?;
     let now = state.now_ms();
     let ttl = 1000 * state.config.wallet.ceremony_ttl_secs as i64;
     state
@@ -192,6 +192,7 @@ pub async fn begin(
             device_id: None,
             auth_req_id: None,
             transaction_hash: None,
+            admin_key_id: None,
             expires_at: (now + ttl).min(invitation.expires_at),
         })
         .await?;

@@ -214,6 +214,7 @@ pub async fn display(
             device_id: Some(device.id.clone()),
             auth_req_id: Some(request.id.clone()),
             transaction_hash: Some(hash.clone()),
+            admin_key_id: None,
             expires_at: (now + ttl).min(request.expires_at),
         })
         .await?;

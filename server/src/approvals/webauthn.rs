@@ -10,19 +10,21 @@ use countersign_jose::{b64url_decode, b64url_encode};
 use serde_json::Value;
 use webauthn_rp::bin::{Decode, Encode};
 use webauthn_rp::request::auth::{
-    AllowedCredentials, AuthenticationVerificationOptions, NonDiscoverableCredentialRequestOptions,
+    AllowedCredentials, AuthenticationVerificationOptions, DiscoverableAuthenticationServerState,
+    DiscoverableCredentialRequestOptions, NonDiscoverableCredentialRequestOptions,
 };
 use webauthn_rp::request::register::{
-    Nickname, PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle16,
-    Username,
+    CredProtect, Nickname, PublicKeyCredentialUserEntity, RegistrationVerificationOptions,
+    UserHandle16, Username,
 };
 use webauthn_rp::request::{
-    AsciiDomain, Credentials, PublicKeyCredentialDescriptor, RpId, UserVerificationRequirement,
+    AsciiDomain, Credentials, ExtensionInfo, PublicKeyCredentialDescriptor, RpId,
+    UserVerificationRequirement,
 };
 use webauthn_rp::response::register::{CompressedPubKey, DynamicState, StaticState};
 use webauthn_rp::response::{AuthTransports, CredentialId};
 use webauthn_rp::{
-    AuthenticatedCredential, NonDiscoverableAuthentication16,
+    AuthenticatedCredential, DiscoverableAuthentication16, NonDiscoverableAuthentication16,
     NonDiscoverableAuthenticationServerState, PublicKeyCredentialCreationOptions, Registration,
     RegistrationServerState,
 };
@@ -111,6 +113,46 @@ fn started(client: &impl serde::Serialize, state: Vec<u8>) -> Result<Started, We
     })
 }
 
+/// A stored passkey in the relying party's types: its credential ID, user handle, and
+/// static (public key) and dynamic (counter, flags) state.
+type Parts = (
+    CredentialId<Vec<u8>>,
+    UserHandle16,
+    StaticState<PubKey>,
+    DynamicState,
+);
+
+/// A stored passkey decoded into the relying party's types.
+fn stored_parts(passkey: &StoredPasskey) -> Result<Parts, WebauthnError> {
+    let id = CredentialId::<Vec<u8>>::decode(decode_b64(&passkey.id, "passkey id")?)
+        .map_err(|e| WebauthnError::State(format!("passkey id: {e:?}")))?;
+    let user_bytes: [u8; 16] = decode_b64(&passkey.user, "user handle")?
+        .try_into()
+        .map_err(|_| WebauthnError::State("user handle length".into()))?;
+    let user = UserHandle16::decode(user_bytes)
+        .map_err(|e| WebauthnError::State(format!("user handle: {e:?}")))?;
+    let static_state = StaticState::<PubKey>::decode(
+        decode_b64(&passkey.static_state, "static state")?.as_slice(),
+    )
+    .map_err(|e| WebauthnError::State(format!("static state: {e:?}")))?;
+    let dynamic: [u8; 7] = decode_b64(&passkey.dynamic_state, "dynamic state")?
+        .try_into()
+        .map_err(|_| WebauthnError::State("dynamic state length".into()))?;
+    let dynamic_state = DynamicState::decode(dynamic)
+        .map_err(|e| WebauthnError::State(format!("dynamic state: {e:?}")))?;
+    Ok((id, user, static_state, dynamic_state))
+}
+
+/// The base64url credential ID a WebAuthn response names (`rawId`), to find its passkey.
+pub fn credential_id_of(response: &Value) -> Result<String, WebauthnError> {
+    response
+        .get("rawId")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty() && id.len() <= 1366 && b64url_decode(id).is_some())
+        .map(str::to_owned)
+        .ok_or_else(|| WebauthnError::Malformed("rawId is missing or not base64url".into()))
+}
+
 impl RelyingParty {
     pub fn new(rp_id: &str, origins: Vec<String>) -> Result<Self, WebauthnError> {
         let domain = AsciiDomain::try_from(rp_id.to_owned())
@@ -126,11 +168,17 @@ impl RelyingParty {
         &self.rp_id_text
     }
 
-    /// Starts registering a passkey for `user_name` (shown as `display_name`).
+    /// Starts registering a passkey for `user_name` (shown as `display_name`). With
+    /// `strict_cred_protect` the authenticator must enforce user verification for the
+    /// credential (CTAP `credProtect`, which the wallets' platform authenticators do);
+    /// without it the policy is only asked for (`enforceCredentialProtectionPolicy`
+    /// false), as browsers' authenticators often lack the extension and the browser
+    /// would refuse the ceremony; user verification is still required at every assertion.
     pub fn start_registration(
         &self,
         user_name: &str,
         display_name: &str,
+        strict_cred_protect: bool,
     ) -> Result<Started, WebauthnError> {
         let handle = UserHandle16::new();
         let name = Username::try_from(user_name)
@@ -141,10 +189,15 @@ impl RelyingParty {
             id: &handle,
             display_name: display,
         };
-        let (server, client) =
-            PublicKeyCredentialCreationOptions::passkey(&self.rp_id, user, Vec::new())
-                .start_ceremony()
-                .map_err(|e| WebauthnError::State(format!("creation options: {e:?}")))?;
+        let mut options =
+            PublicKeyCredentialCreationOptions::passkey(&self.rp_id, user, Vec::new());
+        if !strict_cred_protect {
+            options.extensions.cred_protect =
+                CredProtect::UserVerificationRequired(ExtensionInfo::AllowDontEnforceValue);
+        }
+        let (server, client) = options
+            .start_ceremony()
+            .map_err(|e| WebauthnError::State(format!("creation options: {e:?}")))?;
         let state = server
             .encode()
             .map_err(|e| state_err("registration state")(e.to_string()))?;
@@ -232,22 +285,52 @@ impl RelyingParty {
         let assertion: NonDiscoverableAuthentication16 =
             serde_json::from_value(response.clone())
                 .map_err(|e| WebauthnError::Malformed(e.to_string()))?;
-        let id = CredentialId::<Vec<u8>>::decode(decode_b64(&passkey.id, "passkey id")?)
-            .map_err(|e| WebauthnError::State(format!("passkey id: {e:?}")))?;
-        let user_bytes: [u8; 16] = decode_b64(&passkey.user, "user handle")?
-            .try_into()
-            .map_err(|_| WebauthnError::State("user handle length".into()))?;
-        let user = UserHandle16::decode(user_bytes)
-            .map_err(|e| WebauthnError::State(format!("user handle: {e:?}")))?;
-        let static_state = StaticState::<PubKey>::decode(
-            decode_b64(&passkey.static_state, "static state")?.as_slice(),
-        )
-        .map_err(|e| WebauthnError::State(format!("static state: {e:?}")))?;
-        let dynamic: [u8; 7] = decode_b64(&passkey.dynamic_state, "dynamic state")?
-            .try_into()
-            .map_err(|_| WebauthnError::State("dynamic state length".into()))?;
-        let dynamic_state = DynamicState::decode(dynamic)
+        let (id, user, static_state, dynamic_state) = stored_parts(passkey)?;
+        let mut credential =
+            AuthenticatedCredential::new((&id).into(), &user, static_state, dynamic_state)
+                .map_err(|e| WebauthnError::State(format!("stored passkey: {e:?}")))?;
+        let origins: Vec<&str> = self.origins.iter().map(String::as_str).collect();
+        let options = AuthenticationVerificationOptions::<&str, &str> {
+            allowed_origins: &origins,
+            ..AuthenticationVerificationOptions::default()
+        };
+        server
+            .verify(&self.rp_id, &assertion, &mut credential, &options)
+            .map_err(|e| WebauthnError::Rejected(e.to_string()))?;
+        let updated = credential
+            .dynamic_state()
+            .encode()
             .map_err(|e| WebauthnError::State(format!("dynamic state: {e:?}")))?;
+        Ok(b64url_encode(updated))
+    }
+
+    /// Starts an assertion by whichever passkey of this RP the user picks (discoverable
+    /// credentials, no `allowCredentials`), user verification required: signing in
+    /// without typing a name.
+    pub fn start_discoverable_assertion(&self) -> Result<Started, WebauthnError> {
+        let (server, client) = DiscoverableCredentialRequestOptions::passkey(&self.rp_id)
+            .start_ceremony()
+            .map_err(|e| WebauthnError::State(format!("request options: {e:?}")))?;
+        let state = server
+            .encode()
+            .map_err(|e| WebauthnError::State(format!("assertion state: {e:?}")))?;
+        started(&client, state)
+    }
+
+    /// Verifies a discoverable assertion by `passkey` (the one its `rawId` names) against
+    /// the ceremony's `state`; returns the passkey's new dynamic state to store.
+    pub fn finish_discoverable_assertion(
+        &self,
+        state: &str,
+        response: &Value,
+        passkey: &StoredPasskey,
+    ) -> Result<String, WebauthnError> {
+        let server =
+            DiscoverableAuthenticationServerState::decode(decode_b64(state, "state")?.as_slice())
+                .map_err(|e| WebauthnError::State(format!("assertion state: {e:?}")))?;
+        let assertion: DiscoverableAuthentication16 = serde_json::from_value(response.clone())
+            .map_err(|e| WebauthnError::Malformed(e.to_string()))?;
+        let (id, user, static_state, dynamic_state) = stored_parts(passkey)?;
         let mut credential =
             AuthenticatedCredential::new((&id).into(), &user, static_state, dynamic_state)
                 .map_err(|e| WebauthnError::State(format!("stored passkey: {e:?}")))?;

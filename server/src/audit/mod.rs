@@ -51,6 +51,10 @@ pub mod kinds {
     /// A single-use console sign-in link was made (`countersign admin sign-in-link`); its
     /// redemption is `admin.signed_in` with `"method": "sign_in_link"`.
     pub const SIGN_IN_LINK_CREATED: &str = "admin.sign_in_link_created";
+    /// An admin registered a console passkey (subject `admin-passkey:ID`); signing in with
+    /// it is `admin.signed_in` with `"method": "passkey"`.
+    pub const ADMIN_PASSKEY_REGISTERED: &str = "admin.passkey_registered";
+    pub const ADMIN_PASSKEY_REVOKED: &str = "admin.passkey_revoked";
     /// An admin session ended (its key revoked).
     pub const ADMIN_SIGNED_OUT: &str = "admin.signed_out";
 

@@ -24,6 +24,11 @@ pub struct AdminSsoConfig {
     /// IdP groups whose members may administer this server, read from the ID token's
     /// `groups_claim`. Everyone neither listed in `admins` nor in one of these is refused.
     pub admin_groups: Vec<String>,
+    /// IdP groups whose members (not admins) sign in to the console as operators:
+    /// the approvals queue, suspend and resume, revoke, offboard.
+    pub operator_groups: Vec<String>,
+    /// IdP groups whose members (neither admins nor operators) sign in read-only.
+    pub viewer_groups: Vec<String>,
     /// The ID token claim that lists the person's groups (default `groups`).
     pub groups_claim: Option<String>,
     /// Scopes requested besides `openid` (default `email`; Okta wants `groups` too for
@@ -63,6 +68,25 @@ impl AdminSsoConfig {
         verified_email
             .is_some_and(|email| self.admins.iter().any(|a| a.eq_ignore_ascii_case(email)))
             || groups.iter().any(|g| self.admin_groups.contains(g))
+    }
+
+    /// The console role of the person with this `verified_email` and these `groups`:
+    /// the highest their groups (or the admin list) give, `None` when they are none.
+    pub fn role_of(
+        &self,
+        verified_email: Option<&str>,
+        groups: &[String],
+    ) -> Option<crate::admin::Role> {
+        use crate::admin::Role;
+        if self.is_admin(verified_email, groups) {
+            Some(Role::Admin)
+        } else if groups.iter().any(|g| self.operator_groups.contains(g)) {
+            Some(Role::Operator)
+        } else if groups.iter().any(|g| self.viewer_groups.contains(g)) {
+            Some(Role::Viewer)
+        } else {
+            None
+        }
     }
 
     pub fn groups_claim(&self) -> &str {

@@ -18,7 +18,9 @@ mod approvers;
 mod credentials;
 mod format;
 mod humans;
+mod live;
 mod overview;
+mod passkeys;
 mod policies;
 mod sign_in;
 mod trace;
@@ -53,8 +55,29 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(overview::page))
+        .route("/console/live/queue", get(live::queue))
         .route("/console/sign-in", get(sign_in::form).post(sign_in::redeem))
         .route("/console/sign-out", axum::routing::post(sign_in::sign_out))
+        .route(
+            "/console/sign-in/passkey/options",
+            axum::routing::post(passkeys::sign_in_options),
+        )
+        .route(
+            "/console/sign-in/passkey",
+            axum::routing::post(passkeys::sign_in),
+        )
+        .route(
+            "/console/passkeys",
+            get(passkeys::page).post(passkeys::register),
+        )
+        .route(
+            "/console/passkeys/options",
+            axum::routing::post(passkeys::registration_options),
+        )
+        .route(
+            "/console/passkeys/{id}/revoke",
+            axum::routing::post(passkeys::revoke),
+        )
         .route("/console/agents", get(agents::list).post(agents::register))
         .route("/console/agents/new", get(agents::new_form))
         .route("/console/credentials", get(credentials::list))
@@ -103,6 +126,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/htmx.min.js", get(htmx))
+        .route("/console/assets/passkeys.js", get(passkeys_js))
+        .route("/console/assets/live.js", get(live_js))
         .route_layer(middleware::from_fn_with_state(state, guard))
 }
 
@@ -112,6 +137,14 @@ async fn css() -> Response {
 
 async fn htmx() -> Response {
     asset("text/javascript", include_str!("../../assets/htmx.min.js"))
+}
+
+async fn live_js() -> Response {
+    asset("text/javascript", include_str!("../../assets/live.js"))
+}
+
+async fn passkeys_js() -> Response {
+    asset("text/javascript", include_str!("../../assets/passkeys.js"))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -254,8 +287,8 @@ async fn check_post(state: &AppState, request: Request) -> Result<Request, PageE
     let bytes = to_bytes(body, MAX_FORM_BYTES)
         .await
         .map_err(|_| PageError::Invalid("the form is too large".into()))?;
-    // The sign-in form has no session yet: its single-use token is its proof.
-    if parts.uri.path() != "/console/sign-in" {
+    // Signing in has no session yet: a single-use token or a passkey is its proof.
+    if !parts.uri.path().starts_with("/console/sign-in") {
         let expected = session_cookie(&parts.headers).map(csrf_token);
         let sent = form_urlencoded::parse(&bytes)
             .find(|(name, _)| name == "csrf")
@@ -335,16 +368,23 @@ struct ErrorPage<'a> {
     message: String,
 }
 
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let (status, title) = match &self {
+impl PageError {
+    /// The HTTP status of this error and the title of its page.
+    pub fn status(&self) -> (StatusCode, &'static str) {
+        match self {
             PageError::Invalid(_) => (StatusCode::BAD_REQUEST, "Not accepted"),
             PageError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
             PageError::Forbidden(_) => (StatusCode::FORBIDDEN, "Not allowed"),
             PageError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
             PageError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
             PageError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Error"),
-        };
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title) = self.status();
         let page = ErrorPage {
             title,
             message: self.to_string(),
@@ -381,6 +421,24 @@ impl ConfirmedReason {
             ))),
         }
     }
+}
+
+#[derive(Template)]
+#[template(path = "console/signed_in.html")]
+struct SignedInPage<'a> {
+    email: &'a str,
+    role: Role,
+}
+
+/// The page single sign-on ends on in a browser: the IdP's redirect back is a cross-site
+/// navigation, on which browsers withhold the `SameSite=Strict` session cookie, so the
+/// console is entered by a navigation from this page (same-site) instead of a redirect.
+pub fn signed_in_page(email: &str, role: Role) -> Response {
+    let page = SignedInPage { email, role };
+    with_headers(match render(&page) {
+        Ok(page) => page,
+        Err(e) => e.into_response(),
+    })
 }
 
 /// After a successful POST: back to `to` (303), so a reload does not repeat the action.

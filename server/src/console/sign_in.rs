@@ -23,6 +23,7 @@ pub struct LinkQuery {
 struct SignInPage {
     token: Option<String>,
     sso: bool,
+    passkeys: bool,
 }
 
 pub async fn form(
@@ -32,6 +33,7 @@ pub async fn form(
     render(&SignInPage {
         token: query.token.filter(|t| !t.is_empty() && t.len() <= 128),
         sso: state.admin_sso.is_some(),
+        passkeys: state.console_passkeys.is_some(),
     })
 }
 

@@ -136,7 +136,7 @@ pub struct SignedIn {
 /// The identity provider's redirect back: verifies the sign-in and opens an admin session
 /// (an `HttpOnly`, `SameSite=Strict` cookie every `/admin` endpoint accepts).
 #[utoipa::path(get, path = "/admin/sso/callback", tag = "admin-sso", params(CallbackParams),
-    responses((status = 200, description = "signed in (sets the session cookie)", body = SignedIn),
+    responses((status = 200, description = "signed in (sets the session cookies of the admin API and the console); a browser asking for text/html gets a page that continues to the console", body = SignedIn),
         (status = 400, description = "not a sign-in started here, or it expired", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "the ID token does not verify", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "refused by the IdP, or not an administrator", body = super::error::Problem, content_type = "application/problem+json"),
@@ -168,12 +168,22 @@ pub(super) async fn callback(
         )
         .await?;
     let max_age = (session.expires_at_ms - state.now_ms()).max(0) / 1000;
-    let mut response = Json(SignedIn {
-        email: session.email,
-        subject: session.subject,
-        expires_at: session.expires_at_ms,
-    })
-    .into_response();
+    // A person's browser goes on to the console (a page, not JSON); the console's own
+    // cookie holds the same session, scoped to its path.
+    let wants_page = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    let mut response = if wants_page {
+        crate::console::signed_in_page(&session.email, session.role)
+    } else {
+        Json(SignedIn {
+            email: session.email,
+            subject: session.subject,
+            expires_at: session.expires_at_ms,
+        })
+        .into_response()
+    };
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
@@ -182,6 +192,15 @@ pub(super) async fn callback(
             SESSION_COOKIE,
             session.secret.expose(),
             &format!("SameSite=Strict; Path=/admin; Max-Age={max_age}"),
+        ),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(
+            &state,
+            crate::console::SESSION_COOKIE,
+            session.secret.expose(),
+            &format!("SameSite=Strict; Path=/console; Max-Age={max_age}"),
         ),
     );
     headers.append(

@@ -91,6 +91,12 @@ impl LiveHub {
         }
     }
 
+    /// Whether [`Self::close_all`] ran (the server is shutting down): other long-lived
+    /// streams end too.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Handles a payload NOTIFYed by any replica.
     pub fn publish_notified(&self, payload: &str) {
         match serde_json::from_str::<LiveEvent>(payload) {

@@ -19,11 +19,13 @@ pub struct CeremonyRecord {
     pub auth_req_id: Option<String>,
     /// Hash of the transaction the device was shown (assertions).
     pub transaction_hash: Option<String>,
+    /// The console session that started a console passkey registration.
+    pub admin_key_id: Option<String>,
     pub expires_at: i64,
 }
 
-const COLUMNS: &str =
-    "challenge, kind, state, invitation_id, device_id, auth_req_id, transaction_hash, expires_at";
+const COLUMNS: &str = "challenge, kind, state, invitation_id, device_id, auth_req_id, transaction_hash, \
+                       admin_key_id, expires_at";
 
 fn from_row(row: &AnyRow) -> Result<CeremonyRecord, StoreError> {
     Ok(CeremonyRecord {
@@ -34,6 +36,7 @@ fn from_row(row: &AnyRow) -> Result<CeremonyRecord, StoreError> {
         device_id: row.try_get("device_id")?,
         auth_req_id: row.try_get("auth_req_id")?,
         transaction_hash: row.try_get("transaction_hash")?,
+        admin_key_id: row.try_get("admin_key_id")?,
         expires_at: row.try_get("expires_at")?,
     })
 }
@@ -41,7 +44,7 @@ fn from_row(row: &AnyRow) -> Result<CeremonyRecord, StoreError> {
 impl Store {
     pub async fn insert_ceremony(&self, c: &CeremonyRecord) -> Result<(), StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO webauthn_ceremonies ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO webauthn_ceremonies ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ));
         sqlx::query(sql)
             .bind(&c.challenge)
@@ -51,6 +54,7 @@ impl Store {
             .bind(&c.device_id)
             .bind(&c.auth_req_id)
             .bind(&c.transaction_hash)
+            .bind(&c.admin_key_id)
             .bind(c.expires_at)
             .execute(self.writer())
             .await

@@ -4,6 +4,7 @@
 //! JSON as text). The few places where the dialects must differ are in this folder only.
 
 pub mod admin_keys;
+pub mod admin_passkeys;
 pub mod audit;
 pub mod auth_requests;
 pub mod baselines;
@@ -214,6 +215,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "console",
         include_str!("../../../migrations/sqlite/0011_console.sql"),
     ),
+    (
+        14,
+        "admin passkeys",
+        include_str!("../../../migrations/sqlite/0014_admin_passkeys.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -270,6 +276,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "console",
         include_str!("../../../migrations/postgres/0011_console.sql"),
+    ),
+    (
+        14,
+        "admin passkeys",
+        include_str!("../../../migrations/postgres/0014_admin_passkeys.sql"),
     ),
 ];
 
