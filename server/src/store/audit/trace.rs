@@ -1,0 +1,270 @@
+//! Reading the trail by what its events are about: the console's decision trace, one
+//! event, and the approvals of an agent's access. Every query walks an index (the facet
+//! columns of migration 0013, `seq`, `subject`) with a bounded LIMIT.
+
+use sqlx::Row;
+
+use super::{AuditRecord, COLUMNS, from_row};
+use crate::store::{Store, StoreError};
+
+/// Which events the trace shows; every field narrows it (blank / `None`: any).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceFilter {
+    /// Exactly this subject (`agent:ID`, `human:SUBJECT`, a request or credential id).
+    pub subject: String,
+    /// Kinds starting with this.
+    pub kind_prefix: String,
+    pub agent: String,
+    /// The human a decision was made for.
+    pub human: String,
+    /// `allow`, `step_up`, `deny`, `approved`, `denied`.
+    pub outcome: String,
+    /// The policy that determined the outcome, and its version.
+    pub policy_id: String,
+    pub policy_version: Option<i64>,
+    /// Unix milliseconds: `since_ms <= at < until_ms`.
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+impl Store {
+    /// Up to `limit` events before `before_seq` matching `filter`, newest first (keyset
+    /// pagination: the next page is before the last one's `seq`). A time range is first
+    /// turned into a range of `seq` through the `at` index, so the scan stays within it;
+    /// `at` is then checked exactly.
+    pub async fn page_trace(
+        &self,
+        filter: &TraceFilter,
+        before_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut before = before_seq;
+        let mut params = Vec::new();
+        let mut conditions = Vec::new();
+        let mut add = |condition: &str, param: Param| {
+            params.push(param);
+            conditions.push(condition.replace('?', &format!("${}", params.len())));
+        };
+        if let Some(until) = filter.until_ms {
+            let last = sqlx::query(
+                "SELECT seq FROM audit_events WHERE at < $1 ORDER BY at DESC, seq DESC LIMIT 1",
+            )
+            .bind(until)
+            .fetch_optional(self.reader())
+            .await?;
+            let Some(last) = last else {
+                return Ok(Vec::new());
+            };
+            before = before.min(last.try_get::<i64, _>("seq")?.saturating_add(1));
+            add("at < ?", Param::Int(until));
+        }
+        if let Some(since) = filter.since_ms {
+            let first = sqlx::query(
+                "SELECT seq FROM audit_events WHERE at >= $1 ORDER BY at, seq LIMIT 1",
+            )
+            .bind(since)
+            .fetch_optional(self.reader())
+            .await?;
+            let Some(first) = first else {
+                return Ok(Vec::new());
+            };
+            add("seq >= ?", Param::Int(first.try_get("seq")?));
+            add("at >= ?", Param::Int(since));
+        }
+        add("seq < ?", Param::Int(before));
+        let texts = [
+            ("subject = ?", &filter.subject),
+            ("agent = ?", &filter.agent),
+            ("human = ?", &filter.human),
+            ("outcome = ?", &filter.outcome),
+            ("policy_id = ?", &filter.policy_id),
+        ];
+        for (condition, value) in texts {
+            if !value.is_empty() {
+                add(condition, Param::Text(value.clone()));
+            }
+        }
+        if let Some(version) = filter.policy_version {
+            add("policy_version = ?", Param::Int(version));
+        }
+        if !filter.kind_prefix.is_empty() {
+            // `%prefix%` without its leading `%`: a prefix match.
+            let pattern = super::super::like_pattern(&filter.kind_prefix);
+            add(
+                "kind LIKE ? ESCAPE '\\'",
+                Param::Text(pattern[1..].to_owned()),
+            );
+        }
+        add("1 = 1 LIMIT ?", Param::Int(limit));
+        let limit_clause = conditions.pop().unwrap_or_default().replace("1 = 1 ", "");
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE {} ORDER BY seq DESC {limit_clause}",
+            conditions.join(" AND ")
+        ));
+        let query = params.into_iter().fold(sqlx::query(sql), |q, p| match p {
+            Param::Text(t) => q.bind(t),
+            Param::Int(i) => q.bind(i),
+        });
+        let rows = query.fetch_all(self.reader()).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Event `seq`, if the trail has it.
+    pub async fn audit_event(&self, seq: i64) -> Result<Option<AuditRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE seq = $1"
+        ));
+        let row = sqlx::query(sql)
+            .bind(seq)
+            .fetch_optional(self.reader())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// The events about `subject` (a request's decision, approval...), oldest first, at
+    /// most `limit`.
+    pub async fn audit_events_about(
+        &self,
+        subject: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE subject = $1 ORDER BY seq LIMIT $2"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(subject)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// The newest decisions (at most `limit`, at or after `since_ms`) that let `agent` act
+    /// on `resource` (any when `None`): `allow` (by policy) or `step_up` (a human asked).
+    pub async fn approving_decisions(
+        &self,
+        agent: &str,
+        resource: Option<&str>,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE agent = $1 AND kind = 'decision.made' \
+             AND outcome IN ('allow', 'step_up') AND ($2 = '' OR resource = $2) AND at >= $3 \
+             ORDER BY seq DESC LIMIT $4"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(agent)
+            .bind(resource.unwrap_or(""))
+            .bind(since_ms)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// The humans' decisions (`request.approved`, `request.denied`) on the requests
+    /// `ids`, oldest first.
+    pub async fn human_decisions_on(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE subject IN ({}) \
+             AND kind IN ('request.approved', 'request.denied') ORDER BY seq LIMIT {}",
+            in_list(ids.len()),
+            4 * ids.len()
+        ));
+        let query = ids.iter().fold(sqlx::query(sql), |q, id| q.bind(id.clone()));
+        let rows = query.fetch_all(self.reader()).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// The credentials (request id, jti) issued for the requests `ids`.
+    pub async fn credentials_of_requests(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT id, token_jti FROM auth_requests WHERE id IN ({}) AND token_jti IS NOT NULL",
+            in_list(ids.len())
+        ));
+        let query = ids.iter().fold(sqlx::query(sql), |q, id| q.bind(id.clone()));
+        let rows = query.fetch_all(self.reader()).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("token_jti")?)))
+            .collect()
+    }
+}
+
+/// `$1, $2, ... $n`.
+fn in_list(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::audit::NewAuditRecord;
+    use crate::store::testing::each_backend;
+
+    fn event(at: i64, kind: &str, detail: &str) -> NewAuditRecord {
+        NewAuditRecord {
+            at,
+            actor: "system".into(),
+            kind: kind.into(),
+            subject: format!("req-{at}"),
+            detail: detail.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn trace_filters_by_facet_and_time_in_the_database() {
+        each_backend(|store| async move {
+            let events = [
+                event(1000, "decision.made", r#"{"agent":"a","user":"h","outcome":"allow","resource":"r","policies":[{"id":"p","version":1}]}"#),
+                event(2000, "decision.made", r#"{"agent":"a","user":"h","outcome":"deny","resource":"r","policies":[{"id":"p","version":2}]}"#),
+                event(3000, "request.approved", r#"{"agent":"b","user":"h","approver":"m","policies":[{"id":"q","version":1}]}"#),
+                event(4000, "agent.suspended", r#"{"agent":"a"}"#),
+            ];
+            let mut tx = store.begin().await.expect("begin");
+            store.append_audit_events(&mut tx, &events).await.expect("append");
+            tx.commit().await.expect("commit");
+            let seqs = |records: Vec<AuditRecord>| records.iter().map(|r| r.seq).collect::<Vec<_>>();
+            let page = |f: TraceFilter| {
+                let store = store.clone();
+                async move { seqs(store.page_trace(&f, i64::MAX, 10).await.expect("page")) }
+            };
+            assert_eq!(page(TraceFilter { agent: "a".into(), ..Default::default() }).await, [2, 1]);
+            assert_eq!(page(TraceFilter { outcome: "deny".into(), ..Default::default() }).await, [2]);
+            assert_eq!(page(TraceFilter { outcome: "approved".into(), ..Default::default() }).await, [3]);
+            assert_eq!(page(TraceFilter { human: "h".into(), ..Default::default() }).await, [3, 2, 1]);
+            assert_eq!(
+                page(TraceFilter { policy_id: "p".into(), policy_version: Some(2), ..Default::default() }).await,
+                [2]
+            );
+            assert_eq!(
+                page(TraceFilter { since_ms: Some(2000), until_ms: Some(4000), ..Default::default() }).await,
+                [3, 2]
+            );
+            assert_eq!(page(TraceFilter { until_ms: Some(500), ..Default::default() }).await, Vec::<i64>::new());
+            assert_eq!(page(TraceFilter { kind_prefix: "request.".into(), ..Default::default() }).await, [3]);
+            assert_eq!(seqs(store.page_trace(&TraceFilter::default(), 3, 1).await.expect("page")), [2]);
+            let approving = store.approving_decisions("a", Some("r"), 0, 10).await.expect("approving");
+            assert_eq!(seqs(approving), [1]);
+            assert_eq!(store.audit_event(3).await.expect("one").map(|e| e.kind).as_deref(), Some("request.approved"));
+        })
+        .await;
+    }
+}
