@@ -214,6 +214,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "console",
         include_str!("../../../migrations/sqlite/0011_console.sql"),
     ),
+    (
+        13,
+        "trace facets",
+        include_str!("../../../migrations/sqlite/0013_trace_facets.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -270,6 +275,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "console",
         include_str!("../../../migrations/postgres/0011_console.sql"),
+    ),
+    (
+        13,
+        "trace facets",
+        include_str!("../../../migrations/postgres/0013_trace_facets.sql"),
     ),
 ];
 

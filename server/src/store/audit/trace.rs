@@ -206,6 +206,28 @@ impl Store {
             .map(|r| Ok((r.try_get("id")?, r.try_get("token_jti")?)))
             .collect()
     }
+
+    /// When each of the agents `ids` last had a decision traced (Unix milliseconds):
+    /// one index probe per agent.
+    pub async fn last_decisions(&self, ids: &[String]) -> Result<Vec<(String, i64)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT client_id, (SELECT e.at FROM audit_events e WHERE e.agent = c.client_id \
+             ORDER BY e.seq DESC LIMIT 1) AS last_at FROM clients c WHERE c.client_id IN ({})",
+            in_list(ids.len())
+        ));
+        let query = ids.iter().fold(sqlx::query(sql), |q, id| q.bind(id.clone()));
+        let rows = query.fetch_all(self.reader()).await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            if let Some(at) = row.try_get::<Option<i64>, _>("last_at")? {
+                out.push((row.try_get("client_id")?, at));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// `$1, $2, ... $n`.
