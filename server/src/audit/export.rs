@@ -245,7 +245,10 @@ pub async fn traced_approvals(
                 Some(h) => {
                     let detail: Value = serde_json::from_str(&h.detail).unwrap_or(Value::Null);
                     if h.kind == crate::approvals::kinds::REQUEST_APPROVED {
-                        (Some(text(&detail, "approver")), Some(text(&detail, "method")))
+                        (
+                            Some(text(&detail, "approver")),
+                            Some(text(&detail, "method")),
+                        )
                     } else {
                         (None, Some("denied".to_owned()))
                     }

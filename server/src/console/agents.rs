@@ -8,14 +8,14 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::format::{action_summary, age, utc};
-use super::{Admin, ConfirmedReason, PageError, render, see_other};
 use super::trace::{Row as EventRow, row as event_row};
+use super::{Admin, ConfirmedReason, PageError, render, see_other};
 use crate::admin::Role;
 use crate::admin::roles::needed_for_api;
 use crate::directory;
 use crate::state::AppState;
-use crate::store::clients::ClientRecord;
 use crate::store::audit::trace::TraceFilter;
+use crate::store::clients::ClientRecord;
 use crate::store::tokens::TokenSelector;
 
 /// Rows per page.

@@ -158,7 +158,9 @@ pub async fn detail(
             name: d.name.unwrap_or_else(|| "unnamed".into()),
             platform: d.platform,
             enrolled: utc(d.created_at),
-            last_used: d.last_used_at.map_or_else(|| "never".into(), |at| age(at, now)),
+            last_used: d
+                .last_used_at
+                .map_or_else(|| "never".into(), |at| age(at, now)),
             disabled: d.disabled_at.map(|at| match d.disabled_reason {
                 Some(reason) if !reason.is_empty() => format!("{} ({reason})", utc(at)),
                 _ => utc(at),

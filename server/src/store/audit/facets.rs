@@ -120,7 +120,10 @@ mod tests {
 
     #[test]
     fn other_kinds_and_malformed_details_have_none() {
-        assert_eq!(of("agent.suspended", r#"{"agent":"bot"}"#), Facets::default());
+        assert_eq!(
+            of("agent.suspended", r#"{"agent":"bot"}"#),
+            Facets::default()
+        );
         assert_eq!(of("decision.made", "not json"), Facets::default());
         assert_eq!(of("decision.made", r#"{"agent":5}"#), Facets::default());
     }
