@@ -698,7 +698,10 @@ async fn the_trace_filters_by_outcome(db: Db) {
     assert_eq!(kind_and_outcome(&s, stepped_up[0]).await.1, "step_up");
     let approved = page("outcome=approved&human=alice").await;
     assert_eq!(approved.len(), 1, "{approved:?}");
-    assert_eq!(kind_and_outcome(&s, approved[0]).await.0, "request.approved");
+    assert_eq!(
+        kind_and_outcome(&s, approved[0]).await.0,
+        "request.approved"
+    );
     // Other agents, other people and other days have none of them.
     assert!(page("outcome=deny&agent=someone-else").await.is_empty());
     assert!(page("outcome=deny&human=bob").await.is_empty());
@@ -721,7 +724,13 @@ async fn an_events_detail_shows_its_policy_version_approver_and_credential(db: D
         outcome: "approved".into(),
         ..Default::default()
     };
-    let approval = s.state().store.page_trace(&filter, i64::MAX, 1).await.unwrap()[0].seq;
+    let approval = s
+        .state()
+        .store
+        .page_trace(&filter, i64::MAX, 1)
+        .await
+        .unwrap()[0]
+        .seq;
     let resp = get(&s, &viewer, &format!("/console/trace/{approval}")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let page = resp.text().await.unwrap();
@@ -734,20 +743,32 @@ async fn an_events_detail_shows_its_policy_version_approver_and_credential(db: D
         page.contains(&format!("/console/credentials/{}", decided.jti)),
         "the credential issued: {page}"
     );
-    assert!(page.contains("matches its content"), "its chain hash: {page}");
+    assert!(
+        page.contains("matches its content"),
+        "its chain hash: {page}"
+    );
     // The decision itself shows the facts it saw.
     let filter = countersign_server::store::audit::trace::TraceFilter {
         outcome: "step_up".into(),
         ..Default::default()
     };
-    let decision = s.state().store.page_trace(&filter, i64::MAX, 1).await.unwrap()[0].seq;
+    let decision = s
+        .state()
+        .store
+        .page_trace(&filter, i64::MAX, 1)
+        .await
+        .unwrap()[0]
+        .seq;
     let page = get(&s, &viewer, &format!("/console/trace/{decision}"))
         .await
         .text()
         .await
         .unwrap();
     assert!(page.contains("The facts the decision saw"), "{page}");
-    assert!(page.contains("orders need their owner"), "its reason: {page}");
+    assert!(
+        page.contains("orders need their owner"),
+        "its reason: {page}"
+    );
     assert_eq!(
         get(&s, &viewer, "/console/trace/999999").await.status(),
         StatusCode::NOT_FOUND
@@ -763,7 +784,13 @@ async fn who_approved_finds_the_approval(db: Db) {
         outcome: "step_up".into(),
         ..Default::default()
     };
-    let decision = s.state().store.page_trace(&filter, i64::MAX, 1).await.unwrap()[0].clone();
+    let decision = s
+        .state()
+        .store
+        .page_trace(&filter, i64::MAX, 1)
+        .await
+        .unwrap()[0]
+        .clone();
     let detail: serde_json::Value = serde_json::from_str(&decision.detail).unwrap();
     let resource = detail["resource"].as_str().unwrap();
     let url = format!(
@@ -845,7 +872,11 @@ async fn reassigning_an_owner_changes_it_and_a_viewer_may_not(db: Db) {
         .remove(0);
     assert_eq!(event.kind, "agent.reassigned");
     assert!(event.actor.starts_with("admin-key:"), "{}", event.actor);
-    assert!(event.detail.contains("alice moved teams"), "{}", event.detail);
+    assert!(
+        event.detail.contains("alice moved teams"),
+        "{}",
+        event.detail
+    );
     s.stop().await;
 }
 
@@ -882,7 +913,10 @@ async fn a_humans_detail_lists_their_device_and_the_credentials_they_approved(db
     let resp = get(&s, &viewer, "/console/humans/alice").await;
     assert_eq!(resp.status(), StatusCode::OK);
     let page = resp.text().await.unwrap();
-    assert!(page.contains("Alice&#x27;s iPhone") || page.contains("Alice&#39;s iPhone"), "{page}");
+    assert!(
+        page.contains("Alice&#x27;s iPhone") || page.contains("Alice&#39;s iPhone"),
+        "{page}"
+    );
     assert!(page.contains("ios"), "{page}");
     assert!(
         page.contains(&format!("/console/credentials/{}", decided.jti)),
@@ -924,7 +958,9 @@ async fn csv_export_neutralises_formulas(db: Db) {
     // No cell of the export starts a formula.
     for cell in line.split(',') {
         assert!(
-            !cell.trim_start_matches('"').starts_with(['=', '+', '-', '@']),
+            !cell
+                .trim_start_matches('"')
+                .starts_with(['=', '+', '-', '@']),
             "{cell} in {line}"
         );
     }
