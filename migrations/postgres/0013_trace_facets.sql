@@ -41,3 +41,12 @@ CREATE INDEX audit_events_policy ON audit_events (policy_id, policy_version, seq
 CREATE INDEX audit_events_resource ON audit_events (resource, seq) WHERE resource IS NOT NULL;
 -- A time range becomes a range of seq (see Store::page_trace).
 CREATE INDEX audit_events_at ON audit_events (at, seq);
+
+-- A person's or an agent's credentials, newest first (a human's detail lists those they
+-- approved, an agent's its live ones): one walk per side of the approver rule.
+CREATE INDEX auth_requests_issued_by_decider ON auth_requests (decided_by, token_issued_at)
+    WHERE token_jti IS NOT NULL;
+CREATE INDEX auth_requests_issued_for_subject ON auth_requests (subject, token_issued_at)
+    WHERE token_jti IS NOT NULL;
+CREATE INDEX auth_requests_issued_to_client ON auth_requests (client_id, token_issued_at)
+    WHERE token_jti IS NOT NULL;
