@@ -102,6 +102,7 @@ impl<'a> TokenSelector<'a> {
                 "(subject = $1 AND (decision_method IS NULL \
                  OR decision_method <> 'passkey+device_key'))",
             ]),
+            TokenSelector::RestingOn(_) => Some(["decided_by = $1", "subject = $1"]),
             _ => None,
         }
     }
@@ -302,8 +303,12 @@ mod tests {
     /// The approver rule is written once: its two indexed sides are exactly its `OR`.
     #[test]
     fn split_conditions_are_the_same_rule() {
-        let selector = TokenSelector::Approver("alice");
-        let [a, b] = selector.sides().expect("the approver condition is split");
-        assert_eq!(selector.condition(), format!("({a} OR {b})"));
+        for selector in [
+            TokenSelector::Approver("alice"),
+            TokenSelector::RestingOn("alice"),
+        ] {
+            let [a, b] = selector.sides().expect("the condition is split");
+            assert_eq!(selector.condition(), format!("({a} OR {b})"));
+        }
     }
 }
