@@ -39,6 +39,8 @@ CREATE INDEX audit_events_outcome ON audit_events (outcome, seq) WHERE outcome I
 CREATE INDEX audit_events_policy ON audit_events (policy_id, policy_version, seq)
     WHERE policy_id IS NOT NULL;
 CREATE INDEX audit_events_resource ON audit_events (resource, seq) WHERE resource IS NOT NULL;
+-- A kind filter alone walks each kind it covers newest first (see Store::page_trace).
+CREATE INDEX audit_events_kind_seq ON audit_events (kind, seq);
 -- A time range becomes a range of seq (see Store::page_trace).
 CREATE INDEX audit_events_at ON audit_events (at, seq);
 

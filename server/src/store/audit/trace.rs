@@ -27,10 +27,14 @@ pub struct TraceFilter {
     pub until_ms: Option<i64>,
 }
 
+#[derive(Clone)]
 enum Param {
     Text(String),
     Int(i64),
 }
+
+/// Most kinds a kind prefix is expanded to (the server writes about 40).
+const MAX_KINDS: usize = 64;
 
 impl Store {
     /// Up to `limit` events before `before_seq` matching `filter`, newest first (keyset
@@ -44,12 +48,10 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let mut before = before_seq;
-        let mut params = Vec::new();
-        let mut conditions = Vec::new();
-        let mut add = |condition: &str, param: Param| {
-            params.push(param);
-            conditions.push(condition.replace('?', &format!("${}", params.len())));
-        };
+        // Each condition with its one `?` parameter.
+        let mut conditions: Vec<(String, Param)> = Vec::new();
+        let mut add =
+            |condition: &str, param: Param| conditions.push((condition.to_owned(), param));
         if let Some(until) = filter.until_ms {
             let last = sqlx::query(
                 "SELECT seq FROM audit_events WHERE at < $1 ORDER BY at DESC, seq DESC LIMIT 1",
@@ -109,26 +111,87 @@ impl Store {
             };
             add(condition, Param::Int(version));
         }
-        if !filter.kind_prefix.is_empty() {
-            // `%prefix%` without its leading `%`: a prefix match.
+        if filter.kind_prefix.is_empty() {
+            return self.select_page(&conditions, limit).await;
+        }
+        if indexed {
+            // `%prefix%` without its leading `%`: a prefix match, on the rows the facet's
+            // index yields.
             let pattern = super::super::like_pattern(&filter.kind_prefix);
             add(
-                "kind LIKE ? ESCAPE '\\'",
+                "kind || '' LIKE ? ESCAPE '\\'",
                 Param::Text(pattern[1..].to_owned()),
             );
+            return self.select_page(&conditions, limit).await;
         }
-        add("1 = 1 LIMIT ?", Param::Int(limit));
-        let limit_clause = conditions.pop().unwrap_or_default().replace("1 = 1 ", "");
+        // The kind alone: each kind it covers walks the (kind, seq) index newest first,
+        // and the pages merge (a LIKE would walk the whole trail for a rare kind, a range
+        // on the index sort every event of a common one).
+        let mut merged = Vec::new();
+        for kind in self.kinds_starting_with(&filter.kind_prefix).await? {
+            let mut these = conditions.clone();
+            these.push(("kind = ?".to_owned(), Param::Text(kind)));
+            merged.extend(self.select_page(&these, limit).await?);
+        }
+        merged.sort_by(|a, b| b.seq.cmp(&a.seq));
+        merged.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(merged)
+    }
+
+    /// Events matching every condition, newest first, at most `limit`.
+    async fn select_page(
+        &self,
+        conditions: &[(String, Param)],
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut clauses = Vec::new();
+        for (i, (condition, _)) in conditions.iter().enumerate() {
+            clauses.push(condition.replace('?', &format!("${}", i + 1)));
+        }
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM audit_events WHERE {} ORDER BY seq DESC {limit_clause}",
-            conditions.join(" AND ")
+            "SELECT {COLUMNS} FROM audit_events WHERE {} ORDER BY seq DESC LIMIT ${}",
+            clauses.join(" AND "),
+            conditions.len() + 1
         ));
-        let query = params.into_iter().fold(sqlx::query(sql), |q, p| match p {
-            Param::Text(t) => q.bind(t),
-            Param::Int(i) => q.bind(i),
-        });
-        let rows = query.fetch_all(self.reader()).await?;
+        let query = conditions
+            .iter()
+            .fold(sqlx::query(sql), |q, (_, p)| match p.clone() {
+                Param::Text(t) => q.bind(t),
+                Param::Int(i) => q.bind(i),
+            });
+        let rows = query.bind(limit).fetch_all(self.reader()).await?;
         rows.iter().map(from_row).collect()
+    }
+
+    /// The distinct kinds starting with `prefix` (lower-cased), at most [`MAX_KINDS`]:
+    /// one index probe each.
+    async fn kinds_starting_with(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = prefix.to_lowercase();
+        let mut kinds: Vec<String> = Vec::new();
+        while kinds.len() < MAX_KINDS {
+            let (condition, after) = match kinds.last() {
+                None => ("kind >= $1", prefix.clone()),
+                Some(last) => ("kind > $1", last.clone()),
+            };
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT kind FROM audit_events WHERE {condition} ORDER BY kind LIMIT 1"
+            ));
+            let row = sqlx::query(sql)
+                .bind(after)
+                .fetch_optional(self.reader())
+                .await?;
+            match row {
+                Some(row) => {
+                    let kind: String = row.try_get("kind")?;
+                    if !kind.starts_with(&prefix) {
+                        break;
+                    }
+                    kinds.push(kind);
+                }
+                None => break,
+            }
+        }
+        Ok(kinds)
     }
 
     /// Event `seq`, if the trail has it.
@@ -322,6 +385,16 @@ mod tests {
             );
             assert_eq!(page(TraceFilter { until_ms: Some(500), ..Default::default() }).await, Vec::<i64>::new());
             assert_eq!(page(TraceFilter { kind_prefix: "request.".into(), ..Default::default() }).await, [3]);
+            assert_eq!(page(TraceFilter { kind_prefix: "Request.".into(), ..Default::default() }).await, [3]);
+            assert_eq!(page(TraceFilter { kind_prefix: "a".into(), ..Default::default() }).await, [4]);
+            assert_eq!(page(TraceFilter { kind_prefix: "".into(), ..Default::default() }).await, [4, 3, 2, 1]);
+            assert_eq!(
+                page(TraceFilter { kind_prefix: "de".into(), human: "h".into(), ..Default::default() }).await,
+                [2, 1]
+            );
+            assert_eq!(page(TraceFilter { kind_prefix: "zz".into(), ..Default::default() }).await, Vec::<i64>::new());
+            // Kinds merge newest first across the kinds a prefix covers.
+            assert_eq!(seqs(store.page_trace(&TraceFilter { kind_prefix: "re".into(), ..Default::default() }, 4, 5).await.expect("page")), [3]);
             assert_eq!(seqs(store.page_trace(&TraceFilter::default(), 3, 1).await.expect("page")), [2]);
             let approving = store.approving_decisions("a", Some("r"), 0, 10).await.expect("approving");
             assert_eq!(seqs(approving), [1]);
