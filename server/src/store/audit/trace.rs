@@ -133,7 +133,7 @@ impl Store {
             these.push(("kind = ?".to_owned(), Param::Text(kind)));
             merged.extend(self.select_page(&these, limit).await?);
         }
-        merged.sort_by(|a, b| b.seq.cmp(&a.seq));
+        merged.sort_by_key(|e| std::cmp::Reverse(e.seq));
         merged.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(merged)
     }
