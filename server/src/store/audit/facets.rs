@@ -88,6 +88,22 @@ impl Facets {
             .bind(self.policy_version)
             .bind(self.resource)
     }
+
+    /// The bytes the facets add to a statement's parameters (what batches are sized by:
+    /// see `store::STATEMENT_BYTES`).
+    pub(super) fn bytes(&self) -> usize {
+        [
+            &self.agent,
+            &self.human,
+            &self.outcome,
+            &self.policy_id,
+            &self.resource,
+        ]
+        .iter()
+        .map(|s| s.as_ref().map_or(0, String::len))
+        .sum::<usize>()
+            + 8
+    }
 }
 
 #[cfg(test)]

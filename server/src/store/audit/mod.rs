@@ -322,15 +322,15 @@ fn statement_bytes(actor: &str, kind: &str, subject: &str, detail: &str) -> usiz
 }
 
 fn record_bytes(e: &AuditRecord) -> usize {
-    // Facets are copies of parts of the detail: at most its length again.
-    2 * statement_bytes(&e.actor, &e.kind, &e.subject, &e.detail)
+    statement_bytes(&e.actor, &e.kind, &e.subject, &e.detail)
+        + facets::of(&e.kind, &e.detail).bytes()
 }
 
 impl NewAuditRecord {
     /// About how many bytes this event takes as statement parameters once chained.
     pub(crate) fn statement_bytes(&self) -> usize {
-        // Facets are copies of parts of the detail: at most its length again.
-        2 * statement_bytes(&self.actor, &self.kind, &self.subject, &self.detail)
+        statement_bytes(&self.actor, &self.kind, &self.subject, &self.detail)
+            + facets::of(&self.kind, &self.detail).bytes()
     }
 }
 
