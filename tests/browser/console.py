@@ -40,6 +40,9 @@ PAGES = [
     ("policies", "/console/policies"),
     ("passkeys", "/console/passkeys"),
     ("trace", "/console/trace?verify=1"),
+    ("trace-filtered", "/console/trace?agent=procurement&outcome=step_up&from=2020-01-01&to=2099-12-31"),
+    ("who-approved", "/console/trace/approvals?agent=procurement"),
+    # ("trace-event", the newest decision's detail) is added once the server is seeded.
 ]
 
 BROKEN_POLICY = """@id("small-orders")
@@ -169,6 +172,13 @@ def main():
         # A step-up made now appears in the queue without a reload (htmx polls the queue).
         step_up(a.base, a.agent, a.secret)
         page.get_by_role("cell", name="purchase_order: Initech, 4200 USD").wait_for(timeout=20000)
+
+        # The detail of the newest decision in the trail (its number depends on the seed).
+        page.goto(a.base + "/console/trace?kind=decision.made")
+        event = page.locator("a[href^='/console/trace/'][aria-label^='Event ']").first.get_attribute("href")
+        if not event:
+            fail("the trace lists no decision to open")
+        PAGES.append(("trace-event", event))
 
         violations = {}
         for name, path in PAGES:

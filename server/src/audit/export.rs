@@ -52,12 +52,19 @@ impl ExportFilter {
     }
 }
 
-/// Quotes a CSV field (RFC 4180).
+/// A CSV field: a cell a spreadsheet would run as a formula (starting with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return; the trail holds text agents and IdPs chose) is
+/// neutralised with a leading `'`, then quoted where RFC 4180 needs it.
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s
     }
 }
 
@@ -177,73 +184,100 @@ pub struct ApprovalRecord {
     pub credentials: Vec<String>,
 }
 
+/// An approval as the trail links it: the record, and the events it was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracedApproval {
+    pub record: ApprovalRecord,
+    /// The `decision.made` event.
+    pub decision_seq: i64,
+    /// The human's `request.approved` / `request.denied` event, when a human decided;
+    /// and when (Unix milliseconds).
+    pub human_decision: Option<(i64, i64)>,
+}
+
+/// Most approvals one question answers (the newest).
+pub const APPROVALS_LIMIT: i64 = 1000;
+
 /// Who approved `agent`'s access (to `resource`, when given) since `since_ms`, under which
-/// policy, from the trail alone.
+/// policy, from the trail alone: the newest [`APPROVALS_LIMIT`], oldest first.
 pub async fn approvals(
     store: &Store,
     agent: &str,
     resource: Option<&str>,
     since_ms: i64,
 ) -> Result<Vec<ApprovalRecord>, StoreError> {
-    let filter = ExportFilter {
-        since_ms,
-        until_ms: i64::MAX,
-        agent: None,
-        human: None,
-    };
-    let mut records: Vec<ApprovalRecord> = Vec::new();
-    let mut index = std::collections::HashMap::new();
-    for_each(store, &filter, |e| {
-        let d = &e.detail;
-        let text = |k: &str| {
-            d.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        match e.kind.as_str() {
-            crate::policy::trace::DECISION_MADE => {
-                let outcome = text("outcome");
-                let wanted = text("agent") == agent
-                    && resource.is_none_or(|r| text("resource") == r)
-                    && (outcome == "allow" || outcome == "step_up");
-                if wanted {
-                    index.insert(e.subject.clone(), records.len());
-                    records.push(ApprovalRecord {
-                        request: e.subject.clone(),
-                        at: e.at.div_euclid(1000),
-                        agent: agent.to_owned(),
-                        action: text("action"),
-                        resource: text("resource"),
-                        approved_by: (outcome == "allow").then(|| "policy".to_owned()),
-                        method: (outcome == "allow").then(|| "policy".to_owned()),
-                        outcome,
-                        policies: d.get("policies").cloned().unwrap_or(Value::Null),
-                        credentials: Vec::new(),
-                    });
-                }
-            }
-            crate::approvals::kinds::REQUEST_APPROVED | crate::approvals::kinds::REQUEST_DENIED => {
-                if let Some(&i) = index.get(&e.subject) {
-                    let approved = e.kind == crate::approvals::kinds::REQUEST_APPROVED;
-                    records[i].approved_by = approved.then(|| text("approver"));
-                    records[i].method = Some(if approved {
-                        text("method")
+    let traced = traced_approvals(store, agent, resource, since_ms, APPROVALS_LIMIT).await?;
+    Ok(traced.into_iter().rev().map(|t| t.record).collect())
+}
+
+/// The newest `limit` approvals of `agent`'s access (to `resource`, when given) since
+/// `since_ms`, newest first, with the events they were read from. Indexed reads only:
+/// the decisions by agent, the humans' decisions on those requests by subject, the
+/// credentials by request id.
+pub async fn traced_approvals(
+    store: &Store,
+    agent: &str,
+    resource: Option<&str>,
+    since_ms: i64,
+    limit: i64,
+) -> Result<Vec<TracedApproval>, StoreError> {
+    let decisions = store
+        .approving_decisions(agent, resource, since_ms, limit.clamp(1, APPROVALS_LIMIT))
+        .await?;
+    let ids: Vec<String> = decisions.iter().map(|d| d.subject.clone()).collect();
+    let humans = store.human_decisions_on(&ids).await?;
+    let credentials = store.credentials_of_requests(&ids).await?;
+    Ok(decisions
+        .into_iter()
+        .map(|d| {
+            let seq = d.seq;
+            let event = AuditEvent::from(d);
+            let text = |v: &Value, k: &str| {
+                v.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let outcome = text(&event.detail, "outcome");
+            let by_policy = outcome == "allow";
+            let human = humans.iter().rfind(|h| h.subject == event.subject);
+            let (approved_by, method) = match human {
+                Some(h) => {
+                    let detail: Value = serde_json::from_str(&h.detail).unwrap_or(Value::Null);
+                    if h.kind == crate::approvals::kinds::REQUEST_APPROVED {
+                        (
+                            Some(text(&detail, "approver")),
+                            Some(text(&detail, "method")),
+                        )
                     } else {
-                        "denied".to_owned()
-                    });
+                        (None, Some("denied".to_owned()))
+                    }
                 }
+                None if by_policy => (Some("policy".to_owned()), Some("policy".to_owned())),
+                None => (None, None),
+            };
+            TracedApproval {
+                decision_seq: seq,
+                human_decision: human.map(|h| (h.seq, h.at)),
+                record: ApprovalRecord {
+                    request: event.subject.clone(),
+                    at: event.at.div_euclid(1000),
+                    agent: agent.to_owned(),
+                    action: text(&event.detail, "action"),
+                    resource: text(&event.detail, "resource"),
+                    outcome,
+                    policies: event.detail.get("policies").cloned().unwrap_or(Value::Null),
+                    approved_by,
+                    method,
+                    credentials: credentials
+                        .iter()
+                        .filter(|(request, _)| *request == event.subject)
+                        .map(|(_, jti)| jti.clone())
+                        .collect(),
+                },
             }
-            crate::credentials::kinds::CREDENTIAL_ISSUED => {
-                if let Some(&i) = index.get(&text("request")) {
-                    records[i].credentials.push(e.subject.clone());
-                }
-            }
-            _ => {}
-        }
-    })
-    .await?;
-    Ok(records)
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -256,6 +290,19 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_run_are_neutralised() {
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("-1"), "'-1");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\tx"), "'\tx");
+        assert_eq!(csv_field("\rx"), "\"'\rx\"");
+        assert_eq!(csv_field("a=1"), "a=1");
+        assert_eq!(csv_field("{\"a\":\"=1\"}"), "\"{\"\"a\"\":\"\"=1\"\"}\"");
     }
 
     #[test]

@@ -7,16 +7,21 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::format::{action_summary, age};
+use super::format::{action_summary, age, utc};
+use super::trace::{Row as EventRow, row as event_row};
 use super::{Admin, ConfirmedReason, PageError, render, see_other};
 use crate::admin::Role;
+use crate::admin::roles::needed_for_api;
 use crate::directory;
 use crate::state::AppState;
+use crate::store::audit::trace::TraceFilter;
 use crate::store::clients::ClientRecord;
 use crate::store::tokens::TokenSelector;
 
 /// Rows per page.
 const PAGE: i64 = 50;
+/// Recent decisions an agent's detail lists.
+const RECENT: i64 = 20;
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -31,9 +36,16 @@ pub struct ListQuery {
 struct AgentsPage {
     admin: Admin,
     q: String,
-    agents: Vec<ClientRecord>,
+    agents: Vec<AgentRow>,
     /// The last row's id when there may be more (the next page starts after it).
     next: Option<String>,
+}
+
+pub struct AgentRow {
+    pub a: ClientRecord,
+    /// When its last decision was traced (`never`).
+    pub last_activity: String,
+    pub last_at: String,
 }
 
 pub async fn list(
@@ -46,6 +58,20 @@ pub async fn list(
     let next = (agents.len() as i64 == PAGE)
         .then(|| agents.last().map(|a| a.client_id.clone()))
         .flatten();
+    let ids: Vec<String> = agents.iter().map(|a| a.client_id.clone()).collect();
+    let last = state.store.last_decisions(&ids).await?;
+    let now = state.now_ms();
+    let agents = agents
+        .into_iter()
+        .map(|a| {
+            let at = last.iter().find(|(id, _)| *id == a.client_id).map(|l| l.1);
+            AgentRow {
+                last_activity: at.map_or_else(|| "never".into(), |at| age(at, now)),
+                last_at: at.map(utc).unwrap_or_default(),
+                a,
+            }
+        })
+        .collect();
     render(&AgentsPage {
         admin,
         q,
@@ -70,6 +96,9 @@ struct AgentPage {
     credentials: Vec<LiveCredential>,
     tools: String,
     approver: String,
+    decisions: Vec<EventRow>,
+    /// Whether the signed-in admin may reassign its owner (the admin API's rule).
+    may_reassign: bool,
 }
 
 pub async fn detail(
@@ -96,7 +125,20 @@ pub async fn detail(
             id: t.jti,
         })
         .collect();
+    let filter = TraceFilter {
+        agent: client_id.clone(),
+        ..TraceFilter::default()
+    };
+    let decisions = state
+        .store
+        .page_trace(&filter, i64::MAX, RECENT)
+        .await?
+        .into_iter()
+        .map(|r| event_row(r, now))
+        .collect();
     render(&AgentPage {
+        may_reassign: admin.role.includes(reassign_role(&client_id)),
+        decisions,
         tools: agent
             .tools
             .as_ref()
@@ -138,6 +180,43 @@ pub async fn resume(
     admin.require(Role::Operator)?;
     directory::offboarding::resume_agent(&state.store, state.now_ms(), &client_id, &admin.actor())
         .await?;
+    Ok(see_other(&format!(
+        "/console/agents/{}",
+        urlencode(&client_id)
+    )))
+}
+
+/// The role reassigning an agent's owner needs: the admin API's, for the same action.
+fn reassign_role(client_id: &str) -> Role {
+    needed_for_api("POST", &format!("/admin/v1/agents/{client_id}/reassign"))
+}
+
+#[derive(Deserialize)]
+pub struct ReassignForm {
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Hands the agent to another active human through the same service as the admin API's
+/// `POST /admin/v1/agents/{id}/reassign` (which records it in the trail).
+pub async fn reassign(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    Form(form): Form<ReassignForm>,
+) -> Result<Response, PageError> {
+    admin.require(reassign_role(&client_id))?;
+    directory::offboarding::reassign_agent(
+        &state.store,
+        state.now_ms(),
+        &client_id,
+        form.owner.trim(),
+        form.reason.trim(),
+        &admin.actor(),
+    )
+    .await?;
     Ok(see_other(&format!(
         "/console/agents/{}",
         urlencode(&client_id)

@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::agents::{LiveCredential, urlencode};
-use super::format::{action_summary, age};
+use super::format::{action_summary, age, utc};
 use super::{Admin, ConfirmedReason, PageError, render, see_other};
 use crate::admin::Role;
 use crate::directory;
@@ -18,6 +18,8 @@ use crate::store::humans::HumanRecord;
 use crate::store::tokens::TokenSelector;
 
 const PAGE: i64 = 50;
+/// Credentials a human's detail lists as approved by them (the newest).
+const APPROVED: i64 = 50;
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -116,6 +118,28 @@ async fn resting_on(state: &AppState, subject: &str) -> Result<RestingOn, PageEr
 struct HumanPage {
     admin: Admin,
     r: RestingOn,
+    groups: Vec<String>,
+    devices: Vec<Device>,
+    approved: Vec<Approved>,
+}
+
+/// An enrolled wallet as the detail lists it.
+pub struct Device {
+    pub name: String,
+    pub platform: String,
+    pub enrolled: String,
+    pub last_used: String,
+    /// `None` while enabled; else when and why it was disabled.
+    pub disabled: Option<String>,
+}
+
+/// A credential the human approved.
+pub struct Approved {
+    pub id: String,
+    pub agent: String,
+    pub action: String,
+    pub issued: String,
+    pub status: &'static str,
 }
 
 pub async fn detail(
@@ -123,8 +147,51 @@ pub async fn detail(
     State(state): State<AppState>,
     Path(subject): Path<String>,
 ) -> Result<Response, PageError> {
+    let now = state.now_ms();
     let r = resting_on(&state, &subject).await?;
-    render(&HumanPage { admin, r })
+    let store = &state.store;
+    let devices = store
+        .devices(Some(&subject))
+        .await?
+        .into_iter()
+        .map(|d| Device {
+            name: d.name.unwrap_or_else(|| "unnamed".into()),
+            platform: d.platform,
+            enrolled: utc(d.created_at),
+            last_used: d
+                .last_used_at
+                .map_or_else(|| "never".into(), |at| age(at, now)),
+            disabled: d.disabled_at.map(|at| match d.disabled_reason {
+                Some(reason) if !reason.is_empty() => format!("{} ({reason})", utc(at)),
+                _ => utc(at),
+            }),
+        })
+        .collect();
+    let approved = store
+        .tokens(TokenSelector::Approver(&subject), APPROVED)
+        .await?
+        .into_iter()
+        .map(|t| Approved {
+            status: if t.revoked_at.is_some() {
+                "revoked"
+            } else if t.expires_at <= now {
+                "expired"
+            } else {
+                "live"
+            },
+            action: action_summary(t.authorization_details.as_deref()),
+            issued: utc(t.issued_at),
+            agent: t.client_id,
+            id: t.jti,
+        })
+        .collect();
+    render(&HumanPage {
+        admin,
+        groups: store.groups_of(&subject).await?,
+        r,
+        devices,
+        approved,
+    })
 }
 
 #[derive(Template)]

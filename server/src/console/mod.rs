@@ -95,6 +95,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/agents/{client_id}/resume",
             axum::routing::post(agents::resume),
         )
+        .route(
+            "/console/agents/{client_id}/reassign",
+            axum::routing::post(agents::reassign),
+        )
         .route("/console/humans", get(humans::list))
         .route("/console/humans/{subject}", get(humans::detail))
         .route(
@@ -112,6 +116,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/approvers", get(approvers::page))
         .route("/console/trace", get(trace::list))
         .route("/console/trace/export", get(trace::export))
+        .route("/console/trace/approvals", get(trace::approvals))
+        .route("/console/trace/{seq}", get(trace::event))
         .route(
             "/console/policies",
             get(policies::list).post(policies::draft),

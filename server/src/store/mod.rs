@@ -216,6 +216,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0011_console.sql"),
     ),
     (
+        13,
+        "trace facets",
+        include_str!("../../../migrations/sqlite/0013_trace_facets.sql"),
+    ),
+    (
         14,
         "admin passkeys",
         include_str!("../../../migrations/sqlite/0014_admin_passkeys.sql"),
@@ -276,6 +281,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "console",
         include_str!("../../../migrations/postgres/0011_console.sql"),
+    ),
+    (
+        13,
+        "trace facets",
+        include_str!("../../../migrations/postgres/0013_trace_facets.sql"),
     ),
     (
         14,

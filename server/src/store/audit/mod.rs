@@ -6,6 +6,9 @@ use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, Tx, baselines};
 
+pub mod facets;
+pub mod trace;
+
 /// One stored event, exactly as hashed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -28,9 +31,17 @@ pub struct AuditHead {
     pub hash: String,
 }
 
-const COLUMNS: &str = "seq, at, actor, kind, subject, detail, prev_hash, hash";
+pub(crate) const COLUMNS: &str = "seq, at, actor, kind, subject, detail, prev_hash, hash";
 
-fn from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
+/// The columns an append writes: the event and its [`facets`].
+fn insert_columns() -> String {
+    format!("{COLUMNS}, {}", facets::COLUMNS)
+}
+
+/// Parameters per appended event.
+const INSERT_PARAMS: usize = 8 + facets::COUNT;
+
+pub(crate) fn from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     Ok(AuditRecord {
         seq: row.try_get("seq")?,
         at: row.try_get("at")?,
@@ -102,7 +113,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// 64 events × 8 columns per statement keeps within bind-parameter limits.
+/// 64 events × 14 columns per statement keeps within bind-parameter limits.
 const INSERT_CHUNK: usize = 64;
 
 /// The chain's head as this process last wrote it. An append that guesses right writes
@@ -266,12 +277,13 @@ async fn insert(
     let chunks = super::statement_chunks(records, INSERT_CHUNK, record_bytes);
     for chunk in chunks {
         let offset = if moving.is_some() { 4 } else { 0 };
-        let values = super::placeholders(offset, chunk.len(), 8);
+        let values = super::placeholders(offset, chunk.len(), INSERT_PARAMS);
+        let columns = insert_columns();
         let sql = match moving {
-            None => format!("INSERT INTO audit_events ({COLUMNS}) VALUES {values}"),
+            None => format!("INSERT INTO audit_events ({columns}) VALUES {values}"),
             Some(_) => format!(
-                "{MOVE_HEAD} INSERT INTO audit_events ({COLUMNS}) SELECT * FROM (VALUES {values}) \
-                 AS v ({COLUMNS}) WHERE (SELECT moved FROM head) ON CONFLICT (seq) DO NOTHING"
+                "{MOVE_HEAD} INSERT INTO audit_events ({columns}) SELECT * FROM (VALUES {values}) \
+                 AS v ({columns}) WHERE (SELECT moved FROM head) ON CONFLICT (seq) DO NOTHING"
             ),
         };
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -311,25 +323,29 @@ fn statement_bytes(actor: &str, kind: &str, subject: &str, detail: &str) -> usiz
 
 fn record_bytes(e: &AuditRecord) -> usize {
     statement_bytes(&e.actor, &e.kind, &e.subject, &e.detail)
+        + facets::of(&e.kind, &e.detail).bytes()
 }
 
 impl NewAuditRecord {
     /// About how many bytes this event takes as statement parameters once chained.
     pub(crate) fn statement_bytes(&self) -> usize {
         statement_bytes(&self.actor, &self.kind, &self.subject, &self.detail)
+            + facets::of(&self.kind, &self.detail).bytes()
     }
 }
 
-/// Binds `e` as the next row of [`COLUMNS`].
+/// Binds `e` as the next row of [`insert_columns`]: the event and its facets.
 fn bind_record<'q>(q: super::AnyQuery<'q>, e: &AuditRecord) -> super::AnyQuery<'q> {
-    q.bind(e.seq)
+    let q = q
+        .bind(e.seq)
         .bind(e.at)
         .bind(e.actor.clone())
         .bind(e.kind.clone())
         .bind(e.subject.clone())
         .bind(e.detail.clone())
         .bind(e.prev_hash.clone())
-        .bind(e.hash.clone())
+        .bind(e.hash.clone());
+    facets::of(&e.kind, &e.detail).bind(q)
 }
 
 /// PostgreSQL only: appends `events` after the guessed head (taken by the caller, who
@@ -365,8 +381,8 @@ pub(crate) async fn append_alone(
     let Some(last) = tail(&records) else {
         return Ok(false);
     };
-    let event_values = super::placeholders(4, records.len(), 8);
-    let sample_offset = 4 + 8 * records.len();
+    let event_values = super::placeholders(4, records.len(), INSERT_PARAMS);
+    let sample_offset = 4 + INSERT_PARAMS * records.len();
     let samples_cte = if samples.is_empty() {
         String::new()
     } else {
@@ -379,9 +395,10 @@ pub(crate) async fn append_alone(
     };
     // As in `insert`: the guess is judged in SET, after any wait for the row; identical
     // events already in place insert nothing (ON CONFLICT), and then neither do samples.
+    let columns = insert_columns();
     let sql = format!(
-        "{MOVE_HEAD}, events AS (INSERT INTO audit_events ({COLUMNS}) SELECT * FROM (VALUES {event_values}) \
-         AS v ({COLUMNS}) WHERE (SELECT moved FROM head) ON CONFLICT (seq) DO NOTHING \
+        "{MOVE_HEAD}, events AS (INSERT INTO audit_events ({columns}) SELECT * FROM (VALUES {event_values}) \
+         AS v ({columns}) WHERE (SELECT moved FROM head) ON CONFLICT (seq) DO NOTHING \
          RETURNING seq){samples_cte} \
          SELECT count(*) AS inserted FROM events"
     );
