@@ -11,6 +11,7 @@ mod cache;
 pub mod ceremonies;
 pub mod clients;
 pub mod console_links;
+pub mod console_stats;
 pub mod credential_uses;
 pub mod devices;
 pub mod group_commit;
@@ -214,6 +215,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "console",
         include_str!("../../../migrations/sqlite/0011_console.sql"),
     ),
+    (
+        12,
+        "console figures",
+        include_str!("../../../migrations/sqlite/0012_console_figures.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -270,6 +276,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "console",
         include_str!("../../../migrations/postgres/0011_console.sql"),
+    ),
+    (
+        12,
+        "console figures",
+        include_str!("../../../migrations/postgres/0012_console_figures.sql"),
     ),
 ];
 
