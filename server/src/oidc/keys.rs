@@ -71,6 +71,20 @@ struct StoredKey {
 struct Loaded {
     active: Arc<SigningKeyPair>,
     published: JwkSet,
+    infos: Vec<KeyInfo>,
+}
+
+/// A published signing key as an operator sees it (no key material).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub kid: String,
+    /// The JWS algorithm it signs with.
+    pub alg: &'static str,
+    pub created_at_ms: i64,
+    /// When a rotation retired it (`None`: it signs new tokens).
+    pub retired_at_ms: Option<i64>,
+    /// When a retired key leaves the JWKS (its last tokens have expired by then).
+    pub published_until_ms: Option<i64>,
 }
 
 /// The keys in memory. Cheap to read on every request.
@@ -158,6 +172,7 @@ impl KeyRing {
         }
         let mut active = None;
         let mut published = JwkSet::default();
+        let mut infos = Vec::new();
         for (path, key) in &keys {
             if key
                 .retired_at_ms
@@ -169,6 +184,13 @@ impl KeyRing {
             let pair = SigningKeyPair::from_scalar(key.kid.clone(), &scalar)
                 .map_err(|_| KeyError::Corrupt(path.clone()))?;
             published.keys.push(pair.public_jwk());
+            infos.push(KeyInfo {
+                kid: key.kid.clone(),
+                alg: countersign_jose::ES256,
+                created_at_ms: key.created_at_ms,
+                retired_at_ms: key.retired_at_ms,
+                published_until_ms: key.retired_at_ms.map(|t| t.saturating_add(retention_ms)),
+            });
             if key.retired_at_ms.is_none() {
                 active = Some(pair);
             }
@@ -179,6 +201,7 @@ impl KeyRing {
             loaded: RwLock::new(Loaded {
                 active: Arc::new(active),
                 published,
+                infos,
             }),
             log_key: load_or_create_log_key(dir)?,
         })
@@ -233,6 +256,15 @@ impl KeyRing {
         match self.loaded.read() {
             Ok(l) => l.active.clone(),
             Err(poisoned) => poisoned.into_inner().active.clone(),
+        }
+    }
+
+    /// The published keys, oldest first: the active one and those retired but still
+    /// published.
+    pub fn key_infos(&self) -> Vec<KeyInfo> {
+        match self.loaded.read() {
+            Ok(l) => l.infos.clone(),
+            Err(poisoned) => poisoned.into_inner().infos.clone(),
         }
     }
 
