@@ -1,12 +1,16 @@
-//! The overview: what waits on whom right now, and the state of the fleet.
+//! The overview: what waits on whom right now, the last hour's decisions, how fast humans
+//! approve, what was revoked, and the agents that look unusual.
 
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::format::{action_summary, age, utc};
+use super::figures::{self, DecisionChart};
+use super::format::{action_summary, age, duration, utc};
 use super::{Admin, PageError, render};
+use crate::audit::kinds;
 use crate::state::AppState;
+use crate::store::Store;
 
 /// One step-up waiting for a human, as the queue shows it.
 pub struct Waiting {
@@ -16,6 +20,12 @@ pub struct Waiting {
     pub created: String,
     pub age: String,
     pub expires_in: String,
+}
+
+/// An agent the overview flags, and why.
+pub struct Flagged {
+    pub agent: String,
+    pub reason: String,
 }
 
 #[derive(Template)]
@@ -28,17 +38,33 @@ struct OverviewPage {
     humans_inactive: i64,
     waiting: Vec<Waiting>,
     pending: i64,
+    oldest_waiting: String,
+    chart: DecisionChart,
+    approvals: i64,
+    latency_p50: String,
+    latency_p95: String,
+    revocations: i64,
+    offboardings: i64,
+    suspensions: i64,
+    flagged: Vec<Flagged>,
 }
 
 /// How many waiting requests the queue lists (oldest first).
 const QUEUE_LIMIT: i64 = 50;
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+/// The hours before the last one that make an agent's baseline.
+const BASELINE_HOURS: i64 = 23;
+/// How many agents the anomaly list shows at most, of each kind.
+const FLAG_LIMIT: i64 = 20;
 
 pub async fn page(admin: Admin, State(state): State<AppState>) -> Result<Response, PageError> {
     let now = state.now_ms();
     let store = &state.store;
     let (agents_active, agents_suspended) = store.count_clients().await?;
     let (humans_active, humans_inactive) = store.count_humans().await?;
-    let waiting = store
+    let waiting: Vec<Waiting> = store
         .pending_queue(now, QUEUE_LIMIT)
         .await?
         .into_iter()
@@ -51,13 +77,89 @@ pub async fn page(admin: Admin, State(state): State<AppState>) -> Result<Respons
             human: r.subject,
         })
         .collect();
+    // The chart's last bar is the minute under way.
+    let chart_end = (now.div_euclid(MINUTE_MS) + 1) * MINUTE_MS;
+    let chart_start = chart_end - figures::MINUTES as i64 * MINUTE_MS;
+    let chart = figures::decision_chart(
+        &store.decisions_per_minute(chart_start, chart_end).await?,
+        chart_start,
+    );
+    let (approvals, latency) = store.approval_latency(now - DAY_MS, &[0.5, 0.95]).await?;
+    let shown = |ms: Option<&Option<i64>>| ms.copied().flatten().map_or("–".into(), duration);
+    let counts = store
+        .count_events_since(
+            &[
+                kinds::CREDENTIAL_REVOKED,
+                kinds::HUMAN_OFFBOARDED,
+                kinds::AGENT_SUSPENDED,
+            ],
+            now - DAY_MS,
+        )
+        .await?;
+    let count_of = |kind: &str| {
+        counts
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map_or(0, |(_, n)| *n)
+    };
     render(&OverviewPage {
         agents_active,
         agents_suspended,
         humans_active,
         humans_inactive,
         pending: store.count_pending_auth_requests(now).await?,
+        oldest_waiting: waiting.first().map_or("–".into(), |w| w.age.clone()),
         waiting,
+        chart,
+        approvals,
+        latency_p50: shown(latency.first()),
+        latency_p95: shown(latency.get(1)),
+        revocations: count_of(kinds::CREDENTIAL_REVOKED),
+        offboardings: count_of(kinds::HUMAN_OFFBOARDED),
+        suspensions: count_of(kinds::AGENT_SUSPENDED),
+        flagged: flagged(store, now).await?,
         admin,
     })
+}
+
+/// Agents far above their own baseline of denials and step-ups, then suspended agents
+/// (with the reason of their suspension when the trail has it).
+async fn flagged(store: &Store, now: i64) -> Result<Vec<Flagged>, PageError> {
+    let mut flagged: Vec<Flagged> = store
+        .agent_denials_and_step_ups(
+            now - (BASELINE_HOURS + 1) * HOUR_MS,
+            now - HOUR_MS,
+            now + 1,
+            figures::MIN_RECENT,
+            FLAG_LIMIT,
+        )
+        .await?
+        .into_iter()
+        .filter_map(|a| {
+            figures::anomaly(&a, BASELINE_HOURS).map(|reason| Flagged {
+                agent: a.agent,
+                reason,
+            })
+        })
+        .collect();
+    for (client_id, _) in store.suspended_clients(FLAG_LIMIT).await? {
+        let said = store
+            .latest_event_about(&format!("agent:{client_id}"), kinds::AGENT_SUSPENDED)
+            .await?
+            .map(|(at, actor, detail)| {
+                let reason = serde_json::from_str::<serde_json::Value>(&detail)
+                    .ok()
+                    .and_then(|d| d["reason"].as_str().map(str::to_owned))
+                    .filter(|r| !r.is_empty());
+                match reason {
+                    Some(r) => format!("suspended {} by {actor}: {r}", age(at, now)),
+                    None => format!("suspended {} by {actor}", age(at, now)),
+                }
+            });
+        flagged.push(Flagged {
+            agent: client_id,
+            reason: said.unwrap_or_else(|| "suspended (with its owner's offboarding or before the trail)".into()),
+        });
+    }
+    Ok(flagged)
 }
