@@ -16,8 +16,10 @@
 mod agents;
 mod approvers;
 mod credentials;
+mod figures;
 mod format;
 mod humans;
+mod integrations;
 mod overview;
 mod policies;
 mod sign_in;
@@ -100,6 +102,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/console/policies/rollback",
             axum::routing::post(policies::rollback),
+        )
+        .route("/console/integrations", get(integrations::page))
+        .route(
+            "/console/integrations/scim-tokens/{id}/revoke",
+            axum::routing::post(integrations::revoke_scim_token),
         )
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/htmx.min.js", get(htmx))
