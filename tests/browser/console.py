@@ -38,6 +38,7 @@ PAGES = [
     ("approvers", "/console/approvers?agent=watcher&action=purchase_order&arguments=%7B%22vendor%22%3A%22Acme%22%2C%22amount%22%3A1200%2C%22currency%22%3A%22USD%22%7D"),
     ("policies", "/console/policies"),
     ("trace", "/console/trace?verify=1"),
+    ("integrations", "/console/integrations"),
 ]
 
 BROKEN_POLICY = """@id("small-orders")
