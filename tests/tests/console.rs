@@ -632,7 +632,11 @@ fn table_rows(html: &str, id: &str) -> Vec<Vec<String>> {
             // Each cell starts at `<td` or `<th` and ends at its closing tag.
             let mut cells = Vec::new();
             let mut rest = row;
-            while let Some(at) = [rest.find("<td"), rest.find("<th")].into_iter().flatten().min() {
+            while let Some(at) = [rest.find("<td"), rest.find("<th")]
+                .into_iter()
+                .flatten()
+                .min()
+            {
                 let cell = &rest[at..];
                 let open_end = cell.find('>').map_or(cell.len(), |i| i + 1);
                 let body = &cell[open_end..];
@@ -670,8 +674,22 @@ async fn integrations_list_keys_without_secrets_and_push_failures_by_reason(db: 
     let key = admin::create_key(store, "ci-pipeline", Scope::Admin, None, now, "test")
         .await
         .unwrap();
-    failed_push(&s, "p1", "apns", "unregistered: BadDeviceToken", now - 60_000).await;
-    failed_push(&s, "p2", "apns", "unregistered: BadDeviceToken", now - 30_000).await;
+    failed_push(
+        &s,
+        "p1",
+        "apns",
+        "unregistered: BadDeviceToken",
+        now - 60_000,
+    )
+    .await;
+    failed_push(
+        &s,
+        "p2",
+        "apns",
+        "unregistered: BadDeviceToken",
+        now - 30_000,
+    )
+    .await;
     failed_push(&s, "p3", "fcm", "rejected: INVALID_ARGUMENT", now - 10_000).await;
     // Two days old: not in the last 24 hours.
     failed_push(&s, "p4", "fcm", "rejected: old", now - 2 * 86_400_000).await;
@@ -680,7 +698,10 @@ async fn integrations_list_keys_without_secrets_and_push_failures_by_reason(db: 
     let resp = get(&s, &viewer, "/console/integrations").await;
     assert_eq!(resp.status(), StatusCode::OK);
     let html = resp.text().await.unwrap();
-    assert!(html.contains("href=\"/console/integrations\""), "a nav link");
+    assert!(
+        html.contains("href=\"/console/integrations\""),
+        "a nav link"
+    );
 
     let tokens = table_rows(&html, "scim-tokens");
     assert_eq!(tokens.len(), 1, "{tokens:?}");
@@ -767,7 +788,11 @@ async fn only_admins_revoke_a_scim_token_and_it_is_audited(db: Db) {
         .filter(|e| e.kind == "scim_token.revoked")
         .collect();
     assert_eq!(revoked.len(), 1);
-    assert!(revoked[0].actor.starts_with("admin-key:"), "{}", revoked[0].actor);
+    assert!(
+        revoked[0].actor.starts_with("admin-key:"),
+        "{}",
+        revoked[0].actor
+    );
     let tokens = table_rows(
         &get(&s, &admin_session, "/console/integrations")
             .await
@@ -816,8 +841,8 @@ async fn the_overview_counts_the_decisions_made_and_flags_the_agent(db: Db) {
         serde_json::json!([{"type": "purchase_order", "vendor": "Acme", "amount": amount, "currency": "USD"}])
             .to_string()
     };
-    let destroy = serde_json::json!([{"type": "delete_environment", "target": "production"}])
-        .to_string();
+    let destroy =
+        serde_json::json!([{"type": "delete_environment", "target": "production"}]).to_string();
 
     let viewer = sign_in(&s, Role::Viewer).await;
     let before = get(&s, &viewer, "/console/").await.text().await.unwrap();
@@ -844,10 +869,16 @@ async fn the_overview_counts_the_decisions_made_and_flags_the_agent(db: Db) {
         ["2", "1", "5"],
         "allowed, stepped up, denied: {totals:?}"
     );
-    assert!(html.contains("2 allowed, 1 stepped up, 5 denied"), "the chart's summary");
+    assert!(
+        html.contains("2 allowed, 1 stepped up, 5 denied"),
+        "the chart's summary"
+    );
     assert!(html.contains("<svg") && html.contains("class=\"bar-deny\""));
     // The one human decision took 90 s, so both percentiles are 90 s.
-    assert!(html.contains("<dt>Human decisions</dt><dd>1</dd>"), "{html}");
+    assert!(
+        html.contains("<dt>Human decisions</dt><dd>1</dd>"),
+        "{html}"
+    );
     assert!(html.contains("<dt>Approval time, median</dt><dd>1 min 30 s</dd>"));
     assert!(html.contains("<dt>Approval time, 95th percentile</dt><dd>1 min 30 s</dd>"));
     // Five denials against no history: the agent is flagged, with the reason.

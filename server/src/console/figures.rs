@@ -209,10 +209,18 @@ mod tests {
         assert_eq!((step_up.x, step_up.height), (591, 30));
         assert_eq!(step_up.title, "18:59 UTC: 1 stepped up");
         assert_eq!(
-            chart.busy.iter().map(|m| m.label.as_str()).collect::<Vec<_>>(),
+            chart
+                .busy
+                .iter()
+                .map(|m| m.label.as_str())
+                .collect::<Vec<_>>(),
             ["18:00", "18:59"]
         );
-        assert!(chart.summary().contains("2 allowed, 1 stepped up, 2 denied"));
+        assert!(
+            chart
+                .summary()
+                .contains("2 allowed, 1 stepped up, 2 denied")
+        );
     }
 
     #[test]
@@ -230,12 +238,17 @@ mod tests {
             baseline,
         };
         assert_eq!(anomaly(&activity(4, 0), 23), None, "too few to tell");
-        assert!(anomaly(&activity(5, 0), 23).is_some(), "a quiet agent wakes up");
+        assert!(
+            anomaly(&activity(5, 0), 23).is_some(),
+            "a quiet agent wakes up"
+        );
         // 46 over 23 h is 2 an hour: 6 is not more than three times that, 7 is.
         assert_eq!(anomaly(&activity(6, 46), 23), None);
         assert_eq!(
             anomaly(&activity(7, 46), 23).as_deref(),
-            Some("7 denials and step-ups in the last hour, against 2.0 an hour over the 23 h before")
+            Some(
+                "7 denials and step-ups in the last hour, against 2.0 an hour over the 23 h before"
+            )
         );
     }
 }

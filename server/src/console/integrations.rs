@@ -46,7 +46,9 @@ impl Key {
         };
         Key {
             id_path: urlencode(&k.id),
-            expires: k.expires_at.map_or_else(|| "never".into(), |at| age(at, now)),
+            expires: k
+                .expires_at
+                .map_or_else(|| "never".into(), |at| age(at, now)),
             created: utc(k.created_at),
             created_age: age(k.created_at, now),
             status,
@@ -133,7 +135,9 @@ pub async fn page(admin: Admin, State(state): State<AppState>) -> Result<Respons
         .transmitters
         .iter()
         .map(|t| {
-            let seen = signals.iter().find(|s| s.actor == format!("ssf:{}", t.issuer));
+            let seen = signals
+                .iter()
+                .find(|s| s.actor == format!("ssf:{}", t.issuer));
             Transmitter {
                 delivery: match &t.poll_url {
                     Some(url) => format!("push to /ssf/events, and polled at {url}"),
@@ -144,9 +148,13 @@ pub async fn page(admin: Admin, State(state): State<AppState>) -> Result<Respons
                     (None, Some(_)) => "inline in the configuration".into(),
                     (None, None) => "none configured".into(),
                 },
-                audience: t.audience.clone().unwrap_or_else(|| state.issuer.to_string()),
+                audience: t
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| state.issuer.to_string()),
                 received: seen.map_or(0, |s| s.count),
-                last_received: seen.map_or_else(|| "none in 7 days".into(), |s| age(s.last_at, now)),
+                last_received: seen
+                    .map_or_else(|| "none in 7 days".into(), |s| age(s.last_at, now)),
                 issuer: t.issuer.clone(),
             }
         })
@@ -226,7 +234,15 @@ pub async fn revoke_scim_token(
 ) -> Result<Response, PageError> {
     admin.require(Role::Admin)?;
     form.confirmed("the identity provider's next SCIM call with this token is refused")?;
-    if !admin::revoke_key(&state.store, Scope::Scim, &id, state.now_ms(), &admin.actor()).await? {
+    if !admin::revoke_key(
+        &state.store,
+        Scope::Scim,
+        &id,
+        state.now_ms(),
+        &admin.actor(),
+    )
+    .await?
+    {
         return Err(PageError::NotFound(format!("no live SCIM token {id:?}")));
     }
     Ok(see_other("/console/integrations"))

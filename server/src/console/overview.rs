@@ -158,7 +158,9 @@ async fn flagged(store: &Store, now: i64) -> Result<Vec<Flagged>, PageError> {
             });
         flagged.push(Flagged {
             agent: client_id,
-            reason: said.unwrap_or_else(|| "suspended (with its owner's offboarding or before the trail)".into()),
+            reason: said.unwrap_or_else(|| {
+                "suspended (with its owner's offboarding or before the trail)".into()
+            }),
         });
     }
     Ok(flagged)

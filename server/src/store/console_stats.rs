@@ -122,13 +122,11 @@ impl Store {
         const FROM: &str = "FROM audit_events e JOIN auth_requests r ON r.id = e.subject \
              WHERE e.kind IN ('request.approved', 'request.denied') AND e.at >= $1 \
              AND r.decided_at IS NOT NULL";
-        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) AS n {FROM}"
-        )))
-        .bind(since_ms)
-        .fetch_one(self.reader())
-        .await?
-        .try_get("n")?;
+        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n {FROM}")))
+            .bind(since_ms)
+            .fetch_one(self.reader())
+            .await?
+            .try_get("n")?;
         let mut values = Vec::with_capacity(quantiles.len());
         for q in quantiles {
             if total == 0 {
