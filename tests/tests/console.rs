@@ -859,6 +859,12 @@ async fn the_overview_counts_the_decisions_made_and_flags_the_agent(db: Db) {
     for _ in 0..5 {
         assert_eq!(ask(destroy.clone()).await.0, StatusCode::FORBIDDEN);
     }
+    // The queue's refresh (htmx) fetches the queue alone.
+    let queue = get(&s, &viewer, "/console/queue").await;
+    assert_eq!(queue.status(), StatusCode::OK);
+    let queue = queue.text().await.unwrap();
+    assert!(queue.contains("purchase_order: Acme, 1200 USD"), "{queue}");
+    assert!(!queue.contains("<svg"), "the refresh computes no figures");
     s.clock.advance_ms(90_000);
     assert_eq!(s.dev_decide(&waiting, true).await, StatusCode::NO_CONTENT);
 

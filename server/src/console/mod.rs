@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(overview::page))
+        .route("/console/queue", get(overview::queue))
         .route("/console/sign-in", get(sign_in::form).post(sign_in::redeem))
         .route("/console/sign-out", axum::routing::post(sign_in::sign_out))
         .route("/console/agents", get(agents::list).post(agents::register))

@@ -49,6 +49,36 @@ struct OverviewPage {
     flagged: Vec<Flagged>,
 }
 
+/// The queue alone, for the overview's 5-second refresh (htmx): the figures are not
+/// computed again every five seconds for every open console.
+#[derive(Template)]
+#[template(path = "console/queue.html")]
+struct QueueFragment {
+    waiting: Vec<Waiting>,
+}
+
+pub async fn queue(_admin: Admin, State(state): State<AppState>) -> Result<Response, PageError> {
+    render(&QueueFragment {
+        waiting: waiting(&state.store, state.now_ms()).await?,
+    })
+}
+
+async fn waiting(store: &Store, now: i64) -> Result<Vec<Waiting>, PageError> {
+    Ok(store
+        .pending_queue(now, QUEUE_LIMIT)
+        .await?
+        .into_iter()
+        .map(|r| Waiting {
+            age: age(r.created_at, now),
+            created: utc(r.created_at),
+            expires_in: age(r.expires_at, now),
+            action: action_summary(r.authorization_details.as_deref()),
+            agent: r.client_id,
+            human: r.subject,
+        })
+        .collect())
+}
+
 /// How many waiting requests the queue lists (oldest first).
 const QUEUE_LIMIT: i64 = 50;
 const MINUTE_MS: i64 = 60_000;
@@ -64,19 +94,7 @@ pub async fn page(admin: Admin, State(state): State<AppState>) -> Result<Respons
     let store = &state.store;
     let (agents_active, agents_suspended) = store.count_clients().await?;
     let (humans_active, humans_inactive) = store.count_humans().await?;
-    let waiting: Vec<Waiting> = store
-        .pending_queue(now, QUEUE_LIMIT)
-        .await?
-        .into_iter()
-        .map(|r| Waiting {
-            age: age(r.created_at, now),
-            created: utc(r.created_at),
-            expires_in: age(r.expires_at, now),
-            action: action_summary(r.authorization_details.as_deref()),
-            agent: r.client_id,
-            human: r.subject,
-        })
-        .collect();
+    let waiting = waiting(store, now).await?;
     // The chart's last bar is the minute under way.
     let chart_end = (now.div_euclid(MINUTE_MS) + 1) * MINUTE_MS;
     let chart_start = chart_end - figures::MINUTES as i64 * MINUTE_MS;
