@@ -158,14 +158,16 @@ const FACTOR: f64 = 3.0;
 /// Why `activity` is an anomaly, if it is: its denials and step-ups in the last hour are
 /// at least [`MIN_RECENT`] and more than [`FACTOR`] times its hourly average over the
 /// `baseline_hours` before (an average under one an hour counts as one).
-pub fn anomaly(activity: &AgentActivity, baseline_hours: i64) -> Option<String> {
-    let per_hour = activity.baseline as f64 / baseline_hours.max(1) as f64;
+pub fn anomaly(activity: &AgentActivity, baseline_hours: f64) -> Option<String> {
+    // A baseline shorter than a minute says nothing an hour could be compared with.
+    let hours = baseline_hours.max(1.0 / 60.0);
+    let per_hour = activity.baseline as f64 / hours;
     if activity.recent < MIN_RECENT || (activity.recent as f64) <= FACTOR * per_hour.max(1.0) {
         return None;
     }
     Some(format!(
         "{} denials and step-ups in the last hour, against {per_hour:.1} an hour over the \
-         {baseline_hours} h before",
+         {hours:.1} h before",
         activity.recent
     ))
 }
@@ -237,18 +239,21 @@ mod tests {
             recent,
             baseline,
         };
-        assert_eq!(anomaly(&activity(4, 0), 23), None, "too few to tell");
+        assert_eq!(anomaly(&activity(4, 0), 23.0), None, "too few to tell");
         assert!(
-            anomaly(&activity(5, 0), 23).is_some(),
+            anomaly(&activity(5, 0), 23.0).is_some(),
             "a quiet agent wakes up"
         );
         // 46 over 23 h is 2 an hour: 6 is not more than three times that, 7 is.
-        assert_eq!(anomaly(&activity(6, 46), 23), None);
+        assert_eq!(anomaly(&activity(6, 46), 23.0), None);
         assert_eq!(
-            anomaly(&activity(7, 46), 23).as_deref(),
+            anomaly(&activity(7, 46), 23.0).as_deref(),
             Some(
-                "7 denials and step-ups in the last hour, against 2.0 an hour over the 23 h before"
+                "7 denials and step-ups in the last hour, against 2.0 an hour over the 23.0 h before"
             )
         );
+        // A sampled baseline covering half an hour: 10 in it is 20 an hour.
+        assert_eq!(anomaly(&activity(60, 10), 0.5), None);
+        assert!(anomaly(&activity(61, 10), 0.5).is_some());
     }
 }

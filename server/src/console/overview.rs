@@ -11,6 +11,7 @@ use super::{Admin, PageError, render};
 use crate::audit::kinds;
 use crate::state::AppState;
 use crate::store::Store;
+use crate::store::console_stats::AgentActivity;
 
 /// One step-up waiting for a human, as the queue shows it.
 pub struct Waiting {
@@ -86,6 +87,9 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 /// The hours before the last one that make an agent's baseline.
 const BASELINE_HOURS: i64 = 23;
+/// The newest decisions before the last hour that make the baselines: however busy the
+/// day was, the page reads at most this many events' details for them.
+const BASELINE_SAMPLE: i64 = 20_000;
 /// How many agents the anomaly list shows at most, of each kind.
 const FLAG_LIMIT: i64 = 20;
 
@@ -143,23 +147,37 @@ pub async fn page(admin: Admin, State(state): State<AppState>) -> Result<Respons
 /// Agents far above their own baseline of denials and step-ups, then suspended agents
 /// (with the reason of their suspension when the trail has it).
 async fn flagged(store: &Store, now: i64) -> Result<Vec<Flagged>, PageError> {
-    let mut flagged: Vec<Flagged> = store
-        .agent_denials_and_step_ups(
-            now - (BASELINE_HOURS + 1) * HOUR_MS,
-            now - HOUR_MS,
-            now + 1,
-            figures::MIN_RECENT,
-            FLAG_LIMIT,
-        )
-        .await?
-        .into_iter()
-        .filter_map(|a| {
-            figures::anomaly(&a, BASELINE_HOURS).map(|reason| Flagged {
-                agent: a.agent,
-                reason,
-            })
-        })
-        .collect();
+    let recent_since = now - HOUR_MS;
+    let recent = store
+        .denials_and_step_ups_by_agent(recent_since, now + 1, figures::MIN_RECENT, FLAG_LIMIT)
+        .await?;
+    let mut flagged = Vec::new();
+    if !recent.is_empty() {
+        let (baseline, from) = store
+            .sampled_denials_and_step_ups(
+                recent_since - BASELINE_HOURS * HOUR_MS,
+                recent_since,
+                BASELINE_SAMPLE,
+            )
+            .await?;
+        let hours = (recent_since - from) as f64 / HOUR_MS as f64;
+        for (agent, n) in recent {
+            let activity = AgentActivity {
+                baseline: baseline
+                    .iter()
+                    .find(|(a, _)| *a == agent)
+                    .map_or(0, |(_, b)| *b),
+                recent: n,
+                agent,
+            };
+            if let Some(reason) = figures::anomaly(&activity, hours) {
+                flagged.push(Flagged {
+                    agent: activity.agent,
+                    reason,
+                });
+            }
+        }
+    }
     for (client_id, _) in store.suspended_clients(FLAG_LIMIT).await? {
         let said = store
             .latest_event_about(&format!("agent:{client_id}"), kinds::AGENT_SUSPENDED)

@@ -23,7 +23,8 @@ pub struct MinuteCount {
     pub count: i64,
 }
 
-/// An agent's denials and step-ups: in the recent window, and in the baseline before it.
+/// An agent's denials and step-ups: in the recent window, and in the baseline before it
+/// (see [`Store::sampled_denials_and_step_ups`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentActivity {
     pub agent: String,
@@ -68,6 +69,17 @@ pub struct KeyListing {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+}
+
+/// `(agent, n)` rows; a decision without an agent (none is written today) is nobody's.
+fn per_agent(rows: &[sqlx::any::AnyRow]) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        if let Some(agent) = r.try_get::<Option<String>, _>("agent")? {
+            out.push((agent, r.try_get("n")?));
+        }
+    }
+    Ok(out)
 }
 
 /// `detail`'s top-level text field `field` in this backend's SQL (`field` is a constant of
@@ -176,57 +188,74 @@ impl Store {
             .collect()
     }
 
-    /// Per agent, its denials and step-ups with `recent_since_ms <= at < until_ms`
-    /// (`recent`) and with `baseline_since_ms <= at < recent_since_ms` (`baseline`), for
-    /// agents with at least `min_recent` recent ones; most recent first, at most `limit`.
-    pub async fn agent_denials_and_step_ups(
+    /// Per agent, its denials and step-ups with `since_ms <= at < until_ms`, for agents
+    /// with at least `min` of them; most first, at most `limit`.
+    pub async fn denials_and_step_ups_by_agent(
         &self,
-        baseline_since_ms: i64,
-        recent_since_ms: i64,
+        since_ms: i64,
         until_ms: i64,
-        min_recent: i64,
+        min: i64,
         limit: i64,
-    ) -> Result<Vec<AgentActivity>, StoreError> {
+    ) -> Result<Vec<(String, i64)>, StoreError> {
         let outcome = json_field(self.backend, "outcome");
         let agent = json_field(self.backend, "agent");
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {agent} AS agent, COUNT(CASE WHEN at >= $2 THEN 1 END) AS recent, \
-               COUNT(CASE WHEN at < $2 THEN 1 END) AS baseline \
-             FROM audit_events WHERE kind = $3 AND at >= $1 AND at < $4 \
-               AND {outcome} IN ('deny', 'step_up') \
-             GROUP BY 1 HAVING COUNT(CASE WHEN at >= $2 THEN 1 END) >= $5 \
-             ORDER BY recent DESC, agent LIMIT $6"
+            "SELECT {agent} AS agent, COUNT(*) AS n FROM audit_events \
+             WHERE kind = $1 AND at >= $2 AND at < $3 AND {outcome} IN ('deny', 'step_up') \
+             GROUP BY 1 HAVING COUNT(*) >= $4 ORDER BY n DESC, agent LIMIT $5"
         ));
         let rows = sqlx::query(sql)
-            .bind(baseline_since_ms)
-            .bind(recent_since_ms)
             .bind(DECISION_MADE)
+            .bind(since_ms)
             .bind(until_ms)
-            .bind(min_recent)
+            .bind(min)
             .bind(limit)
             .fetch_all(self.reader())
             .await?;
-        rows.iter()
-            .filter_map(|r| {
-                // A decision without an agent (none is written today) is nobody's anomaly.
-                let agent = match r.try_get::<Option<String>, _>("agent") {
-                    Ok(Some(a)) => a,
-                    Ok(None) => return None,
-                    Err(e) => return Some(Err(e.into())),
-                };
-                Some(Ok(AgentActivity {
-                    agent,
-                    recent: match r.try_get("recent") {
-                        Ok(n) => n,
-                        Err(e) => return Some(Err(e.into())),
-                    },
-                    baseline: match r.try_get("baseline") {
-                        Ok(n) => n,
-                        Err(e) => return Some(Err(e.into())),
-                    },
-                }))
-            })
-            .collect()
+        per_agent(&rows)
+    }
+
+    /// An hourly baseline that costs the same however busy the window was: denials and
+    /// step-ups per agent among the newest `sample` decisions with `since_ms <= at <
+    /// until_ms`, and how far back those decisions reach (`since_ms` when the window
+    /// holds fewer than `sample`).
+    pub async fn sampled_denials_and_step_ups(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        sample: i64,
+    ) -> Result<(Vec<(String, i64)>, i64), StoreError> {
+        const NEWEST: &str = "FROM audit_events WHERE kind = $1 AND at >= $2 AND at < $3 \
+                              ORDER BY at DESC LIMIT $4";
+        let reach = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n, MIN(at) AS oldest FROM (SELECT at {NEWEST}) s"
+        )))
+        .bind(DECISION_MADE)
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(sample)
+        .fetch_one(self.reader())
+        .await?;
+        let n: i64 = reach.try_get("n")?;
+        let oldest: Option<i64> = reach.try_get("oldest")?;
+        let from = if n < sample {
+            since_ms
+        } else {
+            oldest.unwrap_or(since_ms)
+        };
+        let outcome = json_field(self.backend, "outcome");
+        let agent = json_field(self.backend, "agent");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {agent} AS agent, COUNT(*) AS n FROM (SELECT at, detail {NEWEST}) s \
+             WHERE {outcome} IN ('deny', 'step_up') GROUP BY 1"
+        )))
+        .bind(DECISION_MADE)
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(sample)
+        .fetch_all(self.reader())
+        .await?;
+        Ok((per_agent(&rows)?, from))
     }
 
     /// Events of `kind` since `since_ms` per actor (e.g. `signal.received` per
@@ -414,15 +443,25 @@ mod tests {
             assert!(got.contains(&(1, "deny", 1)));
             assert!(got.contains(&(1, "step_up", 1)));
 
-            let activity = store
-                .agent_denials_and_step_ups(0, base + 60_000, base + 4_000_000, 1, 10)
+            let recent = store
+                .denials_and_step_ups_by_agent(base, base + 4_000_000, 1, 10)
                 .await
                 .unwrap();
-            let activity: Vec<_> = activity
-                .iter()
-                .map(|a| (a.agent.as_str(), a.recent, a.baseline))
-                .collect();
-            assert_eq!(activity, [("a", 2, 0), ("b", 1, 0)]);
+            assert_eq!(recent, [("a".to_owned(), 2), ("b".to_owned(), 1)]);
+            let (baseline, from) = store
+                .sampled_denials_and_step_ups(0, base + 4_000_000, 100)
+                .await
+                .unwrap();
+            assert_eq!(from, 0, "fewer than the sample: the whole window");
+            assert_eq!(baseline.len(), 2);
+            // A sample of the newest two decisions reaches back to the second newest.
+            let (mut baseline, from) = store
+                .sampled_denials_and_step_ups(0, base + 4_000_000, 2)
+                .await
+                .unwrap();
+            assert_eq!(from, base + 61_000);
+            baseline.sort();
+            assert_eq!(baseline, [("a".to_owned(), 1), ("b".to_owned(), 1)]);
         })
         .await;
     }
