@@ -315,6 +315,27 @@ mod tests {
         assert_eq!(ring.active().kid(), second);
         let kids: Vec<_> = ring.jwks().keys.into_iter().filter_map(|k| k.kid).collect();
         assert_eq!(kids, vec![first.clone(), second.clone()]);
+        // What the console lists: the retiring key until its retention ends, then the
+        // active one.
+        assert_eq!(
+            ring.key_infos(),
+            [
+                KeyInfo {
+                    kid: first.clone(),
+                    alg: "ES256",
+                    created_at_ms: 1_000,
+                    retired_at_ms: Some(10_000),
+                    published_until_ms: Some(70_000),
+                },
+                KeyInfo {
+                    kid: second.clone(),
+                    alg: "ES256",
+                    created_at_ms: 10_000,
+                    retired_at_ms: None,
+                    published_until_ms: None,
+                },
+            ]
+        );
         let later = KeyRing::load_or_create(dir.path(), 70_001, 60_000).unwrap();
         let kids: Vec<_> = later
             .jwks()
@@ -323,5 +344,10 @@ mod tests {
             .filter_map(|k| k.kid)
             .collect();
         assert_eq!(kids, vec![second]);
+        assert_eq!(
+            later.key_infos().len(),
+            1,
+            "a key past its retention is not listed"
+        );
     }
 }
