@@ -43,6 +43,7 @@ PAGES = [
     ("trace-filtered", "/console/trace?agent=procurement&outcome=step_up&from=2020-01-01&to=2099-12-31"),
     ("who-approved", "/console/trace/approvals?agent=procurement"),
     # ("trace-event", the newest decision's detail) is added once the server is seeded.
+    ("integrations", "/console/integrations"),
 ]
 
 BROKEN_POLICY = """@id("small-orders")

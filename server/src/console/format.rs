@@ -29,6 +29,18 @@ pub fn age(then_ms: i64, now_ms: i64) -> String {
     }
 }
 
+/// A length of time for people: `850 ms`, `42 s`, `3 min 10 s`, `2 h 5 min`.
+pub fn duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    let secs = ms / 1000;
+    match secs {
+        0 => format!("{ms} ms"),
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min {} s", s / 60, s % 60),
+        s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
 /// The `authorization_details` of a request as one line a person reads:
 /// `purchase_order: Acme, 1200 USD` (each entry's notable fields; `authenticate` when
 /// there are none).
@@ -86,6 +98,15 @@ mod tests {
         assert_eq!(age(now - 2 * 86_400_000, now), "2 d ago");
         assert_eq!(age(now + 5 * 60_000, now), "in 5 min");
         assert!(age(i64::MIN, i64::MAX).ends_with(" d ago"));
+    }
+
+    #[test]
+    fn durations_read_in_two_units_at_most() {
+        assert_eq!(duration(-5), "0 ms");
+        assert_eq!(duration(850), "850 ms");
+        assert_eq!(duration(42_999), "42 s");
+        assert_eq!(duration(190_000), "3 min 10 s");
+        assert_eq!(duration(7_500_000), "2 h 5 min");
     }
 
     #[test]

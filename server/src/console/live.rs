@@ -7,12 +7,10 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use askama::Template;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 
 use super::Admin;
-use super::overview::Queue;
 use crate::state::AppState;
 
 /// How often a live part is looked at again.
@@ -48,7 +46,7 @@ pub async fn queue(
                 return None;
             }
             // A failed look (the database briefly away) sends nothing; the next tick retries.
-            let Ok(html) = fragment(&cursor.state).await else {
+            let Ok(html) = super::overview::queue_html(&cursor.state).await else {
                 continue;
             };
             if html != cursor.last {
@@ -58,8 +56,4 @@ pub async fn queue(
         }
     });
     Sse::new(updates).keep_alive(KeepAlive::default())
-}
-
-async fn fragment(state: &AppState) -> Result<String, super::PageError> {
-    Ok(Queue::now(state).await?.render()?)
 }

@@ -16,8 +16,10 @@
 mod agents;
 mod approvers;
 mod credentials;
+mod figures;
 mod format;
 mod humans;
+mod integrations;
 mod live;
 mod overview;
 mod passkeys;
@@ -56,6 +58,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(overview::page))
         .route("/console/live/queue", get(live::queue))
+        .route("/console/queue", get(overview::queue))
         .route("/console/sign-in", get(sign_in::form).post(sign_in::redeem))
         .route("/console/sign-out", axum::routing::post(sign_in::sign_out))
         .route(
@@ -129,6 +132,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/console/policies/rollback",
             axum::routing::post(policies::rollback),
+        )
+        .route("/console/integrations", get(integrations::page))
+        .route(
+            "/console/integrations/scim-tokens/{id}/revoke",
+            axum::routing::post(integrations::revoke_scim_token),
         )
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/htmx.min.js", get(htmx))

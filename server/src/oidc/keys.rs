@@ -71,6 +71,20 @@ struct StoredKey {
 struct Loaded {
     active: Arc<SigningKeyPair>,
     published: JwkSet,
+    infos: Vec<KeyInfo>,
+}
+
+/// A published signing key as an operator sees it (no key material).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub kid: String,
+    /// The JWS algorithm it signs with.
+    pub alg: &'static str,
+    pub created_at_ms: i64,
+    /// When a rotation retired it (`None`: it signs new tokens).
+    pub retired_at_ms: Option<i64>,
+    /// When a retired key leaves the JWKS (its last tokens have expired by then).
+    pub published_until_ms: Option<i64>,
 }
 
 /// The keys in memory. Cheap to read on every request.
@@ -158,6 +172,7 @@ impl KeyRing {
         }
         let mut active = None;
         let mut published = JwkSet::default();
+        let mut infos = Vec::new();
         for (path, key) in &keys {
             if key
                 .retired_at_ms
@@ -169,6 +184,13 @@ impl KeyRing {
             let pair = SigningKeyPair::from_scalar(key.kid.clone(), &scalar)
                 .map_err(|_| KeyError::Corrupt(path.clone()))?;
             published.keys.push(pair.public_jwk());
+            infos.push(KeyInfo {
+                kid: key.kid.clone(),
+                alg: countersign_jose::ES256,
+                created_at_ms: key.created_at_ms,
+                retired_at_ms: key.retired_at_ms,
+                published_until_ms: key.retired_at_ms.map(|t| t.saturating_add(retention_ms)),
+            });
             if key.retired_at_ms.is_none() {
                 active = Some(pair);
             }
@@ -179,6 +201,7 @@ impl KeyRing {
             loaded: RwLock::new(Loaded {
                 active: Arc::new(active),
                 published,
+                infos,
             }),
             log_key: load_or_create_log_key(dir)?,
         })
@@ -236,6 +259,15 @@ impl KeyRing {
         }
     }
 
+    /// The published keys, oldest first: the active one and those retired but still
+    /// published.
+    pub fn key_infos(&self) -> Vec<KeyInfo> {
+        match self.loaded.read() {
+            Ok(l) => l.infos.clone(),
+            Err(poisoned) => poisoned.into_inner().infos.clone(),
+        }
+    }
+
     /// Every key a verifier may meet in a live token.
     pub fn jwks(&self) -> JwkSet {
         match self.loaded.read() {
@@ -283,6 +315,27 @@ mod tests {
         assert_eq!(ring.active().kid(), second);
         let kids: Vec<_> = ring.jwks().keys.into_iter().filter_map(|k| k.kid).collect();
         assert_eq!(kids, vec![first.clone(), second.clone()]);
+        // What the console lists: the retiring key until its retention ends, then the
+        // active one.
+        assert_eq!(
+            ring.key_infos(),
+            [
+                KeyInfo {
+                    kid: first.clone(),
+                    alg: "ES256",
+                    created_at_ms: 1_000,
+                    retired_at_ms: Some(10_000),
+                    published_until_ms: Some(70_000),
+                },
+                KeyInfo {
+                    kid: second.clone(),
+                    alg: "ES256",
+                    created_at_ms: 10_000,
+                    retired_at_ms: None,
+                    published_until_ms: None,
+                },
+            ]
+        );
         let later = KeyRing::load_or_create(dir.path(), 70_001, 60_000).unwrap();
         let kids: Vec<_> = later
             .jwks()
@@ -291,5 +344,10 @@ mod tests {
             .filter_map(|k| k.kid)
             .collect();
         assert_eq!(kids, vec![second]);
+        assert_eq!(
+            later.key_infos().len(),
+            1,
+            "a key past its retention is not listed"
+        );
     }
 }

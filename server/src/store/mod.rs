@@ -12,6 +12,7 @@ mod cache;
 pub mod ceremonies;
 pub mod clients;
 pub mod console_links;
+pub mod console_stats;
 pub mod credential_uses;
 pub mod devices;
 pub mod group_commit;
@@ -216,6 +217,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0011_console.sql"),
     ),
     (
+        12,
+        "console figures",
+        include_str!("../../../migrations/sqlite/0012_console_figures.sql"),
+    ),
+    (
         13,
         "trace facets",
         include_str!("../../../migrations/sqlite/0013_trace_facets.sql"),
@@ -281,6 +287,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "console",
         include_str!("../../../migrations/postgres/0011_console.sql"),
+    ),
+    (
+        12,
+        "console figures",
+        include_str!("../../../migrations/postgres/0012_console_figures.sql"),
     ),
     (
         13,
