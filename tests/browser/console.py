@@ -170,7 +170,7 @@ def main():
 
         passkey_round_trip(context, page, a.base)
 
-        # A step-up made now appears in the queue without a reload (htmx polls the queue).
+        # A step-up made now appears in the queue without a reload (server-sent events).
         step_up(a.base, a.agent, a.secret)
         page.get_by_role("cell", name="purchase_order: Initech, 4200 USD").wait_for(timeout=20000)
 
@@ -224,6 +224,13 @@ def main():
         page.get_by_label("Description of this version").fill("browser test")
         page.get_by_role("button", name="Save and activate").click()
         page.get_by_text("saved and active").wait_for()
+        # The saved version's page shows what it changed, line by line.
+        page.locator("main table a[href^='/console/policies/']").first.click()
+        page.get_by_role("heading", name="Policy version").wait_for()
+        if page.locator("pre.diff .added").count() < 1:
+            fail("the new version's page shows no added lines")
+        axe_check(page, "policy-version")
+        PAGES.append(("policy-version", page.url.removeprefix(a.base)))
 
         # The kill switch, with its reason and confirmation.
         page.goto(f"{a.base}/console/agents/procurement")

@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 pub mod child;
+pub mod console;
 pub mod fakes;
 pub mod ghost;
 pub mod idp;

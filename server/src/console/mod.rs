@@ -16,6 +16,7 @@
 mod agents;
 mod approvers;
 mod credentials;
+mod diff;
 mod figures;
 mod format;
 mod humans;
@@ -125,6 +126,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/policies",
             get(policies::list).post(policies::draft),
         )
+        .route("/console/policies/{version}", get(policies::version))
         .route(
             "/console/policies/{version}/activate",
             axum::routing::post(policies::activate),

@@ -231,6 +231,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "admin passkeys",
         include_str!("../../../migrations/sqlite/0014_admin_passkeys.sql"),
     ),
+    (
+        15,
+        "human search",
+        include_str!("../../../migrations/sqlite/0015_human_search.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -302,6 +307,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "admin passkeys",
         include_str!("../../../migrations/postgres/0014_admin_passkeys.sql"),
+    ),
+    (
+        15,
+        "human search",
+        include_str!("../../../migrations/postgres/0015_human_search.sql"),
     ),
 ];
 
