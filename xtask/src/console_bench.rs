@@ -233,8 +233,31 @@ fn pages(args: &ConsoleBenchArgs) -> Vec<(&'static str, String)> {
             "trace, by kind",
             "/console/trace?kind=credential.revoked".into(),
         ),
+        (
+            "trace, agent and outcome",
+            format!("/console/trace?agent={agent}&outcome=deny"),
+        ),
+        (
+            "trace, a day 10 days ago",
+            format!("/console/trace?from={day}&to={day}", day = days_ago(10)),
+        ),
+        ("trace event", format!("/console/trace/{}", args.events / 2)),
+        (
+            "who approved",
+            format!("/console/trace/approvals?agent={agent}"),
+        ),
+        ("integrations", "/console/integrations".into()),
         ("passkeys", "/console/passkeys".into()),
     ]
+}
+
+/// The UTC date `n` days ago (YYYY-MM-DD), inside the seeded month.
+fn days_ago(n: u32) -> String {
+    Command::new("date")
+        .args(["-u", "-d", &format!("{n} days ago"), "+%F"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// Milliseconds at quantile `q` of sorted `samples`.
@@ -317,7 +340,7 @@ async fn bench_backend(
                 "admin",
                 "sign-in-link",
                 "--role",
-                "viewer",
+                "admin",
                 "--json",
             ])
             .env("COUNTERSIGN_ISSUER", &issuer)
@@ -339,8 +362,6 @@ async fn bench_backend(
         .args(["--database", url, "serve", "--listen", &listen])
         .env_remove("RUST_LOG")
         .env("COUNTERSIGN_ISSUER", &issuer)
-        // The pages are fetched as fast as one client can: not what the per-source
-        // limit of the sign-in page is about (it is only hit once here, though).
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()?;

@@ -285,23 +285,12 @@ impl RelyingParty {
         let assertion: NonDiscoverableAuthentication16 =
             serde_json::from_value(response.clone())
                 .map_err(|e| WebauthnError::Malformed(e.to_string()))?;
-        let (id, user, static_state, dynamic_state) = stored_parts(passkey)?;
-        let mut credential =
-            AuthenticatedCredential::new((&id).into(), &user, static_state, dynamic_state)
-                .map_err(|e| WebauthnError::State(format!("stored passkey: {e:?}")))?;
-        let origins: Vec<&str> = self.origins.iter().map(String::as_str).collect();
-        let options = AuthenticationVerificationOptions::<&str, &str> {
-            allowed_origins: &origins,
-            ..AuthenticationVerificationOptions::default()
-        };
-        server
-            .verify(&self.rp_id, &assertion, &mut credential, &options)
-            .map_err(|e| WebauthnError::Rejected(e.to_string()))?;
-        let updated = credential
-            .dynamic_state()
-            .encode()
-            .map_err(|e| WebauthnError::State(format!("dynamic state: {e:?}")))?;
-        Ok(b64url_encode(updated))
+        self.verify_assertion(passkey, |rp_id, credential, options| {
+            server
+                .verify(rp_id, &assertion, credential, options)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
     }
 
     /// Starts an assertion by whichever passkey of this RP the user picks (discoverable
@@ -330,6 +319,26 @@ impl RelyingParty {
                 .map_err(|e| WebauthnError::State(format!("assertion state: {e:?}")))?;
         let assertion: DiscoverableAuthentication16 = serde_json::from_value(response.clone())
             .map_err(|e| WebauthnError::Malformed(e.to_string()))?;
+        self.verify_assertion(passkey, |rp_id, credential, options| {
+            server
+                .verify(rp_id, &assertion, credential, options)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Checks an assertion by `passkey` with `verify` (the ceremony's server state, with
+    /// this RP's ID and origins); returns the passkey's new dynamic state (signature
+    /// counter, flags) to store.
+    fn verify_assertion(
+        &self,
+        passkey: &StoredPasskey,
+        verify: impl FnOnce(
+            &RpId,
+            &mut AuthenticatedCredential<'_, '_, 16, PubKey>,
+            &AuthenticationVerificationOptions<'_, '_, &str, &str>,
+        ) -> Result<(), String>,
+    ) -> Result<String, WebauthnError> {
         let (id, user, static_state, dynamic_state) = stored_parts(passkey)?;
         let mut credential =
             AuthenticatedCredential::new((&id).into(), &user, static_state, dynamic_state)
@@ -339,9 +348,7 @@ impl RelyingParty {
             allowed_origins: &origins,
             ..AuthenticationVerificationOptions::default()
         };
-        server
-            .verify(&self.rp_id, &assertion, &mut credential, &options)
-            .map_err(|e| WebauthnError::Rejected(e.to_string()))?;
+        verify(&self.rp_id, &mut credential, &options).map_err(WebauthnError::Rejected)?;
         let updated = credential
             .dynamic_state()
             .encode()
