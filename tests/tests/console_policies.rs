@@ -123,7 +123,10 @@ async fn test_cases_run_against_the_draft_in_place(db: Db) {
     };
     let page = run(SECOND, CASES).await;
     assert!(page.contains("1 of 2 case(s) passed."), "{page}");
-    let results = page.split("id=\"tested\"").nth(1).expect("a results section");
+    let results = page
+        .split("id=\"tested\"")
+        .nth(1)
+        .expect("a results section");
     let failed_row = results
         .split("<tr>")
         .find(|row| row.contains("wrongly expected"))

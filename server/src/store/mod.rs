@@ -236,6 +236,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "human search",
         include_str!("../../../migrations/sqlite/0015_human_search.sql"),
     ),
+    (
+        16,
+        "trace subject",
+        include_str!("../../../migrations/sqlite/0016_trace_subject.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -312,6 +317,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "human search",
         include_str!("../../../migrations/postgres/0015_human_search.sql"),
+    ),
+    (
+        16,
+        "trace subject",
+        include_str!("../../../migrations/postgres/0016_trace_subject.sql"),
     ),
 ];
 
