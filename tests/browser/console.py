@@ -130,9 +130,15 @@ def passkey_round_trip(context, page, base):
         fail(f"signing in with the passkey: {page.locator('#passkey-status').inner_text()!r}")
     if "Signed in as admin" not in page.inner_text("header"):
         fail(f"the passkey sign-in did not open an admin session: {page.inner_text('header')}")
+    if "times in Europe/Paris" not in page.inner_text("header"):
+        fail(f"the console does not show the browser's time zone: {page.inner_text('header')}")
+    page.goto(f"{base}/console/passkeys")
+    if "+01:00" not in page.locator("main table").inner_text():
+        fail(f"times are not in the browser's zone: {page.locator('main table').inner_text()}")
     signed = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
     if signed[0]["signCount"] < 1:
         fail(f"the sign-in did not use the passkey: {signed}")
+    page.goto(f"{base}/console/")
 
 
 def main():
@@ -148,7 +154,9 @@ def main():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        # An admin in Paris: pages show times in the browser's zone once it has said.
+        context = browser.new_context(viewport={"width": 1280, "height": 800},
+                                      timezone_id="Europe/Paris")
         page = context.new_page()
         page.set_default_timeout(15000)
 

@@ -12,6 +12,8 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 
 both_backends!(
+    times_are_shown_in_the_browsers_time_zone,
+    the_approvers_page_lists_agent_routes_and_roles,
     a_sign_in_link_signs_in_once_with_a_strict_cookie,
     every_page_has_a_strict_csp_and_escapes_what_it_shows,
     cross_site_and_token_less_posts_change_nothing,
@@ -526,5 +528,75 @@ async fn the_explainer_names_who_can_approve_and_why(db: Db) {
         store.recent_audit_events(None, 1).await.unwrap()[0].seq,
         before
     );
+    s.stop().await;
+}
+
+async fn times_are_shown_in_the_browsers_time_zone(db: Db) {
+    let s = TestServer::start(db).await;
+    let admin = sign_in(&s, Role::Admin).await;
+    // The trail holds the sign-in; the trace lists it with its time.
+    let trace = |zone: &'static str| {
+        let (s, cookie) = (&s, admin.cookie.clone());
+        async move {
+            browser()
+                .get(s.url("/console/trace"))
+                .header(COOKIE, format!("{cookie}; countersign_tz={zone}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let tokyo = trace("Asia/Tokyo").await;
+    assert!(tokyo.contains("times in Asia/Tokyo"), "{tokyo}");
+    assert!(tokyo.contains("+09:00\""), "{tokyo}");
+    // A zone the server does not know, or anything else in the cookie, is UTC.
+    for zone in ["Mars/Olympus", "%3Cscript%3E", "../../etc/passwd"] {
+        let page = trace(zone).await;
+        assert!(page.contains("times in UTC"), "{zone}: {page}");
+        assert!(
+            page.contains("+00:00\"") && !page.contains("+09:00"),
+            "{zone}"
+        );
+    }
+    s.stop().await;
+}
+
+async fn the_approvers_page_lists_agent_routes_and_roles(db: Db) {
+    let s = TestServer::start(db).await;
+    s.human("alice").await;
+    s.human("bob").await;
+    s.agent("procurement", "alice", "client_secret_basic").await;
+    s.agent("watcher", "alice", "client_secret_basic").await;
+    let viewer = sign_in(&s, Role::Viewer).await;
+    let page = get(&s, &viewer, "/console/approvers")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("No agent has its own route"), "{page}");
+    assert!(page.contains("Nobody has a role"), "{page}");
+    s.execute_sql("UPDATE clients SET approver = 'group:finance' WHERE client_id = 'procurement'")
+        .await;
+    s.execute_sql("UPDATE humans SET role = 'cfo' WHERE subject IN ('alice', 'bob')")
+        .await;
+    let page = get(&s, &viewer, "/console/approvers")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let routes = page.split("id=\"routes\"").nth(1).unwrap();
+    assert!(routes.contains("procurement") && routes.contains("group:finance"));
+    assert!(
+        !routes
+            .split("id=\"roles\"")
+            .next()
+            .unwrap()
+            .contains("watcher")
+    );
+    let roles = page.split("id=\"roles\"").nth(1).unwrap();
+    assert!(roles.contains("role:cfo</code></td><td>2<"), "{roles}");
     s.stop().await;
 }

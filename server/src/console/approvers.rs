@@ -49,6 +49,10 @@ pub struct ExplainQuery {
 struct ApproversPage {
     admin: Admin,
     groups: Vec<Group>,
+    /// Agents with their own approver route, and the route.
+    routes: Vec<(String, String)>,
+    /// Roles humans hold, with how many active humans hold each.
+    roles: Vec<(String, i64)>,
     agent: String,
     action: String,
     arguments: String,
@@ -70,6 +74,8 @@ pub async fn page(
     render(&ApproversPage {
         admin,
         groups,
+        routes: state.store.agent_routes().await?,
+        roles: state.store.roles_held().await?,
         agent: q.agent,
         action: q.action,
         arguments: q.arguments,

@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::agents::urlencode;
-use super::format::{action_summary, age, utc};
+use super::format::{action_summary, age, local};
 use super::{Admin, PageError, render, see_other};
 use crate::admin::Role;
 use crate::credentials::manage::{self, CredentialSummary, ManageError};
@@ -131,8 +131,8 @@ pub async fn detail(
         .unwrap_or(details.clone());
     render(&CredentialPage {
         status: status_of(&c, now / 1000),
-        issued: utc(c.issued_at * 1000),
-        expires: utc(c.expires_at * 1000),
+        issued: local(c.issued_at * 1000),
+        expires: local(c.expires_at * 1000),
         action: action_summary(Some(&details).filter(|d| !d.is_empty()).map(String::as_str)),
         details: pretty,
         admin,

@@ -1,5 +1,64 @@
 //! Formatting for people, kept out of the templates (and tested here).
 
+use jiff::tz::TimeZone;
+
+/// The cookie the console's script sets to the browser's IANA time zone.
+pub const TIME_ZONE_COOKIE: &str = "countersign_tz";
+
+tokio::task_local! {
+    /// The signed-in admin's time zone while a console request is answered (see
+    /// [`with_time_zone`]), for [`local`].
+    static ADMIN_TIME_ZONE: TimeZone;
+}
+
+/// The time zone a browser named in its cookie, if it is one the server knows.
+pub fn time_zone_of(headers: &axum::http::HeaderMap) -> Option<(String, TimeZone)> {
+    let name = crate::http::cookie(headers, TIME_ZONE_COOKIE)?;
+    let plausible = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+'));
+    if !plausible {
+        return None;
+    }
+    TimeZone::get(name).ok().map(|tz| (name.to_owned(), tz))
+}
+
+/// Runs `answer` with times shown in `tz` (UTC without one).
+pub async fn with_time_zone<F: std::future::Future>(tz: Option<TimeZone>, answer: F) -> F::Output {
+    match tz {
+        Some(tz) => ADMIN_TIME_ZONE.scope(tz, answer).await,
+        None => answer.await,
+    }
+}
+
+/// `ms` for people in the signed-in admin's time zone with its offset
+/// (`2026-12-06 19:47:53+01:00`), or in UTC (`2026-12-06 18:47:53+00:00`) until the
+/// browser has said which zone it is in. Also a valid `<time datetime>` value.
+pub fn local(ms: i64) -> String {
+    let Ok(at) = jiff::Timestamp::from_millisecond(ms) else {
+        return utc(ms);
+    };
+    let shown = |tz: &TimeZone| {
+        let offset = tz.to_offset(at).seconds();
+        let (sign, minutes) = if offset < 0 {
+            ('-', -offset / 60)
+        } else {
+            ('+', offset / 60)
+        };
+        format!(
+            "{}{sign}{:02}:{:02}",
+            tz.to_datetime(at).strftime("%Y-%m-%d %H:%M:%S"),
+            minutes / 60,
+            minutes % 60
+        )
+    };
+    ADMIN_TIME_ZONE
+        .try_with(shown)
+        .unwrap_or_else(|_| shown(&TimeZone::UTC))
+}
+
 /// `ms` as an ISO 8601 UTC time to the second (`2026-12-06T18:47:53Z`), for `<time
 /// datetime>` and as a fallback text.
 pub fn utc(ms: i64) -> String {
@@ -112,6 +171,14 @@ mod tests {
     #[test]
     fn utc_times_and_summaries_read_as_people_expect() {
         assert_eq!(utc(1_796_582_873_000), "2026-12-06T18:47:53Z");
+        assert_eq!(local(1_796_582_873_000), "2026-12-06 18:47:53+00:00");
+        let in_zone = |name: &str| {
+            let tz = TimeZone::get(name).unwrap();
+            ADMIN_TIME_ZONE.sync_scope(tz, || local(1_796_582_873_000))
+        };
+        assert_eq!(in_zone("Asia/Tokyo"), "2026-12-07 03:47:53+09:00");
+        // A negative offset with half an hour in it.
+        assert_eq!(in_zone("America/St_Johns"), "2026-12-06 15:17:53-03:30");
         assert_eq!(action_summary(None), "authenticate");
         assert_eq!(
             action_summary(Some(

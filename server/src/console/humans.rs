@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::agents::{LiveCredential, urlencode};
-use super::format::{action_summary, age, utc};
+use super::format::{action_summary, age, local};
 use super::{Admin, ConfirmedReason, PageError, render, see_other};
 use crate::admin::Role;
 use crate::directory;
@@ -157,13 +157,13 @@ pub async fn detail(
         .map(|d| Device {
             name: d.name.unwrap_or_else(|| "unnamed".into()),
             platform: d.platform,
-            enrolled: utc(d.created_at),
+            enrolled: local(d.created_at),
             last_used: d
                 .last_used_at
                 .map_or_else(|| "never".into(), |at| age(at, now)),
             disabled: d.disabled_at.map(|at| match d.disabled_reason {
-                Some(reason) if !reason.is_empty() => format!("{} ({reason})", utc(at)),
-                _ => utc(at),
+                Some(reason) if !reason.is_empty() => format!("{} ({reason})", local(at)),
+                _ => local(at),
             }),
         })
         .collect();
@@ -180,7 +180,7 @@ pub async fn detail(
                 "live"
             },
             action: action_summary(t.authorization_details.as_deref()),
-            issued: utc(t.issued_at),
+            issued: local(t.issued_at),
             agent: t.client_id,
             id: t.jti,
         })

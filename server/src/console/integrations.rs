@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::agents::urlencode;
-use super::format::{age, utc};
+use super::format::{age, local};
 use super::{Admin, ConfirmedReason, PageError, render, see_other};
 use crate::admin::{self, Role, Scope};
 use crate::state::AppState;
@@ -49,7 +49,7 @@ impl Key {
             expires: k
                 .expires_at
                 .map_or_else(|| "never".into(), |at| age(at, now)),
-            created: utc(k.created_at),
+            created: local(k.created_at),
             created_age: age(k.created_at, now),
             status,
             status_detail,
@@ -205,7 +205,7 @@ pub async fn page(admin: Admin, State(state): State<AppState>) -> Result<Respons
                 .published_until_ms
                 .map(|t| age(t, now))
                 .unwrap_or_default(),
-            created: utc(k.created_at_ms),
+            created: local(k.created_at_ms),
             kid: k.kid,
             alg: k.alg,
         })

@@ -144,6 +144,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/assets/htmx.min.js", get(htmx))
         .route("/console/assets/passkeys.js", get(passkeys_js))
         .route("/console/assets/live.js", get(live_js))
+        .route("/console/assets/console.js", get(console_js))
         .route_layer(middleware::from_fn_with_state(state, guard))
 }
 
@@ -153,6 +154,10 @@ async fn css() -> Response {
 
 async fn htmx() -> Response {
     asset("text/javascript", include_str!("../../assets/htmx.min.js"))
+}
+
+async fn console_js() -> Response {
+    asset("text/javascript", include_str!("../../assets/console.js"))
 }
 
 async fn live_js() -> Response {
@@ -183,6 +188,9 @@ pub struct Admin {
     pub key_id: String,
     pub role: Role,
     pub csrf: String,
+    /// The time zone pages show times in: the browser's, once its script has said
+    /// (`format::TIME_ZONE_COOKIE`), else UTC.
+    pub time_zone: String,
 }
 
 impl Admin {
@@ -243,6 +251,8 @@ impl FromRequestParts<AppState> for Admin {
             key_id: key.id,
             role: key.role,
             csrf: csrf_token(secret),
+            time_zone: format::time_zone_of(&parts.headers)
+                .map_or_else(|| "UTC".to_owned(), |(name, _)| name),
         })
     }
 }
@@ -258,7 +268,8 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
             Err(refusal) => return with_headers(refusal.into_response()),
         }
     };
-    with_headers(next.run(request).await)
+    let time_zone = format::time_zone_of(request.headers()).map(|(_, tz)| tz);
+    with_headers(format::with_time_zone(time_zone, next.run(request)).await)
 }
 
 fn with_headers(mut response: Response) -> Response {

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::format::utc;
+use super::format::local;
 use super::{Admin, PageError, SESSION_COOKIE, SESSION_TTL_MS, render, see_other};
 use crate::admin::passkeys::{self, PasskeyError};
 use crate::admin::{Role, sign_in_links::ConsoleSession};
@@ -106,9 +106,9 @@ pub async fn page(
         .map(|p| PasskeyRow {
             label: p.label,
             role: p.role,
-            created: utc(p.created_at),
+            created: local(p.created_at),
             created_by: p.created_by,
-            last_used: p.last_used_at.map_or_else(|| "never".into(), utc),
+            last_used: p.last_used_at.map_or_else(|| "never".into(), local),
             revoked: p.revoked_at.is_some(),
             id: p.id,
         })

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse as _, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::format::{age, utc};
+use super::format::{age, local};
 use super::{Admin, PageError, render};
 use crate::audit::export::{ExportFilter, ExportFormat};
 use crate::audit::{self, export};
@@ -213,7 +213,7 @@ pub fn row(r: AuditRecord, now: i64) -> Row {
     let detail: Value = serde_json::from_str(&r.detail).unwrap_or(Value::Null);
     Row {
         seq: r.seq,
-        at: utc(r.at),
+        at: local(r.at),
         age: age(r.at, now),
         agent: text(&detail, "agent"),
         human: text(&detail, "user"),
@@ -388,7 +388,7 @@ pub async fn event(
     render(&EventPage {
         admin,
         seq,
-        at: utc(e.at),
+        at: local(e.at),
         outcome: outcome_of(&e.kind, &detail),
         agent: text(&detail, "agent"),
         human: text(&detail, "user"),
@@ -470,14 +470,17 @@ pub async fn approvals(
             .into_iter()
             .map(|t| ApprovalRow {
                 decision_seq: t.decision_seq,
-                at: utc(t.record.at * 1000),
+                at: local(t.record.at * 1000),
                 action: t.record.action,
                 resource: t.record.resource,
                 outcome: t.record.outcome,
                 approved_by: t.record.approved_by.unwrap_or_else(|| "nobody".into()),
                 method: t.record.method.unwrap_or_else(|| "undecided".into()),
                 human_seq: t.human_decision.map(|(seq, _)| seq),
-                human_at: t.human_decision.map(|(_, at)| utc(at)).unwrap_or_default(),
+                human_at: t
+                    .human_decision
+                    .map(|(_, at)| local(at))
+                    .unwrap_or_default(),
                 policies: policies(&serde_json::json!({ "policies": t.record.policies })),
                 credentials: t.record.credentials,
             })

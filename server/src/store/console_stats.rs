@@ -91,7 +91,42 @@ fn json_field(backend: Backend, field: &'static str) -> String {
     }
 }
 
+/// How many agents with their own approver route the approvers page lists.
+pub const ROUTES_LIMIT: i64 = 200;
+/// How many roles the approvers page lists.
+pub const ROLES_LIMIT: i64 = 100;
+
 impl Store {
+    /// Agents whose step-ups go to a route of their own (`approver`), by client id.
+    pub async fn agent_routes(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT client_id, approver FROM clients WHERE approver IS NOT NULL \
+             ORDER BY client_id LIMIT $1",
+        )
+        .bind(ROUTES_LIMIT)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("client_id")?, r.try_get("approver")?)))
+            .collect()
+    }
+
+    /// The roles humans hold (what `@approver("role:NAME")` routes to) and how many
+    /// active humans hold each, over the `humans_role` index.
+    pub async fn roles_held(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT role, COUNT(*) AS n FROM humans WHERE role <> '' AND active = $1 \
+             GROUP BY role ORDER BY role LIMIT $2",
+        )
+        .bind(1_i64)
+        .bind(ROLES_LIMIT)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("role")?, r.try_get("n")?)))
+            .collect()
+    }
+
     /// Decisions per minute and outcome with `since_ms <= at < until_ms`.
     pub async fn decisions_per_minute(
         &self,
