@@ -305,7 +305,9 @@ mod tests {
             // Keyset pages over the matches, in subject order.
             assert_eq!(found("", "", 2).await, ["alice", "bob"]);
             assert_eq!(found("bob", "", 2).await, ["carol", "dave"]);
-            assert_eq!(found("alice", "example", 50).await, Vec::<String>::new());
+            // A search pages too: after "bob", "car" still finds carol, and after carol nothing.
+            assert_eq!(found("bob", "car", 50).await, ["carol"]);
+            assert!(found("carol", "car", 50).await.is_empty());
         })
         .await;
     }

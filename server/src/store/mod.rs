@@ -20,6 +20,7 @@ pub mod groups;
 pub mod humans;
 pub mod live;
 pub mod log_checkpoints;
+mod migrations;
 pub mod outbox;
 pub mod policies;
 pub mod push_outbox;
@@ -160,171 +161,6 @@ impl<'c> Tx<'c> {
     }
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "initial schema",
-        include_str!("../../../migrations/sqlite/0001_initial.sql"),
-    ),
-    (
-        2,
-        "renewal and audit",
-        include_str!("../../../migrations/sqlite/0002_renewal_and_audit.sql"),
-    ),
-    (
-        3,
-        "wallets",
-        include_str!("../../../migrations/sqlite/0003_wallets.sql"),
-    ),
-    (
-        4,
-        "push",
-        include_str!("../../../migrations/sqlite/0004_push.sql"),
-    ),
-    (
-        5,
-        "policy",
-        include_str!("../../../migrations/sqlite/0005_policy.sql"),
-    ),
-    (
-        6,
-        "scim",
-        include_str!("../../../migrations/sqlite/0006_scim.sql"),
-    ),
-    (
-        7,
-        "agent access",
-        include_str!("../../../migrations/sqlite/0007_agent_access.sql"),
-    ),
-    (
-        8,
-        "spend once",
-        include_str!("../../../migrations/sqlite/0008_spend_once.sql"),
-    ),
-    (
-        9,
-        "transparency log",
-        include_str!("../../../migrations/sqlite/0009_transparency_log.sql"),
-    ),
-    (
-        10,
-        "status list revisions",
-        include_str!("../../../migrations/sqlite/0010_status_list_revisions.sql"),
-    ),
-    (
-        11,
-        "console",
-        include_str!("../../../migrations/sqlite/0011_console.sql"),
-    ),
-    (
-        12,
-        "console figures",
-        include_str!("../../../migrations/sqlite/0012_console_figures.sql"),
-    ),
-    (
-        13,
-        "trace facets",
-        include_str!("../../../migrations/sqlite/0013_trace_facets.sql"),
-    ),
-    (
-        14,
-        "admin passkeys",
-        include_str!("../../../migrations/sqlite/0014_admin_passkeys.sql"),
-    ),
-    (
-        15,
-        "human search",
-        include_str!("../../../migrations/sqlite/0015_human_search.sql"),
-    ),
-    (
-        16,
-        "trace subject",
-        include_str!("../../../migrations/sqlite/0016_trace_subject.sql"),
-    ),
-];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "initial schema",
-        include_str!("../../../migrations/postgres/0001_initial.sql"),
-    ),
-    (
-        2,
-        "renewal and audit",
-        include_str!("../../../migrations/postgres/0002_renewal_and_audit.sql"),
-    ),
-    (
-        3,
-        "wallets",
-        include_str!("../../../migrations/postgres/0003_wallets.sql"),
-    ),
-    (
-        4,
-        "push",
-        include_str!("../../../migrations/postgres/0004_push.sql"),
-    ),
-    (
-        5,
-        "policy",
-        include_str!("../../../migrations/postgres/0005_policy.sql"),
-    ),
-    (
-        6,
-        "scim",
-        include_str!("../../../migrations/postgres/0006_scim.sql"),
-    ),
-    (
-        7,
-        "agent access",
-        include_str!("../../../migrations/postgres/0007_agent_access.sql"),
-    ),
-    (
-        8,
-        "spend once",
-        include_str!("../../../migrations/postgres/0008_spend_once.sql"),
-    ),
-    (
-        9,
-        "transparency log",
-        include_str!("../../../migrations/postgres/0009_transparency_log.sql"),
-    ),
-    (
-        10,
-        "status list revisions",
-        include_str!("../../../migrations/postgres/0010_status_list_revisions.sql"),
-    ),
-    (
-        11,
-        "console",
-        include_str!("../../../migrations/postgres/0011_console.sql"),
-    ),
-    (
-        12,
-        "console figures",
-        include_str!("../../../migrations/postgres/0012_console_figures.sql"),
-    ),
-    (
-        13,
-        "trace facets",
-        include_str!("../../../migrations/postgres/0013_trace_facets.sql"),
-    ),
-    (
-        14,
-        "admin passkeys",
-        include_str!("../../../migrations/postgres/0014_admin_passkeys.sql"),
-    ),
-    (
-        15,
-        "human search",
-        include_str!("../../../migrations/postgres/0015_human_search.sql"),
-    ),
-    (
-        16,
-        "trace subject",
-        include_str!("../../../migrations/postgres/0016_trace_subject.sql"),
-    ),
-];
-
 /// How long a pooled PostgreSQL connection may sit idle before it is checked on acquire.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
 
@@ -456,8 +292,8 @@ impl Store {
     /// Applies the embedded migrations for this backend.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let source = match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS,
-            Backend::Postgres => POSTGRES_MIGRATIONS,
+            Backend::Sqlite => migrations::SQLITE,
+            Backend::Postgres => migrations::POSTGRES,
         };
         let migrations = source
             .iter()
