@@ -530,14 +530,20 @@ impl AdminApi<'_> {
 
     /// `method path` with an optional JSON body; the status and the JSON answer (`null`
     /// when there is none).
+    /// A request to the admin API with this key, for a test that reads more than the
+    /// status and body [`Self::call`] returns.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let s = self.server;
+        s.http.request(method, s.url(path)).bearer_auth(&self.key)
+    }
+
     pub async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let s = self.server;
-        let mut req = s.http.request(method, s.url(path)).bearer_auth(&self.key);
+        let mut req = self.request(method, path);
         if let Some(b) = body {
             req = req.json(&b);
         }

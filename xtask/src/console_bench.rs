@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use countersign_server::store::Store;
 use countersign_server::store::audit::NewAuditRecord;
+use countersign_server::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
 use countersign_server::store::clients::ClientRecord;
 use countersign_server::store::humans::HumanRecord;
+use countersign_server::store::tokens::{TokenCursor, TokenGrant, TokenSelector};
 
 use crate::bench::{
     ServerProcess, binary, machine, psql, replace_between, run_date, run_ok, wait_ready,
@@ -31,6 +33,9 @@ pub struct ConsoleBenchArgs {
     humans: usize,
     #[arg(long, default_value_t = 1_000_000)]
     events: usize,
+    /// Issued credentials (each on its own approved request).
+    #[arg(long, default_value_t = 100_000)]
+    credentials: usize,
     /// Requests per page (after 10 warm-up requests).
     #[arg(long, default_value_t = 200)]
     requests: usize,
@@ -59,7 +64,8 @@ const OUTCOMES: [&str; 3] = ["allow", "deny", "step_up"];
 
 /// Seeds through the store in batches; prints progress, since a million events take a
 /// while.
-async fn seed(url: &str, args: &ConsoleBenchArgs) -> anyhow::Result<()> {
+/// Returns the cursor of a credential half-way down the list (issued about 15 days ago).
+async fn seed(url: &str, args: &ConsoleBenchArgs) -> anyhow::Result<String> {
     let store = Store::connect(url, 4, Duration::ZERO).await?;
     store.migrate().await?;
     let now = now_ms();
@@ -182,7 +188,86 @@ async fn seed(url: &str, args: &ConsoleBenchArgs) -> anyhow::Result<()> {
         "seeded {events} events in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    seed_credentials(&store, args, now).await?;
+    let middle = TokenCursor {
+        issued_at: now - day * 15,
+        jti: "",
+    };
+    let middle = store
+        .page_tokens(TokenSelector::All, Some(middle), 1)
+        .await?
+        .first()
+        .map(TokenCursor::write)
+        .context("no credential was issued")?;
     store.close().await;
+    Ok(middle)
+}
+
+/// Issues `--credentials` credentials over the last 30 days, each on its own approved
+/// request, the way the token endpoint does (insert, then the one-statement claim), many
+/// at a time so the group commit batches them.
+async fn seed_credentials(store: &Store, args: &ConsoleBenchArgs, now: i64) -> anyhow::Result<()> {
+    use futures_util::{StreamExt, TryStreamExt};
+    let started = Instant::now();
+    let span = 86_400_000_i64 * 30;
+    let count = i64::try_from(args.credentials).unwrap_or(i64::MAX).max(1);
+    futures_util::stream::iter(0..args.credentials)
+        .map(|n| async move {
+            let i = i64::try_from(n).unwrap_or(0);
+            // A tenth share their millisecond with the one before: ties the jti orders.
+            let issued_at = now - span + span / count * (i - i64::from(n % 10 == 1));
+            let agent = (n * 13) % args.agents.max(1);
+            let id = format!("creq_{n}");
+            store
+                .insert_auth_request(&AuthRequestRecord {
+                    id: id.clone(),
+                    client_id: format!("a{agent:05}"),
+                    subject: format!("h{:06}", (agent * 7) % args.humans.max(1)),
+                    scope: "openid".into(),
+                    authorization_details: Some(
+                        r#"[{"type":"purchase_order","amount":{"value":"120.00","currency":"EUR"}}]"#.into(),
+                    ),
+                    delivery_mode: "poll".into(),
+                    status: AuthRequestStatus::Approved,
+                    created_at: issued_at - 60_000,
+                    expires_at: now + span,
+                    interval_secs: 5,
+                    decided_at: Some(issued_at - 30_000),
+                    decided_by: Some(format!("h{:06}", (n * 11) % args.humans.max(1))),
+                    decision_method: Some("dev".into()),
+                    action: Some("purchase_order".into()),
+                    ..AuthRequestRecord::default()
+                })
+                .await?;
+            let grant = TokenGrant {
+                jti: format!("cred_{n:07}"),
+                token_type: "DPoP".into(),
+                cnf_jkt: None,
+                issued_at,
+                expires_at: issued_at + 3_600_000,
+                status_list: 1_000_000 + i / 100_000,
+                status_idx: i % 100_000,
+            };
+            // A disabled agent's or an inactive human's request is not issued; like the
+            // real token endpoint, the claim says so by returning nothing.
+            store.claim_for_issue(&id, &format!("a{agent:05}"), &grant, issued_at).await?;
+            if (n + 1) % 20_000 == 0 {
+                eprintln!(
+                    "  {} credentials ({:.0}/s)",
+                    n + 1,
+                    (n + 1) as f64 / started.elapsed().as_secs_f64()
+                );
+            }
+            anyhow::Ok(())
+        })
+        .buffer_unordered(64)
+        .try_collect::<()>()
+        .await?;
+    eprintln!(
+        "seeded {} credentials in {:.1} s",
+        args.credentials,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -193,7 +278,7 @@ fn now_ms() -> i64 {
 }
 
 /// The pages measured: every console page, and the lists on a filtered or later page.
-fn pages(args: &ConsoleBenchArgs) -> Vec<(&'static str, String)> {
+fn pages(args: &ConsoleBenchArgs, middle: &str) -> Vec<(&'static str, String)> {
     let agent = format!("a{:05}", args.agents / 2);
     let human = format!("h{:06}", args.humans / 2);
     let request = format!("req_{}", (args.events / 2) / 20 * 20 + 5);
@@ -218,6 +303,29 @@ fn pages(args: &ConsoleBenchArgs) -> Vec<(&'static str, String)> {
             format!("/console/humans/{human}/offboard"),
         ),
         ("credentials", "/console/credentials".into()),
+        (
+            "credentials, later page",
+            format!("/console/credentials?after={middle}"),
+        ),
+        (
+            "credentials, by agent",
+            format!("/console/credentials?agent={agent}"),
+        ),
+        (
+            "credentials, by approver",
+            format!("/console/credentials?approver={human}"),
+        ),
+        (
+            "credentials, by owner",
+            format!("/console/credentials?owner={human}"),
+        ),
+        (
+            "credential",
+            format!(
+                "/console/credentials/{}",
+                middle.split_once('.').map_or("", |(_, jti)| jti)
+            ),
+        ),
         ("approvers", "/console/approvers".into()),
         ("policies", "/console/policies".into()),
         ("trace", "/console/trace".into()),
@@ -278,12 +386,13 @@ async fn measure(
     base: &str,
     cookie: &str,
     args: &ConsoleBenchArgs,
+    middle: &str,
 ) -> anyhow::Result<Vec<PageReport>> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let mut reports = Vec::new();
-    for (page, path) in pages(args) {
+    for (page, path) in pages(args, middle) {
         let url = format!("{base}{path}");
         let mut samples = Vec::with_capacity(args.requests);
         for i in 0..args.requests + 10 {
@@ -328,7 +437,7 @@ async fn bench_backend(
     url: &str,
     dir: &Path,
 ) -> anyhow::Result<Vec<PageReport>> {
-    seed(url, args).await?;
+    let middle = seed(url, args).await?;
     let bin = binary();
     let issuer = format!("http://127.0.0.1:{}", args.port);
     let link: serde_json::Value = serde_json::from_str(&run_ok(
@@ -383,7 +492,7 @@ async fn bench_backend(
         .and_then(|v| v.split(';').next())
         .context("signing in set no cookie")?
         .to_owned();
-    measure(&issuer, &cookie, args).await
+    measure(&issuer, &cookie, args, &middle).await
 }
 
 fn render(args: &ConsoleBenchArgs, rows: &[(&str, Vec<PageReport>)]) -> String {

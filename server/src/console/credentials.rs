@@ -43,7 +43,12 @@ pub struct ListQuery {
     approver: String,
     #[serde(default)]
     owner: String,
+    #[serde(default)]
+    after: String,
 }
+
+/// Credentials on one page of the list.
+const PAGE: i64 = 50;
 
 pub struct Row {
     pub id: String,
@@ -62,6 +67,8 @@ struct CredentialsPage {
     approver: String,
     owner: String,
     rows: Vec<Row>,
+    /// The next page's address, when there is one.
+    next: Option<String>,
 }
 
 pub async fn list(
@@ -75,8 +82,9 @@ pub async fn list(
         non_empty(&q.approver),
         non_empty(&q.owner),
     )?;
-    let rows = manage::list(&state.store, selector)
-        .await?
+    let page = manage::page(&state.store, selector, non_empty(&q.after), PAGE).await?;
+    let rows = page
+        .credentials
         .into_iter()
         .map(|c| Row {
             status: status_of(&c, now / 1000),
@@ -87,12 +95,22 @@ pub async fn list(
             approver: c.approver,
         })
         .collect();
+    let next = page.next.map(|after| {
+        format!(
+            "/console/credentials?agent={}&approver={}&owner={}&after={}",
+            urlencode(&q.agent),
+            urlencode(&q.approver),
+            urlencode(&q.owner),
+            urlencode(&after)
+        )
+    });
     render(&CredentialsPage {
         admin,
         agent: q.agent,
         approver: q.approver,
         owner: q.owner,
         rows,
+        next,
     })
 }
 

@@ -8,7 +8,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::audit::{self, NewEvent, kinds};
-use crate::store::tokens::{TokenRecord, TokenSelector};
+use crate::store::tokens::{TokenCursor, TokenRecord, TokenSelector};
 use crate::store::{Store, StoreError};
 
 /// An issued credential as administrators see it.
@@ -91,8 +91,16 @@ pub enum ManageError {
     Store(#[from] StoreError),
 }
 
-/// Most credentials a listing returns.
+/// Most credentials one page of a listing returns.
 pub const LIST_LIMIT: i64 = 1000;
+
+/// One page of credentials, newest first, and where the next page starts (absent on the
+/// last page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialPage {
+    pub credentials: Vec<CredentialSummary>,
+    pub next: Option<String>,
+}
 
 /// The selector named by the optional filters: at most one may be given.
 pub fn selector<'a>(
@@ -111,16 +119,45 @@ pub fn selector<'a>(
     }
 }
 
+/// The newest credentials matching `selector`, at most [`LIST_LIMIT`].
 pub async fn list(
     store: &Store,
     selector: TokenSelector<'_>,
 ) -> Result<Vec<CredentialSummary>, ManageError> {
-    Ok(store
-        .tokens(selector, LIST_LIMIT)
-        .await?
-        .into_iter()
-        .map(CredentialSummary::from)
-        .collect())
+    Ok(page(store, selector, None, LIST_LIMIT).await?.credentials)
+}
+
+/// The page of up to `limit` (1 to [`LIST_LIMIT`]) credentials matching `selector` that
+/// follows cursor `after` (a page's `next`), newest first.
+pub async fn page(
+    store: &Store,
+    selector: TokenSelector<'_>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<CredentialPage, ManageError> {
+    if !(1..=LIST_LIMIT).contains(&limit) {
+        return Err(ManageError::Invalid(format!(
+            "limit must be an integer from 1 to {LIST_LIMIT}"
+        )));
+    }
+    let after = after
+        .map(|a| {
+            TokenCursor::parse(a).ok_or_else(|| {
+                ManageError::Invalid("after is not a cursor this listing gave".into())
+            })
+        })
+        .transpose()?;
+    // One more than the page, to know whether another follows.
+    let mut tokens = store.page_tokens(selector, after, limit + 1).await?;
+    let more = tokens.len() as i64 > limit;
+    tokens.truncate(usize::try_from(limit).unwrap_or(0));
+    let next = more
+        .then(|| tokens.last().map(TokenCursor::write))
+        .flatten();
+    Ok(CredentialPage {
+        credentials: tokens.into_iter().map(CredentialSummary::from).collect(),
+        next,
+    })
 }
 
 /// A credential is named by its `jti` or by its VC `id` (`{issuer}/credentials/{jti}`, as

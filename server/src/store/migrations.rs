@@ -82,6 +82,11 @@ pub(super) const SQLITE: &[(i64, &str, &str)] = &[
         "trace subject",
         include_str!("../../../migrations/sqlite/0016_trace_subject.sql"),
     ),
+    (
+        17,
+        "credential pages",
+        include_str!("../../../migrations/sqlite/0017_credential_pages.sql"),
+    ),
 ];
 pub(super) const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -163,5 +168,10 @@ pub(super) const POSTGRES: &[(i64, &str, &str)] = &[
         16,
         "trace subject",
         include_str!("../../../migrations/postgres/0016_trace_subject.sql"),
+    ),
+    (
+        17,
+        "credential pages",
+        include_str!("../../../migrations/postgres/0017_credential_pages.sql"),
     ),
 ];

@@ -120,6 +120,33 @@ impl<'a> TokenSelector<'a> {
     }
 }
 
+/// Where a page of credentials continues: the issue time (ms) and `jti` of the last
+/// credential of the page before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCursor<'a> {
+    pub issued_at: i64,
+    pub jti: &'a str,
+}
+
+impl<'a> TokenCursor<'a> {
+    /// Reads a cursor written by [`TokenCursor::write`]: `{issued_at}.{jti}`.
+    pub fn parse(s: &'a str) -> Option<Self> {
+        let (issued_at, jti) = s.split_once('.')?;
+        if jti.is_empty() || !issued_at.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(TokenCursor {
+            issued_at: issued_at.parse().ok()?,
+            jti,
+        })
+    }
+
+    /// The cursor that continues after `t`.
+    pub fn write(t: &TokenRecord) -> String {
+        format!("{}.{}", t.issued_at, t.jti)
+    }
+}
+
 const TOKEN_COLUMNS: &str = "id, client_id, subject, scope, authorization_details, token_jti, token_type, token_cnf_jkt, \
     token_issued_at, token_expires_at, token_revoked_at, token_revoked_reason, token_status_list, token_status_idx, \
     task_id, renewal_of, COALESCE(approval_id, id) AS approval_root, decided_at";
@@ -158,19 +185,35 @@ impl Store {
         selector: TokenSelector<'_>,
         limit: i64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
+        self.page_tokens(selector, None, limit).await
+    }
+
+    /// One page of the credentials matching `selector`, newest first (issue time, then
+    /// `jti`, descending), starting after `after` (the last one of the previous page):
+    /// keyset pagination, so a late page costs what the first one does (migration 0017's
+    /// indexes walk each selector in that order).
+    pub async fn page_tokens(
+        &self,
+        selector: TokenSelector<'_>,
+        after: Option<TokenCursor<'_>>,
+        limit: i64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
         let Some(sides) = selector.sides() else {
             return self
-                .tokens_where(selector.condition(), selector.value(), limit)
+                .tokens_where(selector.condition(), selector.value(), after, limit)
                 .await;
         };
         let mut all = Vec::new();
         for side in sides {
-            all.extend(self.tokens_where(side, selector.value(), limit).await?);
+            all.extend(
+                self.tokens_where(side, selector.value(), after, limit)
+                    .await?,
+            );
         }
         all.sort_by(|a, b| {
             b.issued_at
                 .cmp(&a.issued_at)
-                .then_with(|| a.jti.cmp(&b.jti))
+                .then_with(|| b.jti.cmp(&a.jti))
         });
         all.dedup_by(|a, b| a.jti == b.jti);
         all.truncate(usize::try_from(limit).unwrap_or(0));
@@ -181,17 +224,23 @@ impl Store {
         &self,
         condition: &str,
         value: &str,
+        after: Option<TokenCursor<'_>>,
         limit: i64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
+        let keyset = if after.is_some() {
+            " AND (token_issued_at, token_jti) < ($3, $4)"
+        } else {
+            ""
+        };
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLUMNS} FROM auth_requests WHERE token_jti IS NOT NULL AND {condition} \
-             ORDER BY token_issued_at DESC LIMIT $2"
+            "SELECT {TOKEN_COLUMNS} FROM auth_requests WHERE token_jti IS NOT NULL AND {condition}{keyset} \
+             ORDER BY token_issued_at DESC, token_jti DESC LIMIT $2"
         ));
-        let rows = sqlx::query(sql)
-            .bind(value)
-            .bind(limit)
-            .fetch_all(self.reader())
-            .await?;
+        let mut query = sqlx::query(sql).bind(value).bind(limit);
+        if let Some(c) = after {
+            query = query.bind(c.issued_at).bind(c.jti);
+        }
+        let rows = query.fetch_all(self.reader()).await?;
         rows.iter().map(from_row).collect()
     }
 
@@ -298,7 +347,129 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::TokenSelector;
+    use super::{TokenCursor, TokenGrant, TokenSelector};
+    use crate::store::Store;
+    use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
+    use crate::store::testing::each_backend;
+
+    /// Issues credential `jti` at `issued_at` on a fresh approved request (agent `agent`
+    /// of the seeded owner alice), decided by `decided_by`.
+    async fn issue(store: &Store, jti: &str, issued_at: i64, decided_by: &str) {
+        let id = format!("req-{jti}");
+        store
+            .insert_auth_request(&AuthRequestRecord {
+                id: id.clone(),
+                client_id: "agent".into(),
+                subject: "alice".into(),
+                scope: "openid".into(),
+                delivery_mode: "poll".into(),
+                status: AuthRequestStatus::Approved,
+                expires_at: i64::MAX / 2,
+                interval_secs: 5,
+                decided_at: Some(1),
+                decided_by: Some(decided_by.into()),
+                decision_method: Some("dev".into()),
+                ..AuthRequestRecord::default()
+            })
+            .await
+            .unwrap();
+        let grant = TokenGrant {
+            jti: jti.into(),
+            token_type: "Bearer".into(),
+            cnf_jkt: None,
+            issued_at,
+            expires_at: issued_at + 900_000,
+            status_list: 1,
+            status_idx: issued_at * 100 + i64::from(jti.as_bytes()[1]),
+        };
+        assert!(
+            store
+                .claim_for_issue(&id, "agent", &grant, issued_at)
+                .await
+                .unwrap()
+                .is_some(),
+            "issued {jti}"
+        );
+    }
+
+    /// Pages through `selector` `size` at a time, following each page's last credential.
+    async fn walk(store: &Store, selector: TokenSelector<'_>, size: i64) -> Vec<Vec<String>> {
+        let mut pages = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let cursor = after.as_deref().map(|a| TokenCursor::parse(a).unwrap());
+            let page = store.page_tokens(selector, cursor, size).await.unwrap();
+            if page.is_empty() {
+                return pages;
+            }
+            after = page.last().map(TokenCursor::write);
+            pages.push(page.into_iter().map(|t| t.jti).collect());
+        }
+    }
+
+    #[tokio::test]
+    async fn keyset_pages_visit_each_credential_once_newest_first_ties_by_jti() {
+        each_backend(|store| async move {
+            crate::store::auth_requests::tests::seed(&store).await;
+            // Three issued in the same millisecond, so only the jti orders them.
+            for (jti, at, by) in [
+                ("t1", 1_000, "alice"),
+                ("t2", 2_000, "bob"),
+                ("t3", 2_000, "alice"),
+                ("t4", 2_000, "bob"),
+                ("t5", 3_000, "alice"),
+            ] {
+                issue(&store, jti, at, by).await;
+            }
+            let pages = |v: &[&[&str]]| -> Vec<Vec<String>> {
+                v.iter()
+                    .map(|p| p.iter().map(|s| (*s).to_owned()).collect())
+                    .collect()
+            };
+            assert_eq!(
+                walk(&store, TokenSelector::All, 2).await,
+                pages(&[&["t5", "t4"], &["t3", "t2"], &["t1"]])
+            );
+            assert_eq!(
+                walk(&store, TokenSelector::Agent("agent"), 3).await,
+                pages(&[&["t5", "t4", "t3"], &["t2", "t1"]])
+            );
+            // The approver rule is two index walks merged: pages must still not repeat or
+            // skip. bob decided t2 and t4; alice's own requests count for her only when
+            // nobody else's wallet decided them (dev decisions: all five).
+            assert_eq!(
+                walk(&store, TokenSelector::Approver("bob"), 1).await,
+                pages(&[&["t4"], &["t2"]])
+            );
+            assert_eq!(
+                walk(&store, TokenSelector::Approver("alice"), 2).await,
+                pages(&[&["t5", "t4"], &["t3", "t2"], &["t1"]])
+            );
+            assert_eq!(
+                walk(&store, TokenSelector::Owner("alice"), 4).await,
+                pages(&[&["t5", "t4", "t3", "t2"], &["t1"]])
+            );
+        })
+        .await;
+    }
+
+    #[test]
+    fn cursors_read_back_what_they_wrote_and_nothing_else() {
+        let c = TokenCursor::parse("1700000000123.urn:a.b").unwrap();
+        assert_eq!((c.issued_at, c.jti), (1_700_000_000_123, "urn:a.b"));
+        for bad in [
+            "",
+            "123",
+            "123.",
+            ".jti",
+            "-5.jti",
+            "+5.jti",
+            "1e3.jti",
+            "99999999999999999999.j",
+        ] {
+            assert!(TokenCursor::parse(bad).is_none(), "{bad:?}");
+        }
+    }
 
     /// The approver rule is written once: its two indexed sides are exactly its `OR`.
     #[test]
