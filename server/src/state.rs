@@ -144,4 +144,5 @@ pub mod paths {
     pub const WALLET_ENROLLMENTS: &str = "/wallet/v1/enrollments";
     pub const WALLET_ENROLLMENT_COMPLETE: &str = "/wallet/v1/enrollments/complete";
     pub const WALLET_REQUESTS: &str = "/wallet/v1/requests";
+    pub const WALLET_DEVICE_REMOVE: &str = "/wallet/v1/device/remove";
 }

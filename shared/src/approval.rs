@@ -96,6 +96,9 @@ pub struct ApprovalClaims {
     /// The WebAuthn assertion (`AuthenticationResponseJSON`) made with user verification
     /// on the challenge from the request object.
     pub assertion: Value,
+    /// The human's reason for a denial, when they gave one (signed with the decision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 // Messages of the wallet API (`/wallet/v1`).

@@ -54,7 +54,7 @@ async fn approved_by(s: &TestServer, agent: &Agent, approver: &TestWallet) -> St
             let id = id.clone();
             move |w| {
                 w.show(&id)?;
-                w.decide(&id, DecisionKind::Approve)
+                w.decide(&id, DecisionKind::Approve, None)
             }
         })
         .await

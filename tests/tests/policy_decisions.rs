@@ -265,7 +265,7 @@ async fn approvers_are_routed_with_four_eyes(db: Db) {
     );
     bob.run({
         let big = big.clone();
-        move |w| w.decide(&big, DecisionKind::Approve)
+        move |w| w.decide(&big, DecisionKind::Approve, None)
     })
     .await
     .unwrap();

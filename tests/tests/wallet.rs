@@ -16,6 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 both_backends!(approve_and_deny_through_the_wallet);
+both_backends!(history_keeps_the_signed_decisions_and_removing_the_device_ends_it);
 
 const ORDER: &str = r#"[{"type":"purchase_order","vendor":"Acme","amount":1200,"currency":"USD"}]"#;
 
@@ -102,7 +103,7 @@ async fn approve_and_deny_through_the_wallet(db: Db) {
     let recorded = wallet
         .run({
             let id = id.clone();
-            move |w| w.decide(&id, DecisionKind::Approve)
+            move |w| w.decide(&id, DecisionKind::Approve, None)
         })
         .await
         .unwrap();
@@ -139,7 +140,7 @@ async fn approve_and_deny_through_the_wallet(db: Db) {
             let id = denied.clone();
             move |w| {
                 w.show(&id)?;
-                w.decide(&id, DecisionKind::Deny)
+                w.decide(&id, DecisionKind::Deny, None)
             }
         })
         .await
@@ -189,7 +190,7 @@ async fn a_wallet_approval_pushes_the_credential_to_a_push_mode_agent() {
             let id = id.clone();
             move |w| {
                 w.show(&id)?;
-                w.decide(&id, DecisionKind::Approve)
+                w.decide(&id, DecisionKind::Approve, None)
             }
         })
         .await
@@ -200,5 +201,102 @@ async fn a_wallet_approval_pushes_the_credential_to_a_push_mode_agent() {
     assert_eq!(credential["evidence"][0]["method"], "passkey+device_key");
     assert!(credential["evidence"][0]["approval"].is_string());
     assert_eq!(credential["cnf"]["jkt"], jkt.as_str());
+    s.stop().await;
+}
+
+/// The wallet keeps each decision with the exact approval it signed; removing the device
+/// disables it on the server (in the trail, by the device) before anything is forgotten
+/// locally, and a removed device is refused.
+async fn history_keeps_the_signed_decisions_and_removing_the_device_ends_it(db: Db) {
+    let s = TestServer::start(db).await;
+    s.human("alice").await;
+    let agent = s.agent("procurement", "alice", "client_secret_basic").await;
+    let wallet = s.wallet("alice").await;
+    let approved = request(&s, &agent, &[]).await;
+    let denied = request(&s, &agent, &[]).await;
+    for (id, kind, reason) in [
+        (approved.clone(), DecisionKind::Approve, None),
+        (denied.clone(), DecisionKind::Deny, Some("not mine")),
+    ] {
+        wallet
+            .run(move |w| {
+                w.show(&id)?;
+                w.decide(&id, kind, reason)
+            })
+            .await
+            .unwrap();
+    }
+    let history = wallet.run(|w| w.history()).await.unwrap();
+    let decided: Vec<(&str, &str, Option<&str>)> = history
+        .iter()
+        .map(|e| {
+            (
+                e.request_id.as_str(),
+                e.decision.as_str(),
+                e.reason.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decided,
+        [
+            (denied.as_str(), "deny", Some("not mine")),
+            (approved.as_str(), "approve", None)
+        ]
+    );
+    // The evidence is the approval the server holds: signed by this device's key.
+    let key = device_key(&wallet);
+    let evidence = UnverifiedJws::parse(&history[1].evidence).unwrap();
+    evidence.verify_jwk(&key).unwrap();
+    let claims: ApprovalClaims = evidence.insecure_claims().unwrap();
+    assert_eq!(claims.transaction_hash, history[1].transaction_hash);
+    assert_eq!(history[1].device_jkt, thumbprint(&key).unwrap());
+    assert_eq!(history[0].binding_message.as_deref(), Some("W4SCT"));
+    let stored = s
+        .state()
+        .store
+        .auth_request(&approved)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.approval_jws.as_deref(),
+        Some(history[1].evidence.as_str())
+    );
+
+    let device_id = wallet
+        .run(|w| w.enrollment())
+        .await
+        .unwrap()
+        .unwrap()
+        .device_id;
+    // A copy of the device's state, as a stolen backup would be, still holds the key.
+    let copy = wallet.snapshot(None);
+    wallet.run(|w| w.remove_device()).await.unwrap();
+    assert!(wallet.run(|w| w.enrollment()).await.unwrap().is_none());
+    assert!(wallet.run(|w| w.history()).await.unwrap().is_empty());
+    let refused = copy.run(|w| w.pending()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(countersign_wallet_core::WalletError::Refused { status: 401, .. })
+        ),
+        "{refused:?}"
+    );
+    let again = copy.run(|w| w.remove_device()).await;
+    assert!(
+        matches!(
+            again,
+            Err(countersign_wallet_core::WalletError::Refused { status: 401, .. })
+        ),
+        "{again:?}"
+    );
+    let removal = countersign_server::audit::recent(&s.state().store, Some("human:alice"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "device.removed")
+        .expect("the removal is traced");
+    assert_eq!(removal.actor, format!("device:{device_id}"));
     s.stop().await;
 }

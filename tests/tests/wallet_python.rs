@@ -102,5 +102,18 @@ async fn python_wallet_enrolls_shows_approves_and_denies() {
     assert_eq!(approval["transaction_hash"], seen["transaction_hash"]);
     let (_, denied) = s.poll(&agent, &ids[1]).await;
     assert_eq!(denied["error"], "access_denied");
+    // The denial's reason travelled signed and is in the trail.
+    let events = s
+        .state()
+        .store
+        .recent_audit_events(Some(&ids[1]), 20)
+        .await
+        .unwrap();
+    let denial = events
+        .iter()
+        .find(|e| e.kind == "request.denied")
+        .expect("the denial is traced");
+    let detail: Value = serde_json::from_str(&denial.detail).unwrap();
+    assert_eq!(detail["reason"], "not an order I placed");
     s.stop().await;
 }

@@ -60,7 +60,7 @@ async fn show(wallet: &TestWallet, id: &str) -> Result<(), WalletError> {
 async fn decide(wallet: &TestWallet, id: &str) -> Result<(), WalletError> {
     let id = id.to_owned();
     wallet
-        .run(move |w| w.decide(&id, DecisionKind::Approve).map(|_| ()))
+        .run(move |w| w.decide(&id, DecisionKind::Approve, None).map(|_| ()))
         .await
 }
 
@@ -188,6 +188,7 @@ async fn another_humans_device_can_neither_see_nor_approve() {
         iat: s.now_s(),
         jti: random_b64url(16),
         assertion: json!({}),
+        reason: None,
     };
     let forged = device(&bobs).sign_jws(APPROVAL_TYP, &claims).unwrap();
     let (status, _) = post_decision(&s, &bobs, &id, &forged).await;
@@ -212,7 +213,10 @@ async fn an_expired_request_cannot_be_approved() {
     let id = request(&s, &agent, 100).await;
     show(&wallet, &id).await.unwrap();
     s.clock.advance_ms(61_000);
-    assert_refused(decide(&wallet, &id).await, 409, "no longer pending");
+    assert!(
+        matches!(decide(&wallet, &id).await, Err(WalletError::Expired)),
+        "the server's problem code says it expired"
+    );
     let (_, body) = s.poll(&agent, &id).await;
     assert_eq!(body["error"], "expired_token");
     s.stop().await;
@@ -311,6 +315,58 @@ async fn the_wallet_refuses_a_request_object_its_pinned_key_did_not_sign() {
         Err(WalletError::Invalid(m)) => assert!(m.contains("has not been shown"), "{m}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
+    nothing_issued(&s, &agent, &id).await;
+    s.stop().await;
+}
+
+/// A denial's reason is signed with it, so only the device can add one; the server still
+/// refuses one on an approval, or one that is not short text, before anything is checked
+/// or recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reason_only_goes_with_a_denial_and_must_be_short_text() {
+    let Setup { s, agent, wallet } = setup().await;
+    let id = request(&s, &agent, 100).await;
+    show(&wallet, &id).await.unwrap();
+    let shown = {
+        let id = id.clone();
+        wallet.run(move |w| w.show(&id)).await.unwrap()
+    };
+    let signed = |decision, reason: &str| {
+        let claims = ApprovalClaims {
+            request_id: id.clone(),
+            transaction_hash: shown.transaction_hash.clone(),
+            decision,
+            iat: s.now_s(),
+            jti: random_b64url(16),
+            assertion: json!({}),
+            reason: Some(reason.to_owned()),
+        };
+        device(&wallet).sign_jws(APPROVAL_TYP, &claims).unwrap()
+    };
+    for (approval, why) in [
+        (signed(DecisionKind::Approve, "fine"), "goes with a denial"),
+        (
+            signed(DecisionKind::Deny, &"x".repeat(501)),
+            "1-500 characters",
+        ),
+        (
+            signed(DecisionKind::Deny, "line\nbreak"),
+            "1-500 characters",
+        ),
+        (signed(DecisionKind::Deny, "  "), "1-500 characters"),
+    ] {
+        let (status, body) = post_decision(&s, &wallet, &id, &approval).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body["detail"].as_str().unwrap().contains(why), "{body}");
+    }
+    // The wallet itself will not put a reason on an approval.
+    let local = {
+        let id = id.clone();
+        wallet
+            .run(move |w| w.decide(&id, DecisionKind::Approve, Some("because")))
+            .await
+    };
+    assert!(matches!(local, Err(WalletError::Invalid(_))), "{local:?}");
     nothing_issued(&s, &agent, &id).await;
     s.stop().await;
 }

@@ -152,7 +152,7 @@ fn decide(wallet: &Wallet, args: &Decide, kind: DecisionKind, json: bool) -> any
     if !args.yes && !confirm(&format!("{verb} this request?"))? {
         bail!("not confirmed; nothing was sent");
     }
-    let recorded = wallet.decide(&args.id, kind)?;
+    let recorded = wallet.decide(&args.id, kind, None)?;
     if json {
         println!(
             "{}",
@@ -197,7 +197,7 @@ impl Watcher<'_> {
             } else {
                 DecisionKind::Deny
             };
-            let status = self.wallet.decide(id, kind)?.status;
+            let status = self.wallet.decide(id, kind, None)?.status;
             if self.json {
                 println!("{}", json!({"request_id": id, "status": status}));
             } else {

@@ -55,14 +55,7 @@ impl ServerClient {
         if !status.is_success() {
             let mut response = response;
             let text = response.body_mut().read_to_string().unwrap_or_default();
-            let detail = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
-                .unwrap_or(text);
-            return Err(WalletError::Refused {
-                status: status.as_u16(),
-                detail,
-            });
+            return Err(refusal(status.as_u16(), text));
         }
         Ok(std::io::BufReader::new(response.into_body().into_reader()))
     }
@@ -114,17 +107,29 @@ impl ServerClient {
             .read_to_string()
             .map_err(network)?;
         if !status.is_success() {
-            let detail = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
-                .unwrap_or(text);
-            return Err(WalletError::Refused {
-                status: status.as_u16(),
-                detail,
-            });
+            return Err(refusal(status.as_u16(), text));
         }
         serde_json::from_str(&text).map_err(|e| {
             WalletError::Protocol(format!("unexpected answer to {method} {path}: {e}"))
         })
+    }
+}
+
+/// The error for a refusal with `status` and problem document `text`: a request that is
+/// no longer pending says why (its problem `code`), anything else carries the `detail`.
+fn refusal(status: u16, text: String) -> WalletError {
+    let problem = serde_json::from_str::<serde_json::Value>(&text).ok();
+    let field = |name: &str| {
+        problem
+            .as_ref()
+            .and_then(|p| p.get(name)?.as_str().map(str::to_owned))
+    };
+    match (status, field("code").as_deref()) {
+        (409, Some("request_expired")) => WalletError::Expired,
+        (409, Some("request_decided")) => WalletError::AlreadyDecided,
+        _ => WalletError::Refused {
+            status,
+            detail: field("detail").unwrap_or(text),
+        },
     }
 }

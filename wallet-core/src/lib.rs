@@ -11,13 +11,17 @@
 pub mod client;
 pub mod device_key;
 pub mod ffi;
+pub mod history;
 pub mod platform;
 pub mod software;
 pub mod wallet;
 
 pub use device_key::DeviceKey;
+pub use history::DecisionEntry;
 pub use platform::{Keystore, KeystoreError, PasskeyAuthenticator, PasskeyError, SecureStorage};
-pub use wallet::{EnrollOptions, Enrollment, LiveEvent, Platform, ShownRequest, Wallet};
+pub use wallet::{
+    EnrollOptions, Enrollment, EnrollmentOffer, LiveEvent, Platform, ShownRequest, Wallet,
+};
 
 uniffi::setup_scaffolding!();
 
@@ -37,6 +41,13 @@ pub enum WalletError {
     /// The server's answer is not what the protocol requires (bad signature, wrong hash).
     #[error("{0}")]
     Protocol(String),
+    /// The request expired before the decision reached the server; nothing was recorded.
+    #[error("the request expired before it was decided; nothing was approved")]
+    Expired,
+    /// The request was decided already (another device or approver); this decision was
+    /// not recorded.
+    #[error("the request was already decided; this decision was not recorded")]
+    AlreadyDecided,
     #[error(transparent)]
     Keystore(#[from] platform::KeystoreError),
     #[error(transparent)]

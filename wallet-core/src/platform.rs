@@ -25,6 +25,8 @@ pub trait Keystore: Send + Sync {
     fn public_key(&self, alias: &str) -> Result<Jwk, KeystoreError>;
     /// Signs `message` with ES256 and returns the JWS signature (`r || s`, 64 bytes).
     fn sign(&self, alias: &str, message: &[u8]) -> Result<Vec<u8>, KeystoreError>;
+    /// Destroys key `alias` (removing a device); no error if there is none.
+    fn delete(&self, alias: &str) -> Result<(), KeystoreError>;
     /// Key attestation the platform offers for `alias` (Android key attestation chain,
     /// Apple App Attest), opaque to the wallet; `None` where there is none.
     fn attestation(&self, _alias: &str) -> Option<String> {

@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::WalletError;
 use crate::client::ServerClient;
 use crate::device_key::DeviceKey;
+use crate::history::{self, DecisionEntry};
 use crate::platform::{Keystore, PasskeyAuthenticator, SecureStorage};
 
 /// The keystore alias of the device key.
@@ -79,9 +80,26 @@ pub struct ShownRequest {
     webauthn: Value,
 }
 
+/// What an enrollment invitation offers, read from its server before any key exists:
+/// the human sees this and confirms (or not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentOffer {
+    pub server: String,
+    pub subject: String,
+    pub name: String,
+    pub rp_id: String,
+}
+
+/// An offer the human has seen, with what completing it needs.
+struct OpenOffer {
+    uri: EnrollmentUri,
+    challenge: EnrollmentChallenge,
+}
+
 pub struct Wallet {
     platform: Platform,
     shown: Mutex<HashMap<String, ShownRequest>>,
+    offer: Mutex<Option<OpenOffer>>,
 }
 
 fn now_secs() -> i64 {
@@ -95,6 +113,7 @@ impl Wallet {
         Self {
             platform,
             shown: Mutex::new(HashMap::new()),
+            offer: Mutex::new(None),
         }
     }
 
@@ -122,11 +141,19 @@ impl Wallet {
     }
 
     /// Redeems an enrollment invitation URI: creates the device key and a passkey, and
-    /// registers both with the server.
+    /// registers both with the server ([`Self::preview_enrollment`], then
+    /// [`Self::confirm_enrollment`], for a caller that showed the offer already).
     pub fn enroll(&self, uri: &str, options: &EnrollOptions) -> Result<Enrollment, WalletError> {
+        self.preview_enrollment(uri)?;
+        self.confirm_enrollment(options)
+    }
+
+    /// Reads what invitation `uri` offers from its server (the human and the relying
+    /// party), without creating any key; [`Self::confirm_enrollment`] completes it. A new
+    /// preview replaces an open one. The invitation is not used up by a preview.
+    pub fn preview_enrollment(&self, uri: &str) -> Result<EnrollmentOffer, WalletError> {
         let uri = EnrollmentUri::parse(uri).map_err(WalletError::Invalid)?;
-        let server = ServerClient::new(&uri.server);
-        let challenge: EnrollmentChallenge = server.call(
+        let challenge: EnrollmentChallenge = ServerClient::new(&uri.server).call(
             "POST",
             "/wallet/v1/enrollments",
             Some(&BeginEnrollment {
@@ -134,6 +161,35 @@ impl Wallet {
             }),
             None,
         )?;
+        let offer = EnrollmentOffer {
+            server: uri.server.clone(),
+            subject: challenge.subject.clone(),
+            name: challenge.name.clone(),
+            rp_id: challenge.rp_id.clone(),
+        };
+        *self.lock_offer()? = Some(OpenOffer { uri, challenge });
+        Ok(offer)
+    }
+
+    /// Forgets the open offer, if any.
+    pub fn cancel_enrollment(&self) -> Result<(), WalletError> {
+        *self.lock_offer()? = None;
+        Ok(())
+    }
+
+    fn lock_offer(&self) -> Result<std::sync::MutexGuard<'_, Option<OpenOffer>>, WalletError> {
+        self.offer
+            .lock()
+            .map_err(|_| WalletError::Invalid("wallet state lock poisoned".into()))
+    }
+
+    /// Completes the offer the human saw: creates the device key and a passkey and
+    /// registers both with the server.
+    pub fn confirm_enrollment(&self, options: &EnrollOptions) -> Result<Enrollment, WalletError> {
+        let OpenOffer { uri, challenge } = self.lock_offer()?.take().ok_or_else(|| {
+            WalletError::Invalid("no enrollment to confirm; open the invitation first".into())
+        })?;
+        let server = ServerClient::new(&uri.server);
         let keystore = &self.platform.keystore;
         let jwk = keystore.generate(DEVICE_KEY_ALIAS, true)?;
         let options_json = serde_json::to_string(&challenge.webauthn)
@@ -170,6 +226,39 @@ impl Wallet {
         };
         self.save_enrollment(&enrollment)?;
         Ok(enrollment)
+    }
+
+    /// The decisions this wallet made, newest first, with their signed evidence.
+    pub fn history(&self) -> Result<Vec<DecisionEntry>, WalletError> {
+        history::load(self.platform.storage.as_ref())
+    }
+
+    /// Removes this device: tells the server to disable it (its pending approvals can no
+    /// longer be made from here), then forgets the enrollment, its history and its device
+    /// key. If the server cannot be reached the device stays enrolled and the error says
+    /// so, so a human never believes a device is gone while the server still trusts it.
+    pub fn remove_device(&self) -> Result<(), WalletError> {
+        let enrollment = self.enrolled()?;
+        ServerClient::new(&enrollment.server).call::<(), serde_json::Value>(
+            "POST",
+            "/wallet/v1/device/remove",
+            None,
+            Some(&self.device_key()),
+        )?;
+        self.forget()
+    }
+
+    /// Forgets this device's enrollment, history and key locally (the server is not told).
+    pub fn forget(&self) -> Result<(), WalletError> {
+        let storage = self.platform.storage.as_ref();
+        history::clear(storage)?;
+        storage.delete(ENROLLMENT_KEY)?;
+        self.platform.keystore.delete(DEVICE_KEY_ALIAS)?;
+        self.shown
+            .lock()
+            .map_err(|_| WalletError::Invalid("wallet state lock poisoned".into()))?
+            .clear();
+        Ok(())
     }
 
     /// Requests waiting for this wallet's human.
@@ -293,17 +382,29 @@ impl Wallet {
     /// Approves or denies request `id`, which must have been shown by [`Self::show`]:
     /// a passkey assertion (the platform asks for the biometric) on the request's
     /// challenge, inside an approval signed by the device key over the transaction hash.
+    /// A denial may carry the human's `reason`, signed with it. A decision the server
+    /// recorded goes into [`Self::history`].
+    ///
+    /// If the server answers that the request is no longer pending, the error says
+    /// whether it expired ([`WalletError::Expired`]) or was decided elsewhere
+    /// ([`WalletError::AlreadyDecided`]), as the server's problem `code` tells. The
+    /// request stays shown after a cancelled passkey, so the human can try again.
     pub fn decide(
         &self,
         id: &str,
         decision: DecisionKind,
+        reason: Option<&str>,
     ) -> Result<DecisionRecorded, WalletError> {
         let enrollment = self.enrolled()?;
+        if reason.is_some() && decision == DecisionKind::Approve {
+            return Err(WalletError::Invalid("a reason goes with a denial".into()));
+        }
         let shown = self
             .shown
             .lock()
             .map_err(|_| WalletError::Invalid("wallet state lock poisoned".into()))?
-            .remove(id)
+            .get(id)
+            .cloned()
             .ok_or_else(|| {
                 WalletError::Invalid(format!(
                     "request {id} has not been shown; show it before deciding"
@@ -312,22 +413,52 @@ impl Wallet {
         let options = serde_json::to_string(&shown.webauthn)
             .map_err(|e| WalletError::Invalid(e.to_string()))?;
         let assertion = self.platform.passkeys.get_assertion(&options)?;
+        // From here the passkey challenge is spent: the request must be shown again.
+        self.shown
+            .lock()
+            .map_err(|_| WalletError::Invalid("wallet state lock poisoned".into()))?
+            .remove(id);
         let claims = ApprovalClaims {
             request_id: id.to_owned(),
-            transaction_hash: shown.transaction_hash,
+            transaction_hash: shown.transaction_hash.clone(),
             decision,
             iat: now_secs(),
             jti: countersign_jose::random_b64url(16),
             assertion: serde_json::from_str(&assertion).map_err(|e| {
                 WalletError::Protocol(format!("the passkey response is not JSON: {e}"))
             })?,
+            reason: reason.map(str::to_owned),
         };
-        let approval = self.device_key().sign_jws(APPROVAL_TYP, &claims)?;
-        ServerClient::new(&enrollment.server).call(
+        let key = self.device_key();
+        let approval = key.sign_jws(APPROVAL_TYP, &claims)?;
+        let recorded: DecisionRecorded = ServerClient::new(&enrollment.server).call(
             "POST",
             &format!("/wallet/v1/requests/{id}/decision"),
-            Some(&DecisionRequest { approval }),
-            Some(&self.device_key()),
-        )
+            Some(&DecisionRequest {
+                approval: approval.clone(),
+            }),
+            Some(&key),
+        )?;
+        let t = shown.transaction;
+        history::record(
+            self.platform.storage.as_ref(),
+            DecisionEntry {
+                request_id: id.to_owned(),
+                decision: match decision {
+                    DecisionKind::Approve => "approve",
+                    DecisionKind::Deny => "deny",
+                }
+                .into(),
+                decided_at: claims.iat,
+                agent: t.agent.name,
+                action: t.action,
+                binding_message: t.binding_message,
+                reason: claims.reason,
+                transaction_hash: shown.transaction_hash,
+                evidence: approval,
+                device_jkt: key.thumbprint()?,
+            },
+        )?;
+        Ok(recorded)
     }
 }

@@ -75,7 +75,7 @@ fn round_trip(agent: &Agent, wallet: &Wallet) -> anyhow::Result<[Duration; 4]> {
     let created_at = Instant::now();
     wallet.show(id)?;
     let shown_at = Instant::now();
-    wallet.decide(id, DecisionKind::Approve)?;
+    wallet.decide(id, DecisionKind::Approve, None)?;
     let decided_at = Instant::now();
     let tokens = agent.post(
         "/token",

@@ -29,8 +29,12 @@ use crate::store::{StoreError, Tx};
 pub enum ApprovalError {
     #[error("no such authentication request")]
     NotFound,
-    #[error("the request is no longer pending (already decided or expired)")]
-    NotPending,
+    /// The request is no longer pending: decided already, or expired undecided.
+    #[error("{}", match .0 {
+        Ended::Expired => "the request is no longer pending: it expired before it was decided",
+        Ended::Decided => "the request is no longer pending: it was already decided",
+    })]
+    NotPending(Ended),
     /// The wallet call carried no valid device proof, or the device is unknown or disabled.
     #[error("{0}")]
     Unauthenticated(String),
@@ -97,6 +101,8 @@ pub struct DecisionInput<'a> {
     /// The wallet-signed decision (compact JWS) and its device key's thumbprint.
     pub approval_jws: Option<&'a str>,
     pub device_jkt: Option<&'a str>,
+    /// The human's reason for a denial, as signed in the approval.
+    pub reason: Option<&'a str>,
 }
 
 impl<'a> DecisionInput<'a> {
@@ -132,6 +138,24 @@ pub async fn decide(
     .await
 }
 
+/// Why a request can no longer be decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Expired,
+    Decided,
+}
+
+impl Ended {
+    /// Why `request` (found not decidable at `now_ms`) is over.
+    pub fn of(request: &AuthRequestRecord, now_ms: i64) -> Self {
+        if request.status == AuthRequestStatus::Pending && now_ms >= request.expires_at {
+            Ended::Expired
+        } else {
+            Ended::Decided
+        }
+    }
+}
+
 /// The trace event of a human's (or developer's) decision on `request`.
 fn decision_event(
     request: &AuthRequestRecord,
@@ -151,7 +175,7 @@ fn decision_event(
         .policy_refs
         .as_deref()
         .and_then(|p| serde_json::from_str(p).ok());
-    let detail = json!({
+    let mut detail = json!({
         "agent": request.client_id,
         "user": request.subject,
         "approver": input.decided_by,
@@ -162,6 +186,9 @@ fn decision_event(
         "approval_digest": input.approval_jws.map(|j| countersign_jose::b64url_encode(countersign_jose::sha256(j.as_bytes()))),
         "policies": policies,
     });
+    if let Some(reason) = input.reason {
+        detail["reason"] = json!(reason);
+    }
     Some(NewAuditRecord {
         at: at_ms,
         actor,
@@ -197,8 +224,9 @@ pub(crate) async fn prepare(
     request: &AuthRequestRecord,
     approved: bool,
 ) -> Result<Prepared, ApprovalError> {
-    if request.status != AuthRequestStatus::Pending || state.now_ms() >= request.expires_at {
-        return Err(ApprovalError::NotPending);
+    let now = state.now_ms();
+    if request.status != AuthRequestStatus::Pending || now >= request.expires_at {
+        return Err(ApprovalError::NotPending(Ended::of(request, now)));
     }
     let mode = DeliveryMode::parse(&request.delivery_mode);
     let client = state
@@ -234,6 +262,7 @@ pub(crate) struct OwnedInput {
     pub method: ApprovalMethod,
     pub approval_jws: Option<String>,
     pub device_jkt: Option<String>,
+    pub reason: Option<String>,
 }
 
 impl From<&DecisionInput<'_>> for OwnedInput {
@@ -244,6 +273,7 @@ impl From<&DecisionInput<'_>> for OwnedInput {
             method: input.method,
             approval_jws: input.approval_jws.map(str::to_owned),
             device_jkt: input.device_jkt.map(str::to_owned),
+            reason: input.reason.map(str::to_owned),
         }
     }
 }
@@ -256,6 +286,7 @@ impl OwnedInput {
             method: self.method,
             approval_jws: self.approval_jws.as_deref(),
             device_jkt: self.device_jkt.as_deref(),
+            reason: self.reason.as_deref(),
         }
     }
 }
@@ -380,7 +411,9 @@ async fn record_on(
         )
         .await?;
     let Some(request) = decided else {
-        return Err(ApprovalError::NotPending);
+        // It was pending and unexpired when prepared: someone decided it since, or its
+        // time ran out in between.
+        return Err(ApprovalError::NotPending(Ended::of(request, now)));
     };
     let outcome = match (input.approved, &grant) {
         (false, _) => Outcome::Denied,

@@ -174,8 +174,9 @@ async fn decidable(
             "this request is not routed to this device's human".into(),
         ));
     }
-    if request.status != AuthRequestStatus::Pending || request.expires_at <= state.now_ms() {
-        return Err(ApprovalError::NotPending);
+    let now = state.now_ms();
+    if request.status != AuthRequestStatus::Pending || request.expires_at <= now {
+        return Err(ApprovalError::NotPending(super::Ended::of(&request, now)));
     }
     Ok(request)
 }
@@ -235,6 +236,25 @@ pub async fn display(
     Ok(DisplayedRequest { request_object })
 }
 
+/// A denial's reason is the human's words, kept with the signed decision: text of at most
+/// 500 characters, and only on a denial.
+fn check_reason(claims: &ApprovalClaims) -> Result<(), ApprovalError> {
+    match &claims.reason {
+        None => Ok(()),
+        Some(_) if claims.decision == DecisionKind::Approve => Err(ApprovalError::Invalid(
+            "approval: a reason goes with a denial".into(),
+        )),
+        Some(r)
+            if r.trim().is_empty() || r.chars().count() > 500 || r.contains(char::is_control) =>
+        {
+            Err(ApprovalError::Invalid(
+                "approval: reason must be 1-500 characters of text".into(),
+            ))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 /// Verifies the wallet's signed decision on request `id` and records it.
 pub async fn decide(
     state: &AppState,
@@ -266,6 +286,7 @@ pub async fn decide(
             "the approval's iat is outside the accepted window".into(),
         ));
     }
+    check_reason(&claims)?;
     let request = decidable(state, device, id).await?;
     let expected = transaction_hash(&transaction(state, &request, &device.subject).await?)
         .map_err(ApprovalError::Internal)?;
@@ -283,6 +304,7 @@ pub async fn decide(
     let device = device.clone();
     let (id_owned, approval) = (id.to_owned(), approval.to_owned());
     let assertion = claims.assertion.clone();
+    let reason = claims.reason.clone();
     record(state, request, prepared, move |state, tx| {
         Box::pin(async move {
             let now = state.now_ms();
@@ -324,6 +346,7 @@ pub async fn decide(
                 method: ApprovalMethod::Wallet,
                 approval_jws: Some(&approval),
                 device_jkt: Some(&device.key_jkt),
+                reason: reason.as_deref(),
             })))
         })
     })

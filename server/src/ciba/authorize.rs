@@ -233,6 +233,7 @@ pub async fn backchannel_authorize(
                 method: ApprovalMethod::Policy,
                 approval_jws: None,
                 device_jkt: None,
+                reason: None,
             },
         )
         .await

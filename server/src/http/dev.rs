@@ -32,6 +32,7 @@ fn developer(approved: bool) -> DecisionInput<'static> {
         method: ApprovalMethod::Developer,
         approval_jws: None,
         device_jkt: None,
+        reason: None,
     }
 }
 

@@ -360,9 +360,13 @@ impl From<ApprovalError> for ProblemResponse {
             ApprovalError::NotFound | ApprovalError::Missing(_) => {
                 Self::new(StatusCode::NOT_FOUND, detail)
             }
-            ApprovalError::NotPending | ApprovalError::Conflict(_) => {
-                Self::new(StatusCode::CONFLICT, detail)
+            ApprovalError::NotPending(ended) => {
+                Self::new(StatusCode::CONFLICT, detail).with_code(match ended {
+                    crate::approvals::Ended::Expired => "request_expired",
+                    crate::approvals::Ended::Decided => "request_decided",
+                })
             }
+            ApprovalError::Conflict(_) => Self::new(StatusCode::CONFLICT, detail),
             ApprovalError::Unauthenticated(_) => Self {
                 challenge: WALLET_CHALLENGE,
                 ..Self::new(StatusCode::UNAUTHORIZED, detail)

@@ -33,7 +33,7 @@ use crate::directory;
         admin_credentials::list, admin_credentials::show, admin_credentials::revoke_one, admin_credentials::revoke_many,
         admin_audit::list, admin_audit::verify, admin_audit::export, admin_audit::approvals,
         admin_devices::invite, admin_devices::list, admin_devices::remove,
-        wallet::begin_enrollment, wallet::complete_enrollment, wallet::pending, wallet::display, wallet::decide, wallet::events,
+        wallet::begin_enrollment, wallet::complete_enrollment, wallet::pending, wallet::display, wallet::decide, wallet::events, wallet::remove_device,
         dev::approve, dev::deny,
         signals::receive,
         ops::healthz, ops::readyz,

@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/wallet/v1/requests/{id}/display", post(display))
         .route("/wallet/v1/requests/{id}/decision", post(decide))
         .route("/wallet/v1/events", get(events))
+        .route(paths::WALLET_DEVICE_REMOVE, post(remove_device))
 }
 
 fn single_proof(headers: &HeaderMap) -> Result<Option<&str>, ApprovalError> {
@@ -155,6 +156,29 @@ pub(super) async fn decide(
 ) -> Result<Json<DecisionRecorded>, ProblemResponse> {
     Ok(Json(
         wallet::decide(&state, &device, &id, &body.approval).await?,
+    ))
+}
+
+/// The device removes itself (its owner chose "remove this device" in the wallet): it is
+/// disabled as an administrator would, and its proofs and approvals are refused from now
+/// on. Repeating it is refused like any call from a disabled device.
+#[utoipa::path(post, path = "/wallet/v1/device/remove", tag = "wallet",
+    params(("DPoP" = String, Header, description = "proof signed by the device key")),
+    responses((status = 200, body = crate::approvals::enrollment::Device),
+        (status = 401, description = "missing or invalid device proof, or the device is already removed", body = super::error::Problem, content_type = "application/problem+json")))]
+pub(super) async fn remove_device(
+    State(state): State<AppState>,
+    WalletDevice(device): WalletDevice,
+) -> Result<Json<crate::approvals::enrollment::Device>, ProblemResponse> {
+    let actor = format!("device:{}", device.id);
+    Ok(Json(
+        enrollment::remove_device(
+            &state,
+            &device.id,
+            "removed from the wallet by its owner",
+            &actor,
+        )
+        .await?,
     ))
 }
 

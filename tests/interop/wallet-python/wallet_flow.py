@@ -36,7 +36,7 @@ except cw.FfiError.Invalid as e:
 view = wallet.show(approve_id)
 approved = wallet.approve(approve_id)
 wallet.show(deny_id)
-denied = wallet.deny(deny_id)
+denied = wallet.deny(deny_id, "not an order I placed")
 
 # Unknown requests are refused by the server with its reason.
 try:

@@ -558,6 +558,11 @@ public protocol FfiKeystore: AnyObject, Sendable {
     func sign(alias: String, message: Data) throws  -> Data
     
     /**
+     * Destroys key `alias`; no error if there is none.
+     */
+    func delete(alias: String) throws 
+    
+    /**
      * Key attestation, if the platform has one.
      */
     func attestation(alias: String)  -> String?
@@ -651,6 +656,16 @@ open func sign(alias: String, message: Data)throws  -> Data  {
         FfiConverterData.lower(message),$0
     )
 })
+}
+    
+    /**
+     * Destroys key `alias`; no error if there is none.
+     */
+open func delete(alias: String)throws   {try rustCallWithError(FfiConverterTypePlatformError_lift) {
+    uniffi_countersign_wallet_core_fn_method_ffikeystore_delete(self.uniffiClonePointer(),
+        FfiConverterString.lower(alias),$0
+    )
+}
 }
     
     /**
@@ -749,6 +764,31 @@ fileprivate struct UniffiCallbackInterfaceFfiKeystore {
 
             
             let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypePlatformError_lower
+            )
+        },
+        delete: { (
+            uniffiHandle: UInt64,
+            alias: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeFfiKeystore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.delete(
+                     alias: try FfiConverterString.lift(alias)
+                )
+            }
+
+            
+            let writeReturn = { () }
             uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
@@ -1331,7 +1371,10 @@ public protocol WalletHandleProtocol: AnyObject, Sendable {
      */
     func approve(requestId: String) throws  -> String
     
-    func deny(requestId: String) throws  -> String
+    /**
+     * Denies a shown request, with the human's reason if they gave one.
+     */
+    func deny(requestId: String, reason: String?) throws  -> String
     
     /**
      * Redeems a `countersign://enroll?...` invitation.
@@ -1440,10 +1483,14 @@ open func approve(requestId: String)throws  -> String  {
 })
 }
     
-open func deny(requestId: String)throws  -> String  {
+    /**
+     * Denies a shown request, with the human's reason if they gave one.
+     */
+open func deny(requestId: String, reason: String?)throws  -> String  {
     return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeFfiError_lift) {
     uniffi_countersign_wallet_core_fn_method_wallethandle_deny(self.uniffiClonePointer(),
-        FfiConverterString.lower(requestId),$0
+        FfiConverterString.lower(requestId),
+        FfiConverterOptionString.lower(reason),$0
     )
 })
 }
@@ -2052,6 +2099,14 @@ public enum FfiError: Swift.Error {
     )
     case Invalid(message: String
     )
+    /**
+     * The request expired before the decision reached the server; nothing was recorded.
+     */
+    case Expired
+    /**
+     * Someone decided the request first; this decision was not recorded.
+     */
+    case AlreadyDecided
 }
 
 
@@ -2085,6 +2140,8 @@ public struct FfiConverterTypeFfiError: FfiConverterRustBuffer {
         case 6: return .Invalid(
             message: try FfiConverterString.read(from: &buf)
             )
+        case 7: return .Expired
+        case 8: return .AlreadyDecided
 
          default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -2126,6 +2183,14 @@ public struct FfiConverterTypeFfiError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(6))
             FfiConverterString.write(message, into: &buf)
             
+        
+        case .Expired:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .AlreadyDecided:
+            writeInt(&buf, Int32(8))
+        
         }
     }
 }
@@ -2349,7 +2414,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_countersign_wallet_core_checksum_method_ffikeystore_sign() != 50721) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_countersign_wallet_core_checksum_method_ffikeystore_attestation() != 18980) {
+    if (uniffi_countersign_wallet_core_checksum_method_ffikeystore_delete() != 8813) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_countersign_wallet_core_checksum_method_ffikeystore_attestation() != 27275) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_countersign_wallet_core_checksum_method_ffipasskeys_create() != 26723) {
@@ -2370,7 +2438,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_countersign_wallet_core_checksum_method_wallethandle_approve() != 18170) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_countersign_wallet_core_checksum_method_wallethandle_deny() != 65054) {
+    if (uniffi_countersign_wallet_core_checksum_method_wallethandle_deny() != 37469) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_countersign_wallet_core_checksum_method_wallethandle_enroll() != 15510) {

@@ -274,7 +274,14 @@ typedef void (*UniffiCallbackInterfaceFfiKeystoreMethod2)(uint64_t, RustBuffer, 
 #endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_FFI_KEYSTORE_METHOD3
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_FFI_KEYSTORE_METHOD3
-typedef void (*UniffiCallbackInterfaceFfiKeystoreMethod3)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+typedef void (*UniffiCallbackInterfaceFfiKeystoreMethod3)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_FFI_KEYSTORE_METHOD4
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_FFI_KEYSTORE_METHOD4
+typedef void (*UniffiCallbackInterfaceFfiKeystoreMethod4)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
 
@@ -320,7 +327,8 @@ typedef struct UniffiVTableCallbackInterfaceFfiKeystore {
     UniffiCallbackInterfaceFfiKeystoreMethod0 _Nonnull generate;
     UniffiCallbackInterfaceFfiKeystoreMethod1 _Nonnull publicKey;
     UniffiCallbackInterfaceFfiKeystoreMethod2 _Nonnull sign;
-    UniffiCallbackInterfaceFfiKeystoreMethod3 _Nonnull attestation;
+    UniffiCallbackInterfaceFfiKeystoreMethod3 _Nonnull delete;
+    UniffiCallbackInterfaceFfiKeystoreMethod4 _Nonnull attestation;
     UniffiCallbackInterfaceFree _Nonnull uniffiFree;
 } UniffiVTableCallbackInterfaceFfiKeystore;
 
@@ -372,6 +380,11 @@ RustBuffer uniffi_countersign_wallet_core_fn_method_ffikeystore_public_key(void*
 #ifndef UNIFFI_FFIDEF_UNIFFI_COUNTERSIGN_WALLET_CORE_FN_METHOD_FFIKEYSTORE_SIGN
 #define UNIFFI_FFIDEF_UNIFFI_COUNTERSIGN_WALLET_CORE_FN_METHOD_FFIKEYSTORE_SIGN
 RustBuffer uniffi_countersign_wallet_core_fn_method_ffikeystore_sign(void*_Nonnull ptr, RustBuffer alias, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_COUNTERSIGN_WALLET_CORE_FN_METHOD_FFIKEYSTORE_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_COUNTERSIGN_WALLET_CORE_FN_METHOD_FFIKEYSTORE_DELETE
+void uniffi_countersign_wallet_core_fn_method_ffikeystore_delete(void*_Nonnull ptr, RustBuffer alias, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_COUNTERSIGN_WALLET_CORE_FN_METHOD_FFIKEYSTORE_ATTESTATION
@@ -461,7 +474,7 @@ RustBuffer uniffi_countersign_wallet_core_fn_method_wallethandle_approve(void*_N
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_COUNTERSIGN_WALLET_CORE_FN_METHOD_WALLETHANDLE_DENY
 #define UNIFFI_FFIDEF_UNIFFI_COUNTERSIGN_WALLET_CORE_FN_METHOD_WALLETHANDLE_DENY
-RustBuffer uniffi_countersign_wallet_core_fn_method_wallethandle_deny(void*_Nonnull ptr, RustBuffer request_id, RustCallStatus *_Nonnull out_status
+RustBuffer uniffi_countersign_wallet_core_fn_method_wallethandle_deny(void*_Nonnull ptr, RustBuffer request_id, RustBuffer reason, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_COUNTERSIGN_WALLET_CORE_FN_METHOD_WALLETHANDLE_ENROLL
@@ -779,6 +792,12 @@ uint16_t uniffi_countersign_wallet_core_checksum_method_ffikeystore_public_key(v
 #ifndef UNIFFI_FFIDEF_UNIFFI_COUNTERSIGN_WALLET_CORE_CHECKSUM_METHOD_FFIKEYSTORE_SIGN
 #define UNIFFI_FFIDEF_UNIFFI_COUNTERSIGN_WALLET_CORE_CHECKSUM_METHOD_FFIKEYSTORE_SIGN
 uint16_t uniffi_countersign_wallet_core_checksum_method_ffikeystore_sign(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_COUNTERSIGN_WALLET_CORE_CHECKSUM_METHOD_FFIKEYSTORE_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_COUNTERSIGN_WALLET_CORE_CHECKSUM_METHOD_FFIKEYSTORE_DELETE
+uint16_t uniffi_countersign_wallet_core_checksum_method_ffikeystore_delete(void
     
 );
 #endif

@@ -38,6 +38,12 @@ pub enum FfiError {
     Platform { message: String },
     #[error("invalid: {message}")]
     Invalid { message: String },
+    /// The request expired before the decision reached the server; nothing was recorded.
+    #[error("the request expired")]
+    Expired,
+    /// Someone decided the request first; this decision was not recorded.
+    #[error("the request was already decided")]
+    AlreadyDecided,
 }
 
 impl From<WalletError> for FfiError {
@@ -51,6 +57,8 @@ impl From<WalletError> for FfiError {
             WalletError::Network(message) => FfiError::Network { message },
             WalletError::Protocol(message) => FfiError::Untrusted { message },
             WalletError::Invalid(message) => FfiError::Invalid { message },
+            WalletError::Expired => FfiError::Expired,
+            WalletError::AlreadyDecided => FfiError::AlreadyDecided,
             e @ (WalletError::Keystore(_)
             | WalletError::Passkey(_)
             | WalletError::Storage(_)
@@ -90,6 +98,8 @@ pub trait FfiKeystore: Send + Sync {
     fn public_key(&self, alias: String) -> Result<String, PlatformError>;
     /// ES256 signature over `message`: raw `r || s`, 64 bytes.
     fn sign(&self, alias: String, message: Vec<u8>) -> Result<Vec<u8>, PlatformError>;
+    /// Destroys key `alias`; no error if there is none.
+    fn delete(&self, alias: String) -> Result<(), PlatformError>;
     /// Key attestation, if the platform has one.
     fn attestation(&self, alias: String) -> Option<String>;
 }
@@ -137,6 +147,12 @@ impl Keystore for KeystoreAdapter {
     fn sign(&self, alias: &str, message: &[u8]) -> Result<Vec<u8>, KeystoreError> {
         self.0
             .sign(alias.to_owned(), message.to_vec())
+            .map_err(|e| KeystoreError::Refused(e.to_string()))
+    }
+
+    fn delete(&self, alias: &str) -> Result<(), KeystoreError> {
+        self.0
+            .delete(alias.to_owned())
             .map_err(|e| KeystoreError::Refused(e.to_string()))
     }
 
@@ -346,11 +362,15 @@ impl WalletHandle {
     pub fn approve(&self, request_id: String) -> Result<String, FfiError> {
         Ok(self
             .wallet
-            .decide(&request_id, DecisionKind::Approve)?
+            .decide(&request_id, DecisionKind::Approve, None)?
             .status)
     }
 
-    pub fn deny(&self, request_id: String) -> Result<String, FfiError> {
-        Ok(self.wallet.decide(&request_id, DecisionKind::Deny)?.status)
+    /// Denies a shown request, with the human's reason if they gave one.
+    pub fn deny(&self, request_id: String, reason: Option<String>) -> Result<String, FfiError> {
+        Ok(self
+            .wallet
+            .decide(&request_id, DecisionKind::Deny, reason.as_deref())?
+            .status)
     }
 }

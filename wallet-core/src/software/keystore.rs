@@ -73,4 +73,13 @@ impl Keystore for SoftwareKeystore {
     fn sign(&self, alias: &str, message: &[u8]) -> Result<Vec<u8>, KeystoreError> {
         Ok(self.load(alias)?.sign_raw(message))
     }
+
+    fn delete(&self, alias: &str) -> Result<(), KeystoreError> {
+        if let Ok(mut loaded) = self.loaded.lock() {
+            loaded.remove(alias);
+        }
+        self.storage
+            .delete(&storage_key(alias))
+            .map_err(|e| KeystoreError::Refused(e.to_string()))
+    }
 }

@@ -297,7 +297,7 @@ impl Demo {
         };
         let started = Instant::now();
         let decided_id = id.clone();
-        let recorded = blocking(&self.wallet, move |w| w.decide(&decided_id, kind)).await?;
+        let recorded = blocking(&self.wallet, move |w| w.decide(&decided_id, kind, None)).await?;
         self.narrator.event(
             if approve { "wallet.approved" } else { "wallet.denied" },
             Tone::Human,

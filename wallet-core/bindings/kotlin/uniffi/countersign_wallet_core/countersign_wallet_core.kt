@@ -664,6 +664,9 @@ internal interface UniffiCallbackInterfaceFfiKeystoreMethod2 : com.sun.jna.Callb
     fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceFfiKeystoreMethod3 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceFfiKeystoreMethod4 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceFfiPasskeysMethod0 : com.sun.jna.Callback {
@@ -681,26 +684,29 @@ internal interface UniffiCallbackInterfaceFfiStorageMethod1 : com.sun.jna.Callba
 internal interface UniffiCallbackInterfaceFfiStorageMethod2 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`key`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
-@Structure.FieldOrder("generate", "publicKey", "sign", "attestation", "uniffiFree")
+@Structure.FieldOrder("generate", "publicKey", "sign", "delete", "attestation", "uniffiFree")
 internal open class UniffiVTableCallbackInterfaceFfiKeystore(
     @JvmField internal var `generate`: UniffiCallbackInterfaceFfiKeystoreMethod0? = null,
     @JvmField internal var `publicKey`: UniffiCallbackInterfaceFfiKeystoreMethod1? = null,
     @JvmField internal var `sign`: UniffiCallbackInterfaceFfiKeystoreMethod2? = null,
-    @JvmField internal var `attestation`: UniffiCallbackInterfaceFfiKeystoreMethod3? = null,
+    @JvmField internal var `delete`: UniffiCallbackInterfaceFfiKeystoreMethod3? = null,
+    @JvmField internal var `attestation`: UniffiCallbackInterfaceFfiKeystoreMethod4? = null,
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
 ) : Structure() {
     class UniffiByValue(
         `generate`: UniffiCallbackInterfaceFfiKeystoreMethod0? = null,
         `publicKey`: UniffiCallbackInterfaceFfiKeystoreMethod1? = null,
         `sign`: UniffiCallbackInterfaceFfiKeystoreMethod2? = null,
-        `attestation`: UniffiCallbackInterfaceFfiKeystoreMethod3? = null,
+        `delete`: UniffiCallbackInterfaceFfiKeystoreMethod3? = null,
+        `attestation`: UniffiCallbackInterfaceFfiKeystoreMethod4? = null,
         `uniffiFree`: UniffiCallbackInterfaceFree? = null,
-    ): UniffiVTableCallbackInterfaceFfiKeystore(`generate`,`publicKey`,`sign`,`attestation`,`uniffiFree`,), Structure.ByValue
+    ): UniffiVTableCallbackInterfaceFfiKeystore(`generate`,`publicKey`,`sign`,`delete`,`attestation`,`uniffiFree`,), Structure.ByValue
 
    internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceFfiKeystore) {
         `generate` = other.`generate`
         `publicKey` = other.`publicKey`
         `sign` = other.`sign`
+        `delete` = other.`delete`
         `attestation` = other.`attestation`
         `uniffiFree` = other.`uniffiFree`
     }
@@ -850,6 +856,8 @@ internal open class UniffiVTableCallbackInterfaceFfiStorage(
 
 
 
+
+
 // For large crates we prevent `MethodTooLargeException` (see #2340)
 // N.B. the name of the extension is very misleading, since it is 
 // rather `InterfaceTooLargeException`, caused by too many methods 
@@ -870,6 +878,8 @@ internal interface IntegrityCheckingUniffiLib : Library {
 fun uniffi_countersign_wallet_core_checksum_method_ffikeystore_public_key(
 ): Short
 fun uniffi_countersign_wallet_core_checksum_method_ffikeystore_sign(
+): Short
+fun uniffi_countersign_wallet_core_checksum_method_ffikeystore_delete(
 ): Short
 fun uniffi_countersign_wallet_core_checksum_method_ffikeystore_attestation(
 ): Short
@@ -963,6 +973,8 @@ fun uniffi_countersign_wallet_core_fn_method_ffikeystore_public_key(`ptr`: Point
 ): RustBuffer.ByValue
 fun uniffi_countersign_wallet_core_fn_method_ffikeystore_sign(`ptr`: Pointer,`alias`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
+fun uniffi_countersign_wallet_core_fn_method_ffikeystore_delete(`ptr`: Pointer,`alias`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
 fun uniffi_countersign_wallet_core_fn_method_ffikeystore_attestation(`ptr`: Pointer,`alias`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 fun uniffi_countersign_wallet_core_fn_clone_ffipasskeys(`ptr`: Pointer,uniffi_out_err: UniffiRustCallStatus, 
@@ -997,7 +1009,7 @@ fun uniffi_countersign_wallet_core_fn_constructor_wallethandle_software(`stateFi
 ): Pointer
 fun uniffi_countersign_wallet_core_fn_method_wallethandle_approve(`ptr`: Pointer,`requestId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
-fun uniffi_countersign_wallet_core_fn_method_wallethandle_deny(`ptr`: Pointer,`requestId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+fun uniffi_countersign_wallet_core_fn_method_wallethandle_deny(`ptr`: Pointer,`requestId`: RustBuffer.ByValue,`reason`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 fun uniffi_countersign_wallet_core_fn_method_wallethandle_enroll(`ptr`: Pointer,`uri`: RustBuffer.ByValue,`request`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
@@ -1142,7 +1154,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_countersign_wallet_core_checksum_method_ffikeystore_sign() != 50721.toShort()) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_countersign_wallet_core_checksum_method_ffikeystore_attestation() != 18980.toShort()) {
+    if (lib.uniffi_countersign_wallet_core_checksum_method_ffikeystore_delete() != 8813.toShort()) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_countersign_wallet_core_checksum_method_ffikeystore_attestation() != 27275.toShort()) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_countersign_wallet_core_checksum_method_ffipasskeys_create() != 26723.toShort()) {
@@ -1163,7 +1178,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_countersign_wallet_core_checksum_method_wallethandle_approve() != 18170.toShort()) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_countersign_wallet_core_checksum_method_wallethandle_deny() != 65054.toShort()) {
+    if (lib.uniffi_countersign_wallet_core_checksum_method_wallethandle_deny() != 37469.toShort()) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_countersign_wallet_core_checksum_method_wallethandle_enroll() != 15510.toShort()) {
@@ -1646,6 +1661,11 @@ public interface FfiKeystore {
     fun `sign`(`alias`: kotlin.String, `message`: kotlin.ByteArray): kotlin.ByteArray
     
     /**
+     * Destroys key `alias`; no error if there is none.
+     */
+    fun `delete`(`alias`: kotlin.String)
+    
+    /**
      * Key attestation, if the platform has one.
      */
     fun `attestation`(`alias`: kotlin.String): kotlin.String?
@@ -1788,6 +1808,21 @@ open class FfiKeystoreImpl: Disposable, AutoCloseable, FfiKeystore
 
     
     /**
+     * Destroys key `alias`; no error if there is none.
+     */
+    @Throws(PlatformException::class)override fun `delete`(`alias`: kotlin.String)
+        = 
+    callWithPointer {
+    uniffiRustCallWithError(PlatformException) { _status ->
+    UniffiLib.INSTANCE.uniffi_countersign_wallet_core_fn_method_ffikeystore_delete(
+        it, FfiConverterString.lower(`alias`),_status)
+}
+    }
+    
+    
+
+    
+    /**
      * Key attestation, if the platform has one.
      */override fun `attestation`(`alias`: kotlin.String): kotlin.String? {
             return FfiConverterOptionalString.lift(
@@ -1865,7 +1900,24 @@ internal object uniffiCallbackInterfaceFfiKeystore {
             )
         }
     }
-    internal object `attestation`: UniffiCallbackInterfaceFfiKeystoreMethod3 {
+    internal object `delete`: UniffiCallbackInterfaceFfiKeystoreMethod3 {
+        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeFfiKeystore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`delete`(
+                    FfiConverterString.lift(`alias`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: PlatformException -> FfiConverterTypePlatformError.lower(e) }
+            )
+        }
+    }
+    internal object `attestation`: UniffiCallbackInterfaceFfiKeystoreMethod4 {
         override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
             val uniffiObj = FfiConverterTypeFfiKeystore.handleMap.get(uniffiHandle)
             val makeCall = { ->
@@ -1888,6 +1940,7 @@ internal object uniffiCallbackInterfaceFfiKeystore {
         `generate`,
         `publicKey`,
         `sign`,
+        `delete`,
         `attestation`,
         uniffiFree,
     )
@@ -2702,7 +2755,10 @@ public interface WalletHandleInterface {
      */
     fun `approve`(`requestId`: kotlin.String): kotlin.String
     
-    fun `deny`(`requestId`: kotlin.String): kotlin.String
+    /**
+     * Denies a shown request, with the human's reason if they gave one.
+     */
+    fun `deny`(`requestId`: kotlin.String, `reason`: kotlin.String?): kotlin.String
     
     /**
      * Redeems a `countersign://enroll?...` invitation.
@@ -2834,12 +2890,15 @@ open class WalletHandle: Disposable, AutoCloseable, WalletHandleInterface
     
 
     
-    @Throws(FfiException::class)override fun `deny`(`requestId`: kotlin.String): kotlin.String {
+    /**
+     * Denies a shown request, with the human's reason if they gave one.
+     */
+    @Throws(FfiException::class)override fun `deny`(`requestId`: kotlin.String, `reason`: kotlin.String?): kotlin.String {
             return FfiConverterString.lift(
     callWithPointer {
     uniffiRustCallWithError(FfiException) { _status ->
     UniffiLib.INSTANCE.uniffi_countersign_wallet_core_fn_method_wallethandle_deny(
-        it, FfiConverterString.lower(`requestId`),_status)
+        it, FfiConverterString.lower(`requestId`),FfiConverterOptionalString.lower(`reason`),_status)
 }
     }
     )
@@ -3258,6 +3317,24 @@ sealed class FfiException: kotlin.Exception() {
             get() = "message=${ `message` }"
     }
     
+    /**
+     * The request expired before the decision reached the server; nothing was recorded.
+     */
+    class Expired(
+        ) : FfiException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * Someone decided the request first; this decision was not recorded.
+     */
+    class AlreadyDecided(
+        ) : FfiException() {
+        override val message
+            get() = ""
+    }
+    
 
     companion object ErrorHandler : UniffiRustCallStatusErrorHandler<FfiException> {
         override fun lift(error_buf: RustBuffer.ByValue): FfiException = FfiConverterTypeFfiError.lift(error_buf)
@@ -3291,6 +3368,8 @@ public object FfiConverterTypeFfiError : FfiConverterRustBuffer<FfiException> {
             6 -> FfiException.Invalid(
                 FfiConverterString.read(buf),
                 )
+            7 -> FfiException.Expired()
+            8 -> FfiException.AlreadyDecided()
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
     }
@@ -3327,6 +3406,14 @@ public object FfiConverterTypeFfiError : FfiConverterRustBuffer<FfiException> {
                 4UL
                 + FfiConverterString.allocationSize(value.`message`)
             )
+            is FfiException.Expired -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is FfiException.AlreadyDecided -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
         }
     }
 
@@ -3360,6 +3447,14 @@ public object FfiConverterTypeFfiError : FfiConverterRustBuffer<FfiException> {
             is FfiException.Invalid -> {
                 buf.putInt(6)
                 FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is FfiException.Expired -> {
+                buf.putInt(7)
+                Unit
+            }
+            is FfiException.AlreadyDecided -> {
+                buf.putInt(8)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
