@@ -111,7 +111,36 @@ ensure_browser() {
   export CS_CHROMIUM="$(command -v chromium)"
 }
 
+ensure_wallet_app() {
+  # The wallet app (wallet-app/, its own Cargo workspace): WebKitGTK to build it, Debian's
+  # WebKitWebDriver and Xvfb to drive it, tauri-driver (crates.io) in front of them. Its
+  # front end is built from npm and unit-tested with Vitest first. The app builds into
+  # its own cached target directory, so its GTK/WebKit crates never touch the server's.
+  if ! dpkg -s libwebkit2gtk-4.1-dev webkit2gtk-driver xvfb >/dev/null 2>&1; then
+    log "installing WebKitGTK, WebKitWebDriver and Xvfb (the wallet app's build and test)"
+    apt_install libwebkit2gtk-4.1-dev webkit2gtk-driver xvfb xauth
+  fi
+  local tools="$HOME/.cache/countersign-tools"
+  if [ "$("$tools/bin/tauri-driver" --version 2>/dev/null)" != "tauri-driver $TAURI_DRIVER_VERSION" ]; then
+    log "installing tauri-driver $TAURI_DRIVER_VERSION"
+    CARGO_TARGET_DIR="$tools/target" cargo install --quiet --locked --root "$tools" \
+      tauri-driver --version "$TAURI_DRIVER_VERSION"
+  fi
+  export CS_TAURI_DRIVER="$tools/bin/tauri-driver"
+  export CS_WEBKIT_DRIVER="$(command -v WebKitWebDriver)"
+  log "wallet app front end: npm ci, vite build (wallet-app/ui)"
+  (cd wallet-app/ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+  log "building the wallet app (desktop, debug) into $WALLET_APP_TARGET_DIR"
+  CARGO_TARGET_DIR="$WALLET_APP_TARGET_DIR" cargo build --locked \
+    --manifest-path wallet-app/Cargo.toml -p countersign-wallet-app
+  export CS_WALLET_APP="$WALLET_APP_TARGET_DIR/debug/countersign-wallet-app"
+  export CS_WALLET_SHOTS=1
+}
+
 SCHEMATHESIS_VERSION=4.32.5
+TAURI_DRIVER_VERSION=2.1.0
+WALLET_APP_TARGET_DIR="${WALLET_APP_TARGET_DIR:-$HOME/.cache/countersign-wallet-app-target}"
+wallet_app_output="$(mktemp)"
 PLAYWRIGHT_VERSION=1.65.3
 SCIM2_TESTER_VERSION=0.5.2
 SCIM2_CLIENT_VERSION=0.13.2
@@ -121,6 +150,7 @@ ensure_node_peers
 ensure_schemathesis
 ensure_scim2_tester
 ensure_browser
+ensure_wallet_app
 
 # The wallet's shared library: the Python binding test loads it and the bindings drift
 # check reads its interface. Cargo builds only the rlib when the crate is a dependency.
@@ -129,12 +159,18 @@ cargo build -p countersign-wallet-core --lib --locked
 
 log "cargo test --workspace (target dir $CARGO_TARGET_DIR)"
 output="$(mktemp)"
-trap 'rm -f "$output"' EXIT
+trap 'rm -f "$output" "$wallet_app_output"' EXIT
 status=0
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$output" || status=$?
+# The wallet app's own tests: its Rust crates (plugin, commands) and its front end
+# (svelte-check and Vitest with Tauri's IPC mocks).
+log "wallet app: cargo test (wallet-app workspace), svelte-check, Vitest"
+CARGO_TARGET_DIR="$WALLET_APP_TARGET_DIR" cargo test --locked --no-fail-fast \
+  --manifest-path wallet-app/Cargo.toml --workspace 2>&1 | tee "$wallet_app_output" || status=1
+(cd wallet-app/ui && npm run --silent check && npm test) || { log "wallet app front-end tests FAILED"; status=1; }
 # cargo's last line is often an empty doc-test run; close with the totals instead.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "%d passed, %d failed\n", p, f }' "$output"
+     END { printf "%d passed, %d failed\n", p, f }' "$output" "$wallet_app_output"
 
 # The quickstart's commands use release builds (`cargo run --release`); building them
 # first keeps compilation out of the script's time limits.

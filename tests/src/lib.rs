@@ -24,7 +24,9 @@ pub mod idp;
 pub mod node;
 pub mod receiver;
 pub mod scim;
+pub mod tamper;
 pub mod wallets;
+pub mod webdriver;
 
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
