@@ -121,7 +121,9 @@ ensure_wallet_app() {
     apt_install libwebkit2gtk-4.1-dev webkit2gtk-driver xvfb xauth
   fi
   local tools="$HOME/.cache/countersign-tools"
-  if [ "$("$tools/bin/tauri-driver" --version 2>/dev/null)" != "tauri-driver $TAURI_DRIVER_VERSION" ]; then
+  # tauri-driver has no --version; cargo install records what it installed.
+  if [ ! -x "$tools/bin/tauri-driver" ] ||
+    ! grep -q "\"tauri-driver $TAURI_DRIVER_VERSION " "$tools/.crates.toml" 2>/dev/null; then
     log "installing tauri-driver $TAURI_DRIVER_VERSION"
     CARGO_TARGET_DIR="$tools/target" cargo install --quiet --locked --root "$tools" \
       tauri-driver --version "$TAURI_DRIVER_VERSION"
