@@ -147,7 +147,10 @@ async fn seed(url: &str, args: &ConsoleBenchArgs) -> anyhow::Result<String> {
             2 => (
                 "request.approved",
                 format!("req_{n}"),
-                format!(r#"{{"agent":"{agent}","approver":"{human}"}}"#),
+                format!(
+                    r#"{{"agent":"{agent}","user":"{human}","approver":"{human}","waited_ms":{}}}"#,
+                    (n * 7_919) % 300_000
+                ),
             ),
             3 if n % 40 == 3 => (
                 "credential.revoked",
@@ -504,13 +507,14 @@ async fn bench_backend(
 fn render(args: &ConsoleBenchArgs, rows: &[(&str, Vec<PageReport>)]) -> String {
     let mut out = format!(
         "Measured {} on {}.\n\nCommand: `cargo xtask console-bench --agents {} --humans {} \
-         --events {} --requests {}`\n\n| storage | page | p50 ms | p95 ms | p99 ms | max ms |\n\
+         --events {} --credentials {} --requests {}`\n\n| storage | page | p50 ms | p95 ms | p99 ms | max ms |\n\
          |---|---|---:|---:|---:|---:|\n",
         run_date(),
         machine(),
         args.agents,
         args.humans,
         args.events,
+        args.credentials,
         args.requests
     );
     for (storage, reports) in rows {

@@ -185,6 +185,8 @@ fn decision_event(
         // it by digest.
         "approval_digest": input.approval_jws.map(|j| countersign_jose::b64url_encode(countersign_jose::sha256(j.as_bytes()))),
         "policies": policies,
+        // How long the request waited for this human (the console's approval latency).
+        "waited_ms": (at_ms - request.created_at).max(0),
     });
     if let Some(reason) = input.reason {
         detail["reason"] = json!(reason);

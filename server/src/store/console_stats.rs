@@ -3,12 +3,13 @@
 //! `push_outbox (failed_at)`, the pending-push partial index), so it stays fast however
 //! long the trail grows: it reads only the window's rows, never the whole table.
 //!
-//! The decision's outcome and agent live in the `decision.made` event's JSON detail; the
-//! one dialect difference (reading a JSON field) is [`json_field`].
+//! What a figure counts by (a decision's agent and outcome, a human decision's latency) is
+//! read from the trail's facet columns (see `store::audit::facets`), never from the
+//! events' JSON detail: parsing a day's details is what made these pages slow.
 
 use sqlx::Row;
 
-use super::{Backend, Store, StoreError};
+use super::{Store, StoreError};
 
 /// The `decision.made` trail kind (see `policy::trace`).
 const DECISION_MADE: &str = "decision.made";
@@ -82,13 +83,15 @@ fn per_agent(rows: &[sqlx::any::AnyRow]) -> Result<Vec<(String, i64)>, StoreErro
     Ok(out)
 }
 
-/// `detail`'s top-level text field `field` in this backend's SQL (`field` is a constant of
-/// this module, never input).
-fn json_field(backend: Backend, field: &'static str) -> String {
-    match backend {
-        Backend::Sqlite => format!("json_extract(detail, '$.{field}')"),
-        Backend::Postgres => format!("(detail::jsonb ->> '{field}')"),
+/// The `q` quantile (in 0..=1) of ascending `sorted` by nearest rank: the ceil(q * n)-th
+/// smallest, 1-based; `None` when there are no values.
+fn nearest_rank(sorted: &[i64], q: f64) -> Option<i64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
     }
+    let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as usize).clamp(1, n);
+    Some(sorted[rank - 1])
 }
 
 /// How many agents with their own approver route the approvers page lists.
@@ -133,18 +136,16 @@ impl Store {
         since_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<MinuteCount>, StoreError> {
-        let outcome = json_field(self.backend, "outcome");
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT (at - $1) / 60000 AS minute, {outcome} AS outcome, COUNT(*) AS n \
+        let rows = sqlx::query(
+            "SELECT (at - $1) / 60000 AS minute, outcome, COUNT(*) AS n \
              FROM audit_events WHERE kind = $2 AND at >= $1 AND at < $3 \
-             GROUP BY 1, 2 ORDER BY 1"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(since_ms)
-            .bind(DECISION_MADE)
-            .bind(until_ms)
-            .fetch_all(self.reader())
-            .await?;
+             GROUP BY 1, 2 ORDER BY 1",
+        )
+        .bind(since_ms)
+        .bind(DECISION_MADE)
+        .bind(until_ms)
+        .fetch_all(self.reader())
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(MinuteCount {
@@ -160,45 +161,30 @@ impl Store {
 
     /// How long humans took to decide (request created to decided, ms), for decisions
     /// recorded since `since_ms`: the `quantiles` (each in 0..=1, nearest rank) and the
-    /// number of decisions. Each quantile is one indexed, bounded query.
+    /// number of decisions. One walk of the `audit_events_latency` index: the window's
+    /// latencies are sorted here. A day holds as many as humans decided in it, which
+    /// people's pace bounds, unlike the decisions agents cause.
     pub async fn approval_latency(
         &self,
         since_ms: i64,
         quantiles: &[f64],
     ) -> Result<(i64, Vec<Option<i64>>), StoreError> {
-        // Each decision event in the window looks its request up by primary key (a
-        // correlated subquery, not a join): a planner that knows the requests table is
-        // large otherwise hashes all of it for a window that holds a few thousand.
-        const FROM: &str = "FROM (SELECT (SELECT r.decided_at - r.created_at FROM auth_requests r \
-             WHERE r.id = e.subject AND r.decided_at IS NOT NULL) AS ms FROM audit_events e \
-             WHERE e.kind IN ('request.approved', 'request.denied') AND e.at >= $1) decisions \
-             WHERE ms IS NOT NULL";
-        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n {FROM}")))
-            .bind(since_ms)
-            .fetch_one(self.reader())
-            .await?
-            .try_get("n")?;
-        let mut values = Vec::with_capacity(quantiles.len());
-        for q in quantiles {
-            if total == 0 {
-                values.push(None);
-                continue;
-            }
-            // Nearest rank: the ceil(q * n)-th smallest, 1-based.
-            let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as i64).clamp(1, total);
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT ms {FROM} ORDER BY ms LIMIT 1 OFFSET $2"
-            )))
-            .bind(since_ms)
-            .bind(rank - 1)
-            .fetch_optional(self.reader())
-            .await?;
-            values.push(match row {
-                Some(r) => Some(r.try_get("ms")?),
-                None => None,
-            });
-        }
-        Ok((total, values))
+        let rows = sqlx::query(
+            "SELECT latency_ms FROM audit_events WHERE latency_ms IS NOT NULL AND at >= $1",
+        )
+        .bind(since_ms)
+        .fetch_all(self.reader())
+        .await?;
+        let mut latencies = rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>("latency_ms"))
+            .collect::<Result<Vec<_>, _>>()?;
+        latencies.sort_unstable();
+        let values = quantiles
+            .iter()
+            .map(|q| nearest_rank(&latencies, *q))
+            .collect();
+        Ok((latencies.len() as i64, values))
     }
 
     /// How many events of each of `kinds` were recorded since `since_ms` (kinds with none
@@ -236,21 +222,18 @@ impl Store {
         min: i64,
         limit: i64,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let outcome = json_field(self.backend, "outcome");
-        let agent = json_field(self.backend, "agent");
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {agent} AS agent, COUNT(*) AS n FROM audit_events \
-             WHERE kind = $1 AND at >= $2 AND at < $3 AND {outcome} IN ('deny', 'step_up') \
-             GROUP BY 1 HAVING COUNT(*) >= $4 ORDER BY n DESC, agent LIMIT $5"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(DECISION_MADE)
-            .bind(since_ms)
-            .bind(until_ms)
-            .bind(min)
-            .bind(limit)
-            .fetch_all(self.reader())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT agent, COUNT(*) AS n FROM audit_events \
+             WHERE kind = $1 AND at >= $2 AND at < $3 AND outcome IN ('deny', 'step_up') \
+             GROUP BY agent HAVING COUNT(*) >= $4 ORDER BY n DESC, agent LIMIT $5",
+        )
+        .bind(DECISION_MADE)
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(min)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
         per_agent(&rows)
     }
 
@@ -282,11 +265,9 @@ impl Store {
         } else {
             oldest.unwrap_or(since_ms)
         };
-        let outcome = json_field(self.backend, "outcome");
-        let agent = json_field(self.backend, "agent");
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {agent} AS agent, COUNT(*) AS n FROM (SELECT at, detail {NEWEST}) s \
-             WHERE {outcome} IN ('deny', 'step_up') GROUP BY 1"
+            "SELECT agent, COUNT(*) AS n FROM (SELECT agent, outcome {NEWEST}) s \
+             WHERE outcome IN ('deny', 'step_up') GROUP BY agent"
         )))
         .bind(DECISION_MADE)
         .bind(since_ms)
@@ -442,7 +423,7 @@ mod tests {
     use serde_json::json;
 
     use crate::store::audit::NewAuditRecord;
-    use crate::store::testing::each_backend;
+    use crate::store::testing::{each_backend, each_backend_migrated_through};
 
     fn decision(at: i64, agent: &str, outcome: &str) -> NewAuditRecord {
         NewAuditRecord {
@@ -452,6 +433,98 @@ mod tests {
             subject: format!("r{at}"),
             detail: json!({"agent": agent, "action": "x", "outcome": outcome}).to_string(),
         }
+    }
+
+    fn human_decision(at: i64, approved: bool, waited_ms: i64) -> NewAuditRecord {
+        NewAuditRecord {
+            at,
+            actor: "human:alice".into(),
+            kind: if approved {
+                "request.approved"
+            } else {
+                "request.denied"
+            }
+            .into(),
+            subject: format!("r{at}"),
+            detail: json!({"agent": "a", "user": "alice", "waited_ms": waited_ms}).to_string(),
+        }
+    }
+
+    #[test]
+    fn nearest_rank_takes_the_ceiling_rank() {
+        let sorted = [10, 20, 30, 40];
+        assert_eq!(super::nearest_rank(&sorted, 0.5), Some(20));
+        assert_eq!(super::nearest_rank(&sorted, 0.51), Some(30));
+        assert_eq!(super::nearest_rank(&sorted, 0.95), Some(40));
+        assert_eq!(super::nearest_rank(&sorted, 0.0), Some(10));
+        assert_eq!(super::nearest_rank(&sorted, 7.0), Some(40));
+        assert_eq!(super::nearest_rank(&[], 0.5), None);
+    }
+
+    #[tokio::test]
+    async fn approval_latency_reads_the_humans_decisions_in_the_window() {
+        each_backend(|store| async move {
+            let base = 10 * 3_600_000;
+            let mut events = vec![
+                human_decision(base - 1, true, 1),  // before the window
+                decision(base + 5, "a", "step_up"), // a policy's decision has no latency
+            ];
+            for (i, waited) in [5_000, 1_000, 60_000, 2_000, 30_000]
+                .into_iter()
+                .enumerate()
+            {
+                events.push(human_decision(base + 10 + i as i64, i % 2 == 0, waited));
+            }
+            let mut tx = store.begin().await.unwrap();
+            store.append_audit_events(&mut tx, &events).await.unwrap();
+            tx.commit().await.unwrap();
+            let (n, quantiles) = store.approval_latency(base, &[0.5, 0.95]).await.unwrap();
+            assert_eq!(n, 5);
+            assert_eq!(quantiles, [Some(5_000), Some(60_000)]);
+            let (n, quantiles) = store.approval_latency(base + 100, &[0.5]).await.unwrap();
+            assert_eq!((n, quantiles), (0, vec![None]));
+        })
+        .await;
+    }
+
+    /// Migration 0018: decisions recorded before it (no `waited_ms` in their detail) get
+    /// their latency from their request.
+    #[tokio::test]
+    async fn migration_18_fills_the_latency_of_earlier_decisions_from_their_requests() {
+        use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
+        each_backend_migrated_through(17, |store| async move {
+            crate::store::auth_requests::tests::seed(&store).await;
+            let request = AuthRequestRecord {
+                id: "r1".into(),
+                client_id: "agent".into(),
+                subject: "alice".into(),
+                scope: "openid".into(),
+                delivery_mode: "poll".into(),
+                status: AuthRequestStatus::Pending,
+                created_at: 1_000,
+                expires_at: 1_000_000,
+                interval_secs: 5,
+                ..AuthRequestRecord::default()
+            };
+            store.insert_auth_request(&request).await.unwrap();
+            sqlx::query("UPDATE auth_requests SET status = 'approved', decided_at = 8000 WHERE id = 'r1'")
+                .execute(store.writer())
+                .await
+                .unwrap();
+            // The row version 17's server appended (no latency column yet).
+            sqlx::query(
+                "INSERT INTO audit_events (seq, at, actor, kind, subject, detail, prev_hash, hash, \
+                 agent, human, outcome) VALUES (1, 8000, 'human:alice', 'request.approved', 'r1', \
+                 '{\"agent\":\"agent\",\"user\":\"alice\"}', 'p', 'h', 'agent', 'alice', 'approved')",
+            )
+            .execute(store.writer())
+            .await
+            .unwrap();
+            store.migrate().await.unwrap();
+            let (n, quantiles) = store.approval_latency(0, &[0.5]).await.unwrap();
+            assert_eq!((n, quantiles), (1, vec![Some(7_000)]));
+        })
+        .await;
     }
 
     #[tokio::test]

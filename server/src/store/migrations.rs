@@ -87,6 +87,11 @@ pub(super) const SQLITE: &[(i64, &str, &str)] = &[
         "credential pages",
         include_str!("../../../migrations/sqlite/0017_credential_pages.sql"),
     ),
+    (
+        18,
+        "approval latency",
+        include_str!("../../../migrations/sqlite/0018_approval_latency.sql"),
+    ),
 ];
 pub(super) const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -173,5 +178,10 @@ pub(super) const POSTGRES: &[(i64, &str, &str)] = &[
         17,
         "credential pages",
         include_str!("../../../migrations/postgres/0017_credential_pages.sql"),
+    ),
+    (
+        18,
+        "approval latency",
+        include_str!("../../../migrations/postgres/0018_approval_latency.sql"),
     ),
 ];

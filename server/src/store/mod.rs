@@ -291,12 +291,19 @@ impl Store {
 
     /// Applies the embedded migrations for this backend.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.migrate_through(i64::MAX).await
+    }
+
+    /// Applies the embedded migrations up to version `last`: tests use it to stand up an
+    /// older schema, write what an older server wrote, and migrate the rest.
+    pub(crate) async fn migrate_through(&self, last: i64) -> Result<(), StoreError> {
         let source = match self.backend {
             Backend::Sqlite => migrations::SQLITE,
             Backend::Postgres => migrations::POSTGRES,
         };
         let migrations = source
             .iter()
+            .filter(|(version, _, _)| *version <= last)
             .map(|(version, description, sql)| {
                 Migration::new(
                     *version,

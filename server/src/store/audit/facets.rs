@@ -1,6 +1,6 @@
 //! What a decision event is about, copied out of its `detail` into plain, indexed columns
-//! when it is appended (migration 0013), so the console's trace filters with indexed
-//! queries. They are an index, not part of the event: the chain hash covers `detail`,
+//! when it is appended (migrations 0013 and 0018), so the console's trace filters and
+//! figures use indexed queries and never parse the trail's JSON. They are an index, not part of the event: the chain hash covers `detail`,
 //! from which they are derived again at any time.
 
 use std::borrow::Cow;
@@ -8,8 +8,9 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 /// The facet columns, in the order [`Facets`] binds them.
-pub(super) const COLUMNS: &str = "agent, human, outcome, policy_id, policy_version, resource";
-pub(super) const COUNT: usize = 6;
+pub(super) const COLUMNS: &str =
+    "agent, human, outcome, policy_id, policy_version, resource, latency_ms";
+pub(super) const COUNT: usize = 7;
 
 /// Event kinds whose detail names facets (the trace of decisions and what followed them).
 const DECISION_MADE: &str = "decision.made";
@@ -28,6 +29,8 @@ pub struct Facets {
     pub policy_id: Option<String>,
     pub policy_version: Option<i64>,
     pub resource: Option<String>,
+    /// A human's decision: how long the request waited for it, in ms (`detail.waited_ms`).
+    pub latency_ms: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +45,8 @@ struct Detail<'a> {
     resource: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     policies: Option<Vec<PolicyRef<'a>>>,
+    #[serde(default)]
+    waited_ms: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +81,10 @@ pub fn of(kind: &str, detail: &str) -> Facets {
         policy_id: first.map(|p| p.id.clone().into_owned()),
         policy_version: first.and_then(|p| p.version),
         resource: d.resource.map(Cow::into_owned),
+        latency_ms: match kind {
+            REQUEST_APPROVED | REQUEST_DENIED => d.waited_ms,
+            _ => None,
+        },
     }
 }
 
@@ -87,6 +96,7 @@ impl Facets {
             .bind(self.policy_id)
             .bind(self.policy_version)
             .bind(self.resource)
+            .bind(self.latency_ms)
     }
 
     /// The bytes the facets add to a statement's parameters (what batches are sized by:
@@ -102,7 +112,7 @@ impl Facets {
         .iter()
         .map(|s| s.as_ref().map_or(0, String::len))
         .sum::<usize>()
-            + 8
+            + 16
     }
 }
 
@@ -125,10 +135,15 @@ mod tests {
         assert_eq!(decision.resource.as_deref(), Some("r1"));
         let approved = of(
             "request.approved",
-            r#"{"agent":"bot","user":"alice","approver":"bob","policies":null}"#,
+            r#"{"agent":"bot","user":"alice","approver":"bob","policies":null,"waited_ms":4200}"#,
         );
         assert_eq!(approved.outcome.as_deref(), Some("approved"));
         assert_eq!(approved.policy_id, None);
+        assert_eq!(approved.latency_ms, Some(4200));
+        let denied = of("request.denied", r#"{"agent":"bot","waited_ms":17}"#);
+        assert_eq!(denied.latency_ms, Some(17));
+        // Only a human's decision waited: a decision's own field of that name is not it.
+        assert_eq!(of("decision.made", r#"{"waited_ms":5}"#).latency_ms, None);
         let issued = of("credential.issued", r#"{"agent":"bot","outcome":"x"}"#);
         assert_eq!(issued.outcome, None);
         assert_eq!(issued.agent.as_deref(), Some("bot"));
