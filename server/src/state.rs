@@ -139,6 +139,8 @@ pub mod paths {
     pub const DID_DOCUMENT: &str = "/.well-known/did.json";
     pub const AUDIT_CHECKPOINT: &str = "/.well-known/countersign/audit-checkpoint";
     pub const AUDIT_LOG_KEY: &str = "/.well-known/countersign/audit-log-key";
+    pub const ASSET_LINKS: &str = "/.well-known/assetlinks.json";
+    pub const APPLE_APP_SITE_ASSOCIATION: &str = "/.well-known/apple-app-site-association";
     pub const STATUS_LISTS: &str = "/status-lists/{list_id}";
     pub const CREDENTIAL_USES: &str = "/credentials/{id}/uses";
     pub const WALLET_ENROLLMENTS: &str = "/wallet/v1/enrollments";

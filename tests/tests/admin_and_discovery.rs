@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
-//! The admin API (authenticated, problem+json errors), discovery, JWKS, OpenAPI and the
-//! operations endpoints, over a real listener on both databases.
+//! The admin API (authenticated, problem+json errors), discovery, JWKS, OpenAPI, the
+//! wallet apps' domain associations and the operations endpoints, over a real listener on
+//! both databases.
 
 use countersign_tests::{Db, TestServer, both_backends};
 use reqwest::StatusCode;
@@ -12,6 +13,78 @@ both_backends!(
     discovery_lists_every_ciba_field,
     operations_endpoints
 );
+
+/// The wallet apps' association files: absent until the configuration names an app, then
+/// exactly the Digital Asset Links and app-site-association shapes the platforms read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_domain_vouches_for_the_configured_wallet_apps() {
+    const FINGERPRINT: &str = "14:6d:e9:83:c5:73:06:50:d8:ee:b9:95:2f:34:fc:64:16:a0:83:42:e6:1d:be:a8:8a:04:96:b2:3f:cf:44:e5";
+    let get = |s: &TestServer, path: &str| {
+        let request = s.http.get(s.url(path));
+        async move {
+            let resp = request.send().await.unwrap();
+            let status = resp.status();
+            let kind = resp.headers()[reqwest::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (status, kind, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let plain = TestServer::start(Db::Sqlite).await;
+    for path in [
+        "/.well-known/assetlinks.json",
+        "/.well-known/apple-app-site-association",
+    ] {
+        let (status, kind, body) = get(&plain, path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(kind, "application/problem+json", "{path}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("wallet app"),
+            "{body}"
+        );
+    }
+    plain.stop().await;
+
+    let s = TestServer::start_with(Db::Sqlite, |c| {
+        c.wallet.android_apps = vec![countersign_server::config::AndroidApp {
+            package_name: "app.countersign.wallet".into(),
+            sha256_cert_fingerprints: vec![FINGERPRINT.into()],
+        }];
+        c.wallet.ios_app_ids = vec!["ABCDE12345.app.countersign.wallet".into()];
+    })
+    .await;
+    let (status, kind, links) = get(&s, "/.well-known/assetlinks.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(kind, "application/json");
+    assert_eq!(
+        links,
+        json!([{
+            "relation": ["delegate_permission/common.get_login_creds"],
+            "target": {
+                "namespace": "android_app",
+                "package_name": "app.countersign.wallet",
+                "sha256_cert_fingerprints": [FINGERPRINT.to_ascii_uppercase()],
+            },
+        }])
+    );
+    let (status, kind, association) = get(&s, "/.well-known/apple-app-site-association").await;
+    assert_eq!(status, StatusCode::OK);
+    // Served as JSON at the exact path, with no redirect and no extension: what Apple's
+    // CDN fetches.
+    assert_eq!(kind, "application/json");
+    assert_eq!(
+        association,
+        json!({"webcredentials": {"apps": ["ABCDE12345.app.countersign.wallet"]}})
+    );
+    // The Android app's passkey origin joins the accepted ones.
+    assert!(
+        s.state().config.wallet.origins(&s.issuer()).contains(
+            &"android:apk-key-hash:FG3pg8VzBlDY7rmVLzT8ZBagg0LmHb6oigSWsj_PROU".to_owned()
+        )
+    );
+    s.stop().await;
+}
 
 async fn admin_api_manages_humans_and_agents(db: Db) {
     let s = TestServer::start(db).await;

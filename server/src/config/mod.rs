@@ -20,6 +20,7 @@ mod offboarding;
 mod policy;
 mod push;
 mod signals;
+mod wallet;
 pub use admin_sso::AdminSsoConfig;
 pub use audit::{AuditConfig, CheckpointSink};
 pub use digest::{REDACTED, redact_database_url};
@@ -28,6 +29,7 @@ pub use offboarding::{AgentFate, OffboardingConfig};
 pub use policy::{ACTION_CLASSES, PolicyConfig, ToolConfig};
 pub use push::{ApnsConfig, FcmConfig, PushAlert, PushConfig};
 pub use signals::{SignalsConfig, TransmitterConfig};
+pub use wallet::{AndroidApp, WalletConfig};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -113,72 +115,6 @@ pub struct TokenConfig {
     /// `purchase_order`: every financial transaction needs its own approval) are never
     /// renewed.
     pub renewal_windows_secs: BTreeMap<String, u64>,
-}
-
-/// Wallets: enrollment and the passkey (WebAuthn) relying party.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WalletConfig {
-    /// WebAuthn relying party ID: a domain the wallets' passkeys are bound to. Defaults to
-    /// the issuer's host, or `localhost` when that is an IP address.
-    pub rp_id: Option<String>,
-    /// Origins accepted in passkey ceremonies (`clientDataJSON.origin`). Defaults to
-    /// `https://<rp_id>` (`http://localhost` for `localhost`). Android apps add their
-    /// `android:apk-key-hash:...` origin here.
-    pub origins: Vec<String>,
-    /// How long an enrollment invitation can be redeemed.
-    pub invitation_ttl_secs: u64,
-    /// How long a wallet has to answer a passkey challenge.
-    pub ceremony_ttl_secs: u64,
-}
-
-impl WalletConfig {
-    /// The relying party ID actually used for `issuer`.
-    pub fn rp_id(&self, issuer: &str) -> String {
-        if let Some(id) = &self.rp_id {
-            return id.clone();
-        }
-        let host = issuer
-            .split_once("://")
-            .map_or(issuer, |(_, rest)| rest)
-            .split(['/', '?', '#'])
-            .next()
-            .unwrap_or_default();
-        let host = match host.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => host,
-        };
-        let is_ip = host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok();
-        if is_ip || host.is_empty() {
-            "localhost".to_owned()
-        } else {
-            host.to_ascii_lowercase()
-        }
-    }
-
-    /// The accepted origins actually used for `issuer`.
-    pub fn origins(&self, issuer: &str) -> Vec<String> {
-        if !self.origins.is_empty() {
-            return self.origins.clone();
-        }
-        let rp_id = self.rp_id(issuer);
-        if rp_id == "localhost" {
-            vec!["http://localhost".to_owned()]
-        } else {
-            vec![format!("https://{rp_id}")]
-        }
-    }
-}
-
-impl Default for WalletConfig {
-    fn default() -> Self {
-        Self {
-            rp_id: None,
-            origins: Vec::new(),
-            invitation_ttl_secs: 900,
-            ceremony_ttl_secs: 300,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -361,18 +297,7 @@ impl Config {
                 reason: "invitation and ceremony lifetimes must be at least 1 second".into(),
             });
         }
-        let rp_id = self.wallet.rp_id(&issuer);
-        let domain_ok = !rp_id.is_empty()
-            && rp_id.len() <= 253
-            && rp_id.split('.').all(|l| {
-                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if !domain_ok {
-            return Err(ConfigError::Invalid {
-                key: "wallet.rp_id",
-                reason: format!("{rp_id:?} is not a domain name"),
-            });
-        }
+        self.wallet.validate(&issuer)?;
         for (name, window) in &self.tokens.renewal_windows_secs {
             if !self.authorization_details_types.contains_key(name) {
                 return Err(ConfigError::Invalid {

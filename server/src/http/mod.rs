@@ -9,6 +9,7 @@ mod admin_groups;
 mod admin_offboarding;
 mod admin_policies;
 mod admin_sso;
+mod app_links;
 mod credential_uses;
 pub mod decisions;
 pub mod dev;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(decisions::router())
         .merge(credential_uses::router())
         .merge(discovery::router())
+        .merge(app_links::router())
         .merge(admin::router())
         .merge(admin_credentials::router())
         .merge(admin_audit::router())

@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 use super::openapi_scim::ScimPaths;
 use super::{
     admin, admin_audit, admin_credentials, admin_devices, admin_groups, admin_offboarding,
-    admin_policies, admin_sso, credential_uses, decisions, dev, discovery, error, oauth,
+    admin_policies, admin_sso, app_links, credential_uses, decisions, dev, discovery, error, oauth,
     oauth_forms, ops, signals, wallet,
 };
 use crate::directory;
@@ -22,6 +22,7 @@ use crate::directory;
         credential_uses::record_use,
         discovery::discovery, discovery::jwks, discovery::did_document, discovery::status_list,
         discovery::audit_checkpoint, discovery::audit_log_key,
+        app_links::asset_links, app_links::apple_app_site_association,
         admin::list_humans, admin::add_human, admin::list_agents, admin::add_agent,
         admin::update_human, admin::update_agent, admin::create_scim_token, admin::revoke_scim_token,
         admin_offboarding::activate_human, admin_offboarding::deactivate_human,
