@@ -16,6 +16,7 @@ use countersign_server::store::testing::{create_postgres_database, drop_postgres
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+pub mod admin_api;
 pub mod child;
 pub mod console;
 pub mod fakes;
@@ -25,8 +26,13 @@ pub mod node;
 pub mod receiver;
 pub mod scim;
 pub mod tamper;
+mod tokens;
+pub mod tools;
 pub mod wallets;
 pub mod webdriver;
+
+pub use admin_api::AdminApi;
+pub use tokens::{assert_oauth_error, jwt_claims, resource_proof, unsigned_jwt};
 
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
@@ -495,66 +501,6 @@ impl TestServer {
     }
 }
 
-/// The admin API, called with an admin key of its own.
-pub struct AdminApi<'a> {
-    server: &'a TestServer,
-    key: String,
-    /// The key's id: this client's actor in the trail is `admin-key:{id}`.
-    pub id: String,
-}
-
-impl TestServer {
-    /// A fresh admin key and a client for the admin API with it.
-    pub async fn admin_api(&self) -> AdminApi<'_> {
-        let key = countersign_server::admin::create_key(
-            &self.state().store,
-            "test",
-            countersign_server::admin::Scope::Admin,
-            None,
-            0,
-            TEST_ACTOR,
-        )
-        .await
-        .expect("admin key");
-        AdminApi {
-            server: self,
-            key: key.secret.expose().to_owned(),
-            id: key.id,
-        }
-    }
-}
-
-impl AdminApi<'_> {
-    /// The admin key, for requests the JSON helper does not fit.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    /// `method path` with an optional JSON body; the status and the JSON answer (`null`
-    /// when there is none).
-    /// A request to the admin API with this key, for a test that reads more than the
-    /// status and body [`Self::call`] returns.
-    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let s = self.server;
-        s.http.request(method, s.url(path)).bearer_auth(&self.key)
-    }
-
-    pub async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.request(method, path);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("admin API request");
-        let status = resp.status();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-}
-
 pub fn new_human(subject: &str, user_code: Option<&str>) -> NewHuman {
     NewHuman {
         subject: subject.into(),
@@ -605,61 +551,4 @@ impl Agent {
             .sign("JWT", &claims)
             .expect("sign")
     }
-}
-
-/// Asserts an OAuth error response: the status, the `error` code, and a description.
-#[track_caller]
-pub fn assert_oauth_error(result: (StatusCode, Value), status: StatusCode, code: &str) {
-    let (got_status, body) = result;
-    assert_eq!(
-        (got_status, body["error"].as_str()),
-        (status, Some(code)),
-        "{body}"
-    );
-    assert!(body["error_description"].is_string(), "{body}");
-}
-
-/// A resource-server DPoP proof (RFC 9449 §7) for a call with `credential`, by `key`.
-pub fn resource_proof(
-    key: &SigningKeyPair,
-    method: &str,
-    url: &str,
-    credential: &str,
-    iat: i64,
-) -> String {
-    use sha2::Digest as _;
-    let header = Header {
-        typ: Some("dpop+jwt".into()),
-        jwk: Some(key.public_jwk()),
-        ..Header::default()
-    };
-    let ath = countersign_jose::b64url_encode(sha2::Sha256::digest(credential.as_bytes()));
-    key.sign_with_header(
-        &header,
-        &json!({"jti": random_b64url(12), "htm": method, "htu": url, "iat": iat, "ath": ath}),
-    )
-    .expect("sign proof")
-}
-
-/// Decodes a JWT payload without verifying (tests verify separately).
-pub fn jwt_claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("JWT has a payload");
-    serde_json::from_slice(&countersign_jose::b64url_decode(payload).expect("base64url"))
-        .expect("JSON")
-}
-
-/// A compact JWS with the given header and claims and a junk signature, for testing
-/// algorithm refusal (`none`, `HS256`).
-pub fn unsigned_jwt(header: Value, claims: Value) -> String {
-    use countersign_jose::b64url_encode;
-    let sig = if header["alg"] == "none" {
-        String::new()
-    } else {
-        b64url_encode(b"not-a-signature")
-    };
-    format!(
-        "{}.{}.{sig}",
-        b64url_encode(header.to_string()),
-        b64url_encode(claims.to_string())
-    )
 }

@@ -16,15 +16,6 @@ both_backends!(an_admin_runs_the_console_in_a_browser);
 
 const ORDER: &str = r#"[{"type":"purchase_order","vendor":"Acme","amount":120,"currency":"USD"}]"#;
 
-fn python() -> String {
-    std::env::var("CS_SCIM_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/countersign-venv/bin/python",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    })
-}
-
 async fn an_admin_runs_the_console_in_a_browser(db: Db) {
     // On `localhost`, not an IP address: the passkey sign-in needs a domain for WebAuthn.
     let s = TestServer::start_on_localhost(db).await;
@@ -56,7 +47,7 @@ async fn an_admin_runs_the_console_in_a_browser(db: Db) {
     let base = s.issuer();
     let url = format!("{base}/console/sign-in?token={}", link.token.expose());
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(countersign_tests::tools::python());
     cmd.arg(format!("{root}/tests/browser/console.py"))
         .args([&base, &url, &watcher.client_id])
         .arg(watcher.secret.as_deref().unwrap());
@@ -69,7 +60,7 @@ async fn an_admin_runs_the_console_in_a_browser(db: Db) {
         .unwrap_or_else(|e| {
             panic!(
                 "cannot run {} (scripts/test.sh installs Playwright): {e}",
-                python()
+                countersign_tests::tools::python()
             )
         });
     assert!(

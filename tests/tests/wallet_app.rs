@@ -7,7 +7,8 @@
 //! reads the exact vendor, amount and binding message, approves with the passkey and the
 //! agent gets a credential whose evidence verifies with this device's key; the same for a
 //! denial with a reason; a request whose signature was broken shows an error and no
-//! approve control. Screenshots of each screen, desktop and phone size, go to
+//! approve control. Each new request also raises a desktop notification (over D-Bus, to a
+//! test daemon) that names nothing of it. Screenshots of each screen, desktop and phone size, go to
 //! docs/wallet-app/.
 //!
 //! scripts/test.sh builds the app and installs the drivers, then names them in
@@ -42,32 +43,51 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `tauri-driver` on a virtual display, in its own process group: dropping it stops the
-/// driver, WebKitWebDriver, the app and Xvfb together.
+/// `tauri-driver` on a virtual display, with a private D-Bus session whose notification
+/// daemon is `tests/browser/notification_daemon.py` (writing what the app shows to
+/// `notifications`), in its own process group: dropping it stops the driver,
+/// WebKitWebDriver, the app, Xvfb and the bus together.
 struct Driver {
     child: Child,
     url: String,
 }
 
 impl Driver {
-    fn start(state_file: &std::path::Path) -> Self {
+    fn start(dir: &std::path::Path, notifications: &std::path::Path) -> Self {
         let port = free_port();
         let native = free_port();
-        let mut cmd = Command::new("xvfb-run");
-        cmd.args(["-a", "-s", "-screen 0 1280x1024x24"])
-            .arg(required("CS_TAURI_DRIVER"))
-            .args(["--port", &port.to_string()])
-            .args(["--native-port", &native.to_string()])
-            .env("COUNTERSIGN_WALLET_STATE", state_file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
+        let daemon = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/browser/notification_daemon.py"
+        );
+        let mut cmd = Command::new("dbus-run-session");
+        cmd.args([
+            "--",
+            "sh",
+            "-c",
+            r#""$CS_NOTIFY_PYTHON" "$0" "$1" & shift; exec "$@""#,
+        ])
+        .arg(daemon)
+        .arg(notifications)
+        .arg("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x1024x24"])
+        .arg(required("CS_TAURI_DRIVER"))
+        .args(["--port", &port.to_string()])
+        .args(["--native-port", &native.to_string()])
+        .env("COUNTERSIGN_WALLET_STATE", dir.join("wallet.sealed"))
+        // The app registers its link handler in the owner's XDG directories.
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("CS_NOTIFY_PYTHON", countersign_tests::tools::python())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
         if let Ok(webkit) = std::env::var("CS_WEBKIT_DRIVER") {
             cmd.args(["--native-driver", &webkit]);
         }
         let child = cmd
             .spawn()
-            .expect("xvfb-run and tauri-driver (scripts/test.sh installs them)");
+            .expect("dbus-run-session, xvfb-run and tauri-driver (scripts/test.sh installs them)");
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -122,6 +142,52 @@ impl Shots {
     }
 }
 
+/// The started app made itself the handler of `countersign://` links, as GLib (`gio
+/// mime`, what GTK desktops and browsers consult) resolves them from the XDG directories.
+fn link_handler_registered(xdg: &std::path::Path) {
+    let entry =
+        std::fs::read_to_string(xdg.join("data/applications/app.countersign.wallet.desktop"))
+            .expect("the desktop entry");
+    let program = std::fs::canonicalize(required("CS_WALLET_APP")).unwrap();
+    assert!(
+        entry.contains(&format!("Exec=\"{}\" %u", program.display())),
+        "{entry}"
+    );
+    let resolved = Command::new("gio")
+        .args(["mime", "x-scheme-handler/countersign"])
+        .env("XDG_DATA_HOME", xdg.join("data"))
+        .env("XDG_CONFIG_HOME", xdg.join("config"))
+        .output()
+        .expect("gio (libglib2.0-bin)");
+    let said = String::from_utf8_lossy(&resolved.stdout);
+    assert!(
+        said.contains("Default application for “x-scheme-handler/countersign”: app.countersign.wallet.desktop")
+            || said.contains("Default application for \"x-scheme-handler/countersign\": app.countersign.wallet.desktop"),
+        "{said}"
+    );
+}
+
+/// The first `n` notifications the daemon was asked to show, once there are that many.
+async fn notifications_shown(log: &std::path::Path, n: usize) -> Vec<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let shown: Vec<Value> = std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if shown.len() >= n {
+            return shown;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "{} notification(s) shown, expected {n}: {shown:?}",
+            shown.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn ask(s: &TestServer, agent: &Agent, binding: &str) -> String {
     let (status, body) = s
         .bc_authorize(
@@ -164,8 +230,10 @@ async fn an_owner_enrolls_and_decides_in_the_desktop_app() {
     let invitation = s.invitation("alice").await;
 
     let dir = tempfile::tempdir().unwrap();
-    let driver = Driver::start(&dir.path().join("wallet.sealed"));
+    let notifications = dir.path().join("notifications.jsonl");
+    let driver = Driver::start(dir.path(), &notifications);
     let app = driver.session().await;
+    link_handler_registered(dir.path());
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let shots = Shots {
         dir: std::env::var_os("CS_WALLET_SHOTS")
@@ -226,6 +294,16 @@ async fn an_owner_enrolls_and_decides_in_the_desktop_app() {
     app.wait_text(&item, "procurement agent", WAIT)
         .await
         .unwrap();
+    // The desktop was told too, through its notification daemon, without a word of the
+    // unverified request.
+    let shown = notifications_shown(&notifications, 1).await;
+    assert_eq!(shown[0]["app_name"], "Countersign", "{shown:?}");
+    assert_eq!(shown[0]["summary"], "Approval requested", "{shown:?}");
+    let text = shown[0].to_string();
+    assert!(
+        !text.contains("Acme") && !text.contains("W4SCT") && !text.contains("1200"),
+        "{text}"
+    );
     shots.take(&app, "inbox").await;
     open_from_inbox(&app, &approved).await;
     if let Err(e) = app.wait_text("#request-signed-by", &proxy_url, WAIT).await {
@@ -271,6 +349,9 @@ async fn an_owner_enrolls_and_decides_in_the_desktop_app() {
     app.wait_text("#request-binding", "K2P9-DENY", WAIT)
         .await
         .unwrap();
+    // A newer request replaces the notification instead of stacking another.
+    let shown = notifications_shown(&notifications, 2).await;
+    assert_eq!(shown[1]["replaces_id"], shown[0]["id"], "{shown:?}");
     app.click("#deny").await.unwrap();
     app.type_into("#deny-reason", "I did not order this")
         .await

@@ -8,15 +8,6 @@
 
 use std::process::Command;
 
-fn python() -> String {
-    std::env::var("CS_SCIM_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/countersign-venv/bin/python",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    })
-}
-
 #[test]
 fn every_wallet_screen_passes_axe_at_phone_width_in_light_and_dark() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -35,7 +26,7 @@ fn every_wallet_screen_passes_axe_at_phone_width_in_light_and_dark() {
         .unwrap()
         .to_owned();
     assert!(csp.contains("default-src 'self'") && !csp.contains("unsafe-inline"));
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(countersign_tests::tools::python());
     cmd.arg(format!("{root}/tests/browser/wallet_screens.py"))
         .arg(&dist)
         .arg(&csp);
@@ -47,7 +38,7 @@ fn every_wallet_screen_passes_axe_at_phone_width_in_light_and_dark() {
     let out = cmd.output().unwrap_or_else(|e| {
         panic!(
             "cannot run {} (scripts/test.sh installs Playwright): {e}",
-            python()
+            countersign_tests::tools::python()
         )
     });
     assert!(

@@ -9,6 +9,10 @@ pub mod bridge;
 pub mod desktop;
 #[cfg(mobile)]
 pub mod mobile;
+#[cfg(desktop)]
+pub mod notify;
+#[cfg(target_os = "linux")]
+pub mod scheme;
 
 use std::path::PathBuf;
 
@@ -34,8 +38,13 @@ pub enum Error {
 
 /// Where the platform comes from on this device.
 pub enum Countersign<R: Runtime> {
-    /// A desktop: the sealed state file, opened with the owner's passphrase.
-    Desktop { state_file: PathBuf },
+    /// A desktop: the sealed state file, opened with the owner's passphrase, and the
+    /// notifications it shows while the app runs.
+    Desktop {
+        state_file: PathBuf,
+        #[cfg(desktop)]
+        notifier: notify::Notifier,
+    },
     #[cfg(mobile)]
     Mobile(std::sync::Arc<mobile::Native<R>>),
     #[doc(hidden)]
@@ -58,7 +67,7 @@ impl<R: Runtime> Countersign<R> {
     /// chosen already (a state file exists).
     pub fn needs_passphrase(&self) -> Option<bool> {
         match self {
-            Countersign::Desktop { state_file } => Some(state_file.exists()),
+            Countersign::Desktop { state_file, .. } => Some(state_file.exists()),
             _ => None,
         }
     }
@@ -68,7 +77,7 @@ impl<R: Runtime> Countersign<R> {
     pub fn open(&self, passphrase: Option<&str>) -> Result<Platform, Error> {
         match self {
             #[cfg(desktop)]
-            Countersign::Desktop { state_file } => {
+            Countersign::Desktop { state_file, .. } => {
                 desktop::unlock(state_file, passphrase.ok_or(Error::Locked)?)
             }
             #[cfg(not(desktop))]
@@ -92,6 +101,18 @@ impl<R: Runtime> Countersign<R> {
                 channel: "live".into(),
                 token: None,
             }),
+        }
+    }
+
+    /// Tells the owner a request waits while the app is in the background: a desktop
+    /// notification (phones are told by the server's push instead).
+    pub fn request_arrived(&self) -> Result<(), Error> {
+        match self {
+            #[cfg(desktop)]
+            Countersign::Desktop { notifier, .. } => {
+                notifier.request_arrived().map_err(Error::Platform)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -140,11 +161,34 @@ pub fn init<R: Runtime>() -> TauriPlugin<R> {
                     Some(path) => PathBuf::from(path),
                     None => app.path().app_data_dir()?.join("wallet.sealed"),
                 };
-                app.manage(Countersign::<R>::Desktop { state_file });
+                #[cfg(target_os = "linux")]
+                register_link_handler();
+                app.manage(Countersign::<R>::Desktop {
+                    state_file,
+                    notifier: notify::Notifier::default(),
+                });
             }
             Ok(())
         })
         .build()
+}
+
+/// Makes this program the handler of `countersign://` links ([`scheme`]); a failure only
+/// costs the owner pasting the link, so it is reported and the app goes on.
+#[cfg(target_os = "linux")]
+fn register_link_handler() {
+    let registered = std::env::current_exe().and_then(|program| {
+        let at = scheme::Locations::from_env()
+            .ok_or_else(|| std::io::Error::other("no home directory"))?;
+        scheme::register(&program, &at)
+    });
+    match registered {
+        Ok(scheme::Registered::Default) => {}
+        Ok(scheme::Registered::OtherDefault(other)) => eprintln!(
+            "countersign wallet app: countersign:// links open {other}, as mimeapps.list says"
+        ),
+        Err(e) => eprintln!("countersign wallet app: cannot register countersign:// links: {e}"),
+    }
 }
 
 #[cfg(target_os = "ios")]

@@ -3,7 +3,8 @@
 //! (`wallet://request`), of missed events (`wallet://resync`) and of the connection's
 //! state (`wallet://live`). A dropped connection is retried with a growing pause (1 s
 //! to 30 s), announcing a resync after each reconnection since events may have been
-//! missed. When the app is closed, push notifications take over (on phones).
+//! missed. A request that arrives while the window is not in front also shows a desktop
+//! notification. When the app is closed, push notifications take over (on phones).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 use countersign_wallet_core::{LiveEvent, Wallet};
 use serde_json::json;
-use tauri::{AppHandle, Emitter, Runtime};
+use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tauri_plugin_countersign::CountersignExt;
 
 pub const REQUEST: &str = "wallet://request";
 pub const RESYNC: &str = "wallet://resync";
@@ -91,6 +93,11 @@ impl Live {
                     }
                     LiveEvent::Request { request_id } => {
                         let _ = app.emit(REQUEST, json!({ "request_id": request_id }));
+                        if !in_front(app) {
+                            if let Err(e) = app.countersign().request_arrived() {
+                                eprintln!("countersign wallet app: no notification: {e}");
+                            }
+                        }
                     }
                     LiveEvent::Resync => {
                         let _ = app.emit(RESYNC, ());
@@ -113,4 +120,13 @@ impl Live {
             .running
             .compare_exchange(generation, IDLE, Ordering::SeqCst, Ordering::SeqCst);
     }
+}
+
+/// Whether the owner is looking at the app: its main window visible and focused.
+fn in_front<R: Runtime>(app: &AppHandle<R>) -> bool {
+    app.get_webview_window("main").is_some_and(|w| {
+        w.is_visible().unwrap_or(false)
+            && !w.is_minimized().unwrap_or(false)
+            && w.is_focused().unwrap_or(false)
+    })
 }

@@ -7,7 +7,7 @@ mod storage;
 
 pub use keystore::SoftwareKeystore;
 pub use passkeys::{AuthenticatorFaults, SoftwarePasskeys};
-pub use storage::{FileStorage, MemoryStorage};
+pub use storage::{FileStorage, MemoryStorage, write_private};
 
 use std::sync::Arc;
 

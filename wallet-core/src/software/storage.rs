@@ -8,6 +8,26 @@ use std::sync::Mutex;
 
 use crate::platform::{SecureStorage, StorageError};
 
+/// Replaces the file at `path` with `bytes` so that a crash leaves either the old or the
+/// new content, never a torn file: written beside it, flushed, then renamed over it. The
+/// file is readable by its owner only (mode 0600 on Unix) from its creation.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
 /// Process memory only.
 #[derive(Default)]
 pub struct MemoryStorage {
@@ -82,22 +102,8 @@ impl FileStorage {
 
     fn write(&self, values: &BTreeMap<String, String>) -> Result<(), StorageError> {
         let text = serde_json::to_string_pretty(values).map_err(|e| StorageError(e.to_string()))?;
-        let tmp = self.path.with_extension("tmp");
-        let io = |e: std::io::Error| StorageError(format!("writing {}: {e}", self.path.display()));
-        {
-            use std::io::Write as _;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt as _;
-                options.mode(0o600);
-            }
-            let mut file = options.open(&tmp).map_err(io)?;
-            file.write_all(text.as_bytes()).map_err(io)?;
-            file.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        write_private(&self.path, text.as_bytes())
+            .map_err(|e| StorageError(format!("writing {}: {e}", self.path.display())))
     }
 
     fn update(
