@@ -23,9 +23,8 @@ import urllib.request
 
 from playwright.sync_api import sync_playwright
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-AXE = os.path.join(ROOT, "tests", "interop", "axe", "node_modules", "axe-core", "axe.min.js")
-CHROMIUM = os.environ.get("CS_CHROMIUM", "/usr/bin/chromium")
+from axe_check import CHROMIUM, axe_check
+
 
 PAGES = [
     ("overview", "/console/"),
@@ -69,21 +68,6 @@ def fail(message):
     sys.exit(1)
 
 
-def axe_check(page, name):
-    # Evaluated over the DevTools protocol, which the page's CSP does not govern (an
-    # inserted <script> would be refused, as the CSP check below shows).
-    with open(AXE, encoding="utf-8") as f:
-        page.evaluate(f.read())
-    result = page.evaluate(
-        "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
-        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}})"
-    )
-    bad = [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
-    if bad:
-        fail(f"axe on {name}: " + json.dumps([(v["id"], v["impact"], len(v["nodes"])) for v in bad]))
-    return len(result["violations"])
-
-
 def step_up(base, agent, secret):
     body = urllib.parse.urlencode({
         "scope": "openid",
@@ -109,7 +93,7 @@ def passkey_round_trip(context, page, base):
         "hasUserVerification": True, "isUserVerified": True,
         "automaticPresenceSimulation": True}})["authenticatorId"]
     page.goto(f"{base}/console/passkeys")
-    axe_check(page, "passkeys")
+    axe_check(page, "passkeys", fail)
     page.get_by_label("Name this passkey").fill("browser test laptop")
     page.get_by_role("button", name="Register a passkey").click()
     try:
@@ -192,7 +176,7 @@ def main():
         violations = {}
         for name, path in PAGES:
             page.goto(a.base + path)
-            violations[name] = axe_check(page, name)
+            violations[name] = axe_check(page, name, fail)
         # Registering an agent shows its secret once.
         page.goto(f"{a.base}/console/agents/new")
         page.get_by_label("Client id").fill("registered-in-console")
@@ -209,7 +193,7 @@ def main():
         page.get_by_role("img", name="QR code of the enrollment link for alice").wait_for()
         if not page.get_by_label("Enrollment link (for the wallet app, or to paste)").input_value().startswith("countersign://enroll"):
             fail("the invitation shows no enrollment link")
-        axe_check(page, "invitation")
+        axe_check(page, "invitation", fail)
 
         # A credential's detail, decoded.
         page.goto(f"{a.base}/console/credentials?agent=procurement")
@@ -237,7 +221,7 @@ def main():
         page.get_by_role("heading", name="Policy version").wait_for()
         if page.locator("pre.diff .added").count() < 1:
             fail("the new version's page shows no added lines")
-        axe_check(page, "policy-version")
+        axe_check(page, "policy-version", fail)
         PAGES.append(("policy-version", page.url.removeprefix(a.base)))
 
         # The kill switch, with its reason and confirmation.

@@ -18,9 +18,8 @@ import threading
 
 from playwright.sync_api import sync_playwright
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-AXE = os.path.join(ROOT, "tests", "interop", "axe", "node_modules", "axe-core", "axe.min.js")
-CHROMIUM = os.environ.get("CS_CHROMIUM", "/usr/bin/chromium")
+from axe_check import CHROMIUM, axe_check
+
 
 # (scenario, what must be on the screen)
 SCREENS = [
@@ -59,19 +58,6 @@ def serve(dist, csp):
     return f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def axe_check(page, name):
-    with open(AXE, encoding="utf-8") as f:
-        page.evaluate(f.read())
-    result = page.evaluate(
-        "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
-        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}})"
-    )
-    bad = [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
-    if bad:
-        fail(f"axe on {name}: " + json.dumps([(v["id"], v["impact"], [n["target"] for n in v["nodes"]]) for v in bad]))
-    return len(result["violations"])
-
-
 def main():
     dist, csp = sys.argv[1], sys.argv[2]
     shots = sys.argv[sys.argv.index("--shots") + 1] if "--shots" in sys.argv else None
@@ -95,7 +81,7 @@ def main():
                     fail(f"{scenario} ({scheme}) never showed {marker}: {page.inner_text('body')[:500]}")
                 page.wait_for_timeout(200)
                 name = f"{scenario}-{scheme}"
-                minor = axe_check(page, name)
+                minor = axe_check(page, name, fail)
                 overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
                 if overflow > 0:
                     fail(f"{name} scrolls sideways at 390 px by {overflow} px")

@@ -22,6 +22,7 @@
 //! lists from a [`status::StatusSource`]. The `http` feature provides both over HTTP(S).
 
 mod checked;
+mod claims;
 mod dpop;
 mod error;
 pub mod status;
@@ -32,45 +33,14 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use countersign_jose::{JwkSet, UnverifiedJws, VerifyKey};
 use countersign_shared::authorization::{ActionMatcher, ExactMatcher, PurchaseOrderMatcher};
-use serde::Deserialize;
 use serde_json::Value;
 
 pub use error::Rejection;
 
-/// Parsing entry points, exposed for fuzzing (`verifier/fuzz`): each must return an error
-/// for any input, never panic, and never allocate without bound.
-pub mod fuzzing {
-    use countersign_jose::{SigningKeyPair, VerifyKey};
+pub(crate) use claims::StatusRef;
+use claims::{Claims, max_uses_of};
 
-    /// Parses and checks a DPoP proof as for a bound credential.
-    pub fn dpop_proof(proof: &str) -> bool {
-        let ctx = crate::dpop::ProofContext {
-            ath: "x",
-            bound_jkt: "x",
-            method: "POST",
-            url: "https://t.example/",
-            now: 0,
-            max_age: 60,
-            leeway: 5,
-        };
-        crate::dpop::check(proof, &ctx).is_ok()
-    }
-
-    /// Verifies and decodes a status list token.
-    pub fn status_list(token: &str) -> bool {
-        static KEY: std::sync::OnceLock<VerifyKey> = std::sync::OnceLock::new();
-        let key = KEY.get_or_init(|| {
-            VerifyKey::from_verifying_key(*SigningKeyPair::generate().verifying_key())
-        });
-        crate::status::decode(token, "https://t.example/1", &[(None, key.clone())], 0).is_ok()
-    }
-
-    /// Decodes a status list from its raw `lst` bytes (skipping the signature, so the
-    /// fuzzer reaches the decompressor).
-    pub fn status_bits(bits: u8, lst: &[u8], idx: u64) -> Option<u8> {
-        crate::status::inflate(bits, lst).ok()?.get(idx)
-    }
-}
+pub mod fuzzing;
 pub use status::{StatusList, StatusSource};
 #[cfg(feature = "http")]
 pub use usage::HttpUsageStore;
@@ -141,74 +111,6 @@ pub struct Verdict {
     /// use this call was (`None` when uses are not counted).
     pub max_uses: Option<u64>,
     pub use_number: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct Claims {
-    iss: Option<String>,
-    id: Option<String>,
-    jti: Option<String>,
-    client_id: Option<String>,
-    exp: Option<i64>,
-    nbf: Option<i64>,
-    #[serde(rename = "credentialSubject")]
-    subject: Option<Subject>,
-    #[serde(default)]
-    evidence: Vec<Evidence>,
-    cnf: Option<Cnf>,
-    status: Option<StatusClaim>,
-    #[serde(default)]
-    max_uses: Option<Value>,
-}
-
-/// The credential's `max_uses`: a count from 1, or `"unlimited"` (`None`). A credential
-/// that does not say may be used once: the strictest reading.
-fn max_uses_of(claim: Option<&Value>) -> Result<Option<u64>, Rejection> {
-    match claim {
-        None | Some(Value::Null) => Ok(Some(1)),
-        Some(Value::String(s)) if s == "unlimited" => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if n >= 1 => Ok(Some(n)),
-            _ => Err(Rejection::Malformed(
-                "max_uses must be a count from 1 or \"unlimited\"".into(),
-            )),
-        },
-    }
-}
-
-#[derive(Deserialize)]
-struct Subject {
-    #[serde(default)]
-    authorization_details: Option<Vec<Value>>,
-}
-
-#[derive(Deserialize)]
-struct Evidence {
-    approver: Option<Approver>,
-    method: Option<String>,
-    policy: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct Approver {
-    subject: Option<String>,
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Cnf {
-    jkt: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct StatusClaim {
-    status_list: Option<StatusRef>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct StatusRef {
-    idx: u64,
-    uri: String,
 }
 
 pub(crate) type IssuerKeys = Vec<(Option<String>, VerifyKey)>;
