@@ -127,20 +127,20 @@ fn with_default(list: &str) -> Result<String, String> {
             }
             in_group = trimmed == GROUP;
             group_seen |= in_group;
-        } else if in_group && !done {
-            if let Some((key, value)) = trimmed.split_once('=') {
-                if key.trim() == SCHEME_TYPE {
-                    let first = value.split(';').next().unwrap_or_default().trim();
-                    if first == DESKTOP_ID {
-                        done = true;
-                    } else if !first.is_empty() {
-                        return Err(first.to_owned());
-                    } else {
-                        out.push(entry.clone());
-                        done = true;
-                        continue;
-                    }
-                }
+        } else if in_group
+            && !done
+            && let Some((key, value)) = trimmed.split_once('=')
+            && key.trim() == SCHEME_TYPE
+        {
+            let first = value.split(';').next().unwrap_or_default().trim();
+            if first == DESKTOP_ID {
+                done = true;
+            } else if !first.is_empty() {
+                return Err(first.to_owned());
+            } else {
+                out.push(entry.clone());
+                done = true;
+                continue;
             }
         }
         out.push(line.to_owned());

@@ -93,10 +93,10 @@ impl Live {
                     }
                     LiveEvent::Request { request_id } => {
                         let _ = app.emit(REQUEST, json!({ "request_id": request_id }));
-                        if !in_front(app) {
-                            if let Err(e) = app.countersign().request_arrived() {
-                                eprintln!("countersign wallet app: no notification: {e}");
-                            }
+                        if !in_front(app)
+                            && let Err(e) = app.countersign().request_arrived()
+                        {
+                            eprintln!("countersign wallet app: no notification: {e}");
                         }
                     }
                     LiveEvent::Resync => {
