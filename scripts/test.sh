@@ -182,12 +182,8 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += 
      END { printf "%d passed, %d failed\n", p, f }' "$output" "$wallet_app_output"
 
 # The quickstart's commands use release builds (`cargo run --release`); building them
-# first keeps compilation out of the script's time limits. Here the release profile builds
-# without its thin LTO and with 16 codegen units: the same code, run by the same commands,
-# in a fraction of the build time (a clean machine's suite measured 50 min 50 s with the
-# full profile, 10 min 36 s of it this build). Benchmarks and releases use the full one.
+# first keeps compilation out of the script's time limits.
 log "README quickstart, run as written (release build, then scripts/readme-quickstart.py)"
-export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 quickstart=0
 cargo build --release --locked --bin countersign --bin countersign-wallet &&
   python3 scripts/readme-quickstart.py || quickstart=$?
