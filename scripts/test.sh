@@ -93,6 +93,19 @@ ensure_scim2_tester() {
   export CS_SCIM_PYTHON="$venv/bin/python"
 }
 
+ensure_mcp_peers() {
+  # The MCP gateway's independent peers: the official Python SDK (`mcp`, PyPI: the test
+  # upstream and the Python client; PyJWT comes with it) and the official TypeScript SDK
+  # client (npm).
+  local venv="$HOME/.cache/countersign-venv"
+  if [ "$(installed_version mcp)" != "$MCP_PYTHON_VERSION" ]; then
+    log "installing the Python MCP SDK $MCP_PYTHON_VERSION"
+    "$venv/bin/pip" install -q --disable-pip-version-check "mcp==$MCP_PYTHON_VERSION"
+  fi
+  log "installing the TypeScript MCP SDK client (tests/interop/mcp)"
+  (cd tests/interop/mcp && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 ensure_browser() {
   # The console's browser test: Debian's Chromium, Playwright (PyPI) driving it through
   # its executable path (never a downloaded browser), and axe-core (npm) for the
@@ -163,11 +176,13 @@ PLAYWRIGHT_VERSION=1.65.3
 SCIM2_TESTER_VERSION=0.5.2
 SCIM2_CLIENT_VERSION=0.13.2
 JEEPNEY_VERSION=0.9.0
+MCP_PYTHON_VERSION=2.3.0
 ensure_postgres
 drop_stale_test_databases
 ensure_node_peers
 ensure_schemathesis
 ensure_scim2_tester
+ensure_mcp_peers
 ensure_browser
 ensure_wallet_app
 

@@ -15,6 +15,7 @@ pub mod console;
 pub mod credentials;
 pub mod directory;
 pub mod fuzzing;
+pub mod gateway;
 pub mod housekeeping;
 pub mod http;
 pub mod limits;

@@ -39,6 +39,9 @@ pub struct Running {
     pub state: AppState,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<()>,
+    /// The MCP gateway, when enabled: dropping it closes its upstream connections and
+    /// stops its stdio children.
+    gateway: Option<countersign_gateway::Gateway<crate::gateway::authority::InProcess>>,
     /// Workers and periodic tasks; each ends when told to shut down.
     background: Vec<JoinHandle<()>>,
 }
@@ -51,6 +54,9 @@ impl Running {
     /// Stops accepting requests, lets in-flight ones finish, stops the worker and closes
     /// the database pool.
     pub async fn shutdown(self) {
+        if let Some(gateway) = &self.gateway {
+            gateway.stop();
+        }
         let _ = self.shutdown.send(true);
         // Live-channel streams never end on their own; close them so in-flight requests
         // can finish.
@@ -59,6 +65,7 @@ impl Running {
         for task in self.background {
             let _ = task.await;
         }
+        drop(self.gateway);
         self.state.store.close().await;
     }
 }
@@ -143,6 +150,14 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
         )));
     }
     config.listen = addr;
+    // The gateway's upstreams first: their tools' action types are part of the policy
+    // schema the state compiles.
+    let gateway = crate::gateway::connect(&config.gateway)
+        .await
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    if let Some(prepared) = &gateway {
+        config.declare_gateway_types(prepared.action_types());
+    }
     let state = AppState::new(config, store, clock, keys).map_err(StartError::Config)?;
     if let Err(e) = crate::policy::service::refresh(&state).await {
         // The built-in default stays in force; the error names what to fix.
@@ -187,7 +202,18 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
         state.clone(),
         rx.clone(),
     ));
-    let app = crate::http::router(state.clone());
+    let gateway = match gateway {
+        Some(prepared) => Some(
+            crate::gateway::start(&state, prepared)
+                .map_err(|e| StartError::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let mut app = crate::http::router(state.clone());
+    if let Some(gateway) = &gateway {
+        app = app.merge(gateway.router(&state.issuer, gateway_hosts(&state)));
+        tracing::info!(url = %crate::gateway::resource(&state.issuer), "MCP gateway serving");
+    }
     let mut stop = rx;
     let http = tokio::spawn(async move {
         let graceful = async move {
@@ -206,6 +232,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
         state,
         shutdown,
         http,
+        gateway,
         background: vec![
             worker,
             push_worker,
@@ -215,4 +242,22 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
             policy_refresh,
         ],
     })
+}
+
+/// The `Host` values the MCP gateway answers (DNS-rebinding protection): the issuer's
+/// host, and the loopback names when it is served on a loopback address.
+fn gateway_hosts(state: &AppState) -> Vec<String> {
+    let mut hosts = Vec::new();
+    if let Some(host) = state
+        .issuer
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+        .filter(|h| !h.is_empty())
+    {
+        hosts.push(host.to_owned());
+    }
+    if state.config.listen.ip().is_loopback() || state.config.listen.ip().is_unspecified() {
+        hosts.extend(["localhost", "127.0.0.1", "::1"].map(str::to_owned));
+    }
+    hosts
 }

@@ -64,11 +64,12 @@ pub struct Shared {
 
 impl AppState {
     pub fn new(
-        config: Config,
+        mut config: Config,
         store: Store,
         clock: Arc<dyn Clock>,
         keys: KeyRing,
     ) -> Result<Self, String> {
+        config.declare_gateway_types([]);
         let mut rar_schemas = BTreeMap::new();
         for (name, schema) in &config.authorization_details_types {
             let validator = jsonschema::validator_for(schema)

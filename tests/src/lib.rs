@@ -22,6 +22,7 @@ pub mod console;
 pub mod fakes;
 pub mod ghost;
 pub mod idp;
+pub mod mcp;
 pub mod node;
 pub mod receiver;
 pub mod scim;

@@ -67,6 +67,9 @@ pub struct Config {
     pub offboarding: OffboardingConfig,
     pub admin_sso: AdminSsoConfig,
     pub rate_limits: RateLimitConfig,
+    /// The MCP gateway (`/mcp`): upstream MCP servers and how their tools' calls map to
+    /// actions.
+    pub gateway: countersign_gateway::GatewayConfig,
     /// RFC 9396 `authorization_details` types this deployment accepts, each with the JSON
     /// Schema its objects must satisfy.
     pub authorization_details_types: BTreeMap<String, serde_json::Value>,
@@ -153,6 +156,7 @@ impl Default for Config {
             offboarding: OffboardingConfig::default(),
             admin_sso: AdminSsoConfig::default(),
             rate_limits: RateLimitConfig::default(),
+            gateway: countersign_gateway::GatewayConfig::default(),
             authorization_details_types: default_authorization_details_types(),
         }
     }
@@ -195,6 +199,47 @@ impl Default for NotificationConfig {
     }
 }
 
+/// The schema of a tool's calls behind the MCP gateway when the deployment declares none:
+/// the gateway checks the arguments against the tool's own input schema.
+fn gateway_tool_schema(kind: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "required": ["type", "arguments"],
+        "properties": {
+            "type": {"const": kind},
+            "arguments": {"type": "object"}
+        }
+    })
+}
+
+/// Adds the types of tools behind the gateway that `types` does not declare yet.
+fn declare(
+    types: &mut BTreeMap<String, serde_json::Value>,
+    tool_types: impl IntoIterator<Item = String>,
+) {
+    for kind in tool_types {
+        if let std::collections::btree_map::Entry::Vacant(entry) = types.entry(kind) {
+            let schema = gateway_tool_schema(entry.key());
+            entry.insert(schema);
+        }
+    }
+}
+
+impl Config {
+    /// Declares the `authorization_details` types of the gateway's tools that
+    /// `authorization_details_types` does not (the ones its mapping names; at start, also
+    /// the default types of the tools its upstreams list).
+    pub fn declare_gateway_types(&mut self, tool_types: impl IntoIterator<Item = String>) {
+        if self.gateway.enabled {
+            let mapped = self.gateway.mapped_types();
+            declare(
+                &mut self.authorization_details_types,
+                mapped.into_iter().chain(tool_types),
+            );
+        }
+    }
+}
+
 /// The purchase-order type of the brief's procurement example, so a fresh server accepts
 /// the documented flow without configuration.
 fn default_authorization_details_types() -> BTreeMap<String, serde_json::Value> {
@@ -224,6 +269,9 @@ pub enum ConfigError {
     Parse(String),
     #[error("invalid configuration key `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
+    /// A key whose name is built from the configuration (`gateway.upstreams.shop.url`).
+    #[error(transparent)]
+    InvalidAt(#[from] countersign_gateway::InvalidKey),
 }
 
 impl Config {
@@ -312,11 +360,14 @@ impl Config {
                 });
             }
         }
-        self.policy.validate(&self.authorization_details_types)?;
+        let mut detail_types = self.authorization_details_types.clone();
+        declare(&mut detail_types, self.gateway.mapped_types());
+        self.policy.validate(&detail_types)?;
         self.signals.validate()?;
         self.audit.validate()?;
         self.rate_limits.validate()?;
         self.admin_sso.validate()?;
+        self.gateway.validate()?;
         if self.audit.checkpoint_interval_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "audit.checkpoint_interval_secs",

@@ -19,6 +19,7 @@ pub mod form;
 pub mod oauth;
 mod oauth_forms;
 pub mod openapi;
+mod openapi_gateway;
 mod openapi_scim;
 pub mod ops;
 pub mod peer;

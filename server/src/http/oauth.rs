@@ -17,6 +17,7 @@ use super::peer::PeerAddr;
 use crate::ciba;
 use crate::credentials;
 use crate::credentials::renewal::TOKEN_EXCHANGE_GRANT_TYPE;
+use crate::gateway::CLIENT_CREDENTIALS_GRANT_TYPE;
 use crate::limits::RetryAfter;
 use crate::oidc::{client_auth, dpop};
 use crate::state::{AppState, paths};
@@ -119,21 +120,24 @@ pub(super) async fn token(
     let grant_type = form.0.get("grant_type").map(String::as_str);
     if !matches!(
         grant_type,
-        Some(CIBA_GRANT_TYPE | TOKEN_EXCHANGE_GRANT_TYPE)
+        Some(CIBA_GRANT_TYPE | TOKEN_EXCHANGE_GRANT_TYPE | CLIENT_CREDENTIALS_GRANT_TYPE)
     ) {
         return Err(match grant_type {
             Some(other) => OAuthResponse::new(
                 StatusCode::BAD_REQUEST,
                 OAuthErrorCode::UnsupportedGrantType,
                 format!(
-                    "grant_type {other:?} is not supported; use {CIBA_GRANT_TYPE} (or {TOKEN_EXCHANGE_GRANT_TYPE} to renew)"
+                    "grant_type {other:?} is not supported; use {CIBA_GRANT_TYPE} (or {TOKEN_EXCHANGE_GRANT_TYPE} to renew, {CLIENT_CREDENTIALS_GRANT_TYPE} for the MCP gateway)"
                 ),
             ),
             None => OAuthResponse::invalid_request("grant_type is required"),
         });
     }
     let jkt = dpop_thumbprint(&state, &headers).await?;
-    let response = if grant_type == Some(TOKEN_EXCHANGE_GRANT_TYPE) {
+    let response = if grant_type == Some(CLIENT_CREDENTIALS_GRANT_TYPE) {
+        let resource = form.0.get("resource").map(String::as_str);
+        crate::gateway::client_credentials(&state, &client, resource, jkt)
+    } else if grant_type == Some(TOKEN_EXCHANGE_GRANT_TYPE) {
         let params: Map<String, Value> = form
             .0
             .into_iter()

@@ -73,9 +73,12 @@ pub struct DecisionForm {
 #[derive(ToSchema)]
 pub struct TokenRequestForm {
     #[schema(
-        pattern = "^(urn:openid:params:grant-type:ciba|urn:ietf:params:oauth:grant-type:token-exchange)$"
+        pattern = "^(urn:openid:params:grant-type:ciba|urn:ietf:params:oauth:grant-type:token-exchange|client_credentials)$"
     )]
     grant_type: String,
+    /// `client_credentials` (with the MCP gateway enabled): the gateway's resource
+    /// identifier, `{issuer}/mcp` (RFC 8707); another is `invalid_target`.
+    resource: Option<String>,
     /// CIBA grant: the `auth_req_id` from the backchannel response.
     auth_req_id: Option<String>,
     /// Renewal: the live credential to renew.

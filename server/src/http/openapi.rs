@@ -6,6 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::openapi_gateway::GatewayPaths;
 use super::openapi_scim::ScimPaths;
 use super::{
     admin, admin_audit, admin_credentials, admin_devices, admin_groups, admin_offboarding,
@@ -59,7 +60,7 @@ use crate::directory;
         directory::Human, directory::NewHuman, directory::Agent, directory::NewAgent, directory::CreatedAgent, error::Problem,
         crate::credentials::uses::UseReport, crate::credentials::uses::UseCounted,
         signals::SetErrorBody)),
-    modifiers(&AdminKeyScheme, &ScimPaths),
+    modifiers(&AdminKeyScheme, &ScimPaths, &GatewayPaths),
     tags((name = "oauth", description = "OpenID CIBA, discovery, introspection, revocation; client authentication per RFC 6749 / RFC 7523"),
          (name = "admin", description = "Directory administration; bearer admin API key"),
          (name = "credentials", description = "Online use counting for tools on several hosts: the credential (Authorization: DPoP) and the agent's DPoP proof the tool received"),
@@ -68,6 +69,7 @@ use crate::directory;
          (name = "admin-sso", description = "Single sign-on for human admins against the enterprise IdP (OpenID Connect, authorization code with PKCE); the session cookie works on every admin endpoint"),
          (name = "scim", description = "SCIM 2.0 provisioning (RFC 7643, RFC 7644) for the identity provider; resources as /scim/v2/Schemas defines them; bearer SCIM token"),
          (name = "signals", description = "Shared Signals: Security Event Tokens pushed by the identity provider (RFC 8935)"),
+         (name = "gateway", description = "The MCP gateway (Streamable HTTP at /mcp; docs/gateway.md): an OAuth protected resource for agents' client_credentials tokens"),
          (name = "operations", description = "Health"))
 )]
 struct ApiDoc;

@@ -38,10 +38,7 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         response_types_supported: strings(&["id_token"]),
         subject_types_supported: strings(&["public"]),
         id_token_signing_alg_values_supported: strings(&["ES256"]),
-        grant_types_supported: strings(&[
-            CIBA_GRANT_TYPE,
-            crate::credentials::renewal::TOKEN_EXCHANGE_GRANT_TYPE,
-        ]),
+        grant_types_supported: grant_types(state.config.gateway.enabled),
         claims_supported: strings(&[
             "iss",
             "sub",
@@ -72,4 +69,17 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         dpop_signing_alg_values_supported: strings(&["ES256"]),
         acr_values_supported: strings(&[ACR_WALLET, ACR_POLICY, ACR_DEV]),
     }
+}
+
+/// The grants: CIBA, renewal by token exchange, and with the MCP gateway enabled the
+/// agents' identity tokens for it (`client_credentials`).
+fn grant_types(gateway: bool) -> Vec<String> {
+    let mut grants = vec![
+        CIBA_GRANT_TYPE.to_owned(),
+        crate::credentials::renewal::TOKEN_EXCHANGE_GRANT_TYPE.to_owned(),
+    ];
+    if gateway {
+        grants.push(crate::gateway::CLIENT_CREDENTIALS_GRANT_TYPE.to_owned());
+    }
+    grants
 }

@@ -37,12 +37,41 @@ pub enum KeyError {
 /// Reads the audit log key from `dir`, creating it (0600) on first start.
 fn load_or_create_log_key(dir: &Path) -> Result<countersign_tlog::note::Pkcs8Key, KeyError> {
     let path = dir.join(LOG_KEY_FILE);
+    let bytes = load_or_create_file(dir, LOG_KEY_FILE, || {
+        countersign_tlog::note::generate_pkcs8()
+            .map(|key| key.as_bytes().to_vec())
+            .map_err(|_| KeyError::Corrupt(path.clone()))
+    })?;
+    Ok(countersign_tlog::note::Pkcs8Key::from_bytes(bytes))
+}
+
+/// Reads the 32-byte secret `name` from `dir`, creating it (0600, from the operating
+/// system's randomness) on first use.
+pub fn load_or_create_secret(dir: &Path, name: &str) -> Result<[u8; 32], KeyError> {
+    let bytes = load_or_create_file(dir, name, || {
+        let mut secret = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
+        Ok(secret.to_vec())
+    })?;
+    bytes
+        .try_into()
+        .map_err(|_| KeyError::Corrupt(dir.join(name)))
+}
+
+/// The contents of `dir/name`, written first (atomically, 0600) from `generate` if the
+/// file does not exist.
+fn load_or_create_file(
+    dir: &Path,
+    name: &str,
+    generate: impl FnOnce() -> Result<Vec<u8>, KeyError>,
+) -> Result<Vec<u8>, KeyError> {
+    let path = dir.join(name);
     match fs::read(&path) {
-        Ok(bytes) => Ok(countersign_tlog::note::Pkcs8Key::from_bytes(bytes)),
+        Ok(bytes) => Ok(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = countersign_tlog::note::generate_pkcs8()
-                .map_err(|_| KeyError::Corrupt(path.clone()))?;
-            let tmp = dir.join(format!(".{LOG_KEY_FILE}.tmp"));
+            ensure_dir(dir)?;
+            let bytes = generate()?;
+            let tmp = dir.join(format!(".{name}.tmp"));
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -50,10 +79,10 @@ fn load_or_create_log_key(dir: &Path) -> Result<countersign_tlog::note::Pkcs8Key
                 .mode(0o600)
                 .open(&tmp)
                 .map_err(io(&tmp))?;
-            file.write_all(key.as_bytes()).map_err(io(&tmp))?;
+            file.write_all(&bytes).map_err(io(&tmp))?;
             file.sync_all().map_err(io(&tmp))?;
             fs::rename(&tmp, &path).map_err(io(&path))?;
-            Ok(key)
+            Ok(bytes)
         }
         Err(e) => Err(KeyError::Io { path, source: e }),
     }

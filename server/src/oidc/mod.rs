@@ -5,3 +5,4 @@ pub mod discovery;
 pub mod dpop;
 pub mod jwt;
 pub mod keys;
+pub mod resource_token;

@@ -1,0 +1,148 @@
+//! The Countersign MCP gateway: governs any agent's tool calls without changing the
+//! agent. It stands in front of MCP servers (Streamable HTTP or stdio children), shows
+//! each agent the tools it may use, and decides every `tools/call` with Countersign:
+//! forwarded when allowed, refused with the policy's reason when denied, and held until
+//! a human approves it on their phone when the policy asks for a step-up, then
+//! forwarded with exactly the approved arguments and the credential that proves it.
+//!
+//! The decision is not made here: an [`Authority`] answers it (the server in-process, or
+//! over HTTP).
+
+pub mod authority;
+pub mod config;
+mod hold;
+pub mod http;
+pub mod mapping;
+pub mod secrets;
+mod service;
+pub mod upstream;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use authority::{
+    AgentId, Approval, Authority, AuthorityError, Call, Fate, Grant, Pending, PresentedToken,
+    TokenRefused, Verdict,
+};
+pub use config::{GatewayConfig, InvalidKey, ToolMapping, UpstreamConfig};
+pub use secrets::{Secrets, SecretsError};
+pub use service::{Caller, GatewayService, Shared};
+pub use upstream::{CREDENTIAL_META, UpstreamError, Upstreams};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Config(#[from] InvalidKey),
+    #[error("gateway secrets: {0}")]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// A gateway connected to its upstreams, not yet serving: what its tools' action types
+/// are is known (the server declares them before it builds its policy schema).
+pub struct Prepared {
+    config: GatewayConfig,
+    upstreams: Upstreams,
+}
+
+/// Validates `config`, reads its secrets and connects to every upstream.
+pub async fn connect(config: GatewayConfig) -> Result<Prepared, GatewayError> {
+    config.validate()?;
+    // rmcp's HTTP client uses rustls without choosing a provider: ring, as elsewhere.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let secrets = Secrets::load(config.secrets_file.as_deref(), std::env::vars())?;
+    if let Some((key, name)) = config
+        .secret_references()
+        .into_iter()
+        .find(|(_, name)| secrets.get(name).is_none())
+    {
+        return Err(InvalidKey {
+            key,
+            reason: format!(
+                "secret {name:?} is not in gateway.secrets_file nor in {}{}",
+                secrets::ENV_PREFIX,
+                name.to_ascii_uppercase()
+            ),
+        }
+        .into());
+    }
+    let upstreams = Upstreams::connect(
+        &config.upstreams,
+        &secrets,
+        Duration::from_millis(config.upstream_timeout_ms),
+    )
+    .await?;
+    Ok(Prepared { config, upstreams })
+}
+
+impl Prepared {
+    /// The `authorization_details` type of every tool behind the gateway.
+    pub fn action_types(&self) -> BTreeSet<String> {
+        let mut types = BTreeSet::new();
+        for upstream in self.upstreams.iter() {
+            for tool in &upstream.tools {
+                let name = format!(
+                    "{}{}{}",
+                    upstream.name,
+                    config::NAMESPACE_SEPARATOR,
+                    tool.name
+                );
+                types.insert(mapping::type_of(&name, self.config.tools.get(&name)));
+            }
+        }
+        types
+    }
+
+    /// Serves with `authority` deciding.
+    pub fn start<A: Authority>(self, authority: A) -> Gateway<A> {
+        Gateway {
+            shared: Arc::new(Shared {
+                authority,
+                upstreams: self.upstreams,
+                config: self.config,
+                stopping: tokio_util::sync::CancellationToken::new(),
+            }),
+        }
+    }
+}
+
+/// A running gateway: its upstream connections and its authority.
+pub struct Gateway<A> {
+    shared: Arc<Shared<A>>,
+}
+
+impl<A: Authority> Gateway<A> {
+    /// The HTTP routes (MCP and its protected-resource metadata) for a gateway whose
+    /// authorization server is `issuer`.
+    pub fn router(&self, issuer: &str, allowed_hosts: Vec<String>) -> axum::Router {
+        http::router(self.shared.clone(), issuer, allowed_hosts)
+    }
+
+    /// Serves one agent over stdin and stdout until the agent closes them.
+    pub async fn serve_stdio(&self, caller: Caller) -> Result<(), GatewayError> {
+        use rmcp::ServiceExt;
+        let service = GatewayService::for_agent(self.shared.clone(), caller);
+        let running =
+            service
+                .serve(rmcp::transport::stdio())
+                .await
+                .map_err(|e| UpstreamError::Call {
+                    upstream: "stdio".into(),
+                    reason: e.to_string(),
+                })?;
+        let _ = running.waiting().await;
+        Ok(())
+    }
+
+    /// Ends every held call (each is recorded as stopped, none is forwarded) and closes
+    /// the MCP sessions, so the HTTP server can stop.
+    pub fn stop(&self) {
+        self.shared.stopping.cancel();
+    }
+
+    pub fn authority(&self) -> &A {
+        &self.shared.authority
+    }
+}

@@ -1,0 +1,319 @@
+//! The gateway's [`Authority`], answered in this process: the same client records, policy
+//! service, CIBA requests, token issuance and trace as the HTTP endpoints use, without a
+//! network hop or a client authentication per call.
+
+use std::sync::Arc;
+
+use countersign_gateway::{
+    AgentId, Approval, Authority, AuthorityError, Call, Fate, Grant, Pending, PresentedToken,
+    TokenRefused, Verdict, mapping::Action,
+};
+use serde_json::{Map, Value, json};
+
+use super::agent_keys::AgentKeys;
+use crate::ciba::CibaError;
+use crate::ciba::authorize::Peer;
+use crate::oidc::{dpop, resource_token};
+use crate::policy::Outcome;
+use crate::state::AppState;
+use crate::store::audit::NewAuditRecord;
+use crate::store::clients::ClientRecord;
+use crate::store::group_commit::WriteSet;
+
+/// The trace event of what became of a gateway call.
+pub const GATEWAY_CALL: &str = "gateway.call";
+
+pub struct InProcess {
+    state: AppState,
+    keys: Arc<AgentKeys>,
+    /// The gateway's resource identifier (`{issuer}/mcp`).
+    resource: String,
+}
+
+impl InProcess {
+    pub fn new(state: AppState, keys: Arc<AgentKeys>) -> Self {
+        let resource = super::resource(&state.issuer);
+        Self {
+            state,
+            keys,
+            resource,
+        }
+    }
+
+    async fn client(&self, agent: &AgentId) -> Result<ClientRecord, AuthorityError> {
+        match self.state.store.client(&agent.0).await {
+            Ok(Some(client)) if client.enabled => Ok(client),
+            Ok(_) => Err(AuthorityError::Unauthorized(format!(
+                "agent {agent} is not registered or is disabled"
+            ))),
+            Err(e) => Err(AuthorityError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+fn authority_error(e: CibaError) -> AuthorityError {
+    match e {
+        CibaError::Store(e) => AuthorityError::Unavailable(e.to_string()),
+        CibaError::Credential(e) => AuthorityError::Unavailable(e.to_string()),
+        CibaError::UnauthorizedClient(m) => AuthorityError::Unauthorized(m),
+        CibaError::RateLimited { reason, .. } => AuthorityError::Unavailable(reason),
+        other => AuthorityError::Invalid(other.to_string()),
+    }
+}
+
+/// The decision API's parameters for a call.
+fn params(call: &Call, dry_run: bool) -> Map<String, Value> {
+    let mut params = Map::new();
+    let details = Value::Array(vec![call.action.detail.clone()]).to_string();
+    params.insert("authorization_details".into(), Value::String(details));
+    if let Some(resource) = &call.action.resource {
+        params.insert("resource".into(), Value::String(resource.clone()));
+    }
+    if let Some(session) = &call.session {
+        params.insert("task_id".into(), Value::String(session.clone()));
+    }
+    if dry_run {
+        params.insert("dry_run".into(), Value::String("true".into()));
+    }
+    params
+}
+
+impl Authority for InProcess {
+    async fn authenticate(&self, token: PresentedToken<'_>) -> Result<AgentId, TokenRefused> {
+        let state = &self.state;
+        let now_s = state.clock.now_secs();
+        let skew = i64::try_from(state.config.ciba.clock_skew_secs).unwrap_or(0);
+        let claims = resource_token::verify(
+            token.token,
+            &state.keys.jwks(),
+            &state.issuer,
+            &self.resource,
+            now_s,
+            skew,
+        )
+        .map_err(TokenRefused::InvalidToken)?;
+        match (&claims.jkt, token.scheme) {
+            (Some(jkt), "DPoP") => {
+                let proof = token.dpop_proof.ok_or_else(|| {
+                    TokenRefused::InvalidDpopProof("a DPoP proof is required".into())
+                })?;
+                let checked =
+                    dpop::check_proof(proof, token.method, token.url, dpop::window(state))
+                        .map_err(|e| TokenRefused::InvalidDpopProof(e.to_string()))?;
+                if &checked.jkt != jkt {
+                    return Err(TokenRefused::InvalidDpopProof(
+                        "the proof is not signed by the key the token is bound to".into(),
+                    ));
+                }
+                if checked.ath.as_deref() != Some(resource_token::ath(token.token).as_str()) {
+                    return Err(TokenRefused::InvalidDpopProof(
+                        "the proof's ath is not this token's hash".into(),
+                    ));
+                }
+                dpop::remember(state, &checked).await.map_err(|e| match e {
+                    dpop::DpopError::Invalid(m) => TokenRefused::InvalidDpopProof(m),
+                    dpop::DpopError::Store(s) => TokenRefused::Unavailable(s.to_string()),
+                })?;
+            }
+            (Some(_), _) => {
+                return Err(TokenRefused::InvalidToken(
+                    "this token is DPoP-bound: send it as Authorization: DPoP with a proof".into(),
+                ));
+            }
+            (None, "Bearer") => {}
+            (None, _) => {
+                return Err(TokenRefused::InvalidToken(
+                    "this token is a bearer token: send it as Authorization: Bearer".into(),
+                ));
+            }
+        }
+        match state.store.client(&claims.client_id).await {
+            Ok(Some(client)) if client.enabled => Ok(AgentId(client.client_id)),
+            Ok(_) => Err(TokenRefused::InvalidToken(
+                "the agent is not registered or is disabled".into(),
+            )),
+            Err(e) => Err(TokenRefused::Unavailable(e.to_string())),
+        }
+    }
+
+    async fn decide(&self, call: &Call) -> Result<Verdict, AuthorityError> {
+        let client = self.client(&call.agent).await?;
+        let peer = Peer {
+            source_ip: call.source_ip,
+        };
+        let answer =
+            crate::policy::gateway::decide(&self.state, &client, &params(call, false), &peer)
+                .await
+                .map_err(authority_error)?;
+        let decision_id = answer.decision_id.unwrap_or_default();
+        Ok(match answer.decision {
+            Outcome::Allow => Verdict::Allow { decision_id },
+            Outcome::Deny => Verdict::Deny {
+                decision_id,
+                reasons: answer.reasons,
+            },
+            Outcome::StepUp => Verdict::StepUp {
+                decision_id,
+                reasons: answer.reasons,
+                approvers: answer.approvers,
+            },
+        })
+    }
+
+    async fn may_offer(
+        &self,
+        agent: &AgentId,
+        tool: &str,
+        action: &Action,
+    ) -> Result<bool, AuthorityError> {
+        let client = self.client(agent).await?;
+        let call = Call {
+            agent: agent.clone(),
+            tool: tool.to_owned(),
+            action: action.clone(),
+            session: None,
+            mcp_request_id: String::new(),
+            source_ip: None,
+        };
+        match crate::policy::gateway::decide(
+            &self.state,
+            &client,
+            &params(&call, true),
+            &Peer::default(),
+        )
+        .await
+        {
+            Ok(answer) => Ok(answer.decision != Outcome::Deny),
+            // An entry the deployment's schema refuses without arguments may still be
+            // callable with them.
+            Err(CibaError::InvalidAuthorizationDetails(_)) => Ok(true),
+            Err(e) => Err(authority_error(e)),
+        }
+    }
+
+    async fn request_approval(
+        &self,
+        call: &Call,
+        binding_message: &str,
+    ) -> Result<Pending, AuthorityError> {
+        let client = self.client(&call.agent).await?;
+        let (_, jkt) = &*self
+            .keys
+            .key(&client.client_id)
+            .map_err(AuthorityError::Unavailable)?;
+        let mut params = params(call, false);
+        params.insert("scope".into(), json!("openid"));
+        params.insert(
+            "login_hint".into(),
+            Value::String(client.owner_subject.clone()),
+        );
+        params.insert(
+            "binding_message".into(),
+            Value::String(binding_message.to_owned()),
+        );
+        params.insert("dpop_jkt".into(), Value::String(jkt.clone()));
+        params.remove("resource");
+        let peer = Peer {
+            source_ip: call.source_ip,
+        };
+        let response =
+            crate::ciba::authorize::backchannel_authorize(&self.state, &client, params, &peer)
+                .await
+                .map_err(|e| match e {
+                    CibaError::AccessDenied(m) => AuthorityError::Invalid(m),
+                    other => authority_error(other),
+                })?;
+        Ok(Pending {
+            auth_req_id: response.auth_req_id,
+            expires_in_ms: response.expires_in.saturating_mul(1000),
+            interval_ms: response.interval.unwrap_or(5).saturating_mul(1000),
+        })
+    }
+
+    async fn poll(&self, agent: &AgentId, auth_req_id: &str) -> Result<Approval, AuthorityError> {
+        let client = self.client(agent).await?;
+        let (_, jkt) = &*self
+            .keys
+            .key(&client.client_id)
+            .map_err(AuthorityError::Unavailable)?;
+        match crate::ciba::token::exchange(&self.state, &client, auth_req_id, Some(jkt.clone()))
+            .await
+        {
+            Ok(tokens) => {
+                let approved = match tokens.authorization_details {
+                    Some(Value::Array(items)) => items,
+                    _ => Vec::new(),
+                };
+                Ok(Approval::Granted(Grant {
+                    access_token: tokens.access_token,
+                    approved,
+                }))
+            }
+            Err(CibaError::AuthorizationPending | CibaError::SlowDown) => Ok(Approval::Pending),
+            Err(CibaError::AccessDenied(reason)) => Ok(Approval::Denied {
+                reason: Some(reason),
+            }),
+            Err(CibaError::ExpiredToken) => Ok(Approval::Expired),
+            Err(CibaError::InvalidGrant(_)) => Ok(Approval::AlreadyUsed),
+            Err(e) => Err(authority_error(e)),
+        }
+    }
+
+    fn dpop_proof(
+        &self,
+        agent: &AgentId,
+        method: &str,
+        url: &str,
+        access_token: &str,
+    ) -> Result<String, AuthorityError> {
+        self.keys
+            .proof(
+                &agent.0,
+                method,
+                url,
+                access_token,
+                self.state.clock.now_secs(),
+            )
+            .map_err(AuthorityError::Unavailable)
+    }
+
+    async fn record(
+        &self,
+        call: &Call,
+        decision_id: Option<&str>,
+        fate: &Fate,
+    ) -> Result<(), AuthorityError> {
+        let (outcome, reason) = match fate {
+            Fate::Forwarded { is_error: false } => ("forwarded", None),
+            Fate::Forwarded { is_error: true } => ("forwarded_tool_error", None),
+            Fate::UpstreamFailed { reason } => ("upstream_failed", Some(reason.as_str())),
+            Fate::Stopped { reason } => ("stopped", Some(reason.as_str())),
+        };
+        let detail = json!({
+            "agent": call.agent.0,
+            "tool": call.tool,
+            "mcp_request_id": call.mcp_request_id,
+            "session": call.session,
+            "decision_id": decision_id,
+            "outcome": outcome,
+            "reason": reason,
+        });
+        let event = NewAuditRecord {
+            at: self.state.now_ms(),
+            actor: format!("client:{}", call.agent.0),
+            kind: GATEWAY_CALL.to_owned(),
+            subject: decision_id.unwrap_or(&call.tool).to_owned(),
+            detail: detail.to_string(),
+        };
+        let set = WriteSet {
+            events: vec![event],
+            ..WriteSet::default()
+        };
+        self.state
+            .store
+            .write(set)
+            .await
+            .map(|_| ())
+            .map_err(|e| AuthorityError::Unavailable(e.to_string()))
+    }
+}
