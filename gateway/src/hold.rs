@@ -29,6 +29,25 @@ pub struct Held<'a> {
     pub approvers: &'a [String],
 }
 
+/// A call counted as held (`countersign_gateway_held_calls`) until dropped, when its
+/// wait is recorded (`countersign_gateway_hold_seconds`), however the hold ended.
+struct HeldMetric(tokio::time::Instant);
+
+impl HeldMetric {
+    fn start() -> Self {
+        metrics::gauge!("countersign_gateway_held_calls").increment(1.0);
+        Self(tokio::time::Instant::now())
+    }
+}
+
+impl Drop for HeldMetric {
+    fn drop(&mut self) {
+        metrics::gauge!("countersign_gateway_held_calls").decrement(1.0);
+        metrics::histogram!("countersign_gateway_hold_seconds")
+            .record(self.0.elapsed().as_secs_f64());
+    }
+}
+
 /// The text a human sees in their wallet beside the action (CIBA `binding_message`).
 fn binding_message(call: &Call) -> String {
     let mut text = format!("MCP call {}", call.tool);
@@ -79,6 +98,7 @@ pub async fn run<A: Authority>(
         "held for approval by {who} (request {})",
         pending.auth_req_id
     );
+    let _held = HeldMetric::start();
     tracing::info!(tool = %call.tool, agent = %call.agent, auth_req_id = %pending.auth_req_id, "call held for approval");
     let hold_ms = shared.config.hold_timeout_secs.saturating_mul(1000);
     let deadline =

@@ -47,11 +47,16 @@ pub struct Prepared {
     upstreams: Upstreams,
 }
 
+/// Makes ring the process's TLS provider (what the rest of Countersign uses): rmcp's
+/// HTTP client uses rustls without choosing one. Idempotent.
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Validates `config`, reads its secrets and connects to every upstream.
 pub async fn connect(config: GatewayConfig) -> Result<Prepared, GatewayError> {
     config.validate()?;
-    // rmcp's HTTP client uses rustls without choosing a provider: ring, as elsewhere.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    init_tls();
     let secrets = Secrets::load(config.secrets_file.as_deref(), std::env::vars())?;
     if let Some((key, name)) = config
         .secret_references()

@@ -244,6 +244,13 @@ pub(crate) async fn record<A: Authority>(
     decision_id: Option<&str>,
     fate: &Fate,
 ) -> Result<(), ErrorData> {
+    let outcome = match fate {
+        Fate::Forwarded { is_error: false } => "forwarded",
+        Fate::Forwarded { is_error: true } => "forwarded_tool_error",
+        Fate::UpstreamFailed { .. } => "upstream_failed",
+        Fate::Stopped { .. } => "stopped",
+    };
+    metrics::counter!("countersign_gateway_calls_total", "outcome" => outcome).increment(1);
     authority
         .record(call, decision_id, fate)
         .await

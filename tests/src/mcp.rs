@@ -187,6 +187,25 @@ pub fn configure(c: &mut Config, upstream_url: &str) {
         .insert("shop".into(), tool("internal", "erp"));
 }
 
+/// Enables the gateway in front of the shop run as a stdio child process (no port, no
+/// credential checks): for tests of the gateway's HTTP surface rather than its calls.
+pub fn configure_stdio(c: &mut Config) {
+    c.gateway.enabled = true;
+    c.gateway.upstreams.insert(
+        "shop".into(),
+        UpstreamConfig {
+            url: None,
+            command: Some(vec![
+                python(),
+                interop("upstream.py").display().to_string(),
+                "stdio".into(),
+            ]),
+            env: Default::default(),
+            headers: Default::default(),
+        },
+    );
+}
+
 /// A server on a port chosen first (the upstream must know the issuer before the
 /// server connects to it), the shop in front, Alice and her shopping agent.
 pub struct Rig {

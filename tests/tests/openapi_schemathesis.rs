@@ -53,7 +53,8 @@ async fn schemathesis(s: &TestServer, auth: &[&str], filter: &[&str]) -> String 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn served_api_conforms_to_its_openapi_document() {
-    let s = TestServer::start(Db::Sqlite).await;
+    // With the MCP gateway enabled (its upstream a stdio child), so /mcp is served.
+    let s = TestServer::start_with(Db::Sqlite, countersign_tests::mcp::configure_stdio).await;
     s.clock.follow_system_time();
     s.human("alice").await;
     let agent = s.agent("fuzzer", "alice", "client_secret_basic").await;

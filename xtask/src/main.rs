@@ -8,6 +8,7 @@ mod bench;
 mod console_bench;
 mod criterion_bench;
 mod dpop;
+mod gateway_bench;
 mod loadgen;
 mod offboard_bench;
 mod push_bench;
@@ -31,6 +32,9 @@ enum Command {
     /// Seed 10,000 agents, 100,000 humans and 1,000,000 trace events, then time every
     /// console page on SQLite and PostgreSQL (docs/benchmarks.md).
     ConsoleBench(console_bench::ConsoleBenchArgs),
+    /// Allowed MCP tool calls through the gateway against the same calls straight to the
+    /// upstream: calls per second and added latency (docs/benchmarks.md).
+    GatewayBench(gateway_bench::GatewayBenchArgs),
     /// Measure the approval round trip against a running server with a software wallet.
     Approval(ApprovalArgs),
 }
@@ -55,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Bench(args) => bench::run(args).await,
         Command::ConsoleBench(args) => console_bench::run(args).await,
+        Command::GatewayBench(args) => gateway_bench::run(args).await,
         Command::Loadgen(args) => {
             let report = loadgen::run(&args).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);

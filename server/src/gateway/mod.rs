@@ -12,6 +12,7 @@ use countersign_gateway::{Gateway, GatewayConfig, Prepared, http::MCP_PATH};
 use countersign_shared::TokenResponse;
 
 use crate::ciba::CibaError;
+use crate::config::Config;
 use crate::oidc::keys::{KeyError, load_or_create_secret};
 use crate::oidc::resource_token;
 use crate::state::AppState;
@@ -97,6 +98,17 @@ pub async fn connect(config: &GatewayConfig) -> Result<Option<Prepared>, Gateway
         return Ok(None);
     }
     Ok(Some(countersign_gateway::connect(config.clone()).await?))
+}
+
+/// `config` with the action types of the gateway's tools declared as a running server
+/// declares them (policies name them as Cedar actions): the ones the mappings name and,
+/// listing each upstream's tools, the default ones. For the CLI's policy commands.
+pub async fn declare_tool_types(mut config: Config) -> Result<Config, GatewayStartError> {
+    if let Some(prepared) = connect(&config.gateway).await? {
+        config.declare_gateway_types(prepared.action_types());
+    }
+    config.declare_gateway_types([]);
+    Ok(config)
 }
 
 /// Serves the connected gateway with this server deciding.

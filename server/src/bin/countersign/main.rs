@@ -23,6 +23,7 @@ mod credential;
 mod demo;
 mod device;
 mod directory;
+mod gateway;
 mod policy;
 mod push;
 mod verify;
@@ -63,6 +64,9 @@ enum Command {
     /// a software wallet; a small order passes, a large one waits for the passkey, a
     /// destructive one is stopped, offboarding kills the credential.
     Demo(demo::DemoArgs),
+    /// The MCP gateway over stdin and stdout for one agent (an agent that launches its
+    /// MCP servers itself); `serve` runs it over HTTP at /mcp.
+    Gateway(gateway::GatewayArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Manage humans (agent owners and approvers).
@@ -284,6 +288,7 @@ async fn main() -> anyhow::Result<()> {
     match &cli.command {
         Command::Serve(_) => serve(config).await,
         Command::Demo(args) => demo::demo(args).await,
+        Command::Gateway(args) => gateway::gateway(config, args).await,
         Command::Migrate => {
             open_store(&config).await?;
             println!(

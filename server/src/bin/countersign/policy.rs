@@ -105,6 +105,10 @@ fn problems_text(
 
 pub async fn policy_command(config: Config, cmd: &PolicyCommand) -> anyhow::Result<()> {
     let actor = "cli";
+    // Policies may name the actions of the gateway's tools, as the server knows them.
+    let config = countersign_server::gateway::declare_tool_types(config)
+        .await
+        .context("listing the MCP gateway's tools")?;
     match cmd {
         PolicyCommand::Schema => {
             let engine = PolicyEngine::new(&config).map_err(anyhow::Error::msg)?;
