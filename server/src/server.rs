@@ -220,6 +220,14 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
             let _ = stop.changed().await;
         };
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        // No Nagle delay: a streamed response (server-sent events, an MCP result) is
+        // written as headers, then body; with Nagle the body waited for the client's
+        // delayed ACK, 40 ms per MCP call through the gateway.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
+            }
+        });
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(graceful)
             .await

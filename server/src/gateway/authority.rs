@@ -23,9 +23,16 @@ use crate::store::group_commit::WriteSet;
 /// The trace event of what became of a gateway call.
 pub const GATEWAY_CALL: &str = "gateway.call";
 
+/// Most verified tokens remembered; past it the memory starts over.
+const VERIFIED_TOKENS: usize = 10_000;
+
 pub struct InProcess {
     state: AppState,
     keys: Arc<AgentKeys>,
+    /// Tokens whose signature and claims were checked, by SHA-256: an agent presents the
+    /// same token with every MCP request, and an ECDSA verification is most of the cost
+    /// of checking it. Expiry and the agent's standing are still checked every time.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], resource_token::ResourceToken>>,
     /// The gateway's resource identifier (`{issuer}/mcp`).
     resource: String,
 }
@@ -37,6 +44,7 @@ impl InProcess {
             state,
             keys,
             resource,
+            verified: std::sync::Mutex::default(),
         }
     }
 
@@ -83,15 +91,33 @@ impl Authority for InProcess {
         let state = &self.state;
         let now_s = state.clock.now_secs();
         let skew = i64::try_from(state.config.ciba.clock_skew_secs).unwrap_or(0);
-        let claims = resource_token::verify(
-            token.token,
-            &state.keys.jwks(),
-            &state.issuer,
-            &self.resource,
-            now_s,
-            skew,
-        )
-        .map_err(TokenRefused::InvalidToken)?;
+        let digest = countersign_jose::sha256(token.token.as_bytes());
+        let remembered = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&digest)
+            .cloned();
+        let claims = match remembered {
+            Some(claims) if claims.expires_at_s.saturating_add(skew) > now_s => claims,
+            _ => {
+                let claims = resource_token::verify(
+                    token.token,
+                    &state.keys.jwks(),
+                    &state.issuer,
+                    &self.resource,
+                    now_s,
+                    skew,
+                )
+                .map_err(TokenRefused::InvalidToken)?;
+                let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+                if verified.len() >= VERIFIED_TOKENS {
+                    verified.clear();
+                }
+                verified.insert(digest, claims.clone());
+                claims
+            }
+        };
         match (&claims.jkt, token.scheme) {
             (Some(jkt), "DPoP") => {
                 let proof = token.dpop_proof.ok_or_else(|| {

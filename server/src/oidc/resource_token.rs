@@ -60,6 +60,8 @@ pub struct ResourceToken {
     pub client_id: String,
     /// The key the token is bound to (RFC 9449), if any.
     pub jkt: Option<String>,
+    /// `exp`, Unix seconds.
+    pub expires_at_s: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +110,8 @@ pub fn verify(
     Ok(ResourceToken {
         client_id,
         jkt: claims.cnf.map(|c| c.jkt),
+        // check_times required it.
+        expires_at_s: c.exp.map_or(0, |e| e as i64),
     })
 }
 
@@ -137,7 +141,8 @@ mod tests {
             verify(&token, &set(&key), ISS, RES, 1000, 30),
             Ok(ResourceToken {
                 client_id: "agent-1".into(),
-                jkt: Some("jkt1".into())
+                jkt: Some("jkt1".into()),
+                expires_at_s: 1300,
             })
         );
         assert!(
