@@ -136,6 +136,9 @@ pub enum TokenRefused {
     InvalidDpopProof(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The agent is over its rate limit: retry after this many seconds.
+    #[error("over the rate limit; retry in {0} s")]
+    RateLimited(u64),
 }
 
 /// Countersign, as the gateway sees it.

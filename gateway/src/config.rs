@@ -195,10 +195,16 @@ impl GatewayConfig {
         if self.hold_timeout_secs == 0 {
             return Err(invalid("gateway.hold_timeout_secs", "must be at least 1"));
         }
-        if self.progress_interval_ms < 100 {
+        if !(100..=60_000).contains(&self.progress_interval_ms) {
             return Err(invalid(
                 "gateway.progress_interval_ms",
-                "must be at least 100",
+                "must be between 100 and 60000",
+            ));
+        }
+        if self.hold_timeout_secs > 86_400 {
+            return Err(invalid(
+                "gateway.hold_timeout_secs",
+                "must be at most 86400",
             ));
         }
         if self.upstream_timeout_ms == 0 {

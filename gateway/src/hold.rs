@@ -17,7 +17,7 @@ use rmcp::model::{CallToolResponse, ProgressNotificationParam};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
-use crate::authority::{Approval, Authority, Call, Fate};
+use crate::authority::{Approval, Authority, AuthorityError, Call, Fate, Grant, Pending};
 use crate::mapping;
 use crate::service::{Shared, finish, record, tool_error};
 use crate::upstream::Upstream;
@@ -49,10 +49,16 @@ impl Drop for HeldMetric {
 }
 
 /// The text a human sees in their wallet beside the action (CIBA `binding_message`).
+/// Only printable ASCII of the tool's name (the upstream names its tools), at most 64
+/// characters, so the message passes the server's checks for invisible characters.
 fn binding_message(call: &Call) -> String {
-    let mut text = format!("MCP call {}", call.tool);
-    text.truncate(120);
-    text
+    let tool: String = call
+        .tool
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(64)
+        .collect();
+    format!("MCP call {tool}")
 }
 
 /// Holds a call until its approval is answered, then forwards it (approved) or ends it
@@ -64,143 +70,259 @@ pub async fn run<A: Authority>(
     held: Held<'_>,
     ctx: &RequestContext<RoleServer>,
 ) -> Result<CallToolResponse, ErrorData> {
-    let Held {
-        call,
-        decision_id,
-        approvers,
-    } = held;
     let authority = &shared.authority;
-    let stop = |reason: String| async move {
-        record(
-            authority,
-            call,
-            Some(decision_id),
-            &Fate::Stopped {
-                reason: reason.clone(),
-            },
-        )
-        .await?;
-        Ok::<_, ErrorData>(tool_error(reason))
-    };
     let pending = match authority
-        .request_approval(call, &binding_message(call))
+        .request_approval(held.call, &binding_message(held.call))
         .await
     {
         Ok(pending) => pending,
-        Err(e) => return stop(format!("approval could not be requested: {e}")).await,
+        Err(e) => {
+            return stop(
+                authority,
+                &held,
+                format!("approval could not be requested: {e}"),
+            )
+            .await;
+        }
     };
-    let who = if approvers.is_empty() {
-        "an approver".to_owned()
-    } else {
-        approvers.join(", ")
-    };
-    let waiting = format!(
-        "held for approval by {who} (request {})",
-        pending.auth_req_id
-    );
+    tracing::info!(tool = %held.call.tool, agent = %held.call.agent, auth_req_id = %pending.auth_req_id, "call held for approval");
     let _held = HeldMetric::start();
-    tracing::info!(tool = %call.tool, agent = %call.agent, auth_req_id = %pending.auth_req_id, "call held for approval");
+    let grant = match wait(shared, &held, &pending, ctx).await {
+        Waited::Granted(grant) => grant,
+        Waited::Ended(reason) => return stop(authority, &held, reason).await,
+        Waited::Interrupted { reason, error } => {
+            record(
+                authority,
+                held.call,
+                Some(held.decision_id),
+                &Fate::Stopped { reason },
+            )
+            .await?;
+            return Err(error);
+        }
+    };
+    forward(shared, upstream, tool, &held, &grant).await
+}
+
+/// How waiting for an approval ended.
+enum Waited {
+    Granted(Grant),
+    /// Denied, expired, already used, or held too long: a tool error with the reason.
+    Ended(String),
+    /// The agent or the gateway went away: a JSON-RPC error, the trace says why.
+    Interrupted {
+        reason: String,
+        error: ErrorData,
+    },
+}
+
+/// What a poll's answer means for the hold: keep waiting (`None`), the grant, or the
+/// reason it ended.
+fn answer(approval: Approval) -> Option<Result<Grant, String>> {
+    match approval {
+        Approval::Pending => None,
+        Approval::Granted(grant) => Some(Ok(grant)),
+        Approval::Denied { reason } => Some(Err(match reason {
+            Some(r) if !r.is_empty() => format!("not approved: {r}"),
+            _ => "not approved".to_owned(),
+        })),
+        Approval::Expired => Some(Err(
+            "the approval request expired before anyone answered it".into(),
+        )),
+        Approval::AlreadyUsed => Some(Err(
+            "the approval was already used; the call is not forwarded again".into(),
+        )),
+    }
+}
+
+/// Polls the approval at CIBA's interval, telling the agent it waits at the progress
+/// interval, until it is answered, the hold times out, or the agent or gateway stops.
+async fn wait<A: Authority>(
+    shared: &Shared<A>,
+    held: &Held<'_>,
+    pending: &Pending,
+    ctx: &RequestContext<RoleServer>,
+) -> Waited {
     let hold_ms = shared.config.hold_timeout_secs.saturating_mul(1000);
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(pending.expires_in_ms.min(hold_ms));
     let progress_every = Duration::from_millis(shared.config.progress_interval_ms);
     // CIBA's polling interval: polling sooner only earns slow_down.
     let poll_every = Duration::from_millis(pending.interval_ms.max(50));
-    let tick = poll_every.min(progress_every);
-    let token = ctx.meta.get_progress_token();
-    let mut progress = 0.0;
-    let notify = |progress: f64| {
-        let token = token.clone();
-        let message = waiting.clone();
-        async move {
-            if let Some(token) = token {
-                // A client that went away is noticed through the cancellation token.
-                let _ = ctx
-                    .peer
-                    .notify_progress(
-                        ProgressNotificationParam::new(token, progress).with_message(message),
-                    )
-                    .await;
-            }
-        }
-    };
-    notify(progress).await;
-    let mut next_poll = tokio::time::Instant::now() + poll_every;
-    let mut next_progress = tokio::time::Instant::now() + progress_every;
-    let grant = loop {
+    let progress = Progress::new(ctx, waiting_message(held.approvers, pending));
+    progress.send(0.0).await;
+    let (mut next_poll, mut next_progress, mut step) = (
+        tokio::time::Instant::now() + poll_every,
+        tokio::time::Instant::now() + progress_every,
+        0.0,
+    );
+    loop {
         tokio::select! {
-            () = shared.stopping.cancelled() => {
-                record(authority, call, Some(decision_id), &Fate::Stopped {
-                    reason: "the gateway stopped while the call was held".into(),
-                }).await?;
-                return Err(ErrorData::internal_error(
+            () = shared.stopping.cancelled() => return Waited::Interrupted {
+                reason: "the gateway stopped while the call was held".into(),
+                error: ErrorData::internal_error(
                     "the gateway is stopping; the call was not forwarded (call again to ask anew)",
                     None,
-                ));
-            }
-            () = ctx.ct.cancelled() => {
-                record(authority, call, Some(decision_id), &Fate::Stopped {
-                    reason: "cancelled by the agent while held".into(),
-                }).await?;
-                return Err(ErrorData::internal_error("the call was cancelled while held for approval", None));
-            }
-            () = tokio::time::sleep(tick) => {}
+                ),
+            },
+            () = ctx.ct.cancelled() => return Waited::Interrupted {
+                reason: "cancelled by the agent while held".into(),
+                error: ErrorData::internal_error("the call was cancelled while held for approval", None),
+            },
+            () = tokio::time::sleep(poll_every.min(progress_every)) => {}
         }
         let now = tokio::time::Instant::now();
         if now >= next_poll {
             next_poll = now + poll_every;
-            match authority.poll(&call.agent, &pending.auth_req_id).await {
-                Ok(Approval::Pending) => {}
-                Ok(Approval::Granted(grant)) => break grant,
-                Ok(Approval::Denied { reason }) => {
-                    return stop(match reason {
-                        Some(r) if !r.is_empty() => format!("denied by the approver: {r}"),
-                        _ => "denied by the approver".to_owned(),
-                    })
-                    .await;
+            match shared
+                .authority
+                .poll(&held.call.agent, &pending.auth_req_id)
+                .await
+            {
+                Ok(approval) => match answer(approval) {
+                    None => {}
+                    Some(Ok(grant)) => return Waited::Granted(grant),
+                    Some(Err(reason)) => return Waited::Ended(reason),
+                },
+                Err(AuthorityError::Unavailable(e)) => {
+                    tracing::warn!(error = %e, "polling an approval failed; retrying");
                 }
-                Ok(Approval::Expired) => {
-                    return stop("the approval request expired before anyone answered it".into())
-                        .await;
-                }
-                Ok(Approval::AlreadyUsed) => {
-                    return stop(
-                        "the approval was already used; the call is not forwarded again".into(),
-                    )
-                    .await;
-                }
-                Err(e) => tracing::warn!(error = %e, "polling an approval failed; retrying"),
+                Err(e) => return Waited::Ended(format!("the approval cannot be used: {e}")),
             }
         }
         if now >= deadline {
-            return stop("no approval within the time the gateway holds a call".into()).await;
+            return Waited::Ended("no approval within the time the gateway holds a call".into());
         }
         if now >= next_progress {
             next_progress = now + progress_every;
-            progress += 1.0;
-            notify(progress).await;
+            step += 1.0;
+            progress.send(step).await;
         }
+    }
+}
+
+/// What a held call's progress notifications say.
+fn waiting_message(approvers: &[String], pending: &Pending) -> String {
+    let who = match approvers {
+        [] => "an approver".to_owned(),
+        [_] => "1 approver".to_owned(),
+        many => format!("{} approvers", many.len()),
     };
-    // Exactly what the human approved is forwarded, whatever the agent sent.
+    format!(
+        "held until {who} answers in Countersign (request {})",
+        pending.auth_req_id
+    )
+}
+
+/// `notifications/progress` for a request whose client asked for them.
+struct Progress<'a> {
+    ctx: &'a RequestContext<RoleServer>,
+    token: Option<rmcp::model::ProgressToken>,
+    message: String,
+}
+
+impl<'a> Progress<'a> {
+    fn new(ctx: &'a RequestContext<RoleServer>, message: String) -> Self {
+        Self {
+            token: ctx.meta.get_progress_token(),
+            ctx,
+            message,
+        }
+    }
+
+    async fn send(&self, progress: f64) {
+        if let Some(token) = &self.token {
+            // A client that went away is noticed through the cancellation token.
+            let _ = self
+                .ctx
+                .peer
+                .notify_progress(
+                    ProgressNotificationParam::new(token.clone(), progress)
+                        .with_message(self.message.clone()),
+                )
+                .await;
+        }
+    }
+}
+
+/// Forwards exactly what the human approved, whatever the agent sent, with the
+/// credential and a proof for the upstream.
+async fn forward<A: Authority>(
+    shared: &Shared<A>,
+    upstream: &Upstream,
+    tool: &str,
+    held: &Held<'_>,
+    grant: &Grant,
+) -> Result<CallToolResponse, ErrorData> {
+    let authority = &shared.authority;
     let Some(arguments) = grant
         .approved
         .first()
         .and_then(mapping::approved_arguments)
         .cloned()
     else {
-        return stop(
-            "the approved credential names no arguments; the call is not forwarded".into(),
-        )
-        .await;
+        let reason = "the approved credential names no arguments; the call is not forwarded";
+        return stop(authority, held, reason.into()).await;
     };
-    let target = upstream.credential_audience();
-    let proof = authority
-        .dpop_proof(&call.agent, "POST", &target, &grant.access_token)
-        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+    let proof = match authority.dpop_proof(
+        &held.call.agent,
+        "POST",
+        &upstream.credential_audience(),
+        &grant.access_token,
+    ) {
+        Ok(proof) => proof,
+        Err(e) => {
+            tracing::error!(error = %e, "no DPoP proof for an approved call");
+            let reason = "the approved call could not be proven to the tool; it is not forwarded";
+            return stop(authority, held, reason.into()).await;
+        }
+    };
     let credential = (format!("DPoP {}", grant.access_token), proof);
     let result = shared
         .upstreams
         .call(upstream, tool, arguments, Some(credential))
         .await;
-    finish(authority, call, Some(decision_id), result).await
+    finish(authority, held.call, Some(held.decision_id), result).await
+}
+
+/// Ends a held call with a tool error saying why, traced.
+async fn stop<A: Authority>(
+    authority: &A,
+    held: &Held<'_>,
+    reason: String,
+) -> Result<CallToolResponse, ErrorData> {
+    let fate = Fate::Stopped {
+        reason: reason.clone(),
+    };
+    record(authority, held.call, Some(held.decision_id), &fate).await?;
+    Ok(tool_error(reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_grant_forwards_and_every_other_answer_says_why() {
+        assert!(answer(Approval::Pending).is_none());
+        let grant = Grant {
+            access_token: "t".into(),
+            approved: Vec::new(),
+        };
+        assert_eq!(answer(Approval::Granted(grant.clone())), Some(Ok(grant)));
+        assert_eq!(
+            answer(Approval::Denied {
+                reason: Some("not this vendor".into())
+            }),
+            Some(Err("not approved: not this vendor".into()))
+        );
+        assert_eq!(
+            answer(Approval::Denied { reason: None }),
+            Some(Err("not approved".into()))
+        );
+        assert!(matches!(answer(Approval::Expired), Some(Err(r)) if r.contains("expired")));
+        assert!(
+            matches!(answer(Approval::AlreadyUsed), Some(Err(r)) if r.contains("not forwarded again"))
+        );
+    }
 }

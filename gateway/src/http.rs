@@ -59,9 +59,15 @@ pub fn router<A: Authority>(
         .with_allowed_hosts(allowed_hosts)
         .with_cancellation_token(shared.stopping.child_token());
     config.max_request_body_bytes = 256 * 1024;
+    // A session must outlive the longest hold: a client that asked for no progress sends
+    // nothing while its call waits.
+    let mut sessions = LocalSessionManager::default();
+    let hold = Duration::from_secs(shared.config.hold_timeout_secs);
+    sessions.session_config.keep_alive =
+        Some(hold.max(Duration::from_secs(240)) + Duration::from_secs(60));
     let mcp = StreamableHttpService::new(
         move || Ok(GatewayService::new(shared.clone())),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(sessions),
         config,
     );
     let protected =
@@ -106,6 +112,17 @@ fn challenge<A>(edge: &Edge<A>, refused: Option<&TokenRefused>) -> Response {
                 quoted(why)
             ),
         ),
+        Some(TokenRefused::RateLimited(secs)) => {
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                "this agent is over its rate limit (rate_limits.per_client_per_sec)",
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::try_from(secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return response;
+        }
         Some(TokenRefused::Unavailable(why)) => {
             tracing::warn!(error = %why, "the gateway could not check an access token");
             return (
@@ -169,6 +186,11 @@ async fn authenticate<A: Authority>(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
+    if request.headers().get_all("dpop").iter().count() > 1 {
+        // RFC 9449 §4.3: exactly one proof.
+        let refused = TokenRefused::InvalidDpopProof("more than one DPoP header".into());
+        return challenge(&edge, Some(&refused));
+    }
     let Some(token) = presented(request.headers(), &method, &edge.resource) else {
         return challenge(&edge, None);
     };
@@ -211,12 +233,16 @@ async fn authenticate<A: Authority>(
     response
 }
 
-/// MCP session ids and the agents that opened them, oldest forgotten first.
+/// MCP session ids and the agents that opened them. Each agent keeps its newest
+/// [`SESSIONS_PER_AGENT`]: one agent opening sessions forgets only its own old ones.
 #[derive(Default)]
 struct SessionOwners {
     owners: std::collections::HashMap<String, AgentId>,
-    order: std::collections::VecDeque<String>,
+    by_agent: std::collections::HashMap<AgentId, std::collections::VecDeque<String>>,
 }
+
+/// Sessions remembered per agent.
+const SESSIONS_PER_AGENT: usize = 256;
 
 impl SessionOwners {
     fn owner(&self, session: &str) -> Option<&AgentId> {
@@ -224,12 +250,19 @@ impl SessionOwners {
     }
 
     fn insert(&mut self, session: String, agent: AgentId) {
-        if self.owners.len() >= MAX_SESSIONS
-            && let Some(oldest) = self.order.pop_front()
+        if self.owners.len() >= MAX_SESSIONS {
+            // A backstop against many agents at once: start over (sessions answer 404
+            // and their agents open new ones).
+            self.owners.clear();
+            self.by_agent.clear();
+        }
+        let own = self.by_agent.entry(agent.clone()).or_default();
+        if own.len() >= SESSIONS_PER_AGENT
+            && let Some(oldest) = own.pop_front()
         {
             self.owners.remove(&oldest);
         }
-        self.order.push_back(session.clone());
+        own.push_back(session.clone());
         self.owners.insert(session, agent);
     }
 }

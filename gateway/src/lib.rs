@@ -83,9 +83,16 @@ pub async fn connect(config: GatewayConfig) -> Result<Prepared, GatewayError> {
 }
 
 impl Prepared {
-    /// The `authorization_details` type of every tool behind the gateway.
-    pub fn action_types(&self) -> BTreeSet<String> {
+    /// The `authorization_details` type of every tool behind the gateway. Refused: two
+    /// tools whose default types are the same (`a.b_c` and `a_b.c`), and a default type
+    /// that `declared` already knows (an upstream naming a tool `order` under `purchase`
+    /// must not inherit `purchase_order`'s rules): the mapping must name those.
+    pub fn action_types(
+        &self,
+        declared: impl Fn(&str) -> bool,
+    ) -> Result<BTreeSet<String>, InvalidKey> {
         let mut types = BTreeSet::new();
+        let mut defaults: std::collections::BTreeMap<String, String> = Default::default();
         for upstream in self.upstreams.iter() {
             for tool in &upstream.tools {
                 let name = format!(
@@ -94,10 +101,28 @@ impl Prepared {
                     config::NAMESPACE_SEPARATOR,
                     tool.name
                 );
-                types.insert(mapping::type_of(&name, self.config.tools.get(&name)));
+                let mapping = self.config.tools.get(&name);
+                let kind = mapping::type_of(&name, mapping);
+                if mapping.and_then(|m| m.kind.as_ref()).is_none() {
+                    let clash = |why: String| InvalidKey {
+                        key: format!("gateway.tools.\"{name}\".type"),
+                        reason: format!("{why}; name this tool's type in its mapping"),
+                    };
+                    if declared(&kind) {
+                        return Err(clash(format!(
+                            "its default type {kind:?} is already an authorization_details type"
+                        )));
+                    }
+                    if let Some(other) = defaults.insert(kind.clone(), name.clone()) {
+                        return Err(clash(format!(
+                            "{other} and {name} would both have the type {kind:?}"
+                        )));
+                    }
+                }
+                types.insert(kind);
             }
         }
-        types
+        Ok(types)
     }
 
     /// Serves with `authority` deciding.

@@ -106,7 +106,8 @@ pub fn type_of(tool: &str, mapping: Option<&ToolMapping>) -> String {
 }
 
 /// The value of the argument mapped to `fact`: the one the mapping names (which must have
-/// the fact's type), else the argument of the fact's own name if it has that type.
+/// the fact's type), else the argument of the fact's own name (a number fact's must be a
+/// number; a text fact's is ignored unless it is text).
 fn fact_value(
     arguments: &Map<String, Value>,
     fact: &'static str,
@@ -127,7 +128,17 @@ fn fact_value(
                 expected,
             }),
         },
-        None => Ok(arguments.get(fact).filter(|v| fits(v)).cloned()),
+        // An amount or quantity sent as text is refused, not ignored: the policy would see
+        // no amount, and an upstream may well read the text as a number.
+        None => match arguments.get(fact) {
+            Some(v) if fits(v) => Ok(Some(v.clone())),
+            Some(_) if expected == "number" => Err(MappingError::WrongType {
+                name: fact.to_owned(),
+                fact,
+                expected,
+            }),
+            _ => Ok(None),
+        },
     }
 }
 
@@ -199,6 +210,15 @@ mod tests {
                 expected: "number"
             })
         );
+    }
+
+    #[test]
+    fn an_amount_sent_as_text_is_refused_even_without_a_mapping() {
+        let call = args(json!({"amount": "5000", "vendor": "Acme"}));
+        assert!(matches!(
+            action("shop.order", &call, None),
+            Err(MappingError::WrongType { fact: "amount", .. })
+        ));
     }
 
     #[test]

@@ -103,7 +103,8 @@ fn unavailable(e: &AuthorityError) -> ErrorData {
         AuthorityError::Invalid(m) => ErrorData::invalid_params(m.clone(), None),
         AuthorityError::Unauthorized(m) => ErrorData::invalid_request(m.clone(), None),
         AuthorityError::Unavailable(m) => {
-            ErrorData::internal_error(format!("Countersign could not decide the call: {m}"), None)
+            tracing::error!(error = %m, "the gateway's authority is unavailable");
+            ErrorData::internal_error("Countersign could not decide the call now; retry", None)
         }
     }
 }
@@ -230,12 +231,15 @@ impl<A: Authority> ServerHandler for GatewayService<A> {
     }
 }
 
+/// The JSON-RPC id of the request, as the trace keeps it: at most 128 characters (ids
+/// are the agent's choice).
 fn request_id_text(ctx: &RequestContext<RoleServer>) -> String {
-    match serde_json::to_value(&ctx.id) {
+    let text = match serde_json::to_value(&ctx.id) {
         Ok(serde_json::Value::String(s)) => s,
         Ok(other) => other.to_string(),
         Err(_) => String::new(),
-    }
+    };
+    text.chars().take(128).collect()
 }
 
 pub(crate) async fn record<A: Authority>(
@@ -269,7 +273,11 @@ pub(crate) async fn finish<A: Authority>(
             let fate = Fate::Forwarded {
                 is_error: result.is_error.unwrap_or(false),
             };
-            record(authority, call, decision_id, &fate).await?;
+            // The upstream has acted: its answer goes to the agent even if the trace
+            // cannot take the fate now (an error would invite the agent to call again).
+            if let Err(e) = authority.record(call, decision_id, &fate).await {
+                tracing::error!(tool = %call.tool, error = %e, "a forwarded call's fate was not traced");
+            }
             Ok(result.into())
         }
         Err(e) => {
@@ -284,7 +292,10 @@ pub(crate) async fn finish<A: Authority>(
                 },
             )
             .await?;
-            Ok(tool_error(format!("the tool failed: {reason}")))
+            Ok(tool_error(format!(
+                "the tool could not be reached or did not answer ({})",
+                call.tool
+            )))
         }
     }
 }

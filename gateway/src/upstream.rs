@@ -31,6 +31,10 @@ use crate::secrets::Secrets;
 /// `{"authorization": "DPoP <token>", "dpop": "<proof>"}`.
 pub const CREDENTIAL_META: &str = "io.countersign/credential";
 
+/// The gateway's environment variables a stdio upstream inherits; everything else it
+/// gets comes from its `env` configuration.
+const INHERITED_ENV: [&str; 7] = ["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("upstream {upstream}: cannot connect: {reason}")]
@@ -274,7 +278,14 @@ async fn connect(
         return Err(failed("no url and no command".into()));
     };
     let mut command = tokio::process::Command::new(program);
-    command.args(args).kill_on_drop(true);
+    // Not the gateway's environment: it holds every upstream's secrets and the server's
+    // own settings. Only what a program needs to run, and what its configuration names.
+    command.args(args).kill_on_drop(true).env_clear();
+    for var in INHERITED_ENV {
+        if let Some(value) = std::env::var_os(var) {
+            command.env(var, value);
+        }
+    }
     for (var, value) in &config.env {
         command.env(var, resolve(value, secrets)?);
     }
@@ -344,7 +355,10 @@ impl Upstreams {
         if let Some((authorization, proof)) = credential {
             if upstream.url.is_some() {
                 let header = |v: String| {
-                    HeaderValue::try_from(v).map_err(|e| failed(format!("credential header: {e}")))
+                    let mut value = HeaderValue::try_from(v)
+                        .map_err(|e| failed(format!("credential header: {e}")))?;
+                    value.set_sensitive(true);
+                    Ok(value)
                 };
                 request.extensions.insert(CallHeaders(vec![
                     (http::header::AUTHORIZATION, header(authorization)?),
@@ -377,13 +391,6 @@ impl Upstreams {
                 message: error.message.into_owned(),
             }),
             Err(e) => Err(failed(e.to_string())),
-        }
-    }
-
-    /// Closes every connection (stdio children are stopped).
-    pub async fn close(self) {
-        for (_, upstream) in self.by_name {
-            let _ = upstream.connection.cancel().await;
         }
     }
 }

@@ -156,7 +156,11 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
         .await
         .map_err(|e| StartError::Config(e.to_string()))?;
     if let Some(prepared) = &gateway {
-        config.declare_gateway_types(prepared.action_types());
+        let declared = &config.authorization_details_types;
+        let types = prepared
+            .action_types(|t| declared.contains_key(t))
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        config.declare_gateway_types(types);
     }
     let state = AppState::new(config, store, clock, keys).map_err(StartError::Config)?;
     if let Err(e) = crate::policy::service::refresh(&state).await {

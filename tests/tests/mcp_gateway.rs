@@ -176,7 +176,7 @@ async fn a_held_call_waits_for_the_owner_and_carries_exactly_the_approval(db: Db
     assert!(
         result["progress"].as_array().unwrap().iter().any(|m| m
             .as_str()
-            .is_some_and(|m| m.contains("held for approval by alice"))),
+            .is_some_and(|m| m.contains("held until 1 approver answers"))),
         "progress while held: {result}"
     );
     // The shop verified the credential and proof itself and saw the approved arguments.
@@ -237,7 +237,7 @@ async fn a_denial_or_an_expiry_while_held_ends_the_call_with_an_error(db: Db) {
         denied["texts"][0]
             .as_str()
             .unwrap()
-            .contains("denied by the approver"),
+            .contains("not approved"),
         "{denied}"
     );
     // The second waits until the request expires (the server's clock moves past it).

@@ -211,20 +211,19 @@ fn write_config(dir: &Path, port: u16, upstream: &str) -> anyhow::Result<std::pa
     Ok(path)
 }
 
-pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
-    countersign_gateway::init_tls();
-    if !args.skip_build {
-        run_ok(
-            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .current_dir(workspace_root())
-                .args(["build", "--release", "--bin", "countersign"]),
-        )?;
-    }
-    let upstream = serve_upstream().await?;
+/// A running gateway in front of `upstream`, with an agent allowed to call `echo`.
+struct Gateway {
+    _server: ServerProcess,
+    base: String,
+    token: String,
+    dir: std::path::PathBuf,
+}
+
+async fn start_gateway(port: u16, upstream: &str) -> anyhow::Result<Gateway> {
     let dir =
         std::env::temp_dir().join(format!("countersign-gateway-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let config = write_config(&dir, args.port, &upstream)?;
+    let config = write_config(&dir, port, upstream)?;
     let bin = binary();
     let cli = |extra: &[&str]| {
         let mut c = Command::new(&bin);
@@ -282,8 +281,8 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()?;
-    let _server = ServerProcess(child);
-    let base = format!("http://127.0.0.1:{}", args.port);
+    let server = ServerProcess(child);
+    let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await?;
     let token: serde_json::Value = reqwest::Client::new()
         .post(format!("{base}/token"))
@@ -300,30 +299,48 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         .as_str()
         .context("no access_token")?
         .to_owned();
+    Ok(Gateway {
+        _server: server,
+        base,
+        token,
+        dir,
+    })
+}
 
+pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
+    countersign_gateway::init_tls();
+    if !args.skip_build {
+        run_ok(
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(workspace_root())
+                .args(["build", "--release", "--bin", "countersign"]),
+        )?;
+    }
+    let upstream = serve_upstream().await?;
+    let gateway = start_gateway(args.port, &upstream).await?;
     eprintln!(
         "gateway-bench: {} clients, {} s per path: directly to the upstream",
         args.clients, args.seconds
     );
     let direct = drive(&upstream, None, "echo", args.clients, args.seconds).await?;
     eprintln!("gateway-bench: through the gateway");
-    let gateway = drive(
-        &format!("{base}/mcp"),
-        Some(&token),
+    let through = drive(
+        &format!("{}/mcp", gateway.base),
+        Some(&gateway.token),
         "bench.echo",
         args.clients,
         args.seconds,
     )
     .await?;
-    if gateway.errors > 0 || direct.errors > 0 {
+    if through.errors > 0 || direct.errors > 0 {
         bail!(
             "calls failed: {} through the gateway, {} direct (see {})",
-            gateway.errors,
+            through.errors,
             direct.errors,
-            dir.join("server.log").display()
+            gateway.dir.join("server.log").display()
         );
     }
-    let table = render(&args, &direct, &gateway);
+    let table = render(&args, &direct, &through);
     println!("{table}");
     if !args.print_only {
         let path = workspace_root().join("docs/benchmarks.md");
@@ -333,7 +350,7 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
             replace_between(&existing, START, END, &format!("{START}\n{table}{END}")),
         )?;
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&gateway.dir);
     Ok(())
 }
 

@@ -1,8 +1,8 @@
 //! The keys the gateway holds for agents: an approved call's credential is DPoP-bound to
 //! the gateway's key for that agent, so only the gateway can use it, and only with the
 //! upstream it proves it to. Each agent's key is derived from one secret in the keys
-//! directory, so a restart (or another replica with the same directory) holds the same
-//! keys and can still use an approval asked for before it.
+//! directory, so every replica with the same directory (`serve`, `countersign gateway`)
+//! and every restart holds the same key for an agent.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -153,6 +153,14 @@ impl Authority for InProcess {
                 ));
             }
         }
+        if let Err(crate::limits::RetryAfter(secs)) = state
+            .limits
+            .per_client
+            .check(&claims.client_id, state.now_ms())
+        {
+            metrics::counter!("countersign_rate_limited_total", "limit" => "client").increment(1);
+            return Err(TokenRefused::RateLimited(secs));
+        }
         match state.store.client(&claims.client_id).await {
             Ok(Some(client)) if client.enabled => Ok(AgentId(client.client_id)),
             Ok(_) => Err(TokenRefused::InvalidToken(
@@ -223,6 +231,12 @@ impl Authority for InProcess {
         binding_message: &str,
     ) -> Result<Pending, AuthorityError> {
         let client = self.client(&call.agent).await?;
+        if client.delivery_mode != countersign_shared::DeliveryMode::Poll.as_str() {
+            return Err(AuthorityError::Unauthorized(format!(
+                "agent {} is registered with the {} delivery mode; agents behind the gateway use poll",
+                client.client_id, client.delivery_mode
+            )));
+        }
         let (_, jkt) = &*self
             .keys
             .key(&client.client_id)
@@ -238,6 +252,9 @@ impl Authority for InProcess {
             Value::String(binding_message.to_owned()),
         );
         params.insert("dpop_jkt".into(), Value::String(jkt.clone()));
+        // Nobody should be asked about a call the gateway no longer holds.
+        let expiry = self.state.config.gateway.hold_timeout_secs.max(1);
+        params.insert("requested_expiry".into(), Value::String(expiry.to_string()));
         params.remove("resource");
         let peer = Peer {
             source_ip: call.source_ip,
@@ -280,7 +297,10 @@ impl Authority for InProcess {
                 reason: Some(reason),
             }),
             Err(CibaError::ExpiredToken) => Ok(Approval::Expired),
-            Err(CibaError::InvalidGrant(_)) => Ok(Approval::AlreadyUsed),
+            // Only this answer says the credential was handed out already.
+            Err(CibaError::InvalidGrant(reason)) if reason.contains("already issued") => {
+                Ok(Approval::AlreadyUsed)
+            }
             Err(e) => Err(authority_error(e)),
         }
     }

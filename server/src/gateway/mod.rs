@@ -105,9 +105,12 @@ pub async fn connect(config: &GatewayConfig) -> Result<Option<Prepared>, Gateway
 /// listing each upstream's tools, the default ones. For the CLI's policy commands.
 pub async fn declare_tool_types(mut config: Config) -> Result<Config, GatewayStartError> {
     if let Some(prepared) = connect(&config.gateway).await? {
-        config.declare_gateway_types(prepared.action_types());
+        let declared = &config.authorization_details_types;
+        let types = prepared
+            .action_types(|t| declared.contains_key(t))
+            .map_err(countersign_gateway::GatewayError::Config)?;
+        config.declare_gateway_types(types);
     }
-    config.declare_gateway_types([]);
     Ok(config)
 }
 

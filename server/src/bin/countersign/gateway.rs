@@ -26,7 +26,9 @@ pub async fn gateway(mut config: Config, args: &GatewayArgs) -> anyhow::Result<(
     let prepared = countersign_server::gateway::connect(&config.gateway)
         .await?
         .context("the gateway is not enabled")?;
-    config.declare_gateway_types(prepared.action_types());
+    let declared = &config.authorization_details_types;
+    let types = prepared.action_types(|t| declared.contains_key(t))?;
+    config.declare_gateway_types(types);
     let state = server::open_state(config, Arc::new(SystemClock)).await?;
     countersign_server::policy::service::refresh(&state)
         .await
@@ -36,6 +38,12 @@ pub async fn gateway(mut config: Config, args: &GatewayArgs) -> anyhow::Result<(
         Some(_) => bail!("agent {:?} is suspended or disabled", args.agent),
         None => bail!("no agent {:?} is registered", args.agent),
     }
+    // Policy changes reach this replica as they reach servers (policy.reload_interval_ms).
+    let (stop_refresh, refresh_stopped) = tokio::sync::watch::channel(false);
+    let refresh = tokio::spawn(countersign_server::housekeeping::refresh_policy(
+        state.clone(),
+        refresh_stopped,
+    ));
     let gateway = countersign_server::gateway::start(&state, prepared)?;
     let caller = Caller {
         agent: AgentId(args.agent.clone()),
@@ -50,6 +58,8 @@ pub async fn gateway(mut config: Config, args: &GatewayArgs) -> anyhow::Result<(
     tracing::info!(agent = %args.agent, "MCP gateway serving on stdio");
     gateway.serve_stdio(caller).await?;
     gateway.stop();
+    let _ = stop_refresh.send(true);
+    let _ = refresh.await;
     state.store.close().await;
     Ok(())
 }
