@@ -90,15 +90,80 @@ pub struct Grant {
     pub approved: Vec<Value>,
 }
 
+/// Where an approval stands, as the page the agent's user watches shows it: read-only,
+/// nothing is handed out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalView {
+    /// The agent that asked.
+    pub agent: AgentId,
+    pub state: ApprovalState,
+    /// The CIBA `binding_message` the approver sees beside the action.
+    pub binding_message: Option<String>,
+    /// The `authorization_details` asked for.
+    pub details: Vec<Value>,
+    /// How many humans may answer it.
+    pub approvers: usize,
+    /// Seconds until it expires (0 once it has).
+    pub expires_in_s: i64,
+}
+
+/// The answer an approval has, as a person reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalState {
+    Pending,
+    /// Approved; the gateway has not collected the credential yet.
+    Approved,
+    /// Approved, and the credential was handed to the gateway (once).
+    HandedOut,
+    Denied,
+    Expired,
+}
+
+impl ApprovalState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::HandedOut => "handed_out",
+            Self::Denied => "denied",
+            Self::Expired => "expired",
+        }
+    }
+}
+
 /// What finally became of a call, for the trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fate {
+    /// Held for an approval and answered `input_required` (MCP 2026-07-28): the agent
+    /// retries with the request state to resume it.
+    AwaitingApproval { auth_req_id: String },
     /// Forwarded; the upstream answered (`is_error` says whether the tool failed).
     Forwarded { is_error: bool },
     /// Not answered by the upstream (unreachable, timed out, protocol error).
     UpstreamFailed { reason: String },
     /// Denied by the policy or the human, expired, or ended by the agent.
     Stopped { reason: String },
+}
+
+impl Fate {
+    /// The trace's and the metrics' name for it.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::AwaitingApproval { .. } => "awaiting_approval",
+            Self::Forwarded { is_error: false } => "forwarded",
+            Self::Forwarded { is_error: true } => "forwarded_tool_error",
+            Self::UpstreamFailed { .. } => "upstream_failed",
+            Self::Stopped { .. } => "stopped",
+        }
+    }
+
+    /// Why it ended so, when it did not simply run.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::UpstreamFailed { reason } | Self::Stopped { reason } => Some(reason),
+            Self::AwaitingApproval { .. } | Self::Forwarded { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +240,22 @@ pub trait Authority: Send + Sync + 'static {
         agent: &AgentId,
         auth_req_id: &str,
     ) -> impl Future<Output = Result<Approval, AuthorityError>> + Send;
+
+    /// Ends an approval the agent no longer wants (its user cancelled the held call): the
+    /// approver is no longer asked, and the request can no longer be resumed.
+    fn withdraw(
+        &self,
+        agent: &AgentId,
+        auth_req_id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), AuthorityError>> + Send;
+
+    /// Where an approval the gateway asked for stands, for the page the agent's user
+    /// watches (`None`: no such request). Read-only: polling is [`Authority::poll`]'s.
+    fn approval_status(
+        &self,
+        auth_req_id: &str,
+    ) -> impl Future<Output = Result<Option<ApprovalView>, AuthorityError>> + Send;
 
     /// A DPoP proof (RFC 9449) by the gateway's key for the agent, for a request to
     /// `url` carrying `access_token`.

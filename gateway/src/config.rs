@@ -49,6 +49,10 @@ pub struct GatewayConfig {
     /// How often a held call sends `notifications/progress` (clients that reset their
     /// timeout on progress keep waiting).
     pub progress_interval_ms: u64,
+    /// How long one retry of a held call (MCP 2026-07-28, with its request state) waits
+    /// before it answers `input_required` again: shorter than clients' request timeouts
+    /// (60 s in the official SDKs); the client retries until the hold ends.
+    pub retry_hold_secs: u64,
     /// Timeout of one call to an upstream.
     pub upstream_timeout_ms: u64,
 }
@@ -62,6 +66,7 @@ impl Default for GatewayConfig {
             secrets_file: None,
             hold_timeout_secs: 300,
             progress_interval_ms: 2_000,
+            retry_hold_secs: 30,
             upstream_timeout_ms: 30_000,
         }
     }
@@ -205,6 +210,12 @@ impl GatewayConfig {
             return Err(invalid(
                 "gateway.hold_timeout_secs",
                 "must be at most 86400",
+            ));
+        }
+        if !(1..=300).contains(&self.retry_hold_secs) {
+            return Err(invalid(
+                "gateway.retry_hold_secs",
+                "must be between 1 and 300",
             ));
         }
         if self.upstream_timeout_ms == 0 {
@@ -377,6 +388,9 @@ mod tests {
             .tools
             .insert("crm.read".into(), ToolMapping::default());
         assert_eq!(key(&unknown_tool), Err("gateway.tools.\"crm.read\"".into()));
+        let mut endless = enabled(&[("shop", http("http://x/mcp"))]);
+        endless.retry_hold_secs = 0;
+        assert_eq!(key(&endless), Err("gateway.retry_hold_secs".into()));
     }
 
     #[test]

@@ -13,18 +13,24 @@
 
 use std::time::Duration;
 
-use rmcp::model::{CallToolResponse, ProgressNotificationParam};
+use rmcp::model::{
+    CallToolResponse, InputRequiredResult, InputResponses, JsonObject, ProgressNotificationParam,
+    ProtocolVersion,
+};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
-use crate::authority::{Approval, Authority, AuthorityError, Call, Fate, Grant, Pending};
+use crate::authority::{Approval, Authority, AuthorityError, Call, Fate, Grant};
 use crate::mapping;
+use crate::resume::{self, HeldState, StateRefused};
 use crate::service::{Shared, finish, record, tool_error};
 use crate::upstream::Upstream;
 
 /// A call the policy held, and who may approve it.
 pub struct Held<'a> {
     pub call: &'a Call,
+    /// The arguments the agent sent (what a 2026-07-28 retry must send again).
+    pub arguments: &'a JsonObject,
     pub decision_id: &'a str,
     pub approvers: &'a [String],
 }
@@ -61,8 +67,10 @@ fn binding_message(call: &Call) -> String {
     format!("MCP call {tool}")
 }
 
-/// Holds a call until its approval is answered, then forwards it (approved) or ends it
-/// with a tool error saying why.
+/// Asks for the approval of a held call; then, for a 2026-07-28 client, answers
+/// `input_required` at once (its retry resumes the approval, see [`resume()`]), and for an
+/// older one holds the request, with progress notifications, until the approval is
+/// answered: forwarded when approved, ended with a tool error saying why otherwise.
 pub async fn run<A: Authority>(
     shared: &Shared<A>,
     upstream: &Upstream,
@@ -86,33 +94,158 @@ pub async fn run<A: Authority>(
         }
     };
     tracing::info!(tool = %held.call.tool, agent = %held.call.agent, auth_req_id = %pending.auth_req_id, "call held for approval");
+    let message = waiting_message(held.approvers, &pending.auth_req_id);
+    if speaks_input_required(ctx) {
+        let state = HeldState::new(&pending, held.decision_id);
+        let fate = Fate::AwaitingApproval {
+            auth_req_id: pending.auth_req_id.clone(),
+        };
+        record(authority, held.call, Some(held.decision_id), &fate).await?;
+        let result = shared.resumption.input_required(
+            held.call,
+            held.arguments,
+            &state,
+            format!("This call is {message}. Watch it on the page; retry the call to resume it."),
+            can_open_urls(ctx),
+        );
+        return Ok(result.into());
+    }
     let _held = HeldMetric::start();
-    let grant = match wait(shared, &held, &pending, ctx).await {
-        Waited::Granted(grant) => grant,
-        Waited::Ended(reason) => return stop(authority, &held, reason).await,
-        Waited::Interrupted { reason, error } => {
-            record(
-                authority,
-                held.call,
-                Some(held.decision_id),
-                &Fate::Stopped { reason },
-            )
-            .await?;
-            return Err(error);
+    let hold_ms = shared.config.hold_timeout_secs.saturating_mul(1000);
+    let watch = Watch {
+        auth_req_id: &pending.auth_req_id,
+        interval_ms: pending.interval_ms,
+        hold: Duration::from_millis(pending.expires_in_ms.min(hold_ms)),
+        message,
+    };
+    match wait(shared, held.call, &watch, ctx).await {
+        Waited::Granted(grant) => forward(shared, upstream, tool, &held, &grant).await,
+        Waited::Ended(reason) => stop(authority, &held, reason).await,
+        Waited::Unanswered => stop(authority, &held, UNANSWERED.into()).await,
+        Waited::Interrupted {
+            reason,
+            error,
+            by_agent,
+        } => {
+            // Nothing can resume this request: the approver is no longer asked.
+            if by_agent {
+                withdraw(authority, held.call, &pending.auth_req_id, &reason).await;
+            }
+            interrupted(authority, &held, reason, error).await
+        }
+    }
+}
+
+/// A 2026-07-28 client's retry of a held call with the request state it was given:
+/// waits for the same approval (with progress) as long as the gateway holds a call, then
+/// forwards it, ends it, or answers `input_required` again while the approval request
+/// lives.
+pub async fn resume<A: Authority>(
+    shared: &Shared<A>,
+    upstream: &Upstream,
+    tool: &str,
+    resumed: Resumed<'_>,
+    ctx: &RequestContext<RoleServer>,
+) -> Result<CallToolResponse, ErrorData> {
+    let authority = &shared.authority;
+    let state = match shared
+        .resumption
+        .open(resumed.sealed, resumed.call, resumed.arguments)
+    {
+        Ok(state) => state,
+        Err(e @ StateRefused::Invalid) => {
+            return Err(ErrorData::invalid_params(e.to_string(), None));
+        }
+        Err(StateRefused::Expired) => {
+            let fate = Fate::Stopped {
+                reason: EXPIRED.into(),
+            };
+            record(authority, resumed.call, None, &fate).await?;
+            return Ok(tool_error(EXPIRED));
         }
     };
-    forward(shared, upstream, tool, &held, &grant).await
+    let held = Held {
+        call: resumed.call,
+        arguments: resumed.arguments,
+        decision_id: &state.decision_id,
+        approvers: &[],
+    };
+    if resume::cancelled(resumed.responses) {
+        let reason = "cancelled by the agent's user while held".to_owned();
+        withdraw(authority, held.call, &state.auth_req_id, &reason).await;
+        return stop(authority, &held, reason).await;
+    }
+    let _held = HeldMetric::start();
+    // One retry waits at most `retry_hold_secs` (clients time requests out), and never
+    // past the approval request's expiry.
+    let hold = Duration::from_secs(shared.config.retry_hold_secs).min(state.remaining());
+    let watch = Watch {
+        auth_req_id: &state.auth_req_id,
+        interval_ms: state.interval_ms,
+        hold,
+        message: waiting_message(&[], &state.auth_req_id),
+    };
+    match wait(shared, held.call, &watch, ctx).await {
+        Waited::Granted(grant) => forward(shared, upstream, tool, &held, &grant).await,
+        Waited::Ended(reason) => stop(authority, &held, reason).await,
+        // Another round only while a poll can still see an answer.
+        Waited::Unanswered
+            if state.remaining() > Duration::from_millis(state.interval_ms.max(1_000)) =>
+        {
+            let fate = Fate::AwaitingApproval {
+                auth_req_id: state.auth_req_id.clone(),
+            };
+            record(authority, held.call, Some(held.decision_id), &fate).await?;
+            let again = InputRequiredResult::from_request_state(resumed.sealed.to_owned());
+            Ok(again.into())
+        }
+        Waited::Unanswered => stop(authority, &held, EXPIRED.into()).await,
+        // The client may retry with the same state: the request stays.
+        Waited::Interrupted { reason, error, .. } => {
+            interrupted(authority, &held, reason, error).await
+        }
+    }
+}
+
+/// A retried call and the state it echoes back.
+pub struct Resumed<'a> {
+    pub call: &'a Call,
+    pub arguments: &'a JsonObject,
+    /// The `requestState` as the client sent it.
+    pub sealed: &'a str,
+    pub responses: Option<&'a InputResponses>,
+}
+
+const UNANSWERED: &str = "no approval within the time the gateway holds a call";
+const EXPIRED: &str = "the approval request expired before anyone answered it";
+
+/// Whether the request's protocol has `input_required` results (2026-07-28 and later;
+/// rmcp refuses to send one to an older client).
+fn speaks_input_required(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.protocol_version()
+        .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
+}
+
+/// Whether the client declared URL elicitations.
+fn can_open_urls(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.client_capabilities()
+        .and_then(|c| c.elicitation)
+        .is_some_and(|e| e.url.is_some())
 }
 
 /// How waiting for an approval ended.
 enum Waited {
     Granted(Grant),
-    /// Denied, expired, already used, or held too long: a tool error with the reason.
+    /// Denied, expired or already used: a tool error with the reason.
     Ended(String),
+    /// Not answered within the hold.
+    Unanswered,
     /// The agent or the gateway went away: a JSON-RPC error, the trace says why.
     Interrupted {
         reason: String,
         error: ErrorData,
+        /// The agent cancelled (or closed) the request, not the gateway stopping.
+        by_agent: bool,
     },
 }
 
@@ -126,30 +259,37 @@ fn answer(approval: Approval) -> Option<Result<Grant, String>> {
             Some(r) if !r.is_empty() => format!("not approved: {r}"),
             _ => "not approved".to_owned(),
         })),
-        Approval::Expired => Some(Err(
-            "the approval request expired before anyone answered it".into(),
-        )),
+        Approval::Expired => Some(Err(EXPIRED.into())),
         Approval::AlreadyUsed => Some(Err(
             "the approval was already used; the call is not forwarded again".into(),
         )),
     }
 }
 
+/// The approval a held call waits for, and for how long.
+struct Watch<'a> {
+    auth_req_id: &'a str,
+    /// CIBA's polling interval.
+    interval_ms: u64,
+    /// How long this request holds before it gives up.
+    hold: Duration,
+    /// What the progress notifications say.
+    message: String,
+}
+
 /// Polls the approval at CIBA's interval, telling the agent it waits at the progress
 /// interval, until it is answered, the hold times out, or the agent or gateway stops.
 async fn wait<A: Authority>(
     shared: &Shared<A>,
-    held: &Held<'_>,
-    pending: &Pending,
+    call: &Call,
+    watch: &Watch<'_>,
     ctx: &RequestContext<RoleServer>,
 ) -> Waited {
-    let hold_ms = shared.config.hold_timeout_secs.saturating_mul(1000);
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_millis(pending.expires_in_ms.min(hold_ms));
+    let deadline = tokio::time::Instant::now() + watch.hold;
     let progress_every = Duration::from_millis(shared.config.progress_interval_ms);
     // CIBA's polling interval: polling sooner only earns slow_down.
-    let poll_every = Duration::from_millis(pending.interval_ms.max(50));
-    let progress = Progress::new(ctx, waiting_message(held.approvers, pending));
+    let poll_every = Duration::from_millis(watch.interval_ms.max(50));
+    let progress = Progress::new(ctx, watch.message.clone());
     progress.send(0.0).await;
     let (mut next_poll, mut next_progress, mut step) = (
         tokio::time::Instant::now() + poll_every,
@@ -158,27 +298,27 @@ async fn wait<A: Authority>(
     );
     loop {
         tokio::select! {
+            // The gateway stopping comes first: it also ends the agents' requests.
+            biased;
             () = shared.stopping.cancelled() => return Waited::Interrupted {
                 reason: "the gateway stopped while the call was held".into(),
                 error: ErrorData::internal_error(
                     "the gateway is stopping; the call was not forwarded (call again to ask anew)",
                     None,
                 ),
+                by_agent: false,
             },
             () = ctx.ct.cancelled() => return Waited::Interrupted {
                 reason: "cancelled by the agent while held".into(),
                 error: ErrorData::internal_error("the call was cancelled while held for approval", None),
+                by_agent: true,
             },
             () = tokio::time::sleep(poll_every.min(progress_every)) => {}
         }
         let now = tokio::time::Instant::now();
         if now >= next_poll {
             next_poll = now + poll_every;
-            match shared
-                .authority
-                .poll(&held.call.agent, &pending.auth_req_id)
-                .await
-            {
+            match shared.authority.poll(&call.agent, watch.auth_req_id).await {
                 Ok(approval) => match answer(approval) {
                     None => {}
                     Some(Ok(grant)) => return Waited::Granted(grant),
@@ -191,7 +331,7 @@ async fn wait<A: Authority>(
             }
         }
         if now >= deadline {
-            return Waited::Ended("no approval within the time the gateway holds a call".into());
+            return Waited::Unanswered;
         }
         if now >= next_progress {
             next_progress = now + progress_every;
@@ -202,16 +342,13 @@ async fn wait<A: Authority>(
 }
 
 /// What a held call's progress notifications say.
-fn waiting_message(approvers: &[String], pending: &Pending) -> String {
+fn waiting_message(approvers: &[String], auth_req_id: &str) -> String {
     let who = match approvers {
         [] => "an approver".to_owned(),
         [_] => "1 approver".to_owned(),
         many => format!("{} approvers", many.len()),
     };
-    format!(
-        "held until {who} answers in Countersign (request {})",
-        pending.auth_req_id
-    )
+    format!("held until {who} answers in Countersign (request {auth_req_id})")
 }
 
 /// `notifications/progress` for a request whose client asked for them.
@@ -283,6 +420,27 @@ async fn forward<A: Authority>(
         .call(upstream, tool, arguments, Some(credential))
         .await;
     finish(authority, held.call, Some(held.decision_id), result).await
+}
+
+/// Withdraws an approval nobody will resume; a failure is logged (the request expires
+/// on its own, and an answer to it is never forwarded).
+async fn withdraw<A: Authority>(authority: &A, call: &Call, auth_req_id: &str, reason: &str) {
+    if let Err(e) = authority.withdraw(&call.agent, auth_req_id, reason).await {
+        tracing::warn!(auth_req_id, error = %e, "a held call's approval could not be withdrawn");
+    }
+}
+
+/// Records why a held call's request ended without an answer (the agent or the gateway
+/// went away) and answers with the JSON-RPC error.
+async fn interrupted<A: Authority>(
+    authority: &A,
+    held: &Held<'_>,
+    reason: String,
+    error: ErrorData,
+) -> Result<CallToolResponse, ErrorData> {
+    let fate = Fate::Stopped { reason };
+    record(authority, held.call, Some(held.decision_id), &fate).await?;
+    Err(error)
 }
 
 /// Ends a held call with a tool error saying why, traced.

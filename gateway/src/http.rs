@@ -2,7 +2,8 @@
 //! authorization spec requires. Unauthenticated requests get `401` with
 //! `WWW-Authenticate` naming the protected-resource metadata (RFC 9728), which names
 //! Countersign as the authorization server; agents get their access token there with the
-//! `client_credentials` grant.
+//! `client_credentials` grant. Beside it, unauthenticated, the pages where an agent's
+//! user watches a held call's approval (their links are signed; see [`crate::resume`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,9 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 
+use crate::approval_page;
 use crate::authority::{AgentId, Authority, PresentedToken, TokenRefused};
+use crate::resume::APPROVAL_PAGE_PATH;
 use crate::service::{Caller, GatewayService, Shared};
 
 /// Where the gateway serves MCP, under the server's base URL.
@@ -65,6 +68,12 @@ pub fn router<A: Authority>(
     let hold = Duration::from_secs(shared.config.hold_timeout_secs);
     sessions.session_config.keep_alive =
         Some(hold.max(Duration::from_secs(240)) + Duration::from_secs(60));
+    let pages = Router::new()
+        .route(
+            &format!("{APPROVAL_PAGE_PATH}/{{handle}}"),
+            get(approval_page::show::<A>),
+        )
+        .with_state(shared.clone());
     let mcp = StreamableHttpService::new(
         move || Ok(GatewayService::new(shared.clone())),
         Arc::new(sessions),
@@ -81,6 +90,7 @@ pub fn router<A: Authority>(
         .route(METADATA_PATH, get(metadata::<A>))
         .with_state(edge)
         .merge(protected)
+        .merge(pages)
 }
 
 async fn metadata<A: Authority>(State(edge): State<Arc<Edge<A>>>) -> Response {

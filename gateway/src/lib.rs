@@ -8,11 +8,13 @@
 //! The decision is not made here: an [`Authority`] answers it (the server in-process, or
 //! over HTTP).
 
+mod approval_page;
 pub mod authority;
 pub mod config;
 mod hold;
 pub mod http;
 pub mod mapping;
+pub mod resume;
 pub mod secrets;
 mod service;
 pub mod upstream;
@@ -22,10 +24,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use authority::{
-    AgentId, Approval, Authority, AuthorityError, Call, Fate, Grant, Pending, PresentedToken,
-    TokenRefused, Verdict,
+    AgentId, Approval, ApprovalState, ApprovalView, Authority, AuthorityError, Call, Fate, Grant,
+    Pending, PresentedToken, TokenRefused, Verdict,
 };
 pub use config::{GatewayConfig, InvalidKey, ToolMapping, UpstreamConfig};
+pub use resume::Resumption;
 pub use secrets::{Secrets, SecretsError};
 pub use service::{Caller, GatewayService, Shared};
 pub use upstream::{CREDENTIAL_META, UpstreamError, Upstreams};
@@ -125,13 +128,15 @@ impl Prepared {
         Ok(types)
     }
 
-    /// Serves with `authority` deciding.
-    pub fn start<A: Authority>(self, authority: A) -> Gateway<A> {
+    /// Serves with `authority` deciding; `resumption` seals what 2026-07-28 clients
+    /// echo back when a call is held.
+    pub fn start<A: Authority>(self, authority: A, resumption: Resumption) -> Gateway<A> {
         Gateway {
             shared: Arc::new(Shared {
                 authority,
                 upstreams: self.upstreams,
                 config: self.config,
+                resumption,
                 stopping: tokio_util::sync::CancellationToken::new(),
             }),
         }

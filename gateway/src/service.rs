@@ -15,6 +15,7 @@ use crate::authority::{AgentId, Authority, AuthorityError, Call, Fate, Verdict};
 use crate::config::{GatewayConfig, NAMESPACE_SEPARATOR};
 use crate::hold;
 use crate::mapping;
+use crate::resume::Resumption;
 use crate::upstream::{UpstreamError, Upstreams};
 
 /// Who a request comes from, put in the HTTP request's extensions by the gateway's
@@ -33,6 +34,8 @@ pub struct Shared<A> {
     pub authority: A,
     pub upstreams: Upstreams,
     pub config: GatewayConfig,
+    /// Seals the request state of calls held for 2026-07-28 clients.
+    pub resumption: Resumption,
     /// Cancelled when the gateway stops: held calls end (unforwarded) and sessions close.
     pub stopping: tokio_util::sync::CancellationToken,
 }
@@ -184,6 +187,16 @@ impl<A: Authority> ServerHandler for GatewayService<A> {
             mcp_request_id: request_id_text(&ctx),
             source_ip: caller.source_ip,
         };
+        if let Some(sealed) = request.request_state.as_deref() {
+            // A retry of a held call: the same approval, never a new decision.
+            let resumed = hold::Resumed {
+                call: &call,
+                arguments: &arguments,
+                sealed,
+                responses: request.input_responses.as_ref(),
+            };
+            return hold::resume(&self.shared, upstream, tool, resumed, &ctx).await;
+        }
         let authority = &self.shared.authority;
         let verdict = authority.decide(&call).await.map_err(|e| unavailable(&e))?;
         match verdict {
@@ -222,6 +235,7 @@ impl<A: Authority> ServerHandler for GatewayService<A> {
             } => {
                 let held = hold::Held {
                     call: &call,
+                    arguments: &arguments,
                     decision_id: &decision_id,
                     approvers: &approvers,
                 };
@@ -248,13 +262,11 @@ pub(crate) async fn record<A: Authority>(
     decision_id: Option<&str>,
     fate: &Fate,
 ) -> Result<(), ErrorData> {
-    let outcome = match fate {
-        Fate::Forwarded { is_error: false } => "forwarded",
-        Fate::Forwarded { is_error: true } => "forwarded_tool_error",
-        Fate::UpstreamFailed { .. } => "upstream_failed",
-        Fate::Stopped { .. } => "stopped",
-    };
-    metrics::counter!("countersign_gateway_calls_total", "outcome" => outcome).increment(1);
+    // A call answered `input_required` is counted once, when it ends.
+    if !matches!(fate, Fate::AwaitingApproval { .. }) {
+        metrics::counter!("countersign_gateway_calls_total", "outcome" => fate.outcome())
+            .increment(1);
+    }
     authority
         .record(call, decision_id, fate)
         .await

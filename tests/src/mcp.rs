@@ -13,8 +13,11 @@ use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
+use countersign_shared::approval::DecisionKind;
+
 use crate::idp::free_port;
 use crate::tools::python;
+use crate::wallets::TestWallet;
 use crate::{Agent, Db, TestServer, new_agent};
 
 /// The shop's policy: the catalogue and small orders pass; orders from 1,000 need the
@@ -134,6 +137,8 @@ impl Upstream {
 pub fn configure(c: &mut Config, upstream_url: &str) {
     c.gateway.enabled = true;
     c.gateway.progress_interval_ms = 200;
+    // A 2026-07-28 client's retry answers again after this long (tests see the rounds).
+    c.gateway.retry_hold_secs = 5;
     c.gateway.upstreams.insert(
         "shop".into(),
         UpstreamConfig {
@@ -271,6 +276,44 @@ impl Rig {
     }
 }
 
+/// Waits until the wallet shows exactly one pending request, checks what it shows, and
+/// returns its id.
+pub async fn held_request(wallet: &TestWallet, vendor: &str, amount: f64) -> String {
+    for _ in 0..150 {
+        let pending = wallet.run(|w| w.pending()).await.unwrap();
+        if let Some(first) = pending.first() {
+            assert_eq!(pending.len(), 1, "one held call, one request");
+            let id = first.id.clone();
+            let shown = wallet
+                .run({
+                    let id = id.clone();
+                    move |w| w.show(&id)
+                })
+                .await
+                .unwrap();
+            let details = shown.transaction.authorization_details.clone().unwrap();
+            assert_eq!(details[0]["vendor"], vendor, "{details}");
+            assert_eq!(details[0]["amount"].as_f64(), Some(amount), "{details}");
+            assert_eq!(details[0]["arguments"]["vendor"], vendor, "{details}");
+            assert_eq!(
+                shown.transaction.binding_message.as_deref(),
+                Some("MCP call shop.place_order")
+            );
+            return id;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no request reached the wallet");
+}
+
+pub async fn decide(wallet: &TestWallet, id: &str, kind: DecisionKind) {
+    let id = id.to_owned();
+    wallet
+        .run(move |w| w.decide(&id, kind, None))
+        .await
+        .unwrap();
+}
+
 /// One MCP client process running a list of steps; its output lines are read as they
 /// come.
 pub struct ClientRun {
@@ -287,6 +330,17 @@ pub enum Sdk {
 
 impl ClientRun {
     pub fn start(sdk: Sdk, url: &str, token: &str, steps: &Value) -> Self {
+        Self::start_with_env(sdk, url, token, steps, &[])
+    }
+
+    /// [`ClientRun::start`] with environment variables for the client (`CS_MCP_MODE`...).
+    pub fn start_with_env(
+        sdk: Sdk,
+        url: &str,
+        token: &str,
+        steps: &Value,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = match sdk {
             Sdk::Python => {
                 let mut c = Command::new(python());
@@ -299,6 +353,7 @@ impl ClientRun {
                 c
             }
         };
+        command.envs(env.iter().copied());
         let mut child = command
             .arg(url)
             .arg(token)
@@ -335,8 +390,19 @@ impl ClientRun {
 
 /// Runs `steps` to the end and returns every result.
 pub async fn run(sdk: Sdk, url: &str, token: &str, steps: Value) -> Vec<Value> {
+    run_with_env(sdk, url, token, steps, &[]).await
+}
+
+/// [`run`] with environment variables for the client.
+pub async fn run_with_env(
+    sdk: Sdk,
+    url: &str,
+    token: &str,
+    steps: Value,
+    env: &[(&str, &str)],
+) -> Vec<Value> {
     let count = steps.as_array().map_or(0, Vec::len);
-    let mut client = ClientRun::start(sdk, url, token, &steps);
+    let mut client = ClientRun::start_with_env(sdk, url, token, &steps, env);
     let mut results = Vec::new();
     for _ in 0..count {
         results.push(client.next().await);

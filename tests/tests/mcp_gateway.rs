@@ -10,49 +10,10 @@ use std::time::Duration;
 
 use countersign_server::clock::Clock;
 use countersign_shared::approval::DecisionKind;
-use countersign_tests::mcp::{ClientRun, Rig, Sdk, call, run};
-use countersign_tests::wallets::TestWallet;
+use countersign_tests::mcp::{ClientRun, Rig, Sdk, call, decide, held_request, run};
 use countersign_tests::{Db, both_backends, new_agent};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// Waits until the wallet shows exactly one pending request, checks what it shows, and
-/// returns its id.
-async fn held_request(wallet: &TestWallet, vendor: &str, amount: f64) -> String {
-    for _ in 0..150 {
-        let pending = wallet.run(|w| w.pending()).await.unwrap();
-        if let Some(first) = pending.first() {
-            assert_eq!(pending.len(), 1, "one held call, one request");
-            let id = first.id.clone();
-            let shown = wallet
-                .run({
-                    let id = id.clone();
-                    move |w| w.show(&id)
-                })
-                .await
-                .unwrap();
-            let details = shown.transaction.authorization_details.clone().unwrap();
-            assert_eq!(details[0]["vendor"], vendor, "{details}");
-            assert_eq!(details[0]["amount"].as_f64(), Some(amount), "{details}");
-            assert_eq!(details[0]["arguments"]["vendor"], vendor, "{details}");
-            assert_eq!(
-                shown.transaction.binding_message.as_deref(),
-                Some("MCP call shop.place_order")
-            );
-            return id;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no request reached the wallet");
-}
-
-async fn decide(wallet: &TestWallet, id: &str, kind: DecisionKind) {
-    let id = id.to_owned();
-    wallet
-        .run(move |w| w.decide(&id, kind, None))
-        .await
-        .unwrap();
-}
 
 both_backends!(agents_see_only_what_they_may_use_and_policy_decides_each_call);
 async fn agents_see_only_what_they_may_use_and_policy_decides_each_call(db: Db) {

@@ -54,6 +54,17 @@ impl AgentKeys {
         Err("no valid key could be derived".into())
     }
 
+    /// A 32-byte key for another purpose of the gateway's, derived from the same secret
+    /// (so every replica holds it too) under a label naming that purpose.
+    pub fn purpose_key(&self, label: &str) -> [u8; 32] {
+        let mut input = b"countersign gateway purpose\0".to_vec();
+        input.extend_from_slice(label.as_bytes());
+        let tag = hmac::sign(&self.secret, &input);
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&tag.as_ref()[..32]);
+        key
+    }
+
     /// A DPoP proof (RFC 9449 §4) by the agent's key for `method url` carrying
     /// `access_token` (`ath`).
     pub fn proof(
@@ -103,6 +114,21 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(AgentKeys::new(&secret).key("agent-a").unwrap().1, a);
         assert_ne!(AgentKeys::new(&[8u8; 32]).key("agent-a").unwrap().1, a);
+    }
+
+    #[test]
+    fn purpose_keys_are_stable_and_apart() {
+        let keys = AgentKeys::new(&[7u8; 32]);
+        let state = keys.purpose_key("request state");
+        assert_eq!(
+            AgentKeys::new(&[7u8; 32]).purpose_key("request state"),
+            state
+        );
+        assert_ne!(keys.purpose_key("other"), state);
+        assert_ne!(
+            AgentKeys::new(&[8u8; 32]).purpose_key("request state"),
+            state
+        );
     }
 
     #[test]

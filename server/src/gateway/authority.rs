@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use countersign_gateway::{
-    AgentId, Approval, Authority, AuthorityError, Call, Fate, Grant, Pending, PresentedToken,
-    TokenRefused, Verdict, mapping::Action,
+    AgentId, Approval, ApprovalState, ApprovalView, Authority, AuthorityError, Call, Fate, Grant,
+    Pending, PresentedToken, TokenRefused, Verdict, mapping::Action,
 };
 use serde_json::{Map, Value, json};
 
@@ -17,11 +17,16 @@ use crate::oidc::{dpop, resource_token};
 use crate::policy::Outcome;
 use crate::state::AppState;
 use crate::store::audit::NewAuditRecord;
+use crate::store::auth_requests::{AuthRequestStatus, Decision};
 use crate::store::clients::ClientRecord;
 use crate::store::group_commit::WriteSet;
 
 /// The trace event of what became of a gateway call.
 pub const GATEWAY_CALL: &str = "gateway.call";
+/// The trace event of an approval request its agent withdrew (the user cancelled the
+/// held call), and the decision method it is recorded with.
+pub const REQUEST_WITHDRAWN: &str = "request.withdrawn";
+const WITHDRAWN: &str = "withdrawn";
 
 /// Most verified tokens remembered; past it the memory starts over.
 const VERIFIED_TOKENS: usize = 10_000;
@@ -305,6 +310,94 @@ impl Authority for InProcess {
         }
     }
 
+    async fn withdraw(
+        &self,
+        agent: &AgentId,
+        auth_req_id: &str,
+        reason: &str,
+    ) -> Result<(), AuthorityError> {
+        let store = &self.state.store;
+        let unavailable = |e: crate::store::StoreError| AuthorityError::Unavailable(e.to_string());
+        match store.auth_request(auth_req_id).await.map_err(unavailable)? {
+            Some(request) if request.client_id == agent.0 => {}
+            // Only the agent's own requests; any other answers as already gone.
+            _ => return Ok(()),
+        }
+        let actor = format!("client:{}", agent.0);
+        let now_ms = self.state.now_ms();
+        let decision = Decision {
+            approved: false,
+            decided_by: &actor,
+            method: WITHDRAWN,
+            at_ms: now_ms,
+            approval_jws: None,
+            device_jkt: None,
+        };
+        // Only a pending, unexpired request changes; one answered meanwhile stays answered.
+        let Some(request) = store
+            .decide_poll_request(auth_req_id, &decision)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(());
+        };
+        let detail = json!({
+            "agent": request.client_id,
+            "user": request.subject,
+            "method": WITHDRAWN,
+            "reason": reason,
+            "waited_ms": (now_ms - request.created_at).max(0),
+        });
+        let event = NewAuditRecord {
+            at: now_ms,
+            actor,
+            kind: REQUEST_WITHDRAWN.to_owned(),
+            subject: request.id,
+            detail: detail.to_string(),
+        };
+        let set = WriteSet {
+            events: vec![event],
+            ..WriteSet::default()
+        };
+        store.write(set).await.map(|_| ()).map_err(unavailable)
+    }
+
+    async fn approval_status(
+        &self,
+        auth_req_id: &str,
+    ) -> Result<Option<ApprovalView>, AuthorityError> {
+        let store = &self.state.store;
+        let unavailable = |e: crate::store::StoreError| AuthorityError::Unavailable(e.to_string());
+        let Some(request) = store.auth_request(auth_req_id).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let now_ms = self.state.now_ms();
+        let state = match request.status {
+            AuthRequestStatus::Pending if now_ms >= request.expires_at => ApprovalState::Expired,
+            AuthRequestStatus::Pending => ApprovalState::Pending,
+            AuthRequestStatus::Approved => ApprovalState::Approved,
+            AuthRequestStatus::Issued => ApprovalState::HandedOut,
+            AuthRequestStatus::Denied => ApprovalState::Denied,
+        };
+        let details = match request
+            .authorization_details
+            .as_deref()
+            .map(serde_json::from_str)
+        {
+            Some(Ok(Value::Array(items))) => items,
+            _ => Vec::new(),
+        };
+        let approvers = store.approvers_of(auth_req_id).await.map_err(unavailable)?;
+        Ok(Some(ApprovalView {
+            agent: AgentId(request.client_id),
+            state,
+            binding_message: request.binding_message,
+            details,
+            approvers: approvers.len().max(1),
+            expires_in_s: (request.expires_at - now_ms).max(0) / 1000,
+        }))
+    }
+
     fn dpop_proof(
         &self,
         agent: &AgentId,
@@ -329,21 +422,18 @@ impl Authority for InProcess {
         decision_id: Option<&str>,
         fate: &Fate,
     ) -> Result<(), AuthorityError> {
-        let (outcome, reason) = match fate {
-            Fate::Forwarded { is_error: false } => ("forwarded", None),
-            Fate::Forwarded { is_error: true } => ("forwarded_tool_error", None),
-            Fate::UpstreamFailed { reason } => ("upstream_failed", Some(reason.as_str())),
-            Fate::Stopped { reason } => ("stopped", Some(reason.as_str())),
-        };
-        let detail = json!({
+        let mut detail = json!({
             "agent": call.agent.0,
             "tool": call.tool,
             "mcp_request_id": call.mcp_request_id,
             "session": call.session,
             "decision_id": decision_id,
-            "outcome": outcome,
-            "reason": reason,
+            "outcome": fate.outcome(),
+            "reason": fate.reason(),
         });
+        if let Fate::AwaitingApproval { auth_req_id } = fate {
+            detail["auth_req_id"] = Value::String(auth_req_id.clone());
+        }
         let event = NewAuditRecord {
             at: self.state.now_ms(),
             actor: format!("client:{}", call.agent.0),

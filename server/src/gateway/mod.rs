@@ -8,7 +8,7 @@ pub mod authority;
 
 use std::sync::Arc;
 
-use countersign_gateway::{Gateway, GatewayConfig, Prepared, http::MCP_PATH};
+use countersign_gateway::{Gateway, GatewayConfig, Prepared, Resumption, http::MCP_PATH};
 use countersign_shared::TokenResponse;
 
 use crate::ciba::CibaError;
@@ -19,6 +19,9 @@ use crate::state::AppState;
 use crate::store::clients::ClientRecord;
 use agent_keys::AgentKeys;
 use authority::InProcess;
+
+/// What the key sealing held calls' request state (MCP 2026-07-28) is derived for.
+const REQUEST_STATE_KEY_LABEL: &str = "mcp request state v1";
 
 /// The `grant_type` of RFC 6749 §4.4.
 pub const CLIENT_CREDENTIALS_GRANT_TYPE: &str = "client_credentials";
@@ -121,5 +124,6 @@ pub fn start(
 ) -> Result<Gateway<InProcess>, GatewayStartError> {
     let secret = load_or_create_secret(state.keys.dir(), agent_keys::SECRET_FILE)?;
     let keys = Arc::new(AgentKeys::new(&secret));
-    Ok(prepared.start(InProcess::new(state.clone(), keys)))
+    let resumption = Resumption::new(&keys.purpose_key(REQUEST_STATE_KEY_LABEL), &state.issuer);
+    Ok(prepared.start(InProcess::new(state.clone(), keys), resumption))
 }

@@ -1,5 +1,5 @@
-//! The MCP gateway's HTTP surface in the OpenAPI document: its RFC 9728 metadata and the
-//! MCP endpoint. The endpoint speaks MCP's Streamable HTTP transport (JSON-RPC 2.0; the
+//! The MCP gateway's HTTP surface in the OpenAPI document: its RFC 9728 metadata, the
+//! MCP endpoint, and the pages where an agent's user watches a held call's approval. The endpoint speaks MCP's Streamable HTTP transport (JSON-RPC 2.0; the
 //! MCP specification is the authority); here are its statuses and its authentication.
 //! Served by the `countersign-gateway` crate, so written as a modifier.
 
@@ -120,5 +120,55 @@ impl Modify for GatewayPaths {
             vec![HttpMethod::Delete],
             mcp("delete", "End the MCP session"),
         );
+        openapi.paths.add_path_operation(
+            "/gateway/approvals/{handle}",
+            vec![HttpMethod::Get],
+            approval_page(),
+        );
     }
+}
+
+/// The page a held call's URL elicitation (MCP 2026-07-28 `input_required`) links to.
+fn approval_page() -> utoipa::openapi::path::Operation {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    let html = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "text/html",
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            )
+            .build()
+    };
+    OperationBuilder::new()
+        .tag(TAG)
+        .operation_id(Some("gateway_approval_page"))
+        .summary(Some("Watch a held MCP call's approval (an HTML page)"))
+        .description(Some(
+            "The URL a held call's `input_required` result elicits: what waits for \
+             approval, for how many approvers, and the answer once given. `handle` is \
+             signed by the gateway and expires with the approval request; the page is \
+             read-only.",
+        ))
+        .parameter(
+            ParameterBuilder::new()
+                .name("handle")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        )
+        .response(
+            "200",
+            html("the approval: pending, approved, denied or expired"),
+        )
+        .response(
+            "404",
+            html(
+                "the link was not made by this gateway, has expired, or the gateway is not enabled",
+            ),
+        )
+        .response("503", html("the approval cannot be read now; reload"))
+        .build()
 }
