@@ -157,13 +157,9 @@ fn detail_section(detail: &Value) -> String {
     let Some(entry) = detail.as_object() else {
         return String::new();
     };
-    let tool = entry
-        .get("tool")
-        .and_then(Value::as_str)
-        .unwrap_or("the tool");
-    let mut html = format!("<h2>Call of {}</h2><dl>", escape(tool));
+    let mut html = "<h2>The action</h2><dl>".to_owned();
     for (key, value) in entry {
-        if matches!(key.as_str(), "arguments" | "tool") {
+        if key == "arguments" {
             continue;
         }
         let text = match value {
@@ -268,7 +264,7 @@ mod tests {
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("one of 2 approvers"));
         assert!(html.contains("in 4 minutes"));
-        assert!(html.contains("<h2>Call of shop.place_order</h2>"));
+        assert!(html.contains("<dt>tool</dt><dd>shop.place_order</dd>"));
         assert!(html.contains("<dt>amount</dt><dd>1200</dd>"));
     }
 

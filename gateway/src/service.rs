@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ResultType, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -281,7 +282,11 @@ pub(crate) async fn finish<A: Authority>(
     result: Result<CallToolResult, UpstreamError>,
 ) -> Result<CallToolResponse, ErrorData> {
     match result {
-        Ok(result) => {
+        Ok(mut result) => {
+            // Reached over a session of an earlier revision, the upstream's result has no
+            // `resultType`, which 2026-07-28 clients require (rmcp strips it again for
+            // older ones): it is a complete result.
+            result.result_type = Some(ResultType::COMPLETE);
             let fate = Fate::Forwarded {
                 is_error: result.is_error.unwrap_or(false),
             };
