@@ -229,6 +229,7 @@ async fn a_request_state_resumes_only_its_own_call_and_forwards_it_once(db: Db) 
     };
     let more = json!({"vendor": "Initech", "amount": 9999, "currency": "EUR"});
     let steps = json!([
+        {"op": "list"},
         resume(&more, &state),
         {"op": "call", "tool": "shop.get_catalog", "arguments": {}, "request_state": state},
         resume(&order, &tampered),
@@ -236,11 +237,16 @@ async fn a_request_state_resumes_only_its_own_call_and_forwards_it_once(db: Db) 
         resume(&order, &state),
     ]);
     let mut second = ClientRun::start_with_env(Sdk::Python, &rig.mcp_url(), &token, &steps, MODERN);
+    let listed = second.next().await;
     let mut results = Vec::new();
     for _ in 0..5 {
         results.push(second.next().await);
     }
     assert!(second.finish().await.success());
+    // Listing over 2026-07-28 is filtered as over a session: the destructive tool hidden.
+    let tools = listed["tools"].as_array().unwrap();
+    assert!(tools.contains(&json!("shop.place_order")), "{listed}");
+    assert!(!tools.contains(&json!("shop.drop_database")), "{listed}");
     // Other arguments, another tool, a forged state: refused as invalid params.
     for refused in &results[..3] {
         assert_eq!(refused["error"]["code"], -32602, "{refused}");
