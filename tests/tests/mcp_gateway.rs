@@ -467,3 +467,50 @@ async fn the_readme_client_configuration_connects() {
     assert_eq!(results[1]["is_error"], false, "{}", results[1]);
     rig.server.stop().await;
 }
+
+both_backends!(an_agent_that_gives_up_on_a_held_call_withdraws_its_approval);
+async fn an_agent_that_gives_up_on_a_held_call_withdraws_its_approval(db: Db) {
+    let rig = Rig::start(db).await;
+    let wallet = rig.server.wallet("alice").await;
+    let token = rig.token().await;
+    // The Python SDK times the request out after 3 s and sends notifications/cancelled.
+    let order = json!({"vendor": "Umbrella", "amount": 1100, "currency": "EUR"});
+    let mut client = ClientRun::start(
+        Sdk::Python,
+        &rig.mcp_url(),
+        &token,
+        &json!([{"op": "call", "tool": "shop.place_order", "arguments": order, "timeout": 3}]),
+    );
+    held_request(&wallet, "Umbrella", 1100.0).await;
+    let gave_up = client.next().await;
+    assert!(client.finish().await.success());
+    assert!(gave_up.get("error").is_some(), "{gave_up}");
+    // The cancellation reaches the gateway after the client has moved on.
+    let mut pending = wallet.run(|w| w.pending()).await.unwrap();
+    for _ in 0..50 {
+        if pending.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        pending = wallet.run(|w| w.pending()).await.unwrap();
+    }
+    assert!(
+        pending.is_empty(),
+        "the approver is still asked: {pending:?}"
+    );
+    let store = &rig.server.state().store;
+    let withdrawn = store
+        .audit_events_of_kind("request.withdrawn", 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.len(), 1);
+    let calls = store
+        .audit_events_of_kind("gateway.call", 0, 10)
+        .await
+        .unwrap();
+    let detail: Value = serde_json::from_str(&calls[0].detail).unwrap();
+    assert_eq!(detail["outcome"], "stopped");
+    assert_eq!(detail["reason"], "cancelled by the agent while held");
+    assert!(rig.upstream.calls_of("place_order").is_empty());
+    rig.server.stop().await;
+}
