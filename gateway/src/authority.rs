@@ -70,6 +70,8 @@ pub struct Pending {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Approval {
     Pending,
+    /// Pending, and polled too soon (CIBA `slow_down`): the interval grew by 5 seconds.
+    SlowDown,
     /// Approved: the credential, bound to the gateway's key for the agent.
     Granted(Grant),
     Denied {

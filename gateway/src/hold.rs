@@ -121,7 +121,7 @@ pub async fn run<A: Authority>(
     match wait(shared, held.call, &watch, ctx).await {
         Waited::Granted(grant) => forward(shared, upstream, tool, &held, &grant).await,
         Waited::Ended(reason) => stop(authority, &held, reason).await,
-        Waited::Unanswered => stop(authority, &held, UNANSWERED.into()).await,
+        Waited::Unanswered { .. } => stop(authority, &held, UNANSWERED.into()).await,
         Waited::Interrupted {
             reason,
             error,
@@ -176,9 +176,12 @@ pub async fn resume<A: Authority>(
         return stop(authority, &held, reason).await;
     }
     let _held = HeldMetric::start();
-    // One retry waits at most `retry_hold_secs` (clients time requests out), and never
-    // past the approval request's expiry.
-    let hold = Duration::from_secs(shared.config.retry_hold_secs).min(state.remaining());
+    // One retry waits `retry_hold_secs` (clients time requests out), but at least one
+    // polling interval, so that each retry polls once, and never past the approval
+    // request's expiry. (Its last poll was at the end of the previous retry.)
+    let hold = Duration::from_secs(shared.config.retry_hold_secs)
+        .max(Duration::from_millis(state.interval_ms))
+        .min(state.remaining());
     let watch = Watch {
         auth_req_id: &state.auth_req_id,
         interval_ms: state.interval_ms,
@@ -189,17 +192,26 @@ pub async fn resume<A: Authority>(
         Waited::Granted(grant) => forward(shared, upstream, tool, &held, &grant).await,
         Waited::Ended(reason) => stop(authority, &held, reason).await,
         // Another round only while a poll can still see an answer.
-        Waited::Unanswered
-            if state.remaining() > Duration::from_millis(state.interval_ms.max(1_000)) =>
+        Waited::Unanswered { interval_ms }
+            if state.remaining() > Duration::from_millis(interval_ms.max(1_000)) =>
         {
             let fate = Fate::AwaitingApproval {
                 auth_req_id: state.auth_req_id.clone(),
             };
             record(authority, held.call, Some(held.decision_id), &fate).await?;
-            let again = InputRequiredResult::from_request_state(resumed.sealed.to_owned());
-            Ok(again.into())
+            // Sealed again when slow_down made the interval longer; else the same state.
+            let sealed = if interval_ms == state.interval_ms {
+                resumed.sealed.to_owned()
+            } else {
+                let slower = HeldState {
+                    interval_ms,
+                    ..state.clone()
+                };
+                shared.resumption.seal(held.call, held.arguments, &slower)
+            };
+            Ok(InputRequiredResult::from_request_state(sealed).into())
         }
-        Waited::Unanswered => stop(authority, &held, EXPIRED.into()).await,
+        Waited::Unanswered { .. } => stop(authority, &held, EXPIRED.into()).await,
         // The client may retry with the same state: the request stays.
         Waited::Interrupted { reason, error, .. } => {
             interrupted(authority, &held, reason, error).await
@@ -238,8 +250,10 @@ enum Waited {
     Granted(Grant),
     /// Denied, expired or already used: a tool error with the reason.
     Ended(String),
-    /// Not answered within the hold.
-    Unanswered,
+    /// Not answered within the hold; polled at last every `interval_ms`.
+    Unanswered {
+        interval_ms: u64,
+    },
     /// The agent or the gateway went away: a JSON-RPC error, the trace says why.
     Interrupted {
         reason: String,
@@ -253,7 +267,7 @@ enum Waited {
 /// reason it ended.
 fn answer(approval: Approval) -> Option<Result<Grant, String>> {
     match approval {
-        Approval::Pending => None,
+        Approval::Pending | Approval::SlowDown => None,
         Approval::Granted(grant) => Some(Ok(grant)),
         Approval::Denied { reason } => Some(Err(match reason {
             Some(r) if !r.is_empty() => format!("not approved: {r}"),
@@ -285,17 +299,16 @@ async fn wait<A: Authority>(
     watch: &Watch<'_>,
     ctx: &RequestContext<RoleServer>,
 ) -> Waited {
-    let deadline = tokio::time::Instant::now() + watch.hold;
     let progress_every = Duration::from_millis(shared.config.progress_interval_ms);
     // CIBA's polling interval: polling sooner only earns slow_down.
-    let poll_every = Duration::from_millis(watch.interval_ms.max(50));
+    let mut poll_every = Duration::from_millis(watch.interval_ms.max(50));
     let progress = Progress::new(ctx, watch.message.clone());
     progress.send(0.0).await;
-    let (mut next_poll, mut next_progress, mut step) = (
-        tokio::time::Instant::now() + poll_every,
-        tokio::time::Instant::now() + progress_every,
-        0.0,
-    );
+    // One start for every timer, so a hold as long as the interval ends with a poll.
+    let start = tokio::time::Instant::now();
+    let deadline = start + watch.hold;
+    let (mut next_poll, mut next_progress, mut step) =
+        (start + poll_every, start + progress_every, 0.0);
     loop {
         tokio::select! {
             // The gateway stopping comes first: it also ends the agents' requests.
@@ -317,8 +330,21 @@ async fn wait<A: Authority>(
         }
         let now = tokio::time::Instant::now();
         if now >= next_poll {
-            next_poll = now + poll_every;
-            match shared.authority.poll(&call.agent, watch.auth_req_id).await {
+            let polled = shared.authority.poll(&call.agent, watch.auth_req_id).await;
+            tracing::debug!(
+                auth_req_id = watch.auth_req_id,
+                ?polled,
+                "polled a held call's approval"
+            );
+            if let Ok(Approval::SlowDown) = polled {
+                // CIBA §11: the interval grows by 5 seconds for the rest of the wait.
+                poll_every += Duration::from_secs(5);
+            }
+            // Counted from when the answer came: a poll that waited (a busy server) must
+            // not make the next one early.
+            next_poll = tokio::time::Instant::now() + poll_every;
+            match polled {
+                Ok(Approval::SlowDown) => {}
                 Ok(approval) => match answer(approval) {
                     None => {}
                     Some(Ok(grant)) => return Waited::Granted(grant),
@@ -331,7 +357,9 @@ async fn wait<A: Authority>(
             }
         }
         if now >= deadline {
-            return Waited::Unanswered;
+            return Waited::Unanswered {
+                interval_ms: u64::try_from(poll_every.as_millis()).unwrap_or(u64::MAX),
+            };
         }
         if now >= next_progress {
             next_progress = now + progress_every;
@@ -463,6 +491,7 @@ mod tests {
     #[test]
     fn only_a_grant_forwards_and_every_other_answer_says_why() {
         assert!(answer(Approval::Pending).is_none());
+        assert!(answer(Approval::SlowDown).is_none());
         let grant = Grant {
             access_token: "t".into(),
             approved: Vec::new(),

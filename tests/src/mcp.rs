@@ -314,6 +314,31 @@ pub async fn decide(wallet: &TestWallet, id: &str, kind: DecisionKind) {
         .unwrap();
 }
 
+/// The `gateway.call` trace events' details, oldest first, once `ready` holds of them
+/// (or after 5 s): the record of a forwarded call is committed just after its answer
+/// went out.
+pub async fn gateway_calls(server: &TestServer, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut details = Vec::new();
+    for _ in 0..100 {
+        let mut events = server
+            .state()
+            .store
+            .audit_events_of_kind("gateway.call", 0, 1000)
+            .await
+            .expect("read the trace");
+        events.reverse();
+        details = events
+            .iter()
+            .map(|e| serde_json::from_str(&e.detail).expect("a JSON detail"))
+            .collect();
+        if ready(&details) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    details
+}
+
 /// One MCP client process running a list of steps; its output lines are read as they
 /// come.
 pub struct ClientRun {

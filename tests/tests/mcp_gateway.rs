@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use countersign_server::clock::Clock;
 use countersign_shared::approval::DecisionKind;
-use countersign_tests::mcp::{ClientRun, Rig, Sdk, call, decide, held_request, run};
+use countersign_tests::mcp::{ClientRun, Rig, Sdk, call, decide, gateway_calls, held_request, run};
 use countersign_tests::{Db, both_backends, new_agent};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -92,20 +92,13 @@ async fn agents_see_only_what_they_may_use_and_policy_decides_each_call(db: Db) 
         ]
     );
     // Every call is in the trace with its MCP request id.
-    let mut gateway = rig
-        .server
-        .state()
-        .store
-        .audit_events_of_kind("gateway.call", 0, 100)
-        .await
-        .unwrap();
-    gateway.reverse();
+    let gateway = gateway_calls(&rig.server, |e| e.len() >= 5).await;
     assert_eq!(
         gateway.len(),
         5,
         "five decided calls (the unknown tool is not one)"
     );
-    let detail: Value = serde_json::from_str(&gateway[3].detail).unwrap();
+    let detail = &gateway[3];
     assert_eq!(detail["outcome"], "forwarded");
     assert_eq!(detail["tool"], "shop.read_customer");
     assert!(!detail["mcp_request_id"].as_str().unwrap().is_empty());
@@ -504,11 +497,8 @@ async fn an_agent_that_gives_up_on_a_held_call_withdraws_its_approval(db: Db) {
         .await
         .unwrap();
     assert_eq!(withdrawn.len(), 1);
-    let calls = store
-        .audit_events_of_kind("gateway.call", 0, 10)
-        .await
-        .unwrap();
-    let detail: Value = serde_json::from_str(&calls[0].detail).unwrap();
+    let calls = gateway_calls(&rig.server, |e| !e.is_empty()).await;
+    let detail = &calls[0];
     assert_eq!(detail["outcome"], "stopped");
     assert_eq!(detail["reason"], "cancelled by the agent while held");
     assert!(rig.upstream.calls_of("place_order").is_empty());

@@ -10,7 +10,7 @@
 use std::process::Command;
 
 use countersign_shared::approval::DecisionKind;
-use countersign_tests::mcp::{ClientRun, Rig, Sdk, call, decide, held_request};
+use countersign_tests::mcp::{ClientRun, Rig, Sdk, call, decide, gateway_calls, held_request};
 use countersign_tests::{Db, both_backends, new_agent};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -37,22 +37,6 @@ async fn check_in_browser(db: Db, url: &str, name: &str, expected: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The gateway's trace of the calls, oldest first.
-async fn trace(rig: &Rig) -> Vec<Value> {
-    let mut events = rig
-        .server
-        .state()
-        .store
-        .audit_events_of_kind("gateway.call", 0, 100)
-        .await
-        .unwrap();
-    events.reverse();
-    events
-        .iter()
-        .map(|e| serde_json::from_str(&e.detail).unwrap())
-        .collect()
 }
 
 both_backends!(a_2026_client_watches_the_approval_page_and_its_retry_resumes_the_approval);
@@ -133,7 +117,10 @@ async fn a_2026_client_watches_the_approval_page_and_its_retry_resumes_the_appro
 
     // Traced: held (with the approval request; again for each retry that timed out while
     // the browser ran), then forwarded, all under the one decision.
-    let events = trace(&rig).await;
+    let events = gateway_calls(&rig.server, |e| {
+        e.last().is_some_and(|last| last["outcome"] == "forwarded")
+    })
+    .await;
     let (last, rounds) = events.split_last().unwrap();
     assert!(!rounds.is_empty(), "{events:?}");
     assert_eq!(last["outcome"], "forwarded", "{events:?}");

@@ -297,7 +297,8 @@ impl Authority for InProcess {
                     approved,
                 }))
             }
-            Err(CibaError::AuthorizationPending | CibaError::SlowDown) => Ok(Approval::Pending),
+            Err(CibaError::AuthorizationPending) => Ok(Approval::Pending),
+            Err(CibaError::SlowDown) => Ok(Approval::SlowDown),
             Err(CibaError::AccessDenied(reason)) => Ok(Approval::Denied {
                 reason: Some(reason),
             }),
@@ -445,11 +446,14 @@ impl Authority for InProcess {
             events: vec![event],
             ..WriteSet::default()
         };
-        self.state
-            .store
-            .write(set)
-            .await
-            .map(|_| ())
-            .map_err(|e| AuthorityError::Unavailable(e.to_string()))
+        let store = &self.state.store;
+        let written = match fate {
+            // The upstream has acted and its answer goes to the agent whatever becomes of
+            // this record: waiting for its commit would only delay the answer. (The
+            // decision was durable before the call was forwarded.)
+            Fate::Forwarded { .. } | Fate::UpstreamFailed { .. } => store.submit(set).await,
+            _ => store.write(set).await.map(|_| ()),
+        };
+        written.map_err(|e| AuthorityError::Unavailable(e.to_string()))
     }
 }

@@ -355,6 +355,8 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        // Records queued without waiting for their commit are written first.
+        self.batch_writer.settle().await;
         self.writer.close().await;
         self.reader.close().await;
     }

@@ -101,6 +101,22 @@ enum Job {
 #[derive(Clone)]
 pub struct BatchWriter {
     queue: mpsc::Sender<Job>,
+    /// Sets queued by [`BatchWriter::submit`] whose commit nobody awaits yet.
+    unsettled: Arc<Unsettled>,
+}
+
+#[derive(Default)]
+struct Unsettled {
+    count: std::sync::atomic::AtomicUsize,
+    settled: tokio::sync::Notify,
+}
+
+impl Unsettled {
+    fn settle_one(&self) {
+        if self.count.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            self.settled.notify_waiters();
+        }
+    }
 }
 
 impl BatchWriter {
@@ -125,7 +141,10 @@ impl BatchWriter {
         for _ in 0..writers.max(1) {
             tokio::spawn(run(writer.clone(), rx.clone()));
         }
-        Self { queue }
+        Self {
+            queue,
+            unsettled: Arc::default(),
+        }
     }
 
     /// Writes `set`; with a claim, returns the claimed request (`None`: it matched nothing
@@ -139,6 +158,51 @@ impl BatchWriter {
         result
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
+    }
+
+    /// Queues `set` for the next batch and returns once it is queued (waiting only while
+    /// the queue is full), not once it is committed; a failure to write it is logged.
+    pub async fn submit(&self, set: WriteSet) -> Result<(), StoreError> {
+        let (done, result) = oneshot::channel();
+        self.unsettled
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if self
+            .queue
+            .send(Job::Set(Box::new(SetJob { set, done })))
+            .await
+            .is_err()
+        {
+            self.unsettled.settle_one();
+            return Err(StoreError::Database(sqlx::Error::PoolClosed));
+        }
+        let unsettled = self.unsettled.clone();
+        tokio::spawn(async move {
+            if let Ok(Err(e)) = result.await {
+                tracing::error!(error = %e, "a queued write was not committed");
+            }
+            unsettled.settle_one();
+        });
+        Ok(())
+    }
+
+    /// Waits until every set [`BatchWriter::submit`] queued so far is committed (or
+    /// failed): before the pools close, so none is lost at a clean stop.
+    pub async fn settle(&self) {
+        loop {
+            let settled = self.unsettled.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self
+                .unsettled
+                .count
+                .load(std::sync::atomic::Ordering::Acquire)
+                == 0
+            {
+                return;
+            }
+            settled.await;
+        }
     }
 
     /// Runs `work` inside the next batch; its result arrives once that batch committed.
@@ -178,6 +242,12 @@ impl super::Store {
     /// this module). With a claim, returns the claimed request.
     pub async fn write(&self, set: WriteSet) -> Result<Option<AuthRequestRecord>, StoreError> {
         self.batch_writer.write(set).await
+    }
+
+    /// Queues `set` without waiting for its commit: for records written after the fact,
+    /// whose writer has nothing to decide on their durability (see [`BatchWriter::submit`]).
+    pub async fn submit(&self, set: WriteSet) -> Result<(), StoreError> {
+        self.batch_writer.submit(set).await
     }
 
     /// Runs `work` (which opens its own savepoint with [`super::Tx::nested`]) inside the
