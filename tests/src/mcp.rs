@@ -253,6 +253,13 @@ impl Rig {
         self.server.url("/mcp")
     }
 
+    /// An MCP client of `sdk` running `steps` as the rig's agent, with its own token and
+    /// the environment variables `env` (`CS_MCP_MODE`...).
+    pub async fn client(&self, sdk: Sdk, steps: &Value, env: &[(&str, &str)]) -> ClientRun {
+        let token = self.token().await;
+        ClientRun::start_with_env(sdk, &self.mcp_url(), &token, steps, env)
+    }
+
     /// The agent's identity token for the gateway (`client_credentials`).
     pub async fn token(&self) -> String {
         let resource = self.mcp_url();

@@ -465,15 +465,11 @@ both_backends!(an_agent_that_gives_up_on_a_held_call_withdraws_its_approval);
 async fn an_agent_that_gives_up_on_a_held_call_withdraws_its_approval(db: Db) {
     let rig = Rig::start(db).await;
     let wallet = rig.server.wallet("alice").await;
-    let token = rig.token().await;
     // The Python SDK times the request out after 3 s and sends notifications/cancelled.
     let order = json!({"vendor": "Umbrella", "amount": 1100, "currency": "EUR"});
-    let mut client = ClientRun::start(
-        Sdk::Python,
-        &rig.mcp_url(),
-        &token,
-        &json!([{"op": "call", "tool": "shop.place_order", "arguments": order, "timeout": 3}]),
-    );
+    let steps =
+        json!([{"op": "call", "tool": "shop.place_order", "arguments": order, "timeout": 3}]);
+    let mut client = rig.client(Sdk::Python, &steps, &[]).await;
     held_request(&wallet, "Umbrella", 1100.0).await;
     let gave_up = client.next().await;
     assert!(client.finish().await.success());

@@ -43,16 +43,11 @@ both_backends!(a_2026_client_watches_the_approval_page_and_its_retry_resumes_the
 async fn a_2026_client_watches_the_approval_page_and_its_retry_resumes_the_approval(db: Db) {
     let rig = Rig::start(db).await;
     let wallet = rig.server.wallet("alice").await;
-    let token = rig.token().await;
     let order = json!({"vendor": "Acme", "amount": 1200, "currency": "EUR"});
-    let mut client = ClientRun::start_with_env(
-        Sdk::Python,
-        &rig.mcp_url(),
-        &token,
-        // The SDK's request timeout covers every round of the call.
-        &json!([{"op": "call", "tool": "shop.place_order", "arguments": order, "timeout": 240}]),
-        MODERN,
-    );
+    // The SDK's request timeout covers every round of the call.
+    let steps =
+        json!([{"op": "call", "tool": "shop.place_order", "arguments": order, "timeout": 240}]);
+    let mut client = rig.client(Sdk::Python, &steps, MODERN).await;
     // The first answer: a URL elicitation of the approval's page.
     let elicited = client.next().await;
     let params = &elicited["elicited"];
