@@ -56,6 +56,9 @@ pub fn init_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// How long a stdio gateway whose agent went away waits for its calls under way.
+const STDIO_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Validates `config`, reads its secrets and connects to every upstream.
 pub async fn connect(config: GatewayConfig) -> Result<Prepared, GatewayError> {
     config.validate()?;
@@ -138,6 +141,7 @@ impl Prepared {
                 config: self.config,
                 resumption,
                 stopping: tokio_util::sync::CancellationToken::new(),
+                calls: tokio_util::task::TaskTracker::new(),
             }),
         }
     }
@@ -168,6 +172,20 @@ impl<A: Authority> Gateway<A> {
                     reason: e.to_string(),
                 })?;
         let _ = running.waiting().await;
+        // The agent closed the pipe, and rmcp cancelled its requests still under way
+        // (held calls end unforwarded, their approvals withdrawn). Each finishes what it
+        // owes the trace, which a gateway beside the agent sends over the network,
+        // before the process may exit.
+        self.shared.calls.close();
+        if tokio::time::timeout(STDIO_DRAIN, self.shared.calls.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                calls = self.shared.calls.len(),
+                "calls still under way when the gateway exits"
+            );
+        }
         Ok(())
     }
 

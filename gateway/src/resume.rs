@@ -36,8 +36,9 @@ const PAGE_GRACE: Duration = Duration::from_secs(600);
 /// Seals and opens the request state of held calls and the links to their pages.
 pub struct Resumption {
     codec: RequestStateCodec,
-    /// The server's base URL, which serves [`APPROVAL_PAGE_PATH`].
-    base_url: String,
+    /// The server's base URL, which serves [`APPROVAL_PAGE_PATH`]; `None` where nothing
+    /// serves the pages (a gateway on another machine than Countersign, over stdio).
+    base_url: Option<String>,
 }
 
 /// What a held call's request state carries (signed, readable: nothing secret).
@@ -96,7 +97,16 @@ impl Resumption {
         Self {
             // 32 bytes by type: the codec's minimum.
             codec: RequestStateCodec::new_unchecked(key.to_vec()),
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            base_url: Some(base_url.trim_end_matches('/').to_owned()),
+        }
+    }
+
+    /// Request states without approval pages: held calls are resumed the same way, and a
+    /// client is told what awaits approval but given no page to watch.
+    pub fn without_pages(key: &[u8; 32]) -> Self {
+        Self {
+            codec: RequestStateCodec::new_unchecked(key.to_vec()),
+            base_url: None,
         }
     }
 
@@ -133,13 +143,15 @@ impl Resumption {
         serde_json::from_slice(&payload).map_err(|_| StateRefused::Invalid)
     }
 
-    /// The page where the agent's user watches an approval: a signed, expiring link.
-    pub fn page_url(&self, state: &HeldState) -> String {
+    /// The page where the agent's user watches an approval: a signed, expiring link
+    /// (`None` when this gateway has no pages).
+    pub fn page_url(&self, state: &HeldState) -> Option<String> {
+        let base_url = self.base_url.as_deref()?;
         let options = SealOptions::new()
             .associated_data(PAGE_DOMAIN)
             .ttl(state.remaining() + PAGE_GRACE);
         let handle = self.codec.seal_with(state.auth_req_id.as_bytes(), &options);
-        format!("{}{APPROVAL_PAGE_PATH}/{handle}", self.base_url)
+        Some(format!("{base_url}{APPROVAL_PAGE_PATH}/{handle}"))
     }
 
     /// The approval request a page link names, if the gateway made the link and it has
@@ -160,13 +172,14 @@ impl Resumption {
         can_open_urls: bool,
     ) -> InputRequiredResult {
         let sealed = self.seal(call, arguments, state);
-        if !can_open_urls {
-            return InputRequiredResult::from_request_state(sealed);
-        }
+        let url = match self.page_url(state) {
+            Some(url) if can_open_urls => url,
+            _ => return InputRequiredResult::from_request_state(sealed),
+        };
         let elicitation = ElicitRequestParams::UrlElicitationParams {
             meta: None,
             message,
-            url: self.page_url(state),
+            url,
             // 2026-07-28 dropped the id; older readers of the request expect one.
             elicitation_id: countersign_jose::b64url_encode(
                 &countersign_jose::sha256(state.auth_req_id.as_bytes())[..12],
@@ -335,7 +348,7 @@ mod tests {
     #[test]
     fn a_page_link_names_its_request_and_is_no_request_state() {
         let resumption = Resumption::new(&[9; 32], "https://cs.example/");
-        let url = resumption.page_url(&held());
+        let url = resumption.page_url(&held()).unwrap();
         let handle = url
             .strip_prefix("https://cs.example/gateway/approvals/")
             .unwrap();
@@ -381,6 +394,26 @@ mod tests {
         let wire = serde_json::to_value(&quiet).unwrap();
         assert!(wire.get("inputRequests").is_none());
         assert!(wire["requestState"].is_string());
+    }
+
+    #[test]
+    fn a_gateway_without_pages_resumes_calls_but_links_nothing() {
+        let resumption = Resumption::without_pages(&[9; 32]);
+        assert_eq!(resumption.page_url(&held()), None);
+        let result = resumption.input_required(
+            &call("a", "t.x"),
+            &JsonObject::new(),
+            &held(),
+            "held".into(),
+            true,
+        );
+        let wire = serde_json::to_value(&result).unwrap();
+        assert!(wire.get("inputRequests").is_none(), "{wire}");
+        let sealed = wire["requestState"].as_str().unwrap();
+        assert_eq!(
+            resumption.open(sealed, &call("a", "t.x"), &JsonObject::new()),
+            Ok(held())
+        );
     }
 
     #[test]

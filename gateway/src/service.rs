@@ -39,6 +39,9 @@ pub struct Shared<A> {
     pub resumption: Resumption,
     /// Cancelled when the gateway stops: held calls end (unforwarded) and sessions close.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// The `tools/call`s under way, so that a stopping gateway lets each finish what it
+    /// owes the trace (a withdrawal, the record of its fate) before the process exits.
+    pub calls: tokio_util::task::TaskTracker,
 }
 
 /// One MCP server endpoint of the gateway (cheap to clone: one per session or request).
@@ -58,6 +61,95 @@ impl<A> Clone for GatewayService<A> {
 }
 
 impl<A: Authority> GatewayService<A> {
+    /// A `tools/call`: decided, then forwarded, held or refused (or, with request state,
+    /// a held call resumed).
+    async fn decide_and_run(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&ctx)?;
+        let name = request.name.to_string();
+        let unknown = || ErrorData::invalid_params(format!("unknown tool: {name}"), None);
+        let (upstream_name, tool) = name.split_once(NAMESPACE_SEPARATOR).ok_or_else(unknown)?;
+        let upstream = self
+            .shared
+            .upstreams
+            .get(upstream_name)
+            .ok_or_else(unknown)?;
+        if !upstream.tools.iter().any(|t| t.name == tool) {
+            return Err(unknown());
+        }
+        let arguments = request.arguments.clone().unwrap_or_default();
+        let action = match mapping::action(&name, &arguments, self.shared.config.tools.get(&name)) {
+            Ok(action) => action,
+            Err(e) => return Err(ErrorData::invalid_params(e.to_string(), None)),
+        };
+        let call = Call {
+            agent: caller.agent.clone(),
+            tool: name.clone(),
+            action,
+            session: Some(Self::session(&ctx, &caller)),
+            mcp_request_id: request_id_text(&ctx),
+            source_ip: caller.source_ip,
+        };
+        if let Some(sealed) = request.request_state.as_deref() {
+            // A retry of a held call: the same approval, never a new decision.
+            let resumed = hold::Resumed {
+                call: &call,
+                arguments: &arguments,
+                sealed,
+                responses: request.input_responses.as_ref(),
+            };
+            return hold::resume(&self.shared, upstream, tool, resumed, &ctx).await;
+        }
+        let authority = &self.shared.authority;
+        let verdict = authority.decide(&call).await.map_err(|e| unavailable(&e))?;
+        match verdict {
+            Verdict::Allow { decision_id } => {
+                let result = self
+                    .shared
+                    .upstreams
+                    .call(upstream, tool, arguments, None)
+                    .await;
+                finish(authority, &call, Some(&decision_id), result).await
+            }
+            Verdict::Deny {
+                decision_id,
+                reasons,
+            } => {
+                let reason = if reasons.is_empty() {
+                    "denied by policy".to_owned()
+                } else {
+                    format!("denied by policy: {}", reasons.join("; "))
+                };
+                record(
+                    authority,
+                    &call,
+                    Some(&decision_id),
+                    &Fate::Stopped {
+                        reason: reason.clone(),
+                    },
+                )
+                .await?;
+                Ok(tool_error(reason))
+            }
+            Verdict::StepUp {
+                decision_id,
+                approvers,
+                ..
+            } => {
+                let held = hold::Held {
+                    call: &call,
+                    arguments: &arguments,
+                    decision_id: &decision_id,
+                    approvers: &approvers,
+                };
+                hold::run(&self.shared, upstream, tool, held, &ctx).await
+            }
+        }
+    }
+
     /// An endpoint whose requests say who they come from (HTTP).
     pub fn new(shared: Arc<Shared<A>>) -> Self {
         Self {
@@ -163,86 +255,10 @@ impl<A: Authority> ServerHandler for GatewayService<A> {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let caller = self.caller(&ctx)?;
-        let name = request.name.to_string();
-        let unknown = || ErrorData::invalid_params(format!("unknown tool: {name}"), None);
-        let (upstream_name, tool) = name.split_once(NAMESPACE_SEPARATOR).ok_or_else(unknown)?;
-        let upstream = self
-            .shared
-            .upstreams
-            .get(upstream_name)
-            .ok_or_else(unknown)?;
-        if !upstream.tools.iter().any(|t| t.name == tool) {
-            return Err(unknown());
-        }
-        let arguments = request.arguments.clone().unwrap_or_default();
-        let action = match mapping::action(&name, &arguments, self.shared.config.tools.get(&name)) {
-            Ok(action) => action,
-            Err(e) => return Err(ErrorData::invalid_params(e.to_string(), None)),
-        };
-        let call = Call {
-            agent: caller.agent.clone(),
-            tool: name.clone(),
-            action,
-            session: Some(Self::session(&ctx, &caller)),
-            mcp_request_id: request_id_text(&ctx),
-            source_ip: caller.source_ip,
-        };
-        if let Some(sealed) = request.request_state.as_deref() {
-            // A retry of a held call: the same approval, never a new decision.
-            let resumed = hold::Resumed {
-                call: &call,
-                arguments: &arguments,
-                sealed,
-                responses: request.input_responses.as_ref(),
-            };
-            return hold::resume(&self.shared, upstream, tool, resumed, &ctx).await;
-        }
-        let authority = &self.shared.authority;
-        let verdict = authority.decide(&call).await.map_err(|e| unavailable(&e))?;
-        match verdict {
-            Verdict::Allow { decision_id } => {
-                let result = self
-                    .shared
-                    .upstreams
-                    .call(upstream, tool, arguments, None)
-                    .await;
-                finish(authority, &call, Some(&decision_id), result).await
-            }
-            Verdict::Deny {
-                decision_id,
-                reasons,
-            } => {
-                let reason = if reasons.is_empty() {
-                    "denied by policy".to_owned()
-                } else {
-                    format!("denied by policy: {}", reasons.join("; "))
-                };
-                record(
-                    authority,
-                    &call,
-                    Some(&decision_id),
-                    &Fate::Stopped {
-                        reason: reason.clone(),
-                    },
-                )
-                .await?;
-                Ok(tool_error(reason))
-            }
-            Verdict::StepUp {
-                decision_id,
-                approvers,
-                ..
-            } => {
-                let held = hold::Held {
-                    call: &call,
-                    arguments: &arguments,
-                    decision_id: &decision_id,
-                    approvers: &approvers,
-                };
-                hold::run(&self.shared, upstream, tool, held, &ctx).await
-            }
-        }
+        self.shared
+            .calls
+            .track_future(self.decide_and_run(request, ctx))
+            .await
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod approvals;
 pub mod audit;
+pub mod authzen;
 pub mod ciba;
 pub mod clock;
 pub mod config;

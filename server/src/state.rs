@@ -60,6 +60,8 @@ pub struct Shared {
     pub audit_log: Arc<crate::audit::log::AuditLog>,
     /// Rate limits and quotas.
     pub limits: Arc<crate::limits::Limits>,
+    /// Access tokens for this deployment's protected resources, once verified.
+    pub verified_tokens: Arc<crate::oidc::resource_auth::VerifiedTokens>,
 }
 
 impl AppState {
@@ -114,6 +116,7 @@ impl AppState {
             admin_sso,
             audit_log: Arc::new(audit_log),
             limits,
+            verified_tokens: Arc::default(),
         })))
     }
 }
@@ -133,6 +136,8 @@ pub mod paths {
     pub const BC_AUTHORIZE: &str = "/bc-authorize";
     pub const TOKEN: &str = "/token";
     pub const DECISIONS: &str = "/v1/decisions";
+    pub const GATEWAY_CALLS: &str = "/v1/gateway-calls";
+    pub const WITHDRAWALS: &str = "/v1/withdrawals";
     pub const INTROSPECT: &str = "/introspect";
     pub const REVOKE: &str = "/revoke";
     pub const JWKS: &str = "/jwks.json";

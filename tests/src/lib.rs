@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 pub mod admin_api;
+pub mod authzen;
 pub mod child;
 pub mod console;
 pub mod fakes;

@@ -135,6 +135,12 @@ impl Upstream {
 
 /// Configures the gateway in front of `upstream` as the shop's deployment does.
 pub fn configure(c: &mut Config, upstream_url: &str) {
+    configure_gateway(c, upstream_url);
+    configure_policy(c);
+}
+
+/// The gateway's part of [`configure`]: the shop upstream and its tools' mapping.
+fn configure_gateway(c: &mut Config, upstream_url: &str) {
     c.gateway.enabled = true;
     c.gateway.progress_interval_ms = 200;
     // A 2026-07-28 client's retry answers again after this long (tests see the rounds).
@@ -168,6 +174,11 @@ pub fn configure(c: &mut Config, upstream_url: &str) {
     c.gateway
         .tools
         .insert("shop.drop_database".into(), mapping("drop_database", None));
+}
+
+/// The policy's part of [`configure`]: the classes of the shop's actions and the tools
+/// they act on (what the server needs whether the gateway runs in it or elsewhere).
+pub fn configure_policy(c: &mut Config) {
     for (action, class) in [
         ("send_email", "external"),
         ("drop_database", "destructive"),
@@ -365,6 +376,19 @@ impl ClientRun {
         Self::start_with_env(sdk, url, token, steps, &[])
     }
 
+    /// The Python SDK's client running `steps` against the MCP server it starts as a
+    /// child process with `command` (a JSON array), over stdio.
+    pub fn start_stdio(command: &Value, steps: &Value, env: &[(&str, &str)]) -> Self {
+        let mut client = Command::new(python());
+        client
+            .arg(interop("client.py"))
+            .arg("--stdio")
+            .arg(command.to_string())
+            .arg(steps.to_string())
+            .envs(env.iter().copied());
+        Self::spawn(client)
+    }
+
     /// [`ClientRun::start`] with environment variables for the client (`CS_MCP_MODE`...).
     pub fn start_with_env(
         sdk: Sdk,
@@ -385,11 +409,16 @@ impl ClientRun {
                 c
             }
         };
-        command.envs(env.iter().copied());
-        let mut child = command
+        command
+            .envs(env.iter().copied())
             .arg(url)
             .arg(token)
-            .arg(steps.to_string())
+            .arg(steps.to_string());
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()

@@ -11,3 +11,23 @@ pub fn python() -> String {
         )
     })
 }
+
+/// The `countersign` binary of this build: cargo builds it beside the test binaries
+/// (`target/<profile>/`) whenever the server package's tests are built, as
+/// `cargo test --workspace` (scripts/test.sh) does.
+pub fn countersign_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test binary>
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("the test binary is under target/<profile>/deps");
+    let binary = profile_dir.join("countersign");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it first (cargo build --bin countersign), or run the \
+         workspace's tests (cargo test --workspace)",
+        binary.display()
+    );
+    binary
+}

@@ -329,6 +329,8 @@ async fn bench_backend(
         // The server installs an activated version within policy.reload_interval_ms.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         reports.push(load(Scenario::Decision).await?);
+        reports.push(load(Scenario::AuthzenEvaluation).await?);
+        reports.push(load(Scenario::AuthzenBatch).await?);
     }
     // Offboarding last: it needs the procurement policy (its $120 orders are allowed at
     // once) and suspends the fleet it creates.
@@ -396,6 +398,8 @@ fn render(args: &BenchArgs, rows: &[(&str, Report)]) -> String {
             Scenario::Flow => "full flow (authorize, approve, token)",
             Scenario::Decision => "POST /v1/decisions (procurement policy, traced)",
             Scenario::Healthz => "GET /healthz (HTTP alone: the floor)",
+            Scenario::AuthzenEvaluation => "AuthZEN evaluation (procurement policy, traced)",
+            Scenario::AuthzenBatch => "AuthZEN evaluations, 100 per request (decisions, traced)",
         };
         out.push_str(&format!(
             "| {storage} | {scenario} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0}% |\n",

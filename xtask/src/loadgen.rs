@@ -22,6 +22,25 @@ pub enum Scenario {
     /// One `GET /healthz`: no work but HTTP, the floor the other scenarios stand on
     /// (the generator shares the machine's cores with the server).
     Healthz,
+    /// One AuthZEN `POST /access/v1/evaluation` (the agent about itself, the same
+    /// purchase orders as `decision`), traced durably.
+    AuthzenEvaluation,
+    /// One AuthZEN `POST /access/v1/evaluations` of [`AUTHZEN_BATCH`] purchase orders
+    /// (`execute_all`), traced durably with one commit; rates count decisions.
+    AuthzenBatch,
+}
+
+/// Evaluations in one `authzen-batch` request.
+pub const AUTHZEN_BATCH: usize = 100;
+
+impl Scenario {
+    /// Decisions one iteration makes (the rate of a batch counts each).
+    pub fn decisions(self) -> usize {
+        match self {
+            Self::AuthzenBatch => AUTHZEN_BATCH,
+            _ => 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -51,6 +70,7 @@ pub struct Report {
     pub seconds: f64,
     pub iterations: u64,
     pub errors: u64,
+    /// Decisions per second (for a batch, each of its evaluations counts).
     pub per_second: f64,
     pub p50_ms: f64,
     pub p95_ms: f64,
@@ -81,6 +101,8 @@ struct Worker {
     auth: String,
     authorize_body: String,
     decision_bodies: [String; 2],
+    authzen_bodies: [String; 2],
+    authzen_batch: String,
     turn: std::sync::atomic::AtomicUsize,
     /// The agent's DPoP key: each token request carries a fresh proof by it.
     dpop: countersign_jose::SigningKeyPair,
@@ -156,6 +178,43 @@ impl Worker {
         Ok(())
     }
 
+    async fn authzen(&self, path: &str, body: &str) -> anyhow::Result<serde_json::Value> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("authorization", &self.auth)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("{path} answered {}", resp.status());
+        }
+        Ok(resp.json().await?)
+    }
+
+    async fn authzen_evaluation(&self) -> anyhow::Result<()> {
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = self
+            .authzen("/access/v1/evaluation", &self.authzen_bodies[turn % 2])
+            .await?;
+        if body["context"]["decision_id"].as_str().is_none() {
+            bail!("the decision was not recorded: {body}");
+        }
+        Ok(())
+    }
+
+    async fn authzen_batch(&self) -> anyhow::Result<()> {
+        let body = self
+            .authzen("/access/v1/evaluations", &self.authzen_batch)
+            .await?;
+        let answered = body["evaluations"].as_array().map_or(0, Vec::len);
+        if answered != AUTHZEN_BATCH {
+            bail!("{answered} of {AUTHZEN_BATCH} evaluations answered");
+        }
+        Ok(())
+    }
+
     async fn healthz(&self) -> anyhow::Result<()> {
         let resp = self
             .http
@@ -175,8 +234,20 @@ impl Worker {
             Scenario::Flow => self.flow().await,
             Scenario::Decision => self.decision().await,
             Scenario::Healthz => self.healthz().await,
+            Scenario::AuthzenEvaluation => self.authzen_evaluation().await,
+            Scenario::AuthzenBatch => self.authzen_batch().await,
         }
     }
+}
+
+/// An AuthZEN evaluation of a purchase order of `amount` by agent `client_id`.
+fn authzen_order(client_id: &str, amount: u32) -> serde_json::Value {
+    serde_json::json!({
+        "subject": {"type": "agent", "id": client_id},
+        "action": {"name": "purchase_order"},
+        "resource": {"type": "erp", "id": "po",
+                     "properties": {"vendor": "Acme", "amount": amount, "currency": "USD"}},
+    })
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -212,6 +283,15 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
                 )
                 .finish()
         }),
+        authzen_bodies: [120, 1200].map(|amount| authzen_order(&args.client_id, amount).to_string()),
+        authzen_batch: serde_json::json!({
+            "subject": {"type": "agent", "id": args.client_id},
+            "action": {"name": "purchase_order"},
+            "evaluations": (0..AUTHZEN_BATCH)
+                .map(|i| serde_json::json!({"resource": authzen_order(&args.client_id, if i % 2 == 0 { 120 } else { 1200 })["resource"]}))
+                .collect::<Vec<_>>(),
+        })
+        .to_string(),
         turn: std::sync::atomic::AtomicUsize::new(0),
         dpop: countersign_jose::SigningKeyPair::generate(),
     });
@@ -274,7 +354,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
         seconds,
         iterations: all.len() as u64,
         errors,
-        per_second: all.len() as f64 / seconds,
+        per_second: (all.len() * args.scenario.decisions()) as f64 / seconds,
         p50_ms: percentile(&all, 0.50),
         p95_ms: percentile(&all, 0.95),
         p99_ms: percentile(&all, 0.99),

@@ -89,6 +89,7 @@ pub fn facts(i: usize, amount: f64) -> DecisionFacts {
     };
     DecisionFacts {
         action: action(i),
+        principal: countersign_server::policy::facts::Principal::Agent,
         agent: AgentFacts {
             client_id: "procurement".into(),
             name: "Procurement".into(),

@@ -139,6 +139,7 @@ pub async fn backchannel_authorize(
         task_id: req.task_id.as_deref(),
         source_ip: peer.source_ip,
         prompt_labels: &req.prompt_labels,
+        principal: principal_of(state, req.authorization_details.as_deref()),
     };
     let decided = policy::service::decide(state, &attempt, now).await?;
     let id = countersign_jose::random_b64url(32);
@@ -249,6 +250,17 @@ pub async fn backchannel_authorize(
         expires_in: lifetime,
         interval: (mode != DeliveryMode::Push).then_some(ciba.poll_interval_secs),
     })
+}
+
+/// Who performs what a request asks: the human it names for the actions humans perform
+/// (`policy.human_actions`: the client asks on their behalf, as an AuthZEN enforcement
+/// point's access request does), else the agent.
+fn principal_of(state: &AppState, details: Option<&[Value]>) -> policy::facts::Principal {
+    policy::service::actions_of(details)
+        .first()
+        .map_or(policy::facts::Principal::Agent, |(action, _)| {
+            state.policy.schema().principal_of(action)
+        })
 }
 
 /// Refuses a step-up when one of its approvers already has

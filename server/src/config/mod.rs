@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 mod admin_sso;
 mod audit;
+mod authzen;
 mod digest;
 mod limits;
 mod load;
@@ -23,6 +24,7 @@ mod signals;
 mod wallet;
 pub use admin_sso::AdminSsoConfig;
 pub use audit::{AuditConfig, CheckpointSink};
+pub use authzen::AuthzenConfig;
 pub use digest::{REDACTED, redact_database_url};
 pub use limits::RateLimitConfig;
 pub use offboarding::{AgentFate, OffboardingConfig};
@@ -67,6 +69,8 @@ pub struct Config {
     pub offboarding: OffboardingConfig,
     pub admin_sso: AdminSsoConfig,
     pub rate_limits: RateLimitConfig,
+    /// The AuthZEN Authorization API (`/access/v1`).
+    pub authzen: AuthzenConfig,
     /// The MCP gateway (`/mcp`): upstream MCP servers and how their tools' calls map to
     /// actions.
     pub gateway: countersign_gateway::GatewayConfig,
@@ -156,6 +160,7 @@ impl Default for Config {
             offboarding: OffboardingConfig::default(),
             admin_sso: AdminSsoConfig::default(),
             rate_limits: RateLimitConfig::default(),
+            authzen: AuthzenConfig::default(),
             gateway: countersign_gateway::GatewayConfig::default(),
             authorization_details_types: default_authorization_details_types(),
         }
@@ -368,6 +373,8 @@ impl Config {
         self.rate_limits.validate()?;
         self.admin_sso.validate()?;
         self.gateway.validate()?;
+        self.authzen
+            .validate(&crate::policy::schema::argument_fields())?;
         if self.audit.checkpoint_interval_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "audit.checkpoint_interval_secs",

@@ -1,7 +1,7 @@
 //! Configuration of the policy engine: what the deployment's actions are (and their class),
 //! its tools, network zones, time zone, and how baselines learn.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,10 @@ pub struct PolicyConfig {
     /// `external`, or a custom class. In Cedar the type is an action and its class an
     /// action group (`action in Action::"external"`). Types not listed are `write`.
     pub actions: BTreeMap<String, String>,
+    /// The actions a human performs rather than an agent: their Cedar principal is the
+    /// `Human` a request names (an AuthZEN subject of type `user`, docs/authzen.md), not
+    /// an `Agent`. Each must be one of `authorization_details_types`.
+    pub human_actions: BTreeSet<String>,
     /// Tools and apps agents act on (Cedar resources), by id.
     pub tools: BTreeMap<String, ToolConfig>,
     /// Named network zones (`context.network.zones`): CIDR blocks per name.
@@ -67,6 +71,7 @@ impl Default for PolicyConfig {
             time_zone: "UTC".into(),
             environment: "development".into(),
             actions: BTreeMap::from([("purchase_order".to_owned(), "external".to_owned())]),
+            human_actions: BTreeSet::new(),
             tools: BTreeMap::new(),
             network_zones: BTreeMap::new(),
             baseline_min_samples: 5,
@@ -115,6 +120,16 @@ impl PolicyConfig {
                     ),
                 });
             }
+        }
+        if let Some(action) = self
+            .human_actions
+            .iter()
+            .find(|a| !detail_types.contains_key(*a))
+        {
+            return Err(ConfigError::Invalid {
+                key: "policy.human_actions",
+                reason: format!("{action:?} is not one of authorization_details_types"),
+            });
         }
         for name in detail_types.keys() {
             if !ident(name) || ACTION_CLASSES.contains(&name.as_str()) || name == "authenticate" {

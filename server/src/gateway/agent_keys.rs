@@ -65,14 +65,14 @@ impl AgentKeys {
         key
     }
 
-    /// A DPoP proof (RFC 9449 §4) by the agent's key for `method url` carrying
-    /// `access_token` (`ath`).
+    /// A DPoP proof (RFC 9449 §4) by the agent's key for `method url`; for a request
+    /// carrying `access_token`, with its hash (`ath`, §7), else for the token endpoint.
     pub fn proof(
         &self,
         client_id: &str,
         method: &str,
         url: &str,
-        access_token: &str,
+        access_token: Option<&str>,
         now_s: i64,
     ) -> Result<String, String> {
         let key = self.key(client_id)?;
@@ -87,13 +87,15 @@ impl AgentKeys {
             }),
             ..Header::default()
         };
-        let claims = json!({
+        let mut claims = json!({
             "jti": random_b64url(16),
             "htm": method,
             "htu": url,
             "iat": now_s,
-            "ath": b64url_encode(sha256(access_token.as_bytes())),
         });
+        if let Some(token) = access_token {
+            claims["ath"] = b64url_encode(sha256(token.as_bytes())).into();
+        }
         key.0
             .sign_with_header(&header, &claims)
             .map_err(|e| e.to_string())
@@ -135,7 +137,13 @@ mod tests {
     fn proofs_verify_as_the_server_checks_them() {
         let keys = AgentKeys::new(&[1u8; 32]);
         let proof = keys
-            .proof("agent-a", "POST", "https://tool.example/mcp", "token", 1000)
+            .proof(
+                "agent-a",
+                "POST",
+                "https://tool.example/mcp",
+                Some("token"),
+                1000,
+            )
             .unwrap();
         let window = ProofWindow {
             now: 1000,
@@ -148,5 +156,15 @@ mod tests {
             checked.ath.as_deref(),
             Some(b64url_encode(sha256(b"token")).as_str())
         );
+        let for_token = keys
+            .proof("agent-a", "POST", "https://cs.example/token", None, 1000)
+            .unwrap();
+        let window = ProofWindow {
+            now: 1000,
+            skew: 30,
+            max_age: 120,
+        };
+        let checked = check_proof(&for_token, "POST", "https://cs.example/token", window).unwrap();
+        assert_eq!(checked.ath, None);
     }
 }

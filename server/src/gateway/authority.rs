@@ -11,33 +11,17 @@ use countersign_gateway::{
 use serde_json::{Map, Value, json};
 
 use super::agent_keys::AgentKeys;
+use super::calls::CallReport;
 use crate::ciba::CibaError;
 use crate::ciba::authorize::Peer;
-use crate::oidc::{dpop, resource_token};
 use crate::policy::Outcome;
 use crate::state::AppState;
-use crate::store::audit::NewAuditRecord;
-use crate::store::auth_requests::{AuthRequestStatus, Decision};
+use crate::store::auth_requests::AuthRequestStatus;
 use crate::store::clients::ClientRecord;
-use crate::store::group_commit::WriteSet;
-
-/// The trace event of what became of a gateway call.
-pub const GATEWAY_CALL: &str = "gateway.call";
-/// The trace event of an approval request its agent withdrew (the user cancelled the
-/// held call), and the decision method it is recorded with.
-pub const REQUEST_WITHDRAWN: &str = "request.withdrawn";
-const WITHDRAWN: &str = "withdrawn";
-
-/// Most verified tokens remembered; past it the memory starts over.
-const VERIFIED_TOKENS: usize = 10_000;
 
 pub struct InProcess {
     state: AppState,
     keys: Arc<AgentKeys>,
-    /// Tokens whose signature and claims were checked, by SHA-256: an agent presents the
-    /// same token with every MCP request, and an ECDSA verification is most of the cost
-    /// of checking it. Expiry and the agent's standing are still checked every time.
-    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], resource_token::ResourceToken>>,
     /// The gateway's resource identifier (`{issuer}/mcp`).
     resource: String,
 }
@@ -49,7 +33,6 @@ impl InProcess {
             state,
             keys,
             resource,
-            verified: std::sync::Mutex::default(),
         }
     }
 
@@ -75,7 +58,7 @@ fn authority_error(e: CibaError) -> AuthorityError {
 }
 
 /// The decision API's parameters for a call.
-fn params(call: &Call, dry_run: bool) -> Map<String, Value> {
+pub(super) fn params(call: &Call, dry_run: bool) -> Map<String, Value> {
     let mut params = Map::new();
     let details = Value::Array(vec![call.action.detail.clone()]).to_string();
     params.insert("authorization_details".into(), Value::String(details));
@@ -91,88 +74,38 @@ fn params(call: &Call, dry_run: bool) -> Map<String, Value> {
     params
 }
 
+/// The backchannel authentication request's parameters for a call: asked of
+/// `login_hint`, the credential bound to the gateway's key `jkt` for the agent.
+pub(super) fn approval_params(
+    call: &Call,
+    binding_message: &str,
+    login_hint: &str,
+    jkt: &str,
+    hold_timeout_secs: u64,
+) -> Map<String, Value> {
+    let mut params = params(call, false);
+    params.insert("scope".into(), json!("openid"));
+    params.insert("login_hint".into(), Value::String(login_hint.to_owned()));
+    params.insert(
+        "binding_message".into(),
+        Value::String(binding_message.to_owned()),
+    );
+    params.insert("dpop_jkt".into(), Value::String(jkt.to_owned()));
+    // Nobody should be asked about a call the gateway no longer holds.
+    params.insert(
+        "requested_expiry".into(),
+        Value::String(hold_timeout_secs.max(1).to_string()),
+    );
+    // The tool's id decides the call; CIBA's `resource` names where the token is used.
+    params.remove("resource");
+    params
+}
+
 impl Authority for InProcess {
     async fn authenticate(&self, token: PresentedToken<'_>) -> Result<AgentId, TokenRefused> {
-        let state = &self.state;
-        let now_s = state.clock.now_secs();
-        let skew = i64::try_from(state.config.ciba.clock_skew_secs).unwrap_or(0);
-        let digest = countersign_jose::sha256(token.token.as_bytes());
-        let remembered = self
-            .verified
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&digest)
-            .cloned();
-        let claims = match remembered {
-            Some(claims) if claims.expires_at_s.saturating_add(skew) > now_s => claims,
-            _ => {
-                let claims = resource_token::verify(
-                    token.token,
-                    &state.keys.jwks(),
-                    &state.issuer,
-                    &self.resource,
-                    now_s,
-                    skew,
-                )
-                .map_err(TokenRefused::InvalidToken)?;
-                let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-                if verified.len() >= VERIFIED_TOKENS {
-                    verified.clear();
-                }
-                verified.insert(digest, claims.clone());
-                claims
-            }
-        };
-        match (&claims.jkt, token.scheme) {
-            (Some(jkt), "DPoP") => {
-                let proof = token.dpop_proof.ok_or_else(|| {
-                    TokenRefused::InvalidDpopProof("a DPoP proof is required".into())
-                })?;
-                let checked =
-                    dpop::check_proof(proof, token.method, token.url, dpop::window(state))
-                        .map_err(|e| TokenRefused::InvalidDpopProof(e.to_string()))?;
-                if &checked.jkt != jkt {
-                    return Err(TokenRefused::InvalidDpopProof(
-                        "the proof is not signed by the key the token is bound to".into(),
-                    ));
-                }
-                if checked.ath.as_deref() != Some(resource_token::ath(token.token).as_str()) {
-                    return Err(TokenRefused::InvalidDpopProof(
-                        "the proof's ath is not this token's hash".into(),
-                    ));
-                }
-                dpop::remember(state, &checked).await.map_err(|e| match e {
-                    dpop::DpopError::Invalid(m) => TokenRefused::InvalidDpopProof(m),
-                    dpop::DpopError::Store(s) => TokenRefused::Unavailable(s.to_string()),
-                })?;
-            }
-            (Some(_), _) => {
-                return Err(TokenRefused::InvalidToken(
-                    "this token is DPoP-bound: send it as Authorization: DPoP with a proof".into(),
-                ));
-            }
-            (None, "Bearer") => {}
-            (None, _) => {
-                return Err(TokenRefused::InvalidToken(
-                    "this token is a bearer token: send it as Authorization: Bearer".into(),
-                ));
-            }
-        }
-        if let Err(crate::limits::RetryAfter(secs)) = state
-            .limits
-            .per_client
-            .check(&claims.client_id, state.now_ms())
-        {
-            metrics::counter!("countersign_rate_limited_total", "limit" => "client").increment(1);
-            return Err(TokenRefused::RateLimited(secs));
-        }
-        match state.store.client(&claims.client_id).await {
-            Ok(Some(client)) if client.enabled => Ok(AgentId(client.client_id)),
-            Ok(_) => Err(TokenRefused::InvalidToken(
-                "the agent is not registered or is disabled".into(),
-            )),
-            Err(e) => Err(TokenRefused::Unavailable(e.to_string())),
-        }
+        crate::oidc::resource_auth::authenticate(&self.state, &self.resource, token)
+            .await
+            .map(|client| AgentId(client.client_id))
     }
 
     async fn decide(&self, call: &Call) -> Result<Verdict, AuthorityError> {
@@ -246,21 +179,13 @@ impl Authority for InProcess {
             .keys
             .key(&client.client_id)
             .map_err(AuthorityError::Unavailable)?;
-        let mut params = params(call, false);
-        params.insert("scope".into(), json!("openid"));
-        params.insert(
-            "login_hint".into(),
-            Value::String(client.owner_subject.clone()),
+        let params = approval_params(
+            call,
+            binding_message,
+            &client.owner_subject,
+            jkt,
+            self.state.config.gateway.hold_timeout_secs,
         );
-        params.insert(
-            "binding_message".into(),
-            Value::String(binding_message.to_owned()),
-        );
-        params.insert("dpop_jkt".into(), Value::String(jkt.clone()));
-        // Nobody should be asked about a call the gateway no longer holds.
-        let expiry = self.state.config.gateway.hold_timeout_secs.max(1);
-        params.insert("requested_expiry".into(), Value::String(expiry.to_string()));
-        params.remove("resource");
         let peer = Peer {
             source_ip: call.source_ip,
         };
@@ -317,50 +242,11 @@ impl Authority for InProcess {
         auth_req_id: &str,
         reason: &str,
     ) -> Result<(), AuthorityError> {
-        let store = &self.state.store;
-        let unavailable = |e: crate::store::StoreError| AuthorityError::Unavailable(e.to_string());
-        match store.auth_request(auth_req_id).await.map_err(unavailable)? {
-            Some(request) if request.client_id == agent.0 => {}
-            // Only the agent's own requests; any other answers as already gone.
-            _ => return Ok(()),
-        }
-        let actor = format!("client:{}", agent.0);
         let now_ms = self.state.now_ms();
-        let decision = Decision {
-            approved: false,
-            decided_by: &actor,
-            method: WITHDRAWN,
-            at_ms: now_ms,
-            approval_jws: None,
-            device_jkt: None,
-        };
-        // Only a pending, unexpired request changes; one answered meanwhile stays answered.
-        let Some(request) = store
-            .decide_poll_request(auth_req_id, &decision)
+        super::calls::withdraw(&self.state.store, &agent.0, auth_req_id, reason, now_ms)
             .await
-            .map_err(unavailable)?
-        else {
-            return Ok(());
-        };
-        let detail = json!({
-            "agent": request.client_id,
-            "user": request.subject,
-            "method": WITHDRAWN,
-            "reason": reason,
-            "waited_ms": (now_ms - request.created_at).max(0),
-        });
-        let event = NewAuditRecord {
-            at: now_ms,
-            actor,
-            kind: REQUEST_WITHDRAWN.to_owned(),
-            subject: request.id,
-            detail: detail.to_string(),
-        };
-        let set = WriteSet {
-            events: vec![event],
-            ..WriteSet::default()
-        };
-        store.write(set).await.map(|_| ()).map_err(unavailable)
+            .map(|_| ())
+            .map_err(|e| AuthorityError::Unavailable(e.to_string()))
     }
 
     async fn approval_status(
@@ -411,7 +297,7 @@ impl Authority for InProcess {
                 &agent.0,
                 method,
                 url,
-                access_token,
+                Some(access_token),
                 self.state.clock.now_secs(),
             )
             .map_err(AuthorityError::Unavailable)
@@ -423,37 +309,10 @@ impl Authority for InProcess {
         decision_id: Option<&str>,
         fate: &Fate,
     ) -> Result<(), AuthorityError> {
-        let mut detail = json!({
-            "agent": call.agent.0,
-            "tool": call.tool,
-            "mcp_request_id": call.mcp_request_id,
-            "session": call.session,
-            "decision_id": decision_id,
-            "outcome": fate.outcome(),
-            "reason": fate.reason(),
-        });
-        if let Fate::AwaitingApproval { auth_req_id } = fate {
-            detail["auth_req_id"] = Value::String(auth_req_id.clone());
-        }
-        let event = NewAuditRecord {
-            at: self.state.now_ms(),
-            actor: format!("client:{}", call.agent.0),
-            kind: GATEWAY_CALL.to_owned(),
-            subject: decision_id.unwrap_or(&call.tool).to_owned(),
-            detail: detail.to_string(),
-        };
-        let set = WriteSet {
-            events: vec![event],
-            ..WriteSet::default()
-        };
-        let store = &self.state.store;
-        let written = match fate {
-            // The upstream has acted and its answer goes to the agent whatever becomes of
-            // this record: waiting for its commit would only delay the answer. (The
-            // decision was durable before the call was forwarded.)
-            Fate::Forwarded { .. } | Fate::UpstreamFailed { .. } => store.submit(set).await,
-            _ => store.write(set).await.map(|_| ()),
-        };
-        written.map_err(|e| AuthorityError::Unavailable(e.to_string()))
+        let report = CallReport::of(call, decision_id, fate);
+        let durable = !report.after_the_upstream();
+        super::calls::record(&self.state.store, &report, self.state.now_ms(), durable)
+            .await
+            .map_err(|e| AuthorityError::Unavailable(e.to_string()))
     }
 }

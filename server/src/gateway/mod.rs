@@ -1,96 +1,37 @@
 //! The MCP gateway in this process (`[gateway]` in the configuration): the `countersign-
 //! gateway` crate speaks MCP; this module answers what it asks (who an agent is, what
-//! the policy decides, approvals and credentials) with the server's own services, and
-//! issues the identity tokens agents present to it (`client_credentials`).
+//! the policy decides, approvals and credentials) with the server's own services. The
+//! identity tokens agents present to it come from `oidc::client_credentials`.
 
 pub mod agent_keys;
 pub mod authority;
+pub mod calls;
+pub mod remote;
 
 use std::sync::Arc;
 
 use countersign_gateway::{Gateway, GatewayConfig, Prepared, Resumption, http::MCP_PATH};
-use countersign_shared::TokenResponse;
 
-use crate::ciba::CibaError;
 use crate::config::Config;
 use crate::oidc::keys::{KeyError, load_or_create_secret};
-use crate::oidc::resource_token;
 use crate::state::AppState;
-use crate::store::clients::ClientRecord;
 use agent_keys::AgentKeys;
 use authority::InProcess;
 
 /// What the key sealing held calls' request state (MCP 2026-07-28) is derived for.
 const REQUEST_STATE_KEY_LABEL: &str = "mcp request state v1";
 
-/// The `grant_type` of RFC 6749 §4.4.
-pub const CLIENT_CREDENTIALS_GRANT_TYPE: &str = "client_credentials";
-
 /// The gateway's resource identifier (RFC 8707, RFC 9728): `{issuer}/mcp`.
 pub fn resource(issuer: &str) -> String {
     format!("{}{MCP_PATH}", issuer.trim_end_matches('/'))
-}
-
-/// The `client_credentials` grant: an access token naming the agent, for the gateway
-/// only (`resource`, RFC 8707), bound to the agent's DPoP key when it sent a proof.
-pub fn client_credentials(
-    state: &AppState,
-    client: &ClientRecord,
-    requested_resource: Option<&str>,
-    dpop_jkt: Option<String>,
-) -> Result<TokenResponse, CibaError> {
-    if !client.enabled {
-        return Err(CibaError::UnauthorizedClient(
-            "the client is disabled".into(),
-        ));
-    }
-    let resource = resource(&state.issuer);
-    if !state.config.gateway.enabled {
-        return Err(CibaError::InvalidTarget(
-            "this server has no resource to issue client_credentials tokens for (the gateway is not enabled)".into(),
-        ));
-    }
-    match requested_resource {
-        None => {}
-        Some(r) if r == resource => {}
-        Some(other) => {
-            return Err(CibaError::InvalidTarget(format!(
-                "{other:?} is not a resource of this server; use {resource}"
-            )));
-        }
-    }
-    if dpop_jkt.is_none() && !client.bearer_only {
-        return Err(CibaError::InvalidDpopProof(
-            "a DPoP proof is required: this client's tokens are bound to its key".into(),
-        ));
-    }
-    let ttl = state.config.tokens.access_token_ttl_secs;
-    let token_type = if dpop_jkt.is_some() { "DPoP" } else { "Bearer" };
-    let access_token = resource_token::issue(
-        &state.keys.active(),
-        &state.issuer,
-        &client.client_id,
-        &resource,
-        dpop_jkt,
-        state.clock.now_secs(),
-        ttl,
-    )
-    .map_err(|e| CibaError::Credential(crate::credentials::CredentialError::Signing(e)))?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: token_type.into(),
-        expires_in: ttl,
-        id_token: None,
-        issued_token_type: None,
-        scope: None,
-        authorization_details: None,
-    })
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayStartError {
     #[error("gateway keys: {0}")]
     Keys(#[from] KeyError),
+    #[error("asking Countersign: {0}")]
+    Remote(#[from] countersign_gateway::AuthorityError),
     #[error(transparent)]
     Gateway(#[from] countersign_gateway::GatewayError),
 }
@@ -115,6 +56,22 @@ pub async fn declare_tool_types(mut config: Config) -> Result<Config, GatewaySta
         config.declare_gateway_types(types);
     }
     Ok(config)
+}
+
+/// Serves the connected gateway with Countersign on another machine deciding, over its
+/// HTTP API as the agent `settings` names (a gateway beside its agent). The keys the
+/// gateway holds for the agent are derived from a secret in `keys_dir`, created there the
+/// first time, so held calls resume across restarts.
+pub async fn start_remote(
+    keys_dir: &std::path::Path,
+    prepared: Prepared,
+    settings: remote::RemoteSettings,
+) -> Result<Gateway<remote::Remote>, GatewayStartError> {
+    let secret = load_or_create_secret(keys_dir, agent_keys::SECRET_FILE)?;
+    let keys = Arc::new(AgentKeys::new(&secret));
+    let resumption = Resumption::without_pages(&keys.purpose_key(REQUEST_STATE_KEY_LABEL));
+    let authority = remote::Remote::connect(settings, keys).await?;
+    Ok(prepared.start(authority, resumption))
 }
 
 /// Serves the connected gateway with this server deciding.

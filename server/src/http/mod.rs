@@ -2,6 +2,7 @@
 //! every request goes through (request id, tracing, metrics, body limit).
 
 pub mod admin;
+mod authzen;
 mod admin_audit;
 mod admin_credentials;
 mod admin_devices;
@@ -16,6 +17,7 @@ pub mod dev;
 pub mod discovery;
 pub mod error;
 pub mod form;
+mod gateway_reports;
 pub mod oauth;
 mod oauth_forms;
 pub mod openapi;
@@ -61,6 +63,8 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(oauth::router())
         .merge(decisions::router())
+        .merge(gateway_reports::router())
+        .merge(authzen::router())
         .merge(credential_uses::router())
         .merge(discovery::router())
         .merge(app_links::router())

@@ -17,7 +17,7 @@ use super::peer::PeerAddr;
 use crate::ciba;
 use crate::credentials;
 use crate::credentials::renewal::TOKEN_EXCHANGE_GRANT_TYPE;
-use crate::gateway::CLIENT_CREDENTIALS_GRANT_TYPE;
+use crate::oidc::client_credentials::CLIENT_CREDENTIALS_GRANT_TYPE;
 use crate::limits::RetryAfter;
 use crate::oidc::{client_auth, dpop};
 use crate::state::{AppState, paths};
@@ -127,7 +127,7 @@ pub(super) async fn token(
                 StatusCode::BAD_REQUEST,
                 OAuthErrorCode::UnsupportedGrantType,
                 format!(
-                    "grant_type {other:?} is not supported; use {CIBA_GRANT_TYPE} (or {TOKEN_EXCHANGE_GRANT_TYPE} to renew, {CLIENT_CREDENTIALS_GRANT_TYPE} for the MCP gateway)"
+                    "grant_type {other:?} is not supported; use {CIBA_GRANT_TYPE} (or {TOKEN_EXCHANGE_GRANT_TYPE} to renew, {CLIENT_CREDENTIALS_GRANT_TYPE} for the MCP gateway and the AuthZEN API)"
                 ),
             ),
             None => OAuthResponse::invalid_request("grant_type is required"),
@@ -136,7 +136,7 @@ pub(super) async fn token(
     let jkt = dpop_thumbprint(&state, &headers).await?;
     let response = if grant_type == Some(CLIENT_CREDENTIALS_GRANT_TYPE) {
         let resource = form.0.get("resource").map(String::as_str);
-        crate::gateway::client_credentials(&state, &client, resource, jkt)
+        crate::oidc::client_credentials::issue(&state, &client, resource, jkt)
     } else if grant_type == Some(TOKEN_EXCHANGE_GRANT_TYPE) {
         let params: Map<String, Value> = form
             .0

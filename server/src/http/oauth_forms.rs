@@ -68,6 +68,46 @@ pub struct DecisionForm {
     client_assertion: Option<String>,
 }
 
+/// What became of a gateway call (`POST /v1/gateway-calls`).
+#[derive(ToSchema)]
+pub struct GatewayCallForm {
+    /// The namespaced tool called (at most 256 bytes).
+    #[schema(min_length = 1)]
+    tool: String,
+    #[schema(
+        pattern = "^(awaiting_approval|forwarded|forwarded_tool_error|upstream_failed|stopped)$"
+    )]
+    outcome: String,
+    /// The `decision_id` of the call's decision (`POST /v1/decisions`), the agent's own.
+    decision_id: Option<String>,
+    /// Required with `awaiting_approval`: the agent's approval request the call waits for.
+    auth_req_id: Option<String>,
+    /// The JSON-RPC id of the `tools/call`.
+    mcp_request_id: Option<String>,
+    /// The MCP session or task.
+    session: Option<String>,
+    /// Why it ended so (at most 1,000 bytes).
+    reason: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// An approval request the agent gives up on (`POST /v1/withdrawals`).
+#[derive(ToSchema)]
+pub struct WithdrawalForm {
+    /// The request's `auth_req_id` (from `POST /bc-authorize`).
+    #[schema(min_length = 1)]
+    auth_req_id: String,
+    /// Why (recorded in the trace; at most 1,000 bytes).
+    reason: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
 /// A token request: the CIBA grant (CIBA Core §10.1, needs `auth_req_id`) or a renewal by
 /// token exchange (RFC 8693, needs `subject_token`, `subject_token_type` and `task_id`).
 #[derive(ToSchema)]

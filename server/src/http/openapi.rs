@@ -10,8 +10,8 @@ use super::openapi_gateway::GatewayPaths;
 use super::openapi_scim::ScimPaths;
 use super::{
     admin, admin_audit, admin_credentials, admin_devices, admin_groups, admin_offboarding,
-    admin_policies, admin_sso, app_links, credential_uses, decisions, dev, discovery, error, oauth,
-    oauth_forms, ops, signals, wallet,
+    admin_policies, admin_sso, app_links, authzen, credential_uses, decisions, dev, discovery, error,
+    gateway_reports, oauth, oauth_forms, ops, signals, wallet,
 };
 use crate::directory;
 
@@ -20,6 +20,10 @@ use crate::directory;
     info(title = "Countersign API", description = "The Countersign authorization server: OpenID CIBA endpoints, admin, developer and operations APIs."),
     paths(
         oauth::bc_authorize, oauth::token, oauth::introspect, oauth::revoke, decisions::decide,
+        gateway_reports::report_call, gateway_reports::withdraw,
+        authzen::metadata, authzen::evaluation, authzen::evaluations,
+        authzen::search_subject, authzen::search_resource, authzen::search_action,
+        authzen::request_access, authzen::access_request_status, authzen::cancel_access_request,
         credential_uses::record_use,
         discovery::discovery, discovery::jwks, discovery::did_document, discovery::status_list,
         discovery::audit_checkpoint, discovery::audit_log_key,
@@ -41,7 +45,8 @@ use crate::directory;
         ops::healthz, ops::readyz,
     ),
     components(schemas(oauth_forms::BackchannelAuthForm, oauth_forms::TokenRequestForm, oauth_forms::TokenForm,
-        oauth_forms::DecisionForm, crate::policy::gateway::DecisionAnswer, crate::policy::Outcome, crate::policy::PolicyRef,
+        oauth_forms::DecisionForm, crate::policy::gateway::DecisionAnswer,
+        oauth_forms::GatewayCallForm, oauth_forms::WithdrawalForm, gateway_reports::CallRecorded, gateway_reports::Withdrawal, crate::policy::Outcome, crate::policy::PolicyRef,
         crate::policy::manage::PolicyVersion, crate::policy::manage::Validation, crate::policy::document::Problem,
         crate::policy::history::DryRunReport, crate::policy::history::ChangedDecision,
         admin_policies::NewPolicy, admin_policies::PolicySource, admin_policies::DryRunRequest,
@@ -69,6 +74,7 @@ use crate::directory;
          (name = "admin-sso", description = "Single sign-on for human admins against the enterprise IdP (OpenID Connect, authorization code with PKCE); the session cookie works on every admin endpoint"),
          (name = "scim", description = "SCIM 2.0 provisioning (RFC 7643, RFC 7644) for the identity provider; resources as /scim/v2/Schemas defines them; bearer SCIM token"),
          (name = "signals", description = "Shared Signals: Security Event Tokens pushed by the identity provider (RFC 8935)"),
+         (name = "authzen", description = "OpenID AuthZEN Authorization API 1.0 (docs/authzen.md): policy decisions for enforcement points; JSON in and out, errors as text/plain"),
          (name = "gateway", description = "The MCP gateway (Streamable HTTP at /mcp; docs/gateway.md): an OAuth protected resource for agents' client_credentials tokens"),
          (name = "operations", description = "Health"))
 )]
@@ -91,6 +97,17 @@ impl Modify for AdminKeyScheme {
                         "DPoP <credential>, with the agent's proof in the DPoP header",
                     ),
                 )),
+            );
+            components.add_security_scheme(
+                "client_token",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(
+                            "a client_credentials access token for the resource (DPoP-bound tokens as Authorization: DPoP with a DPoP proof)",
+                        ))
+                        .build(),
+                ),
             );
             components.add_security_scheme(
                 "client_basic",

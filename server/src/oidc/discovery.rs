@@ -38,7 +38,7 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         response_types_supported: strings(&["id_token"]),
         subject_types_supported: strings(&["public"]),
         id_token_signing_alg_values_supported: strings(&["ES256"]),
-        grant_types_supported: grant_types(state.config.gateway.enabled),
+        grant_types_supported: grant_types(),
         claims_supported: strings(&[
             "iss",
             "sub",
@@ -71,15 +71,12 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
     }
 }
 
-/// The grants: CIBA, renewal by token exchange, and with the MCP gateway enabled the
-/// agents' identity tokens for it (`client_credentials`).
-fn grant_types(gateway: bool) -> Vec<String> {
-    let mut grants = vec![
+/// The grants: CIBA, renewal by token exchange, and clients' identity tokens for this
+/// deployment's own resources (`client_credentials`: the AuthZEN API, the MCP gateway).
+fn grant_types() -> Vec<String> {
+    vec![
         CIBA_GRANT_TYPE.to_owned(),
         crate::credentials::renewal::TOKEN_EXCHANGE_GRANT_TYPE.to_owned(),
-    ];
-    if gateway {
-        grants.push(crate::gateway::CLIENT_CREDENTIALS_GRANT_TYPE.to_owned());
-    }
-    grants
+        crate::oidc::client_credentials::CLIENT_CREDENTIALS_GRANT_TYPE.to_owned(),
+    ]
 }

@@ -23,6 +23,9 @@ pub struct DecisionAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision_id: Option<String>,
     pub decision: Outcome,
+    /// The human the action was decided for: the `login_hint`'s, or the agent's owner.
+    /// An approval of it is asked for with this subject as the `login_hint`.
+    pub subject: String,
     /// The policies that determined it (`@id` and version).
     pub policies: Vec<PolicyRef>,
     pub reasons: Vec<String>,
@@ -138,6 +141,7 @@ pub async fn decide(
         task_id: task.as_deref(),
         source_ip: peer.source_ip,
         prompt_labels: &labels,
+        principal: super::facts::Principal::Agent,
     };
     let decided = service::decide(state, &attempt, now).await?;
     let decision_id = if dry_run {
@@ -165,6 +169,7 @@ pub async fn decide(
     Ok(DecisionAnswer {
         decision_id,
         decision: d.outcome,
+        subject: user.subject.clone(),
         policies: d.policies,
         reasons: d.reasons,
         approver_routes: if d.outcome == Outcome::StepUp {

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use cedar_policy::Schema;
 use serde_json::Value;
 
+use super::facts::Principal;
 use crate::config::{ACTION_CLASSES, PolicyConfig};
 
 /// The action of a request without `authorization_details`: a plain authentication.
@@ -119,7 +120,18 @@ const ARGUMENTS: &[(&str, &str, &str)] = &[
     ("target", "string", "String"),
     ("environment", "string", "String"),
     ("classification", "string", "String"),
+    // Who owns what is acted on (an email or subject), e.g. an AuthZEN resource's owner.
+    ("owner", "string", "String"),
 ];
+
+/// The argument fields a request can set (`amount_cents` is derived from `amount`).
+pub fn argument_fields() -> Vec<&'static str> {
+    ARGUMENTS
+        .iter()
+        .map(|(field, _, _)| *field)
+        .filter(|field| *field != "amount_cents")
+        .collect()
+}
 
 /// Whether `action`'s JSON Schema guarantees `field` (required, of a matching type).
 fn guaranteed(schema: Option<&Value>, field: &str, json_type: &str) -> bool {
@@ -196,6 +208,8 @@ pub struct CountersignSchema {
     pub schema: Schema,
     /// Action -> its class.
     pub classes: BTreeMap<String, String>,
+    /// The actions a human performs (`policy.human_actions`).
+    pub human_actions: BTreeSet<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,22 +256,27 @@ impl CountersignSchema {
         text.push_str(
             "\n// Actions: the accepted authorization_details types, and authenticate.\n",
         );
-        let applies = |context: &str| {
+        let applies = |principal: &str, context: &str| {
             format!(
-                "appliesTo {{ principal: [Agent], resource: [Tool], context: {context}Context }}"
+                "appliesTo {{ principal: [{principal}], resource: [Tool], context: {context}Context }}"
             )
         };
         text.push_str(&format!(
             "action {} {};\n",
             quoted(AUTHENTICATE),
-            applies("Authenticate")
+            applies("Agent", "Authenticate")
         ));
         for (action, class) in &classes {
+            let principal = if config.human_actions.contains(action) {
+                "Human"
+            } else {
+                "Agent"
+            };
             text.push_str(&format!(
                 "action {} in [{}] {};\n",
                 quoted(action),
                 quoted(class),
-                applies(&type_name_of(action))
+                applies(principal, &type_name_of(action))
             ));
         }
         let (schema, _warnings) =
@@ -267,7 +286,17 @@ impl CountersignSchema {
             text,
             schema,
             classes,
+            human_actions: config.human_actions.clone(),
         })
+    }
+
+    /// Who performs `action`: a human (`policy.human_actions`) or an agent.
+    pub fn principal_of(&self, action: &str) -> Principal {
+        if self.human_actions.contains(action) {
+            Principal::User
+        } else {
+            Principal::Agent
+        }
     }
 
     /// Whether `action` is declared.

@@ -13,8 +13,8 @@ use serde_json::Value;
 use super::baseline::{Baseline, MAX_SAMPLES, Sample};
 use super::document::{DEFAULT_POLICY, PolicyDocument, Problem, compile};
 use super::facts::{
-    AgentFacts, Arguments, DecisionFacts, HumanFacts, NetworkFacts, RequestFacts, SessionFacts,
-    TimeFacts, ToolFacts, TotalsFacts,
+    AgentFacts, Arguments, DecisionFacts, HumanFacts, NetworkFacts, Principal, RequestFacts,
+    SessionFacts, TimeFacts, ToolFacts, TotalsFacts,
 };
 use super::schema::{AUTHENTICATE, CountersignSchema};
 use super::{ApproverRoute, Decision, Outcome, PolicyError};
@@ -258,6 +258,9 @@ pub struct Attempt<'a> {
     pub task_id: Option<&'a str>,
     pub source_ip: Option<IpAddr>,
     pub prompt_labels: &'a [String],
+    /// Who performs it: the agent (`bc-authorize`, the decision API) or `user` (AuthZEN
+    /// subjects of type `user`, for `policy.human_actions`).
+    pub principal: Principal,
 }
 
 /// A decision and everything it writes.
@@ -413,6 +416,12 @@ pub async fn decide(
                 "{action:?} is not a declared action"
             )));
         }
+        if engine.schema.principal_of(&action) != attempt.principal {
+            return Err(PolicyError::BadRequest(match attempt.principal {
+                Principal::Agent => format!("{action:?} is an action of humans, not of agents"),
+                Principal::User => format!("{action:?} is an action of agents, not of humans"),
+            }));
+        }
         let arguments = detail.map(Arguments::from_detail).unwrap_or_default();
         let anomaly = engine
             .baseline(
@@ -430,6 +439,7 @@ pub async fn decide(
             .unwrap_or_else(|| TotalsFacts::single(&arguments));
         let f = DecisionFacts {
             tool: engine.tool_for(detail, attempt.resource),
+            principal: attempt.principal,
             action,
             agent: agent.clone(),
             owner: owner.clone(),

@@ -92,6 +92,11 @@ pub(super) const SQLITE: &[(i64, &str, &str)] = &[
         "approval latency",
         include_str!("../../../migrations/sqlite/0018_approval_latency.sql"),
     ),
+    (
+        19,
+        "access request uses",
+        include_str!("../../../migrations/sqlite/0019_access_request_uses.sql"),
+    ),
 ];
 pub(super) const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -183,5 +188,10 @@ pub(super) const POSTGRES: &[(i64, &str, &str)] = &[
         18,
         "approval latency",
         include_str!("../../../migrations/postgres/0018_approval_latency.sql"),
+    ),
+    (
+        19,
+        "access request uses",
+        include_str!("../../../migrations/postgres/0019_access_request_uses.sql"),
     ),
 ];

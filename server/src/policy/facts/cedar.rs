@@ -283,6 +283,7 @@ impl DecisionFacts {
                 "classification",
                 args.classification.as_deref().map(V::from),
             ),
+            ("owner", args.owner.as_deref().map(V::from)),
         ]);
         // Facts recorded before totals existed replay as the single entry they were.
         let single;
@@ -332,15 +333,22 @@ impl DecisionFacts {
         self.context_with(&self.shared_context())
     }
 
-    /// The Cedar request: the agent performs the action on the tool.
+    /// The Cedar request: the agent (or, for a human's action, the human) performs the
+    /// action on the tool.
     pub fn request(&self) -> Result<Request, String> {
         self.request_with(self.context())
     }
 
     /// The Cedar request with `context` (from [`Self::context_with`]).
     pub fn request_with(&self, context: Context) -> Result<Request, String> {
+        let principal = match self.principal {
+            super::Principal::Agent => uid("Agent", &self.agent.client_id),
+            super::Principal::User => {
+                uid("Human", &self.user.as_ref().unwrap_or(&self.owner).subject)
+            }
+        };
         Request::new(
-            uid("Agent", &self.agent.client_id),
+            principal,
             uid("Action", &self.action),
             uid("Tool", &self.tool.id),
             context,

@@ -97,6 +97,8 @@ pub struct Arguments {
     pub environment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classification: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl Arguments {
@@ -117,7 +119,24 @@ impl Arguments {
             target: text("target"),
             environment: text("environment"),
             classification: text("classification"),
+            owner: text("owner"),
         }
+    }
+}
+
+/// Who performs an action: the agent (every CIBA request and agent decision), or the human
+/// the request names (`policy.human_actions`: an AuthZEN subject of type `user`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Principal {
+    #[default]
+    Agent,
+    User,
+}
+
+impl Principal {
+    fn is_agent(&self) -> bool {
+        *self == Self::Agent
     }
 }
 
@@ -298,6 +317,10 @@ pub struct RequestFacts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionFacts {
     pub action: String,
+    /// Who performs it: the agent, or the human the request names (`user`, else the
+    /// agent's owner).
+    #[serde(default, skip_serializing_if = "Principal::is_agent")]
+    pub principal: Principal,
     pub agent: AgentFacts,
     pub owner: HumanFacts,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -344,6 +367,7 @@ pub(crate) mod tests {
     pub(crate) fn facts(action: &str, detail: Value) -> DecisionFacts {
         DecisionFacts {
             action: action.into(),
+            principal: Principal::Agent,
             agent: AgentFacts {
                 client_id: "procurement".into(),
                 name: "Procurement".into(),

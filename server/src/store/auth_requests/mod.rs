@@ -2,6 +2,8 @@
 //! `pending -> approved -> issued` or `pending -> denied`. Expiry is derived from
 //! `expires_at`, never written, so a request cannot be stuck in a stale state.
 
+mod approval_uses;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
