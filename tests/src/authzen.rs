@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use countersign_server::config::Config;
 use countersign_server::clock::Clock as _;
+use countersign_server::config::Config;
 use countersign_server::directory::{self, NewGroup, NewHuman};
 use serde_json::{Value, json};
 
@@ -18,8 +18,11 @@ pub fn repo_file(path: &str) -> PathBuf {
 
 /// Takes the example's settings into `c` (what an operator merges into theirs).
 fn apply_example_config(c: &mut Config) {
-    let example = Config::load(Some(&repo_file("examples/authzen-todo/countersign.toml")), [])
-        .expect("the example configuration loads");
+    let example = Config::load(
+        Some(&repo_file("examples/authzen-todo/countersign.toml")),
+        [],
+    )
+    .expect("the example configuration loads");
     for (name, schema) in example.authorization_details_types {
         c.authorization_details_types.entry(name).or_insert(schema);
     }
@@ -37,8 +40,8 @@ pub struct Todo {
 
 /// The interop's users: (subject, email, groups).
 pub fn users() -> Vec<Value> {
-    let text = std::fs::read_to_string(repo_file("examples/authzen-todo/users.json"))
-        .expect("users.json");
+    let text =
+        std::fs::read_to_string(repo_file("examples/authzen-todo/users.json")).expect("users.json");
     serde_json::from_str(&text).expect("users.json is JSON")
 }
 

@@ -14,7 +14,7 @@ const RICKS_TODO: &str = "7240d0db-8ff0-41ec-98b2-34a096273b92";
 const MORTYS_TODO: &str = "7240d0db-8ff0-41ec-98b2-34a096273b91";
 const SUMMERS_TODO: &str = "7240d0db-8ff0-41ec-98b2-34a096273b93";
 
-fn todo(id: &str, owner: &str) -> Value {
+fn todo_item(id: &str, owner: &str) -> Value {
     json!({"type": "todo", "id": id, "properties": {"ownerID": owner}})
 }
 
@@ -85,9 +85,9 @@ async fn each_batch_semantic_stops_where_it_says(db: Db) {
             "subject": user("morty@the-citadel.com"),
             "action": {"name": "can_update_todo"},
             "evaluations": [
-                {"resource": todo(RICKS_TODO, "rick@the-citadel.com")},
-                {"resource": todo(MORTYS_TODO, "morty@the-citadel.com")},
-                {"resource": todo(SUMMERS_TODO, "summer@the-smiths.com")},
+                {"resource": todo_item(RICKS_TODO, "rick@the-citadel.com")},
+                {"resource": todo_item(MORTYS_TODO, "morty@the-citadel.com")},
+                {"resource": todo_item(SUMMERS_TODO, "summer@the-smiths.com")},
             ],
         });
         if let Some(s) = semantic {
@@ -99,13 +99,22 @@ async fn each_batch_semantic_stops_where_it_says(db: Db) {
     let (status, all) = todo.post(path, &batch(None)).await;
     assert_eq!(status, 200, "{all}");
     assert_eq!(decisions(&all), [false, true, false]);
-    assert!(all.get("decision").is_none(), "no top-level decision: {all}");
+    assert!(
+        all.get("decision").is_none(),
+        "no top-level decision: {all}"
+    );
     let (_, explicit) = todo.post(path, &batch(Some("execute_all"))).await;
     assert_eq!(decisions(&explicit), [false, true, false]);
     let (_, deny_first) = todo.post(path, &batch(Some("deny_on_first_deny"))).await;
     assert_eq!(decisions(&deny_first), [false], "stops at the first deny");
-    let (_, permit_first) = todo.post(path, &batch(Some("permit_on_first_permit"))).await;
-    assert_eq!(decisions(&permit_first), [false, true], "stops at the first permit");
+    let (_, permit_first) = todo
+        .post(path, &batch(Some("permit_on_first_permit")))
+        .await;
+    assert_eq!(
+        decisions(&permit_first),
+        [false, true],
+        "stops at the first permit"
+    );
     // The decision's context carries the reasons and the determining policies.
     let allowed = &all["evaluations"][1]["context"];
     assert_eq!(allowed["policies"][0]["id"], "todo-update-own", "{allowed}");
@@ -130,7 +139,7 @@ async fn each_batch_semantic_stops_where_it_says(db: Db) {
     let single = json!({
         "subject": user("rick@the-citadel.com"),
         "action": {"name": "can_delete_todo"},
-        "resource": todo(MORTYS_TODO, "morty@the-citadel.com"),
+        "resource": todo_item(MORTYS_TODO, "morty@the-citadel.com"),
         "evaluations": [],
     });
     let (_, answer) = todo.post(path, &single).await;
@@ -158,7 +167,11 @@ async fn errors_are_the_ones_the_specification_defines(db: Db) {
         "resource": {"type": "todo", "id": "todo-1"},
     });
     let (status, answer) = todo.post(path, &valid).await;
-    assert_eq!((status, answer["decision"].as_bool()), (200, Some(true)), "{answer}");
+    assert_eq!(
+        (status, answer["decision"].as_bool()),
+        (200, Some(true)),
+        "{answer}"
+    );
     // Malformed: each a 400 with a message.
     let mut missing = valid.clone();
     missing.as_object_mut().unwrap().remove("subject");
@@ -188,10 +201,16 @@ async fn errors_are_the_ones_the_specification_defines(db: Db) {
             .body(body)
             .send()
     };
-    assert_eq!(raw("{not json", "application/json").await.unwrap().status(), 400);
+    assert_eq!(
+        raw("{not json", "application/json").await.unwrap().status(),
+        400
+    );
     assert_eq!(raw("", "application/json").await.unwrap().status(), 400);
     assert_eq!(
-        raw(r#"{"subject":{}}"#, "text/plain").await.unwrap().status(),
+        raw(r#"{"subject":{}}"#, "text/plain")
+            .await
+            .unwrap()
+            .status(),
         400,
         "Content-Type must be application/json"
     );
@@ -209,8 +228,14 @@ async fn errors_are_the_ones_the_specification_defines(db: Db) {
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
         .collect();
-    assert!(challenges.iter().any(|c| c.starts_with("Bearer realm=")), "{challenges:?}");
-    assert!(challenges.iter().any(|c| c.starts_with("Basic realm=")), "{challenges:?}");
+    assert!(
+        challenges.iter().any(|c| c.starts_with("Bearer realm=")),
+        "{challenges:?}"
+    );
+    assert!(
+        challenges.iter().any(|c| c.starts_with("Basic realm=")),
+        "{challenges:?}"
+    );
     let wrong = client
         .post(todo.server.url(path))
         .basic_auth("todo-pep", Some("not-the-secret"))
@@ -228,11 +253,19 @@ async fn errors_are_the_ones_the_specification_defines(db: Db) {
     let mut stranger = valid.clone();
     stranger["subject"]["id"] = json!("nobody");
     let (status, answer) = todo.post(path, &stranger).await;
-    assert_eq!((status, answer["decision"].as_bool()), (200, Some(false)), "{answer}");
+    assert_eq!(
+        (status, answer["decision"].as_bool()),
+        (200, Some(false)),
+        "{answer}"
+    );
     let mut undeclared = valid.clone();
     undeclared["action"]["name"] = json!("can_launch_rockets");
     let (status, answer) = todo.post(path, &undeclared).await;
-    assert_eq!((status, answer["decision"].as_bool()), (200, Some(false)), "{answer}");
+    assert_eq!(
+        (status, answer["decision"].as_bool()),
+        (200, Some(false)),
+        "{answer}"
+    );
     // The request id is echoed exactly.
     let echoed = client
         .post(todo.server.url(path))
@@ -303,7 +336,7 @@ async fn searches_page_through_what_the_policy_permits(db: Db) {
     let actions = |email: &str| {
         json!({
             "subject": user(email),
-            "resource": todo(MORTYS_TODO, email),
+            "resource": todo_item(MORTYS_TODO, email),
         })
     };
     let names = |body: &Value| -> Vec<String> {
@@ -315,7 +348,10 @@ async fn searches_page_through_what_the_policy_permits(db: Db) {
             .collect()
     };
     let (status, morty) = todo
-        .post("/access/v1/search/action", &actions("morty@the-citadel.com"))
+        .post(
+            "/access/v1/search/action",
+            &actions("morty@the-citadel.com"),
+        )
         .await;
     assert_eq!(status, 200, "{morty}");
     assert_eq!(
@@ -394,11 +430,17 @@ async fn an_enforcement_point_discovers_the_api_and_may_use_an_access_token() {
     let answer = with(format!("Bearer {token}")).await.unwrap();
     assert_eq!(answer.status(), 200);
     let answer: Value = answer.json().await.unwrap();
-    assert_eq!(answer["decision"], false, "a viewer creates nothing: {answer}");
+    assert_eq!(
+        answer["decision"], false,
+        "a viewer creates nothing: {answer}"
+    );
     // A tampered token, or one for another resource, is refused.
     let mut tampered = token.to_owned();
     tampered.pop();
-    assert_eq!(with(format!("Bearer {tampered}")).await.unwrap().status(), 401);
+    assert_eq!(
+        with(format!("Bearer {tampered}")).await.unwrap().status(),
+        401
+    );
     let (status, _) = todo
         .server
         .post_as(

@@ -35,7 +35,10 @@ async fn post(server: &TestServer, agent: &Agent, path: &str, body: &Value) -> (
         .unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn get(server: &TestServer, agent: &Agent, path: &str) -> (u16, Value) {
@@ -106,7 +109,13 @@ async fn a_step_up_becomes_an_access_request_and_its_approval_permits_once(db: D
     );
 
     // Small orders pass; a large one is a requestable denial.
-    let (_, small) = post(&server, &shopper, "/access/v1/evaluation", &order("shopper", 120)).await;
+    let (_, small) = post(
+        &server,
+        &shopper,
+        "/access/v1/evaluation",
+        &order("shopper", 120),
+    )
+    .await;
     assert_eq!(small["decision"], true, "{small}");
     let body = order("shopper", 1500);
     let (status, denied) = post(&server, &shopper, "/access/v1/evaluation", &body).await;
@@ -151,7 +160,7 @@ async fn a_step_up_becomes_an_access_request_and_its_approval_permits_once(db: D
         problem["type"],
         "urn:openid:authzen:access-request:error:duplicate_request"
     );
-    assert_eq!(pending(&wallet).await, [id.clone()]);
+    assert_eq!(pending(&wallet).await, std::slice::from_ref(&id));
     let shown = wallet
         .run({
             let id = id.clone();
@@ -225,7 +234,9 @@ async fn an_access_request_can_be_cancelled_once(db: Db) {
     let server = TestServer::start(db).await;
     server.human("alice").await;
     server.install_policy(POLICY).await;
-    let shopper = server.agent("shopper", "alice", "client_secret_basic").await;
+    let shopper = server
+        .agent("shopper", "alice", "client_secret_basic")
+        .await;
     let wallet = server.wallet("alice").await;
     let body = order("shopper", 2500);
     let (_, denied) = post(&server, &shopper, "/access/v1/evaluation", &body).await;
@@ -243,14 +254,23 @@ async fn an_access_request_can_be_cancelled_once(db: Db) {
     let (status, cancelled) = post(&server, &shopper, &cancel, &json!({})).await;
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["task"]["status"], "cancelled");
-    assert!(pending(&wallet).await.is_empty(), "the approver is no longer asked");
+    assert!(
+        pending(&wallet).await.is_empty(),
+        "the approver is no longer asked"
+    );
     let (status, problem) = post(&server, &shopper, &cancel, &json!({})).await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(
         problem["type"],
         "urn:openid:authzen:access-request:error:invalid_task_state"
     );
-    let (status, _) = post(&server, &shopper, "/access/v1/requests/nope/cancel", &json!({})).await;
+    let (status, _) = post(
+        &server,
+        &shopper,
+        "/access/v1/requests/nope/cancel",
+        &json!({}),
+    )
+    .await;
     assert_eq!(status, 404);
     // Without a binding token, or with a forged one: refused, nobody asked.
     let mut forged = access_request(&body, &denied);

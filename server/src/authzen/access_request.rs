@@ -178,7 +178,11 @@ fn binding(
     }
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
     if exp.saturating_mul(1000) <= now_ms {
-        return Err(Problem::new(410, "expired_denial", "the denial has expired; evaluate again"));
+        return Err(Problem::new(
+            410,
+            "expired_denial",
+            "the denial has expired; evaluate again",
+        ));
     }
     Ok(claims)
 }
@@ -212,7 +216,10 @@ pub async fn create(
         )));
     }
     // One access request per denial: a replayed one asks nobody twice.
-    let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default();
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let exp_ms = claims.get("exp").and_then(Value::as_i64).unwrap_or(0) * 1000;
     let fresh = state
         .store
@@ -241,10 +248,12 @@ pub async fn create(
     );
     params.insert(
         "binding_message".into(),
-        json!(format!("Access request: {}", e.action.name)
-            .chars()
-            .take(state.config.ciba.binding_message_max_chars)
-            .collect::<String>()),
+        json!(
+            format!("Access request: {}", e.action.name)
+                .chars()
+                .take(state.config.ciba.binding_message_max_chars)
+                .collect::<String>()
+        ),
     );
     if let Some(task) = e.context.get("task_id").and_then(Value::as_str) {
         params.insert("task_id".into(), json!(task));
@@ -301,7 +310,10 @@ pub async fn cancel(
         return Err(AccessRequestError::Problem(Problem::new(
             409,
             "invalid_task_state",
-            format!("the task is {}", task(state, &record, now_ms)["task"]["status"]),
+            format!(
+                "the task is {}",
+                task(state, &record, now_ms)["task"]["status"]
+            ),
         )));
     }
     Ok(task(state, &record, now_ms))

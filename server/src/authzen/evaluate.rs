@@ -145,7 +145,10 @@ async fn parties(
         )));
     }
     let Some(owner) = state.store.human(&caller.owner_subject).await? else {
-        return Ok(Err(Answer::error(404, "the agent's owner is not in the directory")));
+        return Ok(Err(Answer::error(
+            404,
+            "the agent's owner is not in the directory",
+        )));
     };
     Ok(Ok(Parties {
         client: caller.clone(),
@@ -158,7 +161,10 @@ async fn parties(
 /// the resource's and action's properties are its `arguments`, and those named like an
 /// argument field (or mapped to one by `authzen.property_fields`) are that field; the
 /// resource's id is the `target` unless a property sets it.
-pub fn detail(e: &Evaluation, property_fields: &std::collections::BTreeMap<String, String>) -> Value {
+pub fn detail(
+    e: &Evaluation,
+    property_fields: &std::collections::BTreeMap<String, String>,
+) -> Value {
     let fields = crate::policy::schema::argument_fields();
     let mut entry = Map::new();
     let mut arguments = Map::new();
@@ -281,10 +287,11 @@ async fn record(
                 set.session.clone_from(&decided.session);
             }
         }
+        let answer = answer_of(decided, id);
         if decided.decision.outcome == Outcome::StepUp {
             step_ups.push((answers.len(), pending));
         }
-        answers.push(answer_of(decided, id));
+        answers.push(answer);
     }
     if !set.events.is_empty() {
         let samples = set.samples.clone();
@@ -372,10 +379,12 @@ pub async fn dry_run(
     e: &Evaluation,
     peer: &Peer,
 ) -> Result<bool, EvaluationError> {
-    Ok(match decide_item(state, caller, e, peer, state.now_ms()).await? {
-        Item::Decided(pending) => pending.decided.decision.outcome == Outcome::Allow,
-        Item::Answered(answer) => answer.decision,
-    })
+    Ok(
+        match decide_item(state, caller, e, peer, state.now_ms()).await? {
+            Item::Decided(pending) => pending.decided.decision.outcome == Outcome::Allow,
+            Item::Answered(answer) => answer.decision,
+        },
+    )
 }
 
 /// `POST /access/v1/evaluation` (and a batch without items).
@@ -455,7 +464,8 @@ mod tests {
     #[test]
     fn properties_become_arguments_and_mapped_fields() {
         let e = todo_update("morty@example.com");
-        let renames = std::collections::BTreeMap::from([("ownerID".to_owned(), "owner".to_owned())]);
+        let renames =
+            std::collections::BTreeMap::from([("ownerID".to_owned(), "owner".to_owned())]);
         let entry = detail(&e, &renames);
         assert_eq!(entry["type"], "can_update_todo");
         assert_eq!(entry["owner"], "morty@example.com");
@@ -463,7 +473,10 @@ mod tests {
         assert_eq!(entry["arguments"]["ownerID"], "morty@example.com");
         assert_eq!(tool_of(&e), "todo");
         let unmapped = detail(&e, &Default::default());
-        assert!(unmapped.get("owner").is_none(), "only mapped names are fields");
+        assert!(
+            unmapped.get("owner").is_none(),
+            "only mapped names are fields"
+        );
     }
 
     #[test]

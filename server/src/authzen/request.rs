@@ -57,7 +57,7 @@ impl Semantic {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Evaluations {
     /// No `evaluations` (or an empty array): a single evaluation, answered as one.
-    Single(Evaluation),
+    Single(Box<Evaluation>),
     /// The items, each read on its own with the top-level members as defaults.
     Batch {
         items: Vec<Result<Evaluation, Malformed>>,
@@ -79,7 +79,9 @@ fn properties(entity: &Map<String, Value>, what: &str) -> Result<Map<String, Val
     match entity.get("properties") {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(map)) => Ok(map.clone()),
-        Some(_) => Err(malformed(format!("{what}.properties must be a JSON object"))),
+        Some(_) => Err(malformed(format!(
+            "{what}.properties must be a JSON object"
+        ))),
     }
 }
 
@@ -147,9 +149,11 @@ pub fn evaluations(body: &Value, max_items: usize) -> Result<Evaluations, Malfor
     let top = object(body, "the request body")?;
     let semantic = semantic(top.get("options"))?;
     let items = match top.get("evaluations") {
-        None | Some(Value::Null) => return evaluation(body).map(Evaluations::Single),
+        None | Some(Value::Null) => {
+            return evaluation(body).map(|e| Evaluations::Single(Box::new(e)));
+        }
         Some(Value::Array(items)) if items.is_empty() => {
-            return evaluation(body).map(Evaluations::Single);
+            return evaluation(body).map(|e| Evaluations::Single(Box::new(e)));
         }
         Some(Value::Array(items)) => items,
         Some(_) => return Err(malformed("evaluations must be an array")),
@@ -161,7 +165,11 @@ pub fn evaluations(body: &Value, max_items: usize) -> Result<Evaluations, Malfor
     }
     // Defaults that are present must be readable themselves: a malformed default is the
     // whole request's fault, not an item's.
-    for (member, needs) in [("subject", "entity"), ("resource", "entity"), ("action", "action")] {
+    for (member, needs) in [
+        ("subject", "entity"),
+        ("resource", "entity"),
+        ("action", "action"),
+    ] {
         if let Some(value) = top.get(member) {
             match needs {
                 "entity" => entity(Some(value), member, true).map(|_| ())?,
@@ -230,12 +238,30 @@ mod tests {
     fn each_malformation_is_named() {
         let cases = [
             (json!("text"), "the request body must be a JSON object"),
-            (json!({"action": {"name": "x"}, "resource": {"type": "t", "id": "1"}}), "subject is required"),
-            (json!({"subject": "alice", "action": {"name": "x"}, "resource": {"type": "t", "id": "1"}}), "subject must be a JSON object"),
-            (json!({"subject": {"type": "user"}, "action": {"name": "x"}, "resource": {"type": "t", "id": "1"}}), "subject.id is required"),
-            (json!({"subject": {"type": "user", "id": "a"}, "action": {"name": 123}, "resource": {"type": "t", "id": "1"}}), "action.name must be a string"),
-            (json!({"subject": {"type": "user", "id": "a"}, "action": {"name": "x"}, "resource": {"type": "t", "id": "1", "properties": []}}), "resource.properties must be a JSON object"),
-            (json!({"subject": {"type": "user", "id": "a"}, "action": {"name": "x"}, "resource": {"type": "t", "id": "1"}, "context": 5}), "context must be a JSON object"),
+            (
+                json!({"action": {"name": "x"}, "resource": {"type": "t", "id": "1"}}),
+                "subject is required",
+            ),
+            (
+                json!({"subject": "alice", "action": {"name": "x"}, "resource": {"type": "t", "id": "1"}}),
+                "subject must be a JSON object",
+            ),
+            (
+                json!({"subject": {"type": "user"}, "action": {"name": "x"}, "resource": {"type": "t", "id": "1"}}),
+                "subject.id is required",
+            ),
+            (
+                json!({"subject": {"type": "user", "id": "a"}, "action": {"name": 123}, "resource": {"type": "t", "id": "1"}}),
+                "action.name must be a string",
+            ),
+            (
+                json!({"subject": {"type": "user", "id": "a"}, "action": {"name": "x"}, "resource": {"type": "t", "id": "1", "properties": []}}),
+                "resource.properties must be a JSON object",
+            ),
+            (
+                json!({"subject": {"type": "user", "id": "a"}, "action": {"name": "x"}, "resource": {"type": "t", "id": "1"}, "context": 5}),
+                "context must be a JSON object",
+            ),
         ];
         for (body, expected) in cases {
             assert_eq!(evaluation(&body), Err(Malformed(expected.into())), "{body}");
@@ -266,9 +292,25 @@ mod tests {
         assert_eq!(first.subject.id, "alice");
         assert_eq!(first.context, json!({"a": 1}).as_object().unwrap().clone());
         let second = items[1].as_ref().unwrap();
-        assert_eq!(second.context, json!({"b": 2}).as_object().unwrap().clone(), "replaced, not merged");
-        assert!(items[2].as_ref().unwrap_err().0.contains("evaluations[2]: action.name"));
-        assert!(items[3].as_ref().unwrap_err().0.contains("resource is required"));
+        assert_eq!(
+            second.context,
+            json!({"b": 2}).as_object().unwrap().clone(),
+            "replaced, not merged"
+        );
+        assert!(
+            items[2]
+                .as_ref()
+                .unwrap_err()
+                .0
+                .contains("evaluations[2]: action.name")
+        );
+        assert!(
+            items[3]
+                .as_ref()
+                .unwrap_err()
+                .0
+                .contains("resource is required")
+        );
         assert!(items[4].is_err());
     }
 
@@ -284,7 +326,10 @@ mod tests {
         let mut bad_default = order();
         bad_default["subject"] = json!({"type": "user"});
         bad_default["evaluations"] = json!([{"subject": {"type": "user", "id": "b"}}]);
-        assert!(evaluations(&bad_default, 10).is_err(), "a malformed default fails the request");
+        assert!(
+            evaluations(&bad_default, 10).is_err(),
+            "a malformed default fails the request"
+        );
     }
 
     #[test]

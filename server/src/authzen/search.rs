@@ -51,7 +51,11 @@ pub fn read(kind: SearchKind, body: &Value, max_page: usize) -> Result<Search, M
         .as_object()
         .ok_or_else(|| Malformed("the request body must be a JSON object".into()))?;
     let subject = request::entity(top.get("subject"), "subject", kind != SearchKind::Subject)?;
-    let resource = request::entity(top.get("resource"), "resource", kind != SearchKind::Resource)?;
+    let resource = request::entity(
+        top.get("resource"),
+        "resource",
+        kind != SearchKind::Resource,
+    )?;
     let action = match kind {
         SearchKind::Action => None,
         _ => Some(request::action(top.get("action"))?),
@@ -114,17 +118,14 @@ fn start(search: &Search) -> Result<String, Malformed> {
         return Ok(String::new());
     };
     let invalid = || Malformed("page.token is not a token this search gave".into());
-    let bytes = countersign_jose::b64url_decode(t).map_err(|_| invalid())?;
+    let bytes = countersign_jose::b64url_decode(t).ok_or_else(invalid)?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     if value["b"].as_str() != Some(search.binding.as_str()) {
         return Err(Malformed(
             "page.token belongs to another request: send the same subject, resource, action, context and limit".into(),
         ));
     }
-    value["a"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(invalid)
+    value["a"].as_str().map(str::to_owned).ok_or_else(invalid)
 }
 
 /// One page of results.
@@ -288,13 +289,26 @@ mod tests {
         no_resource_id["resource"] = json!({"type": "todo"});
         assert!(read(SearchKind::Subject, &no_resource_id, 100).is_err());
         let actions = json!({"subject": {"type": "user", "id": "a"}, "resource": {"type": "todo", "id": "1"}});
-        assert!(read(SearchKind::Action, &actions, 100).unwrap().action.is_none());
-        assert!(read(SearchKind::Resource, &actions, 100).is_err(), "no action");
+        assert!(
+            read(SearchKind::Action, &actions, 100)
+                .unwrap()
+                .action
+                .is_none()
+        );
+        assert!(
+            read(SearchKind::Resource, &actions, 100).is_err(),
+            "no action"
+        );
     }
 
     #[test]
     fn limits_are_capped_and_checked() {
-        assert_eq!(read(SearchKind::Subject, &subject_search(json!(5000)), 100).unwrap().limit, 100);
+        assert_eq!(
+            read(SearchKind::Subject, &subject_search(json!(5000)), 100)
+                .unwrap()
+                .limit,
+            100
+        );
         assert!(read(SearchKind::Subject, &subject_search(json!(-1)), 100).is_err());
         assert!(read(SearchKind::Subject, &subject_search(json!("ten")), 100).is_err());
     }

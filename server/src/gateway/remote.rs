@@ -14,7 +14,7 @@ use countersign_gateway::{
     AgentId, Approval, ApprovalView, Authority, AuthorityError, Call, Fate, Grant, Pending,
     PresentedToken, TokenRefused, Verdict, mapping::Action,
 };
-use countersign_jose::{SigningKeyPair, b64url_decode, random_b64url};
+use countersign_jose::{SigningKeyPair, b64url_decode, random_b64url, thumbprint};
 use countersign_shared::ciba::CIBA_GRANT_TYPE;
 use serde_json::{Map, Value, json};
 
@@ -32,7 +32,7 @@ pub enum ClientCredential {
     /// `client_secret_post`.
     SecretPost(String),
     /// `private_key_jwt` (RFC 7523): the agent's private key.
-    PrivateKey(SigningKeyPair),
+    PrivateKey(Box<SigningKeyPair>),
 }
 
 impl ClientCredential {
@@ -46,14 +46,21 @@ impl ClientCredential {
         let d = jwk["d"]
             .as_str()
             .ok_or("no private part (d): this is a public key")?;
-        let scalar = b64url_decode(d).map_err(|e| format!("d: {e}"))?;
-        let kid = jwk["kid"].as_str().unwrap_or_default().to_owned();
-        let pair = SigningKeyPair::from_scalar(kid, &scalar).map_err(|e| format!("d: {e}"))?;
+        let scalar = b64url_decode(d).ok_or("d is not base64url")?;
+        let pair =
+            SigningKeyPair::from_scalar(String::new(), &scalar).map_err(|e| format!("d: {e}"))?;
         let public = pair.public_jwk();
         if jwk["x"].as_str() != public.x.as_deref() || jwk["y"].as_str() != public.y.as_deref() {
             return Err("x and y are not the public half of d".into());
         }
-        Ok(Self::PrivateKey(pair))
+        // The assertions name the key as the agent's registered JWK Set does: its `kid`,
+        // or, without one, its RFC 7638 thumbprint (how Countersign names keys).
+        let kid = match jwk["kid"].as_str() {
+            Some(kid) => kid.to_owned(),
+            None => thumbprint(&public).map_err(|e| e.to_string())?,
+        };
+        let pair = SigningKeyPair::from_scalar(kid, &scalar).map_err(|e| format!("d: {e}"))?;
+        Ok(Self::PrivateKey(Box::new(pair)))
     }
 }
 
@@ -226,9 +233,19 @@ impl Remote {
 
     /// `POST /v1/decisions` with `params`.
     async fn decision(&self, params: Map<String, Value>) -> Result<DecisionAnswer, AuthorityError> {
+        self.decision_or_refusal(params)
+            .await?
+            .map_err(|refused| refused.refusal())
+    }
+
+    /// `POST /v1/decisions` with `params`: the answer, or the refusal as Countersign sent it.
+    async fn decision_or_refusal(
+        &self,
+        params: Map<String, Value>,
+    ) -> Result<Result<DecisionAnswer, Answer>, AuthorityError> {
         let answer = self.post(paths::DECISIONS, form(params), None).await?;
         if answer.status != 200 {
-            return Err(answer.refusal());
+            return Ok(Err(answer));
         }
         let decided: DecisionAnswer = serde_json::from_value(answer.body).map_err(|e| {
             AuthorityError::Unavailable(format!("the decision answer is not one: {e}"))
@@ -236,7 +253,7 @@ impl Remote {
         decided
             .subject
             .clone_into(&mut self.subject.lock().unwrap_or_else(|p| p.into_inner()));
-        Ok(decided)
+        Ok(Ok(decided))
     }
 
     fn jkt(&self) -> Result<String, AuthorityError> {
@@ -302,12 +319,12 @@ impl Authority for Remote {
             mcp_request_id: String::new(),
             source_ip: None,
         };
-        match self.decision(params(&call, true)).await {
+        match self.decision_or_refusal(params(&call, true)).await? {
             Ok(answer) => Ok(answer.decision != Outcome::Deny),
             // An entry the deployment's schema refuses without arguments may still be
-            // callable with them (the server says invalid_authorization_details).
-            Err(AuthorityError::Invalid(m)) if m.contains("authorization_details") => Ok(true),
-            Err(e) => Err(e),
+            // callable with them.
+            Err(refused) if refused.error() == Some("invalid_authorization_details") => Ok(true),
+            Err(refused) => Err(refused.refusal()),
         }
     }
 
@@ -473,6 +490,11 @@ mod tests {
             panic!("the key loads");
         };
         assert_eq!(loaded.public_jwk().x, public.x);
+        assert_eq!(
+            loaded.kid(),
+            pair.kid(),
+            "no kid: the thumbprint, as generated keys have"
+        );
 
         let mut public_only = jwk.clone();
         public_only.as_object_mut().unwrap().remove("d");

@@ -115,7 +115,11 @@ impl From<EvaluationError> for Refusal {
 }
 
 /// The enforcement point calling (`POST`), authenticated.
-async fn caller(state: &AppState, headers: &HeaderMap, path: &str) -> Result<ClientRecord, Refusal> {
+async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<ClientRecord, Refusal> {
     caller_for(state, headers, path, "POST").await
 }
 
@@ -160,7 +164,10 @@ async fn caller_for(
             metrics::counter!("countersign_rate_limited_total", "limit" => "client").increment(1);
             return Err(Refusal {
                 retry_after: Some(secs),
-                ..Refusal::new(StatusCode::TOO_MANY_REQUESTS, "over the client's rate limit")
+                ..Refusal::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "over the client's rate limit",
+                )
             });
         }
         return Ok(client);
@@ -188,7 +195,10 @@ async fn caller_for(
         .map_err(|e| match e {
             TokenRefused::RateLimited(secs) => Refusal {
                 retry_after: Some(secs),
-                ..Refusal::new(StatusCode::TOO_MANY_REQUESTS, "over the client's rate limit")
+                ..Refusal::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "over the client's rate limit",
+                )
             },
             TokenRefused::Unavailable(m) => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, m),
             other => Refusal::unauthenticated(state, other.to_string()),
@@ -210,10 +220,17 @@ fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
     }
     let body = body.map_err(|e| Refusal::new(e.status(), e.body_text()))?;
     if body.is_empty() {
-        return Err(Refusal::new(StatusCode::BAD_REQUEST, "the request body is empty"));
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "the request body is empty",
+        ));
     }
-    serde_json::from_slice(&body)
-        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")))
+    serde_json::from_slice(&body).map_err(|e| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })
 }
 
 /// The PDP's metadata (AuthZEN §9.2).
@@ -318,7 +335,15 @@ pub(super) async fn search_subject(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Refusal> {
-    run_search(state, peer, headers, body, SearchKind::Subject, api::SEARCH_SUBJECT_PATH).await
+    run_search(
+        state,
+        peer,
+        headers,
+        body,
+        SearchKind::Subject,
+        api::SEARCH_SUBJECT_PATH,
+    )
+    .await
 }
 
 /// The resources of `resource.type` the subject may act on (AuthZEN §8.5): `tool`
@@ -339,7 +364,15 @@ pub(super) async fn search_resource(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Refusal> {
-    run_search(state, peer, headers, body, SearchKind::Resource, api::SEARCH_RESOURCE_PATH).await
+    run_search(
+        state,
+        peer,
+        headers,
+        body,
+        SearchKind::Resource,
+        api::SEARCH_RESOURCE_PATH,
+    )
+    .await
 }
 
 /// The declared actions the subject may perform on the resource (AuthZEN §8.6).
@@ -359,7 +392,15 @@ pub(super) async fn search_action(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Refusal> {
-    run_search(state, peer, headers, body, SearchKind::Action, api::SEARCH_ACTION_PATH).await
+    run_search(
+        state,
+        peer,
+        headers,
+        body,
+        SearchKind::Action,
+        api::SEARCH_ACTION_PATH,
+    )
+    .await
 }
 
 fn access_request_error(e: AccessRequestError) -> Response {

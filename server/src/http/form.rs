@@ -84,7 +84,9 @@ impl OAuthForm {
 
 /// `Authorization: Basic` with form-urlencoded id and secret (RFC 6749 §2.3.1). Other
 /// schemes are ignored here.
-pub(super) fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthResponse> {
+pub(super) fn basic_credentials(
+    headers: &HeaderMap,
+) -> Result<Option<(String, String)>, OAuthResponse> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);

@@ -2,7 +2,6 @@
 //! every request goes through (request id, tracing, metrics, body limit).
 
 pub mod admin;
-mod authzen;
 mod admin_audit;
 mod admin_credentials;
 mod admin_devices;
@@ -11,6 +10,7 @@ mod admin_offboarding;
 mod admin_policies;
 mod admin_sso;
 mod app_links;
+mod authzen;
 mod credential_uses;
 pub mod decisions;
 pub mod dev;

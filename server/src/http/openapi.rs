@@ -10,8 +10,8 @@ use super::openapi_gateway::GatewayPaths;
 use super::openapi_scim::ScimPaths;
 use super::{
     admin, admin_audit, admin_credentials, admin_devices, admin_groups, admin_offboarding,
-    admin_policies, admin_sso, app_links, authzen, credential_uses, decisions, dev, discovery, error,
-    gateway_reports, oauth, oauth_forms, ops, signals, wallet,
+    admin_policies, admin_sso, app_links, authzen, credential_uses, decisions, dev, discovery,
+    error, gateway_reports, oauth, oauth_forms, ops, signals, wallet,
 };
 use crate::directory;
 

@@ -242,7 +242,7 @@ fn entry_facts(
     }
     Ok(DecisionFacts {
         tool: engine.tool_for(detail, case.resource.as_deref()),
-        principal: engine.schema.principal_of(&action),
+        principal: engine.schema().principal_of(&action),
         action,
         agent: AgentFacts {
             client_id: case.agent.clone(),
