@@ -62,6 +62,9 @@ pub struct Shared {
     pub limits: Arc<crate::limits::Limits>,
     /// Access tokens for this deployment's protected resources, once verified.
     pub verified_tokens: Arc<crate::oidc::resource_auth::VerifiedTokens>,
+    /// Signs and checks the bindings of AuthZEN requestable denials (every replica with
+    /// the same keys directory holds the same key).
+    pub denial_bindings: Arc<crate::authzen::access_request::DenialBindings>,
 }
 
 impl AppState {
@@ -92,6 +95,8 @@ impl AppState {
             .map_err(|e| e.to_string())?;
         let audit_log = crate::audit::log::AuditLog::new(&origin, keys.log_key())?;
         let limits = Arc::new(crate::limits::Limits::from_config(&config.rate_limits));
+        let denial_bindings = crate::authzen::access_request::DenialBindings::load(keys.dir())
+            .map_err(|e| e.to_string())?;
         let live = Arc::new(crate::push::live::LiveHub::default());
         let push =
             crate::push::Senders::from_config(&config, clock.clone(), live.clone(), store.clone())
@@ -117,6 +122,7 @@ impl AppState {
             audit_log: Arc::new(audit_log),
             limits,
             verified_tokens: Arc::default(),
+            denial_bindings: Arc::new(denial_bindings),
         })))
     }
 }

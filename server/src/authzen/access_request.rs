@@ -5,9 +5,12 @@
 //! wallets alert); once approved, re-evaluating exactly the same request is permitted,
 //! within the approval's validity and use limit.
 //!
-//! The denial is bound to its evaluation by a `binding_token` (a JWS by the issuer's key:
-//! the evaluation id, the SHA-256 of the JCS of subject, resource, action and context,
-//! the caller, a short expiry), so an access request can only ask for what was denied.
+//! The denial is bound to its evaluation by a `binding_token`: a compact JWS (HS256 under a
+//! key only this server's replicas hold, since only they verify it; every step-up answer
+//! carries one, and an ECDSA signature each cost more than the rest of a batched
+//! decision) over the evaluation id, the SHA-256 of the JCS of subject, resource, action
+//! and context, the caller and a short expiry. So an access request can only ask for what
+//! was denied.
 
 use serde_json::{Map, Value, json};
 
@@ -27,6 +30,53 @@ pub const REQUESTS_PATH: &str = "/access/v1/requests";
 pub const CAPABILITY: &str = "urn:openid:authzen:capability:access-request";
 /// The JWT `typ` of a denial's binding token.
 const BINDING_TYP: &str = "authzen-denial+jwt";
+/// The binding key's file in the keys directory.
+const BINDING_KEY_FILE: &str = "authzen-denial-binding.secret";
+
+/// Signs and opens denial binding tokens (compact JWS, HS256).
+pub struct DenialBindings {
+    key: ring::hmac::Key,
+}
+
+impl DenialBindings {
+    /// The key in `keys_dir`, created (32 random bytes, 0600) the first time.
+    pub fn load(keys_dir: &std::path::Path) -> Result<Self, crate::oidc::keys::KeyError> {
+        let secret = crate::oidc::keys::load_or_create_secret(keys_dir, BINDING_KEY_FILE)?;
+        Ok(Self::new(&secret))
+    }
+
+    pub fn new(secret: &[u8; 32]) -> Self {
+        Self {
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
+        }
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let header = json!({"alg": "HS256", "typ": BINDING_TYP}).to_string();
+        let input = format!(
+            "{}.{}",
+            countersign_jose::b64url_encode(header),
+            countersign_jose::b64url_encode(claims.to_string())
+        );
+        let tag = ring::hmac::sign(&self.key, input.as_bytes());
+        format!("{input}.{}", countersign_jose::b64url_encode(tag.as_ref()))
+    }
+
+    /// The claims of a token this key signed (the signature checked in constant time).
+    fn open(&self, token: &str) -> Option<Map<String, Value>> {
+        let (input, signature) = token.rsplit_once('.')?;
+        let (header, payload) = input.split_once('.')?;
+        let tag = countersign_jose::b64url_decode(signature)?;
+        ring::hmac::verify(&self.key, input.as_bytes(), &tag).ok()?;
+        let header: Value =
+            serde_json::from_slice(&countersign_jose::b64url_decode(header)?).ok()?;
+        if header["alg"] != "HS256" || header["typ"] != BINDING_TYP {
+            return None;
+        }
+        serde_json::from_slice(&countersign_jose::b64url_decode(payload)?).ok()
+    }
+}
+
 /// How long a requestable denial may be turned into an access request.
 const DENIAL_LIFETIME_MS: i64 = 10 * 60 * 1000;
 /// The trace event of an approval redeemed by a re-evaluation.
@@ -132,13 +182,7 @@ pub fn advertise(
         "binding_hash": binding_hash(e),
         "denial_expires_at": rfc3339(expires_at),
     });
-    let token = match state.keys.active().sign(BINDING_TYP, &claims) {
-        Ok(token) => token,
-        Err(err) => {
-            tracing::warn!(error = %err, "a denial's binding token could not be signed");
-            return;
-        }
-    };
+    let token = state.denial_bindings.sign(&claims);
     let context = &mut answer.context;
     context.insert("reason".into(), json!("approval_required"));
     context.insert("evaluation_id".into(), evaluation_id);
@@ -162,14 +206,10 @@ fn binding(
     now_ms: i64,
 ) -> Result<Map<String, Value>, Problem> {
     let invalid = |why: &str| Problem::new(400, "invalid_denial_binding", why.to_owned());
-    let jws = countersign_jose::UnverifiedJws::parse(token)
-        .map_err(|_| invalid("binding_token is not a JWS"))?;
-    if jws.header.typ.as_deref() != Some(BINDING_TYP) {
-        return Err(invalid("binding_token is not a denial binding"));
-    }
-    let claims: Map<String, Value> = jws
-        .verify_with_set(&state.keys.jwks())
-        .map_err(|_| invalid("binding_token is not signed by this PDP"))?;
+    let claims = state
+        .denial_bindings
+        .open(token)
+        .ok_or_else(|| invalid("binding_token is not a denial binding this PDP signed"))?;
     if claims.get("iss").and_then(Value::as_str) != Some(state.issuer.as_ref())
         || claims.get("aud").and_then(Value::as_str) != Some(endpoint(state).as_str())
         || claims.get("sub").and_then(Value::as_str) != Some(caller.client_id.as_str())
@@ -450,4 +490,33 @@ pub async fn redeem(
         "approved_until": rfc3339(decided + validity_ms(state, &record)),
         "uses": uses,
     }))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binding_opens_only_under_its_key_and_unaltered() {
+        let bindings = DenialBindings::new(&[3; 32]);
+        let claims = json!({"sub": "pep", "binding_hash": "abc"});
+        let token = bindings.sign(&claims);
+        assert_eq!(bindings.open(&token), claims.as_object().cloned());
+        assert_eq!(
+            DenialBindings::new(&[4; 32]).open(&token),
+            None,
+            "another key"
+        );
+        let (header, rest) = token.split_once('.').unwrap();
+        let (_, signature) = rest.split_once('.').unwrap();
+        let forged = format!(
+            "{header}.{}.{signature}",
+            countersign_jose::b64url_encode(
+                json!({"sub": "pep", "binding_hash": "xyz"}).to_string()
+            )
+        );
+        assert_eq!(bindings.open(&forged), None, "altered claims");
+        assert_eq!(bindings.open("a.b"), None);
+        assert_eq!(bindings.open(""), None);
+    }
 }

@@ -101,6 +101,35 @@ pub(super) fn approval_params(
     params
 }
 
+/// The gateway's verdict of a decision API answer.
+pub(super) fn verdict(answer: crate::policy::gateway::DecisionAnswer) -> Verdict {
+    let decision_id = answer.decision_id.unwrap_or_default();
+    match answer.decision {
+        Outcome::Allow => Verdict::Allow { decision_id },
+        Outcome::Deny => Verdict::Deny {
+            decision_id,
+            reasons: answer.reasons,
+        },
+        Outcome::StepUp => Verdict::StepUp {
+            decision_id,
+            reasons: answer.reasons,
+            approvers: answer.approvers,
+        },
+    }
+}
+
+/// The call a dry run of `tool`'s action decides (no session, no arguments' request).
+pub(super) fn dry_run_call(agent: &AgentId, tool: &str, action: &Action) -> Call {
+    Call {
+        agent: agent.clone(),
+        tool: tool.to_owned(),
+        action: action.clone(),
+        session: None,
+        mcp_request_id: String::new(),
+        source_ip: None,
+    }
+}
+
 impl Authority for InProcess {
     async fn authenticate(&self, token: PresentedToken<'_>) -> Result<AgentId, TokenRefused> {
         crate::oidc::resource_auth::authenticate(&self.state, &self.resource, token)
@@ -117,19 +146,7 @@ impl Authority for InProcess {
             crate::policy::gateway::decide(&self.state, &client, &params(call, false), &peer)
                 .await
                 .map_err(authority_error)?;
-        let decision_id = answer.decision_id.unwrap_or_default();
-        Ok(match answer.decision {
-            Outcome::Allow => Verdict::Allow { decision_id },
-            Outcome::Deny => Verdict::Deny {
-                decision_id,
-                reasons: answer.reasons,
-            },
-            Outcome::StepUp => Verdict::StepUp {
-                decision_id,
-                reasons: answer.reasons,
-                approvers: answer.approvers,
-            },
-        })
+        Ok(verdict(answer))
     }
 
     async fn may_offer(
@@ -139,14 +156,7 @@ impl Authority for InProcess {
         action: &Action,
     ) -> Result<bool, AuthorityError> {
         let client = self.client(agent).await?;
-        let call = Call {
-            agent: agent.clone(),
-            tool: tool.to_owned(),
-            action: action.clone(),
-            session: None,
-            mcp_request_id: String::new(),
-            source_ip: None,
-        };
+        let call = dry_run_call(agent, tool, action);
         match crate::policy::gateway::decide(
             &self.state,
             &client,

@@ -19,7 +19,7 @@ use countersign_shared::ciba::CIBA_GRANT_TYPE;
 use serde_json::{Map, Value, json};
 
 use super::agent_keys::AgentKeys;
-use super::authority::{approval_params, params};
+use super::authority::{approval_params, dry_run_call, params, verdict};
 use super::calls::CallReport;
 use crate::policy::Outcome;
 use crate::policy::gateway::DecisionAnswer;
@@ -289,19 +289,7 @@ impl Authority for Remote {
     async fn decide(&self, call: &Call) -> Result<Verdict, AuthorityError> {
         self.check_agent(&call.agent)?;
         let answer = self.decision(params(call, false)).await?;
-        let decision_id = answer.decision_id.unwrap_or_default();
-        Ok(match answer.decision {
-            Outcome::Allow => Verdict::Allow { decision_id },
-            Outcome::Deny => Verdict::Deny {
-                decision_id,
-                reasons: answer.reasons,
-            },
-            Outcome::StepUp => Verdict::StepUp {
-                decision_id,
-                reasons: answer.reasons,
-                approvers: answer.approvers,
-            },
-        })
+        Ok(verdict(answer))
     }
 
     async fn may_offer(
@@ -311,14 +299,7 @@ impl Authority for Remote {
         action: &Action,
     ) -> Result<bool, AuthorityError> {
         self.check_agent(agent)?;
-        let call = Call {
-            agent: agent.clone(),
-            tool: tool.to_owned(),
-            action: action.clone(),
-            session: None,
-            mcp_request_id: String::new(),
-            source_ip: None,
-        };
+        let call = dry_run_call(agent, tool, action);
         match self.decision_or_refusal(params(&call, true)).await? {
             Ok(answer) => Ok(answer.decision != Outcome::Deny),
             // An entry the deployment's schema refuses without arguments may still be
