@@ -400,9 +400,36 @@ pub async fn evaluate(
     Ok(answers.remove(0))
 }
 
-/// `POST /access/v1/evaluations`: each item decided in order until `semantic` says stop
-/// (the answers end with the deciding item); an item that cannot be decided is denied
-/// with its `context.error`.
+/// One batch item decided; an item that cannot be decided is its error's closed answer.
+async fn outcome_of(
+    state: &AppState,
+    caller: &ClientRecord,
+    item: &Result<Evaluation, Malformed>,
+    peer: &Peer,
+    now_ms: i64,
+) -> Result<Result<Item, Answer>, StoreError> {
+    Ok(match item {
+        Err(malformed) => Err(Answer::error(400, &malformed.0)),
+        Ok(e) => match decide_item(state, caller, e, peer, now_ms).await {
+            Ok(item) => Ok(item),
+            Err(EvaluationError::Store(e)) => return Err(e),
+            Err(EvaluationError::BadRequest(m)) => Err(Answer::error(400, &m)),
+            Err(EvaluationError::Forbidden(m)) => Err(Answer::error(403, &m)),
+        },
+    })
+}
+
+fn permits(outcome: &Result<Item, Answer>) -> bool {
+    match outcome {
+        Ok(Item::Decided(p)) => p.decided.decision.outcome == Outcome::Allow,
+        Ok(Item::Answered(a)) | Err(a) => a.decision,
+    }
+}
+
+/// `POST /access/v1/evaluations`: every item decided (`execute_all`: all at once, their
+/// reads overlapping; they are independent, AuthZEN §7), or in order until `semantic`
+/// says stop (the answers end with the deciding item). An item that cannot be decided is
+/// denied with its `context.error`. Recorded with one commit.
 pub async fn evaluate_batch(
     state: &AppState,
     caller: &ClientRecord,
@@ -411,26 +438,27 @@ pub async fn evaluate_batch(
     peer: &Peer,
 ) -> Result<Vec<Answer>, StoreError> {
     let now_ms = state.now_ms();
-    let mut outcomes = Vec::with_capacity(items.len());
-    for item in items {
-        let outcome = match item {
-            Err(malformed) => Err(Answer::error(400, &malformed.0)),
-            Ok(e) => match decide_item(state, caller, e, peer, now_ms).await {
-                Ok(item) => Ok(item),
-                Err(EvaluationError::Store(e)) => return Err(e),
-                Err(EvaluationError::BadRequest(m)) => Err(Answer::error(400, &m)),
-                Err(EvaluationError::Forbidden(m)) => Err(Answer::error(403, &m)),
-            },
-        };
-        let permitted = match &outcome {
-            Ok(Item::Decided(p)) => p.decided.decision.outcome == Outcome::Allow,
-            Ok(Item::Answered(a)) | Err(a) => a.decision,
-        };
-        outcomes.push(outcome);
-        if semantic.stops_after(permitted) {
-            break;
+    let outcomes = if semantic == Semantic::ExecuteAll {
+        futures_util::future::join_all(
+            items
+                .iter()
+                .map(|item| outcome_of(state, caller, item, peer, now_ms)),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+    } else {
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            let outcome = outcome_of(state, caller, item, peer, now_ms).await?;
+            let stop = semantic.stops_after(permits(&outcome));
+            outcomes.push(outcome);
+            if stop {
+                break;
+            }
         }
-    }
+        outcomes
+    };
     record(state, caller, outcomes, now_ms).await
 }
 
