@@ -56,7 +56,16 @@ pub fn pid(email: &str) -> String {
 
 impl Todo {
     pub async fn start(db: Db) -> Self {
-        let server = TestServer::start_with(db, apply_example_config).await;
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// [`Todo::start`] with `tweak` applied to the configuration after the example's.
+    pub async fn start_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Self {
+        let server = TestServer::start_with(db, |c| {
+            apply_example_config(c);
+            tweak(c);
+        })
+        .await;
         let store = &server.state().store;
         let now = server.clock.now_ms();
         for group in ["admin", "editor", "viewer", "evil_genius"] {
