@@ -98,27 +98,59 @@ async fn trace_of_kind(server: &TestServer, kind: &str) -> Vec<(String, Value)> 
         .collect()
 }
 
+/// A server without a gateway, the shop upstream, the agent `beside` (private_key_jwt)
+/// and the remote gateway's configuration file.
+struct Beside {
+    dir: tempfile::TempDir,
+    issuer: String,
+    upstream: Upstream,
+    server: TestServer,
+    agent: Agent,
+    config: std::path::PathBuf,
+}
+
+impl Beside {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let issuer = format!("http://127.0.0.1:{port}");
+        let upstream = Upstream::start(&issuer, dir.path()).await;
+        let server = server_on(port, Db::Sqlite).await;
+        let agent = server
+            .agent_with(new_agent("beside", "alice", "private_key_jwt"), false)
+            .await;
+        let config = dir.path().join("gateway.toml");
+        std::fs::write(
+            &config,
+            gateway_toml(&dir.path().join("gateway-keys"), &upstream.url),
+        )
+        .unwrap();
+        Self {
+            dir,
+            issuer,
+            upstream,
+            server,
+            agent,
+            config,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_beside_its_agent_decides_holds_and_reports_over_http() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let issuer = format!("http://127.0.0.1:{port}");
-    let upstream = Upstream::start(&issuer, dir.path()).await;
-    let server = server_on(port, Db::Sqlite).await;
+    let Beside {
+        dir,
+        issuer,
+        upstream,
+        server,
+        agent,
+        config,
+    } = Beside::start().await;
     assert!(!server.state().config.gateway.enabled);
-    let agent = server
-        .agent_with(new_agent("beside", "alice", "private_key_jwt"), false)
-        .await;
     let key_file = dir.path().join("beside.jwk");
     std::fs::write(
         &key_file,
         private_jwk(agent.key.as_ref().unwrap()).to_string(),
-    )
-    .unwrap();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        gateway_toml(&dir.path().join("gateway-keys"), &upstream.url),
     )
     .unwrap();
     let wallet = server.wallet("alice").await;
@@ -271,24 +303,19 @@ async fn wait_for_pending(wallet: &countersign_tests::wallets::TestWallet) -> St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_gateway_with_a_wrong_credential_stops_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let issuer = format!("http://127.0.0.1:{port}");
-    let upstream = Upstream::start(&issuer, dir.path()).await;
-    let server = server_on(port, Db::Sqlite).await;
-    server
-        .agent_with(new_agent("beside", "alice", "private_key_jwt"), false)
-        .await;
+    let Beside {
+        dir,
+        issuer,
+        upstream: _upstream,
+        server,
+        config,
+        ..
+    } = Beside::start().await;
+    // Not the key registered for the agent.
     let key_file = dir.path().join("other.jwk");
     std::fs::write(
         &key_file,
         private_jwk(&SigningKeyPair::generate()).to_string(),
-    )
-    .unwrap();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        gateway_toml(&dir.path().join("gateway-keys"), &upstream.url),
     )
     .unwrap();
     let out = tokio::process::Command::new(countersign_binary())

@@ -425,6 +425,15 @@ fn task(state: &AppState, record: &AuthRequestRecord, now_ms: i64) -> Value {
     Value::Object(answer)
 }
 
+/// What a presented approval came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redemption {
+    /// It stands: one use counted. The approval as the answer's `context.approval`.
+    Permitted(Value),
+    /// It does not: the profile's `reason`.
+    Refused(&'static str),
+}
+
 /// A re-evaluation carrying `context.approval`: permitted when the approval is this
 /// caller's, for exactly this subject and request, approved, and still within its
 /// validity and use limit; each permit counts a use and is traced. `None`: no approval
@@ -436,35 +445,35 @@ pub async fn redeem(
     subject: &str,
     decision_id: &str,
     now_ms: i64,
-) -> Result<Option<Result<Value, &'static str>>, EvaluationError> {
+) -> Result<Option<Redemption>, crate::store::StoreError> {
     let Some(approval) = e.context.get("approval") else {
         return Ok(None);
     };
     let Some(id) = approval.get("id").and_then(Value::as_str) else {
-        return Ok(Some(Err("approval_unverifiable")));
+        return Ok(Some(Redemption::Refused("approval_unverifiable")));
     };
     let Some(record) = state.store.auth_request(id).await? else {
-        return Ok(Some(Err("approval_unverifiable")));
+        return Ok(Some(Redemption::Refused("approval_unverifiable")));
     };
-    let asked = serde_json::to_string(&[super::evaluate::detail(
+    // The approved request is exactly this evaluation's one entry (as access was asked).
+    let asked = Value::Array(vec![super::evaluate::detail(
         e,
         &state.config.authzen.property_fields,
-    )])
-    .unwrap_or_default();
-    let approved: Option<Value> = record
+    )]);
+    let same = record
         .authorization_details
         .as_deref()
-        .and_then(|d| serde_json::from_str(d).ok());
-    let same = approved.is_some_and(|a| Some(a) == serde_json::from_str(&asked).ok());
+        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        .is_some_and(|approved| approved == asked);
     if record.client_id != caller.client_id || record.subject != subject || !same {
-        return Ok(Some(Err("out_of_scope")));
+        return Ok(Some(Redemption::Refused("out_of_scope")));
     }
     let Some(uses) = state
         .store
         .use_approval(id, &caller.client_id, now_ms, validity_ms(state, &record))
         .await?
     else {
-        return Ok(Some(Err(match record.status {
+        return Ok(Some(Redemption::Refused(match record.status {
             AuthRequestStatus::Pending => "grant_pending",
             _ => "approval_expired",
         })));
@@ -485,7 +494,7 @@ pub async fn redeem(
         })
         .await?;
     let decided = record.decided_at.unwrap_or(record.created_at);
-    Ok(Some(Ok(json!({
+    Ok(Some(Redemption::Permitted(json!({
         "id": id,
         "approved_until": rfc3339(decided + validity_ms(state, &record)),
         "uses": uses,

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::access_request;
+use super::access_request::{self, Redemption};
 use super::request::{Evaluation, Malformed, Semantic};
 use crate::ciba::authorize::{Peer, check_authorization_details};
 use crate::policy::facts::Principal;
@@ -87,20 +87,20 @@ impl Answer {
 }
 
 /// An item decided by the policy, its record not yet written.
-struct Pending {
+struct Pending<'a> {
     decided: Decided,
     details: Vec<Value>,
     principal: Principal,
     /// What was evaluated, for whom: a step-up's access request binds to it.
-    evaluation: Evaluation,
+    evaluation: &'a Evaluation,
     subject: String,
 }
 
 /// An item's outcome before recording.
-enum Item {
+enum Item<'a> {
     /// Answered without a policy decision (an unknown human, an undeclared action).
     Answered(Answer),
-    Decided(Box<Pending>),
+    Decided(Box<Pending<'a>>),
 }
 
 /// Who acts, and for whom: the client whose policy facts apply, the human, the principal.
@@ -165,7 +165,7 @@ pub fn detail(
     e: &Evaluation,
     property_fields: &std::collections::BTreeMap<String, String>,
 ) -> Value {
-    let fields = crate::policy::schema::argument_fields();
+    let fields = crate::policy::schema::ARGUMENT_FIELDS;
     let mut entry = Map::new();
     let mut arguments = Map::new();
     for (name, value) in e.resource.properties.iter().chain(&e.action.properties) {
@@ -193,13 +193,13 @@ fn tool_of(e: &Evaluation) -> &str {
     }
 }
 
-async fn decide_item(
+async fn decide_item<'a>(
     state: &AppState,
     caller: &ClientRecord,
-    e: &Evaluation,
+    e: &'a Evaluation,
     peer: &Peer,
     now_ms: i64,
-) -> Result<Item, EvaluationError> {
+) -> Result<Item<'a>, EvaluationError> {
     let parties = match parties(state, caller, e).await? {
         Ok(parties) => parties,
         Err(answer) => return Ok(Item::Answered(answer)),
@@ -242,7 +242,7 @@ async fn decide_item(
             decided,
             details,
             principal: parties.principal,
-            evaluation: e.clone(),
+            evaluation: e,
             subject: parties.user.subject.clone(),
         }))),
         Err(PolicyError::Store(e)) => Err(EvaluationError::Store(e)),
@@ -255,7 +255,7 @@ async fn decide_item(
 async fn record(
     state: &AppState,
     caller: &ClientRecord,
-    items: Vec<Result<Item, Answer>>,
+    items: Vec<Result<Item<'_>, Answer>>,
     now_ms: i64,
 ) -> Result<Vec<Answer>, StoreError> {
     let actor = format!("client:{}", caller.client_id);
@@ -312,29 +312,25 @@ async fn record(
 async fn approval_or_request(
     state: &AppState,
     caller: &ClientRecord,
-    pending: &Pending,
+    pending: &Pending<'_>,
     answer: &mut Answer,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let e = &pending.evaluation;
+    let e = pending.evaluation;
     let decision_id = answer
         .context
         .get("decision_id")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let redeemed = access_request::redeem(state, caller, e, &pending.subject, &decision_id, now_ms)
-        .await
-        .map_err(|err| match err {
-            EvaluationError::Store(s) => s,
-            other => StoreError::Corrupt(other.to_string()),
-        })?;
+    let redeemed =
+        access_request::redeem(state, caller, e, &pending.subject, &decision_id, now_ms).await?;
     match redeemed {
-        Some(Ok(approval)) => {
+        Some(Redemption::Permitted(approval)) => {
             answer.decision = true;
             answer.context.insert("approval".into(), approval);
         }
-        Some(Err(reason)) => {
+        Some(Redemption::Refused(reason)) => {
             let next = match reason {
                 "grant_pending" => "retry",
                 "approval_unverifiable" => "none",
@@ -401,13 +397,13 @@ pub async fn evaluate(
 }
 
 /// One batch item decided; an item that cannot be decided is its error's closed answer.
-async fn outcome_of(
+async fn outcome_of<'a>(
     state: &AppState,
     caller: &ClientRecord,
-    item: &Result<Evaluation, Malformed>,
+    item: &'a Result<Evaluation, Malformed>,
     peer: &Peer,
     now_ms: i64,
-) -> Result<Result<Item, Answer>, StoreError> {
+) -> Result<Result<Item<'a>, Answer>, StoreError> {
     Ok(match item {
         Err(malformed) => Err(Answer::error(400, &malformed.0)),
         Ok(e) => match decide_item(state, caller, e, peer, now_ms).await {
@@ -419,7 +415,7 @@ async fn outcome_of(
     })
 }
 
-fn permits(outcome: &Result<Item, Answer>) -> bool {
+fn permits(outcome: &Result<Item<'_>, Answer>) -> bool {
     match outcome {
         Ok(Item::Decided(p)) => p.decided.decision.outcome == Outcome::Allow,
         Ok(Item::Answered(a)) | Err(a) => a.decision,

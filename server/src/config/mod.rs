@@ -374,7 +374,7 @@ impl Config {
         self.admin_sso.validate()?;
         self.gateway.validate()?;
         self.authzen
-            .validate(&crate::policy::schema::argument_fields())?;
+            .validate(crate::policy::schema::ARGUMENT_FIELDS)?;
         if self.audit.checkpoint_interval_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "audit.checkpoint_interval_secs",
