@@ -13,6 +13,7 @@ use crate::approval::{self, ApprovalReport};
 use crate::criterion_bench;
 use crate::loadgen::{self, LoadArgs, Report, Scenario};
 use crate::offboard_bench::{self, OffboardReport};
+use crate::peer_bench;
 use crate::push_bench::{self, PushReport};
 use countersign_jose::SigningKeyPair;
 use countersign_tests::fakes::apns::FakeApns;
@@ -53,6 +54,10 @@ pub struct BenchArgs {
     /// ...and live credentials each of them holds.
     #[arg(long, default_value_t = 100)]
     offboard_credentials_per_agent: usize,
+    /// Only the CIBA table's scenarios, on SQLite and the peer, printed (docs/benchmarks.md
+    /// is left alone): for repeating the throughput comparison quickly.
+    #[arg(long)]
+    quick: bool,
 }
 
 const START: &str = "<!-- bench:ciba:start -->";
@@ -249,7 +254,11 @@ async fn bench_backend(
         "bench: {name} approval round trip, {} iterations",
         args.approvals
     );
-    let iterations = if args.push_only { 1 } else { args.approvals };
+    let iterations = if args.push_only || args.quick {
+        1
+    } else {
+        args.approvals
+    };
     let approvals = tokio::task::spawn_blocking({
         let (base, secret) = (base.clone(), secret.clone());
         move || approval::run(&base, "bench", &secret, &uri, iterations)
@@ -286,6 +295,18 @@ async fn bench_backend(
     };
     for scenario in scenarios {
         reports.push(load(scenario).await?);
+    }
+    if args.quick {
+        let policy = workspace_root().join("docs/policy/examples/procurement.cedar");
+        run_ok(&mut cli(&[
+            "policy",
+            "add",
+            &policy.display().to_string(),
+            "--activate",
+        ]))?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        reports.push(load(Scenario::Decision).await?);
+        return Ok((reports, approvals, PushReport::default(), None));
     }
     // Last, as every request from now on alerts a phone: one enrolled with an APNs token.
     let invitation: serde_json::Value = serde_json::from_str(&run_ok(&mut cli(&[
@@ -383,27 +404,50 @@ pub(crate) fn machine() -> String {
     )
 }
 
-fn render(args: &BenchArgs, rows: &[(&str, Report)]) -> String {
+fn scenario_label(scenario: Scenario) -> &'static str {
+    match scenario {
+        Scenario::Authorize => "bc-authorize",
+        Scenario::Flow => "full flow (authorize, approve, token)",
+        Scenario::Decision => "POST /v1/decisions (procurement policy, traced)",
+        Scenario::Healthz => "GET /healthz (HTTP alone: the floor)",
+        Scenario::AuthzenEvaluation => "AuthZEN evaluation (procurement policy, traced)",
+        Scenario::AuthzenBatch => "AuthZEN evaluations, 100 per request (decisions, traced)",
+    }
+}
+
+/// The CIBA table: our rows, each with its rate as a multiple of the peer's for the same
+/// scenario in the same run, then the peer's own rows.
+fn render(args: &BenchArgs, rows: &[(&str, Report)], peer: &[Report]) -> String {
     let mut out = format!(
         "{START}\nMeasured {} on {}.\n\nCommand: `cargo xtask bench --duration-secs {} --concurrency {}`\n\n\
-         | storage | scenario | per second | p50 ms | p95 ms | p99 ms | errors | CPU steal |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+         | storage | scenario | per second | × peer | p50 ms | p95 ms | p99 ms | errors | CPU steal |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
         run_date(),
         machine(),
         args.duration_secs,
         args.concurrency
     );
-    for (storage, r) in rows {
-        let scenario = match r.scenario {
-            Scenario::Authorize => "bc-authorize",
-            Scenario::Flow => "full flow (authorize, approve, token)",
-            Scenario::Decision => "POST /v1/decisions (procurement policy, traced)",
-            Scenario::Healthz => "GET /healthz (HTTP alone: the floor)",
-            Scenario::AuthzenEvaluation => "AuthZEN evaluation (procurement policy, traced)",
-            Scenario::AuthzenBatch => "AuthZEN evaluations, 100 per request (decisions, traced)",
-        };
+    let peer_rate = |scenario: Scenario| {
+        peer.iter()
+            .find(|p| p.scenario == scenario)
+            .map(|p| p.per_second)
+            .filter(|rate| *rate > 0.0)
+    };
+    let peer_name = peer_bench::name();
+    let ours = rows
+        .iter()
+        .map(|(storage, r)| (*storage, r, peer_rate(r.scenario)));
+    let theirs = peer.iter().map(|r| (peer_name.as_str(), r, None));
+    for (storage, r, against) in ours.chain(theirs) {
+        let ratio = against.map_or_else(|| "—".to_owned(), |p| format!("{:.2}", r.per_second / p));
         out.push_str(&format!(
-            "| {storage} | {scenario} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0}% |\n",
-            r.per_second, r.p50_ms, r.p95_ms, r.p99_ms, r.errors, r.steal_pct
+            "| {storage} | {} | {:.0} | {ratio} | {:.2} | {:.2} | {:.2} | {} | {:.0}% |\n",
+            scenario_label(r.scenario),
+            r.per_second,
+            r.p50_ms,
+            r.p95_ms,
+            r.p99_ms,
+            r.errors,
+            r.steal_pct
         ));
     }
     out.push_str(END);
@@ -454,6 +498,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     approval_rows.push(("SQLite (WAL, file)", approvals));
     push_rows.push(("SQLite (WAL, file)", push));
+    // The peer between our two backends, in the same run and on the same machine state.
+    let peer = peer_bench::measure(&dir, args.concurrency, args.duration_secs).await?;
+    if args.quick {
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("{}", render(&args, &rows, &peer));
+        return Ok(());
+    }
 
     let pg_dir = dir.join("pg");
     std::fs::create_dir_all(&pg_dir)?;
@@ -484,7 +535,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", render_push(&args, &push_rows));
         return Ok(());
     }
-    let table = render(&args, &rows);
+    let table = render(&args, &rows, &peer);
     let approvals = render_approvals(&args, &approval_rows);
     let path = workspace_root().join(&args.output);
     let existing = std::fs::read_to_string(&path).unwrap_or_default();

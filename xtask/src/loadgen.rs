@@ -9,7 +9,7 @@ use base64::Engine as _;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scenario {
     /// One backchannel authentication request per iteration.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use countersign_tests::fakes::apns::FakeApns;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct PushReport {
     pub concurrency: usize,
     /// Offered load, requests per second.
