@@ -3,12 +3,12 @@
 //! allocating without bound. Each goes as far past the parser as it can without a
 //! database, through the same functions the endpoints call.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use countersign_jose::UnverifiedJws;
 use serde_json::{Map, Value, json};
 
+use crate::ciba::details::DetailSchemas;
 use crate::ciba::request::BackchannelRequest;
 use crate::oidc::jwt::{RegisteredClaims, check_times};
 use crate::policy::facts::TotalsFacts;
@@ -115,20 +115,19 @@ fn apply(kind: ResourceKind, mut doc: Map<String, Value>, request: &PatchRequest
 }
 
 /// The `authorization_details` types a default configuration accepts, with their schemas.
-fn rar_schemas() -> &'static BTreeMap<String, jsonschema::Validator> {
-    static SCHEMAS: OnceLock<BTreeMap<String, jsonschema::Validator>> = OnceLock::new();
-    SCHEMAS.get_or_init(|| {
-        crate::config::Config::default()
-            .authorization_details_types
-            .iter()
-            .filter_map(|(name, s)| Some((name.clone(), jsonschema::validator_for(s).ok()?)))
-            .collect()
-    })
+fn rar_schemas() -> Option<&'static DetailSchemas> {
+    static SCHEMAS: OnceLock<Option<DetailSchemas>> = OnceLock::new();
+    SCHEMAS
+        .get_or_init(|| {
+            DetailSchemas::compile(&crate::config::Config::default().authorization_details_types)
+                .ok()
+        })
+        .as_ref()
 }
 
 /// The request parameters as the endpoint reads them, then what it does with the
 /// `authorization_details` before deciding: each entry checked against its type's schema
-/// (as `ciba::authorize::check_authorization_details`, which needs the whole `AppState`),
+/// (as the endpoint does),
 /// then read into the policy's facts (its arguments and totals).
 fn backchannel(params: &Map<String, Value>) -> bool {
     let Ok(request) = BackchannelRequest::from_params(params) else {
@@ -137,12 +136,7 @@ fn backchannel(params: &Map<String, Value>) -> bool {
     let Some(details) = request.authorization_details else {
         return true;
     };
-    let valid = details.iter().all(|item| {
-        item.get("type")
-            .and_then(Value::as_str)
-            .and_then(|kind| rar_schemas().get(kind))
-            .is_some_and(|schema| schema.iter_errors(item).next().is_none())
-    });
+    let valid = rar_schemas().is_some_and(|s| s.check(&details).is_ok());
     if valid {
         let _ = TotalsFacts::of_entries(&details);
         let _ = serde_json::to_string(&details);

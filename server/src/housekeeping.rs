@@ -61,7 +61,7 @@ pub async fn refresh_policy(state: AppState, mut shutdown: watch::Receiver<bool>
             _ = shutdown.changed() => return,
         }
         // Errors are logged once until they change, not every interval.
-        match crate::policy::service::refresh(&state).await {
+        match crate::policy::service::refresh(&state.policy, &state.store).await {
             Ok(()) => last_error = None,
             Err(e) => {
                 let text = e.to_string();

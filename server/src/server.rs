@@ -163,7 +163,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
         config.declare_gateway_types(types);
     }
     let state = AppState::new(config, store, clock, keys).map_err(StartError::Config)?;
-    if let Err(e) = crate::policy::service::refresh(&state).await {
+    if let Err(e) = crate::policy::service::refresh(&state.policy, &state.store).await {
         // The built-in default stays in force; the error names what to fix.
         tracing::error!(error = %e, "the active policy version could not be installed");
     }

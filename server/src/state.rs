@@ -1,12 +1,12 @@
 //! Everything a request needs, passed explicitly (no globals): configuration, store, clock,
 //! keys, and the compiled `authorization_details` schemas.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
 use crate::approvals::webauthn::RelyingParty;
+use crate::ciba::details::DetailSchemas;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::oidc::keys::KeyRing;
@@ -34,7 +34,7 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<KeyRing>,
     /// Compiled JSON Schema per accepted `authorization_details` type.
-    pub rar_schemas: Arc<BTreeMap<String, jsonschema::Validator>>,
+    pub rar_schemas: Arc<DetailSchemas>,
     /// Wakes the notification worker when a decision enqueued a callback.
     pub outbox_wake: Arc<Notify>,
     /// Hands out Token Status List entries to new credentials.
@@ -75,12 +75,7 @@ impl AppState {
         keys: KeyRing,
     ) -> Result<Self, String> {
         config.declare_gateway_types([]);
-        let mut rar_schemas = BTreeMap::new();
-        for (name, schema) in &config.authorization_details_types {
-            let validator = jsonschema::validator_for(schema)
-                .map_err(|e| format!("authorization_details_types.{name}: {e}"))?;
-            rar_schemas.insert(name.clone(), validator);
-        }
+        let rar_schemas = DetailSchemas::compile(&config.authorization_details_types)?;
         let issuer = config.issuer();
         let relying_party = RelyingParty::new(
             &config.wallet.rp_id(&issuer),
@@ -135,28 +130,42 @@ impl Shared {
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
-}
 
-/// Paths of the protocol endpoints, relative to the issuer.
-pub mod paths {
-    pub const BC_AUTHORIZE: &str = "/bc-authorize";
-    pub const TOKEN: &str = "/token";
-    pub const DECISIONS: &str = "/v1/decisions";
-    pub const GATEWAY_CALLS: &str = "/v1/gateway-calls";
-    pub const WITHDRAWALS: &str = "/v1/withdrawals";
-    pub const INTROSPECT: &str = "/introspect";
-    pub const REVOKE: &str = "/revoke";
-    pub const JWKS: &str = "/jwks.json";
-    pub const DISCOVERY: &str = "/.well-known/openid-configuration";
-    pub const DID_DOCUMENT: &str = "/.well-known/did.json";
-    pub const AUDIT_CHECKPOINT: &str = "/.well-known/countersign/audit-checkpoint";
-    pub const AUDIT_LOG_KEY: &str = "/.well-known/countersign/audit-log-key";
-    pub const ASSET_LINKS: &str = "/.well-known/assetlinks.json";
-    pub const APPLE_APP_SITE_ASSOCIATION: &str = "/.well-known/apple-app-site-association";
-    pub const STATUS_LISTS: &str = "/status-lists/{list_id}";
-    pub const CREDENTIAL_USES: &str = "/credentials/{id}/uses";
-    pub const WALLET_ENROLLMENTS: &str = "/wallet/v1/enrollments";
-    pub const WALLET_ENROLLMENT_COMPLETE: &str = "/wallet/v1/enrollments/complete";
-    pub const WALLET_REQUESTS: &str = "/wallet/v1/requests";
-    pub const WALLET_DEVICE_REMOVE: &str = "/wallet/v1/device/remove";
+    /// What authenticating a client works with, now.
+    pub fn authenticating(&self) -> crate::oidc::client_auth::Authenticating<'_> {
+        crate::oidc::client_auth::Authenticating {
+            store: &self.store,
+            issuer: &self.issuer,
+            ciba: &self.config.ciba,
+            now_secs: self.clock.now_secs(),
+        }
+    }
+
+    /// The acceptance window for DPoP proofs, now.
+    pub fn dpop_window(&self) -> crate::oidc::dpop::ProofWindow {
+        crate::oidc::dpop::ProofWindow::at(&self.config.ciba, self.clock.now_secs())
+    }
+
+    /// What issuing credentials works with, now.
+    pub fn issuing(&self) -> crate::credentials::Issuing<'_> {
+        crate::credentials::Issuing {
+            issuer: &self.issuer,
+            keys: &self.keys,
+            store: &self.store,
+            tokens: &self.config.tokens,
+            environment: &self.config.policy.environment,
+            status: &self.status_allocator,
+            now_ms: self.now_ms(),
+        }
+    }
+
+    /// What a decision works with, now.
+    pub fn deciding(&self) -> crate::flows::decide::Deciding<'_> {
+        crate::flows::decide::Deciding {
+            policy: &self.policy,
+            store: &self.store,
+            details: &self.rar_schemas,
+            now_ms: self.now_ms(),
+        }
+    }
 }

@@ -274,8 +274,17 @@ impl TestServer {
 
     /// Stores `source` as a new policy version and activates it; returns its version.
     pub async fn install_policy(&self, source: &str) -> i64 {
-        countersign_server::policy::manage::add(self.state(), source, None, true, TEST_ACTOR)
-            .await
+        let state = self.state();
+        countersign_server::policy::manage::add(
+            &state.policy,
+            &state.store,
+            state.now_ms(),
+            source,
+            None,
+            true,
+            TEST_ACTOR,
+        )
+        .await
             .unwrap_or_else(|e| panic!("policy does not install: {e}"))
             .version
     }

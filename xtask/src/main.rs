@@ -11,7 +11,9 @@ mod dpop;
 mod gateway_bench;
 mod loadgen;
 mod offboard_bench;
+mod peer_bench;
 mod push_bench;
+mod structure;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +39,9 @@ enum Command {
     GatewayBench(gateway_bench::GatewayBenchArgs),
     /// Measure the approval round trip against a running server with a software wallet.
     Approval(ApprovalArgs),
+    /// Check the server's layering (function length, AppState at the edges, no module
+    /// cycles) against xtask/structure-debt.txt; `--write` redraws the import graph.
+    Structure(structure::StructureArgs),
 }
 
 #[derive(clap::Args)]
@@ -60,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::ConsoleBench(args) => console_bench::run(args).await,
         Command::GatewayBench(args) => gateway_bench::run(args).await,
+        Command::Structure(args) => structure::run(&args),
         Command::Loadgen(args) => {
             let report = loadgen::run(&args).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);

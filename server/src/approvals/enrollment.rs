@@ -259,7 +259,7 @@ pub async fn complete(
         ));
     }
     let invitation = live_invitation(state, &request.invitation).await?;
-    crate::oidc::dpop::remember(state, proof)
+    crate::oidc::dpop::remember(&state.store, state.dpop_window(), proof)
         .await
         .map_err(|e| match e {
             crate::oidc::dpop::DpopError::Invalid(m) => {

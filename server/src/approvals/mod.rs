@@ -241,10 +241,9 @@ pub(crate) async fn prepare(
             // Push mode: bound to the key the request named (or the client registered);
             // bc-authorize refused a push request of a non-bearer client without one.
             credentials::new_grant(
-                state,
-                state.now_ms(),
+                &state.issuing(),
                 request.dpop_jkt.clone(),
-                credentials::validity_secs(state, request),
+                credentials::validity_secs(&state.config.tokens, request),
             )
             .await?,
         ),
@@ -382,7 +381,7 @@ where
         }
         Err(e) => {
             if let Some(grant) = &grant {
-                credentials::discard_grant(state, grant);
+                credentials::discard_grant(&state.status_allocator, grant);
             }
             Err(e)
         }
@@ -433,7 +432,7 @@ async fn record_on(
                 for_push: true,
                 renewal_of: None,
             };
-            Outcome::Approved(credentials::issue(state, input)?)
+            Outcome::Approved(credentials::issue(&state.issuing(), input)?)
         }
     };
     let notifies = mode != Some(DeliveryMode::Poll);

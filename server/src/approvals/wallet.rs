@@ -47,7 +47,7 @@ pub async fn authenticate(
     };
     // Signature and freshness first, then whose key it is, and only then the replay
     // cache: a stranger's self-signed proofs are refused without writing anything.
-    let checked = dpop::check_proof(proof, method, url, dpop::window(state)).map_err(refused)?;
+    let checked = dpop::check_proof(proof, method, url, state.dpop_window()).map_err(refused)?;
     let device = state
         .store
         .device_by_key(&checked.jkt)
@@ -70,7 +70,9 @@ pub async fn authenticate(
             "this device's human is not active".into(),
         ));
     }
-    dpop::remember(state, &checked).await.map_err(refused)?;
+    dpop::remember(&state.store, state.dpop_window(), &checked)
+        .await
+        .map_err(refused)?;
     Ok(device)
 }
 
@@ -138,7 +140,7 @@ async fn transaction(
         task_id: request.task_id.clone(),
         requested_at: request.created_at.div_euclid(1000),
         expires_at: request.expires_at.div_euclid(1000),
-        credential_validity_secs: crate::credentials::validity_secs(state, request),
+        credential_validity_secs: crate::credentials::validity_secs(&state.config.tokens, request),
         policy_reason: request
             .policy_reasons
             .as_deref()

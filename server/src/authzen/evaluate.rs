@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::access_request::{self, Redemption};
 use super::request::{Evaluation, Malformed, Semantic};
-use crate::ciba::authorize::{Peer, check_authorization_details};
+use crate::ciba::authorize::Peer;
 use crate::policy::facts::Principal;
 use crate::policy::service::{self, Attempt, Decided};
 use crate::policy::{Outcome, PolicyError};
@@ -222,7 +222,9 @@ async fn decide_item<'a>(
         ))));
     }
     let details = vec![detail(e, &state.config.authzen.property_fields)];
-    check_authorization_details(state, &details)
+    state
+        .rar_schemas
+        .check(&details)
         .map_err(|err| EvaluationError::BadRequest(err.to_string()))?;
     let task_id = e.context.get("task_id").and_then(Value::as_str);
     let attempt = Attempt {
@@ -237,7 +239,7 @@ async fn decide_item<'a>(
         prompt_labels: &[],
         principal: parties.principal,
     };
-    match service::decide(state, &attempt, now_ms).await {
+    match service::decide(&state.policy, &state.store, &attempt, now_ms).await {
         Ok(decided) => Ok(Item::Decided(Box::new(Pending {
             decided,
             details,

@@ -17,6 +17,7 @@ use crate::policy::UseLimit;
 use crate::policy::{self, Outcome, service::Attempt};
 use crate::secrets::verify_secret;
 use crate::state::AppState;
+use crate::store::audit::NewAuditRecord;
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus, MaxUses};
 use crate::store::clients::ClientRecord;
 use crate::store::group_commit::WriteSet;
@@ -35,6 +36,16 @@ pub struct Peer {
     pub source_ip: Option<std::net::IpAddr>,
 }
 
+/// A request that passed the protocol's checks, with what its client's registration adds.
+struct Validated {
+    req: BackchannelRequest,
+    mode: DeliveryMode,
+    /// The key the credential will be bound to.
+    dpop_jkt: Option<String>,
+    /// `authorization_details` as stored (JSON text), each entry checked.
+    details: Option<String>,
+}
+
 /// Handles an authenticated client's backchannel authentication request. `params` holds
 /// the request parameters (client authentication parameters already removed).
 pub async fn backchannel_authorize(
@@ -48,7 +59,65 @@ pub async fn backchannel_authorize(
             "the client is disabled".into(),
         ));
     }
-    let params = match params.get("request") {
+    let params = request_params(state, client, params).await?;
+    let valid = validate(state, client, &params)?;
+    let human = identify(state, client, &valid.req).await?;
+    let ciba = &state.config.ciba;
+    let lifetime = valid
+        .req
+        .requested_expiry
+        .map_or(ciba.default_expiry_secs, |r| r.min(ciba.max_expiry_secs));
+    let now = state.now_ms();
+    let scope = valid.req.scopes.join(" ");
+    let attempt = Attempt {
+        client,
+        user: &human,
+        details: valid.req.authorization_details.as_deref(),
+        resource: None,
+        scope: &scope,
+        binding_message: valid.req.binding_message.as_deref(),
+        task_id: valid.req.task_id.as_deref(),
+        source_ip: peer.source_ip,
+        prompt_labels: &valid.req.prompt_labels,
+        principal: principal_of(state, valid.req.authorization_details.as_deref()),
+    };
+    let decided = policy::service::decide(&state.policy, &state.store, &attempt, now).await?;
+    let id = countersign_jose::random_b64url(32);
+    let event = policy::trace::decision_event(
+        &decided,
+        &format!("client:{}", client.client_id),
+        &id,
+        valid.req.authorization_details.as_deref(),
+        now,
+    );
+    let (mode, outcome) = (valid.mode, decided.decision.outcome);
+    let record = AuthRequestRecord {
+        id,
+        created_at: now,
+        expires_at: now + (lifetime as i64) * 1000,
+        interval_secs: ciba.poll_interval_secs as i64,
+        ..pending_record(client, &human, valid, &decided, scope)
+    };
+    let auth_req_id = settle(state, client, record, mode, event, &decided).await?;
+    if outcome == Outcome::Allow && mode != DeliveryMode::Poll {
+        decide_at_once(state, &auth_req_id).await?;
+    }
+    tracing::debug!(client_id = %client.client_id, subject = %human.subject, outcome = outcome.as_str(), "backchannel authentication request accepted");
+    Ok(BackchannelAuthResponse {
+        auth_req_id,
+        expires_in: lifetime,
+        interval: (mode != DeliveryMode::Push).then_some(ciba.poll_interval_secs),
+    })
+}
+
+/// The request's parameters: the signed request object's claims when one is sent (and
+/// nothing it replaces beside it), else the form's.
+async fn request_params(
+    state: &AppState,
+    client: &ClientRecord,
+    params: Map<String, Value>,
+) -> Result<Map<String, Value>, CibaError> {
+    match params.get("request") {
         Some(Value::String(request)) => {
             if let Some(extra) = AUTHENTICATION_PARAMS
                 .iter()
@@ -58,36 +127,30 @@ pub async fn backchannel_authorize(
                     "{extra} must be inside the signed request object, not beside it"
                 )));
             }
-            signed_request_params(state, client, request).await?
+            signed_request_params(state, client, request).await
         }
-        Some(_) => return Err(CibaError::InvalidRequest("request must be a JWT".into())),
-        None if client.require_signed_request => {
-            return Err(CibaError::InvalidRequest(
-                "this client must send a signed request object".into(),
-            ));
-        }
-        None => params,
-    };
-    let req = BackchannelRequest::from_params(&params)?;
+        Some(_) => Err(CibaError::InvalidRequest("request must be a JWT".into())),
+        None if client.require_signed_request => Err(CibaError::InvalidRequest(
+            "this client must send a signed request object".into(),
+        )),
+        None => Ok(params),
+    }
+}
+
+/// Reads the parameters and checks them against the protocol and the client's
+/// registration: scopes, delivery mode, notification token, key binding, binding message,
+/// `authorization_details`.
+fn validate(
+    state: &AppState,
+    client: &ClientRecord,
+    params: &Map<String, Value>,
+) -> Result<Validated, CibaError> {
+    let req = BackchannelRequest::from_params(params)?;
     check_scopes(state, &req.scopes)?;
     let mode = DeliveryMode::parse(&client.delivery_mode).ok_or_else(|| {
         CibaError::UnauthorizedClient("the client has no valid delivery mode".into())
     })?;
-    if mode != DeliveryMode::Poll {
-        match &req.client_notification_token {
-            None => {
-                return Err(CibaError::InvalidRequest(
-                    "client_notification_token is required in ping and push modes".into(),
-                ));
-            }
-            Some(t) if t.len() > MAX_NOTIFICATION_TOKEN_LEN => {
-                return Err(CibaError::InvalidRequest(
-                    "client_notification_token is too long".into(),
-                ));
-            }
-            Some(_) => {}
-        }
-    }
+    check_notification_token(mode, req.client_notification_token.as_deref())?;
     // The credential is bound to the agent's key (RFC 9449): in push mode it is issued
     // with the approval, so the key must be known now.
     let dpop_jkt = req.dpop_jkt.clone().or_else(|| client.dpop_jkt.clone());
@@ -100,15 +163,43 @@ pub async fn backchannel_authorize(
         check_binding_message(message, state.config.ciba.binding_message_max_chars)?;
     }
     let details = match &req.authorization_details {
-        Some(items) => Some(check_authorization_details(state, items)?),
+        Some(items) => Some(state.rar_schemas.check(items)?),
         None => None,
     };
+    Ok(Validated {
+        req,
+        mode,
+        dpop_jkt,
+        details,
+    })
+}
 
+/// Ping and push clients are called back: they must send the bearer token for it
+/// (CIBA Core §7.1), of a sane length.
+fn check_notification_token(mode: DeliveryMode, token: Option<&str>) -> Result<(), CibaError> {
+    match token {
+        _ if mode == DeliveryMode::Poll => Ok(()),
+        None => Err(CibaError::InvalidRequest(
+            "client_notification_token is required in ping and push modes".into(),
+        )),
+        Some(t) if t.len() > MAX_NOTIFICATION_TOKEN_LEN => Err(CibaError::InvalidRequest(
+            "client_notification_token is too long".into(),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The human the request names, active, with the right user code when one is needed
+/// (wrong codes are counted per human: a few, then one guess a minute).
+async fn identify(
+    state: &AppState,
+    client: &ClientRecord,
+    req: &BackchannelRequest,
+) -> Result<HumanRecord, CibaError> {
     let human = resolve_user(state, client, &req.hint).await?;
     if !human.active {
         return Err(CibaError::AccessDenied("the user is not active".into()));
     }
-    // Wrong user codes are counted per human: a few, then one guess a minute.
     let guesses = &state.limits.user_code_failures;
     if let Err(RetryAfter(secs)) = guesses.allows(&human.subject, state.now_ms()) {
         return Err(CibaError::RateLimited {
@@ -122,50 +213,30 @@ pub async fn backchannel_authorize(
         }
         return Err(e);
     }
+    Ok(human)
+}
 
-    let ciba = &state.config.ciba;
-    let lifetime = req
-        .requested_expiry
-        .map_or(ciba.default_expiry_secs, |r| r.min(ciba.max_expiry_secs));
-    let now = state.now_ms();
-    let scope = req.scopes.join(" ");
-    let attempt = Attempt {
-        client,
-        user: &human,
-        details: req.authorization_details.as_deref(),
-        resource: None,
-        scope: &scope,
-        binding_message: req.binding_message.as_deref(),
-        task_id: req.task_id.as_deref(),
-        source_ip: peer.source_ip,
-        prompt_labels: &req.prompt_labels,
-        principal: principal_of(state, req.authorization_details.as_deref()),
-    };
-    let decided = policy::service::decide(state, &attempt, now).await?;
-    let id = countersign_jose::random_b64url(32);
-    let event = policy::trace::decision_event(
-        &decided,
-        &format!("client:{}", client.client_id),
-        &id,
-        req.authorization_details.as_deref(),
-        now,
-    );
+/// The request as stored, pending until decided, with its policy decision (its id and
+/// times are the caller's).
+fn pending_record(
+    client: &ClientRecord,
+    human: &HumanRecord,
+    valid: Validated,
+    decided: &policy::service::Decided,
+    scope: String,
+) -> AuthRequestRecord {
     let d = &decided.decision;
-    let mut record = AuthRequestRecord {
-        id,
+    AuthRequestRecord {
         client_id: client.client_id.clone(),
         subject: human.subject.clone(),
         scope,
-        binding_message: req.binding_message,
-        acr_values: req.acr_values,
-        authorization_details: details,
-        delivery_mode: mode.as_str().to_owned(),
-        notification_token: req.client_notification_token,
+        binding_message: valid.req.binding_message,
+        acr_values: valid.req.acr_values,
+        authorization_details: valid.details,
+        delivery_mode: valid.mode.as_str().to_owned(),
+        notification_token: valid.req.client_notification_token,
         status: AuthRequestStatus::Pending,
-        created_at: now,
-        expires_at: now + (lifetime as i64) * 1000,
-        interval_secs: ciba.poll_interval_secs as i64,
-        task_id: req.task_id,
+        task_id: valid.req.task_id,
         action: Some(decided.action.clone()),
         // The tool the action is on, when the request names a known one.
         resource: (decided.resource != "unknown").then(|| decided.resource.clone()),
@@ -175,41 +246,39 @@ pub async fn backchannel_authorize(
         risk_signals: Some(json_text(&d.risk_signals)),
         validity_secs: d.validity_secs.map(|v| v as i64),
         max_uses: MaxUses(d.max_uses.unwrap_or(UseLimit::DEFAULT).as_stored()),
-        dpop_jkt,
+        dpop_jkt: valid.dpop_jkt,
         ..AuthRequestRecord::default()
-    };
+    }
+}
+
+/// Writes the request with its trace as the decision settles it: refused (and recorded,
+/// so history and dry-runs see it), approved at once (poll: the first token request gets
+/// the credential), or waiting for its approvers, whose devices are alerted through the
+/// push outbox written in the same transaction. Returns the request's id.
+async fn settle(
+    state: &AppState,
+    client: &ClientRecord,
+    mut record: AuthRequestRecord,
+    mode: DeliveryMode,
+    event: NewAuditRecord,
+    decided: &policy::service::Decided,
+) -> Result<String, CibaError> {
+    let d = &decided.decision;
+    let now = record.created_at;
     let mut set = WriteSet {
         events: vec![event],
         session: decided.session.clone(),
         samples: decided.samples.clone(),
         ..WriteSet::default()
     };
-    match d.outcome {
-        Outcome::Deny => {
-            // Recorded (with its trace) so history and dry-runs see what was refused.
-            record.status = AuthRequestStatus::Denied;
-            record.decided_at = Some(now);
-            record.decided_by = Some(POLICY_DECIDER.into());
-            record.decision_method = Some(ApprovalMethod::Policy.as_str().into());
-            set.request = Some(record);
-            state.store.write(set).await?;
-            return Err(CibaError::AccessDenied(format!(
-                "denied by policy: {}",
-                d.reasons.join("; ")
-            )));
+    match (d.outcome, mode) {
+        (Outcome::Deny, _) => decided_by_policy(&mut record, AuthRequestStatus::Denied, now),
+        (Outcome::Allow, DeliveryMode::Poll) => {
+            decided_by_policy(&mut record, AuthRequestStatus::Approved, now);
         }
-        Outcome::Allow if mode == DeliveryMode::Poll => {
-            // Approved at once: the first token request gets the credential.
-            record.status = AuthRequestStatus::Approved;
-            record.decided_at = Some(now);
-            record.decided_by = Some(POLICY_DECIDER.into());
-            record.decision_method = Some(ApprovalMethod::Policy.as_str().into());
-        }
-        Outcome::Allow => {}
-        Outcome::StepUp => {
+        (Outcome::Allow, _) => {}
+        (Outcome::StepUp, _) => {
             refuse_a_flood(state, client, &decided.approvers, now).await?;
-            // The approvers' devices are alerted through the push outbox, written in the
-            // same transaction as the request.
             set.pushes = crate::push::rows_for(&state.store, &record, &decided.approvers).await?;
             set.approvers = decided.approvers.clone();
         }
@@ -218,37 +287,46 @@ pub async fn backchannel_authorize(
     let auth_req_id = record.id.clone();
     set.request = Some(record);
     state.store.write(set).await?;
+    if d.outcome == Outcome::Deny {
+        return Err(CibaError::AccessDenied(format!(
+            "denied by policy: {}",
+            d.reasons.join("; ")
+        )));
+    }
     state.policy.observe(&decided.samples);
     if alerting {
         state.push_wake.notify_one();
     }
-    if d.outcome == Outcome::Allow && mode != DeliveryMode::Poll {
-        // Ping and push clients hear of the decision through their notification
-        // endpoint, queued (and in push mode, the tokens issued) with the decision.
-        crate::approvals::decide(
-            state,
-            &auth_req_id,
-            DecisionInput {
-                approved: true,
-                decided_by: POLICY_DECIDER,
-                method: ApprovalMethod::Policy,
-                approval_jws: None,
-                device_jkt: None,
-                reason: None,
-            },
-        )
-        .await
-        .map_err(|e| match e {
-            crate::approvals::ApprovalError::Store(s) => CibaError::Store(s),
-            crate::approvals::ApprovalError::Credential(c) => CibaError::Credential(c),
-            other => CibaError::Store(crate::store::StoreError::Corrupt(other.to_string())),
-        })?;
-    }
-    tracing::debug!(client_id = %client.client_id, subject = %human.subject, outcome = d.outcome.as_str(), "backchannel authentication request accepted");
-    Ok(BackchannelAuthResponse {
+    Ok(auth_req_id)
+}
+
+fn decided_by_policy(record: &mut AuthRequestRecord, status: AuthRequestStatus, now: i64) {
+    record.status = status;
+    record.decided_at = Some(now);
+    record.decided_by = Some(POLICY_DECIDER.into());
+    record.decision_method = Some(ApprovalMethod::Policy.as_str().into());
+}
+
+/// Ping and push clients hear of a decision through their notification endpoint, queued
+/// (and in push mode, the tokens issued) with the decision.
+async fn decide_at_once(state: &AppState, auth_req_id: &str) -> Result<(), CibaError> {
+    crate::approvals::decide(
+        state,
         auth_req_id,
-        expires_in: lifetime,
-        interval: (mode != DeliveryMode::Push).then_some(ciba.poll_interval_secs),
+        DecisionInput {
+            approved: true,
+            decided_by: POLICY_DECIDER,
+            method: ApprovalMethod::Policy,
+            approval_jws: None,
+            device_jkt: None,
+            reason: None,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        crate::approvals::ApprovalError::Store(s) => CibaError::Store(s),
+        crate::approvals::ApprovalError::Credential(c) => CibaError::Credential(c),
+        other => CibaError::Store(crate::store::StoreError::Corrupt(other.to_string())),
     })
 }
 
@@ -415,26 +493,6 @@ fn check_binding_message(message: &str, max_chars: usize) -> Result<(), CibaErro
         )));
     }
     Ok(())
-}
-
-/// Checks every RFC 9396 entry against its type's JSON Schema and returns the array as
-/// stored (JSON text).
-pub fn check_authorization_details(state: &AppState, items: &[Value]) -> Result<String, CibaError> {
-    for (i, item) in items.iter().enumerate() {
-        let kind = item.get("type").and_then(Value::as_str).ok_or_else(|| {
-            CibaError::InvalidAuthorizationDetails(format!("entry {i} has no string type"))
-        })?;
-        let schema = state.rar_schemas.get(kind).ok_or_else(|| {
-            CibaError::InvalidAuthorizationDetails(format!("type {kind:?} is not supported"))
-        })?;
-        if let Some(error) = schema.iter_errors(item).next() {
-            return Err(CibaError::InvalidAuthorizationDetails(format!(
-                "entry {i} ({kind}): {error} at {}",
-                error.instance_path()
-            )));
-        }
-    }
-    serde_json::to_string(items).map_err(|e| CibaError::InvalidAuthorizationDetails(e.to_string()))
 }
 
 /// RFC 9493 subject identifier, as carried in a `login_hint_token`.

@@ -2,6 +2,7 @@
 //! backchannel requests, the token endpoint grant, and client notifications (ping / push).
 
 pub mod authorize;
+pub mod details;
 pub mod error;
 pub mod notify;
 pub mod request;

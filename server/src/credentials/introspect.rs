@@ -2,8 +2,8 @@ use countersign_jose::UnverifiedJws;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::Issuing;
 use crate::audit::{self, NewEvent, kinds};
-use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::clients::ClientRecord;
 use crate::store::tokens::TokenSelector;
@@ -44,28 +44,28 @@ struct Jti {
 
 /// The stored token behind an access token string, if the string is one of ours.
 async fn lookup(
-    state: &AppState,
+    ctx: &Issuing<'_>,
     token: &str,
 ) -> Result<Option<crate::store::tokens::TokenRecord>, StoreError> {
     let Ok(jws) = UnverifiedJws::parse(token) else {
         return Ok(None);
     };
-    let Ok(Jti { jti: Some(jti) }) = jws.verify_with_set(&state.keys.jwks()) else {
+    let Ok(Jti { jti: Some(jti) }) = jws.verify_with_set(&ctx.keys.jwks()) else {
         return Ok(None);
     };
-    state.store.token(&jti).await
+    ctx.store.token(&jti).await
 }
 
 /// Introspects `token` for `caller`. A client only learns about its own tokens; anything
 /// else is reported inactive so the endpoint cannot be used to probe others' tokens.
 pub async fn introspect(
-    state: &AppState,
+    ctx: &Issuing<'_>,
     caller: &ClientRecord,
     token: &str,
 ) -> Result<Introspection, StoreError> {
-    let now = state.now_ms();
+    let now = ctx.now_ms;
     let inactive = Introspection::default();
-    let Some(t) = lookup(state, token).await? else {
+    let Some(t) = lookup(ctx, token).await? else {
         return Ok(inactive);
     };
     if t.client_id != caller.client_id || t.revoked_at.is_some() || t.expires_at <= now {
@@ -76,7 +76,7 @@ pub async fn introspect(
         scope: Some(t.scope),
         client_id: Some(t.client_id),
         sub: Some(t.subject),
-        iss: Some(state.issuer.to_string()),
+        iss: Some(ctx.issuer.to_owned()),
         exp: Some(t.expires_at.div_euclid(1000)),
         iat: Some(t.issued_at.div_euclid(1000)),
         jti: Some(t.jti),
@@ -91,22 +91,21 @@ pub async fn introspect(
 /// Revokes `token` if it is one of `caller`'s. Unknown tokens and other clients' tokens are
 /// silently ignored, as RFC 7009 §2.2 requires for invalid tokens.
 pub async fn revoke(
-    state: &AppState,
+    ctx: &Issuing<'_>,
     caller: &ClientRecord,
     token: &str,
 ) -> Result<(), StoreError> {
-    let Some(t) = lookup(state, token).await? else {
+    let Some(t) = lookup(ctx, token).await? else {
         return Ok(());
     };
     if t.client_id != caller.client_id || t.revoked_at.is_some() {
         return Ok(());
     }
     // The client gives up its own credential: recorded like any revocation.
-    let now = state.now_ms();
+    let now = ctx.now_ms;
     let actor = format!("client:{}", caller.client_id);
-    let mut tx = state.store.begin().await?;
-    state
-        .store
+    let mut tx = ctx.store.begin().await?;
+    ctx.store
         .revoke_tokens(
             &mut tx,
             TokenSelector::Id(&t.jti),
@@ -115,7 +114,7 @@ pub async fn revoke(
         )
         .await?;
     audit::record(
-        &state.store,
+        ctx.store,
         &mut tx,
         now,
         NewEvent {

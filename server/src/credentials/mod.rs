@@ -17,12 +17,14 @@ use countersign_shared::TokenResponse;
 use countersign_shared::ciba::AUTH_REQ_ID_CLAIM;
 use serde_json::{Value, json};
 
+use crate::config::TokenConfig;
 use crate::oidc::discovery::{ACR_DEV, ACR_POLICY};
-use crate::state::AppState;
-use crate::store::StoreError;
+use crate::oidc::keys::KeyRing;
 use crate::store::auth_requests::AuthRequestRecord;
 use crate::store::humans::HumanRecord;
 use crate::store::tokens::TokenGrant;
+use crate::store::{Store, StoreError};
+use status::StatusAllocator;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
@@ -34,6 +36,19 @@ pub enum CredentialError {
     Encoding(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What issuing (and introspecting) credentials works with, at one moment.
+#[derive(Clone, Copy)]
+pub struct Issuing<'a> {
+    pub issuer: &'a str,
+    pub keys: &'a KeyRing,
+    pub store: &'a Store,
+    pub tokens: &'a TokenConfig,
+    /// `policy.environment`, carried in every credential.
+    pub environment: &'a str,
+    pub status: &'a StatusAllocator,
+    pub now_ms: i64,
 }
 
 /// What to issue for one approved request.
@@ -52,13 +67,13 @@ pub struct IssueInput<'a> {
 /// recorded in the same statement that marks the request issued, before anything is
 /// signed, so a credential that exists is always one the server knows about.
 pub async fn new_grant(
-    state: &AppState,
-    now_ms: i64,
+    ctx: &Issuing<'_>,
     dpop_jkt: Option<String>,
     ttl_secs: u64,
 ) -> Result<TokenGrant, StoreError> {
+    let now_ms = ctx.now_ms;
     let ttl_ms = 1000 * ttl_secs as i64;
-    let (status_list, status_idx) = state.status_allocator.allocate(state).await?;
+    let (status_list, status_idx) = ctx.status.allocate(ctx.store, now_ms).await?;
     Ok(TokenGrant {
         jti: countersign_jose::random_b64url(16),
         token_type: if dpop_jkt.is_some() { "DPoP" } else { "Bearer" }.to_owned(),
@@ -74,12 +89,12 @@ pub async fn new_grant(
 /// How long `request`'s credential is valid: what its policy set (`@validity`, bounded by
 /// `policy.max_validity_secs` when the policy was compiled), else
 /// `tokens.access_token_ttl_secs`. The token endpoint's claim computes the same in SQL.
-pub fn validity_secs(state: &AppState, request: &AuthRequestRecord) -> u64 {
+pub fn validity_secs(tokens: &TokenConfig, request: &AuthRequestRecord) -> u64 {
     request
         .validity_secs
         .and_then(|v| u64::try_from(v).ok())
         .filter(|v| *v > 0)
-        .unwrap_or(state.config.tokens.access_token_ttl_secs)
+        .unwrap_or(tokens.access_token_ttl_secs)
 }
 
 /// The human whose approval a request's credential rests on: the wallet's human who
@@ -124,10 +139,8 @@ pub fn issued_event(
 }
 
 /// Returns the status entry of a grant that was not issued after all.
-pub fn discard_grant(state: &AppState, grant: &TokenGrant) {
-    state
-        .status_allocator
-        .give_back((grant.status_list, grant.status_idx));
+pub fn discard_grant(status: &StatusAllocator, grant: &TokenGrant) {
+    status.give_back((grant.status_list, grant.status_idx));
 }
 
 /// How the decision was made, as `acr` / `amr` claims.
@@ -144,8 +157,8 @@ fn authentication_context(method: Option<&str>) -> (String, Vec<String>) {
     }
 }
 
-pub fn issue(state: &AppState, input: IssueInput<'_>) -> Result<TokenResponse, CredentialError> {
-    let key = state.keys.active();
+pub fn issue(ctx: &Issuing<'_>, input: IssueInput<'_>) -> Result<TokenResponse, CredentialError> {
+    let key = ctx.keys.active();
     let req = input.request;
     let grant = input.grant;
     let now_s = grant.issued_at.div_euclid(1000);
@@ -160,26 +173,26 @@ pub fn issue(state: &AppState, input: IssueInput<'_>) -> Result<TokenResponse, C
     let (acr, amr) = authentication_context(req.decision_method.as_deref());
 
     let facts = vc::CredentialFacts {
-        issuer: &state.issuer,
+        issuer: ctx.issuer,
         request: req,
         approver: input.human,
         grant,
         authorization_details: details.as_ref(),
-        status_uri: status::list_uri(state, grant.status_list),
+        status_uri: status::list_uri(ctx.issuer, grant.status_list),
         acr: &acr,
         amr: &amr,
         renewal_of: input.renewal_of,
-        environment: &state.config.policy.environment,
+        environment: ctx.environment,
     };
     let access_token = key.sign("vc+jwt", &vc::credential_claims(&facts))?;
 
     let mut id = json!({
-        "iss": &*state.issuer,
+        "iss": ctx.issuer,
         // The human who authenticated: the approver (the named user unless routed).
         "sub": input.human.subject,
         "aud": req.client_id,
         "iat": now_s,
-        "exp": now_s + state.config.tokens.id_token_ttl_secs as i64,
+        "exp": now_s + ctx.tokens.id_token_ttl_secs as i64,
         "auth_time": auth_time,
         "acr": acr,
         "amr": amr,

@@ -24,12 +24,15 @@ use countersign_shared::TokenResponse;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{IssueInput, discard_grant, issue, new_grant};
+use super::{IssueInput, Issuing, discard_grant, issue, new_grant};
 use crate::audit::{self, NewEvent, kinds};
 use crate::ciba::CibaError;
-use crate::config::Config;
-use crate::state::AppState;
+use crate::config::TokenConfig;
+use crate::store::Store;
+use crate::store::auth_requests::AuthRequestRecord;
 use crate::store::clients::ClientRecord;
+use crate::store::humans::HumanRecord;
+use crate::store::tokens::{TokenGrant, TokenRecord};
 
 pub const TOKEN_EXCHANGE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -38,8 +41,8 @@ pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_tok
 /// the shortest window the policy gives any of their types. `Err` names a type the policy
 /// does not allow renewing (financial transactions, by default, need a fresh approval
 /// every time).
-pub fn renewal_window_secs(config: &Config, details: &[Value]) -> Result<u64, String> {
-    let windows = &config.tokens.renewal_windows_secs;
+pub fn renewal_window_secs(tokens: &TokenConfig, details: &[Value]) -> Result<u64, String> {
+    let windows = &tokens.renewal_windows_secs;
     let mut shortest: Option<u64> = None;
     for entry in details {
         let kind = entry.get("type").and_then(Value::as_str).unwrap_or("");
@@ -67,12 +70,51 @@ fn param<'a>(params: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
 /// Handles a token-exchange request of an authenticated `client`. `dpop_jkt` is the
 /// thumbprint of the key that signed the request's (already verified) DPoP proof.
 pub async fn renew(
-    state: &AppState,
+    ctx: &Issuing<'_>,
     client: &ClientRecord,
     params: &Map<String, Value>,
     dpop_jkt: Option<String>,
 ) -> Result<TokenResponse, CibaError> {
-    let invalid = |m: &str| CibaError::InvalidRequest(m.to_owned());
+    may_renew(client, dpop_jkt.as_deref())?;
+    let subject_token = exchange_params(params)?;
+    let parent = live_parent(ctx, client, subject_token).await?;
+    check_task(params, &parent)?;
+    let approved = approved_details(&parent)?;
+    check_same_approval(params, &parent, &approved)?;
+    let window = renewal_window_secs(ctx.tokens, &approved).map_err(CibaError::InvalidGrant)?;
+    let approved_at = parent.decided_at.unwrap_or(parent.issued_at);
+    // Whole seconds, like every credential's validity.
+    let window_end = (approved_at + 1000 * window as i64).div_euclid(1000) * 1000;
+    if window_end <= ctx.now_ms {
+        return Err(CibaError::InvalidGrant(
+            "the approval's renewal window has closed; ask for a fresh approval".into(),
+        ));
+    }
+    check_key(parent.cnf_jkt.as_deref(), dpop_jkt.as_deref())?;
+    let (root, human) = approval_of(ctx.store, &parent).await?;
+    let validity = super::validity_secs(ctx.tokens, &root);
+    // Bound to the parent's key; an unbound parent (a bearer-only client's, or one issued
+    // before binding was required) is bound to the key that proved this request, if any.
+    let binding = parent.cnf_jkt.clone().or(dpop_jkt);
+    let mut grant = new_grant(ctx, binding, validity).await?;
+    grant.expires_at = grant.expires_at.min(window_end);
+    record_renewal(ctx, client, &parent, &grant).await?;
+    let input = IssueInput {
+        request: &root,
+        human: &human,
+        grant: &grant,
+        for_push: false,
+        renewal_of: Some(&parent.jti),
+    };
+    let mut response = issue(ctx, input)?;
+    response.id_token = None;
+    response.issued_token_type = Some(ACCESS_TOKEN_TYPE.to_owned());
+    tracing::info!(client_id = %client.client_id, renewal_of = %parent.jti, "credential renewed");
+    Ok(response)
+}
+
+/// An enabled client, proving its key unless registered bearer-only.
+fn may_renew(client: &ClientRecord, dpop_jkt: Option<&str>) -> Result<(), CibaError> {
     if !client.enabled {
         return Err(CibaError::UnauthorizedClient(
             "the client is disabled".into(),
@@ -83,6 +125,12 @@ pub async fn renew(
             "a DPoP proof is required: this client's credentials are bound to its key".into(),
         ));
     }
+    Ok(())
+}
+
+/// The RFC 8693 parameters a renewal accepts; returns the subject token.
+fn exchange_params(params: &Map<String, Value>) -> Result<&str, CibaError> {
+    let invalid = |m: &str| CibaError::InvalidRequest(m.to_owned());
     let subject_token =
         param(params, "subject_token").ok_or_else(|| invalid("subject_token is required"))?;
     match param(params, "subject_token_type") {
@@ -107,55 +155,72 @@ pub async fn renew(
             "a renewed credential has the audience of the one it renews".into(),
         ));
     }
+    Ok(subject_token)
+}
 
-    // The subject token must be a credential this server signed (any current key).
+/// The credential `subject_token` is: signed by this server (any current key), the
+/// client's own, neither revoked nor expired.
+async fn live_parent(
+    ctx: &Issuing<'_>,
+    client: &ClientRecord,
+    subject_token: &str,
+) -> Result<TokenRecord, CibaError> {
     let not_ours =
         || CibaError::InvalidGrant("subject_token is not a live credential of this client".into());
     let jti = UnverifiedJws::parse(subject_token)
         .ok()
-        .and_then(|jws| jws.verify_with_set::<Jti>(&state.keys.jwks()).ok())
+        .and_then(|jws| jws.verify_with_set::<Jti>(&ctx.keys.jwks()).ok())
         .and_then(|c| c.jti)
         .ok_or_else(not_ours)?;
-    let parent = state.store.token(&jti).await?.ok_or_else(not_ours)?;
+    let parent = ctx.store.token(&jti).await?.ok_or_else(not_ours)?;
     if parent.client_id != client.client_id {
         return Err(not_ours());
     }
-    let now = state.now_ms();
     if parent.revoked_at.is_some() {
         return Err(CibaError::InvalidGrant(
             "the credential was revoked; it can never be renewed".into(),
         ));
     }
-    if parent.expires_at <= now {
+    if parent.expires_at <= ctx.now_ms {
         return Err(CibaError::InvalidGrant(
             "the credential has expired; an expired credential is never renewed, ask for a fresh approval".into(),
         ));
     }
+    Ok(parent)
+}
 
+/// Renewals stay within the task the approval was for.
+fn check_task(params: &Map<String, Value>, parent: &TokenRecord) -> Result<(), CibaError> {
     match (param(params, "task_id"), parent.task_id.as_deref()) {
-        (_, None) => {
-            return Err(CibaError::InvalidGrant(
-                "the credential was not approved for a task (task_id); ask for a fresh approval"
-                    .into(),
-            ));
-        }
-        (None, Some(_)) => return Err(invalid("task_id is required")),
-        (Some(asked), Some(approved)) if asked != approved => {
-            return Err(CibaError::InvalidGrant(
-                "a different task needs a fresh approval".into(),
-            ));
-        }
-        (Some(_), Some(_)) => {}
+        (_, None) => Err(CibaError::InvalidGrant(
+            "the credential was not approved for a task (task_id); ask for a fresh approval".into(),
+        )),
+        (None, Some(_)) => Err(CibaError::InvalidRequest("task_id is required".into())),
+        (Some(asked), Some(approved)) if asked != approved => Err(CibaError::InvalidGrant(
+            "a different task needs a fresh approval".into(),
+        )),
+        (Some(_), Some(_)) => Ok(()),
     }
-    let approved: Vec<Value> = match &parent.authorization_details {
+}
+
+fn approved_details(parent: &TokenRecord) -> Result<Vec<Value>, CibaError> {
+    match &parent.authorization_details {
         Some(text) => serde_json::from_str(text)
-            .map_err(|_| CibaError::Credential(super::CredentialError::CorruptDetails))?,
-        None => Vec::new(),
-    };
+            .map_err(|_| CibaError::Credential(super::CredentialError::CorruptDetails)),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// What the request asks, if it says, must be exactly what was approved.
+fn check_same_approval(
+    params: &Map<String, Value>,
+    parent: &TokenRecord,
+    approved: &[Value],
+) -> Result<(), CibaError> {
     if let Some(asked) = param(params, "authorization_details") {
         let asked: Value = serde_json::from_str(asked)
             .map_err(|e| CibaError::InvalidAuthorizationDetails(format!("not valid JSON: {e}")))?;
-        if asked != Value::Array(approved.clone()) {
+        if asked.as_array().map(Vec::as_slice) != Some(approved) {
             return Err(CibaError::InvalidAuthorizationDetails(
                 "a renewal covers exactly the approved authorization_details; a different action needs a fresh approval".into(),
             ));
@@ -168,66 +233,65 @@ pub async fn renew(
             "a renewal keeps the approved scope".into(),
         ));
     }
+    Ok(())
+}
 
-    let window = renewal_window_secs(&state.config, &approved).map_err(CibaError::InvalidGrant)?;
-    let approved_at = parent.decided_at.unwrap_or(parent.issued_at);
-    // Whole seconds, like every credential's validity.
-    let window_end = (approved_at + 1000 * window as i64).div_euclid(1000) * 1000;
-    if window_end <= now {
-        return Err(CibaError::InvalidGrant(
-            "the approval's renewal window has closed; ask for a fresh approval".into(),
-        ));
+/// A key-bound credential is renewed only by its key, and stays bound to it.
+fn check_key(bound: Option<&str>, proved: Option<&str>) -> Result<(), CibaError> {
+    match (bound, proved) {
+        (Some(_), None) => Err(CibaError::InvalidDpopProof(
+            "the credential is DPoP-bound: prove its key with a DPoP proof".into(),
+        )),
+        (Some(bound), Some(proved)) if bound != proved => Err(CibaError::InvalidGrant(
+            "the DPoP proof is signed by another key than the credential is bound to".into(),
+        )),
+        _ => Ok(()),
     }
+}
 
-    // A key-bound credential is renewed only by its key, and stays bound to it.
-    match (&parent.cnf_jkt, &dpop_jkt) {
-        (Some(_), None) => {
-            return Err(CibaError::InvalidDpopProof(
-                "the credential is DPoP-bound: prove its key with a DPoP proof".into(),
-            ));
-        }
-        (Some(bound), Some(proved)) if bound != proved => {
-            return Err(CibaError::InvalidGrant(
-                "the DPoP proof is signed by another key than the credential is bound to".into(),
-            ));
-        }
-        _ => {}
-    }
-
-    let root = state
-        .store
+/// The approval the credential rests on, and its human, still active.
+async fn approval_of(
+    store: &Store,
+    parent: &TokenRecord,
+) -> Result<(AuthRequestRecord, HumanRecord), CibaError> {
+    let root = store
         .auth_request(&parent.approval_id)
         .await?
-        .ok_or_else(not_ours)?;
-    let human = state
-        .store
+        .ok_or_else(|| {
+            CibaError::InvalidGrant("subject_token is not a live credential of this client".into())
+        })?;
+    let human = store
         .human(super::approver_subject(&root))
         .await?
         .filter(|h| h.active)
         .ok_or_else(|| CibaError::InvalidGrant("the approving human is no longer active".into()))?;
+    Ok((root, human))
+}
 
-    let validity = super::validity_secs(state, &root);
-    // Bound to the parent's key; an unbound parent (a bearer-only client's, or one issued
-    // before binding was required) is bound to the key that proved this request, if any.
-    let binding = parent.cnf_jkt.clone().or(dpop_jkt);
-    let mut grant = new_grant(state, now, binding, validity).await?;
-    grant.expires_at = grant.expires_at.min(window_end);
+/// Records the renewal (once per parent: a second one finds it renewed) with its trace.
+async fn record_renewal(
+    ctx: &Issuing<'_>,
+    client: &ClientRecord,
+    parent: &TokenRecord,
+    grant: &TokenGrant,
+) -> Result<(), CibaError> {
+    let now = ctx.now_ms;
     let renewal_id = countersign_jose::random_b64url(32);
-    let mut tx = state.store.begin().await?;
-    let inserted = state
+    let mut tx = ctx.store.begin().await?;
+    let inserted = ctx
         .store
         .insert_renewal(
             &mut tx,
             &parent.jti,
             &client.client_id,
             &renewal_id,
-            &grant,
+            grant,
             now,
         )
         .await?;
     if !inserted {
         drop(tx);
-        discard_grant(state, &grant);
+        discard_grant(ctx.status, grant);
         return Err(CibaError::InvalidGrant(
             "the credential was already renewed (or revoked meanwhile); renew the newest one"
                 .into(),
@@ -235,7 +299,7 @@ pub async fn renew(
     }
     let actor = format!("client:{}", client.client_id);
     audit::record(
-        &state.store,
+        ctx.store,
         &mut tx,
         now,
         NewEvent {
@@ -252,24 +316,13 @@ pub async fn renew(
     )
     .await?;
     tx.commit().await?;
-
-    let input = IssueInput {
-        request: &root,
-        human: &human,
-        grant: &grant,
-        for_push: false,
-        renewal_of: Some(&parent.jti),
-    };
-    let mut response = issue(state, input)?;
-    response.id_token = None;
-    response.issued_token_type = Some(ACCESS_TOKEN_TYPE.to_owned());
-    tracing::info!(client_id = %client.client_id, renewal_of = %parent.jti, "credential renewed");
-    Ok(response)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     #[test]
     fn the_shortest_window_of_all_approved_types_applies() {
@@ -279,16 +332,19 @@ mod tests {
             .renewal_windows_secs
             .extend([("deploy".to_owned(), 3600), ("read".to_owned(), 600)]);
         let d = |t: &str| json!({"type": t});
-        assert_eq!(renewal_window_secs(&config, &[d("deploy")]), Ok(3600));
         assert_eq!(
-            renewal_window_secs(&config, &[d("deploy"), d("read")]),
+            renewal_window_secs(&config.tokens, &[d("deploy")]),
+            Ok(3600)
+        );
+        assert_eq!(
+            renewal_window_secs(&config.tokens, &[d("deploy"), d("read")]),
             Ok(600)
         );
         assert!(
-            renewal_window_secs(&config, &[d("deploy"), d("purchase_order")])
+            renewal_window_secs(&config.tokens, &[d("deploy"), d("purchase_order")])
                 .unwrap_err()
                 .contains("purchase_order")
         );
-        assert!(renewal_window_secs(&config, &[]).is_err());
+        assert!(renewal_window_secs(&config.tokens, &[]).is_err());
     }
 }

@@ -14,10 +14,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use crate::credentials::CredentialError;
-use crate::state::AppState;
-use crate::store::StoreError;
+use crate::credentials::{CredentialError, Issuing};
 use crate::store::status_lists::ReservedBlock;
+use crate::store::{Store, StoreError};
 
 /// Entries per list: 2^17 bits is 16 KiB before compression.
 pub const LIST_CAPACITY: i64 = 1 << 17;
@@ -66,16 +65,15 @@ pub struct StatusAllocator {
 }
 
 impl StatusAllocator {
-    pub async fn allocate(&self, state: &AppState) -> Result<(i64, i64), StoreError> {
+    pub async fn allocate(&self, store: &Store, now_ms: i64) -> Result<(i64, i64), StoreError> {
         if let Some(entry) = self.returned.lock().ok().and_then(|mut r| r.pop()) {
             return Ok(entry);
         }
         let mut cursor = self.cursor.lock().await;
         if cursor.as_ref().is_none_or(|c| c.next >= c.block.end) {
             let fresh_key = countersign_jose::random_b64url(32);
-            let block = state
-                .store
-                .reserve_status_block(BLOCK, LIST_CAPACITY, &fresh_key, state.now_ms())
+            let block = store
+                .reserve_status_block(BLOCK, LIST_CAPACITY, &fresh_key, now_ms)
                 .await?;
             let key = countersign_jose::b64url_decode(&block.perm_key)
                 .ok_or_else(|| StoreError::Corrupt(format!("status list {} key", block.list_id)))?;
@@ -101,8 +99,8 @@ impl StatusAllocator {
     }
 }
 
-pub fn list_uri(state: &AppState, list_id: i64) -> String {
-    state.endpoint(&format!("/status-lists/{list_id}"))
+pub fn list_uri(issuer: &str, list_id: i64) -> String {
+    format!("{issuer}/status-lists/{list_id}")
 }
 
 /// Packs revoked indexes into the draft's byte array (1 bit per entry, entry `i` in bit
@@ -142,15 +140,15 @@ const CACHED_LISTS: usize = 1_024;
 
 /// The signed list for `list_id`, from the cache while its revision has not moved.
 pub async fn status_list(
-    state: &AppState,
+    ctx: &Issuing<'_>,
     cache: &StatusListCache,
     list_id: i64,
 ) -> Result<Option<String>, CredentialError> {
-    let Some(revision) = state.store.status_list_revision(list_id).await? else {
+    let Some(revision) = ctx.store.status_list_revision(list_id).await? else {
         return Ok(None);
     };
-    let now = state.clock.now_secs();
-    let ttl = state.config.tokens.status_list_ttl_secs as i64;
+    let now = ctx.now_ms.div_euclid(1000);
+    let ttl = ctx.tokens.status_list_ttl_secs as i64;
     if let Ok(lists) = cache.lists.lock()
         && let Some(c) = lists.get(&list_id)
         && c.revision == revision
@@ -158,7 +156,7 @@ pub async fn status_list(
     {
         return Ok(Some(c.token.clone()));
     }
-    let Some(token) = status_list_token(state, list_id).await? else {
+    let Some(token) = status_list_token(ctx, list_id).await? else {
         return Ok(None);
     };
     if let Ok(mut lists) = cache.lists.lock() {
@@ -179,26 +177,26 @@ pub async fn status_list(
 
 /// The signed `statuslist+jwt` for `list_id`, or `None` when there is no such list.
 pub async fn status_list_token(
-    state: &AppState,
+    ctx: &Issuing<'_>,
     list_id: i64,
 ) -> Result<Option<String>, CredentialError> {
-    let Some(capacity) = state.store.status_list_capacity(list_id).await? else {
+    let Some(capacity) = ctx.store.status_list_capacity(list_id).await? else {
         return Ok(None);
     };
-    let revoked = state.store.revoked_status_indexes(list_id).await?;
+    let revoked = ctx.store.revoked_status_indexes(list_id).await?;
     let lst =
         encode_bits(capacity, &revoked).map_err(|e| CredentialError::Encoding(e.to_string()))?;
-    let now = state.clock.now_secs();
-    let ttl = state.config.tokens.status_list_ttl_secs as i64;
+    let now = ctx.now_ms.div_euclid(1000);
+    let ttl = ctx.tokens.status_list_ttl_secs as i64;
     let claims = json!({
-        "sub": list_uri(state, list_id),
-        "iss": &*state.issuer,
+        "sub": list_uri(ctx.issuer, list_id),
+        "iss": ctx.issuer,
         "iat": now,
         "exp": now + 10 * ttl,
         "ttl": ttl,
         "status_list": { "bits": 1, "lst": countersign_jose::b64url_encode(lst) },
     });
-    Ok(Some(state.keys.active().sign("statuslist+jwt", &claims)?))
+    Ok(Some(ctx.keys.active().sign("statuslist+jwt", &claims)?))
 }
 
 #[cfg(test)]

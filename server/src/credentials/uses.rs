@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::Issuing;
+use crate::config::CibaConfig;
 use crate::oidc::dpop::{self, ProofWindow};
-use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::credential_uses::UseRecorded;
 
@@ -73,7 +74,8 @@ pub struct Presented<'a> {
 
 /// Records one use of the presented credential for `report`'s call.
 pub async fn record_use(
-    state: &AppState,
+    ctx: &Issuing<'_>,
+    ciba: &CibaConfig,
     presented: Presented<'_>,
     report: &UseReport,
 ) -> Result<UseCounted, UseError> {
@@ -83,59 +85,23 @@ pub async fn record_use(
         ));
     }
     let invalid = |m: &str| UseError::InvalidToken(m.to_owned());
-    let jws = UnverifiedJws::parse(presented.credential)
-        .map_err(|_| invalid("not a credential of this server"))?;
-    if jws.header.typ.as_deref() != Some("vc+jwt") {
-        return Err(invalid("not a credential of this server"));
-    }
-    let claims: CredentialClaims = jws
-        .verify_with_set(&state.keys.jwks())
-        .map_err(|_| invalid("not a credential of this server"))?;
-    if claims.iss.as_deref() != Some(&*state.issuer) {
-        return Err(invalid("not a credential of this server"));
-    }
-    let jti = claims
-        .jti
-        .ok_or_else(|| invalid("the credential has no jti"))?;
-    if jti != presented.id {
-        return Err(UseError::InvalidRequest(
-            "the URL names another credential than the one presented".into(),
-        ));
-    }
-    let use_key = match claims.cnf.and_then(|c| c.jkt) {
+    let (jti, bound) = credential_of(ctx, presented)?;
+    let use_key = match bound {
         Some(jkt) => {
-            let proof = presented.proof.ok_or_else(|| {
-                UseError::InvalidProof(
-                    "the credential is DPoP-bound: forward the DPoP proof the tool received".into(),
-                )
-            })?;
             let window = ProofWindow {
-                now: state.clock.now_secs(),
-                skew: state.config.ciba.clock_skew_secs as i64,
-                max_age: state.config.ciba.dpop_max_age_secs as i64,
+                now: ctx.now_ms.div_euclid(1000),
+                skew: ciba.clock_skew_secs as i64,
+                max_age: ciba.dpop_max_age_secs as i64,
             };
-            let checked = dpop::check_proof(proof, &report.htm, &report.htu, window)
-                .map_err(|e| UseError::InvalidProof(e.to_string()))?;
-            if checked.jkt != jkt {
-                return Err(UseError::InvalidProof(
-                    "the proof is signed by another key than the credential is bound to".into(),
-                ));
-            }
-            let ath = b64url_encode(sha256(presented.credential.as_bytes()));
-            if checked.ath.as_deref() != Some(ath.as_str()) {
-                return Err(UseError::InvalidProof(
-                    "the proof's ath is not this credential's hash".into(),
-                ));
-            }
-            format!("dpop:{}", checked.jti)
+            proved_use(presented, report, &jkt, window)?
         }
         // A bearer credential (its agent was registered bearer-only): every report is a
         // use of its own.
         None => format!("bearer:{}", countersign_jose::random_b64url(16)),
     };
-    match state
+    match ctx
         .store
-        .record_credential_use(&jti, &use_key, state.now_ms())
+        .record_credential_use(&jti, &use_key, ctx.now_ms)
         .await?
     {
         UseRecorded::Counted { n, max_uses } | UseRecorded::Repeated { n, max_uses } => {
@@ -149,4 +115,62 @@ pub async fn record_use(
             "the credential is revoked, expired or unknown to this server",
         )),
     }
+}
+
+/// The presented credential's `jti` and bound key, once it is shown to be one of ours
+/// with the id the URL names.
+fn credential_of(
+    ctx: &Issuing<'_>,
+    presented: Presented<'_>,
+) -> Result<(String, Option<String>), UseError> {
+    let invalid = |m: &str| UseError::InvalidToken(m.to_owned());
+    let jws = UnverifiedJws::parse(presented.credential)
+        .map_err(|_| invalid("not a credential of this server"))?;
+    if jws.header.typ.as_deref() != Some("vc+jwt") {
+        return Err(invalid("not a credential of this server"));
+    }
+    let claims: CredentialClaims = jws
+        .verify_with_set(&ctx.keys.jwks())
+        .map_err(|_| invalid("not a credential of this server"))?;
+    if claims.iss.as_deref() != Some(ctx.issuer) {
+        return Err(invalid("not a credential of this server"));
+    }
+    let jti = claims
+        .jti
+        .ok_or_else(|| invalid("the credential has no jti"))?;
+    if jti != presented.id {
+        return Err(UseError::InvalidRequest(
+            "the URL names another credential than the one presented".into(),
+        ));
+    }
+    Ok((jti, claims.cnf.and_then(|c| c.jkt)))
+}
+
+/// The use a DPoP-bound credential's forwarded proof names (one per proof), once the
+/// proof is shown to be by its key, for this call and this credential.
+fn proved_use(
+    presented: Presented<'_>,
+    report: &UseReport,
+    jkt: &str,
+    window: ProofWindow,
+) -> Result<String, UseError> {
+    let proof = presented.proof.ok_or_else(|| {
+        UseError::InvalidProof(
+            "the credential is DPoP-bound: forward the DPoP proof the tool received".into(),
+        )
+    })?;
+    let checked = dpop::check_proof(proof, &report.htm, &report.htu, window)
+        .map_err(|e| UseError::InvalidProof(e.to_string()))?;
+    if checked.jkt != jkt {
+        return Err(UseError::InvalidProof(
+            "the proof is signed by another key than the credential is bound to".into(),
+        ));
+    }
+    let ath = b64url_encode(sha256(presented.credential.as_bytes()));
+    if checked.ath.as_deref() != Some(ath.as_str()) {
+        return Err(UseError::InvalidProof(
+            "the proof's ath is not this credential's hash".into(),
+        ));
+    }
+    Ok(format!("dpop:{}", checked.jti))
 }

@@ -1,20 +1,23 @@
-//! The decision API (`POST /v1/decisions`): a decision without a credential, for gateways
-//! that enforce it themselves, and dry-runs. Authenticated as the agent's client; traced
-//! like every decision (unless a dry-run), and feeding the session and baselines the same
-//! way `bc-authorize` does.
+//! The decision use case (`POST /v1/decisions`): a decision without a credential, for
+//! gateways that enforce it themselves, and dry-runs. Authenticated as the agent's client;
+//! traced like every decision (unless a dry-run), and feeding the session and baselines
+//! the same way `bc-authorize` does.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::service::{self, Attempt};
-use super::{ApproverRoute, Outcome, PolicyRef};
 use crate::ciba::CibaError;
-use crate::ciba::authorize::{Peer, check_authorization_details};
+use crate::ciba::authorize::Peer;
+use crate::ciba::details::DetailSchemas;
 use crate::ciba::request::{prompt_labels, task_id};
-use crate::state::AppState;
+use crate::policy::facts::Principal;
+use crate::policy::service::{self, Attempt, Decided, PolicyEngine};
+use crate::policy::{ApproverRoute, Outcome, PolicyRef, trace};
+use crate::store::Store;
 use crate::store::clients::ClientRecord;
 use crate::store::group_commit::WriteSet;
+use crate::store::humans::HumanRecord;
 
 /// The answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -48,13 +51,21 @@ fn string<'a>(params: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// What deciding works with.
+pub struct Deciding<'a> {
+    pub policy: &'a PolicyEngine,
+    pub store: &'a Store,
+    pub details: &'a DetailSchemas,
+    pub now_ms: i64,
+}
+
 /// Decides the action described by `params` for `client`.
 ///
 /// Parameters: `authorization_details` (RFC 9396 array) or `action` with optional
 /// `arguments` (a JSON object); `resource` (a tool id); `login_hint` (default: the agent's
 /// owner); `task_id`; `prompt_labels`; `scope` (default `openid`); `dry_run=true`.
 pub async fn decide(
-    state: &AppState,
+    deps: &Deciding<'_>,
     client: &ClientRecord,
     params: &Map<String, Value>,
     peer: &Peer,
@@ -64,27 +75,53 @@ pub async fn decide(
             "the client is disabled".into(),
         ));
     }
-    let details: Vec<Value> = match (
+    let details = requested_details(params)?;
+    if !details.is_empty() {
+        deps.details.check(&details)?;
+    }
+    let user = user_of(deps.store, client, string(params, "login_hint")).await?;
+    let dry_run = dry_run(params)?;
+    let labels = prompt_labels(params)?;
+    let task = task_id(params)?;
+    let attempt = Attempt {
+        client,
+        user: &user,
+        details: (!details.is_empty()).then_some(details.as_slice()),
+        resource: string(params, "resource"),
+        scope: string(params, "scope").unwrap_or("openid"),
+        binding_message: None,
+        task_id: task.as_deref(),
+        source_ip: peer.source_ip,
+        prompt_labels: &labels,
+        principal: Principal::Agent,
+    };
+    let decided = service::decide(deps.policy, deps.store, &attempt, deps.now_ms).await?;
+    let decision_id = if dry_run {
+        None
+    } else {
+        Some(record(deps, client, &attempt, &decided).await?)
+    };
+    Ok(answer(decided, decision_id, user.subject, dry_run))
+}
+
+/// The entries to decide: `authorization_details` as sent, or one entry of type `action`
+/// with `arguments` as its fields; none when neither is sent.
+fn requested_details(params: &Map<String, Value>) -> Result<Vec<Value>, CibaError> {
+    match (
         string(params, "authorization_details"),
         string(params, "action"),
     ) {
-        (Some(_), Some(_)) => {
-            return Err(CibaError::InvalidRequest(
-                "send authorization_details or action, not both".into(),
-            ));
-        }
+        (Some(_), Some(_)) => Err(CibaError::InvalidRequest(
+            "send authorization_details or action, not both".into(),
+        )),
         (Some(text), None) => match serde_json::from_str(text) {
-            Ok(Value::Array(items)) if !items.is_empty() => items,
-            Ok(_) => {
-                return Err(CibaError::InvalidAuthorizationDetails(
-                    "must be a non-empty JSON array".into(),
-                ));
-            }
-            Err(e) => {
-                return Err(CibaError::InvalidAuthorizationDetails(format!(
-                    "not valid JSON: {e}"
-                )));
-            }
+            Ok(Value::Array(items)) if !items.is_empty() => Ok(items),
+            Ok(_) => Err(CibaError::InvalidAuthorizationDetails(
+                "must be a non-empty JSON array".into(),
+            )),
+            Err(e) => Err(CibaError::InvalidAuthorizationDetails(format!(
+                "not valid JSON: {e}"
+            ))),
         },
         (None, Some(action)) => {
             let mut entry = match string(params, "arguments") {
@@ -99,77 +136,73 @@ pub async fn decide(
                 },
             };
             entry.insert("type".into(), Value::String(action.to_owned()));
-            vec![Value::Object(entry)]
+            Ok(vec![Value::Object(entry)])
         }
-        (None, None) => Vec::new(),
-    };
-    if !details.is_empty() {
-        check_authorization_details(state, &details)?;
+        (None, None) => Ok(Vec::new()),
     }
-    let user = match string(params, "login_hint") {
-        Some(hint) => state
-            .store
-            .human_by_hint(hint)
-            .await?
-            .ok_or(CibaError::UnknownUserId)?,
-        None => state
-            .store
-            .human(&client.owner_subject)
-            .await?
-            .ok_or(CibaError::UnknownUserId)?,
+}
+
+/// The human the action is decided for: the `login_hint`'s, else the agent's owner.
+async fn user_of(
+    store: &Store,
+    client: &ClientRecord,
+    login_hint: Option<&str>,
+) -> Result<HumanRecord, CibaError> {
+    let found = match login_hint {
+        Some(hint) => store.human_by_hint(hint).await?,
+        None => store.human(&client.owner_subject).await?,
     };
-    let dry_run = match string(params, "dry_run") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(CibaError::InvalidRequest(
-                "dry_run must be true or false".into(),
-            ));
-        }
+    found.ok_or(CibaError::UnknownUserId)
+}
+
+fn dry_run(params: &Map<String, Value>) -> Result<bool, CibaError> {
+    match string(params, "dry_run") {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(CibaError::InvalidRequest(
+            "dry_run must be true or false".into(),
+        )),
+    }
+}
+
+/// Writes the decision's trace (with the session's update and the baseline's samples)
+/// and returns its id.
+async fn record(
+    deps: &Deciding<'_>,
+    client: &ClientRecord,
+    attempt: &Attempt<'_>,
+    decided: &Decided,
+) -> Result<String, CibaError> {
+    let id = format!("dec_{}", countersign_jose::random_b64url(16));
+    let event = trace::decision_event(
+        decided,
+        &format!("client:{}", client.client_id),
+        &id,
+        attempt.details,
+        deps.now_ms,
+    );
+    let set = WriteSet {
+        events: vec![event],
+        session: decided.session.clone(),
+        samples: decided.samples.clone(),
+        ..WriteSet::default()
     };
-    let labels = prompt_labels(params)?;
-    let task = task_id(params)?;
-    let scope = string(params, "scope").unwrap_or("openid");
-    let now = state.now_ms();
-    let attempt = Attempt {
-        client,
-        user: &user,
-        details: (!details.is_empty()).then_some(details.as_slice()),
-        resource: string(params, "resource"),
-        scope,
-        binding_message: None,
-        task_id: task.as_deref(),
-        source_ip: peer.source_ip,
-        prompt_labels: &labels,
-        principal: super::facts::Principal::Agent,
-    };
-    let decided = service::decide(state, &attempt, now).await?;
-    let decision_id = if dry_run {
-        None
-    } else {
-        let id = format!("dec_{}", countersign_jose::random_b64url(16));
-        let event = super::trace::decision_event(
-            &decided,
-            &format!("client:{}", client.client_id),
-            &id,
-            attempt.details,
-            now,
-        );
-        let set = WriteSet {
-            events: vec![event],
-            session: decided.session.clone(),
-            samples: decided.samples.clone(),
-            ..WriteSet::default()
-        };
-        state.store.write(set).await?;
-        state.policy.observe(&decided.samples);
-        Some(id)
-    };
+    deps.store.write(set).await?;
+    deps.policy.observe(&decided.samples);
+    Ok(id)
+}
+
+fn answer(
+    decided: Decided,
+    decision_id: Option<String>,
+    subject: String,
+    dry_run: bool,
+) -> DecisionAnswer {
     let d = decided.decision;
-    Ok(DecisionAnswer {
+    DecisionAnswer {
         decision_id,
         decision: d.outcome,
-        subject: user.subject.clone(),
+        subject,
         policies: d.policies,
         reasons: d.reasons,
         approver_routes: if d.outcome == Outcome::StepUp {
@@ -181,5 +214,5 @@ pub async fn decide(
         validity_secs: d.validity_secs,
         risk_signals: d.risk_signals,
         dry_run,
-    })
+    }
 }

@@ -102,7 +102,7 @@ pub(super) fn approval_params(
 }
 
 /// The gateway's verdict of a decision API answer.
-pub(super) fn verdict(answer: crate::policy::gateway::DecisionAnswer) -> Verdict {
+pub(super) fn verdict(answer: crate::flows::decide::DecisionAnswer) -> Verdict {
     let decision_id = answer.decision_id.unwrap_or_default();
     match answer.decision {
         Outcome::Allow => Verdict::Allow { decision_id },
@@ -142,10 +142,14 @@ impl Authority for InProcess {
         let peer = Peer {
             source_ip: call.source_ip,
         };
-        let answer =
-            crate::policy::gateway::decide(&self.state, &client, &params(call, false), &peer)
-                .await
-                .map_err(authority_error)?;
+        let answer = crate::flows::decide::decide(
+            &self.state.deciding(),
+            &client,
+            &params(call, false),
+            &peer,
+        )
+        .await
+        .map_err(authority_error)?;
         Ok(verdict(answer))
     }
 
@@ -157,8 +161,8 @@ impl Authority for InProcess {
     ) -> Result<bool, AuthorityError> {
         let client = self.client(agent).await?;
         let call = dry_run_call(agent, tool, action);
-        match crate::policy::gateway::decide(
-            &self.state,
+        match crate::flows::decide::decide(
+            &self.state.deciding(),
             &client,
             &params(&call, true),
             &Peer::default(),
@@ -219,8 +223,13 @@ impl Authority for InProcess {
             .keys
             .key(&client.client_id)
             .map_err(AuthorityError::Unavailable)?;
-        match crate::ciba::token::exchange(&self.state, &client, auth_req_id, Some(jkt.clone()))
-            .await
+        match crate::ciba::token::exchange(
+            &self.state.issuing(),
+            &client,
+            auth_req_id,
+            Some(jkt.clone()),
+        )
+        .await
         {
             Ok(tokens) => {
                 let approved = match tokens.authorization_details {

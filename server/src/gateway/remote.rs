@@ -21,9 +21,9 @@ use serde_json::{Map, Value, json};
 use super::agent_keys::AgentKeys;
 use super::authority::{approval_params, dry_run_call, params, verdict};
 use super::calls::CallReport;
+use crate::flows::decide::DecisionAnswer;
+use crate::paths;
 use crate::policy::Outcome;
-use crate::policy::gateway::DecisionAnswer;
-use crate::state::paths;
 
 /// How the gateway authenticates as the agent (the method the agent is registered with).
 pub enum ClientCredential {

@@ -123,7 +123,7 @@ pub(super) async fn list(
     _: AdminCaller,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<PolicyVersion>>, ProblemResponse> {
-    Ok(Json(manage::list(&state).await?))
+    Ok(Json(manage::list(&state.policy, &state.store).await?))
 }
 
 /// Stores a new version; refused (422, with line and column) unless it validates.
@@ -140,7 +140,9 @@ pub(super) async fn add(
 ) -> Result<Response, ProblemResponse> {
     check_source(&new.source, new.description.as_deref())?;
     let version = manage::add(
-        &state,
+        &state.policy,
+        &state.store,
+        state.now_ms(),
         &new.source,
         new.description.as_deref(),
         new.activate,
@@ -177,7 +179,7 @@ pub(super) async fn validate(
     ApiJson(body): ApiJson<PolicySource>,
 ) -> Result<Json<Validation>, ProblemResponse> {
     check_source(&body.source, None)?;
-    Ok(Json(manage::validate(&state, &body.source)))
+    Ok(Json(manage::validate(&state.policy, &body.source)))
 }
 
 /// Replays recent decisions through a candidate document and reports what would change.
@@ -211,7 +213,7 @@ pub(super) async fn dry_run(
     );
     let limit = body.limit.unwrap_or(50).min(1000);
     Ok(Json(
-        history::dry_run(&state, &candidate, since, limit).await?,
+        history::dry_run(&state.store, &candidate, since, limit).await?,
     ))
 }
 
@@ -224,7 +226,9 @@ pub(super) async fn rollback(
     caller: AdminCaller,
     State(state): State<AppState>,
 ) -> Result<Json<PolicyVersion>, ProblemResponse> {
-    Ok(Json(manage::rollback(&state, &actor(&caller)).await?))
+    Ok(Json(
+        manage::rollback(&state.policy, &state.store, state.now_ms(), &actor(&caller)).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/admin/v1/policies/{version}", tag = "admin",
@@ -238,7 +242,9 @@ pub(super) async fn show(
     State(state): State<AppState>,
     Path(version): Path<String>,
 ) -> Result<Json<PolicyVersion>, ProblemResponse> {
-    Ok(Json(manage::show(&state, version_of(&version)?).await?))
+    Ok(Json(
+        manage::show(&state.policy, &state.store, version_of(&version)?).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/admin/v1/policies/{version}/activate", tag = "admin",
@@ -254,6 +260,13 @@ pub(super) async fn activate(
     Path(version): Path<String>,
 ) -> Result<Json<PolicyVersion>, ProblemResponse> {
     Ok(Json(
-        manage::activate(&state, version_of(&version)?, &actor(&caller)).await?,
+        manage::activate(
+            &state.policy,
+            &state.store,
+            state.now_ms(),
+            version_of(&version)?,
+            &actor(&caller),
+        )
+        .await?,
     ))
 }

@@ -175,7 +175,7 @@ pub(super) async fn callback(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     let mut response = if wants_page {
-        crate::console::signed_in_page(&session.email, session.role)
+        crate::http::console::signed_in_page(&session.email, session.role)
     } else {
         Json(SignedIn {
             email: session.email,
@@ -198,7 +198,7 @@ pub(super) async fn callback(
         header::SET_COOKIE,
         set_cookie(
             &state,
-            crate::console::SESSION_COOKIE,
+            crate::http::console::SESSION_COOKIE,
             session.secret.expose(),
             &format!("SameSite=Strict; Path=/console; Max-Age={max_age}"),
         ),

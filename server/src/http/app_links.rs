@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 
 use super::error::ProblemResponse;
 use crate::config::AndroidApp;
-use crate::state::{AppState, paths};
+use crate::paths;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -147,12 +147,13 @@ async fn caller_for(
             basic,
             ..ClientCredentials::default()
         };
-        let client = client_auth::authenticate(state, &creds, &state.endpoint(path))
-            .await
-            .map_err(|e| match e {
-                ClientAuthError::Store(e) => EvaluationError::Store(e).into(),
-                other => Refusal::unauthenticated(state, other.to_string()),
-            })?;
+        let client =
+            client_auth::authenticate(&state.authenticating(), &creds, &state.endpoint(path))
+                .await
+                .map_err(|e| match e {
+                    ClientAuthError::Store(e) => EvaluationError::Store(e).into(),
+                    other => Refusal::unauthenticated(state, other.to_string()),
+                })?;
         if !client.enabled {
             return Err(Refusal::unauthenticated(state, "the client is disabled"));
         }

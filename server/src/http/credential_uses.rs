@@ -12,7 +12,8 @@ use super::admin::ApiJson;
 use super::error::ProblemResponse;
 use super::oauth::no_store;
 use crate::credentials::uses::{self, Presented, UseReport};
-use crate::state::{AppState, paths};
+use crate::paths;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route(paths::CREDENTIAL_USES, post(record_use))
@@ -83,6 +84,7 @@ pub(super) async fn record_use(
         credential,
         proof,
     };
-    let counted = uses::record_use(&state, presented, &report).await?;
+    let counted =
+        uses::record_use(&state.issuing(), &state.config.ciba, presented, &report).await?;
     Ok(no_store(counted))
 }

@@ -13,8 +13,9 @@ use super::error::{Endpoint, OAuthResponse, ciba_error};
 use super::form::OAuthForm;
 use super::oauth::{authenticated, no_store};
 use super::peer::PeerAddr;
-use crate::policy::gateway;
-use crate::state::{AppState, paths};
+use crate::flows::decide;
+use crate::paths;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route(paths::DECISIONS, post(decide))
@@ -25,7 +26,7 @@ pub fn router() -> Router<AppState> {
 /// decision trace unless `dry_run=true`.
 #[utoipa::path(post, path = "/v1/decisions", tag = "oauth",
     request_body(content = super::oauth_forms::DecisionForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = crate::policy::gateway::DecisionAnswer),
+    responses((status = 200, body = crate::flows::decide::DecisionAnswer),
         (status = 400, description = "OAuth error", body = countersign_shared::OAuthError),
         (status = 401, description = "client authentication failed", body = countersign_shared::OAuthError),
         (status = 413, description = "body too large", body = countersign_shared::OAuthError),
@@ -44,7 +45,7 @@ pub(super) async fn decide(
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
-    let answer = gateway::decide(&state, &client, &params, &peer)
+    let answer = decide::decide(&state.deciding(), &client, &params, &peer)
         .await
         .map_err(|e| ciba_error(e, Endpoint::Other))?;
     Ok(no_store(answer))

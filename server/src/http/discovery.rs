@@ -9,7 +9,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::oidc::discovery::metadata;
-use crate::state::{AppState, paths};
+use crate::paths;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -63,7 +64,7 @@ pub(super) async fn audit_log_key(State(state): State<AppState>) -> Response {
 pub(super) async fn discovery(
     State(state): State<AppState>,
 ) -> Json<countersign_shared::discovery::ProviderMetadata> {
-    Json(metadata(&state))
+    Json(metadata(&state.issuer, &state.config))
 }
 
 #[utoipa::path(get, path = "/jwks.json", tag = "oauth",
@@ -131,10 +132,11 @@ pub(super) async fn status_list(
     let not_found =
         || super::error::ProblemResponse::new(StatusCode::NOT_FOUND, "no such status list");
     let list_id: i64 = list_id.parse().map_err(|_| not_found())?;
-    let token = crate::credentials::status::status_list(&state, &state.status_lists, list_id)
-        .await
-        .map_err(super::error::ProblemResponse::from)?
-        .ok_or_else(not_found)?;
+    let token =
+        crate::credentials::status::status_list(&state.issuing(), &state.status_lists, list_id)
+            .await
+            .map_err(super::error::ProblemResponse::from)?
+            .ok_or_else(not_found)?;
     let mut resp = token.into_response();
     let headers = resp.headers_mut();
     headers.insert(

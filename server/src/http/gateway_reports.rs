@@ -17,7 +17,8 @@ use super::form::OAuthForm;
 use super::oauth::{authenticated, no_store};
 use crate::ciba::CibaError;
 use crate::gateway::calls;
-use crate::state::{AppState, paths};
+use crate::paths;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

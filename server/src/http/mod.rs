@@ -11,6 +11,7 @@ mod admin_policies;
 mod admin_sso;
 mod app_links;
 mod authzen;
+pub mod console;
 mod credential_uses;
 pub mod decisions;
 pub mod dev;
@@ -80,7 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(scim::router())
         .merge(signals::router())
         .merge(ops::router())
-        .merge(crate::console::router(state.clone()));
+        .merge(crate::http::console::router(state.clone()));
     if state.config.dev_approvals {
         app = app.merge(dev::router());
     }

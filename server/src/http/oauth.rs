@@ -20,7 +20,8 @@ use crate::credentials::renewal::TOKEN_EXCHANGE_GRANT_TYPE;
 use crate::limits::RetryAfter;
 use crate::oidc::client_credentials::CLIENT_CREDENTIALS_GRANT_TYPE;
 use crate::oidc::{client_auth, dpop};
-use crate::state::{AppState, paths};
+use crate::paths;
+use crate::state::AppState;
 use crate::store::clients::ClientRecord;
 
 pub fn router() -> Router<AppState> {
@@ -48,7 +49,7 @@ pub(super) async fn authenticated(
     path: &str,
 ) -> Result<ClientRecord, OAuthResponse> {
     let creds = form.take_credentials(headers)?;
-    let client = client_auth::authenticate(state, &creds, &state.endpoint(path))
+    let client = client_auth::authenticate(&state.authenticating(), &creds, &state.endpoint(path))
         .await
         .map_err(client_auth_error)?;
     if let Err(RetryAfter(secs)) = state
@@ -143,14 +144,14 @@ pub(super) async fn token(
             .into_iter()
             .map(|(k, v)| (k, Value::String(v)))
             .collect();
-        credentials::renewal::renew(&state, &client, &params, jkt).await
+        credentials::renewal::renew(&state.issuing(), &client, &params, jkt).await
     } else {
         let auth_req_id = form
             .0
             .get("auth_req_id")
             .filter(|v| !v.is_empty())
             .ok_or_else(|| OAuthResponse::invalid_request("auth_req_id is required"))?;
-        ciba::token::exchange(&state, &client, auth_req_id, jkt).await
+        ciba::token::exchange(&state.issuing(), &client, auth_req_id, jkt).await
     };
     Ok(no_store(
         response.map_err(|e| ciba_error(e, Endpoint::Token))?,
@@ -179,9 +180,15 @@ async fn dpop_thumbprint(
                     "DPoP header is not ASCII",
                 )
             })?;
-            let jkt = dpop::verify_proof(state, proof, "POST", &state.endpoint(paths::TOKEN))
-                .await
-                .map_err(|e| ciba_error(e.into(), Endpoint::Token))?;
+            let jkt = dpop::verify_proof(
+                &state.store,
+                state.dpop_window(),
+                proof,
+                "POST",
+                &state.endpoint(paths::TOKEN),
+            )
+            .await
+            .map_err(|e| ciba_error(e.into(), Endpoint::Token))?;
             Ok(Some(jkt))
         }
     }
@@ -206,7 +213,7 @@ pub(super) async fn introspect(
         .0
         .get("token")
         .ok_or_else(|| OAuthResponse::invalid_request("token is required"))?;
-    let answer = credentials::introspect(&state, &client, token)
+    let answer = credentials::introspect(&state.issuing(), &client, token)
         .await
         .map_err(store_error)?;
     Ok(no_store(answer))
@@ -231,7 +238,7 @@ pub(super) async fn revoke(
         .0
         .get("token")
         .ok_or_else(|| OAuthResponse::invalid_request("token is required"))?;
-    credentials::revoke(&state, &client, token)
+    credentials::revoke(&state.issuing(), &client, token)
         .await
         .map_err(store_error)?;
     Ok(StatusCode::OK.into_response())

@@ -45,7 +45,7 @@ use crate::directory;
         ops::healthz, ops::readyz,
     ),
     components(schemas(oauth_forms::BackchannelAuthForm, oauth_forms::TokenRequestForm, oauth_forms::TokenForm,
-        oauth_forms::DecisionForm, crate::policy::gateway::DecisionAnswer,
+        oauth_forms::DecisionForm, crate::flows::decide::DecisionAnswer,
         oauth_forms::GatewayCallForm, oauth_forms::WithdrawalForm, gateway_reports::CallRecorded, gateway_reports::Withdrawal, crate::policy::Outcome, crate::policy::PolicyRef,
         crate::policy::manage::PolicyVersion, crate::policy::manage::Validation, crate::policy::document::Problem,
         crate::policy::history::DryRunReport, crate::policy::history::ChangedDecision,

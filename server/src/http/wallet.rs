@@ -21,7 +21,8 @@ use super::admin::ApiJson;
 use super::error::ProblemResponse;
 use crate::approvals::{ApprovalError, enrollment, wallet};
 use crate::oidc::dpop::{self, DpopError};
-use crate::state::{AppState, paths};
+use crate::paths;
+use crate::state::AppState;
 use crate::store::devices::DeviceRecord;
 
 pub fn router() -> Router<AppState> {
@@ -101,7 +102,7 @@ pub(super) async fn complete_enrollment(
     })?;
     let url = state.endpoint(paths::WALLET_ENROLLMENT_COMPLETE);
     let checked =
-        dpop::check_proof(proof, "POST", &url, dpop::window(&state)).map_err(|e| match e {
+        dpop::check_proof(proof, "POST", &url, state.dpop_window()).map_err(|e| match e {
             DpopError::Invalid(m) => ApprovalError::Unauthenticated(format!("device proof: {m}")),
             DpopError::Store(s) => ApprovalError::Store(s),
         })?;

@@ -4,9 +4,10 @@
 
 use countersign_jose::{JwkSet, UnverifiedJws};
 
+use crate::config::CibaConfig;
 use crate::oidc::jwt::{RegisteredClaims, check_times};
 use crate::secrets::verify_secret;
-use crate::state::AppState;
+use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::clients::ClientRecord;
 
@@ -71,9 +72,17 @@ fn invalid(reason: impl Into<String>, basic: bool) -> ClientAuthError {
     }
 }
 
+/// What authenticating a client works with, at one moment.
+pub struct Authenticating<'a> {
+    pub store: &'a Store,
+    pub issuer: &'a str,
+    pub ciba: &'a CibaConfig,
+    pub now_secs: i64,
+}
+
 /// Authenticates the client of a request to `endpoint_url` and returns its registration.
 pub async fn authenticate(
-    state: &AppState,
+    ctx: &Authenticating<'_>,
     creds: &ClientCredentials,
     endpoint_url: &str,
 ) -> Result<ClientRecord, ClientAuthError> {
@@ -95,13 +104,13 @@ pub async fn authenticate(
                 "client_id in the body differs from the Basic credentials".into(),
             ));
         }
-        return by_secret(state, id, secret, AuthMethod::ClientSecretBasic).await;
+        return by_secret(ctx.store, id, secret, AuthMethod::ClientSecretBasic).await;
     }
     if let Some(secret) = &creds.client_secret {
         let id = creds.client_id.as_deref().ok_or_else(|| {
             ClientAuthError::InvalidRequest("client_secret without client_id".into())
         })?;
-        return by_secret(state, id, secret, AuthMethod::ClientSecretPost).await;
+        return by_secret(ctx.store, id, secret, AuthMethod::ClientSecretPost).await;
     }
     if let Some(assertion) = &creds.assertion {
         if creds.assertion_type.as_deref() != Some(JWT_BEARER_ASSERTION) {
@@ -110,20 +119,19 @@ pub async fn authenticate(
                 false,
             ));
         }
-        return by_assertion(state, creds.client_id.as_deref(), assertion, endpoint_url).await;
+        return by_assertion(ctx, creds.client_id.as_deref(), assertion, endpoint_url).await;
     }
     Err(invalid("no client authentication was provided", false))
 }
 
 async fn by_secret(
-    state: &AppState,
+    store: &Store,
     client_id: &str,
     secret: &str,
     method: AuthMethod,
 ) -> Result<ClientRecord, ClientAuthError> {
     let basic = method == AuthMethod::ClientSecretBasic;
-    let client = state
-        .store
+    let client = store
         .client(client_id)
         .await?
         .ok_or_else(|| invalid("unknown client or wrong secret", basic))?;
@@ -156,7 +164,7 @@ pub fn client_jwks(client: &ClientRecord) -> Option<JwkSet> {
 }
 
 async fn by_assertion(
-    state: &AppState,
+    ctx: &Authenticating<'_>,
     form_client_id: Option<&str>,
     assertion: &str,
     endpoint_url: &str,
@@ -176,7 +184,7 @@ async fn by_assertion(
             false,
         ));
     }
-    let client = state
+    let client = ctx
         .store
         .client(&client_id)
         .await?
@@ -202,21 +210,21 @@ async fn by_assertion(
         ));
     }
     let aud_ok = claims.aud.as_ref().is_some_and(|aud| {
-        aud.contains(&state.issuer)
+        aud.contains(ctx.issuer)
             || aud.contains(endpoint_url)
-            || aud.contains(&state.endpoint(crate::state::paths::TOKEN))
+            || aud.contains(&format!("{}{}", ctx.issuer, crate::paths::TOKEN))
     });
     if !aud_ok {
         return Err(invalid(
             format!(
                 "client_assertion: aud must contain the issuer {} or the endpoint URL",
-                state.issuer
+                ctx.issuer
             ),
             false,
         ));
     }
-    let ciba = &state.config.ciba;
-    let now_s = state.clock.now_secs();
+    let ciba = ctx.ciba;
+    let now_s = ctx.now_secs;
     check_times(&claims, now_s, ciba.clock_skew_secs as i64)
         .map_err(|e| invalid(format!("client_assertion: {e}"), false))?;
     // Float to integer saturates, and so does every sum below: an assertion with an
@@ -247,7 +255,7 @@ async fn by_assertion(
                 false,
             )
         })?;
-    let fresh = state
+    let fresh = ctx
         .store
         .remember_jti(
             &format!("client_assertion:{client_id}"),

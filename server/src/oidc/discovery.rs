@@ -3,8 +3,9 @@
 use countersign_shared::ciba::CIBA_GRANT_TYPE;
 use countersign_shared::discovery::ProviderMetadata;
 
+use crate::config::Config;
 use crate::oidc::client_auth::AuthMethod;
-use crate::state::{AppState, paths};
+use crate::paths;
 
 /// Scope values every deployment accepts.
 pub const BASE_SCOPES: [&str; 3] = ["openid", "profile", "email"];
@@ -17,21 +18,22 @@ pub const ACR_POLICY: &str = "urn:countersign:acr:policy";
 /// key's signature.
 pub const ACR_WALLET: &str = "urn:countersign:acr:passkey+device_key";
 
-pub fn metadata(state: &AppState) -> ProviderMetadata {
+pub fn metadata(issuer: &str, config: &Config) -> ProviderMetadata {
+    let endpoint = |path: &str| format!("{issuer}{path}");
     let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let auth_methods: Vec<String> = AuthMethod::ALL
         .iter()
         .map(|m| m.as_str().to_owned())
         .collect();
     let mut scopes = strings(&BASE_SCOPES);
-    scopes.extend(state.config.ciba.extra_scopes.iter().cloned());
+    scopes.extend(config.ciba.extra_scopes.iter().cloned());
     ProviderMetadata {
-        issuer: state.issuer.to_string(),
-        token_endpoint: state.endpoint(paths::TOKEN),
-        jwks_uri: state.endpoint(paths::JWKS),
-        backchannel_authentication_endpoint: state.endpoint(paths::BC_AUTHORIZE),
-        introspection_endpoint: state.endpoint(paths::INTROSPECT),
-        revocation_endpoint: state.endpoint(paths::REVOKE),
+        issuer: issuer.to_owned(),
+        token_endpoint: endpoint(paths::TOKEN),
+        jwks_uri: endpoint(paths::JWKS),
+        backchannel_authentication_endpoint: endpoint(paths::BC_AUTHORIZE),
+        introspection_endpoint: endpoint(paths::INTROSPECT),
+        revocation_endpoint: endpoint(paths::REVOKE),
         scopes_supported: scopes,
         // Required by Discovery although a CIBA-only provider has no authorization
         // endpoint; `id_token` is the one response the provider does produce.
@@ -60,8 +62,7 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         backchannel_token_delivery_modes_supported: strings(&["poll", "ping", "push"]),
         backchannel_authentication_request_signing_alg_values_supported: strings(&["ES256"]),
         backchannel_user_code_parameter_supported: true,
-        authorization_details_types_supported: state
-            .config
+        authorization_details_types_supported: config
             .authorization_details_types
             .keys()
             .cloned()

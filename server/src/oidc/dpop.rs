@@ -5,7 +5,8 @@ use countersign_jose::{UnverifiedJws, thumbprint};
 use countersign_shared::dpop::normalize_htu;
 use serde::Deserialize;
 
-use crate::state::AppState;
+use crate::config::CibaConfig;
+use crate::store::Store;
 use crate::store::StoreError;
 
 /// Longest accepted proof `jti`: it keys the replay cache, so an attacker's 1 MB `jti`
@@ -99,12 +100,14 @@ pub fn check_proof(
     })
 }
 
-/// The server's acceptance window for proofs, now.
-pub fn window(state: &AppState) -> ProofWindow {
-    ProofWindow {
-        now: state.clock.now_secs(),
-        skew: state.config.ciba.clock_skew_secs as i64,
-        max_age: state.config.ciba.dpop_max_age_secs as i64,
+impl ProofWindow {
+    /// The configured acceptance window at `now_secs`.
+    pub fn at(ciba: &CibaConfig, now_secs: i64) -> Self {
+        Self {
+            now: now_secs,
+            skew: ciba.clock_skew_secs as i64,
+            max_age: ciba.dpop_max_age_secs as i64,
+        }
     }
 }
 
@@ -112,10 +115,12 @@ pub fn window(state: &AppState) -> ProofWindow {
 /// it only once the key is known to belong to someone (a client that authenticated, an
 /// enrolled device, a live invitation): an anonymous caller's proofs must not fill the
 /// replay cache.
-pub async fn remember(state: &AppState, checked: &CheckedProof) -> Result<(), DpopError> {
-    let w = window(state);
-    let fresh = state
-        .store
+pub async fn remember(
+    store: &Store,
+    w: ProofWindow,
+    checked: &CheckedProof,
+) -> Result<(), DpopError> {
+    let fresh = store
         .remember_jti(
             &format!("dpop:{}", checked.jkt),
             &checked.jti,
@@ -137,12 +142,13 @@ pub async fn remember(state: &AppState, checked: &CheckedProof) -> Result<(), Dp
 /// and returns the JWK thumbprint (`jkt`) the issued token must be bound to. For callers
 /// already authenticated otherwise (the token endpoint's client).
 pub async fn verify_proof(
-    state: &AppState,
+    store: &Store,
+    window: ProofWindow,
     proof: &str,
     htm: &str,
     htu: &str,
 ) -> Result<String, DpopError> {
-    let checked = check_proof(proof, htm, htu, window(state))?;
-    remember(state, &checked).await?;
+    let checked = check_proof(proof, htm, htu, window)?;
+    remember(store, window, &checked).await?;
     Ok(checked.jkt)
 }

@@ -73,7 +73,7 @@ pub async fn authenticate(
             let proof = token
                 .dpop_proof
                 .ok_or_else(|| TokenRefused::InvalidDpopProof("a DPoP proof is required".into()))?;
-            let checked = dpop::check_proof(proof, token.method, token.url, dpop::window(state))
+            let checked = dpop::check_proof(proof, token.method, token.url, state.dpop_window())
                 .map_err(|e| TokenRefused::InvalidDpopProof(e.to_string()))?;
             if &checked.jkt != jkt {
                 return Err(TokenRefused::InvalidDpopProof(
@@ -85,10 +85,12 @@ pub async fn authenticate(
                     "the proof's ath is not this token's hash".into(),
                 ));
             }
-            dpop::remember(state, &checked).await.map_err(|e| match e {
-                dpop::DpopError::Invalid(m) => TokenRefused::InvalidDpopProof(m),
-                dpop::DpopError::Store(s) => TokenRefused::Unavailable(s.to_string()),
-            })?;
+            dpop::remember(&state.store, state.dpop_window(), &checked)
+                .await
+                .map_err(|e| match e {
+                    dpop::DpopError::Invalid(m) => TokenRefused::InvalidDpopProof(m),
+                    dpop::DpopError::Store(s) => TokenRefused::Unavailable(s.to_string()),
+                })?;
         }
         (Some(_), _) => {
             return Err(TokenRefused::InvalidToken(

@@ -12,7 +12,7 @@ use super::engine::evaluate;
 use super::facts::DecisionFacts;
 use super::trace::DECISION_MADE;
 use super::{Decision, Outcome, PolicyError, PolicyRef};
-use crate::state::AppState;
+use crate::store::Store;
 
 /// Most decisions one dry-run replays.
 pub const MAX_REPLAYED: i64 = 100_000;
@@ -51,13 +51,12 @@ pub fn replay(doc: &PolicyDocument, facts: &[DecisionFacts]) -> Option<Decision>
 
 /// Replays the decisions made at or after `since_ms` through `candidate`.
 pub async fn dry_run(
-    state: &AppState,
+    store: &Store,
     candidate: &PolicyDocument,
     since_ms: i64,
     limit: usize,
 ) -> Result<DryRunReport, PolicyError> {
-    let events = state
-        .store
+    let events = store
         .audit_events_of_kind(DECISION_MADE, since_ms, MAX_REPLAYED)
         .await?;
     let mut report = DryRunReport {

@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 
 use super::PolicyError;
 use super::document::{PolicyDocument, Problem};
+use super::service::PolicyEngine;
 use crate::audit::{self, NewEvent};
-use crate::state::AppState;
+use crate::store::Store;
 use crate::store::policies::PolicyVersionRecord;
 
 pub mod kinds {
@@ -51,8 +52,8 @@ fn ids(doc: &PolicyDocument) -> Vec<String> {
     doc.policies.keys().cloned().collect()
 }
 
-pub fn validate(state: &AppState, source: &str) -> Validation {
-    match state.policy.compile(source, 0) {
+pub fn validate(engine: &PolicyEngine, source: &str) -> Validation {
+    match engine.compile(source, 0) {
         Ok(doc) => Validation {
             valid: true,
             policies: ids(&doc),
@@ -67,13 +68,12 @@ pub fn validate(state: &AppState, source: &str) -> Validation {
 }
 
 fn to_version(
-    state: &AppState,
+    engine: &PolicyEngine,
     r: PolicyVersionRecord,
     active: Option<i64>,
     with_source: bool,
 ) -> PolicyVersion {
-    let policies = state
-        .policy
+    let policies = engine
         .compile(&r.source, r.version)
         .map(|d| ids(&d))
         .unwrap_or_default();
@@ -92,25 +92,22 @@ fn to_version(
 /// Stores `source` as a new version (refused unless it validates); activates it too when
 /// `activate`.
 pub async fn add(
-    state: &AppState,
+    engine: &PolicyEngine,
+    store: &Store,
+    now: i64,
     source: &str,
     description: Option<&str>,
     activate: bool,
     actor: &str,
 ) -> Result<PolicyVersion, PolicyError> {
-    state
-        .policy
-        .compile(source, 0)
-        .map_err(PolicyError::Invalid)?;
-    let now = state.now_ms();
+    engine.compile(source, 0).map_err(PolicyError::Invalid)?;
     let sha = sha256_hex(source);
-    let mut tx = state.store.begin().await?;
-    let version = state
-        .store
+    let mut tx = store.begin().await?;
+    let version = store
         .insert_policy_version(&mut tx, source, description, &sha, now, actor)
         .await?;
     audit::record(
-        &state.store,
+        store,
         &mut tx,
         now,
         NewEvent {
@@ -123,56 +120,56 @@ pub async fn add(
     .await?;
     tx.commit().await?;
     if activate {
-        return self::activate(state, version, actor).await;
+        return self::activate(engine, store, now, version, actor).await;
     }
-    show(state, version).await
+    show(engine, store, version).await
 }
 
-pub async fn list(state: &AppState) -> Result<Vec<PolicyVersion>, PolicyError> {
-    let active = state.store.active_policy_version().await?;
-    Ok(state
-        .store
+pub async fn list(engine: &PolicyEngine, store: &Store) -> Result<Vec<PolicyVersion>, PolicyError> {
+    let active = store.active_policy_version().await?;
+    Ok(store
         .list_policy_versions()
         .await?
         .into_iter()
-        .map(|r| to_version(state, r, active, false))
+        .map(|r| to_version(engine, r, active, false))
         .collect())
 }
 
-pub async fn show(state: &AppState, version: i64) -> Result<PolicyVersion, PolicyError> {
-    let record = state
-        .store
+pub async fn show(
+    engine: &PolicyEngine,
+    store: &Store,
+    version: i64,
+) -> Result<PolicyVersion, PolicyError> {
+    let record = store
         .policy_version(version)
         .await?
         .ok_or_else(|| PolicyError::NotFound(format!("policy version {version}")))?;
-    let active = state.store.active_policy_version().await?;
-    Ok(to_version(state, record, active, true))
+    let active = store.active_policy_version().await?;
+    Ok(to_version(engine, record, active, true))
 }
 
 /// Makes `version` active here at once (other replicas within `policy.reload_interval_ms`).
 pub async fn activate(
-    state: &AppState,
+    engine: &PolicyEngine,
+    store: &Store,
+    now: i64,
     version: i64,
     actor: &str,
 ) -> Result<PolicyVersion, PolicyError> {
-    let record = state
-        .store
+    let record = store
         .policy_version(version)
         .await?
         .ok_or_else(|| PolicyError::NotFound(format!("policy version {version}")))?;
-    let doc = state
-        .policy
+    let doc = engine
         .compile(&record.source, version)
         .map_err(PolicyError::Invalid)?;
-    let now = state.now_ms();
-    let previous = state.store.active_policy_version().await?;
-    let mut tx = state.store.begin().await?;
-    state
-        .store
+    let previous = store.active_policy_version().await?;
+    let mut tx = store.begin().await?;
+    store
         .activate_policy_version(&mut tx, version, now, actor)
         .await?;
     audit::record(
-        &state.store,
+        store,
         &mut tx,
         now,
         NewEvent {
@@ -184,17 +181,22 @@ pub async fn activate(
     )
     .await?;
     tx.commit().await?;
-    state.policy.install(doc);
-    show(state, version).await
+    engine.install(doc);
+    show(engine, store, version).await
 }
 
 /// Re-activates the version that was active before the current one.
-pub async fn rollback(state: &AppState, actor: &str) -> Result<PolicyVersion, PolicyError> {
-    let history = state.store.policy_activations(2).await?;
+pub async fn rollback(
+    engine: &PolicyEngine,
+    store: &Store,
+    now: i64,
+    actor: &str,
+) -> Result<PolicyVersion, PolicyError> {
+    let history = store.policy_activations(2).await?;
     let Some(previous) = history.get(1) else {
         return Err(PolicyError::NotFound(
             "no earlier activation to roll back to".into(),
         ));
     };
-    activate(state, previous.version, actor).await
+    activate(engine, store, now, previous.version, actor).await
 }

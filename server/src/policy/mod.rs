@@ -17,7 +17,6 @@ pub mod cases;
 pub mod document;
 pub mod engine;
 pub mod facts;
-pub mod gateway;
 pub mod history;
 pub mod manage;
 pub mod schema;

@@ -19,7 +19,6 @@ use super::facts::{
 use super::schema::{AUTHENTICATE, CountersignSchema};
 use super::{ApproverRoute, Decision, Outcome, PolicyError};
 use crate::config::{Config, PolicyConfig};
-use crate::state::AppState;
 use crate::store::baselines::SampleRecord;
 use crate::store::clients::ClientRecord;
 use crate::store::humans::HumanRecord;
@@ -347,44 +346,114 @@ fn refuse_unlisted_tool(client: &ClientRecord, tool: &str, part: &mut Decision) 
 
 /// Decides `attempt` at `now_ms` with the active policy.
 pub async fn decide(
-    state: &AppState,
+    engine: &PolicyEngine,
+    store: &Store,
     attempt: &Attempt<'_>,
     now_ms: i64,
 ) -> Result<Decided, PolicyError> {
-    let engine = &state.policy;
-    let store = &state.store;
     let doc = engine.active();
-    let client = attempt.client;
-    let owner_record = store.human(&client.owner_subject).await?.ok_or_else(|| {
-        PolicyError::NotFound(format!("the agent's owner {:?}", client.owner_subject))
-    })?;
-    let owner = human_facts(store, &owner_record).await?;
-    let owner_manager = match &owner_record.manager {
-        Some(m) => match store.human(m).await? {
-            Some(h) => Some(human_facts(store, &h).await?),
+    let people = People::of(store, attempt).await?;
+    let common = common_facts(engine, store, attempt, &people, now_ms).await?;
+    let mut facts = Vec::new();
+    let mut parts = Vec::new();
+    let totals = attempt
+        .details
+        .map(TotalsFacts::of_entries)
+        .unwrap_or_default();
+    for (i, (action, detail)) in actions_of(attempt.details).into_iter().enumerate() {
+        check_principal(engine, &action, attempt.principal)?;
+        let arguments = detail.map(Arguments::from_detail).unwrap_or_default();
+        let anomaly = engine
+            .baseline(
+                store,
+                &attempt.client.client_id,
+                &action,
+                now_ms,
+                arguments.quantity,
+                arguments.amount,
+            )
+            .await?;
+        let f = DecisionFacts {
+            tool: engine.tool_for(detail, attempt.resource),
+            action,
+            totals: totals
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| TotalsFacts::single(&arguments)),
+            arguments,
+            anomaly,
+            ..common.clone()
+        };
+        let mut part = engine.evaluate(&doc, &f);
+        refuse_unlisted_tool(attempt.client, &f.tool.id, &mut part);
+        parts.push(part);
+        facts.push(f);
+    }
+    let mut decision = Decision::combine(parts)
+        .ok_or_else(|| PolicyError::BadRequest("nothing to decide".into()))?;
+    for e in &decision.errors {
+        tracing::warn!(error = %e, client_id = %attempt.client.client_id, "a policy could not be evaluated and was skipped");
+    }
+    let evaluated = decision.outcome;
+    let approvers = route_step_up(store, &mut decision, attempt, &people.owner_record).await?;
+    Ok(Decided {
+        samples: samples_of(attempt, decision.outcome, now_ms),
+        session: session_update(engine, attempt, decision.outcome, &facts, now_ms),
+        decision,
+        evaluated,
+        action: facts.first().map(|f| f.action.clone()).unwrap_or_default(),
+        resource: facts.first().map(|f| f.tool.id.clone()).unwrap_or_default(),
+        approvers,
+        facts,
+    })
+}
+
+/// The humans a decision is about, as the directory has them now.
+struct People {
+    owner_record: HumanRecord,
+    owner: HumanFacts,
+    owner_manager: Option<HumanFacts>,
+    /// The human the request names, when not the owner.
+    user: Option<HumanFacts>,
+}
+
+impl People {
+    async fn of(store: &Store, attempt: &Attempt<'_>) -> Result<Self, PolicyError> {
+        let client = attempt.client;
+        let owner_record = store.human(&client.owner_subject).await?.ok_or_else(|| {
+            PolicyError::NotFound(format!("the agent's owner {:?}", client.owner_subject))
+        })?;
+        let owner = human_facts(store, &owner_record).await?;
+        let owner_manager = match &owner_record.manager {
+            Some(m) => match store.human(m).await? {
+                Some(h) => Some(human_facts(store, &h).await?),
+                None => None,
+            },
             None => None,
-        },
-        None => None,
-    };
-    let user = if attempt.user.subject == owner_record.subject {
-        None
-    } else {
-        Some(human_facts(store, attempt.user).await?)
-    };
-    let agent = AgentFacts {
-        client_id: client.client_id.clone(),
-        name: client.name.clone(),
-        owner: client.owner_subject.clone(),
-        department: client.department.clone(),
-        risk_tier: client.risk_tier.clone(),
-        status: if client.enabled {
-            "active"
+        };
+        let user = if attempt.user.subject == owner_record.subject {
+            None
         } else {
-            "suspended"
-        }
-        .to_owned(),
-        approver: client.approver.clone(),
-    };
+            Some(human_facts(store, attempt.user).await?)
+        };
+        Ok(Self {
+            owner_record,
+            owner,
+            owner_manager,
+            user,
+        })
+    }
+}
+
+/// The facts every entry of `attempt` shares (its own are filled in per entry).
+async fn common_facts(
+    engine: &PolicyEngine,
+    store: &Store,
+    attempt: &Attempt<'_>,
+    people: &People,
+    now_ms: i64,
+) -> Result<DecisionFacts, StoreError> {
+    let client = attempt.client;
     let session = match attempt.task_id {
         Some(id) => {
             let s = store.session(&client.client_id, id).await?;
@@ -397,123 +466,124 @@ pub async fn decide(
         }
         None => SessionFacts::default(),
     };
-    let time = engine.time_at(now_ms);
-    let network = engine.network(attempt.source_ip);
-    let request = RequestFacts {
-        scope: attempt.scope.to_owned(),
-        binding_message: attempt.binding_message.map(str::to_owned),
-        task_id: attempt.task_id.map(str::to_owned),
-    };
-    let mut facts = Vec::new();
-    let mut parts = Vec::new();
-    let totals = attempt
-        .details
-        .map(TotalsFacts::of_entries)
-        .unwrap_or_default();
-    for (i, (action, detail)) in actions_of(attempt.details).into_iter().enumerate() {
-        if !engine.schema.knows(&action) {
-            return Err(PolicyError::BadRequest(format!(
-                "{action:?} is not a declared action"
-            )));
+    Ok(DecisionFacts {
+        tool: ToolFacts::unknown(),
+        principal: attempt.principal,
+        action: String::new(),
+        agent: agent_facts(client),
+        owner: people.owner.clone(),
+        owner_manager: people.owner_manager.clone(),
+        user: people.user.clone(),
+        arguments: Arguments::default(),
+        totals: TotalsFacts::default(),
+        time: engine.time_at(now_ms),
+        network: engine.network(attempt.source_ip),
+        prompt_labels: attempt.prompt_labels.to_vec(),
+        session,
+        anomaly: super::facts::AnomalyFacts::default(),
+        request: RequestFacts {
+            scope: attempt.scope.to_owned(),
+            binding_message: attempt.binding_message.map(str::to_owned),
+            task_id: attempt.task_id.map(str::to_owned),
+        },
+        environment: engine.config.environment.clone(),
+    })
+}
+
+fn agent_facts(client: &ClientRecord) -> AgentFacts {
+    AgentFacts {
+        client_id: client.client_id.clone(),
+        name: client.name.clone(),
+        owner: client.owner_subject.clone(),
+        department: client.department.clone(),
+        risk_tier: client.risk_tier.clone(),
+        status: if client.enabled {
+            "active"
+        } else {
+            "suspended"
         }
-        if engine.schema.principal_of(&action) != attempt.principal {
-            return Err(PolicyError::BadRequest(match attempt.principal {
-                Principal::Agent => format!("{action:?} is an action of humans, not of agents"),
-                Principal::User => format!("{action:?} is an action of agents, not of humans"),
-            }));
-        }
-        let arguments = detail.map(Arguments::from_detail).unwrap_or_default();
-        let anomaly = engine
-            .baseline(
-                store,
-                &client.client_id,
-                &action,
-                now_ms,
-                arguments.quantity,
-                arguments.amount,
-            )
-            .await?;
-        let totals = totals
-            .get(i)
-            .cloned()
-            .unwrap_or_else(|| TotalsFacts::single(&arguments));
-        let f = DecisionFacts {
-            tool: engine.tool_for(detail, attempt.resource),
-            principal: attempt.principal,
-            action,
-            agent: agent.clone(),
-            owner: owner.clone(),
-            owner_manager: owner_manager.clone(),
-            user: user.clone(),
-            arguments,
-            totals,
-            time: time.clone(),
-            network: network.clone(),
-            prompt_labels: attempt.prompt_labels.to_vec(),
-            session: session.clone(),
-            anomaly,
-            request: request.clone(),
-            environment: engine.config.environment.clone(),
-        };
-        let mut part = engine.evaluate(&doc, &f);
-        refuse_unlisted_tool(client, &f.tool.id, &mut part);
-        parts.push(part);
-        facts.push(f);
+        .to_owned(),
+        approver: client.approver.clone(),
     }
-    let mut decision = Decision::combine(parts)
-        .ok_or_else(|| PolicyError::BadRequest("nothing to decide".into()))?;
-    for e in &decision.errors {
-        tracing::warn!(error = %e, client_id = %client.client_id, "a policy could not be evaluated and was skipped");
+}
+
+/// Refuses an action the schema does not declare, or one of the other kind of principal.
+fn check_principal(
+    engine: &PolicyEngine,
+    action: &str,
+    principal: Principal,
+) -> Result<(), PolicyError> {
+    if !engine.schema.knows(action) {
+        return Err(PolicyError::BadRequest(format!(
+            "{action:?} is not a declared action"
+        )));
     }
-    let evaluated = decision.outcome;
-    let mut approvers = Vec::new();
-    if decision.outcome == Outcome::StepUp {
-        approvers = route(store, &decision, client, attempt.user, &owner_record).await?;
-        if approvers.is_empty() {
-            let routes: Vec<String> = decision.approvers.iter().map(ToString::to_string).collect();
-            decision.outcome = Outcome::Deny;
-            decision.reasons.push(format!(
-                "no active approver is available ({}{})",
-                routes.join(", "),
-                if decision.four_eyes {
-                    "; the owner is excluded"
-                } else {
-                    ""
-                }
-            ));
-        }
+    if engine.schema.principal_of(action) != principal {
+        return Err(PolicyError::BadRequest(match principal {
+            Principal::Agent => format!("{action:?} is an action of humans, not of agents"),
+            Principal::User => format!("{action:?} is an action of agents, not of humans"),
+        }));
     }
-    let (action, resource) = facts
-        .first()
-        .map(|f| (f.action.clone(), f.tool.id.clone()))
-        .unwrap_or_default();
-    let samples = match decision.outcome {
+    Ok(())
+}
+
+/// For a step-up, the humans it routes to now; a step-up nobody can approve becomes a
+/// denial saying so.
+async fn route_step_up(
+    store: &Store,
+    decision: &mut Decision,
+    attempt: &Attempt<'_>,
+    owner: &HumanRecord,
+) -> Result<Vec<String>, StoreError> {
+    if decision.outcome != Outcome::StepUp {
+        return Ok(Vec::new());
+    }
+    let approvers = route(store, decision, attempt.client, attempt.user, owner).await?;
+    if approvers.is_empty() {
+        let routes: Vec<String> = decision.approvers.iter().map(ToString::to_string).collect();
+        decision.outcome = Outcome::Deny;
+        decision.reasons.push(format!(
+            "no active approver is available ({}{})",
+            routes.join(", "),
+            if decision.four_eyes {
+                "; the owner is excluded"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(approvers)
+}
+
+/// Accepted actions for the baselines: an allow's (a step-up adds them on approval).
+fn samples_of(attempt: &Attempt<'_>, outcome: Outcome, now_ms: i64) -> Vec<SampleRecord> {
+    match outcome {
         Outcome::Allow => actions_of(attempt.details)
             .into_iter()
-            .map(|(a, d)| sample_of(&client.client_id, &a, d, now_ms))
+            .map(|(a, d)| sample_of(&attempt.client.client_id, &a, d, now_ms))
             .collect(),
         _ => Vec::new(),
-    };
-    let session_update = match (attempt.task_id, decision.outcome) {
+    }
+}
+
+/// What the decision adds to its task's session: its class and what it read.
+fn session_update(
+    engine: &PolicyEngine,
+    attempt: &Attempt<'_>,
+    outcome: Outcome,
+    facts: &[DecisionFacts],
+    now_ms: i64,
+) -> Option<SessionUpdate> {
+    match (attempt.task_id, outcome) {
         (Some(id), Outcome::Allow | Outcome::StepUp) => facts.first().map(|f| SessionUpdate {
-            client_id: client.client_id.clone(),
+            client_id: attempt.client.client_id.clone(),
             session_id: id.to_owned(),
             at_ms: now_ms,
             class: engine.schema.class_of(&f.action).to_owned(),
-            classification: session_classification(&facts, &engine.schema),
+            classification: session_classification(facts, &engine.schema),
         }),
         _ => None,
-    };
-    Ok(Decided {
-        decision,
-        evaluated,
-        action,
-        resource,
-        approvers,
-        samples,
-        session: session_update,
-        facts,
-    })
+    }
 }
 
 /// The most sensitive data classification this attempt reads (only reads touch data).
@@ -566,23 +636,20 @@ async fn route(
 /// Called at start-up and periodically (another replica or the CLI may have activated
 /// one). A stored version that no longer compiles (e.g. the configuration dropped an
 /// action it names) keeps the running one and is logged.
-pub async fn refresh(state: &AppState) -> Result<(), PolicyError> {
-    let stored = state.store.active_policy_version().await?;
-    let running = state.policy.active().version;
+pub async fn refresh(engine: &PolicyEngine, store: &Store) -> Result<(), PolicyError> {
+    let stored = store.active_policy_version().await?;
+    let running = engine.active().version;
     let wanted = stored.unwrap_or(0);
     if wanted == running {
         return Ok(());
     }
     let doc = match stored {
-        None => state
-            .policy
-            .default_document()
-            .map_err(PolicyError::Invalid)?,
+        None => engine.default_document().map_err(PolicyError::Invalid)?,
         Some(version) => {
-            let record = state.store.policy_version(version).await?.ok_or_else(|| {
+            let record = store.policy_version(version).await?.ok_or_else(|| {
                 PolicyError::Corrupt(format!("active version {version} is missing"))
             })?;
-            match state.policy.compile(&record.source, version) {
+            match engine.compile(&record.source, version) {
                 Ok(doc) => doc,
                 Err(problems) => {
                     tracing::error!(version, problems = ?problems, "the active policy version does not compile with this configuration; keeping the running one");
@@ -592,6 +659,6 @@ pub async fn refresh(state: &AppState) -> Result<(), PolicyError> {
         }
     };
     tracing::info!(version = wanted, "policy version installed");
-    state.policy.install(doc);
+    engine.install(doc);
     Ok(())
 }

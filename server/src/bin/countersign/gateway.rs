@@ -116,7 +116,7 @@ async fn replica(mut config: Config, args: &GatewayArgs) -> anyhow::Result<()> {
     let types = prepared.action_types(|t| declared.contains_key(t))?;
     config.declare_gateway_types(types);
     let state = server::open_state(config, Arc::new(SystemClock)).await?;
-    countersign_server::policy::service::refresh(&state)
+    countersign_server::policy::service::refresh(&state.policy, &state.store)
         .await
         .context("installing the active policy")?;
     match state.store.client(&args.agent).await? {

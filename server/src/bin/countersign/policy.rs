@@ -195,14 +195,22 @@ pub async fn policy_command(config: Config, cmd: &PolicyCommand) -> anyhow::Resu
         } => {
             let state = server::open_state(config, Arc::new(SystemClock)).await?;
             let source = read(file)?;
-            let version = manage::add(&state, &source, description.as_deref(), *activate, actor)
-                .await
-                .map_err(|e| match e {
-                    countersign_server::policy::PolicyError::Invalid(p) => {
-                        anyhow::anyhow!("{}", problems_text(file, &p))
-                    }
-                    other => other.into(),
-                })?;
+            let version = manage::add(
+                &state.policy,
+                &state.store,
+                state.now_ms(),
+                &source,
+                description.as_deref(),
+                *activate,
+                actor,
+            )
+            .await
+            .map_err(|e| match e {
+                countersign_server::policy::PolicyError::Invalid(p) => {
+                    anyhow::anyhow!("{}", problems_text(file, &p))
+                }
+                other => other.into(),
+            })?;
             print(out.json, &version, || {
                 format!(
                     "policy version {} added{}",
@@ -213,7 +221,7 @@ pub async fn policy_command(config: Config, cmd: &PolicyCommand) -> anyhow::Resu
         }
         PolicyCommand::List { out } => {
             let state = server::open_state(config, Arc::new(SystemClock)).await?;
-            let versions = manage::list(&state).await?;
+            let versions = manage::list(&state.policy, &state.store).await?;
             print(out.json, &versions, || {
                 if versions.is_empty() {
                     return "no stored versions; the built-in default is active".into();
@@ -236,19 +244,20 @@ pub async fn policy_command(config: Config, cmd: &PolicyCommand) -> anyhow::Resu
         }
         PolicyCommand::Show { version, out } => {
             let state = server::open_state(config, Arc::new(SystemClock)).await?;
-            let v = manage::show(&state, *version).await?;
+            let v = manage::show(&state.policy, &state.store, *version).await?;
             print(out.json, &v, || v.source.clone().unwrap_or_default())
         }
         PolicyCommand::Activate { version, out } => {
             let state = server::open_state(config, Arc::new(SystemClock)).await?;
-            let v = manage::activate(&state, *version, actor).await?;
+            let v = manage::activate(&state.policy, &state.store, state.now_ms(), *version, actor)
+                .await?;
             print(out.json, &v, || {
                 format!("policy version {} is active", v.version)
             })
         }
         PolicyCommand::Rollback { out } => {
             let state = server::open_state(config, Arc::new(SystemClock)).await?;
-            let v = manage::rollback(&state, actor).await?;
+            let v = manage::rollback(&state.policy, &state.store, state.now_ms(), actor).await?;
             print(out.json, &v, || {
                 format!("rolled back: policy version {} is active", v.version)
             })
@@ -269,7 +278,7 @@ pub async fn policy_command(config: Config, cmd: &PolicyCommand) -> anyhow::Resu
                 .compile(&source, -1)
                 .map_err(|p| anyhow::anyhow!("{}", problems_text(file, &p)))?;
             let since_ms = SystemClock.now_ms() - 1000 * secs as i64;
-            let report = history::dry_run(&state, &candidate, since_ms, *limit).await?;
+            let report = history::dry_run(&state.store, &candidate, since_ms, *limit).await?;
             print(out.json, &report, || {
                 let mut lines = vec![format!(
                     "replayed {} decisions: {} unchanged, {} would change{}",

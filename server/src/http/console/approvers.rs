@@ -12,7 +12,7 @@ use super::{Admin, PageError, render};
 use crate::ciba::CibaError;
 use crate::ciba::authorize::Peer;
 use crate::directory::{self, Group};
-use crate::policy::gateway::{self, DecisionAnswer};
+use crate::flows::decide::{self, DecisionAnswer};
 use crate::state::AppState;
 
 impl From<CibaError> for PageError {
@@ -102,5 +102,11 @@ async fn explain(state: &AppState, q: &ExplainQuery) -> Result<DecisionAnswer, P
     if !q.user.trim().is_empty() {
         params.insert("login_hint".into(), Value::String(q.user.trim().to_owned()));
     }
-    Ok(gateway::decide(state, &client, &params, &Peer { source_ip: None }).await?)
+    Ok(decide::decide(
+        &state.deciding(),
+        &client,
+        &params,
+        &Peer { source_ip: None },
+    )
+    .await?)
 }

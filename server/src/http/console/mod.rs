@@ -149,23 +149,32 @@ pub fn router(state: AppState) -> Router<AppState> {
 }
 
 async fn css() -> Response {
-    asset("text/css", include_str!("../../assets/console.css"))
+    asset("text/css", include_str!("../../../assets/console.css"))
 }
 
 async fn htmx() -> Response {
-    asset("text/javascript", include_str!("../../assets/htmx.min.js"))
+    asset(
+        "text/javascript",
+        include_str!("../../../assets/htmx.min.js"),
+    )
 }
 
 async fn console_js() -> Response {
-    asset("text/javascript", include_str!("../../assets/console.js"))
+    asset(
+        "text/javascript",
+        include_str!("../../../assets/console.js"),
+    )
 }
 
 async fn live_js() -> Response {
-    asset("text/javascript", include_str!("../../assets/live.js"))
+    asset("text/javascript", include_str!("../../../assets/live.js"))
 }
 
 async fn passkeys_js() -> Response {
-    asset("text/javascript", include_str!("../../assets/passkeys.js"))
+    asset(
+        "text/javascript",
+        include_str!("../../../assets/passkeys.js"),
+    )
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -92,11 +92,11 @@ async fn page(admin: Admin, state: &AppState, shown: Shown) -> Result<Response, 
         cases,
         tested,
     } = shown;
-    let versions = manage::list(state).await?;
+    let versions = manage::list(&state.policy, &state.store).await?;
     let source = match source {
         Some(s) => s,
         None => match versions.iter().find(|v| v.active) {
-            Some(active) => manage::show(state, active.version)
+            Some(active) => manage::show(&state.policy, &state.store, active.version)
                 .await?
                 .source
                 .unwrap_or_default(),
@@ -104,7 +104,7 @@ async fn page(admin: Admin, state: &AppState, shown: Shown) -> Result<Response, 
         },
     };
     let (problems, policies) = if checked {
-        let v = manage::validate(state, &source);
+        let v = manage::validate(&state.policy, &source);
         (v.problems, v.policies)
     } else {
         (Vec::new(), Vec::new())
@@ -182,12 +182,20 @@ pub async fn draft(
     match form.action.as_str() {
         "save" => {
             admin.require(Role::Admin)?;
-            if !manage::validate(&state, &form.source).valid {
+            if !manage::validate(&state.policy, &form.source).valid {
                 return page(admin, &state, draft(form.source)).await;
             }
             let description = Some(form.description.trim()).filter(|d| !d.is_empty());
-            let saved =
-                manage::add(&state, &form.source, description, true, &admin.actor()).await?;
+            let saved = manage::add(
+                &state.policy,
+                &state.store,
+                state.now_ms(),
+                &form.source,
+                description,
+                true,
+                &admin.actor(),
+            )
+            .await?;
             let notice = format!("version {} saved and active", saved.version);
             let shown = Shown {
                 notice: Some(notice),
@@ -200,7 +208,7 @@ pub async fn draft(
             let report = match state.policy.compile(&form.source, -1) {
                 Ok(candidate) => {
                     let since = state.now_ms().saturating_sub(DRY_RUN_SINCE_MS);
-                    Some(history::dry_run(&state, &candidate, since, 50).await?)
+                    Some(history::dry_run(&state.store, &candidate, since, 50).await?)
                 }
                 Err(_) => None,
             };
@@ -242,16 +250,19 @@ pub async fn version(
     State(state): State<AppState>,
     Path(number): Path<i64>,
 ) -> Result<Response, PageError> {
-    let version = manage::show(&state, number).await?;
+    let version = manage::show(&state.policy, &state.store, number).await?;
     let source = version.source.clone().unwrap_or_default();
-    let previous = manage::list(&state)
+    let previous = manage::list(&state.policy, &state.store)
         .await?
         .into_iter()
         .map(|v| v.version)
         .filter(|v| *v < number)
         .max();
     let before = match previous {
-        Some(p) => manage::show(&state, p).await?.source.unwrap_or_default(),
+        Some(p) => manage::show(&state.policy, &state.store, p)
+            .await?
+            .source
+            .unwrap_or_default(),
         None => String::new(),
     };
     let diff = diff::lines(&before, &source);
@@ -275,12 +286,19 @@ pub async fn activate(
     Path(version): Path<i64>,
 ) -> Result<Response, PageError> {
     admin.require(Role::Admin)?;
-    manage::activate(&state, version, &admin.actor()).await?;
+    manage::activate(
+        &state.policy,
+        &state.store,
+        state.now_ms(),
+        version,
+        &admin.actor(),
+    )
+    .await?;
     Ok(see_other("/console/policies"))
 }
 
 pub async fn rollback(admin: Admin, State(state): State<AppState>) -> Result<Response, PageError> {
     admin.require(Role::Admin)?;
-    manage::rollback(&state, &admin.actor()).await?;
+    manage::rollback(&state.policy, &state.store, state.now_ms(), &admin.actor()).await?;
     Ok(see_other("/console/policies"))
 }

@@ -240,8 +240,16 @@ impl Demo {
         );
 
         let started = Instant::now();
-        let version =
-            policy::manage::add(state, PROCUREMENT_POLICY, Some("demo"), true, "demo").await?;
+        let version = policy::manage::add(
+            &state.policy,
+            &state.store,
+            state.now_ms(),
+            PROCUREMENT_POLICY,
+            Some("demo"),
+            true,
+            "demo",
+        )
+        .await?;
         narrator.event(
             "policy.activated",
             Tone::Done,
