@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub mod gateway;
 pub mod housekeeping;
 pub mod http;
+pub mod ids;
 pub mod limits;
 pub mod oidc;
 pub mod paths;

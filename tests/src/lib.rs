@@ -285,8 +285,8 @@ impl TestServer {
             TEST_ACTOR,
         )
         .await
-            .unwrap_or_else(|e| panic!("policy does not install: {e}"))
-            .version
+        .unwrap_or_else(|e| panic!("policy does not install: {e}"))
+        .version
     }
 
     pub async fn human_with_code(&self, subject: &str, user_code: Option<&str>) {

@@ -52,11 +52,17 @@ async fn start(log: &std::path::Path) -> anyhow::Result<(ServerProcess, String)>
         .context("starting node (Node.js 20 or later is needed for the peer)")?;
     let stdout = child.stdout.take().context("the peer's stdout")?;
     let process = ServerProcess(child);
-    let first = tokio::task::spawn_blocking(move || {
+    // The first line says where it listens; the rest (the provider's notices) is read
+    // and dropped for as long as it runs, or Node would die writing to a closed pipe.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await??;
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    let first = rx.await.unwrap_or_default();
     let Some(base) = first.trim().strip_prefix("listening ") else {
         bail!("the peer did not start (see {})", log.display());
     };

@@ -272,7 +272,7 @@ async fn record(
             }
             Ok(Item::Decided(pending)) => pending,
         };
-        let id = format!("dec_{}", countersign_jose::random_b64url(16));
+        let id = crate::ids::sortable("dec_", now_ms, 16);
         let decided = &pending.decided;
         set.events.push(crate::policy::trace::decision_event(
             decided,

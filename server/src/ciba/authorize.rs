@@ -82,7 +82,7 @@ pub async fn backchannel_authorize(
         principal: principal_of(state, valid.req.authorization_details.as_deref()),
     };
     let decided = policy::service::decide(&state.policy, &state.store, &attempt, now).await?;
-    let id = countersign_jose::random_b64url(32);
+    let id = crate::ids::sortable("", now, 24);
     let event = policy::trace::decision_event(
         &decided,
         &format!("client:{}", client.client_id),

@@ -75,7 +75,7 @@ pub async fn new_grant(
     let ttl_ms = 1000 * ttl_secs as i64;
     let (status_list, status_idx) = ctx.status.allocate(ctx.store, now_ms).await?;
     Ok(TokenGrant {
-        jti: countersign_jose::random_b64url(16),
+        jti: crate::ids::sortable("", now_ms, 16),
         token_type: if dpop_jkt.is_some() { "DPoP" } else { "Bearer" }.to_owned(),
         cnf_jkt: dpop_jkt,
         // Whole seconds, so `exp` in the JWT and the stored expiry agree exactly.

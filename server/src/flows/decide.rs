@@ -173,7 +173,7 @@ async fn record(
     attempt: &Attempt<'_>,
     decided: &Decided,
 ) -> Result<String, CibaError> {
-    let id = format!("dec_{}", countersign_jose::random_b64url(16));
+    let id = crate::ids::sortable("dec_", deps.now_ms, 16);
     let event = trace::decision_event(
         decided,
         &format!("client:{}", client.client_id),

@@ -34,10 +34,11 @@ pub(crate) async fn insert_on(
     conn: &mut sqlx::AnyConnection,
     samples: &[&SampleRecord],
 ) -> Result<(), StoreError> {
+    let params = super::Params::of(conn);
     for chunk in samples.chunks(INSERT_CHUNK) {
         let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO decision_samples ({COLUMNS}) VALUES {}",
-            super::placeholders(0, chunk.len(), COLUMN_COUNT)
+            super::placeholders_as(params, 0, chunk.len(), COLUMN_COUNT)
         ));
         let query = chunk.iter().fold(sqlx::query(sql), |q, s| bind(q, s));
         query.execute(&mut *conn).await?;

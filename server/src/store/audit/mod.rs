@@ -274,10 +274,18 @@ async fn insert(
     records: &[AuditRecord],
     mut moving: Option<(&AuditHead, &AuditHead)>,
 ) -> Result<bool, StoreError> {
-    let chunks = super::statement_chunks(records, INSERT_CHUNK, record_bytes);
+    // Each event's facets are read out of its detail once, here.
+    let rows: Vec<(&AuditRecord, facets::Facets)> = records
+        .iter()
+        .map(|e| (e, facets::of(&e.kind, &e.detail)))
+        .collect();
+    let params = super::Params::of(conn);
+    let chunks = super::statement_chunks(&rows, INSERT_CHUNK, |(e, f)| {
+        statement_bytes(&e.actor, &e.kind, &e.subject, &e.detail) + f.bytes()
+    });
     for chunk in chunks {
         let offset = if moving.is_some() { 4 } else { 0 };
-        let values = super::placeholders(offset, chunk.len(), INSERT_PARAMS);
+        let values = super::placeholders_as(params, offset, chunk.len(), INSERT_PARAMS);
         let columns = insert_columns();
         let sql = match moving {
             None => format!("INSERT INTO audit_events ({columns}) VALUES {values}"),
@@ -294,7 +302,7 @@ async fn insert(
                 .bind(from.seq)
                 .bind(from.hash.clone());
         }
-        let query = chunk.iter().fold(query, bind_record);
+        let query = chunk.iter().fold(query, |q, (e, f)| bind_record(q, e, f));
         let done = query.execute(&mut *conn).await?;
         if moving.take().is_some() {
             // `moved` compares the head after the statement with the guess's target, so
@@ -321,11 +329,6 @@ fn statement_bytes(actor: &str, kind: &str, subject: &str, detail: &str) -> usiz
     detail.len() + actor.len() + kind.len() + subject.len() + 2 * 64 + 16
 }
 
-fn record_bytes(e: &AuditRecord) -> usize {
-    statement_bytes(&e.actor, &e.kind, &e.subject, &e.detail)
-        + facets::of(&e.kind, &e.detail).bytes()
-}
-
 impl NewAuditRecord {
     /// About how many bytes this event takes as statement parameters once chained.
     pub(crate) fn statement_bytes(&self) -> usize {
@@ -335,7 +338,11 @@ impl NewAuditRecord {
 }
 
 /// Binds `e` as the next row of [`insert_columns`]: the event and its facets.
-fn bind_record<'q>(q: super::AnyQuery<'q>, e: &AuditRecord) -> super::AnyQuery<'q> {
+fn bind_record<'q>(
+    q: super::AnyQuery<'q>,
+    e: &AuditRecord,
+    facets: &facets::Facets,
+) -> super::AnyQuery<'q> {
     let q = q
         .bind(e.seq)
         .bind(e.at)
@@ -345,7 +352,7 @@ fn bind_record<'q>(q: super::AnyQuery<'q>, e: &AuditRecord) -> super::AnyQuery<'
         .bind(e.detail.clone())
         .bind(e.prev_hash.clone())
         .bind(e.hash.clone());
-    facets::of(&e.kind, &e.detail).bind(q)
+    facets.clone().bind(q)
 }
 
 /// PostgreSQL only: appends `events` after the guessed head (taken by the caller, who
@@ -407,7 +414,9 @@ pub(crate) async fn append_alone(
         .bind(last.hash.clone())
         .bind(head.seq)
         .bind(head.hash.clone());
-    let query = records.iter().fold(query, bind_record);
+    let query = records.iter().fold(query, |q, e| {
+        bind_record(q, e, &facets::of(&e.kind, &e.detail))
+    });
     let query = samples.iter().fold(query, |q, s| baselines::bind(q, s));
     // The guess stays taken until the statement returns: a second batch sent meanwhile
     // on another connection could reach the head row first and be refused (measured:

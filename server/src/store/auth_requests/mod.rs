@@ -165,10 +165,10 @@ pub struct Decision<'a> {
 }
 
 /// `INSERT` of `rows` auth requests in one statement.
-pub(super) fn insert_sql(rows: usize) -> String {
+pub(super) fn insert_sql(params: super::Params, rows: usize) -> String {
     format!(
         "INSERT INTO auth_requests ({COLUMNS}) VALUES {}",
-        super::placeholders(0, rows, PER_ROW)
+        super::placeholders_as(params, 0, rows, PER_ROW)
     )
 }
 

@@ -308,10 +308,11 @@ async fn write(
     let Writer { pool, head, .. } = writer;
     let mut tx = pool.begin().await?;
     let conn: &mut sqlx::AnyConnection = &mut tx;
+    let params = super::Params::of(conn);
     let requests: Vec<&AuthRequestRecord> =
         jobs.iter().filter_map(|j| j.set.request.as_ref()).collect();
     for chunk in super::statement_chunks(&requests, MAX_BATCH, |r| record_bytes(r)) {
-        let sql = sqlx::AssertSqlSafe(insert_sql(chunk.len()));
+        let sql = sqlx::AssertSqlSafe(insert_sql(params, chunk.len()));
         let insert = chunk
             .iter()
             .fold(sqlx::query(sql), |q, r| bind_insert(q, r));
@@ -328,7 +329,7 @@ async fn write(
     for chunk in approvers.chunks(MAX_BATCH) {
         let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO request_approvers (auth_req_id, subject) VALUES {}",
-            super::placeholders(0, chunk.len(), 2)
+            super::placeholders_as(params, 0, chunk.len(), 2)
         ));
         let query = chunk
             .iter()
