@@ -264,31 +264,7 @@ pub async fn decide(
     id: &str,
     approval: &str,
 ) -> Result<DecisionRecorded, ApprovalError> {
-    let invalid = |m: String| ApprovalError::Invalid(format!("approval: {m}"));
-    let jws = UnverifiedJws::parse(approval).map_err(|e| invalid(e.to_string()))?;
-    if jws.header.typ.as_deref() != Some(APPROVAL_TYP) {
-        return Err(invalid(format!("typ must be {APPROVAL_TYP}")));
-    }
-    let device_key: Jwk = serde_json::from_str(&device.key_jwk)
-        .map_err(|_| ApprovalError::Internal("stored device key".into()))?;
-    jws.verify_jwk(&device_key).map_err(|_| {
-        ApprovalError::Rejected("the approval is not signed by this device's key".into())
-    })?;
-    let claims: ApprovalClaims = jws.insecure_claims().map_err(|e| invalid(e.to_string()))?;
-    if claims.request_id != id {
-        return Err(ApprovalError::Rejected(
-            "the approval was signed for another request".into(),
-        ));
-    }
-    let now_s = state.clock.now_secs();
-    let window = state.config.wallet.ceremony_ttl_secs as i64;
-    let skew = state.config.ciba.clock_skew_secs as i64;
-    if claims.iat > now_s + skew || claims.iat < now_s - window - skew {
-        return Err(ApprovalError::Rejected(
-            "the approval's iat is outside the accepted window".into(),
-        ));
-    }
-    check_reason(&claims)?;
+    let claims = signed_claims(state, device, id, approval)?;
     let request = decidable(state, device, id).await?;
     let expected = transaction_hash(&transaction(state, &request, &device.subject).await?)
         .map_err(ApprovalError::Internal)?;
@@ -357,4 +333,40 @@ pub async fn decide(
         request_id: id.to_owned(),
         status: if approved { "approved" } else { "denied" }.into(),
     })
+}
+
+/// The claims of `approval`, once it is shown to be this device's signature, for request
+/// `id`, recent, with a reason only on a denial.
+fn signed_claims(
+    state: &AppState,
+    device: &DeviceRecord,
+    id: &str,
+    approval: &str,
+) -> Result<ApprovalClaims, ApprovalError> {
+    let invalid = |m: String| ApprovalError::Invalid(format!("approval: {m}"));
+    let jws = UnverifiedJws::parse(approval).map_err(|e| invalid(e.to_string()))?;
+    if jws.header.typ.as_deref() != Some(APPROVAL_TYP) {
+        return Err(invalid(format!("typ must be {APPROVAL_TYP}")));
+    }
+    let device_key: Jwk = serde_json::from_str(&device.key_jwk)
+        .map_err(|_| ApprovalError::Internal("stored device key".into()))?;
+    jws.verify_jwk(&device_key).map_err(|_| {
+        ApprovalError::Rejected("the approval is not signed by this device's key".into())
+    })?;
+    let claims: ApprovalClaims = jws.insecure_claims().map_err(|e| invalid(e.to_string()))?;
+    if claims.request_id != id {
+        return Err(ApprovalError::Rejected(
+            "the approval was signed for another request".into(),
+        ));
+    }
+    let now_s = state.clock.now_secs();
+    let window = state.config.wallet.ceremony_ttl_secs as i64;
+    let skew = state.config.ciba.clock_skew_secs as i64;
+    if claims.iat > now_s + skew || claims.iat < now_s - window - skew {
+        return Err(ApprovalError::Rejected(
+            "the approval's iat is outside the accepted window".into(),
+        ));
+    }
+    check_reason(&claims)?;
+    Ok(claims)
 }

@@ -16,6 +16,7 @@ use crate::audit::{self, NewEvent, kinds};
 use crate::ciba::notify::{self, Outcome};
 use crate::config::AgentFate;
 use crate::store::auth_requests::{AuthRequestRecord, PendingOf};
+use crate::store::humans::HumanRecord;
 use crate::store::tokens::TokenSelector;
 use crate::store::{Store, StoreError, Tx};
 
@@ -107,6 +108,8 @@ pub async fn offboard_in(
     if !store.set_human_active(tx, subject, false).await? {
         return Err(DirectoryError::NotFound(format!("human {subject:?}")));
     }
+    // Credentials are revoked first either way: the agents' standing ended with the
+    // owner's.
     let mut revoked = store
         .revoke_tokens(tx, TokenSelector::Owner(subject), reason, now_ms)
         .await?;
@@ -115,16 +118,7 @@ pub async fn offboard_in(
             .revoke_tokens(tx, TokenSelector::RestingOn(subject), reason, now_ms)
             .await?,
     );
-    // Credentials are revoked first either way: the agents' standing ended with the
-    // owner's.
-    let heir = match (fate, &human.manager) {
-        (AgentFate::ReassignToManager, Some(m)) if m != subject => store
-            .human_in(tx, m)
-            .await?
-            .filter(|h| h.active)
-            .map(|h| h.subject),
-        _ => None,
-    };
+    let heir = heir_of(store, tx, fate, &human).await?;
     let (suspended_agents, reassigned_agents) = match &heir {
         Some(heir) => (
             Vec::new(),
@@ -145,31 +139,72 @@ pub async fn offboard_in(
     let disabled_devices = store
         .disable_devices_of(tx, subject, reason, now_ms)
         .await?;
+    let done = Offboarded {
+        subject: subject.to_owned(),
+        revoked,
+        suspended_agents,
+        reassigned_agents,
+        reassigned_to: heir,
+        ended_requests,
+        disabled_devices,
+    };
+    trace_offboarding(store, tx, now_ms, reason, actor, &done).await?;
+    Ok(done)
+}
+
+/// Who takes the human's agents: their manager, when the fate says so and the manager is
+/// another active human; else nobody (the agents are suspended).
+async fn heir_of(
+    store: &Store,
+    tx: &mut Tx<'_>,
+    fate: AgentFate,
+    human: &HumanRecord,
+) -> Result<Option<String>, DirectoryError> {
+    Ok(match (fate, &human.manager) {
+        (AgentFate::ReassignToManager, Some(m)) if *m != human.subject => store
+            .human_in(tx, m)
+            .await?
+            .filter(|h| h.active)
+            .map(|h| h.subject),
+        _ => None,
+    })
+}
+
+/// The trail of an offboarding: one event per kind of thing it ended.
+async fn trace_offboarding(
+    store: &Store,
+    tx: &mut Tx<'_>,
+    now_ms: i64,
+    reason: &str,
+    actor: &str,
+    done: &Offboarded,
+) -> Result<(), DirectoryError> {
+    let subject = &done.subject;
     let human = format!("human:{subject}");
     let mut trace = vec![
         (kinds::HUMAN_OFFBOARDED, json!({ "reason": reason })),
         (
             kinds::CREDENTIAL_REVOKED,
             json!({ "reason": reason, "scope": "approved by the human, requested in their name or held by their agents",
-                    "credentials": revoked }),
+                    "credentials": done.revoked }),
         ),
         (
             kinds::AGENTS_SUSPENDED,
-            json!({ "reason": reason, "agents": suspended_agents }),
+            json!({ "reason": reason, "agents": done.suspended_agents }),
         ),
         (
             kinds::REQUESTS_ENDED,
-            json!({ "reason": reason, "requests": ended_requests }),
+            json!({ "reason": reason, "requests": done.ended_requests }),
         ),
         (
             kinds::DEVICES_DISABLED,
-            json!({ "reason": reason, "devices": disabled_devices }),
+            json!({ "reason": reason, "devices": done.disabled_devices }),
         ),
     ];
-    if !reassigned_agents.is_empty() {
+    if !done.reassigned_agents.is_empty() {
         trace.push((
             kinds::AGENTS_REASSIGNED,
-            json!({ "reason": reason, "agents": reassigned_agents, "to": heir }),
+            json!({ "reason": reason, "agents": done.reassigned_agents, "to": done.reassigned_to }),
         ));
     }
     for (kind, detail) in trace {
@@ -185,21 +220,13 @@ pub async fn offboard_in(
         actor,
         subject,
         reason,
-        revoked = revoked.len(),
-        agents = suspended_agents.len(),
-        requests = ended_requests.len(),
-        devices = disabled_devices.len(),
+        revoked = done.revoked.len(),
+        agents = done.suspended_agents.len(),
+        requests = done.ended_requests.len(),
+        devices = done.disabled_devices.len(),
         "human offboarded"
     );
-    Ok(Offboarded {
-        subject: subject.to_owned(),
-        revoked,
-        suspended_agents,
-        reassigned_agents,
-        reassigned_to: heir,
-        ended_requests,
-        disabled_devices,
-    })
+    Ok(())
 }
 
 /// Reactivates `subject`: they may be named in requests again. Nothing offboarding ended
