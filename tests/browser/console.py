@@ -21,6 +21,7 @@ import os
 import sys
 import urllib.request
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
 from axe_check import CHROMIUM, axe_check
@@ -61,6 +62,20 @@ when { context.totals.amount < 400 };
 permit (principal, action == Action::"purchase_order", resource)
 when { context.totals.amount >= 400 };
 """
+
+
+def shoot(page, path):
+    """A full-page screenshot for docs/. Chromium sometimes answers "Unable to capture
+    screenshot" while the machine is busy (seen once in a full suite, never alone): the
+    capture is tried again, twice at most; any other error, or a third refusal, fails."""
+    for attempt in range(3):
+        try:
+            page.screenshot(path=path, full_page=True)
+            return
+        except PlaywrightError as e:
+            if "Unable to capture screenshot" not in str(e) or attempt == 2:
+                raise
+            page.wait_for_timeout(500)
 
 
 def fail(message):
@@ -264,7 +279,7 @@ def main():
             os.makedirs(a.shots, exist_ok=True)
             for name, path in PAGES:
                 page.goto(a.base + path)
-                page.screenshot(path=os.path.join(a.shots, f"{name}.png"), full_page=True)
+                shoot(page, os.path.join(a.shots, f"{name}.png"))
             phone = browser.new_context(viewport={"width": 390, "height": 844},
                                         color_scheme="dark", storage_state=context.storage_state())
             small = phone.new_page()
@@ -278,7 +293,7 @@ def main():
                         ".slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' +"
                         " Math.round(e.getBoundingClientRect().right))")
                     fail(f"{name} is {width} px wide at a 390 px screen: {wide}")
-                small.screenshot(path=os.path.join(a.shots, f"{name}-390.png"), full_page=True)
+                shoot(small, os.path.join(a.shots, f"{name}-390.png"))
             phone.close()
 
         browser.close()
