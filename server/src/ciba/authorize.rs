@@ -599,6 +599,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ping_and_push_need_a_sane_notification_token_poll_needs_none() {
+        assert!(check_notification_token(DeliveryMode::Poll, None).is_ok());
+        assert!(check_notification_token(DeliveryMode::Ping, Some("t")).is_ok());
+        for mode in [DeliveryMode::Ping, DeliveryMode::Push] {
+            assert!(matches!(
+                check_notification_token(mode, None),
+                Err(CibaError::InvalidRequest(_))
+            ));
+            let long = "t".repeat(MAX_NOTIFICATION_TOKEN_LEN + 1);
+            assert!(matches!(
+                check_notification_token(mode, Some(&long)),
+                Err(CibaError::InvalidRequest(_))
+            ));
+        }
+    }
+
+    #[test]
     fn binding_message_rules() {
         assert!(check_binding_message("Order W4SCT", 20).is_ok());
         assert!(check_binding_message("Größe ✓", 7).is_ok());

@@ -324,6 +324,115 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
+    fn parent(task: Option<&str>, cnf: Option<&str>) -> TokenRecord {
+        TokenRecord {
+            jti: "j1".into(),
+            auth_req_id: "r1".into(),
+            client_id: "agent".into(),
+            subject: "alice".into(),
+            scope: "openid".into(),
+            token_type: "DPoP".into(),
+            cnf_jkt: cnf.map(str::to_owned),
+            authorization_details: Some(r#"[{"type":"deploy","env":"prod"}]"#.into()),
+            issued_at: 0,
+            expires_at: 1,
+            revoked_at: None,
+            revoked_reason: None,
+            status_list: None,
+            status_idx: None,
+            task_id: task.map(str::to_owned),
+            renewal_of: None,
+            approval_id: "r1".into(),
+            decided_at: None,
+        }
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Map<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect()
+    }
+
+    #[test]
+    fn only_a_plain_exchange_of_an_access_token_is_a_renewal() {
+        let ok = [
+            ("subject_token", "t"),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+        ];
+        assert_eq!(exchange_params(&params(&ok)).ok(), Some("t"));
+        let with = |extra: (&str, &str)| {
+            let mut all = ok.to_vec();
+            all.push(extra);
+            exchange_params(&params(&all)).map(|_| ())
+        };
+        assert!(matches!(
+            with(("actor_token", "a")),
+            Err(CibaError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            with(("audience", "x")),
+            Err(CibaError::InvalidTarget(_))
+        ));
+        assert!(matches!(
+            with((
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:id_token"
+            )),
+            Err(CibaError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            exchange_params(&params(&[("subject_token", "t")])),
+            Err(CibaError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn a_renewal_stays_in_its_task_its_approval_and_its_key() {
+        let p = parent(Some("task-1"), Some("k1"));
+        assert!(check_task(&params(&[("task_id", "task-1")]), &p).is_ok());
+        assert!(matches!(
+            check_task(&params(&[("task_id", "task-2")]), &p),
+            Err(CibaError::InvalidGrant(_))
+        ));
+        assert!(matches!(
+            check_task(&params(&[]), &p),
+            Err(CibaError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            check_task(&params(&[("task_id", "task-1")]), &parent(None, None)),
+            Err(CibaError::InvalidGrant(_))
+        ));
+        let approved = approved_details(&p).expect("stored details");
+        let same = params(&[(
+            "authorization_details",
+            r#"[{"type":"deploy","env":"prod"}]"#,
+        )]);
+        assert!(check_same_approval(&same, &p, &approved).is_ok());
+        let other = params(&[(
+            "authorization_details",
+            r#"[{"type":"deploy","env":"dev"}]"#,
+        )]);
+        assert!(matches!(
+            check_same_approval(&other, &p, &approved),
+            Err(CibaError::InvalidAuthorizationDetails(_))
+        ));
+        assert!(matches!(
+            check_same_approval(&params(&[("scope", "openid email")]), &p, &approved),
+            Err(CibaError::InvalidScope(_))
+        ));
+        assert!(check_key(Some("k1"), Some("k1")).is_ok());
+        assert!(check_key(None, None).is_ok());
+        assert!(matches!(
+            check_key(Some("k1"), None),
+            Err(CibaError::InvalidDpopProof(_))
+        ));
+        assert!(matches!(
+            check_key(Some("k1"), Some("k2")),
+            Err(CibaError::InvalidGrant(_))
+        ));
+    }
+
     #[test]
     fn the_shortest_window_of_all_approved_types_applies() {
         let mut config = Config::default();

@@ -216,3 +216,53 @@ fn answer(
         dry_run,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Map<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+            .collect()
+    }
+
+    #[test]
+    fn an_action_with_arguments_is_one_entry_of_its_type() {
+        let entries = requested_details(&params(&[
+            ("action", "purchase_order"),
+            ("arguments", r#"{"amount": 120}"#),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            entries,
+            [serde_json::json!({"type": "purchase_order", "amount": 120})]
+        );
+        assert!(requested_details(&params(&[])).expect("valid").is_empty());
+    }
+
+    #[test]
+    fn malformed_requests_are_refused_by_name() {
+        let refused = |pairs: &[(&str, &str)]| requested_details(&params(pairs)).err();
+        assert!(matches!(
+            refused(&[("action", "a"), ("authorization_details", "[{}]")]),
+            Some(CibaError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            refused(&[("authorization_details", "[]")]),
+            Some(CibaError::InvalidAuthorizationDetails(_))
+        ));
+        assert!(matches!(
+            refused(&[("authorization_details", "{")]),
+            Some(CibaError::InvalidAuthorizationDetails(_))
+        ));
+        assert!(matches!(
+            refused(&[("action", "a"), ("arguments", "[1]")]),
+            Some(CibaError::InvalidRequest(_))
+        ));
+        assert_eq!(dry_run(&params(&[("dry_run", "true")])).ok(), Some(true));
+        assert_eq!(dry_run(&params(&[])).ok(), Some(false));
+        assert!(dry_run(&params(&[("dry_run", "yes")])).is_err());
+    }
+}
