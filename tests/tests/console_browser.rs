@@ -48,12 +48,15 @@ async fn an_admin_runs_the_console_in_a_browser(db: Db) {
     let url = format!("{base}/console/sign-in?token={}", link.token.expose());
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let mut cmd = Command::new(countersign_tests::tools::python());
-    cmd.arg(format!("{root}/tests/browser/console.py"))
-        .args([&base, &url, &watcher.client_id])
-        .arg(watcher.secret.as_deref().unwrap());
+    cmd.arg(format!("{root}/tests/browser/console.py"));
     if matches!(db, Db::Sqlite) {
         cmd.args(["--shots", &format!("{root}/docs/console")]);
     }
+    // A generated secret may begin with '-', which argparse would take for an option
+    // (seen once in a full suite): everything after "--" is positional.
+    cmd.arg("--")
+        .args([&base, &url, &watcher.client_id])
+        .arg(watcher.secret.as_deref().unwrap());
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap()

@@ -296,7 +296,8 @@ async fn bench_backend(
     for scenario in scenarios {
         reports.push(load(scenario).await?);
     }
-    if args.quick {
+    // Decisions under the procurement policy (which refuses the plain requests above).
+    let activate_procurement = || async {
         let policy = workspace_root().join("docs/policy/examples/procurement.cedar");
         run_ok(&mut cli(&[
             "policy",
@@ -304,7 +305,12 @@ async fn bench_backend(
             &policy.display().to_string(),
             "--activate",
         ]))?;
+        // The server installs an activated version within policy.reload_interval_ms.
         tokio::time::sleep(Duration::from_millis(1500)).await;
+        anyhow::Ok(())
+    };
+    if args.quick {
+        activate_procurement().await?;
         reports.push(load(Scenario::Decision).await?);
         return Ok((reports, approvals, PushReport::default(), None));
     }
@@ -338,17 +344,9 @@ async fn bench_backend(
     )
     .await?;
     eprintln!("bench: {}", serde_json::to_string(&push)?);
-    // Decisions last: the procurement policy refuses the plain requests above.
+    // Decisions last.
     if !args.push_only {
-        let policy = workspace_root().join("docs/policy/examples/procurement.cedar");
-        run_ok(&mut cli(&[
-            "policy",
-            "add",
-            &policy.display().to_string(),
-            "--activate",
-        ]))?;
-        // The server installs an activated version within policy.reload_interval_ms.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        activate_procurement().await?;
         reports.push(load(Scenario::Decision).await?);
         reports.push(load(Scenario::AuthzenEvaluation).await?);
         reports.push(load(Scenario::AuthzenBatch).await?);
