@@ -3,11 +3,10 @@
 
 use countersign_jose::UnverifiedJws;
 use countersign_shared::{BackchannelAuthResponse, DeliveryMode};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::CibaError;
-use super::request::{AUTHENTICATION_PARAMS, BackchannelRequest, Hint};
+use super::request::{AUTHENTICATION_PARAMS, BackchannelRequest};
 use crate::approvals::{ApprovalMethod, DecisionInput};
 use crate::limits::RetryAfter;
 use crate::oidc::client_auth::client_jwks;
@@ -196,7 +195,16 @@ async fn identify(
     client: &ClientRecord,
     req: &BackchannelRequest,
 ) -> Result<HumanRecord, CibaError> {
-    let human = resolve_user(state, client, &req.hint).await?;
+    let now_s = state.clock.now_secs();
+    let human = super::hint::resolve_user(
+        &state.store,
+        &state.keys,
+        &state.issuer,
+        now_s,
+        client,
+        &req.hint,
+    )
+    .await?;
     if !human.active {
         return Err(CibaError::AccessDenied("the user is not active".into()));
     }
@@ -493,89 +501,6 @@ fn check_binding_message(message: &str, max_chars: usize) -> Result<(), CibaErro
         )));
     }
     Ok(())
-}
-
-/// RFC 9493 subject identifier, as carried in a `login_hint_token`.
-#[derive(Deserialize)]
-#[serde(tag = "format", rename_all = "snake_case")]
-enum SubjectId {
-    Email { email: String },
-    Opaque { id: String },
-    IssSub { sub: String },
-}
-
-#[derive(Deserialize)]
-struct LoginHintTokenClaims {
-    exp: Option<f64>,
-    sub_id: Option<SubjectId>,
-    sub: Option<String>,
-}
-
-async fn resolve_user(
-    state: &AppState,
-    client: &ClientRecord,
-    hint: &Hint,
-) -> Result<HumanRecord, CibaError> {
-    let lookup = match hint {
-        Hint::LoginHint(value) => value.clone(),
-        Hint::LoginHintToken(token) => login_hint_token_subject(state, client, token)?,
-        Hint::IdTokenHint(token) => id_token_hint_subject(state, client, token)?,
-    };
-    let human = match hint {
-        Hint::IdTokenHint(_) => state.store.human(&lookup).await?,
-        _ => state.store.human_by_hint(&lookup).await?,
-    };
-    human.ok_or(CibaError::UnknownUserId)
-}
-
-/// A `login_hint_token` is a JWT signed by the client's registered key naming the user by
-/// an RFC 9493 subject identifier (`sub_id`) or `sub`.
-fn login_hint_token_subject(
-    state: &AppState,
-    client: &ClientRecord,
-    token: &str,
-) -> Result<String, CibaError> {
-    let bad = |m: String| CibaError::InvalidRequest(format!("login_hint_token: {m}"));
-    let jws = UnverifiedJws::parse(token).map_err(|e| bad(e.to_string()))?;
-    let jwks = client_jwks(client)
-        .ok_or_else(|| bad("the client has no registered JWKS to verify it".into()))?;
-    let claims: LoginHintTokenClaims =
-        jws.verify_with_set(&jwks).map_err(|e| bad(e.to_string()))?;
-    let exp = claims.exp.ok_or_else(|| bad("exp is required".into()))?;
-    if exp <= state.clock.now_secs() as f64 {
-        return Err(CibaError::ExpiredLoginHintToken);
-    }
-    match (claims.sub_id, claims.sub) {
-        (Some(SubjectId::Email { email }), _) => Ok(email),
-        (Some(SubjectId::Opaque { id }), _) => Ok(id),
-        (Some(SubjectId::IssSub { sub }), _) | (None, Some(sub)) => Ok(sub),
-        (None, None) => Err(bad("sub_id or sub is required".into())),
-    }
-}
-
-/// An `id_token_hint` must be an ID token this server issued to this client. Its expiry is
-/// not checked: a hint names a user, it does not authenticate one.
-fn id_token_hint_subject(
-    state: &AppState,
-    client: &ClientRecord,
-    token: &str,
-) -> Result<String, CibaError> {
-    let bad = |m: String| CibaError::InvalidRequest(format!("id_token_hint: {m}"));
-    let jws = UnverifiedJws::parse(token).map_err(|e| bad(e.to_string()))?;
-    let claims: RegisteredClaims = jws
-        .verify_with_set(&state.keys.jwks())
-        .map_err(|e| bad(e.to_string()))?;
-    if claims.iss.as_deref() != Some(&*state.issuer) {
-        return Err(bad("not issued by this server".into()));
-    }
-    if !claims
-        .aud
-        .as_ref()
-        .is_some_and(|a| a.contains(&client.client_id))
-    {
-        return Err(bad("not issued to this client".into()));
-    }
-    claims.sub.ok_or_else(|| bad("sub is missing".into()))
 }
 
 /// A user code is needed when the client is registered to send one or the user has set

@@ -4,6 +4,7 @@
 pub mod authorize;
 pub mod details;
 pub mod error;
+mod hint;
 pub mod notify;
 pub mod request;
 pub mod token;
