@@ -21,6 +21,7 @@ pub mod housekeeping;
 pub mod http;
 pub mod ids;
 pub mod limits;
+pub mod notifications;
 pub mod oidc;
 pub mod paths;
 pub mod policy;

@@ -3,6 +3,8 @@
 
 pub const BC_AUTHORIZE: &str = "/bc-authorize";
 pub const TOKEN: &str = "/token";
+/// The AuthZEN Authorization API, and its OAuth resource identifier under the issuer.
+pub const AUTHZEN_API: &str = "/access/v1";
 pub const DECISIONS: &str = "/v1/decisions";
 pub const GATEWAY_CALLS: &str = "/v1/gateway-calls";
 pub const WITHDRAWALS: &str = "/v1/withdrawals";
@@ -21,3 +23,27 @@ pub const WALLET_ENROLLMENTS: &str = "/wallet/v1/enrollments";
 pub const WALLET_ENROLLMENT_COMPLETE: &str = "/wallet/v1/enrollments/complete";
 pub const WALLET_REQUESTS: &str = "/wallet/v1/requests";
 pub const WALLET_DEVICE_REMOVE: &str = "/wallet/v1/device/remove";
+
+/// `scheme://host[:port]` of `url` (what browsers send as `Origin`).
+pub fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+/// The MCP gateway's resource identifier (RFC 8707, RFC 9728): `{issuer}/mcp`.
+pub fn gateway_resource(issuer: &str) -> String {
+    format!(
+        "{}{}",
+        issuer.trim_end_matches('/'),
+        countersign_gateway::http::MCP_PATH
+    )
+}
+
+/// The AuthZEN API's resource identifier (RFC 8707): the `resource` of a
+/// `client_credentials` token an enforcement point presents.
+pub fn authzen_resource(issuer: &str) -> String {
+    format!("{}{AUTHZEN_API}", issuer.trim_end_matches('/'))
+}

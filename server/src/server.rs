@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::audit::{self, NewEvent, kinds};
+use crate::audit::{self, EventKind, NewEvent};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::oidc::keys::{KeyError, KeyRing};
@@ -112,7 +112,7 @@ async fn record_config_loaded(state: &AppState) -> Result<(), StartError> {
         .map_err(|e| StartError::Config(format!("the configuration does not serialize: {e}")))?;
     let event = NewEvent {
         actor: "system",
-        kind: kinds::CONFIG_LOADED,
+        kind: EventKind::ConfigLoaded,
         subject: "config",
         detail: json!({
             "sha256": digest,
@@ -133,35 +133,14 @@ async fn record_config_loaded(state: &AppState) -> Result<(), StartError> {
 pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     crate::http::ops::init_metrics();
     let (store, keys) = open_parts(&config, &clock).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+    let listener = bind(&config).await?;
+    config.listen = listener.local_addr().map_err(|source| StartError::Listen {
         addr: config.listen,
         source,
     })?;
-    // Checked again on the socket actually bound, not only the configured address.
-    if config.dev_approvals && !addr.ip().to_canonical().is_loopback() {
-        return Err(StartError::Config(format!(
-            "dev_approvals: the listener is bound to {addr}; developer approvals need a loopback-only listener"
-        )));
-    }
-    config.listen = addr;
     // The gateway's upstreams first: their tools' action types are part of the policy
     // schema the state compiles.
-    let gateway = crate::gateway::connect(&config.gateway)
-        .await
-        .map_err(|e| StartError::Config(e.to_string()))?;
-    if let Some(prepared) = &gateway {
-        let declared = &config.authorization_details_types;
-        let types = prepared
-            .action_types(|t| declared.contains_key(t))
-            .map_err(|e| StartError::Config(e.to_string()))?;
-        config.declare_gateway_types(types);
-    }
+    let gateway = connect_gateway(&mut config).await?;
     let state = AppState::new(config, store, clock, keys).map_err(StartError::Config)?;
     if let Err(e) = crate::policy::service::refresh(&state.policy, &state.store).await {
         // The built-in default stays in force; the error names what to fix.
@@ -173,10 +152,105 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
             "DEVELOPER MODE: /dev/approvals lets anyone on this machine approve requests without a human"
         );
     }
-
     let (shutdown, rx) = watch::channel(false);
-    let worker = tokio::spawn(crate::ciba::notify::run_worker(state.clone(), rx.clone()));
-    let push_worker = tokio::spawn(crate::push::worker::run(state.clone(), rx.clone()));
+    let background = spawn_background(&state, &rx).await;
+    let gateway = match gateway {
+        Some(prepared) => Some(
+            crate::gateway::start(
+                Arc::new(state.clone()),
+                state.keys.dir(),
+                &state.issuer,
+                prepared,
+            )
+            .map_err(|e| StartError::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let mut app = crate::http::router(state.clone());
+    if let Some(gateway) = &gateway {
+        app = app.merge(gateway.router(&state.issuer, gateway_hosts(&state)));
+        tracing::info!(url = %crate::paths::gateway_resource(&state.issuer), "MCP gateway serving");
+    }
+    let http = tokio::spawn(serve(listener, app, rx));
+    Ok(Running {
+        addr: state.config.listen,
+        state,
+        shutdown,
+        http,
+        gateway,
+        background,
+    })
+}
+
+/// Binds the configured listener; developer approvals only on a loopback address (checked
+/// on the socket actually bound, not only the configured address).
+async fn bind(config: &Config) -> Result<tokio::net::TcpListener, StartError> {
+    let listen_error = |source| StartError::Listen {
+        addr: config.listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
+    if config.dev_approvals && !addr.ip().to_canonical().is_loopback() {
+        return Err(StartError::Config(format!(
+            "dev_approvals: the listener is bound to {addr}; developer approvals need a loopback-only listener"
+        )));
+    }
+    Ok(listener)
+}
+
+/// Connects the gateway's upstreams when it is enabled, declaring their tools' action
+/// types in `config`.
+async fn connect_gateway(
+    config: &mut Config,
+) -> Result<Option<countersign_gateway::Prepared>, StartError> {
+    let gateway = crate::gateway::connect(&config.gateway)
+        .await
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    if let Some(prepared) = &gateway {
+        let declared = &config.authorization_details_types;
+        let types = prepared
+            .action_types(|t| declared.contains_key(t))
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        config.declare_gateway_types(types);
+    }
+    Ok(gateway)
+}
+
+/// Starts the workers: client notifications, push alerts, the live channel's listener
+/// (waited for, briefly), housekeeping, security-event polling and policy reloads.
+async fn spawn_background(state: &AppState, rx: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    let worker = tokio::spawn(crate::notifications::run_worker(state.outbox(), rx.clone()));
+    let push_worker = tokio::spawn(crate::push::worker::run(state.push_worker(), rx.clone()));
+    let live_listener = spawn_live_listener(state, rx).await;
+    let housekeeping = tokio::spawn(crate::housekeeping::run(state.housekeeping(), rx.clone()));
+    let signal_poller = tokio::spawn(crate::signals::poll::run(
+        state.signal_receiver(),
+        rx.clone(),
+    ));
+    let policy_refresh = tokio::spawn(crate::housekeeping::refresh_policy(
+        state.policy.clone(),
+        state.store.clone(),
+        std::time::Duration::from_millis(state.config.policy.reload_interval_ms),
+        rx.clone(),
+    ));
+    vec![
+        worker,
+        push_worker,
+        live_listener,
+        housekeeping,
+        signal_poller,
+        policy_refresh,
+    ]
+}
+
+/// Listens for live-channel notifications from other replicas. A replica that serves
+/// wallets before it LISTENs would not wake them for requests created elsewhere; so this
+/// waits (briefly: the listener keeps retrying, and subscribers are told to resync once
+/// it is in place).
+async fn spawn_live_listener(state: &AppState, rx: &watch::Receiver<bool>) -> JoinHandle<()> {
     let (listening_tx, mut listening_rx) = watch::channel(false);
     let live_listener = tokio::spawn({
         let (store, hub, rx) = (state.store.clone(), state.live.clone(), rx.clone());
@@ -191,69 +265,39 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Running,
                 .await;
         }
     });
-    // A replica that serves wallets before it LISTENs would not wake them for requests
-    // created elsewhere; wait (briefly: the listener keeps retrying, and subscribers are
-    // told to resync once it is in place).
     if tokio::time::timeout(LISTEN_WAIT, listening_rx.wait_for(|ready| *ready))
         .await
         .is_err()
     {
         tracing::warn!("the live channel listener is not connected yet; serving anyway");
     }
-    let housekeeping = tokio::spawn(crate::housekeeping::run(state.clone(), rx.clone()));
-    let signal_poller = tokio::spawn(crate::signals::poll::run(state.clone(), rx.clone()));
-    let policy_refresh = tokio::spawn(crate::housekeeping::refresh_policy(
-        state.clone(),
-        rx.clone(),
-    ));
-    let gateway = match gateway {
-        Some(prepared) => Some(
-            crate::gateway::start(&state, prepared)
-                .map_err(|e| StartError::Config(e.to_string()))?,
-        ),
-        None => None,
+    live_listener
+}
+
+/// Serves `app` on `listener` until `stop` changes.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = async move {
+        let _ = stop.changed().await;
     };
-    let mut app = crate::http::router(state.clone());
-    if let Some(gateway) = &gateway {
-        app = app.merge(gateway.router(&state.issuer, gateway_hosts(&state)));
-        tracing::info!(url = %crate::gateway::resource(&state.issuer), "MCP gateway serving");
-    }
-    let mut stop = rx;
-    let http = tokio::spawn(async move {
-        let graceful = async move {
-            let _ = stop.changed().await;
-        };
-        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        // No Nagle delay: a streamed response (server-sent events, an MCP result) is
-        // written as headers, then body; with Nagle the body waited for the client's
-        // delayed ACK, 40 ms per MCP call through the gateway.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
-            }
-        });
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(graceful)
-            .await
-        {
-            tracing::error!(error = %e, "HTTP server stopped with an error");
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // No Nagle delay: a streamed response (server-sent events, an MCP result) is
+    // written as headers, then body; with Nagle the body waited for the client's
+    // delayed ACK, 40 ms per MCP call through the gateway.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
         }
     });
-    Ok(Running {
-        addr,
-        state,
-        shutdown,
-        http,
-        gateway,
-        background: vec![
-            worker,
-            push_worker,
-            live_listener,
-            housekeeping,
-            signal_poller,
-            policy_refresh,
-        ],
-    })
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(graceful)
+        .await
+    {
+        tracing::error!(error = %e, "HTTP server stopped with an error");
+    }
 }
 
 /// The `Host` values the MCP gateway answers (DNS-rebinding protection): the issuer's

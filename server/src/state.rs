@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::approvals::ApprovalDesk;
 use crate::approvals::webauthn::RelyingParty;
 use crate::ciba::details::DetailSchemas;
 use crate::clock::Clock;
@@ -65,6 +66,8 @@ pub struct Shared {
     /// Signs and checks the bindings of AuthZEN requestable denials (every replica with
     /// the same keys directory holds the same key).
     pub denial_bindings: Arc<crate::authzen::access_request::DenialBindings>,
+    /// What deciding and enrolling works with (the same parts as above).
+    pub approvals: Arc<ApprovalDesk>,
 }
 
 impl AppState {
@@ -96,21 +99,39 @@ impl AppState {
         let push =
             crate::push::Senders::from_config(&config, clock.clone(), live.clone(), store.clone())
                 .map_err(|e| e.to_string())?;
+        let config = Arc::new(config);
+        let issuer: Arc<str> = issuer.into();
+        let keys = Arc::new(keys);
+        let policy = Arc::new(policy);
+        let relying_party = Arc::new(relying_party);
+        let outbox_wake = Arc::new(Notify::new());
+        let status_allocator = Arc::<crate::credentials::status::StatusAllocator>::default();
+        let approvals = Arc::new(ApprovalDesk {
+            config: config.clone(),
+            issuer: issuer.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            keys: keys.clone(),
+            status_allocator: status_allocator.clone(),
+            policy: policy.clone(),
+            outbox_wake: outbox_wake.clone(),
+            relying_party: relying_party.clone(),
+        });
         Ok(Self(Arc::new(Shared {
-            policy: Arc::new(policy),
+            policy,
             push,
             live,
             push_wake: Arc::new(Notify::new()),
-            issuer: issuer.into(),
-            relying_party: Arc::new(relying_party),
+            issuer,
+            relying_party,
             console_passkeys,
-            config: Arc::new(config),
+            config,
             store,
             clock,
-            keys: Arc::new(keys),
+            keys,
             rar_schemas: Arc::new(rar_schemas),
-            outbox_wake: Arc::new(Notify::new()),
-            status_allocator: Arc::default(),
+            outbox_wake,
+            status_allocator,
             status_lists: Arc::default(),
             signal_keys: Arc::default(),
             admin_sso,
@@ -118,6 +139,7 @@ impl AppState {
             limits,
             verified_tokens: Arc::default(),
             denial_bindings: Arc::new(denial_bindings),
+            approvals,
         })))
     }
 }
@@ -167,5 +189,144 @@ impl Shared {
             details: &self.rar_schemas,
             now_ms: self.now_ms(),
         }
+    }
+
+    /// What handing audit checkpoints out works with.
+    pub fn publishing(&self) -> crate::audit::sinks::Publishing<'_> {
+        crate::audit::sinks::Publishing {
+            sinks: &self.config.audit.sinks,
+            store: &self.store,
+            issuer: &self.issuer,
+            clock: self.clock.as_ref(),
+        }
+    }
+
+    /// What receiving security events works with.
+    pub fn signal_receiver(&self) -> crate::signals::SignalReceiver {
+        crate::signals::SignalReceiver {
+            config: self.config.clone(),
+            issuer: self.issuer.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            keys: self.signal_keys.clone(),
+            outbox_wake: self.outbox_wake.clone(),
+        }
+    }
+
+    /// What sending push alerts works with.
+    pub fn push_worker(&self) -> crate::push::worker::PushWorker {
+        crate::push::worker::PushWorker {
+            config: self.config.clone(),
+            issuer: self.issuer.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            senders: self.push.clone(),
+            wake: self.push_wake.clone(),
+        }
+    }
+
+    /// What the client notification worker works with.
+    pub fn outbox(&self) -> crate::notifications::Outbox {
+        crate::notifications::Outbox {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            wake: self.outbox_wake.clone(),
+            config: self.config.notifications.clone(),
+        }
+    }
+
+    /// What the periodic chores work with.
+    pub fn housekeeping(&self) -> crate::housekeeping::Housekeeping {
+        crate::housekeeping::Housekeeping {
+            config: self.config.clone(),
+            issuer: self.issuer.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            audit_log: self.audit_log.clone(),
+            outbox_wake: self.outbox_wake.clone(),
+        }
+    }
+
+    /// What checking an access token for one of this deployment's resources works with, now.
+    pub fn guarding(&self) -> crate::oidc::resource_auth::Guarding<'_> {
+        crate::oidc::resource_auth::Guarding {
+            issuer: &self.issuer,
+            keys: &self.keys,
+            store: &self.store,
+            verified_tokens: &self.verified_tokens,
+            limits: &self.limits,
+            window: self.dpop_window(),
+            now_ms: self.now_ms(),
+        }
+    }
+
+    /// What a backchannel authentication request works with.
+    pub fn authorizing(&self) -> crate::ciba::authorize::Authorizing<'_> {
+        crate::ciba::authorize::Authorizing {
+            config: &self.config,
+            issuer: &self.issuer,
+            store: &self.store,
+            clock: self.clock.as_ref(),
+            keys: &self.keys,
+            policy: &self.policy,
+            details: &self.rar_schemas,
+            limits: &self.limits,
+            approvals: &self.approvals,
+            push_wake: &self.push_wake,
+        }
+    }
+
+    /// What answering AuthZEN requests works with.
+    pub fn pdp(&self) -> crate::authzen::Pdp<'_> {
+        crate::authzen::Pdp {
+            config: &self.config,
+            issuer: &self.issuer,
+            store: &self.store,
+            clock: self.clock.as_ref(),
+            policy: &self.policy,
+            denial_bindings: &self.denial_bindings,
+            authorizing: self.authorizing(),
+        }
+    }
+
+    /// What issuing access tokens for this deployment's own resources works with, now.
+    pub fn minting(&self) -> crate::ciba::client_credentials::Minting<'_> {
+        crate::ciba::client_credentials::Minting {
+            issuer: &self.issuer,
+            keys: &self.keys,
+            ttl_secs: self.config.tokens.access_token_ttl_secs,
+            gateway_enabled: self.config.gateway.enabled,
+            now_secs: self.clock.now_secs(),
+        }
+    }
+}
+
+impl crate::gateway::authority::Services for AppState {
+    fn store(&self) -> &crate::store::Store {
+        &self.store
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn hold_timeout_secs(&self) -> u64 {
+        self.config.gateway.hold_timeout_secs
+    }
+
+    fn guarding(&self) -> crate::oidc::resource_auth::Guarding<'_> {
+        Shared::guarding(self)
+    }
+
+    fn deciding(&self) -> crate::flows::decide::Deciding<'_> {
+        Shared::deciding(self)
+    }
+
+    fn authorizing(&self) -> crate::ciba::authorize::Authorizing<'_> {
+        Shared::authorizing(self)
+    }
+
+    fn issuing(&self) -> crate::credentials::Issuing<'_> {
+        Shared::issuing(self)
     }
 }

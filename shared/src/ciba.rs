@@ -8,10 +8,12 @@ pub const CIBA_GRANT_TYPE: &str = "urn:openid:params:grant-type:ciba";
 /// The ID token claim that carries the `auth_req_id` in push mode (CIBA Core §10.3.1).
 pub const AUTH_REQ_ID_CLAIM: &str = "urn:openid:params:jwt:claim:auth_req_id";
 
-/// How the client learns that the authentication finished (CIBA Core §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How the client learns that the authentication finished (CIBA Core §5); poll unless
+/// the client registered otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryMode {
+    #[default]
     Poll,
     Ping,
     Push,

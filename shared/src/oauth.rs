@@ -1,6 +1,13 @@
-//! OAuth 2.0 error responses (RFC 6749 §5.2) with the codes CIBA, DPoP and RAR add.
+//! OAuth 2.0 error responses (RFC 6749 §5.2) with the codes CIBA, DPoP and RAR add, and
+//! the grant types the token endpoint takes besides CIBA's.
 
 use serde::{Deserialize, Serialize};
+
+/// `grant_type` of a token exchange (RFC 8693 §2.1): renewing a credential.
+pub const TOKEN_EXCHANGE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// `grant_type` of RFC 6749 §4.4: an identity token for the gateway or the AuthZEN API.
+pub const CLIENT_CREDENTIALS_GRANT_TYPE: &str = "client_credentials";
 
 /// Every error code the server can answer on its OAuth endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

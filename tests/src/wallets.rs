@@ -65,7 +65,7 @@ impl TestWallet {
 impl TestServer {
     /// A fresh invitation URI for `subject`.
     pub async fn invitation(&self, subject: &str) -> String {
-        enrollment::invite(self.state(), subject, "test")
+        enrollment::invite(&self.state().approvals, subject, "test")
             .await
             .expect("invitation")
             .uri

@@ -43,7 +43,7 @@ async fn head(s: &TestServer) -> i64 {
 }
 
 async fn sign(s: &TestServer) -> i64 {
-    checkpoint::sign_head(s.state())
+    checkpoint::sign_head(&s.state().audit_log, &s.state().publishing())
         .await
         .unwrap()
         .expect("a new checkpoint")

@@ -141,9 +141,12 @@ async fn truncation_is_found_by_the_signed_checkpoint(db: Db) {
     let (s, _, setup) = with_history(db).await;
     let events = verify(&s, &setup.key).await["events"].as_i64().unwrap();
     assert_eq!(
-        countersign_server::audit::checkpoint::sign_head(s.state())
-            .await
-            .unwrap(),
+        countersign_server::audit::checkpoint::sign_head(
+            &s.state().audit_log,
+            &s.state().publishing()
+        )
+        .await
+        .unwrap(),
         Some(events)
     );
     let r = verify(&s, &setup.key).await;

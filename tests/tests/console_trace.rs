@@ -337,13 +337,13 @@ async fn a_humans_detail_lists_their_device_and_the_credentials_they_approved(db
 }
 
 async fn csv_export_neutralises_formulas(db: Db) {
-    use countersign_server::audit::{self, NewEvent};
+    use countersign_server::audit::{self, EventKind, NewEvent};
     let s = TestServer::start(db).await;
     let store = &s.state().store;
     let mut tx = store.begin().await.unwrap();
     let event = NewEvent {
         actor: "@attacker",
-        kind: "test.formula",
+        kind: EventKind::SignalReceived,
         subject: "=HYPERLINK(\"https://evil.example\",\"click\")",
         detail: serde_json::json!({ "note": "=1+1" }),
     };
@@ -359,7 +359,7 @@ async fn csv_export_neutralises_formulas(db: Db) {
         .unwrap();
     let line = csv
         .lines()
-        .find(|l| l.contains("test.formula"))
+        .find(|l| l.contains("@attacker"))
         .expect("the event is exported");
     assert!(line.contains(",'@attacker,"), "{line}");
     assert!(

@@ -65,13 +65,10 @@ async fn credential_shape_and_status_list_revocation(db: Db) {
     let iat = vc["iat"].as_i64().unwrap();
     assert_eq!(vc["exp"].as_i64().unwrap() - iat, 900);
     assert_eq!(vc["nbf"], iat);
-    assert_eq!(
-        vc["validFrom"],
-        countersign_server::credentials::vc::rfc3339(iat)
-    );
+    assert_eq!(vc["validFrom"], countersign_server::clock::rfc3339(iat));
     assert_eq!(
         vc["validUntil"],
-        countersign_server::credentials::vc::rfc3339(iat + 900)
+        countersign_server::clock::rfc3339(iat + 900)
     );
     assert_eq!(vc["issuer"], s.issuer());
     assert_eq!(vc["cnf"]["jkt"], vc["credentialSubject"]["key_thumbprint"]);

@@ -238,7 +238,7 @@ async fn seed_credentials(store: &Store, args: &ConsoleBenchArgs, now: i64) -> a
                     authorization_details: Some(
                         r#"[{"type":"purchase_order","amount":{"value":"120.00","currency":"EUR"}}]"#.into(),
                     ),
-                    delivery_mode: "poll".into(),
+                    delivery_mode: countersign_shared::DeliveryMode::Poll,
                     status: AuthRequestStatus::Approved,
                     created_at: issued_at - 60_000,
                     expires_at: now + span,

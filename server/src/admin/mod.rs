@@ -13,7 +13,7 @@ pub use roles::Role;
 
 use serde_json::json;
 
-use crate::audit::{self, NewEvent, kinds};
+use crate::audit::{self, EventKind, NewEvent};
 use crate::secrets::{Secret, hash_secret};
 use crate::store::admin_keys::AdminKeyRecord;
 use crate::store::{Store, StoreError, Tx};
@@ -51,17 +51,17 @@ impl Scope {
         }
     }
 
-    fn created(self) -> &'static str {
+    fn created(self) -> EventKind {
         match self {
-            Self::Admin => kinds::ADMIN_KEY_CREATED,
-            Self::Scim => kinds::SCIM_TOKEN_CREATED,
+            Self::Admin => EventKind::AdminKeyCreated,
+            Self::Scim => EventKind::ScimTokenCreated,
         }
     }
 
-    fn revoked(self) -> &'static str {
+    fn revoked(self) -> EventKind {
         match self {
-            Self::Admin => kinds::ADMIN_KEY_REVOKED,
-            Self::Scim => kinds::SCIM_TOKEN_REVOKED,
+            Self::Admin => EventKind::AdminKeyRevoked,
+            Self::Scim => EventKind::ScimTokenRevoked,
         }
     }
 }

@@ -14,7 +14,7 @@ use super::{Role, Scope, create_key_in};
 use crate::approvals::webauthn::{
     RelyingParty, StoredPasskey, WebauthnError, challenge_of, credential_id_of,
 };
-use crate::audit::{self, NewEvent, kinds};
+use crate::audit::{self, EventKind, NewEvent};
 use crate::store::admin_passkeys::AdminPasskeyRecord;
 use crate::store::ceremonies::CeremonyRecord;
 use crate::store::{Store, StoreError};
@@ -59,7 +59,7 @@ impl From<WebauthnError> for PasskeyError {
 /// The relying party for the console's own origin (`issuer`), or `None` when the issuer's
 /// host is an IP address (no RP ID can name it).
 pub fn relying_party(issuer: &str) -> Option<RelyingParty> {
-    let origin = crate::http::origin_of(issuer);
+    let origin = crate::paths::origin_of(issuer);
     let host = origin.split_once("://").map_or(origin, |(_, h)| h);
     let host = match host.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -180,7 +180,7 @@ pub async fn finish_registration(
         })?;
     let event = NewEvent {
         actor: &actor,
-        kind: kinds::ADMIN_PASSKEY_REGISTERED,
+        kind: EventKind::AdminPasskeyRegistered,
         subject: &subject(&record.id),
         detail: json!({ "label": record.label, "role": role }),
     };
@@ -271,7 +271,7 @@ pub async fn finish_sign_in(
     let passkey_subject = subject(&record.id);
     let event = NewEvent {
         actor: &passkey_subject,
-        kind: kinds::ADMIN_SIGNED_IN,
+        kind: EventKind::AdminSignedIn,
         subject: &Scope::Admin.subject(&key.id),
         detail: json!({
             "method": "passkey",
@@ -298,7 +298,7 @@ pub async fn revoke(store: &Store, id: &str, actor: &str, now_ms: i64) -> Result
     }
     let event = NewEvent {
         actor,
-        kind: kinds::ADMIN_PASSKEY_REVOKED,
+        kind: EventKind::AdminPasskeyRevoked,
         subject: &subject(id),
         detail: json!({}),
     };

@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use super::{Role, Scope, create_key_in};
-use crate::audit::{self, NewEvent, kinds};
+use crate::audit::{self, EventKind, NewEvent};
 use crate::secrets::{Secret, hash_secret};
 use crate::store::console_links::SignInLinkRecord;
 use crate::store::{Store, StoreError};
@@ -58,7 +58,7 @@ pub async fn create(
     store.insert_sign_in_link(&mut tx, &record).await?;
     let event = NewEvent {
         actor,
-        kind: kinds::SIGN_IN_LINK_CREATED,
+        kind: EventKind::SignInLinkCreated,
         subject: &format!("sign-in-link:{id}"),
         detail: json!({ "role": role, "expires_at": expires_at_ms }),
     };
@@ -102,7 +102,7 @@ pub async fn redeem(
     let link_subject = format!("sign-in-link:{}", link.id);
     let event = NewEvent {
         actor: &link_subject,
-        kind: kinds::ADMIN_SIGNED_IN,
+        kind: EventKind::AdminSignedIn,
         subject: &Scope::Admin.subject(&key.id),
         detail: json!({
             "method": "sign_in_link",

@@ -18,8 +18,8 @@ use serde_json::json;
 use subtle::ConstantTimeEq as _;
 use tokio::sync::Mutex;
 
-use crate::admin::{self, Scope};
-use crate::audit::{self, NewEvent, kinds};
+use crate::admin::{self, Role, Scope};
+use crate::audit::{self, EventKind, NewEvent};
 use crate::config::AdminSsoConfig;
 use crate::secrets::Secret;
 use crate::store::{Store, StoreError};
@@ -68,6 +68,15 @@ pub struct AdminSso {
 pub struct StartedLogin {
     pub authorize_url: String,
     pub cookie: String,
+}
+
+/// Who the provider says signed in.
+struct Identity {
+    email: String,
+    /// The provider verified `email` (`email_verified: true`).
+    verified: bool,
+    subject: String,
+    groups: Vec<String>,
 }
 
 /// A finished login.
@@ -196,6 +205,68 @@ impl AdminSso {
         if !bool::from(expected_state.as_bytes().ct_eq(state.as_bytes())) {
             return Err(SsoError::BadState("state does not match"));
         }
+        let Identity {
+            email,
+            verified,
+            subject,
+            groups,
+        } = self.identify(code, nonce, verifier).await?;
+        let Some(role) = role_of(&self.config, verified.then_some(email.as_str()), &groups) else {
+            return Err(SsoError::NotAnAdmin(if verified {
+                email
+            } else {
+                format!("{email} (email not verified by the IdP)")
+            }));
+        };
+        let ttl_ms = i64::try_from(self.config.session_ttl_secs())
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
+        let expires_at_ms = now_ms.saturating_add(ttl_ms);
+        // The session's key and the sign-in's event are one write.
+        let mut tx = store.begin().await?;
+        let key = admin::create_key_in(
+            store,
+            &mut tx,
+            &format!("sso session: {email}"),
+            Scope::Admin,
+            role,
+            Some(expires_at_ms),
+            now_ms,
+        )
+        .await?;
+        let event = NewEvent {
+            actor: &format!("admin:{email}"),
+            kind: EventKind::AdminSignedIn,
+            subject: &Scope::Admin.subject(&key.id),
+            detail: json!({
+                "method": "sso",
+                "role": role,
+                "email": email,
+                "groups": groups,
+                "idp": self.issuer.as_str(),
+                "idp_subject": subject,
+                "expires_at": expires_at_ms,
+            }),
+        };
+        audit::record(store, &mut tx, now_ms, event).await?;
+        tx.commit().await?;
+        Ok(AdminSession {
+            email,
+            subject,
+            role,
+            secret: key.secret,
+            expires_at_ms,
+        })
+    }
+
+    /// Redeems `code` (with the PKCE `verifier`) at the provider and reads who signed in
+    /// from the ID token, checked against `nonce`.
+    async fn identify(
+        &self,
+        code: &str,
+        nonce: &str,
+        verifier: &str,
+    ) -> Result<Identity, SsoError> {
         let metadata = self.metadata(false).await?;
         let client = self.client(metadata);
         let token = client
@@ -229,55 +300,11 @@ impl AdminSso {
         // self-service profile). Group membership is the IdP's own statement.
         let verified = claims.email_verified() == Some(true);
         let groups = groups_in(&id_token.to_string(), self.config.groups_claim());
-        let Some(role) = self
-            .config
-            .role_of(verified.then_some(email.as_str()), &groups)
-        else {
-            return Err(SsoError::NotAnAdmin(if verified {
-                email
-            } else {
-                format!("{email} (email not verified by the IdP)")
-            }));
-        };
-        let subject = claims.subject().as_str().to_owned();
-        let ttl_ms = i64::try_from(self.config.session_ttl_secs())
-            .unwrap_or(i64::MAX)
-            .saturating_mul(1000);
-        let expires_at_ms = now_ms.saturating_add(ttl_ms);
-        // The session's key and the sign-in's event are one write.
-        let mut tx = store.begin().await?;
-        let key = admin::create_key_in(
-            store,
-            &mut tx,
-            &format!("sso session: {email}"),
-            Scope::Admin,
-            role,
-            Some(expires_at_ms),
-            now_ms,
-        )
-        .await?;
-        let event = NewEvent {
-            actor: &format!("admin:{email}"),
-            kind: kinds::ADMIN_SIGNED_IN,
-            subject: &Scope::Admin.subject(&key.id),
-            detail: json!({
-                "method": "sso",
-                "role": role,
-                "email": email,
-                "groups": groups,
-                "idp": self.issuer.as_str(),
-                "idp_subject": subject,
-                "expires_at": expires_at_ms,
-            }),
-        };
-        audit::record(store, &mut tx, now_ms, event).await?;
-        tx.commit().await?;
-        Ok(AdminSession {
+        Ok(Identity {
             email,
-            subject,
-            role,
-            secret: key.secret,
-            expires_at_ms,
+            verified,
+            subject: claims.subject().as_str().to_owned(),
+            groups,
         })
     }
 }
@@ -295,13 +322,30 @@ pub async fn end_session(store: &Store, presented: &str, now_ms: i64) -> Result<
     let session = Scope::Admin.subject(&id);
     let event = NewEvent {
         actor: &session,
-        kind: kinds::ADMIN_SIGNED_OUT,
+        kind: EventKind::AdminSignedOut,
         subject: &session,
         detail: json!({}),
     };
     audit::record(store, &mut tx, now_ms, event).await?;
     tx.commit().await?;
     Ok(true)
+}
+/// The console role of the person with this `verified_email` and these `groups`: the
+/// highest their groups (or the admin list) give, `None` when they are none.
+pub fn role_of(
+    config: &AdminSsoConfig,
+    verified_email: Option<&str>,
+    groups: &[String],
+) -> Option<Role> {
+    if config.is_admin(verified_email, groups) {
+        Some(Role::Admin)
+    } else if groups.iter().any(|g| config.operator_groups.contains(g)) {
+        Some(Role::Operator)
+    } else if groups.iter().any(|g| config.viewer_groups.contains(g)) {
+        Some(Role::Viewer)
+    } else {
+        None
+    }
 }
 
 /// The string values of claim `claim` in a compact JWT whose signature was verified
@@ -366,7 +410,7 @@ mod tests {
         };
         let role = |groups: &[&str]| {
             let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
-            roles.role_of(Some("eve@example.com"), &groups)
+            role_of(&roles, Some("eve@example.com"), &groups)
         };
         assert_eq!(role(&["audit"]), Some(admin::Role::Viewer));
         assert_eq!(role(&["audit", "soc"]), Some(admin::Role::Operator));

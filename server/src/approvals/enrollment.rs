@@ -12,21 +12,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::ApprovalError;
 use super::webauthn::WebauthnError;
-use crate::audit::{self, NewEvent};
+use super::{ApprovalDesk, ApprovalError};
+use crate::audit::{self, EventKind, NewEvent};
 use crate::secrets::hash_secret;
-use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::ceremonies::CeremonyRecord;
 use crate::store::devices::{DeviceRecord, InvitationRecord};
-
-/// Audit event kinds of this module.
-pub mod kinds {
-    pub const DEVICE_INVITED: &str = "device.invited";
-    pub const DEVICE_ENROLLED: &str = "device.enrolled";
-    pub const DEVICE_REMOVED: &str = "device.removed";
-}
 
 const REGISTRATION: &str = "registration";
 pub const PLATFORMS: [&str; 3] = ["ios", "android", "desktop"];
@@ -92,11 +84,11 @@ impl From<WebauthnError> for ApprovalError {
 
 /// Creates a one-time invitation for `subject` to enroll a wallet.
 pub async fn invite(
-    state: &AppState,
+    desk: &ApprovalDesk,
     subject: &str,
     actor: &str,
 ) -> Result<CreatedInvitation, ApprovalError> {
-    let human = state
+    let human = desk
         .store
         .human(subject)
         .await?
@@ -106,7 +98,7 @@ pub async fn invite(
             "{subject:?} is not active; reactivate them first"
         )));
     }
-    let now = state.now_ms();
+    let now = desk.now_ms();
     let token = countersign_jose::random_b64url(32);
     let record = InvitationRecord {
         id: countersign_jose::random_b64url(12),
@@ -114,19 +106,19 @@ pub async fn invite(
         token_hash: hash_secret(&token),
         created_by: actor.to_owned(),
         created_at: now,
-        expires_at: now + 1000 * state.config.wallet.invitation_ttl_secs as i64,
+        expires_at: now + 1000 * desk.config.wallet.invitation_ttl_secs as i64,
         redeemed_at: None,
         device_id: None,
     };
-    let mut tx = state.store.begin().await?;
-    state.store.insert_invitation(&mut tx, &record).await?;
+    let mut tx = desk.store.begin().await?;
+    desk.store.insert_invitation(&mut tx, &record).await?;
     audit::record(
-        &state.store,
+        &desk.store,
         &mut tx,
         now,
         NewEvent {
             actor,
-            kind: kinds::DEVICE_INVITED,
+            kind: EventKind::DeviceInvited,
             subject: &format!("human:{subject}"),
             detail: json!({ "invitation": record.id, "expires_at": record.expires_at.div_euclid(1000) }),
         },
@@ -134,7 +126,7 @@ pub async fn invite(
     .await?;
     tx.commit().await?;
     let uri = EnrollmentUri {
-        server: state.issuer.to_string(),
+        server: desk.issuer.to_string(),
         invitation: token,
     };
     Ok(CreatedInvitation {
@@ -146,8 +138,11 @@ pub async fn invite(
 }
 
 /// The invitation behind `token`, if it can still be redeemed.
-async fn live_invitation(state: &AppState, token: &str) -> Result<InvitationRecord, ApprovalError> {
-    let invitation = state
+async fn live_invitation(
+    desk: &ApprovalDesk,
+    token: &str,
+) -> Result<InvitationRecord, ApprovalError> {
+    let invitation = desk
         .store
         .invitation_by_token_hash(&hash_secret(token))
         .await?
@@ -157,7 +152,7 @@ async fn live_invitation(state: &AppState, token: &str) -> Result<InvitationReco
             "this enrollment invitation was already used; ask for a new one".into(),
         ));
     }
-    if invitation.expires_at <= state.now_ms() {
+    if invitation.expires_at <= desk.now_ms() {
         return Err(ApprovalError::Invitation(
             "this enrollment invitation has expired; ask for a new one".into(),
         ));
@@ -167,23 +162,22 @@ async fn live_invitation(state: &AppState, token: &str) -> Result<InvitationReco
 
 /// Step 1: passkey creation options for the invited human.
 pub async fn begin(
-    state: &AppState,
+    desk: &ApprovalDesk,
     request: &BeginEnrollment,
 ) -> Result<EnrollmentChallenge, ApprovalError> {
-    let invitation = live_invitation(state, &request.invitation).await?;
-    let human = state
+    let invitation = live_invitation(desk, &request.invitation).await?;
+    let human = desk
         .store
         .human(&invitation.subject)
         .await?
         .filter(|h| h.active)
         .ok_or_else(|| ApprovalError::Invitation("the invited human is no longer active".into()))?;
-    let started = state
+    let started = desk
         .relying_party
         .start_registration(&human.email, &human.name, true)?;
-    let now = state.now_ms();
-    let ttl = 1000 * state.config.wallet.ceremony_ttl_secs as i64;
-    state
-        .store
+    let now = desk.now_ms();
+    let ttl = 1000 * desk.config.wallet.ceremony_ttl_secs as i64;
+    desk.store
         .insert_ceremony(&CeremonyRecord {
             challenge: started.challenge,
             kind: REGISTRATION.into(),
@@ -199,7 +193,7 @@ pub async fn begin(
     Ok(EnrollmentChallenge {
         subject: human.subject,
         name: human.name,
-        rp_id: state.relying_party.rp_id().to_owned(),
+        rp_id: desk.relying_party.rp_id().to_owned(),
         webauthn: started.options,
     })
 }
@@ -239,12 +233,65 @@ fn check_details(request: &CompleteEnrollment) -> Result<(), ApprovalError> {
 /// checked DPoP proof, signed by it), redeems the invitation and records the device, all
 /// in one transaction. The proof's `jti` is spent only once the invitation is known live.
 pub async fn complete(
-    state: &AppState,
+    desk: &ApprovalDesk,
     request: &CompleteEnrollment,
     proof: &crate::oidc::dpop::CheckedProof,
 ) -> Result<EnrolledDevice, ApprovalError> {
-    let proof_jkt = proof.jkt.as_str();
     check_details(request)?;
+    let (jwk, jkt) = device_key(request, &proof.jkt)?;
+    let invitation = live_invitation(desk, &request.invitation).await?;
+    crate::oidc::dpop::remember(&desk.store, desk.dpop_window(), proof)
+        .await
+        .map_err(|e| match e {
+            crate::oidc::dpop::DpopError::Invalid(m) => {
+                ApprovalError::Unauthenticated(format!("device proof: {m}"))
+            }
+            crate::oidc::dpop::DpopError::Store(s) => ApprovalError::Store(s),
+        })?;
+    let challenge = super::webauthn::challenge_of(&request.passkey)?;
+    let now = desk.now_ms();
+    let mut tx = desk.store.begin().await?;
+    let ceremony = desk
+        .store
+        .take_ceremony(&mut tx, &challenge, REGISTRATION, now)
+        .await?
+        .filter(|c| c.invitation_id.as_deref() == Some(invitation.id.as_str()))
+        .ok_or_else(|| {
+            ApprovalError::Rejected(
+                "the passkey answers no enrollment challenge of this invitation (unknown, used or expired)".into(),
+            )
+        })?;
+    let passkey = match desk
+        .relying_party
+        .finish_registration(&ceremony.state, &request.passkey)
+    {
+        Ok(p) => p,
+        Err(e) => {
+            // A failed attempt still uses up the challenge.
+            tx.commit().await?;
+            return Err(e.into());
+        }
+    };
+    let device = device_record(request, &invitation, jwk, jkt, passkey, now)?;
+    enroll_in(desk, &mut tx, &invitation, &device, now).await?;
+    tx.commit().await?;
+    desk.store.forget_push_targets();
+    tracing::info!(subject = %device.subject, device = %device.id, platform = %device.platform, "wallet enrolled");
+    Ok(EnrolledDevice {
+        device_id: device.id,
+        subject: device.subject,
+        issuer: desk.issuer.to_string(),
+        jwks: serde_json::to_value(desk.keys.jwks())
+            .map_err(|e| ApprovalError::Internal(e.to_string()))?,
+    })
+}
+
+/// The device key the request enrolls, a public P-256 key, and its thumbprint, which must
+/// be the key that signed the request's DPoP proof (`proof_jkt`).
+fn device_key(
+    request: &CompleteEnrollment,
+    proof_jkt: &str,
+) -> Result<(Jwk, String), ApprovalError> {
     let jwk: Jwk = serde_json::from_value(request.device_key.clone())
         .map_err(|e| ApprovalError::Invalid(format!("device_key is not a JWK: {e}")))?;
     if jwk.kty != "EC" || jwk.crv.as_deref() != Some("P-256") || jwk.verifying_key().is_err() {
@@ -258,40 +305,18 @@ pub async fn complete(
             "the DPoP proof must be signed by device_key".into(),
         ));
     }
-    let invitation = live_invitation(state, &request.invitation).await?;
-    crate::oidc::dpop::remember(&state.store, state.dpop_window(), proof)
-        .await
-        .map_err(|e| match e {
-            crate::oidc::dpop::DpopError::Invalid(m) => {
-                ApprovalError::Unauthenticated(format!("device proof: {m}"))
-            }
-            crate::oidc::dpop::DpopError::Store(s) => ApprovalError::Store(s),
-        })?;
-    let challenge = super::webauthn::challenge_of(&request.passkey)?;
-    let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
-    let ceremony = state
-        .store
-        .take_ceremony(&mut tx, &challenge, REGISTRATION, now)
-        .await?
-        .filter(|c| c.invitation_id.as_deref() == Some(invitation.id.as_str()))
-        .ok_or_else(|| {
-            ApprovalError::Rejected(
-                "the passkey answers no enrollment challenge of this invitation (unknown, used or expired)".into(),
-            )
-        })?;
-    let passkey = match state
-        .relying_party
-        .finish_registration(&ceremony.state, &request.passkey)
-    {
-        Ok(p) => p,
-        Err(e) => {
-            // A failed attempt still uses up the challenge.
-            tx.commit().await?;
-            return Err(e.into());
-        }
-    };
-    let device = DeviceRecord {
+    Ok((jwk, jkt))
+}
+
+fn device_record(
+    request: &CompleteEnrollment,
+    invitation: &InvitationRecord,
+    jwk: Jwk,
+    jkt: String,
+    passkey: super::webauthn::StoredPasskey,
+    now: i64,
+) -> Result<DeviceRecord, ApprovalError> {
+    Ok(DeviceRecord {
         id: countersign_jose::random_b64url(12),
         subject: invitation.subject.clone(),
         key_jkt: jkt,
@@ -311,17 +336,27 @@ pub async fn complete(
         last_used_at: None,
         disabled_at: None,
         disabled_reason: None,
-    };
-    if !state
+    })
+}
+
+/// Redeems the invitation (once), stores the device and traces the enrollment in `tx`.
+async fn enroll_in(
+    desk: &ApprovalDesk,
+    tx: &mut crate::store::Tx<'_>,
+    invitation: &InvitationRecord,
+    device: &DeviceRecord,
+    now: i64,
+) -> Result<(), ApprovalError> {
+    if !desk
         .store
-        .redeem_invitation(&mut tx, &invitation.id, &device.id, now)
+        .redeem_invitation(tx, &invitation.id, &device.id, now)
         .await?
     {
         return Err(ApprovalError::Invitation(
             "this enrollment invitation was already used; ask for a new one".into(),
         ));
     }
-    match state.store.insert_device(&mut tx, &device).await {
+    match desk.store.insert_device(tx, device).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             return Err(ApprovalError::Conflict(
@@ -331,12 +366,12 @@ pub async fn complete(
         Err(e) => return Err(e.into()),
     }
     audit::record(
-        &state.store,
-        &mut tx,
+        &desk.store,
+        tx,
         now,
         NewEvent {
             actor: &format!("human:{}", device.subject),
-            kind: kinds::DEVICE_ENROLLED,
+            kind: EventKind::DeviceEnrolled,
             subject: &format!("human:{}", device.subject),
             detail: json!({
                 "device": device.id, "platform": device.platform, "push_channel": device.push_channel,
@@ -345,23 +380,14 @@ pub async fn complete(
         },
     )
     .await?;
-    tx.commit().await?;
-    state.store.forget_push_targets();
-    tracing::info!(subject = %device.subject, device = %device.id, platform = %device.platform, "wallet enrolled");
-    Ok(EnrolledDevice {
-        device_id: device.id,
-        subject: device.subject,
-        issuer: state.issuer.to_string(),
-        jwks: serde_json::to_value(state.keys.jwks())
-            .map_err(|e| ApprovalError::Internal(e.to_string()))?,
-    })
+    Ok(())
 }
 
 pub async fn list_devices(
-    state: &AppState,
+    desk: &ApprovalDesk,
     subject: Option<&str>,
 ) -> Result<Vec<Device>, ApprovalError> {
-    Ok(state
+    Ok(desk
         .store
         .devices(subject)
         .await?
@@ -372,7 +398,7 @@ pub async fn list_devices(
 
 /// Disables a device: its proofs and approvals are refused from now on.
 pub async fn remove_device(
-    state: &AppState,
+    desk: &ApprovalDesk,
     id: &str,
     reason: &str,
     actor: &str,
@@ -383,21 +409,21 @@ pub async fn remove_device(
             "reason must be 1-500 characters of text".into(),
         ));
     }
-    let device = state
+    let device = desk
         .store
         .device(id)
         .await?
         .ok_or_else(|| ApprovalError::Missing(format!("no device {id:?}")))?;
-    let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
-    if state.store.disable_device(&mut tx, id, reason, now).await? {
+    let now = desk.now_ms();
+    let mut tx = desk.store.begin().await?;
+    if desk.store.disable_device(&mut tx, id, reason, now).await? {
         audit::record(
-            &state.store,
+            &desk.store,
             &mut tx,
             now,
             NewEvent {
                 actor,
-                kind: kinds::DEVICE_REMOVED,
+                kind: EventKind::DeviceRemoved,
                 subject: &format!("human:{}", device.subject),
                 detail: json!({ "device": id, "reason": reason }),
             },
@@ -405,8 +431,8 @@ pub async fn remove_device(
         .await?;
     }
     tx.commit().await?;
-    state.store.forget_push_targets();
-    let device = state
+    desk.store.forget_push_targets();
+    let device = desk
         .store
         .device(id)
         .await?

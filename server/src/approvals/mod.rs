@@ -7,18 +7,24 @@
 //! Wallets enroll through [`enrollment`]; every wallet call is authenticated by the device
 //! key ([`wallet::authenticate`]); passkey ceremonies go through [`webauthn`].
 
+pub mod desk;
 pub mod enrollment;
 pub mod wallet;
 pub mod webauthn;
+
+use std::sync::Arc;
 
 use countersign_shared::DeliveryMode;
 
 use serde_json::json;
 
-use crate::ciba::notify::{self, Outcome};
+pub use crate::store::auth_requests::ApprovalMethod;
+pub use desk::ApprovalDesk;
+
+use crate::audit::EventKind;
 use crate::credentials::{self, CredentialError, IssueInput};
+use crate::notifications::{self, Outcome};
 use crate::policy::service::{actions_of, sample_of};
-use crate::state::AppState;
 use crate::store::audit::NewAuditRecord;
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus, Decision};
 use crate::store::baselines::SampleRecord;
@@ -64,34 +70,6 @@ pub enum ApprovalError {
     Credential(#[from] CredentialError),
 }
 
-/// How the human (or the developer standing in for one) confirmed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApprovalMethod {
-    /// `--dev-approvals`: no human confirmation took place, and tokens say so.
-    Developer,
-    /// The wallet: a passkey assertion with user verification, and the device key's
-    /// signature over the transaction.
-    Wallet,
-    /// A policy allowed the action; no human was asked.
-    Policy,
-}
-
-impl ApprovalMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Developer => "dev",
-            Self::Wallet => "passkey+device_key",
-            Self::Policy => "policy",
-        }
-    }
-}
-
-/// Trace event kinds of decisions on pending requests.
-pub mod kinds {
-    pub const REQUEST_APPROVED: &str = "request.approved";
-    pub const REQUEST_DENIED: &str = "request.denied";
-}
-
 /// A decision and its evidence.
 #[derive(Debug, Clone, Copy)]
 pub struct DecisionInput<'a> {
@@ -121,18 +99,18 @@ impl<'a> DecisionInput<'a> {
 /// Records a decision that needs nothing else in its transaction (developer approvals,
 /// and policy approvals of ping and push requests).
 pub async fn decide(
-    state: &AppState,
+    desk: &Arc<ApprovalDesk>,
     auth_req_id: &str,
     input: DecisionInput<'_>,
 ) -> Result<(), ApprovalError> {
-    let request = state
+    let request = desk
         .store
         .auth_request(auth_req_id)
         .await?
         .ok_or(ApprovalError::NotFound)?;
-    let prepared = prepare(state, &request, input.approved).await?;
+    let prepared = prepare(desk, &request, input.approved).await?;
     let owned = OwnedInput::from(&input);
-    record(state, request, prepared, move |_, _| {
+    record(desk, request, prepared, move |_, _| {
         Box::pin(async move { Ok(Checked::Record(owned)) })
     })
     .await
@@ -164,8 +142,8 @@ fn decision_event(
 ) -> Option<NewAuditRecord> {
     let kind = match (input.method, input.approved) {
         (ApprovalMethod::Policy, _) => return None, // traced with the policy decision
-        (_, true) => kinds::REQUEST_APPROVED,
-        (_, false) => kinds::REQUEST_DENIED,
+        (_, true) => EventKind::RequestApproved,
+        (_, false) => EventKind::RequestDenied,
     };
     let actor = match input.method {
         ApprovalMethod::Wallet => format!("human:{}", input.decided_by),
@@ -194,7 +172,7 @@ fn decision_event(
     Some(NewAuditRecord {
         at: at_ms,
         actor,
-        kind: kind.to_owned(),
+        kind: kind.as_str().to_owned(),
         subject: request.id.clone(),
         detail: detail.to_string(),
     })
@@ -217,33 +195,33 @@ fn samples_of(request: &AuthRequestRecord, at_ms: i64) -> Vec<SampleRecord> {
 /// transaction opens, since on SQLite that transaction holds the only writer connection.
 pub(crate) struct Prepared {
     client: crate::store::clients::ClientRecord,
-    mode: Option<DeliveryMode>,
+    mode: DeliveryMode,
     grant: Option<crate::store::tokens::TokenGrant>,
 }
 
 pub(crate) async fn prepare(
-    state: &AppState,
+    desk: &ApprovalDesk,
     request: &AuthRequestRecord,
     approved: bool,
 ) -> Result<Prepared, ApprovalError> {
-    let now = state.now_ms();
+    let now = desk.now_ms();
     if request.status != AuthRequestStatus::Pending || now >= request.expires_at {
         return Err(ApprovalError::NotPending(Ended::of(request, now)));
     }
-    let mode = DeliveryMode::parse(&request.delivery_mode);
-    let client = state
+    let mode = request.delivery_mode;
+    let client = desk
         .store
         .client(&request.client_id)
         .await?
         .ok_or(ApprovalError::NotFound)?;
-    let grant = match approved && mode == Some(DeliveryMode::Push) {
+    let grant = match approved && mode == DeliveryMode::Push {
         true => Some(
             // Push mode: bound to the key the request named (or the client registered);
             // bc-authorize refused a push request of a non-bearer client without one.
             credentials::new_grant(
-                &state.issuing(),
+                &desk.issuing(),
                 request.dpop_jkt.clone(),
-                credentials::validity_secs(&state.config.tokens, request),
+                credentials::validity_secs(&desk.config.tokens, request),
             )
             .await?,
         ),
@@ -316,14 +294,14 @@ pub(crate) enum Checked {
 /// of the audit chain's head): the decision with its evidence, the credential in push
 /// mode, the client notification, the trace and the baseline. Answers once committed.
 pub(crate) async fn record<P>(
-    state: &AppState,
+    desk: &Arc<ApprovalDesk>,
     request: AuthRequestRecord,
     prepared: Prepared,
     precheck: P,
 ) -> Result<(), ApprovalError>
 where
     P: for<'a, 'c> FnOnce(
-            &'a AppState,
+            &'a ApprovalDesk,
             &'a mut Tx<'c>,
         )
             -> futures_util::future::BoxFuture<'a, Result<Checked, ApprovalError>>
@@ -331,15 +309,15 @@ where
         + 'static,
 {
     let grant = prepared.grant.clone();
-    let work_state = state.clone();
-    let recorded = state
+    let work_desk = Arc::clone(desk);
+    let recorded = desk
         .store
         .write_with(move |conn| {
             Box::pin(async move {
-                let state = &work_state;
+                let desk = &*work_desk;
                 let step = async {
                     let mut tx = Tx::nested(conn).await?;
-                    let input = match precheck(state, &mut tx).await? {
+                    let input = match precheck(desk, &mut tx).await? {
                         Checked::Record(input) => input,
                         Checked::Refuse(e) => {
                             tx.commit().await?;
@@ -347,7 +325,7 @@ where
                         }
                     };
                     let (recorded, events) =
-                        record_on(state, &mut tx, &request, prepared, input.as_input()).await?;
+                        record_on(desk, &mut tx, &request, prepared, input.as_input()).await?;
                     tx.commit().await?;
                     Ok::<_, ApprovalError>((recorded, events))
                 }
@@ -367,9 +345,9 @@ where
         .await;
     match recorded {
         Ok(r) => {
-            state.policy.observe(&r.samples);
+            desk.policy.observe(&r.samples);
             if r.notifies {
-                state.outbox_wake.notify_one();
+                desk.outbox_wake.notify_one();
             }
             tracing::info!(
                 client_id = %r.client_id,
@@ -381,7 +359,7 @@ where
         }
         Err(e) => {
             if let Some(grant) = &grant {
-                credentials::discard_grant(&state.status_allocator, grant);
+                credentials::discard_grant(&desk.status_allocator, grant);
             }
             Err(e)
         }
@@ -390,19 +368,19 @@ where
 
 /// The decision's writes inside `tx`; returns what to do after commit and the trace.
 async fn record_on(
-    state: &AppState,
+    desk: &ApprovalDesk,
     tx: &mut Tx<'_>,
     request: &AuthRequestRecord,
     prepared: Prepared,
     input: DecisionInput<'_>,
 ) -> Result<(Recorded, Vec<NewAuditRecord>), ApprovalError> {
-    let now = state.now_ms();
+    let now = desk.now_ms();
     let Prepared {
         client,
         mode,
         grant,
     } = prepared;
-    let decided = state
+    let decided = desk
         .store
         .decide_auth_request(
             Some(&mut *tx),
@@ -420,7 +398,7 @@ async fn record_on(
         (false, _) => Outcome::Denied,
         (true, None) => Outcome::Ready,
         (true, Some(grant)) => {
-            let human = state
+            let human = desk
                 .store
                 .human(credentials::approver_subject(&request))
                 .await?
@@ -432,12 +410,12 @@ async fn record_on(
                 for_push: true,
                 renewal_of: None,
             };
-            Outcome::Approved(credentials::issue(&state.issuing(), input)?)
+            Outcome::Approved(credentials::issue(&desk.issuing(), input)?)
         }
     };
-    let notifies = mode != Some(DeliveryMode::Poll);
+    let notifies = mode != DeliveryMode::Poll;
     if notifies {
-        notify::enqueue(&state.store, state.now_ms(), tx, &request, &client, outcome).await?;
+        notifications::enqueue(&desk.store, desk.now_ms(), tx, &request, &client, outcome).await?;
     }
     let mut events: Vec<NewAuditRecord> =
         decision_event(&request, &input, now).into_iter().collect();
@@ -451,7 +429,7 @@ async fn record_on(
         (true, ApprovalMethod::Wallet | ApprovalMethod::Developer) => samples_of(&request, now),
         _ => Vec::new(),
     };
-    state.store.insert_samples(tx, &samples).await?;
+    desk.store.insert_samples(tx, &samples).await?;
     Ok((
         Recorded {
             client_id: client.client_id,

@@ -11,6 +11,8 @@
 //! expected RP ID and origin and a growing signature counter; and the request is pending,
 //! unexpired and routed to this device's human.
 
+use std::sync::Arc;
+
 use countersign_jose::{Jwk, UnverifiedJws};
 use countersign_shared::approval::{
     APPROVAL_TYP, AgentSummary, ApprovalClaims, DecisionKind, DecisionRecorded, DisplayedRequest,
@@ -19,9 +21,11 @@ use countersign_shared::approval::{
 use serde_json::Value;
 
 use super::webauthn::{StoredPasskey, challenge_of};
-use super::{ApprovalError, ApprovalMethod, Checked, DecisionInput, OwnedInput, prepare, record};
+use super::{
+    ApprovalDesk, ApprovalError, ApprovalMethod, Checked, DecisionInput, OwnedInput, prepare,
+    record,
+};
 use crate::oidc::dpop::{self, DpopError};
-use crate::state::AppState;
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
 use crate::store::ceremonies::CeremonyRecord;
 use crate::store::devices::DeviceRecord;
@@ -33,7 +37,7 @@ const PENDING_LIMIT: i64 = 100;
 /// Authenticates a wallet call: `proof` (the `DPoP` header) must be signed by an enrolled,
 /// enabled device's key, for `method` and `url`, fresh and never seen before.
 pub async fn authenticate(
-    state: &AppState,
+    desk: &ApprovalDesk,
     proof: Option<&str>,
     method: &str,
     url: &str,
@@ -47,8 +51,8 @@ pub async fn authenticate(
     };
     // Signature and freshness first, then whose key it is, and only then the replay
     // cache: a stranger's self-signed proofs are refused without writing anything.
-    let checked = dpop::check_proof(proof, method, url, state.dpop_window()).map_err(refused)?;
-    let device = state
+    let checked = dpop::check_proof(proof, method, url, desk.dpop_window()).map_err(refused)?;
+    let device = desk
         .store
         .device_by_key(&checked.jkt)
         .await?
@@ -60,7 +64,7 @@ pub async fn authenticate(
             "this device was removed; enroll it again".into(),
         ));
     }
-    let active = state
+    let active = desk
         .store
         .human(&device.subject)
         .await?
@@ -70,23 +74,23 @@ pub async fn authenticate(
             "this device's human is not active".into(),
         ));
     }
-    dpop::remember(&state.store, state.dpop_window(), &checked)
+    dpop::remember(&desk.store, desk.dpop_window(), &checked)
         .await
         .map_err(refused)?;
     Ok(device)
 }
 
 pub async fn pending(
-    state: &AppState,
+    desk: &ApprovalDesk,
     device: &DeviceRecord,
 ) -> Result<Vec<PendingRequest>, ApprovalError> {
-    let requests = state
+    let requests = desk
         .store
-        .pending_for_subject(&device.subject, state.now_ms(), PENDING_LIMIT)
+        .pending_for_subject(&device.subject, desk.now_ms(), PENDING_LIMIT)
         .await?;
     let mut out = Vec::with_capacity(requests.len());
     for r in requests {
-        let agent = state
+        let agent = desk
             .store
             .client(&r.client_id)
             .await?
@@ -109,11 +113,11 @@ fn action_of(r: &AuthRequestRecord) -> Option<String> {
 
 /// The transaction `approver` decides on, built from the server's records only.
 async fn transaction(
-    state: &AppState,
+    desk: &ApprovalDesk,
     request: &AuthRequestRecord,
     approver: &str,
 ) -> Result<Transaction, ApprovalError> {
-    let client = state
+    let client = desk
         .store
         .client(&request.client_id)
         .await?
@@ -140,7 +144,7 @@ async fn transaction(
         task_id: request.task_id.clone(),
         requested_at: request.created_at.div_euclid(1000),
         expires_at: request.expires_at.div_euclid(1000),
-        credential_validity_secs: crate::credentials::validity_secs(&state.config.tokens, request),
+        credential_validity_secs: crate::credentials::validity_secs(&desk.config.tokens, request),
         policy_reason: request
             .policy_reasons
             .as_deref()
@@ -157,26 +161,21 @@ async fn transaction(
 
 /// The request, if this device's human may decide it now.
 async fn decidable(
-    state: &AppState,
+    desk: &ApprovalDesk,
     device: &DeviceRecord,
     id: &str,
 ) -> Result<AuthRequestRecord, ApprovalError> {
-    let request = state
+    let request = desk
         .store
         .auth_request(id)
         .await?
         .ok_or(ApprovalError::NotFound)?;
-    if !state
-        .store
-        .approvers_of(id)
-        .await?
-        .contains(&device.subject)
-    {
+    if !desk.store.approvers_of(id).await?.contains(&device.subject) {
         return Err(ApprovalError::Forbidden(
             "this request is not routed to this device's human".into(),
         ));
     }
-    let now = state.now_ms();
+    let now = desk.now_ms();
     if request.status != AuthRequestStatus::Pending || request.expires_at <= now {
         return Err(ApprovalError::NotPending(super::Ended::of(&request, now)));
     }
@@ -195,20 +194,19 @@ fn stored_passkey(device: &DeviceRecord) -> StoredPasskey {
 
 /// Signs the request object for `device` and opens the passkey challenge for it.
 pub async fn display(
-    state: &AppState,
+    desk: &ApprovalDesk,
     device: &DeviceRecord,
     id: &str,
 ) -> Result<DisplayedRequest, ApprovalError> {
-    let request = decidable(state, device, id).await?;
-    let transaction = transaction(state, &request, &device.subject).await?;
+    let request = decidable(desk, device, id).await?;
+    let transaction = transaction(desk, &request, &device.subject).await?;
     let hash = transaction_hash(&transaction).map_err(ApprovalError::Internal)?;
-    let started = state
+    let started = desk
         .relying_party
         .start_assertion(&stored_passkey(device))?;
-    let now = state.now_ms();
-    let ttl = 1000 * state.config.wallet.ceremony_ttl_secs as i64;
-    state
-        .store
+    let now = desk.now_ms();
+    let ttl = 1000 * desk.config.wallet.ceremony_ttl_secs as i64;
+    desk.store
         .insert_ceremony(&CeremonyRecord {
             challenge: started.challenge,
             kind: ASSERTION.into(),
@@ -222,7 +220,7 @@ pub async fn display(
         })
         .await?;
     let claims = RequestObjectClaims {
-        iss: state.issuer.to_string(),
+        iss: desk.issuer.to_string(),
         aud: device.id.clone(),
         iat: now.div_euclid(1000),
         exp: request.expires_at.div_euclid(1000),
@@ -230,7 +228,7 @@ pub async fn display(
         transaction_hash: hash,
         webauthn: started.options,
     };
-    let request_object = state
+    let request_object = desk
         .keys
         .active()
         .sign(REQUEST_OBJECT_TYP, &claims)
@@ -259,14 +257,14 @@ fn check_reason(claims: &ApprovalClaims) -> Result<(), ApprovalError> {
 
 /// Verifies the wallet's signed decision on request `id` and records it.
 pub async fn decide(
-    state: &AppState,
+    desk: &Arc<ApprovalDesk>,
     device: &DeviceRecord,
     id: &str,
     approval: &str,
 ) -> Result<DecisionRecorded, ApprovalError> {
-    let claims = signed_claims(state, device, id, approval)?;
-    let request = decidable(state, device, id).await?;
-    let expected = transaction_hash(&transaction(state, &request, &device.subject).await?)
+    let claims = signed_claims(desk, device, id, approval)?;
+    let request = decidable(desk, device, id).await?;
+    let expected = transaction_hash(&transaction(desk, &request, &device.subject).await?)
         .map_err(ApprovalError::Internal)?;
     if claims.transaction_hash != expected {
         return Err(ApprovalError::Rejected(
@@ -276,17 +274,17 @@ pub async fn decide(
 
     let challenge = challenge_of(&claims.assertion)?;
     let approved = claims.decision == DecisionKind::Approve;
-    let prepared = prepare(state, &request, approved).await?;
+    let prepared = prepare(desk, &request, approved).await?;
     // The challenge is consumed, the assertion checked and the decision recorded in one
     // savepoint of the group-committed transaction.
     let device = device.clone();
     let (id_owned, approval) = (id.to_owned(), approval.to_owned());
     let assertion = claims.assertion.clone();
     let reason = claims.reason.clone();
-    record(state, request, prepared, move |state, tx| {
+    record(desk, request, prepared, move |desk, tx| {
         Box::pin(async move {
-            let now = state.now_ms();
-            let ceremony = state
+            let now = desk.now_ms();
+            let ceremony = desk
                 .store
                 .take_ceremony(tx, &challenge, ASSERTION, now)
                 .await?;
@@ -300,8 +298,7 @@ pub async fn decide(
                         && c.auth_req_id.as_deref() == Some(id_owned.as_str())
                         && c.transaction_hash.as_deref() == Some(expected.as_str()) =>
                 {
-                    state
-                        .relying_party
+                    desk.relying_party
                         .finish_assertion(&c.state, &assertion, &stored_passkey(&device))
                         .map_err(ApprovalError::from)
                 }
@@ -314,8 +311,7 @@ pub async fn decide(
                 Ok(d) => d,
                 Err(e) => return Ok(Checked::Refuse(e)),
             };
-            state
-                .store
+            desk.store
                 .update_passkey_state(tx, &device.id, &dynamic, now)
                 .await?;
             Ok(Checked::Record(OwnedInput::from(&DecisionInput {
@@ -338,7 +334,7 @@ pub async fn decide(
 /// The claims of `approval`, once it is shown to be this device's signature, for request
 /// `id`, recent, with a reason only on a denial.
 fn signed_claims(
-    state: &AppState,
+    desk: &ApprovalDesk,
     device: &DeviceRecord,
     id: &str,
     approval: &str,
@@ -359,9 +355,9 @@ fn signed_claims(
             "the approval was signed for another request".into(),
         ));
     }
-    let now_s = state.clock.now_secs();
-    let window = state.config.wallet.ceremony_ttl_secs as i64;
-    let skew = state.config.ciba.clock_skew_secs as i64;
+    let now_s = desk.clock.now_secs();
+    let window = desk.config.wallet.ceremony_ttl_secs as i64;
+    let skew = desk.config.ciba.clock_skew_secs as i64;
     if claims.iat > now_s + skew || claims.iat < now_s - window - skew {
         return Err(ApprovalError::Rejected(
             "the approval's iat is outside the accepted window".into(),

@@ -14,8 +14,8 @@ use countersign_tlog::merkle::Frontier;
 use countersign_tlog::note::{self, NoteVerifier};
 use serde::{Deserialize, Serialize};
 
-use super::log::{LogError, b64, leaf_of};
-use crate::state::AppState;
+use super::log::{AuditLog, LogError, b64, leaf_of};
+use super::sinks::Publishing;
 use crate::store::log_checkpoints::LogCheckpointRecord;
 use crate::store::{Store, StoreError};
 
@@ -32,11 +32,11 @@ pub struct CheckpointClaims {
 
 /// Signs a checkpoint of the trail if it grew since the last one and hands it to the
 /// configured sinks; returns its size when one was written.
-pub async fn sign_head(state: &AppState) -> Result<Option<i64>, LogError> {
-    let Some(record) = state.audit_log.sign(&state.store, state.now_ms()).await? else {
+pub async fn sign_head(log: &AuditLog, to: &Publishing<'_>) -> Result<Option<i64>, LogError> {
+    let Some(record) = log.sign(to.store, to.clock.now_ms()).await? else {
         return Ok(None);
     };
-    super::sinks::publish(state, &record).await;
+    super::sinks::publish(to, &record).await;
     Ok(Some(record.size))
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::AuditEvent;
+use super::{AuditEvent, EventKind};
 use crate::store::{Store, StoreError};
 
 /// Events read per page.
@@ -76,7 +76,7 @@ pub fn line(e: &AuditEvent, format: ExportFormat) -> String {
         ExportFormat::Jsonl => serde_json::to_string(e).unwrap_or_default(),
         ExportFormat::Csv => [
             e.seq.to_string(),
-            crate::credentials::vc::rfc3339(e.at.div_euclid(1000)),
+            crate::clock::rfc3339(e.at.div_euclid(1000)),
             e.actor.clone(),
             e.kind.clone(),
             e.subject.clone(),
@@ -244,7 +244,7 @@ pub async fn traced_approvals(
             let (approved_by, method) = match human {
                 Some(h) => {
                     let detail: Value = serde_json::from_str(&h.detail).unwrap_or(Value::Null);
-                    if h.kind == crate::approvals::kinds::REQUEST_APPROVED {
+                    if h.kind == EventKind::RequestApproved.as_str() {
                         (
                             Some(text(&detail, "approver")),
                             Some(text(&detail, "method")),

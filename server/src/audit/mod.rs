@@ -25,61 +25,7 @@ use utoipa::ToSchema;
 use crate::store::audit::{AuditRecord, NewAuditRecord};
 use crate::store::{Store, StoreError, Tx};
 
-/// Event kinds written today.
-pub mod kinds {
-    pub const CREDENTIAL_REVOKED: &str = "credential.revoked";
-    pub const CREDENTIAL_RENEWED: &str = "credential.renewed";
-    pub const HUMAN_OFFBOARDED: &str = "human.offboarded";
-    pub const HUMAN_REACTIVATED: &str = "human.reactivated";
-    /// The agents of an offboarded human.
-    pub const AGENTS_SUSPENDED: &str = "agents.suspended";
-    /// The kill switch.
-    pub const AGENT_SUSPENDED: &str = "agent.suspended";
-    pub const AGENT_RESUMED: &str = "agent.resumed";
-    pub const AGENT_REASSIGNED: &str = "agent.reassigned";
-    /// The agents of an offboarded human, handed to their manager.
-    pub const AGENTS_REASSIGNED: &str = "agents.reassigned";
-    pub const REQUESTS_ENDED: &str = "requests.ended";
-    pub const DEVICES_DISABLED: &str = "devices.disabled";
-    /// A Security Event Token from the identity provider, and what it did.
-    pub const SIGNAL_RECEIVED: &str = "signal.received";
-    /// A human admin signed in through the IdP (single sign-on).
-    pub const ADMIN_SIGNED_IN: &str = "admin.signed_in";
-    /// An agent's step-up refused: its approver already had too many of its requests
-    /// waiting (approval fatigue).
-    pub const REQUESTS_FLOOD_REFUSED: &str = "requests.flood_refused";
-    /// A single-use console sign-in link was made (`countersign admin sign-in-link`); its
-    /// redemption is `admin.signed_in` with `"method": "sign_in_link"`.
-    pub const SIGN_IN_LINK_CREATED: &str = "admin.sign_in_link_created";
-    /// An admin registered a console passkey (subject `admin-passkey:ID`); signing in with
-    /// it is `admin.signed_in` with `"method": "passkey"`.
-    pub const ADMIN_PASSKEY_REGISTERED: &str = "admin.passkey_registered";
-    pub const ADMIN_PASSKEY_REVOKED: &str = "admin.passkey_revoked";
-    /// An admin session ended (its key revoked).
-    pub const ADMIN_SIGNED_OUT: &str = "admin.signed_out";
-
-    // Who may approve and what an agent may do. Updates record each changed field as
-    // `{"changes": {FIELD: {"from": OLD, "to": NEW}}}` (see `audit::Changes`).
-    pub const HUMAN_CREATED: &str = "human.created";
-    /// E-mail, name, department, title, role or manager changed (employment status is
-    /// `human.offboarded` / `human.reactivated`).
-    pub const HUMAN_UPDATED: &str = "human.updated";
-    pub const GROUP_CREATED: &str = "group.created";
-    /// The display name changed (what policies and routes name never does).
-    pub const GROUP_UPDATED: &str = "group.updated";
-    pub const GROUP_DELETED: &str = "group.deleted";
-    pub const GROUP_MEMBER_ADDED: &str = "group.member_added";
-    pub const GROUP_MEMBER_REMOVED: &str = "group.member_removed";
-    pub const AGENT_REGISTERED: &str = "agent.registered";
-    /// Tools, approver route or profile changed.
-    pub const AGENT_UPDATED: &str = "agent.updated";
-    pub const ADMIN_KEY_CREATED: &str = "admin_key.created";
-    pub const ADMIN_KEY_REVOKED: &str = "admin_key.revoked";
-    pub const SCIM_TOKEN_CREATED: &str = "scim_token.created";
-    pub const SCIM_TOKEN_REVOKED: &str = "scim_token.revoked";
-    /// A server started with a configuration (its digest, secrets redacted).
-    pub const CONFIG_LOADED: &str = "config.loaded";
-}
+pub use crate::store::audit::EventKind;
 
 /// What happened, before it is chained.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,7 +33,7 @@ pub struct NewEvent<'a> {
     /// Who caused it: `admin-key:ID`, `scim-token:ID`, `admin:EMAIL` (an SSO sign-in),
     /// `cli`, `client:ID`, `human:SUBJECT`, `system`.
     pub actor: &'a str,
-    pub kind: &'a str,
+    pub kind: EventKind,
     /// What it is about (a credential id, an agent, a human).
     pub subject: &'a str,
     pub detail: Value,
@@ -156,7 +102,7 @@ impl NewEvent<'_> {
         NewAuditRecord {
             at: at_ms,
             actor: self.actor.to_owned(),
-            kind: self.kind.to_owned(),
+            kind: self.kind.as_str().to_owned(),
             subject: self.subject.to_owned(),
             detail: self.detail.to_string(),
         }
@@ -240,6 +186,30 @@ pub async fn verify(
     Ok(report)
 }
 
+/// Whether `e` is the event expected next: number `expected_seq`, linked to `prev`, its
+/// hash over its own fields. `Err` names the first broken event and why.
+fn check_link(e: &AuditRecord, expected_seq: i64, prev: &str) -> Result<(), (i64, String)> {
+    if e.seq != expected_seq {
+        return Err((expected_seq, format!("event {expected_seq} is missing")));
+    }
+    if e.prev_hash != prev {
+        return Err((e.seq, "prev_hash does not match the previous event".into()));
+    }
+    let hash = event_hash(
+        e.seq,
+        e.at,
+        &e.actor,
+        &e.kind,
+        &e.subject,
+        &e.detail,
+        &e.prev_hash,
+    );
+    if hash != e.hash {
+        return Err((e.seq, "the event's fields do not match its hash".into()));
+    }
+    Ok(())
+}
+
 /// The chain check alone; `seen` is told each event's hash as it is read.
 async fn verify_chain(
     store: &Store,
@@ -268,35 +238,8 @@ async fn verify_chain(
             if e.seq > head.seq {
                 break;
             }
-            if e.seq != expected_seq {
-                return Ok(broken(
-                    expected_seq,
-                    format!("event {expected_seq} is missing"),
-                    expected_seq - 1,
-                ));
-            }
-            if e.prev_hash != prev {
-                return Ok(broken(
-                    e.seq,
-                    "prev_hash does not match the previous event".into(),
-                    e.seq - 1,
-                ));
-            }
-            let hash = event_hash(
-                e.seq,
-                e.at,
-                &e.actor,
-                &e.kind,
-                &e.subject,
-                &e.detail,
-                &e.prev_hash,
-            );
-            if hash != e.hash {
-                return Ok(broken(
-                    e.seq,
-                    "the event's fields do not match its hash".into(),
-                    e.seq - 1,
-                ));
+            if let Err((at, reason)) = check_link(&e, expected_seq, &prev) {
+                return Ok(broken(at, reason, at - 1));
             }
             seen(e.seq, &e.hash);
             prev = e.hash;
@@ -335,6 +278,36 @@ mod tests {
     use crate::store::testing::each_backend;
     use serde_json::json;
 
+    /// An event linked to `prev`, hashed over its fields.
+    fn linked(seq: i64, prev: &str) -> AuditRecord {
+        let (at, actor, kind, subject, detail) = (seq * 10, "admin", "k", "s", "{}");
+        AuditRecord {
+            seq,
+            at,
+            actor: actor.into(),
+            kind: kind.into(),
+            subject: subject.into(),
+            detail: detail.into(),
+            prev_hash: prev.into(),
+            hash: event_hash(seq, at, actor, kind, subject, detail, prev),
+        }
+    }
+
+    #[test]
+    fn a_link_is_the_next_number_on_the_previous_hash_with_its_own_hash() {
+        let first = linked(1, GENESIS);
+        assert!(check_link(&first, 1, GENESIS).is_ok());
+        let second = linked(2, &first.hash);
+        assert!(check_link(&second, 2, &first.hash).is_ok());
+        assert_eq!(check_link(&second, 1, GENESIS).unwrap_err().0, 1);
+        assert_eq!(check_link(&second, 2, GENESIS).unwrap_err().0, 2);
+        let mut edited = second.clone();
+        edited.detail = "{\"x\":1}".into();
+        let (at, reason) = check_link(&edited, 2, &first.hash).unwrap_err();
+        assert_eq!(at, 2);
+        assert!(reason.contains("hash"), "{reason}");
+    }
+
     /// [`super::verify`] with a fresh log key: these trails have no log checkpoints.
     async fn verify(store: &Store, jwks: &JwkSet) -> Result<ChainReport, StoreError> {
         let key = countersign_tlog::note::generate_pkcs8().unwrap();
@@ -351,7 +324,7 @@ mod tests {
                 1_000 + i,
                 NewEvent {
                     actor: "cli",
-                    kind: kinds::CREDENTIAL_REVOKED,
+                    kind: EventKind::CredentialRevoked,
                     subject: &format!("c{i}"),
                     detail: json!({"reason": "test", "i": i}),
                 },
@@ -374,7 +347,7 @@ mod tests {
             let mut tx = store.begin().await.unwrap();
             let event = NewEvent {
                 actor: "cli",
-                kind: "x",
+                kind: EventKind::AgentUpdated,
                 subject: "gone",
                 detail: json!({}),
             };
@@ -483,7 +456,7 @@ mod tests {
             for subject in ["twice-1", "twice-2"] {
                 let event = NewEvent {
                     actor: "cli",
-                    kind: "x",
+                    kind: EventKind::AgentUpdated,
                     subject,
                     detail: json!({}),
                 };
@@ -498,7 +471,7 @@ mod tests {
                             let mut tx = Tx::nested(conn).await?;
                             let event = NewEvent {
                                 actor: "cli",
-                                kind: "x",
+                                kind: EventKind::AgentUpdated,
                                 subject: "nested",
                                 detail: json!({}),
                             };

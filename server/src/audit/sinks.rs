@@ -11,13 +11,23 @@ use countersign_tlog::witness::{self, AddCheckpointRequest};
 use countersign_tlog::{cosignature, merkle};
 
 use super::log::{LogError, leaves};
+use crate::clock::Clock;
 use crate::config::CheckpointSink;
-use crate::state::AppState;
+use crate::store::Store;
 use crate::store::log_checkpoints::LogCheckpointRecord;
 
+/// What handing checkpoints out works with: the configured sinks, the store (witnesses'
+/// sizes and cosigned notes), the issuer (the syslog host name) and the clock.
+pub struct Publishing<'a> {
+    pub sinks: &'a [CheckpointSink],
+    pub store: &'a Store,
+    pub issuer: &'a str,
+    pub clock: &'a dyn Clock,
+}
+
 /// Hands `record` to every configured sink.
-pub async fn publish(state: &AppState, record: &LogCheckpointRecord) {
-    for sink in &state.config.audit.sinks {
+pub async fn publish(state: &Publishing<'_>, record: &LogCheckpointRecord) {
+    for sink in state.sinks {
         let sent = match sink {
             CheckpointSink::File { path } => to_file(path, &record.note).await,
             CheckpointSink::Syslog { address } => to_syslog(state, address, record).await,
@@ -57,12 +67,12 @@ pub fn syslog_message(hostname: &str, at_rfc3339: &str, record: &LogCheckpointRe
 }
 
 async fn to_syslog(
-    state: &AppState,
+    state: &Publishing<'_>,
     address: &str,
     record: &LogCheckpointRecord,
 ) -> Result<(), String> {
-    let at = crate::credentials::vc::rfc3339(record.at.div_euclid(1000));
-    let host = super::log::origin_of(&state.issuer);
+    let at = crate::clock::rfc3339(record.at.div_euclid(1000));
+    let host = super::log::origin_of(state.issuer);
     let host = host.split(['/', ':']).next().unwrap_or("-");
     let message = syslog_message(host, &at, record);
     let socket = tokio::net::UdpSocket::bind(if address.starts_with('[') {
@@ -82,7 +92,7 @@ async fn to_syslog(
 /// Asks the witness at `url` to cosign `record`, from the size it last cosigned; on 409 it
 /// learns the witness's size and tries once more.
 async fn to_witness(
-    state: &AppState,
+    state: &Publishing<'_>,
     url: &str,
     key: &str,
     record: &LogCheckpointRecord,
@@ -121,7 +131,7 @@ async fn to_witness(
                     .await
                     .map_err(|e| e.to_string())?;
                 store
-                    .set_witness_size(url, record.size, state.now_ms())
+                    .set_witness_size(url, record.size, state.clock.now_ms())
                     .await
                     .map_err(|e| e.to_string())?;
                 return Ok(());
@@ -135,7 +145,11 @@ async fn to_witness(
             Answer::Holds(size) => {
                 state
                     .store
-                    .set_witness_size(url, i64::try_from(size).unwrap_or(i64::MAX), state.now_ms())
+                    .set_witness_size(
+                        url,
+                        i64::try_from(size).unwrap_or(i64::MAX),
+                        state.clock.now_ms(),
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
                 old = size;
@@ -156,7 +170,7 @@ enum Answer {
 }
 
 async fn submit(
-    state: &AppState,
+    state: &Publishing<'_>,
     url: &str,
     old: u64,
     checkpoint: &Checkpoint,
@@ -165,7 +179,7 @@ async fn submit(
     let proof = if old == 0 || old >= checkpoint.size {
         Vec::new()
     } else {
-        let all = leaves(&state.store, checkpoint.size).await?;
+        let all = leaves(state.store, checkpoint.size).await?;
         merkle::consistency_proof(&all, old, checkpoint.size)?
     };
     let body = AddCheckpointRequest {

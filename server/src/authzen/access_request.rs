@@ -14,11 +14,11 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Pdp;
 use super::evaluate::{Answer, EvaluationError, HUMAN_TYPES};
 use super::request::{self, Evaluation};
 use crate::ciba::CibaError;
 use crate::ciba::authorize::Peer;
-use crate::state::AppState;
 use crate::store::audit::NewAuditRecord;
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
 use crate::store::clients::ClientRecord;
@@ -79,8 +79,6 @@ impl DenialBindings {
 
 /// How long a requestable denial may be turned into an access request.
 const DENIAL_LIFETIME_MS: i64 = 10 * 60 * 1000;
-/// The trace event of an approval redeemed by a re-evaluation.
-pub const APPROVAL_USED: &str = "access.approval_used";
 /// The profile's error types (RFC 9457 `type`).
 const ERROR_PREFIX: &str = "urn:openid:authzen:access-request:error:";
 
@@ -137,8 +135,8 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn endpoint(state: &AppState) -> String {
-    state.endpoint(REQUESTS_PATH)
+fn endpoint(pdp: &Pdp<'_>) -> String {
+    pdp.endpoint(REQUESTS_PATH)
 }
 
 fn entity(e: &request::Entity) -> Value {
@@ -161,7 +159,7 @@ pub fn binding_hash(e: &Evaluation) -> String {
 /// Adds to a step-up's answer what the profile's requestable denial carries: the reason,
 /// the evaluation id, and `access_request` with the endpoint and the binding token.
 pub fn advertise(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     e: &Evaluation,
     answer: &mut Answer,
@@ -172,8 +170,8 @@ pub fn advertise(
     };
     let expires_at = now_ms + DENIAL_LIFETIME_MS;
     let claims = json!({
-        "iss": state.issuer.as_ref(),
-        "aud": endpoint(state),
+        "iss": pdp.issuer,
+        "aud": endpoint(pdp),
         "sub": caller.client_id,
         "iat": now_ms / 1000,
         "exp": expires_at / 1000,
@@ -182,7 +180,7 @@ pub fn advertise(
         "binding_hash": binding_hash(e),
         "denial_expires_at": rfc3339(expires_at),
     });
-    let token = state.denial_bindings.sign(&claims);
+    let token = pdp.denial_bindings.sign(&claims);
     let context = &mut answer.context;
     context.insert("reason".into(), json!("approval_required"));
     context.insert("evaluation_id".into(), evaluation_id);
@@ -190,7 +188,7 @@ pub fn advertise(
     context.insert(
         "access_request".into(),
         json!({
-            "endpoint": endpoint(state),
+            "endpoint": endpoint(pdp),
             "expires_at": rfc3339(expires_at),
             "binding_token": token,
             "display": {"title": "Request approval", "description": format!("{} needs a human's approval", e.action.name)},
@@ -200,18 +198,18 @@ pub fn advertise(
 
 /// The claims of a binding token this server signed for `caller`, if valid now.
 fn binding(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     token: &str,
     now_ms: i64,
 ) -> Result<Map<String, Value>, Problem> {
     let invalid = |why: &str| Problem::new(400, "invalid_denial_binding", why.to_owned());
-    let claims = state
+    let claims = pdp
         .denial_bindings
         .open(token)
         .ok_or_else(|| invalid("binding_token is not a denial binding this PDP signed"))?;
-    if claims.get("iss").and_then(Value::as_str) != Some(state.issuer.as_ref())
-        || claims.get("aud").and_then(Value::as_str) != Some(endpoint(state).as_str())
+    if claims.get("iss").and_then(Value::as_str) != Some(pdp.issuer)
+        || claims.get("aud").and_then(Value::as_str) != Some(endpoint(pdp).as_str())
         || claims.get("sub").and_then(Value::as_str) != Some(caller.client_id.as_str())
     {
         return Err(invalid("binding_token was issued to another party"));
@@ -230,12 +228,49 @@ fn binding(
 /// `POST /access/v1/requests`: an access request for a denial this PDP made. Answers the
 /// task (`202` while pending, `201` when already resolved).
 pub async fn create(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     body: &Value,
     peer: &Peer,
 ) -> Result<(u16, Value), AccessRequestError> {
     let e = request::evaluation(body)?;
+    let now_ms = pdp.now_ms();
+    redeem_denial(pdp, caller, body, &e, now_ms).await?;
+    let params = approval_params(pdp, caller, &e);
+    let response =
+        crate::ciba::authorize::backchannel_authorize(&pdp.authorizing, caller, params, peer)
+            .await
+            .map_err(|err| match err {
+                CibaError::AccessDenied(m) => {
+                    AccessRequestError::Problem(Problem::new(400, "not_requestable", m))
+                }
+                CibaError::Store(s) => EvaluationError::Store(s).into(),
+                other => EvaluationError::BadRequest(other.to_string()).into(),
+            })?;
+    let record = pdp
+        .store
+        .auth_request(&response.auth_req_id)
+        .await
+        .map_err(EvaluationError::Store)?
+        .ok_or_else(|| EvaluationError::BadRequest("the request vanished".into()))?;
+    let task = task(pdp, &record, now_ms);
+    let status = if task["task"]["status"] == "pending" {
+        202
+    } else {
+        201
+    };
+    Ok((status, task))
+}
+
+/// Checks that `body.denial.binding_token` is this caller's denial of exactly `e`, and
+/// uses it up: one access request per denial, so a replayed one asks nobody twice.
+async fn redeem_denial(
+    pdp: &Pdp<'_>,
+    caller: &ClientRecord,
+    body: &Value,
+    e: &Evaluation,
+    now_ms: i64,
+) -> Result<(), AccessRequestError> {
     let denial = body
         .get("denial")
         .and_then(Value::as_object)
@@ -246,22 +281,20 @@ pub async fn create(
         .get("binding_token")
         .and_then(Value::as_str)
         .ok_or_else(|| EvaluationError::BadRequest("denial.binding_token is required".into()))?;
-    let now_ms = state.now_ms();
-    let claims = binding(state, caller, token, now_ms).map_err(AccessRequestError::Problem)?;
-    if claims.get("binding_hash").and_then(Value::as_str) != Some(binding_hash(&e).as_str()) {
+    let claims = binding(pdp, caller, token, now_ms).map_err(AccessRequestError::Problem)?;
+    if claims.get("binding_hash").and_then(Value::as_str) != Some(binding_hash(e).as_str()) {
         return Err(AccessRequestError::Problem(Problem::new(
             400,
             "invalid_denial_binding",
             "the request is not the one that was denied",
         )));
     }
-    // One access request per denial: a replayed one asks nobody twice.
     let jti = claims
         .get("jti")
         .and_then(Value::as_str)
         .unwrap_or_default();
     let exp_ms = claims.get("exp").and_then(Value::as_i64).unwrap_or(0) * 1000;
-    let fresh = state
+    let fresh = pdp
         .store
         .remember_jti(&format!("authzen-denial:{}", caller.client_id), jti, exp_ms)
         .await
@@ -273,12 +306,19 @@ pub async fn create(
             "an access request was already made for this denial",
         )));
     }
+    Ok(())
+}
+
+/// The backchannel authentication request an access request for `e` becomes: asked of
+/// the human subject (or the caller's owner), for the evaluation's action as one
+/// `authorization_details` entry.
+fn approval_params(pdp: &Pdp<'_>, caller: &ClientRecord, e: &Evaluation) -> Map<String, Value> {
     let login_hint = if HUMAN_TYPES.contains(&e.subject.kind.as_str()) {
         e.subject.id.clone()
     } else {
         caller.owner_subject.clone()
     };
-    let detail = super::evaluate::detail(&e, &state.config.authzen.property_fields);
+    let detail = super::evaluate::detail(e, &pdp.config.authzen.property_fields);
     let mut params = Map::new();
     params.insert("scope".into(), json!("openid"));
     params.insert("login_hint".into(), json!(login_hint));
@@ -291,80 +331,59 @@ pub async fn create(
         json!(
             format!("Access request: {}", e.action.name)
                 .chars()
-                .take(state.config.ciba.binding_message_max_chars)
+                .take(pdp.config.ciba.binding_message_max_chars)
                 .collect::<String>()
         ),
     );
     if let Some(task) = e.context.get("task_id").and_then(Value::as_str) {
         params.insert("task_id".into(), json!(task));
     }
-    let response = crate::ciba::authorize::backchannel_authorize(state, caller, params, peer)
-        .await
-        .map_err(|err| match err {
-            CibaError::AccessDenied(m) => {
-                AccessRequestError::Problem(Problem::new(400, "not_requestable", m))
-            }
-            CibaError::Store(s) => EvaluationError::Store(s).into(),
-            other => EvaluationError::BadRequest(other.to_string()).into(),
-        })?;
-    let record = state
-        .store
-        .auth_request(&response.auth_req_id)
-        .await
-        .map_err(EvaluationError::Store)?
-        .ok_or_else(|| EvaluationError::BadRequest("the request vanished".into()))?;
-    let task = task(state, &record, now_ms);
-    let status = if task["task"]["status"] == "pending" {
-        202
-    } else {
-        201
-    };
-    Ok((status, task))
+    params
 }
 
 /// The task of `caller`'s request `id` (`GET /access/v1/requests/{id}`).
 pub async fn status(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     id: &str,
 ) -> Result<Value, AccessRequestError> {
-    let record = own_request(state, caller, id).await?;
-    Ok(task(state, &record, state.now_ms()))
+    let record = own_request(pdp, caller, id).await?;
+    Ok(task(pdp, &record, pdp.now_ms()))
 }
 
 /// Cancels `caller`'s pending request `id` (`POST /access/v1/requests/{id}/cancel`).
 pub async fn cancel(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     id: &str,
     reason: &str,
 ) -> Result<Value, AccessRequestError> {
-    own_request(state, caller, id).await?;
-    let now_ms = state.now_ms();
+    own_request(pdp, caller, id).await?;
+    let now_ms = pdp.now_ms();
     let withdrawn =
-        crate::gateway::calls::withdraw(&state.store, &caller.client_id, id, reason, now_ms)
+        crate::gateway::calls::withdraw(pdp.store, &caller.client_id, id, reason, now_ms)
             .await
             .map_err(EvaluationError::Store)?;
-    let record = own_request(state, caller, id).await?;
+    let record = own_request(pdp, caller, id).await?;
     if !withdrawn {
         return Err(AccessRequestError::Problem(Problem::new(
             409,
             "invalid_task_state",
             format!(
                 "the task is {}",
-                task(state, &record, now_ms)["task"]["status"]
+                task(pdp, &record, now_ms)["task"]["status"]
             ),
         )));
     }
-    Ok(task(state, &record, now_ms))
+    Ok(task(pdp, &record, now_ms))
 }
 
 async fn own_request(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     id: &str,
 ) -> Result<AuthRequestRecord, AccessRequestError> {
-    match state
+    match pdp
         .store
         .auth_request(id)
         .await
@@ -380,14 +399,14 @@ async fn own_request(
 }
 
 /// How long an approval of `record` holds, in milliseconds after its decision.
-fn validity_ms(state: &AppState, record: &AuthRequestRecord) -> i64 {
+fn validity_ms(pdp: &Pdp<'_>, record: &AuthRequestRecord) -> i64 {
     record
         .validity_secs
-        .unwrap_or_else(|| i64::try_from(state.config.tokens.access_token_ttl_secs).unwrap_or(0))
+        .unwrap_or_else(|| i64::try_from(pdp.config.tokens.access_token_ttl_secs).unwrap_or(0))
         .saturating_mul(1000)
 }
 
-fn task(state: &AppState, record: &AuthRequestRecord, now_ms: i64) -> Value {
+fn task(pdp: &Pdp<'_>, record: &AuthRequestRecord, now_ms: i64) -> Value {
     let status = match record.status {
         AuthRequestStatus::Pending if now_ms >= record.expires_at => "expired",
         AuthRequestStatus::Pending => "pending",
@@ -401,9 +420,9 @@ fn task(state: &AppState, record: &AuthRequestRecord, now_ms: i64) -> Value {
     let mut task = json!({
         "id": id,
         "status": status,
-        "status_endpoint": format!("{}/{id}", endpoint(state)),
+        "status_endpoint": format!("{}/{id}", endpoint(pdp)),
         "expires_at": rfc3339(record.expires_at),
-        "links": {"cancel": format!("{}/{id}/cancel", endpoint(state))},
+        "links": {"cancel": format!("{}/{id}/cancel", endpoint(pdp))},
     });
     let mut answer = Map::new();
     if status == "approved" {
@@ -416,7 +435,7 @@ fn task(state: &AppState, record: &AuthRequestRecord, now_ms: i64) -> Value {
                 "approval": {
                     "id": id,
                     "approved_at": rfc3339(decided),
-                    "approved_until": rfc3339(decided + validity_ms(state, record)),
+                    "approved_until": rfc3339(decided + validity_ms(pdp, record)),
                 },
             }),
         );
@@ -439,7 +458,7 @@ pub enum Redemption {
 /// validity and use limit; each permit counts a use and is traced. `None`: no approval
 /// was presented.
 pub async fn redeem(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     e: &Evaluation,
     subject: &str,
@@ -452,13 +471,13 @@ pub async fn redeem(
     let Some(id) = approval.get("id").and_then(Value::as_str) else {
         return Ok(Some(Redemption::Refused("approval_unverifiable")));
     };
-    let Some(record) = state.store.auth_request(id).await? else {
+    let Some(record) = pdp.store.auth_request(id).await? else {
         return Ok(Some(Redemption::Refused("approval_unverifiable")));
     };
     // The approved request is exactly this evaluation's one entry (as access was asked).
     let asked = Value::Array(vec![super::evaluate::detail(
         e,
-        &state.config.authzen.property_fields,
+        &pdp.config.authzen.property_fields,
     )]);
     let same = record
         .authorization_details
@@ -468,9 +487,9 @@ pub async fn redeem(
     if record.client_id != caller.client_id || record.subject != subject || !same {
         return Ok(Some(Redemption::Refused("out_of_scope")));
     }
-    let Some(uses) = state
+    let Some(uses) = pdp
         .store
-        .use_approval(id, &caller.client_id, now_ms, validity_ms(state, &record))
+        .use_approval(id, &caller.client_id, now_ms, validity_ms(pdp, &record))
         .await?
     else {
         return Ok(Some(Redemption::Refused(match record.status {
@@ -481,13 +500,12 @@ pub async fn redeem(
     let event = NewAuditRecord {
         at: now_ms,
         actor: format!("client:{}", caller.client_id),
-        kind: APPROVAL_USED.to_owned(),
+        kind: crate::audit::EventKind::ApprovalUsed.as_str().to_owned(),
         subject: id.to_owned(),
         detail: json!({"decision_id": decision_id, "uses": uses, "max_uses": record.max_uses.0})
             .to_string(),
     };
-    state
-        .store
+    pdp.store
         .write(WriteSet {
             events: vec![event],
             ..WriteSet::default()
@@ -496,7 +514,7 @@ pub async fn redeem(
     let decided = record.decided_at.unwrap_or(record.created_at);
     Ok(Some(Redemption::Permitted(json!({
         "id": id,
-        "approved_until": rfc3339(decided + validity_ms(state, &record)),
+        "approved_until": rfc3339(decided + validity_ms(pdp, &record)),
         "uses": uses,
     }))))
 }

@@ -5,13 +5,13 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Pdp;
 use super::access_request::{self, Redemption};
 use super::request::{Evaluation, Malformed, Semantic};
 use crate::ciba::authorize::Peer;
 use crate::policy::facts::Principal;
 use crate::policy::service::{self, Attempt, Decided};
 use crate::policy::{Outcome, PolicyError};
-use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::clients::ClientRecord;
 use crate::store::group_commit::WriteSet;
@@ -111,13 +111,13 @@ struct Parties {
 }
 
 async fn parties(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     e: &Evaluation,
 ) -> Result<Result<Parties, Answer>, EvaluationError> {
     let kind = e.subject.kind.as_str();
     if HUMAN_TYPES.contains(&kind) {
-        let Some(user) = state.store.human_by_hint(&e.subject.id).await? else {
+        let Some(user) = pdp.store.human_by_hint(&e.subject.id).await? else {
             return Ok(Err(Answer::error(404, "no such subject")));
         };
         if !user.active {
@@ -144,7 +144,7 @@ async fn parties(
             caller.client_id, e.subject.id
         )));
     }
-    let Some(owner) = state.store.human(&caller.owner_subject).await? else {
+    let Some(owner) = pdp.store.human(&caller.owner_subject).await? else {
         return Ok(Err(Answer::error(
             404,
             "the agent's owner is not in the directory",
@@ -194,17 +194,17 @@ fn tool_of(e: &Evaluation) -> &str {
 }
 
 async fn decide_item<'a>(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     e: &'a Evaluation,
     peer: &Peer,
     now_ms: i64,
 ) -> Result<Item<'a>, EvaluationError> {
-    let parties = match parties(state, caller, e).await? {
+    let parties = match parties(pdp, caller, e).await? {
         Ok(parties) => parties,
         Err(answer) => return Ok(Item::Answered(answer)),
     };
-    let schema = state.policy.schema();
+    let schema = pdp.policy.schema();
     if !schema.knows(&e.action.name) {
         return Ok(Item::Answered(Answer::denied(format!(
             "no policy decides {:?}: it is not a declared action",
@@ -221,9 +221,9 @@ async fn decide_item<'a>(
             e.action.name, e.subject.kind
         ))));
     }
-    let details = vec![detail(e, &state.config.authzen.property_fields)];
-    state
-        .rar_schemas
+    let details = vec![detail(e, &pdp.config.authzen.property_fields)];
+    pdp.authorizing
+        .details
         .check(&details)
         .map_err(|err| EvaluationError::BadRequest(err.to_string()))?;
     let task_id = e.context.get("task_id").and_then(Value::as_str);
@@ -239,7 +239,7 @@ async fn decide_item<'a>(
         prompt_labels: &[],
         principal: parties.principal,
     };
-    match service::decide(&state.policy, &state.store, &attempt, now_ms).await {
+    match service::decide(pdp.policy, pdp.store, &attempt, now_ms).await {
         Ok(decided) => Ok(Item::Decided(Box::new(Pending {
             decided,
             details,
@@ -255,7 +255,7 @@ async fn decide_item<'a>(
 
 /// Records the decided items with one commit and answers each.
 async fn record(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     items: Vec<Result<Item<'_>, Answer>>,
     now_ms: i64,
@@ -297,13 +297,13 @@ async fn record(
     }
     if !set.events.is_empty() {
         let samples = set.samples.clone();
-        state.store.write(set).await?;
-        state.policy.observe(&samples);
+        pdp.store.write(set).await?;
+        pdp.policy.observe(&samples);
     }
     // Recorded: now a step-up either redeems the approval it presents, or says how to
     // ask for one.
     for (index, pending) in step_ups {
-        approval_or_request(state, caller, &pending, &mut answers[index], now_ms).await?;
+        approval_or_request(pdp, caller, &pending, &mut answers[index], now_ms).await?;
     }
     Ok(answers)
 }
@@ -312,7 +312,7 @@ async fn record(
 /// counted); otherwise a denial with the profile's `reason` and `next_action`, and, when
 /// asking again helps, a fresh `access_request`.
 async fn approval_or_request(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     pending: &Pending<'_>,
     answer: &mut Answer,
@@ -326,7 +326,7 @@ async fn approval_or_request(
         .unwrap_or_default()
         .to_owned();
     let redeemed =
-        access_request::redeem(state, caller, e, &pending.subject, &decision_id, now_ms).await?;
+        access_request::redeem(pdp, caller, e, &pending.subject, &decision_id, now_ms).await?;
     match redeemed {
         Some(Redemption::Permitted(approval)) => {
             answer.decision = true;
@@ -341,12 +341,12 @@ async fn approval_or_request(
             answer.context.insert("reason".into(), json!(reason));
             answer.context.insert("next_action".into(), json!(next));
             if next == "request" {
-                access_request::advertise(state, caller, e, answer, now_ms);
+                access_request::advertise(pdp, caller, e, answer, now_ms);
                 // advertise() names the reason approval_required; this one says why.
                 answer.context.insert("reason".into(), json!(reason));
             }
         }
-        None => access_request::advertise(state, caller, e, answer, now_ms),
+        None => access_request::advertise(pdp, caller, e, answer, now_ms),
     }
     Ok(())
 }
@@ -372,13 +372,13 @@ fn answer_of(decided: &Decided, decision_id: String) -> Answer {
 /// Whether the active policy permits `e` now, decided but not recorded (a search's
 /// candidates).
 pub async fn dry_run(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     e: &Evaluation,
     peer: &Peer,
 ) -> Result<bool, EvaluationError> {
     Ok(
-        match decide_item(state, caller, e, peer, state.now_ms()).await? {
+        match decide_item(pdp, caller, e, peer, pdp.now_ms()).await? {
             Item::Decided(pending) => pending.decided.decision.outcome == Outcome::Allow,
             Item::Answered(answer) => answer.decision,
         },
@@ -387,20 +387,20 @@ pub async fn dry_run(
 
 /// `POST /access/v1/evaluation` (and a batch without items).
 pub async fn evaluate(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     e: &Evaluation,
     peer: &Peer,
 ) -> Result<Answer, EvaluationError> {
-    let now_ms = state.now_ms();
-    let item = decide_item(state, caller, e, peer, now_ms).await?;
-    let mut answers = record(state, caller, vec![Ok(item)], now_ms).await?;
+    let now_ms = pdp.now_ms();
+    let item = decide_item(pdp, caller, e, peer, now_ms).await?;
+    let mut answers = record(pdp, caller, vec![Ok(item)], now_ms).await?;
     Ok(answers.remove(0))
 }
 
 /// One batch item decided; an item that cannot be decided is its error's closed answer.
 async fn outcome_of<'a>(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     item: &'a Result<Evaluation, Malformed>,
     peer: &Peer,
@@ -408,7 +408,7 @@ async fn outcome_of<'a>(
 ) -> Result<Result<Item<'a>, Answer>, StoreError> {
     Ok(match item {
         Err(malformed) => Err(Answer::error(400, &malformed.0)),
-        Ok(e) => match decide_item(state, caller, e, peer, now_ms).await {
+        Ok(e) => match decide_item(pdp, caller, e, peer, now_ms).await {
             Ok(item) => Ok(item),
             Err(EvaluationError::Store(e)) => return Err(e),
             Err(EvaluationError::BadRequest(m)) => Err(Answer::error(400, &m)),
@@ -429,18 +429,18 @@ fn permits(outcome: &Result<Item<'_>, Answer>) -> bool {
 /// says stop (the answers end with the deciding item). An item that cannot be decided is
 /// denied with its `context.error`. Recorded with one commit.
 pub async fn evaluate_batch(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     items: &[Result<Evaluation, Malformed>],
     semantic: Semantic,
     peer: &Peer,
 ) -> Result<Vec<Answer>, StoreError> {
-    let now_ms = state.now_ms();
+    let now_ms = pdp.now_ms();
     let outcomes = if semantic == Semantic::ExecuteAll {
         futures_util::future::join_all(
             items
                 .iter()
-                .map(|item| outcome_of(state, caller, item, peer, now_ms)),
+                .map(|item| outcome_of(pdp, caller, item, peer, now_ms)),
         )
         .await
         .into_iter()
@@ -448,7 +448,7 @@ pub async fn evaluate_batch(
     } else {
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
-            let outcome = outcome_of(state, caller, item, peer, now_ms).await?;
+            let outcome = outcome_of(pdp, caller, item, peer, now_ms).await?;
             let stop = semantic.stops_after(permits(&outcome));
             outcomes.push(outcome);
             if stop {
@@ -457,7 +457,7 @@ pub async fn evaluate_batch(
         }
         outcomes
     };
-    record(state, caller, outcomes, now_ms).await
+    record(pdp, caller, outcomes, now_ms).await
 }
 
 #[cfg(test)]

@@ -11,8 +11,38 @@ pub mod search;
 
 use serde_json::{Value, json};
 
+use crate::ciba::authorize::Authorizing;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::policy::service::PolicyEngine;
+use crate::store::Store;
+
+/// What answering AuthZEN requests works with.
+pub struct Pdp<'a> {
+    /// `authzen` (the properties that become action fields), `ciba`, `tokens`, `policy`.
+    pub config: &'a Config,
+    pub issuer: &'a str,
+    pub store: &'a Store,
+    pub clock: &'a dyn Clock,
+    pub policy: &'a PolicyEngine,
+    pub denial_bindings: &'a access_request::DenialBindings,
+    /// An access request is a backchannel authentication request under the hood.
+    pub authorizing: Authorizing<'a>,
+}
+
+impl Pdp<'_> {
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// `path` under the issuer.
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+}
+
 /// Where the API lives, under the issuer; also its OAuth resource identifier.
-pub const API_PATH: &str = "/access/v1";
+pub const API_PATH: &str = crate::paths::AUTHZEN_API;
 pub const EVALUATION_PATH: &str = "/access/v1/evaluation";
 pub const EVALUATIONS_PATH: &str = "/access/v1/evaluations";
 pub const SEARCH_SUBJECT_PATH: &str = "/access/v1/search/subject";
@@ -20,12 +50,6 @@ pub const SEARCH_RESOURCE_PATH: &str = "/access/v1/search/resource";
 pub const SEARCH_ACTION_PATH: &str = "/access/v1/search/action";
 /// The PDP metadata (AuthZEN §9).
 pub const METADATA_PATH: &str = "/.well-known/authzen-configuration";
-
-/// The API's resource identifier (RFC 8707): the `resource` of a `client_credentials`
-/// token an enforcement point presents.
-pub fn resource(issuer: &str) -> String {
-    format!("{}{API_PATH}", issuer.trim_end_matches('/'))
-}
 
 /// The PDP metadata: this server is the policy decision point (its issuer), every API of
 /// AuthZEN 1.0 is supported, and access may be requested (the Access Request and

@@ -9,11 +9,11 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Pdp;
 use super::evaluate::{AGENT_TYPE, EvaluationError, HUMAN_TYPES, TOOL_TYPE};
 use super::request::{self, ActionRef, Entity, Evaluation, Malformed};
 use crate::ciba::authorize::Peer;
 use crate::policy::facts::Principal;
-use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::clients::ClientRecord;
 
@@ -147,7 +147,7 @@ impl Page {
 
 /// Runs `search` for `caller`.
 pub async fn search(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     search: &Search,
     peer: &Peer,
@@ -159,7 +159,7 @@ pub async fn search(
     let mut last = after.clone();
     let mut cursor = after;
     loop {
-        let batch = candidates(state, caller, search, &cursor).await?;
+        let batch = candidates(pdp, caller, search, &cursor).await?;
         if batch.is_empty() {
             return Ok(Page {
                 results,
@@ -168,7 +168,7 @@ pub async fn search(
         }
         for id in batch {
             examined += 1;
-            if permitted(state, caller, search, &id, peer).await? {
+            if permitted(pdp, caller, search, &id, peer).await? {
                 results.push(result(search, &id));
             }
             last.clone_from(&id);
@@ -185,7 +185,7 @@ pub async fn search(
 
 /// The next candidates after `after`, in id order (empty: none left).
 async fn candidates(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     search: &Search,
     after: &str,
@@ -194,7 +194,7 @@ async fn candidates(
         ids.into_iter().filter(|id| id.as_str() > after).collect()
     };
     Ok(match search.kind {
-        SearchKind::Subject if HUMAN_TYPES.contains(&search.subject.kind.as_str()) => state
+        SearchKind::Subject if HUMAN_TYPES.contains(&search.subject.kind.as_str()) => pdp
             .store
             .page_humans(after, "", 100)
             .await?
@@ -207,7 +207,7 @@ async fn candidates(
             after_it(vec![caller.client_id.clone()])
         }
         SearchKind::Resource if search.resource.kind == TOOL_TYPE => {
-            after_it(state.config.policy.tools.keys().cloned().collect())
+            after_it(pdp.config.policy.tools.keys().cloned().collect())
         }
         SearchKind::Action => {
             let principal = if search.subject.kind == AGENT_TYPE {
@@ -215,7 +215,7 @@ async fn candidates(
             } else {
                 Principal::User
             };
-            let schema = state.policy.schema();
+            let schema = pdp.policy.schema();
             after_it(
                 schema
                     .classes
@@ -232,7 +232,7 @@ async fn candidates(
 }
 
 async fn permitted(
-    state: &AppState,
+    pdp: &Pdp<'_>,
     caller: &ClientRecord,
     search: &Search,
     id: &str,
@@ -252,7 +252,7 @@ async fn permitted(
         SearchKind::Resource => id.clone_into(&mut e.resource.id),
         SearchKind::Action => id.clone_into(&mut e.action.name),
     }
-    match super::evaluate::dry_run(state, caller, &e, peer).await {
+    match super::evaluate::dry_run(pdp, caller, &e, peer).await {
         Ok(allowed) => Ok(allowed),
         Err(EvaluationError::Store(e)) => Err(e),
         // A candidate the request cannot be decided for is not a result.

@@ -1,21 +1,30 @@
 //! The backchannel authentication endpoint's logic (CIBA Core §7): validate, identify the
 //! user, and record a pending request.
 
+use std::sync::Arc;
+
 use countersign_jose::UnverifiedJws;
 use countersign_shared::{BackchannelAuthResponse, DeliveryMode};
 use serde_json::{Map, Value};
 
+use tokio::sync::Notify;
+
 use super::CibaError;
+use super::details::DetailSchemas;
 use super::request::{AUTHENTICATION_PARAMS, BackchannelRequest};
-use crate::approvals::{ApprovalMethod, DecisionInput};
-use crate::limits::RetryAfter;
+use crate::approvals::{ApprovalDesk, ApprovalMethod, DecisionInput};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::limits::{Limits, RetryAfter};
 use crate::oidc::client_auth::client_jwks;
 use crate::oidc::discovery::BASE_SCOPES;
 use crate::oidc::jwt::{RegisteredClaims, check_times};
+use crate::oidc::keys::KeyRing;
 use crate::policy::UseLimit;
+use crate::policy::service::PolicyEngine;
 use crate::policy::{self, Outcome, service::Attempt};
 use crate::secrets::verify_secret;
-use crate::state::AppState;
+use crate::store::Store;
 use crate::store::audit::NewAuditRecord;
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus, MaxUses};
 use crate::store::clients::ClientRecord;
@@ -35,6 +44,30 @@ pub struct Peer {
     pub source_ip: Option<std::net::IpAddr>,
 }
 
+/// What a backchannel authentication request works with.
+pub struct Authorizing<'a> {
+    /// `ciba` (expiries, scopes, binding messages, skew) and `rate_limits`.
+    pub config: &'a Config,
+    pub issuer: &'a str,
+    pub store: &'a Store,
+    pub clock: &'a dyn Clock,
+    /// Verifies `id_token_hint` and `login_hint_token`.
+    pub keys: &'a KeyRing,
+    pub policy: &'a PolicyEngine,
+    pub details: &'a DetailSchemas,
+    pub limits: &'a Limits,
+    /// Records policy approvals of ping and push requests at once.
+    pub approvals: &'a Arc<ApprovalDesk>,
+    /// The push worker's, rung when a request alerted its approvers.
+    pub push_wake: &'a Notify,
+}
+
+impl Authorizing<'_> {
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
 /// A request that passed the protocol's checks, with what its client's registration adds.
 struct Validated {
     req: BackchannelRequest,
@@ -48,7 +81,7 @@ struct Validated {
 /// Handles an authenticated client's backchannel authentication request. `params` holds
 /// the request parameters (client authentication parameters already removed).
 pub async fn backchannel_authorize(
-    state: &AppState,
+    deps: &Authorizing<'_>,
     client: &ClientRecord,
     params: Map<String, Value>,
     peer: &Peer,
@@ -58,15 +91,15 @@ pub async fn backchannel_authorize(
             "the client is disabled".into(),
         ));
     }
-    let params = request_params(state, client, params).await?;
-    let valid = validate(state, client, &params)?;
-    let human = identify(state, client, &valid.req).await?;
-    let ciba = &state.config.ciba;
+    let params = request_params(deps, client, params).await?;
+    let valid = validate(deps, client, &params)?;
+    let human = identify(deps, client, &valid.req).await?;
+    let ciba = &deps.config.ciba;
     let lifetime = valid
         .req
         .requested_expiry
         .map_or(ciba.default_expiry_secs, |r| r.min(ciba.max_expiry_secs));
-    let now = state.now_ms();
+    let now = deps.now_ms();
     let scope = valid.req.scopes.join(" ");
     let attempt = Attempt {
         client,
@@ -78,9 +111,9 @@ pub async fn backchannel_authorize(
         task_id: valid.req.task_id.as_deref(),
         source_ip: peer.source_ip,
         prompt_labels: &valid.req.prompt_labels,
-        principal: principal_of(state, valid.req.authorization_details.as_deref()),
+        principal: principal_of(deps, valid.req.authorization_details.as_deref()),
     };
-    let decided = policy::service::decide(&state.policy, &state.store, &attempt, now).await?;
+    let decided = policy::service::decide(deps.policy, deps.store, &attempt, now).await?;
     let id = crate::ids::sortable("", now, 24);
     let event = policy::trace::decision_event(
         &decided,
@@ -97,9 +130,9 @@ pub async fn backchannel_authorize(
         interval_secs: ciba.poll_interval_secs as i64,
         ..pending_record(client, &human, valid, &decided, scope)
     };
-    let auth_req_id = settle(state, client, record, mode, event, &decided).await?;
+    let auth_req_id = settle(deps, client, record, mode, event, &decided).await?;
     if outcome == Outcome::Allow && mode != DeliveryMode::Poll {
-        decide_at_once(state, &auth_req_id).await?;
+        decide_at_once(deps, &auth_req_id).await?;
     }
     tracing::debug!(client_id = %client.client_id, subject = %human.subject, outcome = outcome.as_str(), "backchannel authentication request accepted");
     Ok(BackchannelAuthResponse {
@@ -112,7 +145,7 @@ pub async fn backchannel_authorize(
 /// The request's parameters: the signed request object's claims when one is sent (and
 /// nothing it replaces beside it), else the form's.
 async fn request_params(
-    state: &AppState,
+    deps: &Authorizing<'_>,
     client: &ClientRecord,
     params: Map<String, Value>,
 ) -> Result<Map<String, Value>, CibaError> {
@@ -126,7 +159,7 @@ async fn request_params(
                     "{extra} must be inside the signed request object, not beside it"
                 )));
             }
-            signed_request_params(state, client, request).await
+            signed_request_params(deps, client, request).await
         }
         Some(_) => Err(CibaError::InvalidRequest("request must be a JWT".into())),
         None if client.require_signed_request => Err(CibaError::InvalidRequest(
@@ -140,12 +173,12 @@ async fn request_params(
 /// registration: scopes, delivery mode, notification token, key binding, binding message,
 /// `authorization_details`.
 fn validate(
-    state: &AppState,
+    deps: &Authorizing<'_>,
     client: &ClientRecord,
     params: &Map<String, Value>,
 ) -> Result<Validated, CibaError> {
     let req = BackchannelRequest::from_params(params)?;
-    check_scopes(state, &req.scopes)?;
+    check_scopes(deps, &req.scopes)?;
     let mode = DeliveryMode::parse(&client.delivery_mode).ok_or_else(|| {
         CibaError::UnauthorizedClient("the client has no valid delivery mode".into())
     })?;
@@ -159,10 +192,10 @@ fn validate(
         ));
     }
     if let Some(message) = &req.binding_message {
-        check_binding_message(message, state.config.ciba.binding_message_max_chars)?;
+        check_binding_message(message, deps.config.ciba.binding_message_max_chars)?;
     }
     let details = match &req.authorization_details {
-        Some(items) => Some(state.rar_schemas.check(items)?),
+        Some(items) => Some(deps.details.check(items)?),
         None => None,
     };
     Ok(Validated {
@@ -191,25 +224,19 @@ fn check_notification_token(mode: DeliveryMode, token: Option<&str>) -> Result<(
 /// The human the request names, active, with the right user code when one is needed
 /// (wrong codes are counted per human: a few, then one guess a minute).
 async fn identify(
-    state: &AppState,
+    deps: &Authorizing<'_>,
     client: &ClientRecord,
     req: &BackchannelRequest,
 ) -> Result<HumanRecord, CibaError> {
-    let now_s = state.clock.now_secs();
-    let human = super::hint::resolve_user(
-        &state.store,
-        &state.keys,
-        &state.issuer,
-        now_s,
-        client,
-        &req.hint,
-    )
-    .await?;
+    let now_s = deps.clock.now_secs();
+    let human =
+        super::hint::resolve_user(deps.store, deps.keys, deps.issuer, now_s, client, &req.hint)
+            .await?;
     if !human.active {
         return Err(CibaError::AccessDenied("the user is not active".into()));
     }
-    let guesses = &state.limits.user_code_failures;
-    if let Err(RetryAfter(secs)) = guesses.allows(&human.subject, state.now_ms()) {
+    let guesses = &deps.limits.user_code_failures;
+    if let Err(RetryAfter(secs)) = guesses.allows(&human.subject, deps.now_ms()) {
         return Err(CibaError::RateLimited {
             retry_after: secs,
             reason: format!("too many wrong user codes for this user; retry in {secs} s"),
@@ -217,7 +244,7 @@ async fn identify(
     }
     if let Err(e) = check_user_code(client, &human, req.user_code.as_deref()) {
         if matches!(e, CibaError::InvalidUserCode) {
-            let _ = guesses.check(&human.subject, state.now_ms());
+            let _ = guesses.check(&human.subject, deps.now_ms());
         }
         return Err(e);
     }
@@ -241,7 +268,7 @@ fn pending_record(
         binding_message: valid.req.binding_message,
         acr_values: valid.req.acr_values,
         authorization_details: valid.details,
-        delivery_mode: valid.mode.as_str().to_owned(),
+        delivery_mode: valid.mode,
         notification_token: valid.req.client_notification_token,
         status: AuthRequestStatus::Pending,
         task_id: valid.req.task_id,
@@ -264,7 +291,7 @@ fn pending_record(
 /// the credential), or waiting for its approvers, whose devices are alerted through the
 /// push outbox written in the same transaction. Returns the request's id.
 async fn settle(
-    state: &AppState,
+    deps: &Authorizing<'_>,
     client: &ClientRecord,
     mut record: AuthRequestRecord,
     mode: DeliveryMode,
@@ -286,24 +313,24 @@ async fn settle(
         }
         (Outcome::Allow, _) => {}
         (Outcome::StepUp, _) => {
-            refuse_a_flood(state, client, &decided.approvers, now).await?;
-            set.pushes = crate::push::rows_for(&state.store, &record, &decided.approvers).await?;
+            refuse_a_flood(deps, client, &decided.approvers, now).await?;
+            set.pushes = crate::push::rows_for(deps.store, &record, &decided.approvers).await?;
             set.approvers = decided.approvers.clone();
         }
     }
     let alerting = !set.pushes.is_empty();
     let auth_req_id = record.id.clone();
     set.request = Some(record);
-    state.store.write(set).await?;
+    deps.store.write(set).await?;
     if d.outcome == Outcome::Deny {
         return Err(CibaError::AccessDenied(format!(
             "denied by policy: {}",
             d.reasons.join("; ")
         )));
     }
-    state.policy.observe(&decided.samples);
+    deps.policy.observe(&decided.samples);
     if alerting {
-        state.push_wake.notify_one();
+        deps.push_wake.notify_one();
     }
     Ok(auth_req_id)
 }
@@ -317,9 +344,9 @@ fn decided_by_policy(record: &mut AuthRequestRecord, status: AuthRequestStatus, 
 
 /// Ping and push clients hear of a decision through their notification endpoint, queued
 /// (and in push mode, the tokens issued) with the decision.
-async fn decide_at_once(state: &AppState, auth_req_id: &str) -> Result<(), CibaError> {
+async fn decide_at_once(deps: &Authorizing<'_>, auth_req_id: &str) -> Result<(), CibaError> {
     crate::approvals::decide(
-        state,
+        deps.approvals,
         auth_req_id,
         DecisionInput {
             approved: true,
@@ -341,11 +368,11 @@ async fn decide_at_once(state: &AppState, auth_req_id: &str) -> Result<(), CibaE
 /// Who performs what a request asks: the human it names for the actions humans perform
 /// (`policy.human_actions`: the client asks on their behalf, as an AuthZEN enforcement
 /// point's access request does), else the agent.
-fn principal_of(state: &AppState, details: Option<&[Value]>) -> policy::facts::Principal {
+fn principal_of(deps: &Authorizing<'_>, details: Option<&[Value]>) -> policy::facts::Principal {
     policy::service::actions_of(details)
         .first()
         .map_or(policy::facts::Principal::Agent, |(action, _)| {
-            state.policy.schema().principal_of(action)
+            deps.policy.schema().principal_of(action)
         })
 }
 
@@ -354,17 +381,17 @@ fn principal_of(state: &AppState, details: Option<&[Value]>) -> policy::facts::P
 /// requests wears a human down until they approve one unread (approval fatigue). The
 /// refusal is traced, so admins see who was flooded by which agent.
 async fn refuse_a_flood(
-    state: &AppState,
+    deps: &Authorizing<'_>,
     client: &ClientRecord,
     approvers: &[String],
     now: i64,
 ) -> Result<(), CibaError> {
-    let cap = i64::from(state.config.rate_limits.pending_per_approver);
+    let cap = i64::from(deps.config.rate_limits.pending_per_approver);
     if cap == 0 {
         return Ok(());
     }
     for approver in approvers {
-        let (waiting, first_expiry) = state
+        let (waiting, first_expiry) = deps
             .store
             .pending_step_ups(&client.client_id, approver, now)
             .await?;
@@ -375,7 +402,9 @@ async fn refuse_a_flood(
         let event = crate::store::audit::NewAuditRecord {
             at: now,
             actor: format!("client:{}", client.client_id),
-            kind: crate::audit::kinds::REQUESTS_FLOOD_REFUSED.to_owned(),
+            kind: crate::audit::EventKind::RequestsFloodRefused
+                .as_str()
+                .to_owned(),
             subject: format!("human:{approver}"),
             detail: serde_json::json!({
                 "agent": client.client_id, "approver": approver,
@@ -383,8 +412,7 @@ async fn refuse_a_flood(
             })
             .to_string(),
         };
-        state
-            .store
+        deps.store
             .write(WriteSet {
                 events: vec![event],
                 ..WriteSet::default()
@@ -413,7 +441,7 @@ fn json_text<T: serde::Serialize>(value: &T) -> String {
 /// Verifies a signed authentication request (CIBA Core §7.1.1, FAPI-CIBA §5.2.2) and
 /// returns its claims as the request parameters.
 async fn signed_request_params(
-    state: &AppState,
+    deps: &Authorizing<'_>,
     client: &ClientRecord,
     request: &str,
 ) -> Result<Map<String, Value>, CibaError> {
@@ -430,9 +458,9 @@ async fn signed_request_params(
     if !registered
         .aud
         .as_ref()
-        .is_some_and(|a| a.contains(&state.issuer))
+        .is_some_and(|a| a.contains(deps.issuer))
     {
-        return Err(bad(format!("aud must contain the issuer {}", state.issuer)));
+        return Err(bad(format!("aud must contain the issuer {}", deps.issuer)));
     }
     let (Some(exp), Some(nbf), Some(_iat)) = (registered.exp, registered.nbf, registered.iat)
     else {
@@ -441,8 +469,8 @@ async fn signed_request_params(
     if exp - nbf > MAX_REQUEST_OBJECT_LIFETIME_SECS {
         return Err(bad("exp must be at most 60 minutes after nbf".into()));
     }
-    let skew = state.config.ciba.clock_skew_secs as i64;
-    check_times(&registered, state.clock.now_secs(), skew).map_err(bad)?;
+    let skew = deps.config.ciba.clock_skew_secs as i64;
+    check_times(&registered, deps.clock.now_secs(), skew).map_err(bad)?;
     let jti = registered
         .jti
         .filter(|j| !j.is_empty() && j.len() <= crate::oidc::dpop::MAX_JTI_LEN)
@@ -452,7 +480,7 @@ async fn signed_request_params(
                 crate::oidc::dpop::MAX_JTI_LEN
             ))
         })?;
-    let fresh = state
+    let fresh = deps
         .store
         .remember_jti(
             &format!("request:{}", client.client_id),
@@ -466,11 +494,11 @@ async fn signed_request_params(
     Ok(claims)
 }
 
-fn check_scopes(state: &AppState, scopes: &[String]) -> Result<(), CibaError> {
+fn check_scopes(deps: &Authorizing<'_>, scopes: &[String]) -> Result<(), CibaError> {
     if !scopes.iter().any(|s| s == "openid") {
         return Err(CibaError::InvalidScope("scope must contain openid".into()));
     }
-    let extra = &state.config.ciba.extra_scopes;
+    let extra = &deps.config.ciba.extra_scopes;
     if let Some(unknown) = scopes
         .iter()
         .find(|s| !BASE_SCOPES.contains(&s.as_str()) && !extra.contains(s))

@@ -2,10 +2,11 @@
 //! backchannel requests, the token endpoint grant, and client notifications (ping / push).
 
 pub mod authorize;
+pub mod client_credentials;
 pub mod details;
 pub mod error;
 mod hint;
-pub mod notify;
+pub mod renewal;
 pub mod request;
 pub mod token;
 

@@ -70,25 +70,6 @@ impl AdminSsoConfig {
             || groups.iter().any(|g| self.admin_groups.contains(g))
     }
 
-    /// The console role of the person with this `verified_email` and these `groups`:
-    /// the highest their groups (or the admin list) give, `None` when they are none.
-    pub fn role_of(
-        &self,
-        verified_email: Option<&str>,
-        groups: &[String],
-    ) -> Option<crate::admin::Role> {
-        use crate::admin::Role;
-        if self.is_admin(verified_email, groups) {
-            Some(Role::Admin)
-        } else if groups.iter().any(|g| self.operator_groups.contains(g)) {
-            Some(Role::Operator)
-        } else if groups.iter().any(|g| self.viewer_groups.contains(g)) {
-            Some(Role::Viewer)
-        } else {
-            None
-        }
-    }
-
     pub fn groups_claim(&self) -> &str {
         self.groups_claim.as_deref().unwrap_or("groups")
     }

@@ -28,7 +28,7 @@ pub use authzen::AuthzenConfig;
 pub use digest::{REDACTED, redact_database_url};
 pub use limits::RateLimitConfig;
 pub use offboarding::{AgentFate, OffboardingConfig};
-pub use policy::{ACTION_CLASSES, PolicyConfig, ToolConfig};
+pub use policy::{ACTION_CLASSES, ARGUMENT_FIELDS, PolicyConfig, ToolConfig};
 pub use push::{ApnsConfig, FcmConfig, PushAlert, PushConfig};
 pub use signals::{SignalsConfig, TransmitterConfig};
 pub use wallet::{AndroidApp, WalletConfig};
@@ -290,6 +290,24 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let issuer = self.issuer();
+        self.validate_addresses(&issuer)?;
+        self.validate_lifetimes()?;
+        self.wallet.validate(&issuer)?;
+        self.validate_renewal_windows()?;
+        let mut detail_types = self.authorization_details_types.clone();
+        declare(&mut detail_types, self.gateway.mapped_types());
+        self.policy.validate(&detail_types)?;
+        self.signals.validate()?;
+        self.audit.validate()?;
+        self.rate_limits.validate()?;
+        self.admin_sso.validate()?;
+        self.gateway.validate()?;
+        self.authzen.validate(ARGUMENT_FIELDS)?;
+        self.validate_rest()
+    }
+
+    /// The issuer, the database URL, and developer approvals only on loopback.
+    fn validate_addresses(&self, issuer: &str) -> Result<(), ConfigError> {
         let scheme_ok = issuer.starts_with("https://") || issuer.starts_with("http://");
         if !scheme_ok || issuer.contains(['?', '#']) {
             return Err(ConfigError::Invalid {
@@ -315,6 +333,11 @@ impl Config {
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// Expiries, intervals, token lifetimes and the body limit.
+    fn validate_lifetimes(&self) -> Result<(), ConfigError> {
         if self.ciba.default_expiry_secs == 0
             || self.ciba.default_expiry_secs > self.ciba.max_expiry_secs
         {
@@ -350,7 +373,10 @@ impl Config {
                 reason: "invitation and ceremony lifetimes must be at least 1 second".into(),
             });
         }
-        self.wallet.validate(&issuer)?;
+        Ok(())
+    }
+
+    fn validate_renewal_windows(&self) -> Result<(), ConfigError> {
         for (name, window) in &self.tokens.renewal_windows_secs {
             if !self.authorization_details_types.contains_key(name) {
                 return Err(ConfigError::Invalid {
@@ -365,16 +391,11 @@ impl Config {
                 });
             }
         }
-        let mut detail_types = self.authorization_details_types.clone();
-        declare(&mut detail_types, self.gateway.mapped_types());
-        self.policy.validate(&detail_types)?;
-        self.signals.validate()?;
-        self.audit.validate()?;
-        self.rate_limits.validate()?;
-        self.admin_sso.validate()?;
-        self.gateway.validate()?;
-        self.authzen
-            .validate(crate::policy::schema::ARGUMENT_FIELDS)?;
+        Ok(())
+    }
+
+    /// Checkpoints, trusted proxies, and the `authorization_details` schemas.
+    fn validate_rest(&self) -> Result<(), ConfigError> {
         if self.audit.checkpoint_interval_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "audit.checkpoint_interval_secs",

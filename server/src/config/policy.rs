@@ -10,6 +10,19 @@ use super::ConfigError;
 /// The built-in action classes. A deployment may declare more (any identifier).
 pub const ACTION_CLASSES: &[&str] = &["read", "write", "destructive", "external"];
 
+/// The argument fields a request can set: the policy schema's arguments (`policy::schema::ARGUMENTS`) less `amount_cents`, which is
+/// derived from `amount` (a test keeps the two lists in step).
+pub const ARGUMENT_FIELDS: &[&str] = &[
+    "amount",
+    "currency",
+    "vendor",
+    "quantity",
+    "target",
+    "environment",
+    "classification",
+    "owner",
+];
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {

@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Issuing;
-use crate::audit::{self, NewEvent, kinds};
+use crate::audit::{self, EventKind, NewEvent};
 use crate::store::StoreError;
 use crate::store::clients::ClientRecord;
 use crate::store::tokens::TokenSelector;
@@ -119,7 +119,7 @@ pub async fn revoke(
         now,
         NewEvent {
             actor: &actor,
-            kind: kinds::CREDENTIAL_REVOKED,
+            kind: EventKind::CredentialRevoked,
             subject: &format!("credential:{}", t.jti),
             detail: serde_json::json!({ "reason": "revoked by the client (RFC 7009)", "scope": "credential", "credentials": [t.jti] }),
         },

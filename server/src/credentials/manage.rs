@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::audit::{self, NewEvent, kinds};
+use crate::audit::{self, EventKind, NewEvent};
 use crate::store::tokens::{TokenCursor, TokenRecord, TokenSelector};
 use crate::store::{Store, StoreError};
 
@@ -217,7 +217,7 @@ async fn revoke_audited(
         now_ms,
         NewEvent {
             actor,
-            kind: kinds::CREDENTIAL_REVOKED,
+            kind: EventKind::CredentialRevoked,
             subject: &subject,
             detail: json!({ "reason": reason, "scope": scope, "credentials": revoked }),
         },

@@ -5,7 +5,6 @@
 
 mod introspect;
 pub mod manage;
-pub mod renewal;
 pub mod status;
 pub mod uses;
 pub mod vc;
@@ -17,6 +16,7 @@ use countersign_shared::TokenResponse;
 use countersign_shared::ciba::AUTH_REQ_ID_CLAIM;
 use serde_json::{Value, json};
 
+use crate::audit::EventKind;
 use crate::config::TokenConfig;
 use crate::oidc::discovery::{ACR_DEV, ACR_POLICY};
 use crate::oidc::keys::KeyRing;
@@ -101,14 +101,13 @@ pub fn validity_secs(tokens: &TokenConfig, request: &AuthRequestRecord) -> u64 {
 /// decided, else the human the request named (developer and policy approvals).
 pub fn approver_subject(request: &AuthRequestRecord) -> &str {
     match (request.decision_method.as_deref(), &request.decided_by) {
-        (Some(m), Some(by)) if m == crate::approvals::ApprovalMethod::Wallet.as_str() => by,
+        (Some(m), Some(by))
+            if m == crate::store::auth_requests::ApprovalMethod::Wallet.as_str() =>
+        {
+            by
+        }
         _ => &request.subject,
     }
-}
-
-/// Trace event kinds of issuance.
-pub mod kinds {
-    pub const CREDENTIAL_ISSUED: &str = "credential.issued";
 }
 
 /// The trace event of issuing `grant` for `request`.
@@ -119,7 +118,7 @@ pub fn issued_event(
     crate::store::audit::NewAuditRecord {
         at: grant.issued_at,
         actor: format!("client:{}", request.client_id),
-        kind: kinds::CREDENTIAL_ISSUED.to_owned(),
+        kind: EventKind::CredentialIssued.as_str().to_owned(),
         subject: grant.jti.clone(),
         detail: json!({
             "request": request.id,

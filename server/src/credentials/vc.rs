@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 
+use crate::clock::rfc3339;
 use crate::store::auth_requests::{AuthRequestRecord, MaxUses};
 use crate::store::humans::HumanRecord;
 use crate::store::tokens::TokenGrant;
@@ -30,28 +31,6 @@ pub struct CredentialFacts<'a> {
     pub environment: &'a str,
 }
 
-/// RFC 3339 UTC timestamp (`2026-11-22T10:00:00Z`) of a Unix time in seconds.
-pub fn rfc3339(unix_secs: i64) -> String {
-    let days = unix_secs.div_euclid(86_400);
-    let secs = unix_secs.rem_euclid(86_400);
-    // Civil-from-days (H. Hinnant), valid for the proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
 /// `max_uses` as the credential states it.
 pub fn max_uses_claim(max_uses: MaxUses) -> Value {
     match max_uses.0 {
@@ -65,40 +44,13 @@ pub fn credential_claims(f: &CredentialFacts<'_>) -> Value {
     let req = f.request;
     let iat = f.grant.issued_at.div_euclid(1000);
     let exp = f.grant.expires_at.div_euclid(1000);
-    let approved_at = req.decided_at.unwrap_or(f.grant.issued_at).div_euclid(1000);
     let action = f
         .authorization_details
         .and_then(|d| d.get(0))
         .and_then(|d| d.get("type"))
         .cloned()
         .unwrap_or(Value::Null);
-    let method = req.decision_method.as_deref();
-    let evidence_type = match method {
-        Some("dev") => "DeveloperApproval",
-        Some("policy") => "PolicyDecision",
-        _ => "HumanApproval",
-    };
-    let policies: Vec<Value> = req
-        .policy_refs
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok())
-        .unwrap_or_default();
-    let reasons: Vec<Value> = req
-        .policy_reasons
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok())
-        .unwrap_or_default();
-    let risk_signals: Vec<Value> = req
-        .risk_signals
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok())
-        .unwrap_or_default();
-    // A policy decision has no human approver; every other kind names the human whose
-    // decision (or, for developer approvals, on whose behalf) it was.
-    let approver = match method {
-        Some("policy") => Value::Null,
-        _ => json!({ "subject": f.approver.subject, "name": f.approver.name }),
-    };
+    let risk_signals = json_list(req.risk_signals.as_deref());
     let mut claims = json!({
         "@context": [VC_CONTEXT],
         "id": format!("{}/credentials/{}", f.issuer, f.grant.jti),
@@ -124,24 +76,7 @@ pub fn credential_claims(f: &CredentialFacts<'_>) -> Value {
                 "task_id": req.task_id,
             },
         },
-        "evidence": [{
-            "type": [evidence_type],
-            "approver": approver,
-            "approvedAt": rfc3339(approved_at),
-            "method": req.decision_method,
-            "acr": f.acr,
-            "amr": f.amr,
-            // The wallet's signed decision, verbatim, and the key that signed it: anyone
-            // can check which device confirmed exactly this transaction. Null for
-            // developer and policy approvals.
-            "deviceKeyThumbprint": req.approval_device_jkt,
-            "approval": req.approval_jws,
-            // The policy that allowed the action or required the approval (the first
-            // determining one; all of them in `policies`), and why.
-            "policy": policies.first().cloned().unwrap_or(Value::Null),
-            "policies": policies,
-            "reasons": reasons,
-        }],
+        "evidence": [evidence(f)],
         "iss": f.issuer,
         "sub": req.client_id,
         "iat": iat,
@@ -165,15 +100,46 @@ pub fn credential_claims(f: &CredentialFacts<'_>) -> Value {
     claims
 }
 
-#[cfg(test)]
-mod tests {
-    use super::rfc3339;
+/// The credential's evidence: who (or which policy) approved exactly what, when, how, and
+/// the wallet's signed decision that shows it.
+fn evidence(f: &CredentialFacts<'_>) -> Value {
+    let req = f.request;
+    let approved_at = req.decided_at.unwrap_or(f.grant.issued_at).div_euclid(1000);
+    let method = req.decision_method.as_deref();
+    let evidence_type = match method {
+        Some("dev") => "DeveloperApproval",
+        Some("policy") => "PolicyDecision",
+        _ => "HumanApproval",
+    };
+    let policies = json_list(req.policy_refs.as_deref());
+    // A policy decision has no human approver; every other kind names the human whose
+    // decision (or, for developer approvals, on whose behalf) it was.
+    let approver = match method {
+        Some("policy") => Value::Null,
+        _ => json!({ "subject": f.approver.subject, "name": f.approver.name }),
+    };
+    json!({
+        "type": [evidence_type],
+        "approver": approver,
+        "approvedAt": rfc3339(approved_at),
+        "method": req.decision_method,
+        "acr": f.acr,
+        "amr": f.amr,
+        // The wallet's signed decision, verbatim, and the key that signed it: anyone
+        // can check which device confirmed exactly this transaction. Null for
+        // developer and policy approvals.
+        "deviceKeyThumbprint": req.approval_device_jkt,
+        "approval": req.approval_jws,
+        // The policy that allowed the action or required the approval (the first
+        // determining one; all of them in `policies`), and why.
+        "policy": policies.first().cloned().unwrap_or(Value::Null),
+        "policies": policies,
+        "reasons": json_list(req.policy_reasons.as_deref()),
+    })
+}
 
-    #[test]
-    fn rfc3339_matches_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_795_346_026), "2026-11-22T11:13:46Z");
-        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
+/// A JSON array stored as text on the request; empty when absent or unreadable.
+fn json_list(text: Option<&str>) -> Vec<Value> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::{DirectoryError, agent_access, check_http_url, check_identifier, check_text};
-use crate::audit::{self, Changes, NewEvent, kinds};
+use crate::audit::{self, Changes, EventKind, NewEvent};
 use crate::oidc::client_auth::AuthMethod;
 use crate::secrets::Secret;
 use crate::store::clients::ClientRecord;
@@ -188,70 +188,17 @@ pub async fn add_agent(
             new.owner
         )));
     }
-    let jwks = match &new.jwks {
-        Some(value) => {
-            let set: JwkSet = serde_json::from_value(value.clone())
-                .map_err(|e| DirectoryError::Invalid(format!("jwks is not a JWK Set: {e}")))?;
-            let usable = set
-                .keys
-                .iter()
-                .filter(|k| k.verifying_key().is_ok())
-                .count();
-            if usable == 0 || set.keys.iter().any(|k| k.d.is_some()) {
-                return Err(DirectoryError::Invalid(
-                    "jwks must hold at least one public P-256 key and no private keys".into(),
-                ));
-            }
-            Some(serde_json::to_string(&set).map_err(|e| DirectoryError::Invalid(e.to_string()))?)
-        }
-        None => None,
-    };
+    let jwks = new.jwks.as_ref().map(public_jwks).transpose()?;
     if (method == AuthMethod::PrivateKeyJwt || new.require_signed_request) && jwks.is_none() {
         return Err(DirectoryError::Invalid(
             "jwks is required for private_key_jwt and signed requests".into(),
         ));
     }
     let mode = new.delivery_mode.as_deref().unwrap_or("poll");
-    match (mode, &new.notification_endpoint) {
-        ("poll", None) => {}
-        ("poll", Some(_)) => {
-            return Err(DirectoryError::Invalid(
-                "notification_endpoint is only used in ping and push modes".into(),
-            ));
-        }
-        ("ping" | "push", Some(url)) => check_notification_endpoint(url)?,
-        ("ping" | "push", None) => {
-            return Err(DirectoryError::Invalid(
-                "notification_endpoint is required in ping and push modes".into(),
-            ));
-        }
-        _ => {
-            return Err(DirectoryError::Invalid(
-                "delivery_mode must be poll, ping or push".into(),
-            ));
-        }
-    }
-    if let Some(jkt) = &new.dpop_jkt
-        && !is_thumbprint(jkt)
-    {
-        return Err(DirectoryError::Invalid(
-            "dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638), base64url encoded".into(),
-        ));
-    }
-    if new.bearer_only && new.dpop_jkt.is_some() {
-        return Err(DirectoryError::Invalid(
-            "a bearer-only agent has no DPoP key: give bearer_only or dpop_jkt, not both".into(),
-        ));
-    }
+    check_delivery(mode, new.notification_endpoint.as_deref())?;
+    check_key_binding(new.dpop_jkt.as_deref(), new.bearer_only)?;
     check_shown_name(new.name.as_deref())?;
-    let profile = AgentProfile {
-        department: new.department.clone(),
-        risk_tier: new.risk_tier.clone().unwrap_or_else(|| "low".into()),
-        description: new.description.clone(),
-        tools: agent_access::normalize_tools(new.tools.clone())?,
-        approver: agent_access::normalize_approver(new.approver.clone())?,
-    };
-    check_agent_profile(&profile)?;
+    let profile = profile_of(&new)?;
     let secret = (method != AuthMethod::PrivateKeyJwt).then(Secret::generate);
     let record = ClientRecord {
         client_id: new.client_id.clone(),
@@ -294,6 +241,73 @@ pub async fn add_agent(
     }
 }
 
+/// How the agent's credentials are bound: to the DPoP key `dpop_jkt` names (a JWK
+/// thumbprint), or bearer-only, not both.
+fn check_key_binding(dpop_jkt: Option<&str>, bearer_only: bool) -> Result<(), DirectoryError> {
+    if let Some(jkt) = dpop_jkt
+        && !is_thumbprint(jkt)
+    {
+        return Err(DirectoryError::Invalid(
+            "dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638), base64url encoded".into(),
+        ));
+    }
+    if bearer_only && dpop_jkt.is_some() {
+        return Err(DirectoryError::Invalid(
+            "a bearer-only agent has no DPoP key: give bearer_only or dpop_jkt, not both".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What policies and approvers see of a new agent, checked.
+fn profile_of(new: &NewAgent) -> Result<AgentProfile, DirectoryError> {
+    let profile = AgentProfile {
+        department: new.department.clone(),
+        risk_tier: new.risk_tier.clone().unwrap_or_else(|| "low".into()),
+        description: new.description.clone(),
+        tools: agent_access::normalize_tools(new.tools.clone())?,
+        approver: agent_access::normalize_approver(new.approver.clone())?,
+    };
+    check_agent_profile(&profile)?;
+    Ok(profile)
+}
+
+/// The agent's registered keys as stored: a JWK Set with at least one usable public
+/// P-256 key and no private key.
+fn public_jwks(value: &Value) -> Result<String, DirectoryError> {
+    let set: JwkSet = serde_json::from_value(value.clone())
+        .map_err(|e| DirectoryError::Invalid(format!("jwks is not a JWK Set: {e}")))?;
+    let usable = set
+        .keys
+        .iter()
+        .filter(|k| k.verifying_key().is_ok())
+        .count();
+    if usable == 0 || set.keys.iter().any(|k| k.d.is_some()) {
+        return Err(DirectoryError::Invalid(
+            "jwks must hold at least one public P-256 key and no private keys".into(),
+        ));
+    }
+    serde_json::to_string(&set).map_err(|e| DirectoryError::Invalid(e.to_string()))
+}
+
+/// A CIBA delivery mode with the notification endpoint it needs: none in poll mode, one
+/// in ping and push modes.
+fn check_delivery(mode: &str, endpoint: Option<&str>) -> Result<(), DirectoryError> {
+    match (mode, endpoint) {
+        ("poll", None) => Ok(()),
+        ("poll", Some(_)) => Err(DirectoryError::Invalid(
+            "notification_endpoint is only used in ping and push modes".into(),
+        )),
+        ("ping" | "push", Some(url)) => check_notification_endpoint(url),
+        ("ping" | "push", None) => Err(DirectoryError::Invalid(
+            "notification_endpoint is required in ping and push modes".into(),
+        )),
+        _ => Err(DirectoryError::Invalid(
+            "delivery_mode must be poll, ping or push".into(),
+        )),
+    }
+}
+
 /// Inserts `c` inside `tx` with its `agent.registered` event.
 async fn insert_client_in(
     store: &Store,
@@ -316,7 +330,7 @@ async fn insert_client_in(
         .unwrap_or_default();
     let event = NewEvent {
         actor,
-        kind: kinds::AGENT_REGISTERED,
+        kind: EventKind::AgentRegistered,
         subject: &format!("agent:{}", c.client_id),
         detail: json!({
             "owner": c.owner_subject,
@@ -475,7 +489,7 @@ pub async fn update_agent(
     }
     let event = NewEvent {
         actor,
-        kind: kinds::AGENT_UPDATED,
+        kind: EventKind::AgentUpdated,
         subject: &format!("agent:{client_id}"),
         detail: changes.into_detail(),
     };
@@ -520,5 +534,29 @@ mod tests {
         ] {
             assert!(check_notification_endpoint(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn poll_has_no_endpoint_and_ping_and_push_need_one() {
+        let url = Some("https://agent.example/cb");
+        assert!(check_delivery("poll", None).is_ok());
+        assert!(check_delivery("poll", url).is_err());
+        assert!(check_delivery("ping", url).is_ok());
+        assert!(check_delivery("push", url).is_ok());
+        assert!(check_delivery("ping", None).is_err());
+        assert!(check_delivery("push", None).is_err());
+        assert!(check_delivery("stream", url).is_err());
+    }
+
+    #[test]
+    fn registered_keys_are_public_p256_keys() {
+        let key = countersign_jose::SigningKeyPair::generate();
+        let public = serde_json::to_value(key.public_jwk()).unwrap();
+        assert!(public_jwks(&json!({"keys": [public]})).is_ok());
+        assert!(public_jwks(&json!({"keys": []})).is_err());
+        assert!(public_jwks(&json!({"keys": "none"})).is_err());
+        let mut private = serde_json::to_value(key.public_jwk()).unwrap();
+        private["d"] = json!(countersign_jose::b64url_encode(key.scalar_bytes()));
+        assert!(public_jwks(&json!({"keys": [private]})).is_err());
     }
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::{DirectoryError, check_identifier, check_text};
-use crate::audit::{self, Changes, NewEvent, kinds};
+use crate::audit::{self, Changes, EventKind, NewEvent};
 use crate::store::groups::Membership;
 use crate::store::{Store, StoreError, Tx};
 
@@ -115,9 +115,9 @@ async fn record_member(
     let event = NewEvent {
         actor,
         kind: if added {
-            kinds::GROUP_MEMBER_ADDED
+            EventKind::GroupMemberAdded
         } else {
-            kinds::GROUP_MEMBER_REMOVED
+            EventKind::GroupMemberRemoved
         },
         subject: &format!("group:{group}"),
         detail: json!({ "group": group, "subject": subject }),
@@ -140,7 +140,7 @@ pub(crate) async fn create_group_in(
     store.insert_group(tx, name, display_name, now_ms).await?;
     let event = NewEvent {
         actor,
-        kind: kinds::GROUP_CREATED,
+        kind: EventKind::GroupCreated,
         subject: &format!("group:{name}"),
         detail: json!({ "display_name": display_name }),
     };
@@ -193,7 +193,7 @@ pub(crate) async fn rename_group_in(
     changes.field("display_name", old.as_str(), display_name);
     let event = NewEvent {
         actor,
-        kind: kinds::GROUP_UPDATED,
+        kind: EventKind::GroupUpdated,
         subject: &format!("group:{name}"),
         detail: changes.into_detail(),
     };
@@ -217,7 +217,7 @@ pub(crate) async fn delete_group_in(
     store.delete_group(tx, name).await?;
     let event = NewEvent {
         actor,
-        kind: kinds::GROUP_DELETED,
+        kind: EventKind::GroupDeleted,
         subject: &format!("group:{name}"),
         detail: json!({ "display_name": display_name }),
     };

@@ -17,7 +17,7 @@ pub use agents::{
 pub use groups::{Group, NewGroup, add_group, list_groups, set_group_member};
 pub(crate) use groups::{create_group_in, delete_group_in, rename_group_in, set_members_in};
 
-use crate::audit::{self, Changes, NewEvent, kinds};
+use crate::audit::{self, Changes, EventKind, NewEvent};
 use crate::secrets::hash_secret;
 use crate::store::humans::HumanRecord;
 use crate::store::{Store, StoreError, Tx};
@@ -254,7 +254,7 @@ pub(crate) async fn insert_human_in(
     store.insert_human(tx, h).await?;
     let event = NewEvent {
         actor,
-        kind: kinds::HUMAN_CREATED,
+        kind: EventKind::HumanCreated,
         subject: &format!("human:{}", h.subject),
         detail: json!({
             "email": h.email,
@@ -296,7 +296,7 @@ pub(crate) async fn update_human_in(
     }
     let event = NewEvent {
         actor,
-        kind: kinds::HUMAN_UPDATED,
+        kind: EventKind::HumanUpdated,
         subject: &format!("human:{}", new.subject),
         detail: changes.into_detail(),
     };

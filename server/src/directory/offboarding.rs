@@ -7,14 +7,15 @@
 //! fetch (its TTL bounds the delay). Reactivating a human or resuming an agent restores
 //! neither credentials nor requests: revocation is final.
 
+use countersign_shared::DeliveryMode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
 use super::DirectoryError;
-use crate::audit::{self, NewEvent, kinds};
-use crate::ciba::notify::{self, Outcome};
+use crate::audit::{self, EventKind, NewEvent};
 use crate::config::AgentFate;
+use crate::notifications::{self, Outcome};
 use crate::store::auth_requests::{AuthRequestRecord, PendingOf};
 use crate::store::humans::HumanRecord;
 use crate::store::tokens::TokenSelector;
@@ -182,28 +183,28 @@ async fn trace_offboarding(
     let subject = &done.subject;
     let human = format!("human:{subject}");
     let mut trace = vec![
-        (kinds::HUMAN_OFFBOARDED, json!({ "reason": reason })),
+        (EventKind::HumanOffboarded, json!({ "reason": reason })),
         (
-            kinds::CREDENTIAL_REVOKED,
+            EventKind::CredentialRevoked,
             json!({ "reason": reason, "scope": "approved by the human, requested in their name or held by their agents",
                     "credentials": done.revoked }),
         ),
         (
-            kinds::AGENTS_SUSPENDED,
+            EventKind::AgentsSuspended,
             json!({ "reason": reason, "agents": done.suspended_agents }),
         ),
         (
-            kinds::REQUESTS_ENDED,
+            EventKind::RequestsEnded,
             json!({ "reason": reason, "requests": done.ended_requests }),
         ),
         (
-            kinds::DEVICES_DISABLED,
+            EventKind::DevicesDisabled,
             json!({ "reason": reason, "devices": done.disabled_devices }),
         ),
     ];
     if !done.reassigned_agents.is_empty() {
         trace.push((
-            kinds::AGENTS_REASSIGNED,
+            EventKind::AgentsReassigned,
             json!({ "reason": reason, "agents": done.reassigned_agents, "to": done.reassigned_to }),
         ));
     }
@@ -257,7 +258,7 @@ pub async fn reactivate_in(
     }
     let event = NewEvent {
         actor,
-        kind: kinds::HUMAN_REACTIVATED,
+        kind: EventKind::HumanReactivated,
         subject: &format!("human:{subject}"),
         detail: json!({}),
     };
@@ -295,7 +296,7 @@ pub async fn suspend_agent(
     let ended_requests = notify_ended(store, now_ms, &mut tx, &ended).await?;
     let event = NewEvent {
         actor,
-        kind: kinds::AGENT_SUSPENDED,
+        kind: EventKind::AgentSuspended,
         subject: &format!("agent:{client_id}"),
         detail: json!({ "reason": reason, "credentials": revoked, "requests": ended_requests }),
     };
@@ -340,7 +341,7 @@ pub async fn resume_agent(
     store.set_client_enabled(&mut tx, client_id, true).await?;
     let event = NewEvent {
         actor,
-        kind: kinds::AGENT_RESUMED,
+        kind: EventKind::AgentResumed,
         subject: &format!("agent:{client_id}"),
         detail: json!({}),
     };
@@ -381,7 +382,7 @@ pub async fn reassign_agent(
     }
     let event = NewEvent {
         actor,
-        kind: kinds::AGENT_REASSIGNED,
+        kind: EventKind::AgentReassigned,
         subject: &format!("agent:{client_id}"),
         detail: json!({ "reason": reason, "from": client.owner_subject, "to": owner }),
     };
@@ -400,9 +401,12 @@ async fn notify_ended(
     tx: &mut Tx<'_>,
     ended: &[AuthRequestRecord],
 ) -> Result<Vec<String>, StoreError> {
-    for request in ended.iter().filter(|r| r.delivery_mode != "poll") {
+    for request in ended
+        .iter()
+        .filter(|r| r.delivery_mode != DeliveryMode::Poll)
+    {
         if let Some(client) = store.client(&request.client_id).await? {
-            notify::enqueue(store, now_ms, tx, request, &client, Outcome::Denied).await?;
+            notifications::enqueue(store, now_ms, tx, request, &client, Outcome::Denied).await?;
         }
     }
     let mut ids: Vec<String> = ended.iter().map(|r| r.id.clone()).collect();

@@ -13,31 +13,46 @@ use serde_json::{Map, Value, json};
 use super::agent_keys::AgentKeys;
 use super::calls::CallReport;
 use crate::ciba::CibaError;
-use crate::ciba::authorize::Peer;
+use crate::ciba::authorize::{Authorizing, Peer};
+use crate::credentials::Issuing;
+use crate::flows::decide::Deciding;
+use crate::oidc::resource_auth::Guarding;
 use crate::policy::Outcome;
-use crate::state::AppState;
+use crate::store::Store;
 use crate::store::auth_requests::AuthRequestStatus;
 use crate::store::clients::ClientRecord;
 
+/// The server's services the in-process gateway asks, as they are now (the server's
+/// shared state provides them; the gateway holds it for as long as it runs).
+pub trait Services: Send + Sync + 'static {
+    fn store(&self) -> &Store;
+    fn now_ms(&self) -> i64;
+    /// `gateway.hold_timeout_secs`: how long a held call's approval request lives.
+    fn hold_timeout_secs(&self) -> u64;
+    fn guarding(&self) -> Guarding<'_>;
+    fn deciding(&self) -> Deciding<'_>;
+    fn authorizing(&self) -> Authorizing<'_>;
+    fn issuing(&self) -> Issuing<'_>;
+}
+
 pub struct InProcess {
-    state: AppState,
+    services: Arc<dyn Services>,
     keys: Arc<AgentKeys>,
     /// The gateway's resource identifier (`{issuer}/mcp`).
     resource: String,
 }
 
 impl InProcess {
-    pub fn new(state: AppState, keys: Arc<AgentKeys>) -> Self {
-        let resource = super::resource(&state.issuer);
+    pub fn new(services: Arc<dyn Services>, keys: Arc<AgentKeys>, issuer: &str) -> Self {
         Self {
-            state,
+            services,
             keys,
-            resource,
+            resource: crate::paths::gateway_resource(issuer),
         }
     }
 
     async fn client(&self, agent: &AgentId) -> Result<ClientRecord, AuthorityError> {
-        match self.state.store.client(&agent.0).await {
+        match self.services.store().client(&agent.0).await {
             Ok(Some(client)) if client.enabled => Ok(client),
             Ok(_) => Err(AuthorityError::Unauthorized(format!(
                 "agent {agent} is not registered or is disabled"
@@ -132,7 +147,7 @@ pub(super) fn dry_run_call(agent: &AgentId, tool: &str, action: &Action) -> Call
 
 impl Authority for InProcess {
     async fn authenticate(&self, token: PresentedToken<'_>) -> Result<AgentId, TokenRefused> {
-        crate::oidc::resource_auth::authenticate(&self.state, &self.resource, token)
+        crate::oidc::resource_auth::authenticate(&self.services.guarding(), &self.resource, token)
             .await
             .map(|client| AgentId(client.client_id))
     }
@@ -143,7 +158,7 @@ impl Authority for InProcess {
             source_ip: call.source_ip,
         };
         let answer = crate::flows::decide::decide(
-            &self.state.deciding(),
+            &self.services.deciding(),
             &client,
             &params(call, false),
             &peer,
@@ -162,7 +177,7 @@ impl Authority for InProcess {
         let client = self.client(agent).await?;
         let call = dry_run_call(agent, tool, action);
         match crate::flows::decide::decide(
-            &self.state.deciding(),
+            &self.services.deciding(),
             &client,
             &params(&call, true),
             &Peer::default(),
@@ -198,13 +213,14 @@ impl Authority for InProcess {
             binding_message,
             &client.owner_subject,
             jkt,
-            self.state.config.gateway.hold_timeout_secs,
+            self.services.hold_timeout_secs(),
         );
         let peer = Peer {
             source_ip: call.source_ip,
         };
+        let authorizing = self.services.authorizing();
         let response =
-            crate::ciba::authorize::backchannel_authorize(&self.state, &client, params, &peer)
+            crate::ciba::authorize::backchannel_authorize(&authorizing, &client, params, &peer)
                 .await
                 .map_err(|e| match e {
                     CibaError::AccessDenied(m) => AuthorityError::Invalid(m),
@@ -224,7 +240,7 @@ impl Authority for InProcess {
             .key(&client.client_id)
             .map_err(AuthorityError::Unavailable)?;
         match crate::ciba::token::exchange(
-            &self.state.issuing(),
+            &self.services.issuing(),
             &client,
             auth_req_id,
             Some(jkt.clone()),
@@ -261,8 +277,8 @@ impl Authority for InProcess {
         auth_req_id: &str,
         reason: &str,
     ) -> Result<(), AuthorityError> {
-        let now_ms = self.state.now_ms();
-        super::calls::withdraw(&self.state.store, &agent.0, auth_req_id, reason, now_ms)
+        let now_ms = self.services.now_ms();
+        super::calls::withdraw(self.services.store(), &agent.0, auth_req_id, reason, now_ms)
             .await
             .map(|_| ())
             .map_err(|e| AuthorityError::Unavailable(e.to_string()))
@@ -272,12 +288,12 @@ impl Authority for InProcess {
         &self,
         auth_req_id: &str,
     ) -> Result<Option<ApprovalView>, AuthorityError> {
-        let store = &self.state.store;
+        let store = self.services.store();
         let unavailable = |e: crate::store::StoreError| AuthorityError::Unavailable(e.to_string());
         let Some(request) = store.auth_request(auth_req_id).await.map_err(unavailable)? else {
             return Ok(None);
         };
-        let now_ms = self.state.now_ms();
+        let now_ms = self.services.now_ms();
         let state = match request.status {
             AuthRequestStatus::Pending if now_ms >= request.expires_at => ApprovalState::Expired,
             AuthRequestStatus::Pending => ApprovalState::Pending,
@@ -317,7 +333,7 @@ impl Authority for InProcess {
                 method,
                 url,
                 Some(access_token),
-                self.state.clock.now_secs(),
+                self.services.now_ms().div_euclid(1000),
             )
             .map_err(AuthorityError::Unavailable)
     }
@@ -330,8 +346,13 @@ impl Authority for InProcess {
     ) -> Result<(), AuthorityError> {
         let report = CallReport::of(call, decision_id, fate);
         let durable = !report.after_the_upstream();
-        super::calls::record(&self.state.store, &report, self.state.now_ms(), durable)
-            .await
-            .map_err(|e| AuthorityError::Unavailable(e.to_string()))
+        super::calls::record(
+            self.services.store(),
+            &report,
+            self.services.now_ms(),
+            durable,
+        )
+        .await
+        .map_err(|e| AuthorityError::Unavailable(e.to_string()))
     }
 }

@@ -8,16 +8,12 @@ use countersign_gateway::{Call, Fate};
 use serde_json::{Map, Value, json};
 
 use crate::ciba::CibaError;
-use crate::store::audit::NewAuditRecord;
+use crate::store::audit::{EventKind, NewAuditRecord};
 use crate::store::auth_requests::Decision;
 use crate::store::group_commit::WriteSet;
 use crate::store::{Store, StoreError};
 
-/// The trace event of what became of a gateway call.
-pub const GATEWAY_CALL: &str = "gateway.call";
-/// The trace event of an approval request its agent withdrew (the user cancelled the
-/// held call), and the decision method it is recorded with.
-pub const REQUEST_WITHDRAWN: &str = "request.withdrawn";
+/// The decision method a withdrawn request is recorded with.
 const WITHDRAWN: &str = "withdrawn";
 
 /// Longest tool name, MCP request id, session or approval request id accepted from a
@@ -94,7 +90,7 @@ impl CallReport {
         NewAuditRecord {
             at: at_ms,
             actor: format!("client:{}", self.agent),
-            kind: GATEWAY_CALL.to_owned(),
+            kind: EventKind::GatewayCall.as_str().to_owned(),
             subject: self.decision_id.as_deref().unwrap_or(&self.tool).to_owned(),
             detail: detail.to_string(),
         }
@@ -230,7 +226,7 @@ pub async fn withdraw(
     let event = NewAuditRecord {
         at: now_ms,
         actor,
-        kind: REQUEST_WITHDRAWN.to_owned(),
+        kind: EventKind::RequestWithdrawn.as_str().to_owned(),
         subject: request.id,
         detail: detail.to_string(),
     };
@@ -298,7 +294,7 @@ mod tests {
         );
         assert!(!report.after_the_upstream());
         let event = report.event(5);
-        assert_eq!(event.kind, GATEWAY_CALL);
+        assert_eq!(event.kind, EventKind::GatewayCall.as_str());
         assert_eq!(event.actor, "client:shopper");
         assert_eq!(event.subject, "dec_1");
         let detail: Value = serde_json::from_str(&event.detail).unwrap();

@@ -1,7 +1,7 @@
 //! The MCP gateway in this process (`[gateway]` in the configuration): the `countersign-
 //! gateway` crate speaks MCP; this module answers what it asks (who an agent is, what
 //! the policy decides, approvals and credentials) with the server's own services. The
-//! identity tokens agents present to it come from `oidc::client_credentials`.
+//! identity tokens agents present to it come from `ciba::client_credentials`.
 
 pub mod agent_keys;
 pub mod authority;
@@ -10,21 +10,15 @@ pub mod remote;
 
 use std::sync::Arc;
 
-use countersign_gateway::{Gateway, GatewayConfig, Prepared, Resumption, http::MCP_PATH};
+use countersign_gateway::{Gateway, GatewayConfig, Prepared, Resumption};
 
 use crate::config::Config;
 use crate::oidc::keys::{KeyError, load_or_create_secret};
-use crate::state::AppState;
 use agent_keys::AgentKeys;
-use authority::InProcess;
+use authority::{InProcess, Services};
 
 /// What the key sealing held calls' request state (MCP 2026-07-28) is derived for.
 const REQUEST_STATE_KEY_LABEL: &str = "mcp request state v1";
-
-/// The gateway's resource identifier (RFC 8707, RFC 9728): `{issuer}/mcp`.
-pub fn resource(issuer: &str) -> String {
-    format!("{}{MCP_PATH}", issuer.trim_end_matches('/'))
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayStartError {
@@ -74,13 +68,16 @@ pub async fn start_remote(
     Ok(prepared.start(authority, resumption))
 }
 
-/// Serves the connected gateway with this server deciding.
+/// Serves the connected gateway with this server deciding. The agents' keys are derived
+/// from a secret in `keys_dir`, so held calls resume across restarts.
 pub fn start(
-    state: &AppState,
+    services: Arc<dyn Services>,
+    keys_dir: &std::path::Path,
+    issuer: &str,
     prepared: Prepared,
 ) -> Result<Gateway<InProcess>, GatewayStartError> {
-    let secret = load_or_create_secret(state.keys.dir(), agent_keys::SECRET_FILE)?;
+    let secret = load_or_create_secret(keys_dir, agent_keys::SECRET_FILE)?;
     let keys = Arc::new(AgentKeys::new(&secret));
-    let resumption = Resumption::new(&keys.purpose_key(REQUEST_STATE_KEY_LABEL), &state.issuer);
-    Ok(prepared.start(InProcess::new(state.clone(), keys), resumption))
+    let resumption = Resumption::new(&keys.purpose_key(REQUEST_STATE_KEY_LABEL), issuer);
+    Ok(prepared.start(InProcess::new(services, keys, issuer), resumption))
 }

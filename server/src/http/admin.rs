@@ -73,7 +73,7 @@ impl FromRequestParts<AppState> for AdminCaller {
                     .headers
                     .get(header::ORIGIN)
                     .and_then(|v| v.to_str().ok());
-                if !safe && origin.is_some_and(|o| o != origin_of(&state.issuer)) {
+                if !safe && origin.is_some_and(|o| o != crate::paths::origin_of(&state.issuer)) {
                     return Err(ProblemResponse::new(
                         StatusCode::FORBIDDEN,
                         "a cross-origin request may not use the admin session",
@@ -93,15 +93,6 @@ impl FromRequestParts<AppState> for AdminCaller {
             ));
         }
         Ok(AdminCaller(key.id))
-    }
-}
-
-/// `scheme://host[:port]` of `url` (what browsers send as `Origin`).
-pub fn origin_of(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => &url[..after_scheme + i],
-        None => url,
     }
 }
 

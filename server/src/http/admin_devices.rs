@@ -47,7 +47,7 @@ pub(super) async fn invite(
     Path(subject): Path<String>,
 ) -> Result<Response, ProblemResponse> {
     let actor = format!("admin-key:{}", caller.0);
-    let created = enrollment::invite(&state, &subject, &actor).await?;
+    let created = enrollment::invite(&state.approvals, &subject, &actor).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -62,7 +62,7 @@ pub(super) async fn list(
     ApiQuery(f): ApiQuery<Filter>,
 ) -> Result<Json<Vec<Device>>, ProblemResponse> {
     Ok(Json(
-        enrollment::list_devices(&state, f.subject.as_deref()).await?,
+        enrollment::list_devices(&state.approvals, f.subject.as_deref()).await?,
     ))
 }
 
@@ -82,6 +82,6 @@ pub(super) async fn remove(
 ) -> Result<Json<Device>, ProblemResponse> {
     let actor = format!("admin-key:{}", caller.0);
     Ok(Json(
-        enrollment::remove_device(&state, &id, &body.reason, &actor).await?,
+        enrollment::remove_device(&state.approvals, &id, &body.reason, &actor).await?,
     ))
 }

@@ -141,37 +141,7 @@ async fn caller_for(
     let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
     let token = token.trim();
     if scheme.eq_ignore_ascii_case("basic") {
-        let basic = basic_credentials(headers)
-            .map_err(|_| Refusal::unauthenticated(state, "malformed Basic credentials"))?;
-        let creds = ClientCredentials {
-            basic,
-            ..ClientCredentials::default()
-        };
-        let client =
-            client_auth::authenticate(&state.authenticating(), &creds, &state.endpoint(path))
-                .await
-                .map_err(|e| match e {
-                    ClientAuthError::Store(e) => EvaluationError::Store(e).into(),
-                    other => Refusal::unauthenticated(state, other.to_string()),
-                })?;
-        if !client.enabled {
-            return Err(Refusal::unauthenticated(state, "the client is disabled"));
-        }
-        if let Err(crate::limits::RetryAfter(secs)) = state
-            .limits
-            .per_client
-            .check(&client.client_id, state.now_ms())
-        {
-            metrics::counter!("countersign_rate_limited_total", "limit" => "client").increment(1);
-            return Err(Refusal {
-                retry_after: Some(secs),
-                ..Refusal::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "over the client's rate limit",
-                )
-            });
-        }
-        return Ok(client);
+        return by_client_secret(state, headers, path).await;
     }
     let scheme = if scheme.eq_ignore_ascii_case("bearer") {
         "Bearer"
@@ -183,6 +153,56 @@ async fn caller_for(
             format!("the {scheme:?} scheme is not accepted: use Basic, Bearer or DPoP"),
         ));
     };
+    by_access_token(state, headers, scheme, token, path, method).await
+}
+
+/// The client authenticated with its secret (HTTP Basic), enabled and under its rate.
+async fn by_client_secret(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<ClientRecord, Refusal> {
+    let basic = basic_credentials(headers)
+        .map_err(|_| Refusal::unauthenticated(state, "malformed Basic credentials"))?;
+    let creds = ClientCredentials {
+        basic,
+        ..ClientCredentials::default()
+    };
+    let client = client_auth::authenticate(&state.authenticating(), &creds, &state.endpoint(path))
+        .await
+        .map_err(|e| match e {
+            ClientAuthError::Store(e) => EvaluationError::Store(e).into(),
+            other => Refusal::unauthenticated(state, other.to_string()),
+        })?;
+    if !client.enabled {
+        return Err(Refusal::unauthenticated(state, "the client is disabled"));
+    }
+    if let Err(crate::limits::RetryAfter(secs)) = state
+        .limits
+        .per_client
+        .check(&client.client_id, state.now_ms())
+    {
+        metrics::counter!("countersign_rate_limited_total", "limit" => "client").increment(1);
+        return Err(Refusal {
+            retry_after: Some(secs),
+            ..Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "over the client's rate limit",
+            )
+        });
+    }
+    Ok(client)
+}
+
+/// The client a `client_credentials` token for this API names (`scheme` Bearer or DPoP).
+async fn by_access_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    scheme: &str,
+    token: &str,
+    path: &str,
+    method: &str,
+) -> Result<ClientRecord, Refusal> {
     let url = state.endpoint(path);
     let presented = PresentedToken {
         scheme,
@@ -191,19 +211,23 @@ async fn caller_for(
         method,
         url: &url,
     };
-    crate::oidc::resource_auth::authenticate(state, &api::resource(&state.issuer), presented)
-        .await
-        .map_err(|e| match e {
-            TokenRefused::RateLimited(secs) => Refusal {
-                retry_after: Some(secs),
-                ..Refusal::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "over the client's rate limit",
-                )
-            },
-            TokenRefused::Unavailable(m) => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, m),
-            other => Refusal::unauthenticated(state, other.to_string()),
-        })
+    crate::oidc::resource_auth::authenticate(
+        &state.guarding(),
+        &crate::paths::authzen_resource(&state.issuer),
+        presented,
+    )
+    .await
+    .map_err(|e| match e {
+        TokenRefused::RateLimited(secs) => Refusal {
+            retry_after: Some(secs),
+            ..Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "over the client's rate limit",
+            )
+        },
+        TokenRefused::Unavailable(m) => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, m),
+        other => Refusal::unauthenticated(state, other.to_string()),
+    })
 }
 
 /// The JSON body: `Content-Type: application/json`, readable, an object.
@@ -262,7 +286,7 @@ pub(super) async fn evaluation(
     let client = caller(&state, &headers, api::EVALUATION_PATH).await?;
     let body = json_body(&headers, body)?;
     let e = request::evaluation(&body)?;
-    let answer = evaluate::evaluate(&state, &client, &e, &peer).await?;
+    let answer = evaluate::evaluate(&state.pdp(), &client, &e, &peer).await?;
     Ok(no_store(answer.to_json()))
 }
 
@@ -290,11 +314,11 @@ pub(super) async fn evaluations(
     let body = json_body(&headers, body)?;
     match request::evaluations(&body, state.config.authzen.max_batch)? {
         Evaluations::Single(e) => {
-            let answer = evaluate::evaluate(&state, &client, &e, &peer).await?;
+            let answer = evaluate::evaluate(&state.pdp(), &client, &e, &peer).await?;
             Ok(no_store(answer.to_json()))
         }
         Evaluations::Batch { items, semantic } => {
-            let answers = evaluate::evaluate_batch(&state, &client, &items, semantic, &peer)
+            let answers = evaluate::evaluate_batch(&state.pdp(), &client, &items, semantic, &peer)
                 .await
                 .map_err(EvaluationError::Store)?;
             let answers: Vec<Value> = answers.iter().map(evaluate::Answer::to_json).collect();
@@ -314,7 +338,7 @@ async fn run_search(
     let client = caller(&state, &headers, path).await?;
     let body = json_body(&headers, body)?;
     let request = search::read(kind, &body, state.config.authzen.max_page)?;
-    let page = search::search(&state, &client, &request, &peer).await?;
+    let page = search::search(&state.pdp(), &client, &request, &peer).await?;
     Ok(no_store(page.to_json()))
 }
 
@@ -450,7 +474,7 @@ pub(super) async fn request_access(
         Ok(body) => body,
         Err(refusal) => return refusal.into_response(),
     };
-    match access_request::create(&state, &client, &body, &peer).await {
+    match access_request::create(&state.pdp(), &client, &body, &peer).await {
         Ok((status, task)) => {
             let mut response = no_store(task);
             *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED);
@@ -480,7 +504,7 @@ pub(super) async fn access_request_status(
         Ok(client) => client,
         Err(refusal) => return refusal.into_response(),
     };
-    match access_request::status(&state, &client, &id).await {
+    match access_request::status(&state.pdp(), &client, &id).await {
         Ok(task) => no_store(task),
         Err(e) => access_request_error(e),
     }
@@ -505,7 +529,14 @@ pub(super) async fn cancel_access_request(
         Ok(client) => client,
         Err(refusal) => return refusal.into_response(),
     };
-    match access_request::cancel(&state, &client, &id, "cancelled by the enforcement point").await {
+    match access_request::cancel(
+        &state.pdp(),
+        &client,
+        &id,
+        "cancelled by the enforcement point",
+    )
+    .await
+    {
         Ok(task) => no_store(task),
         Err(e) => access_request_error(e),
     }

@@ -73,7 +73,7 @@ pub(super) async fn approve(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ProblemResponse> {
     local_only(peer, &headers)?;
-    approvals::decide(&state, &id, developer(true)).await?;
+    approvals::decide(&state.approvals, &id, developer(true)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -89,7 +89,7 @@ pub(super) async fn deny(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ProblemResponse> {
     local_only(peer, &headers)?;
-    approvals::decide(&state, &id, developer(false)).await?;
+    approvals::decide(&state.approvals, &id, developer(false)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

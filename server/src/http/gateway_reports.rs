@@ -74,7 +74,7 @@ pub(super) async fn report_call(
     };
     recorded.await.map_err(|e| ciba_error(e, Endpoint::Other))?;
     Ok(no_store(CallRecorded {
-        recorded: calls::GATEWAY_CALL.to_owned(),
+        recorded: crate::audit::EventKind::GatewayCall.as_str().to_owned(),
     }))
 }
 

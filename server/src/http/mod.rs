@@ -43,7 +43,6 @@ use tower_http::trace::TraceLayer;
 use crate::state::AppState;
 use error::ProblemResponse;
 
-pub use admin::origin_of;
 pub use admin_sso::{cookie, set_cookie};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -8,6 +8,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use countersign_shared::OAuthErrorCode;
 use countersign_shared::ciba::CIBA_GRANT_TYPE;
+use countersign_shared::oauth::{CLIENT_CREDENTIALS_GRANT_TYPE, TOKEN_EXCHANGE_GRANT_TYPE};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -16,9 +17,7 @@ use super::form::OAuthForm;
 use super::peer::PeerAddr;
 use crate::ciba;
 use crate::credentials;
-use crate::credentials::renewal::TOKEN_EXCHANGE_GRANT_TYPE;
 use crate::limits::RetryAfter;
-use crate::oidc::client_credentials::CLIENT_CREDENTIALS_GRANT_TYPE;
 use crate::oidc::{client_auth, dpop};
 use crate::paths;
 use crate::state::AppState;
@@ -97,9 +96,10 @@ pub(super) async fn bc_authorize(
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
-    let response = ciba::authorize::backchannel_authorize(&state, &client, params, &peer)
-        .await
-        .map_err(|e| ciba_error(e, Endpoint::BackchannelAuthentication))?;
+    let response =
+        ciba::authorize::backchannel_authorize(&state.authorizing(), &client, params, &peer)
+            .await
+            .map_err(|e| ciba_error(e, Endpoint::BackchannelAuthentication))?;
     Ok(no_store(response))
 }
 
@@ -137,14 +137,14 @@ pub(super) async fn token(
     let jkt = dpop_thumbprint(&state, &headers).await?;
     let response = if grant_type == Some(CLIENT_CREDENTIALS_GRANT_TYPE) {
         let resource = form.0.get("resource").map(String::as_str);
-        crate::oidc::client_credentials::issue(&state, &client, resource, jkt)
+        crate::ciba::client_credentials::issue(&state.minting(), &client, resource, jkt)
     } else if grant_type == Some(TOKEN_EXCHANGE_GRANT_TYPE) {
         let params: Map<String, Value> = form
             .0
             .into_iter()
             .map(|(k, v)| (k, Value::String(v)))
             .collect();
-        credentials::renewal::renew(&state.issuing(), &client, &params, jkt).await
+        crate::ciba::renewal::renew(&state.issuing(), &client, &params, jkt).await
     } else {
         let auth_req_id = form
             .0

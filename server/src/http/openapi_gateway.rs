@@ -32,76 +32,12 @@ impl Modify for GatewayPaths {
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
         }
-        let strings = || ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String));
-        let metadata = object()
-            .property("resource", ObjectBuilder::new().schema_type(Type::String))
-            .property("authorization_servers", strings())
-            .property("bearer_methods_supported", strings())
-            .property("dpop_signing_alg_values_supported", strings())
-            .property(
-                "resource_name",
-                ObjectBuilder::new().schema_type(Type::String),
-            )
-            .required("resource")
-            .required("authorization_servers");
-        let get_metadata = OperationBuilder::new()
-            .tag(TAG)
-            .operation_id(Some("gateway_protected_resource_metadata"))
-            .summary(Some(
-                "The MCP gateway as an OAuth protected resource (RFC 9728)",
-            ))
-            .response(
-                "200",
-                ResponseBuilder::new()
-                    .description(
-                        "the resource `{issuer}/mcp` and Countersign as its authorization server",
-                    )
-                    .content(
-                        "application/json",
-                        ContentBuilder::new().schema(Some(metadata)).build(),
-                    )
-                    .build(),
-            )
-            .response("404", response(NOT_ENABLED))
-            .build();
+        let get_metadata = metadata_operation();
         openapi.paths.add_path_operation(
             "/.well-known/oauth-protected-resource/mcp",
             vec![HttpMethod::Get],
             get_metadata,
         );
-        let mcp = |method: &str, summary: &str| {
-            let mut builder = OperationBuilder::new()
-                .tag(TAG)
-                .operation_id(Some(format!("gateway_mcp_{method}")))
-                .summary(Some(summary.to_owned()))
-                .security(SecurityRequirement::new("agent_token", Vec::<String>::new()))
-                .response("200", response("a JSON-RPC response (application/json), or a stream of them (text/event-stream)"))
-                .response("202", response("a notification or response was accepted"))
-                .response("400", response("not a JSON-RPC message, or a missing or wrong header"))
-                .response(
-                    "401",
-                    response("no valid agent token: `WWW-Authenticate: Bearer resource_metadata=...` (RFC 9728), with `error=\"invalid_token\"` for a bad one"),
-                )
-                .response("403", response("the Host or Origin header is not the gateway's"))
-                .response("404", response("no such MCP session (or another agent's), or the gateway is not enabled"))
-                .response("405", response("the method is not offered"))
-                .response("406", response("the Accept header admits neither JSON nor an event stream"))
-                .response("413", response("the body is too large"))
-                .response("415", response("the body is not application/json"))
-                .response("503", response("the token cannot be checked now; retry"));
-            if method == "post" {
-                builder = builder.request_body(Some(
-                    RequestBodyBuilder::new()
-                        .required(Some(Required::True))
-                        .content(
-                            "application/json",
-                            ContentBuilder::new().schema(Some(object())).build(),
-                        )
-                        .build(),
-                ));
-            }
-            builder.build()
-        };
         openapi.paths.add_path_operation(
             "/mcp",
             vec![HttpMethod::Post],
@@ -171,4 +107,75 @@ fn approval_page() -> utoipa::openapi::path::Operation {
         )
         .response("503", html("the approval cannot be read now; reload"))
         .build()
+}
+
+/// `GET /.well-known/oauth-protected-resource/mcp`.
+fn metadata_operation() -> utoipa::openapi::path::Operation {
+    let strings = || ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String));
+    let metadata = object()
+        .property("resource", ObjectBuilder::new().schema_type(Type::String))
+        .property("authorization_servers", strings())
+        .property("bearer_methods_supported", strings())
+        .property("dpop_signing_alg_values_supported", strings())
+        .property(
+            "resource_name",
+            ObjectBuilder::new().schema_type(Type::String),
+        )
+        .required("resource")
+        .required("authorization_servers");
+    OperationBuilder::new()
+        .tag(TAG)
+        .operation_id(Some("gateway_protected_resource_metadata"))
+        .summary(Some(
+            "The MCP gateway as an OAuth protected resource (RFC 9728)",
+        ))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description(
+                    "the resource `{issuer}/mcp` and Countersign as its authorization server",
+                )
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(metadata)).build(),
+                )
+                .build(),
+        )
+        .response("404", response(NOT_ENABLED))
+        .build()
+}
+
+/// The MCP endpoint's operation for HTTP `method` (lower case).
+fn mcp(method: &str, summary: &str) -> utoipa::openapi::path::Operation {
+    let mut builder = OperationBuilder::new()
+        .tag(TAG)
+        .operation_id(Some(format!("gateway_mcp_{method}")))
+        .summary(Some(summary.to_owned()))
+        .security(SecurityRequirement::new("agent_token", Vec::<String>::new()))
+        .response("200", response("a JSON-RPC response (application/json), or a stream of them (text/event-stream)"))
+        .response("202", response("a notification or response was accepted"))
+        .response("400", response("not a JSON-RPC message, or a missing or wrong header"))
+        .response(
+            "401",
+            response("no valid agent token: `WWW-Authenticate: Bearer resource_metadata=...` (RFC 9728), with `error=\"invalid_token\"` for a bad one"),
+        )
+        .response("403", response("the Host or Origin header is not the gateway's"))
+        .response("404", response("no such MCP session (or another agent's), or the gateway is not enabled"))
+        .response("405", response("the method is not offered"))
+        .response("406", response("the Accept header admits neither JSON nor an event stream"))
+        .response("413", response("the body is too large"))
+        .response("415", response("the body is not application/json"))
+        .response("503", response("the token cannot be checked now; retry"));
+    if method == "post" {
+        builder = builder.request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(object())).build(),
+                )
+                .build(),
+        ));
+    }
+    builder.build()
 }

@@ -39,7 +39,16 @@ const CONFLICT: (&str, &str) = ("409", "uniqueness: userName or displayName is t
 const PRECONDITION: (&str, &str) = ("412", "If-Match names another version");
 
 fn ops() -> Vec<Op> {
-    let mut ops = vec![
+    let mut ops = discovery_ops();
+    for (resource, plural) in [("User", "Users"), ("Group", "Groups")] {
+        ops.extend(resource_ops(resource, plural));
+    }
+    ops
+}
+
+/// The discovery endpoints (RFC 7644 §4) and the search across resource types.
+fn discovery_ops() -> Vec<Op> {
+    vec![
         Op {
             method: HttpMethod::Get,
             path: "/scim/v2/ServiceProviderConfig".into(),
@@ -100,87 +109,88 @@ fn ops() -> Vec<Op> {
             errors: &[BAD],
             list: false,
         },
-    ];
-    for (resource, plural) in [("User", "Users"), ("Group", "Groups")] {
-        let collection = format!("/scim/v2/{plural}");
-        let item = format!("/scim/v2/{plural}/{{id}}");
-        let lower = resource.to_ascii_lowercase();
-        ops.extend([
-            Op {
-                method: HttpMethod::Get,
-                path: collection.clone(),
-                id: format!("scim_list_{lower}s"),
-                summary: format!("List or filter {plural} (RFC 7644 §3.4.2)"),
-                body: false,
-                ok: ("200", "a ListResponse"),
-                errors: &[BAD],
-                list: true,
-            },
-            Op {
-                method: HttpMethod::Post,
-                path: collection.clone(),
-                id: format!("scim_create_{lower}"),
-                summary: format!("Provision a {resource} (RFC 7644 §3.3)"),
-                body: true,
-                ok: ("201", "the created resource, with Location and ETag"),
-                errors: &[BAD, CONFLICT],
-                list: false,
-            },
-            Op {
-                method: HttpMethod::Post,
-                path: format!("/scim/v2/{plural}/.search"),
-                id: format!("scim_search_{lower}s"),
-                summary: format!("Search {plural} with a SearchRequest body"),
-                body: true,
-                ok: ("200", "a ListResponse"),
-                errors: &[BAD],
-                list: false,
-            },
-            Op {
-                method: HttpMethod::Get,
-                path: item.clone(),
-                id: format!("scim_get_{lower}"),
-                summary: format!("One {resource}"),
-                body: false,
-                ok: ("200", "the resource, with ETag"),
-                errors: &[NOT_FOUND],
-                list: false,
-            },
-            Op {
-                method: HttpMethod::Put,
-                path: item.clone(),
-                id: format!("scim_replace_{lower}"),
-                summary: format!("Replace a {resource} (RFC 7644 §3.5.1)"),
-                body: true,
-                ok: ("200", "the replaced resource"),
-                errors: &[BAD, NOT_FOUND, CONFLICT, PRECONDITION],
-                list: false,
-            },
-            Op {
-                method: HttpMethod::Patch,
-                path: item.clone(),
-                id: format!("scim_patch_{lower}"),
-                summary: format!(
-                    "Modify a {resource} with a PatchOp (RFC 7644 §3.5.2; Okta and Entra ID forms)"
-                ),
-                body: true,
-                ok: ("200", "the modified resource"),
-                errors: &[BAD, NOT_FOUND, CONFLICT, PRECONDITION],
-                list: false,
-            },
-            Op {
-                method: HttpMethod::Delete,
-                path: item.clone(),
-                id: format!("scim_delete_{lower}"),
-                summary: format!("Deprovision a {resource} (a User's human is offboarded)"),
-                body: false,
-                ok: ("204", "deleted"),
-                errors: &[NOT_FOUND, PRECONDITION],
-                list: false,
-            },
-        ]);
-    }
-    ops
+    ]
+}
+
+/// A resource type's collection and item endpoints.
+fn resource_ops(resource: &str, plural: &str) -> [Op; 7] {
+    let collection = format!("/scim/v2/{plural}");
+    let item = format!("/scim/v2/{plural}/{{id}}");
+    let lower = resource.to_ascii_lowercase();
+    [
+        Op {
+            method: HttpMethod::Get,
+            path: collection.clone(),
+            id: format!("scim_list_{lower}s"),
+            summary: format!("List or filter {plural} (RFC 7644 §3.4.2)"),
+            body: false,
+            ok: ("200", "a ListResponse"),
+            errors: &[BAD],
+            list: true,
+        },
+        Op {
+            method: HttpMethod::Post,
+            path: collection.clone(),
+            id: format!("scim_create_{lower}"),
+            summary: format!("Provision a {resource} (RFC 7644 §3.3)"),
+            body: true,
+            ok: ("201", "the created resource, with Location and ETag"),
+            errors: &[BAD, CONFLICT],
+            list: false,
+        },
+        Op {
+            method: HttpMethod::Post,
+            path: format!("/scim/v2/{plural}/.search"),
+            id: format!("scim_search_{lower}s"),
+            summary: format!("Search {plural} with a SearchRequest body"),
+            body: true,
+            ok: ("200", "a ListResponse"),
+            errors: &[BAD],
+            list: false,
+        },
+        Op {
+            method: HttpMethod::Get,
+            path: item.clone(),
+            id: format!("scim_get_{lower}"),
+            summary: format!("One {resource}"),
+            body: false,
+            ok: ("200", "the resource, with ETag"),
+            errors: &[NOT_FOUND],
+            list: false,
+        },
+        Op {
+            method: HttpMethod::Put,
+            path: item.clone(),
+            id: format!("scim_replace_{lower}"),
+            summary: format!("Replace a {resource} (RFC 7644 §3.5.1)"),
+            body: true,
+            ok: ("200", "the replaced resource"),
+            errors: &[BAD, NOT_FOUND, CONFLICT, PRECONDITION],
+            list: false,
+        },
+        Op {
+            method: HttpMethod::Patch,
+            path: item.clone(),
+            id: format!("scim_patch_{lower}"),
+            summary: format!(
+                "Modify a {resource} with a PatchOp (RFC 7644 §3.5.2; Okta and Entra ID forms)"
+            ),
+            body: true,
+            ok: ("200", "the modified resource"),
+            errors: &[BAD, NOT_FOUND, CONFLICT, PRECONDITION],
+            list: false,
+        },
+        Op {
+            method: HttpMethod::Delete,
+            path: item.clone(),
+            id: format!("scim_delete_{lower}"),
+            summary: format!("Deprovision a {resource} (a User's human is offboarded)"),
+            body: false,
+            ok: ("204", "deleted"),
+            errors: &[NOT_FOUND, PRECONDITION],
+            list: false,
+        },
+    ]
 }
 
 fn scim_content(description: &str) -> utoipa::openapi::Response {

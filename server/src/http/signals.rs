@@ -67,7 +67,7 @@ pub(super) async fn receive(
             "the body is not text".into(),
         );
     };
-    match signals::receive(&state, token).await {
+    match signals::receive(&state.signal_receiver(), token).await {
         Ok(_) => {
             state.outbox_wake.notify_one();
             StatusCode::ACCEPTED.into_response()

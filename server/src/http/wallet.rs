@@ -62,7 +62,8 @@ impl FromRequestParts<AppState> for WalletDevice {
     ) -> Result<Self, Self::Rejection> {
         let proof = single_proof(&parts.headers)?;
         let url = state.endpoint(parts.uri.path());
-        let device = wallet::authenticate(state, proof, parts.method.as_str(), &url).await?;
+        let device =
+            wallet::authenticate(&state.approvals, proof, parts.method.as_str(), &url).await?;
         Ok(WalletDevice(device))
     }
 }
@@ -78,7 +79,7 @@ pub(super) async fn begin_enrollment(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<BeginEnrollment>,
 ) -> Result<Json<EnrollmentChallenge>, ProblemResponse> {
-    Ok(Json(enrollment::begin(&state, &body).await?))
+    Ok(Json(enrollment::begin(&state.approvals, &body).await?))
 }
 
 /// Completes enrollment: the passkey registration, the device key (proven by the `DPoP`
@@ -106,7 +107,7 @@ pub(super) async fn complete_enrollment(
             DpopError::Invalid(m) => ApprovalError::Unauthenticated(format!("device proof: {m}")),
             DpopError::Store(s) => ApprovalError::Store(s),
         })?;
-    let enrolled = enrollment::complete(&state, &body, &checked).await?;
+    let enrolled = enrollment::complete(&state.approvals, &body, &checked).await?;
     Ok((StatusCode::CREATED, Json(enrolled)).into_response())
 }
 
@@ -119,7 +120,7 @@ pub(super) async fn pending(
     State(state): State<AppState>,
     WalletDevice(device): WalletDevice,
 ) -> Result<Json<Vec<PendingRequest>>, ProblemResponse> {
-    Ok(Json(wallet::pending(&state, &device).await?))
+    Ok(Json(wallet::pending(&state.approvals, &device).await?))
 }
 
 /// The request as a server-signed request object, with a single-use passkey challenge
@@ -136,7 +137,7 @@ pub(super) async fn display(
     WalletDevice(device): WalletDevice,
     Path(id): Path<String>,
 ) -> Result<Json<DisplayedRequest>, ProblemResponse> {
-    Ok(Json(wallet::display(&state, &device, &id).await?))
+    Ok(Json(wallet::display(&state.approvals, &device, &id).await?))
 }
 
 /// The human's decision: an approval JWS by the device key carrying the passkey assertion.
@@ -156,7 +157,7 @@ pub(super) async fn decide(
     ApiJson(body): ApiJson<DecisionRequest>,
 ) -> Result<Json<DecisionRecorded>, ProblemResponse> {
     Ok(Json(
-        wallet::decide(&state, &device, &id, &body.approval).await?,
+        wallet::decide(&state.approvals, &device, &id, &body.approval).await?,
     ))
 }
 
@@ -174,7 +175,7 @@ pub(super) async fn remove_device(
     let actor = format!("device:{}", device.id);
     Ok(Json(
         enrollment::remove_device(
-            &state,
+            &state.approvals,
             &device.id,
             "removed from the wallet by its owner",
             &actor,

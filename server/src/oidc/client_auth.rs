@@ -203,7 +203,36 @@ async fn by_assertion(
     let claims: RegisteredClaims = jws
         .verify_with_set(&jwks)
         .map_err(|e| invalid(format!("client_assertion: {e}"), false))?;
-    if claims.sub.as_deref() != Some(client_id.as_str()) {
+    let (exp, jti) = check_assertion_claims(ctx, claims, &client_id, endpoint_url)?;
+    let ciba = ctx.ciba;
+    let fresh = ctx
+        .store
+        .remember_jti(
+            &format!("client_assertion:{client_id}"),
+            &jti,
+            exp.saturating_add(ciba.clock_skew_secs as i64)
+                .saturating_mul(1000),
+        )
+        .await?;
+    if !fresh {
+        return Err(invalid(
+            "client_assertion: jti was already used (replay)",
+            false,
+        ));
+    }
+    Ok(client)
+}
+
+/// The claims of a verified client assertion (RFC 7523 §3): `sub` is the client, `aud`
+/// this server (its issuer, the token endpoint or the endpoint called), within its times
+/// and the longest lifetime allowed, with a `jti`. Returns `exp` (s) and the `jti`.
+fn check_assertion_claims(
+    ctx: &Authenticating<'_>,
+    claims: RegisteredClaims,
+    client_id: &str,
+    endpoint_url: &str,
+) -> Result<(i64, String), ClientAuthError> {
+    if claims.sub.as_deref() != Some(client_id) {
         return Err(invalid(
             "client_assertion: sub must equal iss (the client_id)",
             false,
@@ -255,20 +284,5 @@ async fn by_assertion(
                 false,
             )
         })?;
-    let fresh = ctx
-        .store
-        .remember_jti(
-            &format!("client_assertion:{client_id}"),
-            &jti,
-            exp.saturating_add(ciba.clock_skew_secs as i64)
-                .saturating_mul(1000),
-        )
-        .await?;
-    if !fresh {
-        return Err(invalid(
-            "client_assertion: jti was already used (replay)",
-            false,
-        ));
-    }
-    Ok(client)
+    Ok((exp, jti))
 }

@@ -77,7 +77,7 @@ pub fn metadata(issuer: &str, config: &Config) -> ProviderMetadata {
 fn grant_types() -> Vec<String> {
     vec![
         CIBA_GRANT_TYPE.to_owned(),
-        crate::credentials::renewal::TOKEN_EXCHANGE_GRANT_TYPE.to_owned(),
-        crate::oidc::client_credentials::CLIENT_CREDENTIALS_GRANT_TYPE.to_owned(),
+        countersign_shared::oauth::TOKEN_EXCHANGE_GRANT_TYPE.to_owned(),
+        countersign_shared::oauth::CLIENT_CREDENTIALS_GRANT_TYPE.to_owned(),
     ]
 }

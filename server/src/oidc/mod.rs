@@ -1,7 +1,6 @@
 //! OpenID Connect plumbing: discovery, signing keys, client authentication, DPoP proofs.
 
 pub mod client_auth;
-pub mod client_credentials;
 pub mod discovery;
 pub mod dpop;
 pub mod jwt;

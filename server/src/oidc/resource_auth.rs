@@ -8,8 +8,10 @@ use std::sync::Mutex;
 
 use countersign_gateway::{PresentedToken, TokenRefused};
 
+use super::keys::KeyRing;
 use super::{dpop, resource_token};
-use crate::state::AppState;
+use crate::limits::Limits;
+use crate::store::Store;
 use crate::store::clients::ClientRecord;
 
 /// Most verified tokens remembered; past it the memory starts over.
@@ -41,28 +43,40 @@ impl VerifiedTokens {
     }
 }
 
+/// What checking a presented access token works with, now.
+pub struct Guarding<'a> {
+    pub issuer: &'a str,
+    pub keys: &'a KeyRing,
+    pub store: &'a Store,
+    pub verified_tokens: &'a VerifiedTokens,
+    pub limits: &'a Limits,
+    /// The acceptance window for DPoP proofs; its `now` and `skew` also bound the token.
+    pub window: dpop::ProofWindow,
+    pub now_ms: i64,
+}
+
 /// The client `token` was issued to for `resource`, if it may use it now.
 pub async fn authenticate(
-    state: &AppState,
+    guard: &Guarding<'_>,
     resource: &str,
     token: PresentedToken<'_>,
 ) -> Result<ClientRecord, TokenRefused> {
-    let now_s = state.clock.now_secs();
-    let skew = i64::try_from(state.config.ciba.clock_skew_secs).unwrap_or(0);
+    let now_s = guard.window.now;
+    let skew = guard.window.skew;
     let digest = countersign_jose::sha256(token.token.as_bytes());
-    let claims = match state.verified_tokens.get(&digest, resource) {
+    let claims = match guard.verified_tokens.get(&digest, resource) {
         Some(claims) if claims.expires_at_s.saturating_add(skew) > now_s => claims,
         _ => {
             let claims = resource_token::verify(
                 token.token,
-                &state.keys.jwks(),
-                &state.issuer,
+                &guard.keys.jwks(),
+                guard.issuer,
                 resource,
                 now_s,
                 skew,
             )
             .map_err(TokenRefused::InvalidToken)?;
-            state
+            guard
                 .verified_tokens
                 .remember(digest, resource, claims.clone());
             claims
@@ -73,7 +87,7 @@ pub async fn authenticate(
             let proof = token
                 .dpop_proof
                 .ok_or_else(|| TokenRefused::InvalidDpopProof("a DPoP proof is required".into()))?;
-            let checked = dpop::check_proof(proof, token.method, token.url, state.dpop_window())
+            let checked = dpop::check_proof(proof, token.method, token.url, guard.window)
                 .map_err(|e| TokenRefused::InvalidDpopProof(e.to_string()))?;
             if &checked.jkt != jkt {
                 return Err(TokenRefused::InvalidDpopProof(
@@ -85,7 +99,7 @@ pub async fn authenticate(
                     "the proof's ath is not this token's hash".into(),
                 ));
             }
-            dpop::remember(&state.store, state.dpop_window(), &checked)
+            dpop::remember(guard.store, guard.window, &checked)
                 .await
                 .map_err(|e| match e {
                     dpop::DpopError::Invalid(m) => TokenRefused::InvalidDpopProof(m),
@@ -104,15 +118,15 @@ pub async fn authenticate(
             ));
         }
     }
-    if let Err(crate::limits::RetryAfter(secs)) = state
+    if let Err(crate::limits::RetryAfter(secs)) = guard
         .limits
         .per_client
-        .check(&claims.client_id, state.now_ms())
+        .check(&claims.client_id, guard.now_ms)
     {
         metrics::counter!("countersign_rate_limited_total", "limit" => "client").increment(1);
         return Err(TokenRefused::RateLimited(secs));
     }
-    match state.store.client(&claims.client_id).await {
+    match guard.store.client(&claims.client_id).await {
         Ok(Some(client)) if client.enabled => Ok(client),
         Ok(_) => Err(TokenRefused::InvalidToken(
             "the client is not registered or is disabled".into(),

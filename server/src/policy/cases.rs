@@ -227,37 +227,12 @@ fn entry_facts(
         return Err(format!("{action:?} is not a declared action"));
     }
     let c = &case.context;
-    // 2026-11-30T10:00:00Z, a Monday; hour and weekday are then overridden.
-    let mut time = engine.time_at(1_796_032_800_000);
-    time.hour = c.hour.unwrap_or(10);
-    time.minute = c.minute.unwrap_or(0);
-    if let Some(day) = &c.weekday {
-        let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-        let index = days
-            .iter()
-            .position(|d| d.eq_ignore_ascii_case(day))
-            .ok_or_else(|| format!("weekday {day:?} must be Mon .. Sun"))?;
-        time.weekday = days[index].to_owned();
-        time.day_of_week = index as i64 + 1;
-    }
+    let time = case_time(engine, c)?;
     Ok(DecisionFacts {
         tool: engine.tool_for(detail, case.resource.as_deref()),
         principal: engine.schema().principal_of(&action),
         action,
-        agent: AgentFacts {
-            client_id: case.agent.clone(),
-            name: agent.name.clone().unwrap_or_else(|| case.agent.clone()),
-            owner: agent.owner.clone(),
-            department: agent.department.clone(),
-            risk_tier: agent.risk_tier.clone(),
-            status: if agent.suspended {
-                "suspended"
-            } else {
-                "active"
-            }
-            .into(),
-            approver: None,
-        },
+        agent: agent_facts(&case.agent, agent),
         owner,
         owner_manager,
         user,
@@ -272,20 +247,59 @@ fn entry_facts(
             classes: c.session_classes.clone(),
             actions: 0,
         },
-        anomaly: AnomalyFacts {
-            samples: c.samples.unwrap_or(0),
-            rate_last_hour: c.rate_last_hour.unwrap_or(0),
-            quantity_p95: c.quantity_p95,
-            quantity_ratio: c.quantity_ratio,
-            amount_p95: c.amount_p95,
-            amount_ratio: c.amount_ratio,
-        },
+        anomaly: anomaly_facts(c),
         request: RequestFacts {
             scope: "openid".into(),
             ..RequestFacts::default()
         },
         environment: "test".into(),
     })
+}
+
+/// The case's time: 2026-11-30T10:00:00Z, a Monday, with the hour, minute and weekday
+/// the case gives.
+fn case_time(engine: &PolicyEngine, c: &CaseContext) -> Result<super::facts::TimeFacts, String> {
+    let mut time = engine.time_at(1_796_032_800_000);
+    time.hour = c.hour.unwrap_or(10);
+    time.minute = c.minute.unwrap_or(0);
+    if let Some(day) = &c.weekday {
+        let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+        let index = days
+            .iter()
+            .position(|d| d.eq_ignore_ascii_case(day))
+            .ok_or_else(|| format!("weekday {day:?} must be Mon .. Sun"))?;
+        time.weekday = days[index].to_owned();
+        time.day_of_week = index as i64 + 1;
+    }
+    Ok(time)
+}
+
+fn agent_facts(client_id: &str, agent: &CaseAgent) -> AgentFacts {
+    AgentFacts {
+        client_id: client_id.to_owned(),
+        name: agent.name.clone().unwrap_or_else(|| client_id.to_owned()),
+        owner: agent.owner.clone(),
+        department: agent.department.clone(),
+        risk_tier: agent.risk_tier.clone(),
+        status: if agent.suspended {
+            "suspended"
+        } else {
+            "active"
+        }
+        .into(),
+        approver: None,
+    }
+}
+
+fn anomaly_facts(c: &CaseContext) -> AnomalyFacts {
+    AnomalyFacts {
+        samples: c.samples.unwrap_or(0),
+        rate_last_hour: c.rate_last_hour.unwrap_or(0),
+        quantity_p95: c.quantity_p95,
+        quantity_ratio: c.quantity_ratio,
+        amount_p95: c.amount_p95,
+        amount_ratio: c.amount_ratio,
+    }
 }
 
 /// Routes a step-up within the suite's directory (as the server does with its own).

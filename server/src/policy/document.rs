@@ -355,6 +355,40 @@ pub fn compile(
             .map(|e| problems_of(source, e, None))
             .collect::<Vec<_>>()
     })?;
+    let mut problems = shape_problems(&parsed);
+    let (set, policies) = named_policies(source, &parsed, max_validity_secs, &mut problems);
+    let result = Validator::new(schema.schema.clone()).validate(&set, ValidationMode::Strict);
+    for e in result.validation_errors() {
+        problems.push(problems_of(source, e, Some(e.policy_id().to_string())));
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(|p| (p.line, p.column));
+        // The validator reports a mistake once per action the policy applies to.
+        problems.dedup_by(|a, b| {
+            a.line == b.line && a.column == b.column && a.policy == b.policy && a.line > 0
+        });
+        return Err(problems);
+    }
+    let slices = slices_of(schema, &set);
+    let base_entities = schema.schema.action_entities().map_err(|e| {
+        vec![Problem {
+            line: 0,
+            column: 0,
+            policy: None,
+            message: format!("the schema's actions: {e}"),
+        }]
+    })?;
+    Ok(PolicyDocument {
+        version,
+        source: source.to_owned(),
+        policies,
+        slices,
+        base_entities,
+    })
+}
+
+/// What is wrong with the document as a whole: no policies, or templates.
+fn shape_problems(parsed: &PolicySet) -> Vec<Problem> {
     let mut problems = Vec::new();
     if parsed.policies().next().is_none() && parsed.templates().next().is_none() {
         // An empty set denies everything; that is almost always a mistake, and a
@@ -374,6 +408,17 @@ pub fn compile(
             message: "templates (?principal, ?resource) are not supported".into(),
         });
     }
+    problems
+}
+
+/// The document's policies under their `@id`s, in source order, with what their
+/// annotations say; a policy without a valid, unique `@id` is a problem.
+fn named_policies(
+    source: &str,
+    parsed: &PolicySet,
+    max_validity_secs: u64,
+    problems: &mut Vec<Problem>,
+) -> (PolicySet, BTreeMap<String, PolicyMeta>) {
     let starts = statement_offsets(source);
     let mut set = PolicySet::new();
     let mut policies = BTreeMap::new();
@@ -410,24 +455,17 @@ pub fn compile(
             ));
             continue;
         }
-        let meta = meta_of(source, p, at, id, max_validity_secs, &mut problems);
+        let meta = meta_of(source, p, at, id, max_validity_secs, problems);
         if set.add(p.new_id(PolicyId::new(id))).is_err() {
             problems.push(problem_at(source, at, Some(id), "cannot be added".into()));
         }
         policies.insert(id.to_owned(), meta);
     }
-    let result = Validator::new(schema.schema.clone()).validate(&set, ValidationMode::Strict);
-    for e in result.validation_errors() {
-        problems.push(problems_of(source, e, Some(e.policy_id().to_string())));
-    }
-    if !problems.is_empty() {
-        problems.sort_by_key(|p| (p.line, p.column));
-        // The validator reports a mistake once per action the policy applies to.
-        problems.dedup_by(|a, b| {
-            a.line == b.line && a.column == b.column && a.policy == b.policy && a.line > 0
-        });
-        return Err(problems);
-    }
+    (set, policies)
+}
+
+/// Each declared action's policies (those whose action scope can match it), compiled.
+fn slices_of(schema: &CountersignSchema, set: &PolicySet) -> HashMap<String, Vec<CompiledPolicy>> {
     let mut slices = HashMap::new();
     for (action, class) in &schema.classes {
         let slice: Vec<CompiledPolicy> = set
@@ -445,21 +483,7 @@ pub fn compile(
             .collect();
         slices.insert(action.clone(), slice);
     }
-    let base_entities = schema.schema.action_entities().map_err(|e| {
-        vec![Problem {
-            line: 0,
-            column: 0,
-            policy: None,
-            message: format!("the schema's actions: {e}"),
-        }]
-    })?;
-    Ok(PolicyDocument {
-        version,
-        source: source.to_owned(),
-        policies,
-        slices,
-        base_entities,
-    })
+    slices
 }
 
 /// The ids of the policies in a document, for listings.

@@ -65,19 +65,55 @@ pub fn evaluate_prepared(
             .push(format!("{:?} is not a declared action", facts.action));
         return decision;
     };
-    // Cedar's authorizer semantics, over conditions compiled once per document: a
-    // policy applies when its condition is true; any applying forbid denies; else any
-    // applying permit allows; else deny. A policy whose evaluation fails is skipped
-    // (and reported), as Cedar does, except a forbid or a step-up (below).
+    let applying = applying(doc, slice, request, entities, &mut decision.errors);
+    // Cedar skips a policy whose evaluation fails. For a forbid that would mean a failure
+    // lifts a prohibition, so here it denies instead (fail closed).
+    if !applying.failed_forbids.is_empty() {
+        let mut failed = applying.failed_forbids;
+        failed.sort_unstable();
+        for id in failed {
+            decision.policies.push(doc.reference(id));
+            decision.reasons.push(format!(
+                "policy {id} could not be evaluated for this request, so it denies (fail closed)"
+            ));
+        }
+        decision.risk_signals = risk_signals(facts);
+        return decision;
+    }
+    conclude(doc, facts, applying, &mut decision);
+    decision.risk_signals = risk_signals(facts);
+    decision
+}
+
+/// Which policies of an action's slice apply to a request.
+struct Applying<'d> {
+    forbids: Vec<&'d str>,
+    permits: Vec<&'d str>,
+    failed_forbids: Vec<&'d str>,
+    failed_step_ups: Vec<&'d str>,
+}
+
+/// Cedar's authorizer semantics, over conditions compiled once per document: a policy
+/// applies when its condition is true. A policy whose evaluation fails is reported in
+/// `errors` and set aside: skipped, as Cedar does, unless it is a forbid or a step-up.
+fn applying<'d>(
+    doc: &PolicyDocument,
+    slice: &'d [super::document::CompiledPolicy],
+    request: &Request,
+    entities: &Entities,
+    errors: &mut Vec<String>,
+) -> Applying<'d> {
     let evaluator = Evaluator::new(
         request.as_ref().clone(),
         entities.as_ref(),
         Extensions::all_available(),
     );
-    let mut forbids = Vec::new();
-    let mut permits = Vec::new();
-    let mut failed_forbids = Vec::new();
-    let mut failed_step_ups = Vec::new();
+    let mut applying = Applying {
+        forbids: Vec::new(),
+        permits: Vec::new(),
+        failed_forbids: Vec::new(),
+        failed_step_ups: Vec::new(),
+    };
     for p in slice {
         let applies = evaluator
             .interpret(&p.condition, &p.slots)
@@ -87,38 +123,39 @@ pub fn evaluate_prepared(
                 _ => Err("the condition is not a boolean".to_owned()),
             });
         match applies {
-            Ok(true) if p.forbid => forbids.push(p.id.as_str()),
-            Ok(true) => permits.push(p.id.as_str()),
+            Ok(true) if p.forbid => applying.forbids.push(p.id.as_str()),
+            Ok(true) => applying.permits.push(p.id.as_str()),
             Ok(false) => {}
             Err(e) => {
-                decision
-                    .errors
-                    .push(format!("while evaluating policy `{}`: {e}", p.id));
+                errors.push(format!("while evaluating policy `{}`: {e}", p.id));
                 if p.forbid {
-                    failed_forbids.push(p.id.as_str());
+                    applying.failed_forbids.push(p.id.as_str());
                 } else if doc.meta(&p.id).is_some_and(|m| m.step_up) {
-                    failed_step_ups.push(p.id.as_str());
+                    applying.failed_step_ups.push(p.id.as_str());
                 }
             }
         }
     }
-    // Cedar skips a policy whose evaluation fails. For a forbid that would mean a failure
-    // lifts a prohibition, so here it denies instead (fail closed).
-    if !failed_forbids.is_empty() {
-        failed_forbids.sort_unstable();
-        for id in failed_forbids {
-            decision.policies.push(doc.reference(id));
-            decision.reasons.push(format!(
-                "policy {id} could not be evaluated for this request, so it denies (fail closed)"
-            ));
-        }
-        decision.risk_signals = risk_signals(facts);
-        return decision;
-    }
-    // Likewise a step-up whose condition fails might have applied: skipping it could let
-    // a plain permit allow what needed a human, so it applies (fail closed to a human).
-    let failed_step_up_ids: Vec<&str> = failed_step_ups.clone();
-    permits.extend(failed_step_ups);
+    applying
+}
+
+/// Any applying forbid denies; else any applying permit allows, or steps up when one of
+/// them is a step-up; else deny. Fills in what the determining policies say.
+fn conclude(
+    doc: &PolicyDocument,
+    facts: &DecisionFacts,
+    applying: Applying<'_>,
+    decision: &mut Decision,
+) {
+    let Applying {
+        forbids,
+        mut permits,
+        failed_step_ups,
+        ..
+    } = applying;
+    // A step-up whose condition fails might have applied: skipping it could let a plain
+    // permit allow what needed a human, so it applies (fail closed to a human).
+    permits.extend(failed_step_ups.iter().copied());
     let allowed = forbids.is_empty() && !permits.is_empty();
     let determining_ids = if allowed { permits } else { forbids };
     let mut determining: Vec<&super::document::PolicyMeta> = determining_ids
@@ -138,22 +175,7 @@ pub fn evaluate_prepared(
             // Step-up wins over a plain permit: only the step-up policies determine it.
             decision.outcome = Outcome::StepUp;
             determining = stepping;
-            decision.approvers = determining
-                .iter()
-                .map(|m| {
-                    m.approver.clone().unwrap_or_else(|| {
-                        // The directory's route for this agent, else the request's user.
-                        facts
-                            .agent
-                            .approver
-                            .as_deref()
-                            .and_then(ApproverRoute::parse)
-                            .unwrap_or(ApproverRoute::User)
-                    })
-                })
-                .collect();
-            decision.approvers.sort();
-            decision.approvers.dedup();
+            decision.approvers = approvers(&determining, facts);
             decision.four_eyes = determining.iter().any(|m| m.four_eyes);
         }
     }
@@ -164,7 +186,7 @@ pub fn evaluate_prepared(
         .reduce(super::UseLimit::stricter);
     for m in &determining {
         decision.policies.push(doc.reference(&m.id));
-        if decision.outcome == Outcome::StepUp && failed_step_up_ids.contains(&m.id.as_str()) {
+        if decision.outcome == Outcome::StepUp && failed_step_ups.contains(&m.id.as_str()) {
             decision.reasons.push(format!(
                 "policy {} could not be evaluated for this request, so it requires approval (fail closed)",
                 m.id
@@ -173,8 +195,30 @@ pub fn evaluate_prepared(
             decision.reasons.push(m.reason.clone());
         }
     }
-    decision.risk_signals = risk_signals(facts);
-    decision
+}
+
+/// Who approves a step-up: each determining policy's `@approver`, else the directory's
+/// route for this agent, else the request's user; each once.
+fn approvers(
+    determining: &[&super::document::PolicyMeta],
+    facts: &DecisionFacts,
+) -> Vec<ApproverRoute> {
+    let mut approvers: Vec<ApproverRoute> = determining
+        .iter()
+        .map(|m| {
+            m.approver.clone().unwrap_or_else(|| {
+                facts
+                    .agent
+                    .approver
+                    .as_deref()
+                    .and_then(ApproverRoute::parse)
+                    .unwrap_or(ApproverRoute::User)
+            })
+        })
+        .collect();
+    approvers.sort();
+    approvers.dedup();
+    approvers
 }
 
 /// Evaluates `facts` against `doc`. Facts that cannot be expressed in Cedar deny.

@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 use super::document::PolicyDocument;
 use super::engine::evaluate;
 use super::facts::DecisionFacts;
-use super::trace::DECISION_MADE;
 use super::{Decision, Outcome, PolicyError, PolicyRef};
+use crate::audit::EventKind;
 use crate::store::Store;
 
 /// Most decisions one dry-run replays.
@@ -57,7 +57,7 @@ pub async fn dry_run(
     limit: usize,
 ) -> Result<DryRunReport, PolicyError> {
     let events = store
-        .audit_events_of_kind(DECISION_MADE, since_ms, MAX_REPLAYED)
+        .audit_events_of_kind(EventKind::DecisionMade.as_str(), since_ms, MAX_REPLAYED)
         .await?;
     let mut report = DryRunReport {
         replayed: 0,

@@ -9,14 +9,9 @@ use utoipa::ToSchema;
 use super::PolicyError;
 use super::document::{PolicyDocument, Problem};
 use super::service::PolicyEngine;
-use crate::audit::{self, NewEvent};
+use crate::audit::{self, EventKind, NewEvent};
 use crate::store::Store;
 use crate::store::policies::PolicyVersionRecord;
-
-pub mod kinds {
-    pub const POLICY_ADDED: &str = "policy.added";
-    pub const POLICY_ACTIVATED: &str = "policy.activated";
-}
 
 /// A stored version as listings show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -112,7 +107,7 @@ pub async fn add(
         now,
         NewEvent {
             actor,
-            kind: kinds::POLICY_ADDED,
+            kind: EventKind::PolicyAdded,
             subject: &format!("policy-version:{version}"),
             detail: json!({"version": version, "sha256": sha, "description": description}),
         },
@@ -174,7 +169,7 @@ pub async fn activate(
         now,
         NewEvent {
             actor,
-            kind: kinds::POLICY_ACTIVATED,
+            kind: EventKind::PolicyActivated,
             subject: &format!("policy-version:{version}"),
             detail: json!({"version": version, "previous": previous, "sha256": record.sha256}),
         },

@@ -15,6 +15,8 @@ use serde_json::Value;
 use super::facts::Principal;
 use crate::config::{ACTION_CLASSES, PolicyConfig};
 
+pub use crate::config::ARGUMENT_FIELDS;
+
 /// The action of a request without `authorization_details`: a plain authentication.
 pub const AUTHENTICATE: &str = "authenticate";
 
@@ -122,19 +124,6 @@ const ARGUMENTS: &[(&str, &str, &str)] = &[
     ("classification", "string", "String"),
     // Who owns what is acted on (an email or subject), e.g. an AuthZEN resource's owner.
     ("owner", "string", "String"),
-];
-
-/// The argument fields a request can set: [`ARGUMENTS`] less `amount_cents`, which is
-/// derived from `amount` (a test keeps the two lists in step).
-pub const ARGUMENT_FIELDS: &[&str] = &[
-    "amount",
-    "currency",
-    "vendor",
-    "quantity",
-    "target",
-    "environment",
-    "classification",
-    "owner",
 ];
 
 /// Whether `action`'s JSON Schema guarantees `field` (required, of a matching type).

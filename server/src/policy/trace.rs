@@ -7,10 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::facts::DecisionFacts;
 use super::service::Decided;
-use crate::store::audit::NewAuditRecord;
-
-/// Trace event kinds of decisions.
-pub const DECISION_MADE: &str = "decision.made";
+use crate::store::audit::{EventKind, NewAuditRecord};
 
 /// SHA-256 (hex) of the RFC 8785 canonical JSON of `value`: the trace names arguments by
 /// digest; the request row holds them.
@@ -71,7 +68,7 @@ pub fn decision_event(
     NewAuditRecord {
         at: at_ms,
         actor: actor.to_owned(),
-        kind: DECISION_MADE.to_owned(),
+        kind: EventKind::DecisionMade.as_str().to_owned(),
         subject: subject.to_owned(),
         // Plain data: serializing cannot fail.
         detail: serde_json::to_string(&detail).unwrap_or_default(),

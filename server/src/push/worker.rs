@@ -5,26 +5,47 @@
 //! that mark resends after the lease (APNs and FCM then collapse the duplicate, as both
 //! carry the request id as their collapse key).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
-use super::{PushError, PushMessage, PushTarget};
-use crate::ciba::notify::backoff_ms;
-use crate::state::AppState;
-use std::collections::HashMap;
-
+use super::{PushError, PushMessage, PushTarget, Senders};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::notifications::backoff_ms;
+use crate::store::Store;
 use crate::store::push_outbox::{PushContext, PushRow};
+
+/// What sending alerts works with.
+#[derive(Clone)]
+pub struct PushWorker {
+    /// `push` (intervals, backoff) and what an alert says (`PushMessage::for_request`).
+    pub config: Arc<Config>,
+    pub issuer: Arc<str>,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub senders: Senders,
+    /// Rung when a request with alerts was created.
+    pub wake: Arc<Notify>,
+}
+
+impl PushWorker {
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
 
 const LEASE_MS: i64 = 30_000;
 const BATCH: i64 = 64;
 
-pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
-    let poll = Duration::from_millis(state.config.push.poll_interval_ms);
+pub async fn run(worker: PushWorker, mut shutdown: watch::Receiver<bool>) {
+    let poll = Duration::from_millis(worker.config.push.poll_interval_ms);
     loop {
         loop {
-            let now = state.now_ms();
-            let batch = match state
+            let now = worker.now_ms();
+            let batch = match worker
                 .store
                 .claim_due_pushes(now, now + LEASE_MS, BATCH)
                 .await
@@ -38,10 +59,10 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             if batch.is_empty() {
                 break;
             }
-            send_batch(&state, batch).await;
+            send_batch(&worker, batch).await;
         }
         tokio::select! {
-            _ = state.push_wake.notified() => {}
+            _ = worker.wake.notified() => {}
             _ = tokio::time::sleep(poll) => {}
             _ = shutdown.changed() => return,
         }
@@ -49,9 +70,9 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// Sends a leased batch concurrently (one context read, one delivered-update for all).
-async fn send_batch(state: &AppState, batch: Vec<PushRow>) {
+async fn send_batch(worker: &PushWorker, batch: Vec<PushRow>) {
     let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
-    let contexts: HashMap<String, PushContext> = match state.store.push_context(&ids).await {
+    let contexts: HashMap<String, PushContext> = match worker.store.push_context(&ids).await {
         Ok(c) => c.into_iter().map(|c| (c.id.clone(), c)).collect(),
         Err(e) => {
             // The leases expire and the rows are tried again.
@@ -61,9 +82,9 @@ async fn send_batch(state: &AppState, batch: Vec<PushRow>) {
     };
     let sends = batch
         .iter()
-        .map(|row| attempt(state, row, contexts.get(&row.id)));
+        .map(|row| attempt(worker, row, contexts.get(&row.id)));
     let outcomes = futures_util::future::join_all(sends).await;
-    let now = state.now_ms();
+    let now = worker.now_ms();
     let mut delivered = Vec::new();
     for (row, outcome) in batch.iter().zip(outcomes) {
         match outcome {
@@ -73,23 +94,23 @@ async fn send_batch(state: &AppState, batch: Vec<PushRow>) {
                     .record((now - row.created_at).max(0) as f64 / 1000.0);
                 delivered.push(row.id.as_str());
             }
-            Err(error) => failed(state, row, error, now).await,
+            Err(error) => failed(worker, row, error, now).await,
         }
     }
-    if let Err(e) = state.store.mark_pushes_delivered(&delivered, now).await {
+    if let Err(e) = worker.store.mark_pushes_delivered(&delivered, now).await {
         tracing::warn!(error = %e, "recording delivered pushes failed; they may be sent again");
     }
 }
 
 /// Records a failed send: scheduled again, or given up.
-async fn failed(state: &AppState, row: &PushRow, error: PushError, now: i64) {
+async fn failed(worker: &PushWorker, row: &PushRow, error: PushError, now: i64) {
     let (reason, retry_at) = match error {
         PushError::Retry { reason, after } => {
             let delay = match after {
                 Some(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
                 None => backoff_ms(
-                    state.config.push.initial_backoff_ms,
-                    state.config.push.max_backoff_ms,
+                    worker.config.push.initial_backoff_ms,
+                    worker.config.push.max_backoff_ms,
                     row.attempts,
                 ),
             };
@@ -97,7 +118,11 @@ async fn failed(state: &AppState, row: &PushRow, error: PushError, now: i64) {
             (reason, (next < row.expires_at).then_some(next))
         }
         PushError::Unregistered(reason) => {
-            if let Err(e) = state.store.invalidate_push_token(&row.device_id, now).await {
+            if let Err(e) = worker
+                .store
+                .invalidate_push_token(&row.device_id, now)
+                .await
+            {
                 tracing::warn!(error = %e, "flagging an unregistered push token failed");
             }
             (reason, None)
@@ -111,7 +136,7 @@ async fn failed(state: &AppState, row: &PushRow, error: PushError, now: i64) {
     };
     metrics::counter!("countersign_push_total", "channel" => row.channel.clone(), "outcome" => outcome).increment(1);
     tracing::info!(channel = %row.channel, device = %row.device_id, attempts = row.attempts + 1, error = %reason, will_retry = retry_at.is_some(), "push not delivered");
-    if let Err(e) = state
+    if let Err(e) = worker
         .store
         .mark_push_failed(&row.id, &reason, retry_at, now)
         .await
@@ -122,13 +147,13 @@ async fn failed(state: &AppState, row: &PushRow, error: PushError, now: i64) {
 
 /// One send of `row`, or why not.
 async fn attempt(
-    state: &AppState,
+    worker: &PushWorker,
     row: &PushRow,
     context: Option<&PushContext>,
 ) -> Result<(), PushError> {
     let context = context
         .ok_or_else(|| PushError::Rejected("not sent: the request or device is gone".into()))?;
-    if row.expires_at <= state.now_ms() {
+    if row.expires_at <= worker.now_ms() {
         return Err(PushError::Rejected("not sent: the request expired".into()));
     }
     if !context.request_pending {
@@ -141,13 +166,13 @@ async fn attempt(
             "not sent: the device was removed".into(),
         ));
     }
-    let sender = state
-        .push
+    let sender = worker
+        .senders
         .get(&row.channel)
         .ok_or_else(|| PushError::NotConfigured(row.channel.clone()))?;
     let message = PushMessage::for_request(
-        &state.config,
-        &state.issuer,
+        &worker.config,
+        &worker.issuer,
         &row.auth_req_id,
         &context.agent,
         row.expires_at,
@@ -164,24 +189,24 @@ async fn attempt(
 }
 
 /// Sends a test alert to one device now, outside the outbox (`countersign push test`).
-pub async fn send_test(state: &AppState, device_id: &str) -> Result<(), PushError> {
-    let device = state
+pub async fn send_test(worker: &PushWorker, device_id: &str) -> Result<(), PushError> {
+    let device = worker
         .store
         .device(device_id)
         .await
         .ok()
         .flatten()
         .ok_or_else(|| PushError::Rejected(format!("no device {device_id:?}")))?;
-    let sender = state
-        .push
+    let sender = worker
+        .senders
         .get(&device.push_channel)
         .ok_or_else(|| PushError::NotConfigured(device.push_channel.clone()))?;
     let message = PushMessage {
         request_id: "test".into(),
-        server: state.issuer.to_string(),
+        server: worker.issuer.to_string(),
         title: "Countersign".into(),
         body: "Test notification".into(),
-        expires_at: state.clock.now_secs() + 300,
+        expires_at: worker.clock.now_secs() + 300,
     };
     let target = PushTarget {
         device_id: device.id,

@@ -354,33 +354,7 @@ fn apply_filtered(
             }
         }
         (_, _) if hits.is_empty() => {
-            // Entra ID adds `emails[type eq "work"].value` to a user with no work e-mail:
-            // the element the equality filter describes is created.
-            let Filter::Compare(
-                AttrPath {
-                    attr: key,
-                    sub: None,
-                    urn: None,
-                },
-                Op::Eq,
-                Value::String(v),
-            ) = filter
-            else {
-                return Err(ScimError::no_target(format!("{raw} matches no value")));
-            };
-            let key_attr = schema::find(attr.sub, key).ok_or_else(|| {
-                ScimError::invalid_path(format!("{raw}: no sub-attribute {key:?}"))
-            })?;
-            let mut element =
-                Map::from_iter([(key_attr.name.to_owned(), Value::String(v.clone()))]);
-            match (sub, value) {
-                (Some(sub), Some(v)) => {
-                    element.insert(sub.name.to_owned(), v);
-                }
-                (None, Some(Value::Object(fields))) => element.extend(fields),
-                _ => {}
-            }
-            items.push(Value::Object(element));
+            items.push(described_element(attr, sub, filter, value, raw)?);
         }
         (_, Some(sub)) => {
             for &i in &hits {
@@ -401,4 +375,39 @@ fn apply_filtered(
     }
     prune(target, attr);
     Ok(())
+}
+
+/// The element an equality filter describes, created when a patch adds to (or replaces
+/// in) a filtered path no element matches: Entra ID adds `emails[type eq "work"].value`
+/// to a user with no work e-mail.
+fn described_element(
+    attr: &Attr,
+    sub: Option<&Attr>,
+    filter: &Filter,
+    value: Option<Value>,
+    raw: &str,
+) -> Result<Value, ScimError> {
+    let Filter::Compare(
+        AttrPath {
+            attr: key,
+            sub: None,
+            urn: None,
+        },
+        Op::Eq,
+        Value::String(v),
+    ) = filter
+    else {
+        return Err(ScimError::no_target(format!("{raw} matches no value")));
+    };
+    let key_attr = schema::find(attr.sub, key)
+        .ok_or_else(|| ScimError::invalid_path(format!("{raw}: no sub-attribute {key:?}")))?;
+    let mut element = Map::from_iter([(key_attr.name.to_owned(), Value::String(v.clone()))]);
+    match (sub, value) {
+        (Some(sub), Some(v)) => {
+            element.insert(sub.name.to_owned(), v);
+        }
+        (None, Some(Value::Object(fields))) => element.extend(fields),
+        _ => {}
+    }
+    Ok(Value::Object(element))
 }

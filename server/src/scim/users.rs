@@ -156,32 +156,12 @@ pub async fn create(caller: Caller<'_>, body: &Value) -> Result<Value, ScimError
         .get("userName")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    // A human registered before provisioning, not provisioned yet, is taken over.
-    let mut existing = None;
-    for hint in [Some(user_name), f.email.as_deref()].into_iter().flatten() {
-        if let Some(h) = store.human_by_hint(hint).await?
-            && !all.iter().any(|r| r.target == h.subject)
-        {
-            existing = Some(h);
-            break;
-        }
-    }
+    let existing = unprovisioned_human(store, &all, user_name, f.email.as_deref()).await?;
     let id = countersign_jose::random_b64url(16);
     let mut tx = store.begin().await?;
     let was_active = existing.as_ref().map(|h| h.active);
     let human = match existing {
-        Some(cached) => {
-            // What the trail records as changed is read in the transaction.
-            let old = store
-                .human_in(&mut tx, &cached.subject)
-                .await?
-                .unwrap_or(cached);
-            let h = apply_fields(caller, old.clone(), &f).await?;
-            directory::update_human_in(store, &mut tx, caller.now_ms, caller.actor, &old, &h)
-                .await
-                .map_err(conflict)?;
-            h
-        }
+        Some(cached) => take_over(caller, &mut tx, cached, &f).await?,
         None => {
             let subject = if directory::check_identifier("subject", user_name).is_ok()
                 && store.human(user_name).await?.is_none()
@@ -190,23 +170,7 @@ pub async fn create(caller: Caller<'_>, body: &Value) -> Result<Value, ScimError
             } else {
                 id.clone()
             };
-            let h = HumanRecord {
-                subject,
-                email: String::new(),
-                name: String::new(),
-                active: true,
-                user_code_hash: None,
-                created_at: caller.now_ms,
-                department: String::new(),
-                title: String::new(),
-                role: String::new(),
-                manager: None,
-            };
-            let h = apply_fields(caller, h, &f).await?;
-            directory::insert_human_in(store, &mut tx, caller.now_ms, caller.actor, &h)
-                .await
-                .map_err(conflict)?;
-            h
+            register(caller, &mut tx, subject, &f).await?
         }
     };
     set_active(
@@ -235,6 +199,67 @@ pub async fn create(caller: Caller<'_>, body: &Value) -> Result<Value, ScimError
     tx.commit().await?;
     store.forget_directory_cache();
     Ok(render(KIND, caller.base, &record))
+}
+
+/// A human registered before provisioning and not provisioned yet, by user name or
+/// e-mail: the new User takes them over.
+async fn unprovisioned_human(
+    store: &Store,
+    provisioned: &[ScimRecord],
+    user_name: &str,
+    email: Option<&str>,
+) -> Result<Option<HumanRecord>, ScimError> {
+    for hint in [Some(user_name), email].into_iter().flatten() {
+        if let Some(h) = store.human_by_hint(hint).await?
+            && !provisioned.iter().any(|r| r.target == h.subject)
+        {
+            return Ok(Some(h));
+        }
+    }
+    Ok(None)
+}
+
+/// Updates the human a new User takes over with its fields.
+async fn take_over(
+    caller: Caller<'_>,
+    tx: &mut Tx<'_>,
+    cached: HumanRecord,
+    f: &HumanFields,
+) -> Result<HumanRecord, ScimError> {
+    let store = caller.store;
+    // What the trail records as changed is read in the transaction.
+    let old = store.human_in(tx, &cached.subject).await?.unwrap_or(cached);
+    let h = apply_fields(caller, old.clone(), f).await?;
+    directory::update_human_in(store, tx, caller.now_ms, caller.actor, &old, &h)
+        .await
+        .map_err(conflict)?;
+    Ok(h)
+}
+
+/// Registers the human a new User provisions, as `subject`.
+async fn register(
+    caller: Caller<'_>,
+    tx: &mut Tx<'_>,
+    subject: String,
+    f: &HumanFields,
+) -> Result<HumanRecord, ScimError> {
+    let h = HumanRecord {
+        subject,
+        email: String::new(),
+        name: String::new(),
+        active: true,
+        user_code_hash: None,
+        created_at: caller.now_ms,
+        department: String::new(),
+        title: String::new(),
+        role: String::new(),
+        manager: None,
+    };
+    let h = apply_fields(caller, h, f).await?;
+    directory::insert_human_in(caller.store, tx, caller.now_ms, caller.actor, &h)
+        .await
+        .map_err(conflict)?;
+    Ok(h)
 }
 
 /// Moves the human from `was` to `now` active: deactivation offboards them.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::SetError;
 use crate::config::TransmitterConfig;
-use crate::state::AppState;
+use crate::store::Store;
 
 /// How soon a transmitter's JWKS is fetched again for a `kid` it did not have.
 const REFETCH_AFTER: Duration = Duration::from_secs(60);
@@ -72,7 +72,7 @@ async fn fetch(uri: &str) -> Result<JwkSet, String> {
 /// The keys to verify `t`'s SET with (`kid`, when the SET names one, decides whether a
 /// cached set is enough).
 pub async fn keys_of(
-    state: &AppState,
+    keys: &TransmitterKeys,
     t: &TransmitterConfig,
     kid: Option<&str>,
 ) -> Result<JwkSet, SetError> {
@@ -86,7 +86,6 @@ pub async fn keys_of(
             "the transmitter has no keys configured".into(),
         ));
     };
-    let keys = &state.signal_keys;
     let cached = keys.cached(uri);
     if enough(cached.as_ref(), kid) {
         return Ok(cached.map(|(_, set)| set).unwrap_or_default());
@@ -118,11 +117,10 @@ pub async fn keys_of(
 /// and `opaque` by subject, then by the SCIM User's externalId or id (the identity
 /// provider's own identifiers). `None`: nobody here.
 pub async fn human_of(
-    state: &AppState,
+    store: &Store,
     iss: &str,
     subject: &Value,
 ) -> Result<Option<String>, SetError> {
-    let store = &state.store;
     let format = subject["format"].as_str().unwrap_or_default();
     let key = match format {
         "email" => {

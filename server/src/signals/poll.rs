@@ -14,9 +14,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::SetError;
+use super::{SetError, SignalReceiver};
 use crate::config::TransmitterConfig;
-use crate::state::AppState;
 
 /// SETs asked for per poll.
 const MAX_EVENTS: u32 = 100;
@@ -52,15 +51,15 @@ struct PollResponse {
 }
 
 /// Polls every transmitter that has a `poll_url` until `shutdown`.
-pub async fn run(state: AppState, shutdown: watch::Receiver<bool>) {
-    let pollers: Vec<_> = state
+pub async fn run(receiver: SignalReceiver, shutdown: watch::Receiver<bool>) {
+    let pollers: Vec<_> = receiver
         .config
         .signals
         .transmitters
         .iter()
         .filter(|t| t.poll_url.is_some())
         .cloned()
-        .map(|t| tokio::spawn(poll_transmitter(state.clone(), t, shutdown.clone())))
+        .map(|t| tokio::spawn(poll_transmitter(receiver.clone(), t, shutdown.clone())))
         .collect();
     for poller in pollers {
         let _ = poller.await;
@@ -68,7 +67,7 @@ pub async fn run(state: AppState, shutdown: watch::Receiver<bool>) {
 }
 
 async fn poll_transmitter(
-    state: AppState,
+    receiver: SignalReceiver,
     transmitter: TransmitterConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -94,7 +93,7 @@ async fn poll_transmitter(
             return;
         }
     };
-    let interval = Duration::from_secs(state.config.signals.poll_interval_secs());
+    let interval = Duration::from_secs(receiver.config.signals.poll_interval_secs());
     let mut request = PollRequest {
         max_events: MAX_EVENTS,
         return_immediately: true,
@@ -102,7 +101,7 @@ async fn poll_transmitter(
     };
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let wait = match poll_once(&state, &http, &url, token.as_deref(), &request).await {
+        let wait = match poll_once(&receiver, &http, &url, token.as_deref(), &request).await {
             Ok((next, more)) => {
                 backoff = FIRST_BACKOFF;
                 let answered = !next.ack.is_empty() || !next.set_errs.is_empty();
@@ -132,7 +131,7 @@ async fn poll_transmitter(
 /// One poll: sends `request`'s acknowledgements, acts on what comes back. Returns the
 /// next request (its acknowledgements) and whether more SETs are available.
 async fn poll_once(
-    state: &AppState,
+    receiver: &SignalReceiver,
     http: &reqwest::Client,
     url: &str,
     token: Option<&str>,
@@ -162,7 +161,7 @@ async fn poll_once(
     };
     let mut acted = false;
     for (jti, set) in polled.sets {
-        match super::receive(state, &set).await {
+        match super::receive(receiver, &set).await {
             Ok(_) => {
                 acted = true;
                 next.ack.push(jti);
@@ -184,7 +183,7 @@ async fn poll_once(
         }
     }
     if acted {
-        state.outbox_wake.notify_one();
+        receiver.outbox_wake.notify_one();
     }
     Ok((next, polled.more_available))
 }

@@ -12,7 +12,7 @@ use sqlx::Row;
 use super::{Store, StoreError};
 
 /// The `decision.made` trail kind (see `policy::trace`).
-const DECISION_MADE: &str = "decision.made";
+const DECISION_MADE: &str = super::audit::EventKind::DecisionMade.as_str();
 
 /// Decisions of one outcome in one minute of a window.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -499,7 +499,7 @@ mod tests {
                 client_id: "agent".into(),
                 subject: "alice".into(),
                 scope: "openid".into(),
-                delivery_mode: "poll".into(),
+                delivery_mode: countersign_shared::DeliveryMode::Poll,
                 status: AuthRequestStatus::Pending,
                 created_at: 1_000,
                 expires_at: 1_000_000,

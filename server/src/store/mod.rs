@@ -164,6 +164,41 @@ impl<'c> Tx<'c> {
 /// How long a pooled PostgreSQL connection may sit idle before it is checked on acquire.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
 
+/// How the pools connect: no ping before every acquire, and SQLite's pragmas on every
+/// new connection.
+fn pool_options(backend: Backend, connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        // sqlx's own check pings before every acquire: a round trip to the
+        // connection's thread (SQLite) or the server (PostgreSQL) in front of
+        // every statement. A SQLite file connection cannot go stale; a PostgreSQL
+        // one can (server restart, a proxy's idle timeout), so one that sat idle
+        // for a while is pinged first, and a dead one is replaced.
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
+            Box::pin(async move {
+                if backend == Backend::Postgres && meta.idle_for > PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                             PRAGMA wal_autocheckpoint = 16384; PRAGMA cache_size = -32768;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+}
+
 impl Store {
     /// Connects to `url` (`sqlite:...` or `postgres://...`). SQLite connections use WAL,
     /// `synchronous=NORMAL` (durable across process crashes; an OS crash may lose the last
@@ -190,38 +225,7 @@ impl Store {
             Backend::Postgres
         };
         let options = AnyConnectOptions::from_str(url)?;
-        let pool = |connections: u32| {
-            AnyPoolOptions::new()
-                .max_connections(connections.max(1))
-                .acquire_timeout(Duration::from_secs(10))
-                // sqlx's own check pings before every acquire: a round trip to the
-                // connection's thread (SQLite) or the server (PostgreSQL) in front of
-                // every statement. A SQLite file connection cannot go stale; a PostgreSQL
-                // one can (server restart, a proxy's idle timeout), so one that sat idle
-                // for a while is pinged first, and a dead one is replaced.
-                .test_before_acquire(false)
-                .before_acquire(move |conn, meta| {
-                    Box::pin(async move {
-                        if backend == Backend::Postgres && meta.idle_for > PING_AFTER_IDLE {
-                            sqlx::Connection::ping(conn).await?;
-                        }
-                        Ok(true)
-                    })
-                })
-                .after_connect(move |conn, _meta| {
-                    Box::pin(async move {
-                        if backend == Backend::Sqlite {
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA wal_autocheckpoint = 16384; PRAGMA cache_size = -32768;",
-                            )
-                            .await?;
-                        }
-                        Ok(())
-                    })
-                })
-        };
+        let pool = |connections: u32| pool_options(backend, connections);
         match backend {
             Backend::Sqlite => {
                 // The writer connects first so it creates the file and switches it to WAL

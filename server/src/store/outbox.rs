@@ -180,7 +180,7 @@ mod tests {
                     binding_message: None,
                     acr_values: None,
                     authorization_details: None,
-                    delivery_mode: "ping".into(),
+                    delivery_mode: countersign_shared::DeliveryMode::Ping,
                     notification_token: Some("t".into()),
                     status: AuthRequestStatus::Pending,
                     created_at: 0,

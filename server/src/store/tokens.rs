@@ -362,7 +362,7 @@ mod tests {
                 client_id: "agent".into(),
                 subject: "alice".into(),
                 scope: "openid".into(),
-                delivery_mode: "poll".into(),
+                delivery_mode: countersign_shared::DeliveryMode::Poll,
                 status: AuthRequestStatus::Approved,
                 expires_at: i64::MAX / 2,
                 interval_secs: 5,

@@ -6,10 +6,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 use countersign_server::audit::export::{self, ExportFilter, ExportFormat};
+use countersign_server::audit::log::AuditLog;
+use countersign_server::audit::sinks::Publishing;
 use countersign_server::audit::{self, checkpoint, log};
 use countersign_server::clock::SystemClock;
 use countersign_server::config::Config;
 use countersign_server::server;
+use countersign_server::store::Store;
 
 use crate::{JsonFlag, print};
 
@@ -151,120 +154,35 @@ fn check_proof(file: &std::path::Path, key: &str, json: bool) -> anyhow::Result<
     Ok(())
 }
 
+/// What the audit commands work with: the trail, its Merkle-tree log, and where signed
+/// checkpoints are sent.
+struct Trail<'a> {
+    store: &'a Store,
+    log: &'a AuditLog,
+    publishing: Publishing<'a>,
+}
+
 pub async fn audit_command(config: Config, cmd: &AuditCommand) -> anyhow::Result<()> {
     if let AuditCommand::CheckProof { file, key, out } = cmd {
         return check_proof(file, key, out.json);
     }
     let state = server::open_state(config, Arc::new(SystemClock)).await?;
-    let store = &state.store;
+    let trail = Trail {
+        store: &state.store,
+        log: &state.audit_log,
+        publishing: state.publishing(),
+    };
     match cmd {
         AuditCommand::List {
             subject,
             limit,
             out,
-        } => {
-            let events = audit::recent(store, subject.as_deref(), *limit).await?;
-            print(out.json, &events, || {
-                events
-                    .iter()
-                    .map(|e| {
-                        format!(
-                            "{}\t{}\t{}\t{}\t{}\t{}",
-                            e.seq,
-                            countersign_server::credentials::vc::rfc3339(e.at.div_euclid(1000)),
-                            e.kind,
-                            e.subject,
-                            e.actor,
-                            e.detail
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-        }
+        } => list(&state.store, subject.as_deref(), *limit, out).await,
         AuditCommand::Verify {
             checkpoint,
             key,
             out,
-        } => {
-            let mut report = audit::verify(store, &state.keys.jwks(), &state.audit_log).await?;
-            let verifier = match key {
-                Some(k) => countersign_tlog::note::NoteVerifier::parse(k.trim())
-                    .context("--key is not a verifier key")?,
-                None => state.audit_log.verifier(),
-            };
-            let mut extensions = Vec::new();
-            for path in checkpoint {
-                let note = read_input(path)?;
-                let ext = log::extends(
-                    store,
-                    state.audit_log.origin(),
-                    &note,
-                    std::slice::from_ref(&verifier),
-                )
-                .await
-                .with_context(|| format!("checkpoint {}", path.display()))?;
-                if !ext.extends {
-                    report.intact = false;
-                    report.reason = ext.reason.clone().or(report.reason);
-                }
-                extensions.push(ext);
-            }
-            if !checkpoint.is_empty() {
-                let value = serde_json::json!({ "trail": report, "checkpoints": extensions });
-                print(out.json, &value, || {
-                    let mut lines = vec![trail_line(&report)];
-                    for e in &extensions {
-                        lines.push(if e.extends {
-                            format!(
-                                "extends the checkpoint of {} events (root {}): consistency proof of {} hashes to {} events (root {})",
-                                e.checkpoint_size,
-                                e.checkpoint_root,
-                                e.consistency_proof.len(),
-                                e.log_size,
-                                e.log_root
-                            )
-                        } else {
-                            format!(
-                                "does NOT extend the checkpoint of {} events: {}",
-                                e.checkpoint_size,
-                                e.reason.as_deref().unwrap_or("unknown")
-                            )
-                        });
-                    }
-                    lines.join("\n")
-                })?;
-                if !report.intact {
-                    std::process::exit(1);
-                }
-                return Ok(());
-            }
-            print(out.json, &report, || {
-                match (&report.broken_at, &report.reason) {
-                    (Some(seq), Some(reason)) => {
-                        format!("audit trail BROKEN at event {seq}: {reason}")
-                    }
-                    _ => format!(
-                        "audit trail intact: {} event(s), head {}, {} signed checkpoint(s) verified{}",
-                        report.events,
-                        report.head,
-                        report.checkpoints_verified,
-                        if report.checkpoints_unverifiable > 0 {
-                            format!(
-                                " ({} signed by retired keys not checked)",
-                                report.checkpoints_unverifiable
-                            )
-                        } else {
-                            String::new()
-                        }
-                    ),
-                }
-            })?;
-            if !report.intact {
-                std::process::exit(1);
-            }
-            Ok(())
-        }
+        } => verify(&trail, &state.keys.jwks(), checkpoint, key.as_deref(), out).await,
         AuditCommand::Export {
             since,
             until,
@@ -286,26 +204,7 @@ pub async fn audit_command(config: Config, cmd: &AuditCommand) -> anyhow::Result
                 Format::Jsonl => ExportFormat::Jsonl,
                 Format::Csv => ExportFormat::Csv,
             };
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            if format == ExportFormat::Csv {
-                writeln!(out, "{}", export::CSV_HEADER)?;
-            }
-            let mut failed = None;
-            let count = export::for_each(store, &filter, |e| {
-                if failed.is_none()
-                    && let Err(err) = writeln!(out, "{}", export::line(&e, format))
-                {
-                    failed = Some(err);
-                }
-            })
-            .await?;
-            if let Some(err) = failed {
-                return Err(err.into());
-            }
-            out.flush()?;
-            eprintln!("exported {count} event(s)");
-            Ok(())
+            export_to_stdout(&state.store, &filter, format).await
         }
         AuditCommand::Approvals {
             agent,
@@ -313,63 +212,239 @@ pub async fn audit_command(config: Config, cmd: &AuditCommand) -> anyhow::Result
             since,
             out,
         } => {
-            let since = since.as_deref().map(instant).transpose()?.unwrap_or(0);
-            let records = export::approvals(store, agent, resource.as_deref(), since).await?;
-            print(out.json, &records, || {
-                if records.is_empty() {
-                    return format!("no approved access by {agent}");
-                }
-                records
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "{}\t{}\t{}\t{}\tapproved by {} ({})\tpolicies {}\tcredentials {}",
-                            countersign_server::credentials::vc::rfc3339(r.at),
-                            r.request,
-                            r.action,
-                            r.resource,
-                            r.approved_by.as_deref().unwrap_or("-"),
-                            r.method.as_deref().unwrap_or("pending"),
-                            r.policies,
-                            r.credentials.join(",")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
+            approvals(
+                &state.store,
+                agent,
+                resource.as_deref(),
+                since.as_deref(),
+                out,
+            )
+            .await
         }
-        AuditCommand::Checkpoint { out } => {
-            let signed = checkpoint::sign_head(&state).await?;
-            let newest = store.latest_log_checkpoint().await?;
-            let value = serde_json::json!({
-                "signed": signed,
-                "size": newest.as_ref().map(|c| c.size),
-                "note": newest.as_ref().map(|c| c.note.clone()),
-            });
-            // The text form is the signed note itself: `countersign audit checkpoint >
-            // FILE` exports it for `audit verify --checkpoint FILE` later.
-            print(out.json, &value, || match &newest {
-                Some(c) => c.note.trim_end().to_owned(),
-                None => "the trail is empty: nothing to checkpoint".into(),
-            })
-        }
-        AuditCommand::Prove { seq } => {
-            let proof = match log::prove(store, &state.audit_log, *seq).await {
-                Err(log::LogError::NotYet(_)) => {
-                    checkpoint::sign_head(&state).await?;
-                    log::prove(store, &state.audit_log, *seq).await?
-                }
-                other => other?,
-            };
-            println!("{}", serde_json::to_string_pretty(&proof)?);
-            Ok(())
-        }
+        AuditCommand::Checkpoint { out } => checkpoint_now(&trail, out).await,
+        AuditCommand::Prove { seq } => prove(&trail, *seq).await,
         AuditCommand::Key => {
             println!("{}", state.audit_log.verifier());
             Ok(())
         }
         AuditCommand::CheckProof { .. } => Ok(()),
     }
+}
+
+async fn list(
+    store: &Store,
+    subject: Option<&str>,
+    limit: i64,
+    out: &JsonFlag,
+) -> anyhow::Result<()> {
+    let events = audit::recent(store, subject, limit).await?;
+    print(out.json, &events, || {
+        events
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    e.seq,
+                    countersign_server::clock::rfc3339(e.at.div_euclid(1000)),
+                    e.kind,
+                    e.subject,
+                    e.actor,
+                    e.detail
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// Verifies the trail, and that it extends each checkpoint given (`key` verifies their
+/// signatures; default: this server's log key). Exits 1 when something does not hold.
+async fn verify(
+    trail: &Trail<'_>,
+    jwks: &countersign_jose::JwkSet,
+    checkpoint: &[std::path::PathBuf],
+    key: Option<&str>,
+    out: &JsonFlag,
+) -> anyhow::Result<()> {
+    let mut report = audit::verify(trail.store, jwks, trail.log).await?;
+    let extensions = extensions(trail, checkpoint, key).await?;
+    for broken in extensions.iter().filter(|e| !e.extends) {
+        report.intact = false;
+        report.reason = broken.reason.clone().or(report.reason);
+    }
+    if !checkpoint.is_empty() {
+        let value = serde_json::json!({ "trail": report, "checkpoints": extensions });
+        print(out.json, &value, || {
+            let mut lines = vec![trail_line(&report)];
+            for e in &extensions {
+                lines.push(if e.extends {
+                    format!(
+                        "extends the checkpoint of {} events (root {}): consistency proof of {} hashes to {} events (root {})",
+                        e.checkpoint_size,
+                        e.checkpoint_root,
+                        e.consistency_proof.len(),
+                        e.log_size,
+                        e.log_root
+                    )
+                } else {
+                    format!(
+                        "does NOT extend the checkpoint of {} events: {}",
+                        e.checkpoint_size,
+                        e.reason.as_deref().unwrap_or("unknown")
+                    )
+                });
+            }
+            lines.join("\n")
+        })?;
+        if !report.intact {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    print(out.json, &report, || {
+        match (&report.broken_at, &report.reason) {
+            (Some(seq), Some(reason)) => {
+                format!("audit trail BROKEN at event {seq}: {reason}")
+            }
+            _ => format!(
+                "audit trail intact: {} event(s), head {}, {} signed checkpoint(s) verified{}",
+                report.events,
+                report.head,
+                report.checkpoints_verified,
+                if report.checkpoints_unverifiable > 0 {
+                    format!(
+                        " ({} signed by retired keys not checked)",
+                        report.checkpoints_unverifiable
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+        }
+    })?;
+    if !report.intact {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Whether the trail extends each checkpoint file given (`-` is standard input), their
+/// signatures checked with `key` (default: this server's log key).
+async fn extensions(
+    trail: &Trail<'_>,
+    checkpoint: &[std::path::PathBuf],
+    key: Option<&str>,
+) -> anyhow::Result<Vec<log::Extension>> {
+    let verifier = match key {
+        Some(k) => countersign_tlog::note::NoteVerifier::parse(k.trim())
+            .context("--key is not a verifier key")?,
+        None => trail.log.verifier(),
+    };
+    let mut extensions = Vec::new();
+    for path in checkpoint {
+        let note = read_input(path)?;
+        let ext = log::extends(
+            trail.store,
+            trail.log.origin(),
+            &note,
+            std::slice::from_ref(&verifier),
+        )
+        .await
+        .with_context(|| format!("checkpoint {}", path.display()))?;
+        extensions.push(ext);
+    }
+    Ok(extensions)
+}
+
+async fn export_to_stdout(
+    store: &Store,
+    filter: &ExportFilter,
+    format: ExportFormat,
+) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if format == ExportFormat::Csv {
+        writeln!(out, "{}", export::CSV_HEADER)?;
+    }
+    let mut failed = None;
+    let count = export::for_each(store, filter, |e| {
+        if failed.is_none()
+            && let Err(err) = writeln!(out, "{}", export::line(&e, format))
+        {
+            failed = Some(err);
+        }
+    })
+    .await?;
+    if let Some(err) = failed {
+        return Err(err.into());
+    }
+    out.flush()?;
+    eprintln!("exported {count} event(s)");
+    Ok(())
+}
+
+async fn approvals(
+    store: &Store,
+    agent: &str,
+    resource: Option<&str>,
+    since: Option<&str>,
+    out: &JsonFlag,
+) -> anyhow::Result<()> {
+    let since = since.map(instant).transpose()?.unwrap_or(0);
+    let records = export::approvals(store, agent, resource, since).await?;
+    print(out.json, &records, || {
+        if records.is_empty() {
+            return format!("no approved access by {agent}");
+        }
+        records
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}\t{}\t{}\t{}\tapproved by {} ({})\tpolicies {}\tcredentials {}",
+                    countersign_server::clock::rfc3339(r.at),
+                    r.request,
+                    r.action,
+                    r.resource,
+                    r.approved_by.as_deref().unwrap_or("-"),
+                    r.method.as_deref().unwrap_or("pending"),
+                    r.policies,
+                    r.credentials.join(",")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// Signs a checkpoint of the trail now (if it grew) and prints the newest.
+async fn checkpoint_now(trail: &Trail<'_>, out: &JsonFlag) -> anyhow::Result<()> {
+    let store = trail.store;
+    let signed = checkpoint::sign_head(trail.log, &trail.publishing).await?;
+    let newest = store.latest_log_checkpoint().await?;
+    let value = serde_json::json!({
+        "signed": signed,
+        "size": newest.as_ref().map(|c| c.size),
+        "note": newest.as_ref().map(|c| c.note.clone()),
+    });
+    // The text form is the signed note itself: `countersign audit checkpoint >
+    // FILE` exports it for `audit verify --checkpoint FILE` later.
+    print(out.json, &value, || match &newest {
+        Some(c) => c.note.trim_end().to_owned(),
+        None => "the trail is empty: nothing to checkpoint".into(),
+    })
+}
+
+async fn prove(trail: &Trail<'_>, seq: i64) -> anyhow::Result<()> {
+    let store = trail.store;
+    let proof = match log::prove(store, trail.log, seq).await {
+        Err(log::LogError::NotYet(_)) => {
+            checkpoint::sign_head(trail.log, &trail.publishing).await?;
+            log::prove(store, trail.log, seq).await?
+        }
+        other => other?,
+    };
+    println!("{}", serde_json::to_string_pretty(&proof)?);
+    Ok(())
 }
 
 /// One line saying how the chain and the database's checkpoints fared.

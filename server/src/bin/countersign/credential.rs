@@ -11,7 +11,7 @@ fn credential_line(c: &credentials::CredentialSummary) -> String {
         (Some(_), None) => "revoked".to_owned(),
         (None, _) => format!(
             "expires {}",
-            countersign_server::credentials::vc::rfc3339(c.expires_at)
+            countersign_server::clock::rfc3339(c.expires_at)
         ),
     };
     format!(

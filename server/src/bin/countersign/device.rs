@@ -89,7 +89,7 @@ pub async fn device_command(config: Config, cmd: &DeviceCommand) -> anyhow::Resu
     let state = server::open_state(config, Arc::new(SystemClock)).await?;
     match cmd {
         DeviceCommand::Invite { subject, qr, out } => {
-            let invitation = enrollment::invite(&state, subject, "cli").await?;
+            let invitation = enrollment::invite(&state.approvals, subject, "cli").await?;
             if let Some(path) = qr {
                 write_qr(&invitation.uri, path)?;
             }
@@ -97,7 +97,7 @@ pub async fn device_command(config: Config, cmd: &DeviceCommand) -> anyhow::Resu
                 let mut text = format!(
                     "enrollment invitation for {} (single use, expires {}):\n{}",
                     invitation.subject,
-                    countersign_server::credentials::vc::rfc3339(invitation.expires_at),
+                    countersign_server::clock::rfc3339(invitation.expires_at),
                     invitation.uri
                 );
                 if let Some(path) = qr {
@@ -107,7 +107,7 @@ pub async fn device_command(config: Config, cmd: &DeviceCommand) -> anyhow::Resu
             })
         }
         DeviceCommand::List { subject, out } => {
-            let devices = enrollment::list_devices(&state, subject.as_deref()).await?;
+            let devices = enrollment::list_devices(&state.approvals, subject.as_deref()).await?;
             print(out.json, &devices, || {
                 devices
                     .iter()
@@ -129,7 +129,7 @@ pub async fn device_command(config: Config, cmd: &DeviceCommand) -> anyhow::Resu
             })
         }
         DeviceCommand::Remove { id, reason, out } => {
-            let device = enrollment::remove_device(&state, id, reason, "cli").await?;
+            let device = enrollment::remove_device(&state.approvals, id, reason, "cli").await?;
             print(out.json, &device, || {
                 format!("device {} removed", device.id)
             })

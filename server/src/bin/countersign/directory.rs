@@ -90,59 +90,7 @@ pub enum HumanCommand {
 #[derive(Subcommand)]
 pub enum AgentCommand {
     /// Register an agent as a CIBA client; prints a generated client secret once.
-    Add {
-        #[arg(long)]
-        client_id: String,
-        /// Subject of the owning human.
-        #[arg(long)]
-        owner: String,
-        /// client_secret_basic, client_secret_post or private_key_jwt.
-        #[arg(long)]
-        auth: String,
-        /// Display name shown to approvers.
-        #[arg(long)]
-        name: Option<String>,
-        /// File with the agent's public JWK Set (private_key_jwt, signed requests).
-        #[arg(long, value_name = "FILE")]
-        jwks: Option<PathBuf>,
-        /// poll (default), ping or push.
-        #[arg(long, value_name = "MODE")]
-        mode: Option<String>,
-        /// client_notification_endpoint for ping and push.
-        #[arg(long, value_name = "URL")]
-        notification_endpoint: Option<String>,
-        /// Require signed authentication requests (FAPI-CIBA).
-        #[arg(long)]
-        require_signed_request: bool,
-        /// Require a user_code in every request.
-        #[arg(long)]
-        user_code_required: bool,
-        #[arg(long, default_value = "")]
-        department: String,
-        /// low (default), medium, high: what policies compare.
-        #[arg(long, default_value = "low")]
-        risk_tier: String,
-        #[arg(long)]
-        description: Option<String>,
-        /// Tools (names from policy.tools) the agent may act on, comma-separated; default
-        /// any.
-        #[arg(long, value_delimiter = ',')]
-        tools: Option<Vec<String>>,
-        /// Who approves step-ups whose policy names no @approver: user (default), owner,
-        /// manager, group:NAME or role:NAME.
-        #[arg(long)]
-        approver: Option<String>,
-        /// Issue bearer credentials to this agent (no DPoP). Verifiers refuse them by
-        /// default; only for agents that cannot hold a key.
-        #[arg(long, conflicts_with = "dpop_jkt")]
-        bearer_only: bool,
-        /// The agent's DPoP key thumbprint (RFC 7638), binding ping/push credentials of
-        /// requests that name no dpop_jkt.
-        #[arg(long)]
-        dpop_jkt: Option<String>,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    Add(AddAgent),
     /// Change an agent's department, risk tier, description, tools or approver.
     Update {
         #[arg(allow_hyphen_values = true)]
@@ -194,6 +142,62 @@ pub enum AgentCommand {
         #[arg(long)]
         reason: String,
     },
+}
+
+/// `agent add`'s arguments.
+#[derive(Args)]
+pub struct AddAgent {
+    #[arg(long)]
+    pub client_id: String,
+    /// Subject of the owning human.
+    #[arg(long)]
+    pub owner: String,
+    /// client_secret_basic, client_secret_post or private_key_jwt.
+    #[arg(long)]
+    pub auth: String,
+    /// Display name shown to approvers.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// File with the agent's public JWK Set (private_key_jwt, signed requests).
+    #[arg(long, value_name = "FILE")]
+    pub jwks: Option<PathBuf>,
+    /// poll (default), ping or push.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+    /// client_notification_endpoint for ping and push.
+    #[arg(long, value_name = "URL")]
+    pub notification_endpoint: Option<String>,
+    /// Require signed authentication requests (FAPI-CIBA).
+    #[arg(long)]
+    pub require_signed_request: bool,
+    /// Require a user_code in every request.
+    #[arg(long)]
+    pub user_code_required: bool,
+    #[arg(long, default_value = "")]
+    pub department: String,
+    /// low (default), medium, high: what policies compare.
+    #[arg(long, default_value = "low")]
+    pub risk_tier: String,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Tools (names from policy.tools) the agent may act on, comma-separated; default
+    /// any.
+    #[arg(long, value_delimiter = ',')]
+    pub tools: Option<Vec<String>>,
+    /// Who approves step-ups whose policy names no @approver: user (default), owner,
+    /// manager, group:NAME or role:NAME.
+    #[arg(long)]
+    pub approver: Option<String>,
+    /// Issue bearer credentials to this agent (no DPoP). Verifiers refuse them by
+    /// default; only for agents that cannot hold a key.
+    #[arg(long, conflicts_with = "dpop_jkt")]
+    pub bearer_only: bool,
+    /// The agent's DPoP key thumbprint (RFC 7638), binding ping/push credentials of
+    /// requests that name no dpop_jkt.
+    #[arg(long)]
+    pub dpop_jkt: Option<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Subcommand)]
@@ -281,24 +285,7 @@ pub async fn human_command(
                 format!("updated human {}", human.subject)
             })
         }
-        HumanCommand::List { out } => {
-            let humans = directory::list_humans(store).await?;
-            print(out.json, &humans, || {
-                humans
-                    .iter()
-                    .map(|h| {
-                        format!(
-                            "{}\t{}\t{}\t{}",
-                            h.subject,
-                            h.email,
-                            h.name,
-                            if h.active { "active" } else { "inactive" }
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-        }
+        HumanCommand::List { out } => list_humans(store, out).await,
         HumanCommand::Activate { subject } => {
             offboarding::reactivate_human(store, now, subject, CLI).await?;
             println!("human {subject} activated");
@@ -308,95 +295,57 @@ pub async fn human_command(
             subject,
             reason,
             out,
-        } => {
-            let fate = offboarding_fate;
-            let done = offboarding::offboard_human(store, now, subject, reason, CLI, fate).await?;
-            print(out.json, &done, || {
+        } => offboard(store, now, subject, reason, offboarding_fate, out).await,
+    }
+}
+
+async fn list_humans(store: &Store, out: &JsonFlag) -> anyhow::Result<()> {
+    let humans = directory::list_humans(store).await?;
+    print(out.json, &humans, || {
+        humans
+            .iter()
+            .map(|h| {
                 format!(
-                    "human {subject} offboarded: {} credentials revoked, agents suspended: {}, \
-                     {} pending requests ended, {} devices disabled",
-                    done.revoked.len(),
-                    if done.suspended_agents.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        done.suspended_agents.join(", ")
-                    },
-                    done.ended_requests.len(),
-                    done.disabled_devices.len()
+                    "{}\t{}\t{}\t{}",
+                    h.subject,
+                    h.email,
+                    h.name,
+                    if h.active { "active" } else { "inactive" }
                 )
             })
-        }
-    }
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+async fn offboard(
+    store: &Store,
+    now: i64,
+    subject: &str,
+    reason: &str,
+    fate: countersign_server::config::AgentFate,
+    out: &JsonFlag,
+) -> anyhow::Result<()> {
+    let done = offboarding::offboard_human(store, now, subject, reason, CLI, fate).await?;
+    print(out.json, &done, || {
+        format!(
+            "human {subject} offboarded: {} credentials revoked, agents suspended: {}, \
+             {} pending requests ended, {} devices disabled",
+            done.revoked.len(),
+            if done.suspended_agents.is_empty() {
+                "none".to_owned()
+            } else {
+                done.suspended_agents.join(", ")
+            },
+            done.ended_requests.len(),
+            done.disabled_devices.len()
+        )
+    })
 }
 
 pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyhow::Result<()> {
     match cmd {
-        AgentCommand::Add {
-            client_id,
-            owner,
-            auth,
-            name,
-            jwks,
-            mode,
-            notification_endpoint,
-            require_signed_request,
-            user_code_required,
-            department,
-            risk_tier,
-            description,
-            tools,
-            approver,
-            bearer_only,
-            dpop_jkt,
-            out,
-        } => {
-            let jwks = match jwks {
-                Some(path) => Some(
-                    serde_json::from_str(
-                        &std::fs::read_to_string(path)
-                            .with_context(|| format!("reading {}", path.display()))?,
-                    )
-                    .with_context(|| format!("{} is not JSON", path.display()))?,
-                ),
-                None => None,
-            };
-            let new = NewAgent {
-                client_id: client_id.clone(),
-                name: name.clone(),
-                owner: owner.clone(),
-                auth_method: auth.clone(),
-                jwks,
-                delivery_mode: mode.clone(),
-                notification_endpoint: notification_endpoint.clone(),
-                require_signed_request: *require_signed_request,
-                user_code_required: *user_code_required,
-                department: department.clone(),
-                risk_tier: Some(risk_tier.clone()),
-                description: description.clone(),
-                tools: tools
-                    .clone()
-                    .map(|t| t.into_iter().filter(|n| !n.is_empty()).collect()),
-                approver: approver.clone(),
-                bearer_only: *bearer_only,
-                dpop_jkt: dpop_jkt.clone(),
-            };
-            let created = directory::add_agent(store, new, now, CLI).await?;
-            print(out.json, &created, || {
-                let mut text = format!(
-                    "added agent {} (owner {}, {}, {} mode)",
-                    created.agent.client_id,
-                    created.agent.owner,
-                    created.agent.auth_method,
-                    created.agent.delivery_mode
-                );
-                if let Some(secret) = &created.client_secret {
-                    text.push_str(&format!(
-                        "\nclient_secret: {secret}\n(shown once; only its hash is stored)"
-                    ));
-                }
-                text
-            })
-        }
+        AgentCommand::Add(add) => add_agent(store, add, now).await,
         AgentCommand::Update {
             client_id,
             department,
@@ -469,6 +418,56 @@ pub async fn agent_command(store: &Store, cmd: &AgentCommand, now: i64) -> anyho
             Ok(())
         }
     }
+}
+
+async fn add_agent(store: &Store, add: &AddAgent, now: i64) -> anyhow::Result<()> {
+    let jwks = match &add.jwks {
+        Some(path) => Some(
+            serde_json::from_str(
+                &std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )
+            .with_context(|| format!("{} is not JSON", path.display()))?,
+        ),
+        None => None,
+    };
+    let new = NewAgent {
+        client_id: add.client_id.clone(),
+        name: add.name.clone(),
+        owner: add.owner.clone(),
+        auth_method: add.auth.clone(),
+        jwks,
+        delivery_mode: add.mode.clone(),
+        notification_endpoint: add.notification_endpoint.clone(),
+        require_signed_request: add.require_signed_request,
+        user_code_required: add.user_code_required,
+        department: add.department.clone(),
+        risk_tier: Some(add.risk_tier.clone()),
+        description: add.description.clone(),
+        tools: add
+            .tools
+            .clone()
+            .map(|t| t.into_iter().filter(|n| !n.is_empty()).collect()),
+        approver: add.approver.clone(),
+        bearer_only: add.bearer_only,
+        dpop_jkt: add.dpop_jkt.clone(),
+    };
+    let created = directory::add_agent(store, new, now, CLI).await?;
+    print(add.out.json, &created, || {
+        let mut text = format!(
+            "added agent {} (owner {}, {}, {} mode)",
+            created.agent.client_id,
+            created.agent.owner,
+            created.agent.auth_method,
+            created.agent.delivery_mode
+        );
+        if let Some(secret) = &created.client_secret {
+            text.push_str(&format!(
+                "\nclient_secret: {secret}\n(shown once; only its hash is stored)"
+            ));
+        }
+        text
+    })
 }
 
 pub async fn group_command(store: &Store, cmd: &GroupCommand, now: i64) -> anyhow::Result<()> {

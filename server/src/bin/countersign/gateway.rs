@@ -127,10 +127,17 @@ async fn replica(mut config: Config, args: &GatewayArgs) -> anyhow::Result<()> {
     // Policy changes reach this replica as they reach servers (policy.reload_interval_ms).
     let (stop_refresh, refresh_stopped) = tokio::sync::watch::channel(false);
     let refresh = tokio::spawn(countersign_server::housekeeping::refresh_policy(
-        state.clone(),
+        state.policy.clone(),
+        state.store.clone(),
+        std::time::Duration::from_millis(state.config.policy.reload_interval_ms),
         refresh_stopped,
     ));
-    let gateway = countersign_server::gateway::start(&state, prepared)?;
+    let gateway = countersign_server::gateway::start(
+        Arc::new(state.clone()),
+        state.keys.dir(),
+        &state.issuer,
+        prepared,
+    )?;
     tracing::info!(agent = %args.agent, "MCP gateway serving on stdio");
     gateway.serve_stdio(caller(&args.agent)).await?;
     gateway.stop();

@@ -1,7 +1,6 @@
 //! `countersign policy ...`: validate, test, add, list, show, activate, roll back, dry-run.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -10,7 +9,7 @@ use countersign_server::config::Config;
 use countersign_server::policy::document::parse_duration;
 use countersign_server::policy::service::PolicyEngine;
 use countersign_server::policy::{cases, history, manage};
-use countersign_server::server;
+use countersign_server::store::Store;
 
 use crate::{JsonFlag, print};
 
@@ -109,155 +108,46 @@ pub async fn policy_command(config: Config, cmd: &PolicyCommand) -> anyhow::Resu
     let config = countersign_server::gateway::declare_tool_types(config)
         .await
         .context("listing the MCP gateway's tools")?;
+    let engine = PolicyEngine::new(&config).map_err(anyhow::Error::msg)?;
+    let now = SystemClock.now_ms();
     match cmd {
         PolicyCommand::Schema => {
-            let engine = PolicyEngine::new(&config).map_err(anyhow::Error::msg)?;
             print!("{}", engine.schema().text);
             Ok(())
         }
-        PolicyCommand::Validate { file, out } => {
-            let engine = PolicyEngine::new(&config).map_err(anyhow::Error::msg)?;
-            let source = read(file)?;
-            let (valid, problems, ids) = match engine.compile(&source, 0) {
-                Ok(doc) => (true, Vec::new(), doc.policies.keys().cloned().collect()),
-                Err(p) => (false, p, Vec::<String>::new()),
-            };
-            let value = serde_json::json!({"valid": valid, "policies": ids, "problems": problems});
-            print(out.json, &value, || {
-                if valid {
-                    format!(
-                        "{}: valid ({} policies: {})",
-                        file.display(),
-                        ids.len(),
-                        ids.join(", ")
-                    )
-                } else {
-                    problems_text(file, &problems)
-                }
-            })?;
-            if !valid {
-                std::process::exit(1);
-            }
-            Ok(())
-        }
-        PolicyCommand::Test { file, policy, out } => {
-            let engine = PolicyEngine::new(&config).map_err(anyhow::Error::msg)?;
-            let suite: cases::Suite = toml::from_str(&read(file)?)
-                .with_context(|| format!("{} is not a policy test suite", file.display()))?;
-            let policy_path = match (policy, &suite.policy) {
-                (Some(p), _) => p.clone(),
-                (None, Some(rel)) => file.parent().unwrap_or(Path::new(".")).join(rel),
-                (None, None) => anyhow::bail!(
-                    "name the policy file with --policy or `policy = \"...\"` in the suite"
-                ),
-            };
-            let source = read(&policy_path)?;
-            let doc = engine
-                .compile(&source, 0)
-                .map_err(|p| anyhow::anyhow!("{}", problems_text(&policy_path, &p)))?;
-            let results = cases::run(&engine, &doc, &suite);
-            let failed = results.iter().filter(|r| !r.passed).count();
-            print(out.json, &results, || {
-                let mut lines: Vec<String> = results
-                    .iter()
-                    .map(|r| {
-                        let mut line = format!(
-                            "{} {} -> {}",
-                            if r.passed { "ok  " } else { "FAIL" },
-                            r.name,
-                            r.outcome.as_str()
-                        );
-                        if !r.approvers.is_empty() {
-                            line.push_str(&format!(" (approvers: {})", r.approvers.join(", ")));
-                        }
-                        for f in &r.failures {
-                            line.push_str(&format!("\n       {f}"));
-                        }
-                        line
-                    })
-                    .collect();
-                lines.push(format!(
-                    "{} passed, {failed} failed",
-                    results.len() - failed
-                ));
-                lines.join("\n")
-            })?;
-            if failed > 0 {
-                std::process::exit(1);
-            }
-            Ok(())
-        }
+        PolicyCommand::Validate { file, out } => validate(&engine, file, out),
+        PolicyCommand::Test { file, policy, out } => test(&engine, file, policy.as_deref(), out),
         PolicyCommand::Add {
             file,
             description,
             activate,
             out,
         } => {
-            let state = server::open_state(config, Arc::new(SystemClock)).await?;
-            let source = read(file)?;
-            let version = manage::add(
-                &state.policy,
-                &state.store,
-                state.now_ms(),
-                &source,
-                description.as_deref(),
-                *activate,
+            let store = crate::open_store(&config).await?;
+            let added = Added {
+                description: description.as_deref(),
+                activate: *activate,
                 actor,
-            )
-            .await
-            .map_err(|e| match e {
-                countersign_server::policy::PolicyError::Invalid(p) => {
-                    anyhow::anyhow!("{}", problems_text(file, &p))
-                }
-                other => other.into(),
-            })?;
-            print(out.json, &version, || {
-                format!(
-                    "policy version {} added{}",
-                    version.version,
-                    if version.active { " and activated" } else { "" }
-                )
-            })
+                now,
+            };
+            add(&engine, &store, file, added, out).await
         }
-        PolicyCommand::List { out } => {
-            let state = server::open_state(config, Arc::new(SystemClock)).await?;
-            let versions = manage::list(&state.policy, &state.store).await?;
-            print(out.json, &versions, || {
-                if versions.is_empty() {
-                    return "no stored versions; the built-in default is active".into();
-                }
-                versions
-                    .iter()
-                    .map(|v| {
-                        format!(
-                            "{}{}\t{}\t{}\t{}",
-                            v.version,
-                            if v.active { "*" } else { "" },
-                            countersign_server::credentials::vc::rfc3339(v.created_at),
-                            v.policies.join(","),
-                            v.description.as_deref().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-        }
+        PolicyCommand::List { out } => list(&engine, &crate::open_store(&config).await?, out).await,
         PolicyCommand::Show { version, out } => {
-            let state = server::open_state(config, Arc::new(SystemClock)).await?;
-            let v = manage::show(&state.policy, &state.store, *version).await?;
+            let store = crate::open_store(&config).await?;
+            let v = manage::show(&engine, &store, *version).await?;
             print(out.json, &v, || v.source.clone().unwrap_or_default())
         }
         PolicyCommand::Activate { version, out } => {
-            let state = server::open_state(config, Arc::new(SystemClock)).await?;
-            let v = manage::activate(&state.policy, &state.store, state.now_ms(), *version, actor)
-                .await?;
+            let store = crate::open_store(&config).await?;
+            let v = manage::activate(&engine, &store, now, *version, actor).await?;
             print(out.json, &v, || {
                 format!("policy version {} is active", v.version)
             })
         }
         PolicyCommand::Rollback { out } => {
-            let state = server::open_state(config, Arc::new(SystemClock)).await?;
-            let v = manage::rollback(&state.policy, &state.store, state.now_ms(), actor).await?;
+            let store = crate::open_store(&config).await?;
+            let v = manage::rollback(&engine, &store, now, actor).await?;
             print(out.json, &v, || {
                 format!("rolled back: policy version {} is active", v.version)
             })
@@ -271,47 +161,202 @@ pub async fn policy_command(config: Config, cmd: &PolicyCommand) -> anyhow::Resu
         } => {
             let secs = parse_duration(since)
                 .with_context(|| format!("--since {since:?} is not an ISO 8601 duration"))?;
-            let state = server::open_state(config, Arc::new(SystemClock)).await?;
-            let source = read(file)?;
-            let candidate = state
-                .policy
-                .compile(&source, -1)
-                .map_err(|p| anyhow::anyhow!("{}", problems_text(file, &p)))?;
-            let since_ms = SystemClock.now_ms() - 1000 * secs as i64;
-            let report = history::dry_run(&state.store, &candidate, since_ms, *limit).await?;
-            print(out.json, &report, || {
-                let mut lines = vec![format!(
-                    "replayed {} decisions: {} unchanged, {} would change{}",
-                    report.replayed,
-                    report.unchanged,
-                    report.replayed - report.unchanged,
-                    if report.skipped > 0 {
-                        format!(" ({} without recorded facts skipped)", report.skipped)
-                    } else {
-                        String::new()
-                    }
-                )];
-                for (change, n) in &report.changes {
-                    lines.push(format!("  {change}: {n}"));
-                }
-                for c in &report.changed {
-                    lines.push(format!(
-                        "  {} {} {} {}: {} -> {} ({})",
-                        countersign_server::credentials::vc::rfc3339(c.at),
-                        c.agent,
-                        c.action,
-                        c.subject,
-                        c.was.as_str(),
-                        c.would_be.as_str(),
-                        c.policies_now
-                            .iter()
-                            .map(|p| p.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-                lines.join("\n")
-            })
+            let store = crate::open_store(&config).await?;
+            let since_ms = now - 1000 * secs as i64;
+            dry_run(&engine, &store, file, since_ms, *limit, out).await
         }
     }
+}
+
+/// How `policy add` records the new version.
+struct Added<'a> {
+    description: Option<&'a str>,
+    activate: bool,
+    actor: &'a str,
+    now: i64,
+}
+
+/// Compiles `file`; exits 1 when it does not.
+fn validate(engine: &PolicyEngine, file: &Path, out: &JsonFlag) -> anyhow::Result<()> {
+    let source = read(file)?;
+    let (valid, problems, ids) = match engine.compile(&source, 0) {
+        Ok(doc) => (true, Vec::new(), doc.policies.keys().cloned().collect()),
+        Err(p) => (false, p, Vec::<String>::new()),
+    };
+    let value = serde_json::json!({"valid": valid, "policies": ids, "problems": problems});
+    print(out.json, &value, || {
+        if valid {
+            format!(
+                "{}: valid ({} policies: {})",
+                file.display(),
+                ids.len(),
+                ids.join(", ")
+            )
+        } else {
+            problems_text(file, &problems)
+        }
+    })?;
+    if !valid {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Runs the test suite `file` against its policy (or `policy`); exits 1 when a case fails.
+fn test(
+    engine: &PolicyEngine,
+    file: &Path,
+    policy: Option<&Path>,
+    out: &JsonFlag,
+) -> anyhow::Result<()> {
+    let suite: cases::Suite = toml::from_str(&read(file)?)
+        .with_context(|| format!("{} is not a policy test suite", file.display()))?;
+    let policy_path = match (policy, &suite.policy) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(rel)) => file.parent().unwrap_or(Path::new(".")).join(rel),
+        (None, None) => {
+            anyhow::bail!("name the policy file with --policy or `policy = \"...\"` in the suite")
+        }
+    };
+    let source = read(&policy_path)?;
+    let doc = engine
+        .compile(&source, 0)
+        .map_err(|p| anyhow::anyhow!("{}", problems_text(&policy_path, &p)))?;
+    let results = cases::run(engine, &doc, &suite);
+    let failed = results.iter().filter(|r| !r.passed).count();
+    print(out.json, &results, || {
+        let mut lines: Vec<String> = results
+            .iter()
+            .map(|r| {
+                let mut line = format!(
+                    "{} {} -> {}",
+                    if r.passed { "ok  " } else { "FAIL" },
+                    r.name,
+                    r.outcome.as_str()
+                );
+                if !r.approvers.is_empty() {
+                    line.push_str(&format!(" (approvers: {})", r.approvers.join(", ")));
+                }
+                for f in &r.failures {
+                    line.push_str(&format!("\n       {f}"));
+                }
+                line
+            })
+            .collect();
+        lines.push(format!(
+            "{} passed, {failed} failed",
+            results.len() - failed
+        ));
+        lines.join("\n")
+    })?;
+    if failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn add(
+    engine: &PolicyEngine,
+    store: &Store,
+    file: &Path,
+    added: Added<'_>,
+    out: &JsonFlag,
+) -> anyhow::Result<()> {
+    let source = read(file)?;
+    let version = manage::add(
+        engine,
+        store,
+        added.now,
+        &source,
+        added.description,
+        added.activate,
+        added.actor,
+    )
+    .await
+    .map_err(|e| match e {
+        countersign_server::policy::PolicyError::Invalid(p) => {
+            anyhow::anyhow!("{}", problems_text(file, &p))
+        }
+        other => other.into(),
+    })?;
+    print(out.json, &version, || {
+        format!(
+            "policy version {} added{}",
+            version.version,
+            if version.active { " and activated" } else { "" }
+        )
+    })
+}
+
+async fn list(engine: &PolicyEngine, store: &Store, out: &JsonFlag) -> anyhow::Result<()> {
+    let versions = manage::list(engine, store).await?;
+    print(out.json, &versions, || {
+        if versions.is_empty() {
+            return "no stored versions; the built-in default is active".into();
+        }
+        versions
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}{}\t{}\t{}\t{}",
+                    v.version,
+                    if v.active { "*" } else { "" },
+                    countersign_server::clock::rfc3339(v.created_at),
+                    v.policies.join(","),
+                    v.description.as_deref().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// Replays the decisions since `since_ms` (at most `limit`) under the candidate
+/// policy in `file`.
+async fn dry_run(
+    engine: &PolicyEngine,
+    store: &Store,
+    file: &Path,
+    since_ms: i64,
+    limit: usize,
+    out: &JsonFlag,
+) -> anyhow::Result<()> {
+    let source = read(file)?;
+    let candidate = engine
+        .compile(&source, -1)
+        .map_err(|p| anyhow::anyhow!("{}", problems_text(file, &p)))?;
+    let report = history::dry_run(store, &candidate, since_ms, limit).await?;
+    print(out.json, &report, || {
+        let mut lines = vec![format!(
+            "replayed {} decisions: {} unchanged, {} would change{}",
+            report.replayed,
+            report.unchanged,
+            report.replayed - report.unchanged,
+            if report.skipped > 0 {
+                format!(" ({} without recorded facts skipped)", report.skipped)
+            } else {
+                String::new()
+            }
+        )];
+        for (change, n) in &report.changes {
+            lines.push(format!("  {change}: {n}"));
+        }
+        for c in &report.changed {
+            lines.push(format!(
+                "  {} {} {} {}: {} -> {} ({})",
+                countersign_server::clock::rfc3339(c.at),
+                c.agent,
+                c.action,
+                c.subject,
+                c.was.as_str(),
+                c.would_be.as_str(),
+                c.policies_now
+                    .iter()
+                    .map(|p| p.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        lines.join("\n")
+    })
 }

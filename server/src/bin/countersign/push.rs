@@ -26,7 +26,8 @@ pub async fn push_command(config: Config, cmd: &PushCommand) -> anyhow::Result<(
     let state = server::open_state(config, Arc::new(SystemClock)).await?;
     match cmd {
         PushCommand::Test { device, out } => {
-            let result = countersign_server::push::worker::send_test(&state, device).await;
+            let result =
+                countersign_server::push::worker::send_test(&state.push_worker(), device).await;
             let value = match &result {
                 Ok(()) => serde_json::json!({ "device": device, "sent": true }),
                 Err(e) => {

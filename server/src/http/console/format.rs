@@ -62,7 +62,7 @@ pub fn local(ms: i64) -> String {
 /// `ms` as an ISO 8601 UTC time to the second (`2026-12-06T18:47:53Z`), for `<time
 /// datetime>` and as a fallback text.
 pub fn utc(ms: i64) -> String {
-    crate::credentials::vc::rfc3339(ms.div_euclid(1000))
+    crate::clock::rfc3339(ms.div_euclid(1000))
 }
 
 /// How long before `now_ms` `then_ms` was, in the largest whole unit: `just now`,

@@ -282,7 +282,7 @@ pub async fn invite(
     Path(subject): Path<String>,
 ) -> Result<Response, PageError> {
     admin.require(Role::Admin)?;
-    let created = crate::approvals::enrollment::invite(&state, &subject, &admin.actor())
+    let created = crate::approvals::enrollment::invite(&state.approvals, &subject, &admin.actor())
         .await
         .map_err(|e| match e {
             crate::approvals::ApprovalError::Missing(m) => PageError::NotFound(m),

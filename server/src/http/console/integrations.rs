@@ -13,7 +13,7 @@ use super::format::{age, local};
 use super::{Admin, ConfirmedReason, PageError, render, see_other};
 use crate::admin::{self, Role, Scope};
 use crate::state::AppState;
-use crate::store::console_stats::{KeyListing, PushDepth, PushFailures};
+use crate::store::console_stats::{ActorCount, KeyListing, PushDepth, PushFailures};
 
 /// Keys listed per scope (newest first).
 const KEY_LIMIT: i64 = 100;
@@ -127,37 +127,17 @@ pub async fn page(admin: Admin, State(state): State<AppState>) -> Result<Respons
         )
     };
     let signals = store
-        .events_by_actor_since(crate::audit::kinds::SIGNAL_RECEIVED, now - SIGNAL_WINDOW_MS)
+        .events_by_actor_since(
+            crate::audit::EventKind::SignalReceived.as_str(),
+            now - SIGNAL_WINDOW_MS,
+        )
         .await?;
     let transmitters = state
         .config
         .signals
         .transmitters
         .iter()
-        .map(|t| {
-            let seen = signals
-                .iter()
-                .find(|s| s.actor == format!("ssf:{}", t.issuer));
-            Transmitter {
-                delivery: match &t.poll_url {
-                    Some(url) => format!("push to /ssf/events, and polled at {url}"),
-                    None => "push to /ssf/events".into(),
-                },
-                keys: match (&t.jwks_uri, &t.jwks) {
-                    (Some(uri), _) => format!("fetched from {uri}"),
-                    (None, Some(_)) => "inline in the configuration".into(),
-                    (None, None) => "none configured".into(),
-                },
-                audience: t
-                    .audience
-                    .clone()
-                    .unwrap_or_else(|| state.issuer.to_string()),
-                received: seen.map_or(0, |s| s.count),
-                last_received: seen
-                    .map_or_else(|| "none in 7 days".into(), |s| age(s.last_at, now)),
-                issuer: t.issuer.clone(),
-            }
-        })
+        .map(|t| Transmitter::of(t, &signals, &state.issuer, now))
         .collect();
     let depth = store.push_depth().await?;
     let failures = store
@@ -175,40 +155,13 @@ pub async fn page(admin: Admin, State(state): State<AppState>) -> Result<Respons
             count: f.count,
         })
         .collect();
-    let push = &state.config.push;
-    let channels = vec![
-        Channel {
-            name: "apns",
-            configured: push.apns.is_some(),
-            what: "Apple Push Notification service (iOS wallets)",
-        },
-        Channel {
-            name: "fcm",
-            configured: push.fcm.is_some(),
-            what: "Firebase Cloud Messaging (Android wallets)",
-        },
-        Channel {
-            name: "live",
-            configured: true,
-            what: "open wallet connections to this server (always on)",
-        },
-    ];
+    let channels = Channel::all(&state.config.push);
     let signing_keys = state
         .keys
         .key_infos()
         .into_iter()
         .rev()
-        .map(|k| SigningKey {
-            active: k.retired_at_ms.is_none(),
-            retired: k.retired_at_ms.map(|t| age(t, now)).unwrap_or_default(),
-            published_until: k
-                .published_until_ms
-                .map(|t| age(t, now))
-                .unwrap_or_default(),
-            created: local(k.created_at_ms),
-            kid: k.kid,
-            alg: k.alg,
-        })
+        .map(|k| SigningKey::of(k, now))
         .collect();
     render(&IntegrationsPage {
         scim_tokens: keys(Scope::Scim).await?,
@@ -222,6 +175,74 @@ pub async fn page(admin: Admin, State(state): State<AppState>) -> Result<Respons
         jwks_url: format!("{}/jwks.json", state.issuer.trim_end_matches('/')),
         admin,
     })
+}
+
+impl Transmitter {
+    /// What the page says of transmitter `t`, given the SETs received per actor lately.
+    fn of(
+        t: &crate::config::TransmitterConfig,
+        signals: &[ActorCount],
+        issuer: &str,
+        now: i64,
+    ) -> Self {
+        let seen = signals
+            .iter()
+            .find(|s| s.actor == format!("ssf:{}", t.issuer));
+        Transmitter {
+            delivery: match &t.poll_url {
+                Some(url) => format!("push to /ssf/events, and polled at {url}"),
+                None => "push to /ssf/events".into(),
+            },
+            keys: match (&t.jwks_uri, &t.jwks) {
+                (Some(uri), _) => format!("fetched from {uri}"),
+                (None, Some(_)) => "inline in the configuration".into(),
+                (None, None) => "none configured".into(),
+            },
+            audience: t.audience.clone().unwrap_or_else(|| issuer.to_owned()),
+            received: seen.map_or(0, |s| s.count),
+            last_received: seen.map_or_else(|| "none in 7 days".into(), |s| age(s.last_at, now)),
+            issuer: t.issuer.clone(),
+        }
+    }
+}
+
+impl Channel {
+    /// Every push channel, and whether it is configured.
+    fn all(push: &crate::config::PushConfig) -> Vec<Self> {
+        vec![
+            Channel {
+                name: "apns",
+                configured: push.apns.is_some(),
+                what: "Apple Push Notification service (iOS wallets)",
+            },
+            Channel {
+                name: "fcm",
+                configured: push.fcm.is_some(),
+                what: "Firebase Cloud Messaging (Android wallets)",
+            },
+            Channel {
+                name: "live",
+                configured: true,
+                what: "open wallet connections to this server (always on)",
+            },
+        ]
+    }
+}
+
+impl SigningKey {
+    fn of(k: crate::oidc::keys::KeyInfo, now: i64) -> Self {
+        SigningKey {
+            active: k.retired_at_ms.is_none(),
+            retired: k.retired_at_ms.map(|t| age(t, now)).unwrap_or_default(),
+            published_until: k
+                .published_until_ms
+                .map(|t| age(t, now))
+                .unwrap_or_default(),
+            created: local(k.created_at_ms),
+            kid: k.kid,
+            alg: k.alg,
+        }
+    }
 }
 
 /// Revokes a SCIM token (admins only): the identity provider's next call with it is

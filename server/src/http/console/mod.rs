@@ -55,6 +55,19 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
                    object-src 'none'";
 
 pub fn router(state: AppState) -> Router<AppState> {
+    session_routes()
+        .merge(directory_routes())
+        .merge(governance_routes())
+        .route("/console/assets/console.css", get(css))
+        .route("/console/assets/htmx.min.js", get(htmx))
+        .route("/console/assets/passkeys.js", get(passkeys_js))
+        .route("/console/assets/live.js", get(live_js))
+        .route("/console/assets/console.js", get(console_js))
+        .route_layer(middleware::from_fn_with_state(state, guard))
+}
+
+/// The overview, signing in and out, and the admin's passkeys.
+fn session_routes() -> Router<AppState> {
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(overview::page))
@@ -82,6 +95,11 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/passkeys/{id}/revoke",
             axum::routing::post(passkeys::revoke),
         )
+}
+
+/// Agents and their credentials.
+fn directory_routes() -> Router<AppState> {
+    Router::new()
         .route("/console/agents", get(agents::list).post(agents::register))
         .route("/console/agents/new", get(agents::new_form))
         .route("/console/credentials", get(credentials::list))
@@ -103,6 +121,11 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/agents/{client_id}/reassign",
             axum::routing::post(agents::reassign),
         )
+}
+
+/// Humans, approvers, the trace, policies and integrations.
+fn governance_routes() -> Router<AppState> {
+    Router::new()
         .route("/console/humans", get(humans::list))
         .route("/console/humans/{subject}", get(humans::detail))
         .route(
@@ -140,12 +163,6 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/integrations/scim-tokens/{id}/revoke",
             axum::routing::post(integrations::revoke_scim_token),
         )
-        .route("/console/assets/console.css", get(css))
-        .route("/console/assets/htmx.min.js", get(htmx))
-        .route("/console/assets/passkeys.js", get(passkeys_js))
-        .route("/console/assets/live.js", get(live_js))
-        .route("/console/assets/console.js", get(console_js))
-        .route_layer(middleware::from_fn_with_state(state, guard))
 }
 
 async fn css() -> Response {
@@ -312,7 +329,7 @@ async fn check_post(state: &AppState, request: Request) -> Result<Request, PageE
     if site.is_some_and(|s| !matches!(s.as_bytes(), b"same-origin" | b"none")) {
         return Err(cross_site());
     }
-    let ours = crate::http::origin_of(&state.issuer).as_bytes();
+    let ours = crate::paths::origin_of(&state.issuer).as_bytes();
     if parts
         .headers
         .get(header::ORIGIN)

@@ -8,7 +8,7 @@ use axum::response::Response;
 use super::figures::{self, DecisionChart};
 use super::format::{action_summary, age, duration, utc};
 use super::{Admin, PageError, render};
-use crate::audit::kinds;
+use crate::audit::EventKind;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::console_stats::AgentActivity;
@@ -119,17 +119,17 @@ pub async fn page(admin: Admin, State(state): State<AppState>) -> Result<Respons
     let counts = store
         .count_events_since(
             &[
-                kinds::CREDENTIAL_REVOKED,
-                kinds::HUMAN_OFFBOARDED,
-                kinds::AGENT_SUSPENDED,
+                EventKind::CredentialRevoked.as_str(),
+                EventKind::HumanOffboarded.as_str(),
+                EventKind::AgentSuspended.as_str(),
             ],
             now - DAY_MS,
         )
         .await?;
-    let count_of = |kind: &str| {
+    let count_of = |kind: EventKind| {
         counts
             .iter()
-            .find(|(k, _)| k == kind)
+            .find(|(k, _)| k == kind.as_str())
             .map_or(0, |(_, n)| *n)
     };
     render(&OverviewPage {
@@ -144,9 +144,9 @@ pub async fn page(admin: Admin, State(state): State<AppState>) -> Result<Respons
         approvals,
         latency_p50: shown(latency.first()),
         latency_p95: shown(latency.get(1)),
-        revocations: count_of(kinds::CREDENTIAL_REVOKED),
-        offboardings: count_of(kinds::HUMAN_OFFBOARDED),
-        suspensions: count_of(kinds::AGENT_SUSPENDED),
+        revocations: count_of(EventKind::CredentialRevoked),
+        offboardings: count_of(EventKind::HumanOffboarded),
+        suspensions: count_of(EventKind::AgentSuspended),
         flagged: flagged(store, now).await?,
         admin,
     })
@@ -188,7 +188,10 @@ async fn flagged(store: &Store, now: i64) -> Result<Vec<Flagged>, PageError> {
     }
     for (client_id, _) in store.suspended_clients(FLAG_LIMIT).await? {
         let said = store
-            .latest_event_about(&format!("agent:{client_id}"), kinds::AGENT_SUSPENDED)
+            .latest_event_about(
+                &format!("agent:{client_id}"),
+                EventKind::AgentSuspended.as_str(),
+            )
             .await?
             .map(|(at, actor, detail)| {
                 let reason = serde_json::from_str::<serde_json::Value>(&detail)

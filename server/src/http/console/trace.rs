@@ -200,10 +200,11 @@ fn strings(detail: &Value, key: &str) -> Vec<String> {
 
 /// What an event's outcome reads as: a decision's, or a human's decision by its kind.
 fn outcome_of(kind: &str, detail: &Value) -> String {
-    match kind {
-        crate::policy::trace::DECISION_MADE => text(detail, "outcome"),
-        crate::approvals::kinds::REQUEST_APPROVED => "approved".into(),
-        crate::approvals::kinds::REQUEST_DENIED => "denied".into(),
+    use crate::audit::EventKind;
+    match EventKind::parse(kind) {
+        Some(EventKind::DecisionMade) => text(detail, "outcome"),
+        Some(EventKind::RequestApproved) => "approved".into(),
+        Some(EventKind::RequestDenied) => "denied".into(),
         _ => String::new(),
     }
 }
@@ -337,17 +338,7 @@ pub async fn event(
         .await?
         .ok_or_else(|| PageError::NotFound(format!("no event {seq}")))?;
     let detail: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
-    // A credential.issued event is about the credential; the others about the request.
-    let credentials = if e.kind == crate::credentials::kinds::CREDENTIAL_ISSUED {
-        vec![e.subject.clone()]
-    } else {
-        store
-            .credentials_of_requests(std::slice::from_ref(&e.subject))
-            .await?
-            .into_iter()
-            .map(|(_, jti)| jti)
-            .collect()
-    };
+    let credentials = credentials_of(store, &e).await?;
     let request = match text(&detail, "request") {
         r if r.is_empty() => e.subject.clone(),
         r => r,
@@ -359,31 +350,7 @@ pub async fn event(
         .filter(|r| r.seq != seq)
         .map(|r| row(r, now))
         .collect();
-    let previous = match seq {
-        1 => None,
-        _ => store.audit_event(seq - 1).await?,
-    };
-    let chain = ChainStanding {
-        hash_matches: audit::event_hash(
-            e.seq,
-            e.at,
-            &e.actor,
-            &e.kind,
-            &e.subject,
-            &e.detail,
-            &e.prev_hash,
-        ) == e.hash,
-        linked: match seq {
-            1 => None,
-            _ => Some(previous.is_some_and(|p| p.hash == e.prev_hash)),
-        },
-        leaf: audit::log::leaf_of(&e.hash)
-            .map(|h| audit::log::b64(&h))
-            .unwrap_or_else(|_| "not a SHA-256 hash".into()),
-        checkpoint: store.log_checkpoint_covering(seq).await?.map(|c| c.size),
-        hash: e.hash.clone(),
-        prev_hash: e.prev_hash.clone(),
-    };
+    let chain = ChainStanding::of(store, &e).await?;
     let inputs = detail.get("inputs").cloned().unwrap_or(Value::Null);
     render(&EventPage {
         admin,
@@ -416,6 +383,58 @@ pub async fn event(
         related,
         chain,
     })
+}
+
+/// The credentials an event is about: a credential.issued event's own, the others' the
+/// request's.
+async fn credentials_of(
+    store: &crate::store::Store,
+    e: &crate::store::audit::AuditRecord,
+) -> Result<Vec<String>, PageError> {
+    if e.kind == crate::audit::EventKind::CredentialIssued.as_str() {
+        return Ok(vec![e.subject.clone()]);
+    }
+    Ok(store
+        .credentials_of_requests(std::slice::from_ref(&e.subject))
+        .await?
+        .into_iter()
+        .map(|(_, jti)| jti)
+        .collect())
+}
+
+impl ChainStanding {
+    /// How `e` stands in the chain: its hash, its link to the event before, its leaf in
+    /// the log and the first checkpoint covering it.
+    async fn of(
+        store: &crate::store::Store,
+        e: &crate::store::audit::AuditRecord,
+    ) -> Result<Self, PageError> {
+        let previous = match e.seq {
+            1 => None,
+            _ => store.audit_event(e.seq - 1).await?,
+        };
+        Ok(ChainStanding {
+            hash_matches: audit::event_hash(
+                e.seq,
+                e.at,
+                &e.actor,
+                &e.kind,
+                &e.subject,
+                &e.detail,
+                &e.prev_hash,
+            ) == e.hash,
+            linked: match e.seq {
+                1 => None,
+                _ => Some(previous.is_some_and(|p| p.hash == e.prev_hash)),
+            },
+            leaf: audit::log::leaf_of(&e.hash)
+                .map(|h| audit::log::b64(&h))
+                .unwrap_or_else(|_| "not a SHA-256 hash".into()),
+            checkpoint: store.log_checkpoint_covering(e.seq).await?.map(|c| c.size),
+            hash: e.hash.clone(),
+            prev_hash: e.prev_hash.clone(),
+        })
+    }
 }
 
 #[derive(Deserialize)]

@@ -7,16 +7,18 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use super::EventKind;
+
 /// The facet columns, in the order [`Facets`] binds them.
 pub(super) const COLUMNS: &str =
     "agent, human, outcome, policy_id, policy_version, resource, latency_ms";
 pub(super) const COUNT: usize = 7;
 
 /// Event kinds whose detail names facets (the trace of decisions and what followed them).
-const DECISION_MADE: &str = "decision.made";
-const REQUEST_APPROVED: &str = "request.approved";
-const REQUEST_DENIED: &str = "request.denied";
-const CREDENTIAL_ISSUED: &str = "credential.issued";
+const DECISION_MADE: &str = EventKind::DecisionMade.as_str();
+const REQUEST_APPROVED: &str = EventKind::RequestApproved.as_str();
+const REQUEST_DENIED: &str = EventKind::RequestDenied.as_str();
+const CREDENTIAL_ISSUED: &str = EventKind::CredentialIssued.as_str();
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Facets {

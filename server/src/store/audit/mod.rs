@@ -7,7 +7,10 @@ use sqlx::any::AnyRow;
 use super::{Store, StoreError, Tx, baselines};
 
 pub mod facets;
+pub mod kinds;
 pub mod trace;
+
+pub use kinds::EventKind;
 
 /// One stored event, exactly as hashed.
 #[derive(Debug, Clone, PartialEq, Eq)]

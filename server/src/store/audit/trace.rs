@@ -78,39 +78,7 @@ impl Store {
             add("at >= ?", Param::Int(since));
         }
         add("seq < ?", Param::Int(before));
-        // The first field given, in this order (the most selective first, as a rule),
-        // picks the index the scan walks; the others are checked on its rows (`|| ''`
-        // keeps a planner without statistics, SQLite's, from walking a less selective
-        // index instead, such as every `allow` in the trail for one agent's).
-        let texts = [
-            ("subject", &filter.subject),
-            ("human", &filter.human),
-            ("agent", &filter.agent),
-            ("policy_id", &filter.policy_id),
-            ("outcome", &filter.outcome),
-        ];
-        let mut indexed = false;
-        for (column, value) in texts {
-            if !value.is_empty() {
-                let condition = if std::mem::replace(&mut indexed, true) {
-                    format!("{column} || '' = ?")
-                } else {
-                    format!("{column} = ?")
-                };
-                add(&condition, Param::Text(value.clone()));
-            }
-        }
-        if let Some(version) = filter.policy_version {
-            // With its policy id, the policy index holds the version too.
-            let condition = if filter.policy_id.is_empty()
-                || filter.subject.len() + filter.human.len() + filter.agent.len() > 0
-            {
-                "policy_version + 0 = ?"
-            } else {
-                "policy_version = ?"
-            };
-            add(condition, Param::Int(version));
-        }
+        let indexed = facet_conditions(filter, &mut add);
         if filter.kind_prefix.is_empty() {
             return self.select_page(&conditions, limit).await;
         }
@@ -336,6 +304,44 @@ fn in_list(n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The facets' conditions. The first field given, in this order (the most selective
+/// first, as a rule), picks the index the scan walks; the others are checked on its rows
+/// (`|| ''` keeps a planner without statistics, SQLite's, from walking a less selective
+/// index instead, such as every `allow` in the trail for one agent's). Returns whether a
+/// facet picked the index.
+fn facet_conditions(filter: &TraceFilter, add: &mut impl FnMut(&str, Param)) -> bool {
+    let texts = [
+        ("subject", &filter.subject),
+        ("human", &filter.human),
+        ("agent", &filter.agent),
+        ("policy_id", &filter.policy_id),
+        ("outcome", &filter.outcome),
+    ];
+    let mut indexed = false;
+    for (column, value) in texts {
+        if !value.is_empty() {
+            let condition = if std::mem::replace(&mut indexed, true) {
+                format!("{column} || '' = ?")
+            } else {
+                format!("{column} = ?")
+            };
+            add(&condition, Param::Text(value.clone()));
+        }
+    }
+    if let Some(version) = filter.policy_version {
+        // With its policy id, the policy index holds the version too.
+        let condition = if filter.policy_id.is_empty()
+            || filter.subject.len() + filter.human.len() + filter.agent.len() > 0
+        {
+            "policy_version + 0 = ?"
+        } else {
+            "policy_version = ?"
+        };
+        add(condition, Param::Int(version));
+    }
+    indexed
 }
 
 #[cfg(test)]

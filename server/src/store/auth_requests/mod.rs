@@ -4,11 +4,35 @@
 
 mod approval_uses;
 
+use countersign_shared::DeliveryMode;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::tokens::TokenGrant;
 use super::{AnyQuery, Store, StoreError, Tx};
+
+/// How the human (or the developer standing in for one) confirmed: a decided request's
+/// `decision_method`, as [`Self::as_str`] spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalMethod {
+    /// `--dev-approvals`: no human confirmation took place, and tokens say so.
+    Developer,
+    /// The wallet: a passkey assertion with user verification, and the device key's
+    /// signature over the transaction.
+    Wallet,
+    /// A policy allowed the action; no human was asked.
+    Policy,
+}
+
+impl ApprovalMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Developer => "dev",
+            Self::Wallet => "passkey+device_key",
+            Self::Policy => "policy",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum AuthRequestStatus {
@@ -75,7 +99,7 @@ pub struct AuthRequestRecord {
     pub acr_values: Option<String>,
     /// RFC 9396 `authorization_details` as approved (JSON text).
     pub authorization_details: Option<String>,
-    pub delivery_mode: String,
+    pub delivery_mode: DeliveryMode,
     pub notification_token: Option<String>,
     pub status: AuthRequestStatus,
     pub created_at: i64,
@@ -126,7 +150,8 @@ pub(super) fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
         binding_message: row.try_get("binding_message")?,
         acr_values: row.try_get("acr_values")?,
         authorization_details: row.try_get("authorization_details")?,
-        delivery_mode: row.try_get("delivery_mode")?,
+        delivery_mode: DeliveryMode::parse(&row.try_get::<String, _>("delivery_mode")?)
+            .ok_or_else(|| StoreError::Corrupt("auth request delivery mode".into()))?,
         notification_token: row.try_get("notification_token")?,
         status: AuthRequestStatus::parse(&status)?,
         created_at: row.try_get("created_at")?,
@@ -180,7 +205,7 @@ pub(super) fn bind_insert<'q>(q: AnyQuery<'q>, r: &AuthRequestRecord) -> AnyQuer
         .bind(r.binding_message.clone())
         .bind(r.acr_values.clone())
         .bind(r.authorization_details.clone())
-        .bind(r.delivery_mode.clone())
+        .bind(r.delivery_mode.as_str())
         .bind(r.notification_token.clone())
         .bind(r.status.as_str())
         .bind(r.created_at)

@@ -65,7 +65,7 @@ fn request(id: &str, expires_at: i64) -> AuthRequestRecord {
         binding_message: Some("W4SCT".into()),
         acr_values: None,
         authorization_details: Some(r#"[{"type":"purchase_order"}]"#.into()),
-        delivery_mode: "poll".into(),
+        delivery_mode: countersign_shared::DeliveryMode::Poll,
         notification_token: None,
         status: AuthRequestStatus::Pending,
         created_at: 0,

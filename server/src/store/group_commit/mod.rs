@@ -308,6 +308,50 @@ async fn write(
     let Writer { pool, head, .. } = writer;
     let mut tx = pool.begin().await?;
     let conn: &mut sqlx::AnyConnection = &mut tx;
+    insert_rows(conn, jobs).await?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut events = Vec::new();
+    let mut samples = Vec::new();
+    for job in jobs {
+        let set = &job.set;
+        let claimed = match &set.claim {
+            Some(c) => match claim_on(conn, c).await? {
+                Some(request) => {
+                    if let Some(event) = c.event {
+                        events.push(event(&request, &c.grant));
+                    }
+                    Some(request)
+                }
+                None => {
+                    outcomes.push(None);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        if let Some(session) = &set.session {
+            sessions::record_on(conn, session).await?;
+        }
+        samples.extend(set.samples.iter());
+        events.extend(set.events.iter().cloned());
+        outcomes.push(claimed);
+    }
+    for work in works {
+        let step = work(&mut *conn).await;
+        events.extend(step.events);
+        afters.push(step.after);
+    }
+    baselines::insert_on(conn, &samples).await?;
+    // Once per transaction, by construction (works return their events).
+    audit::append_on(conn, Some(&**head), &events).await?;
+    tx.commit()
+        .await
+        .map_err(|e| StoreError::Uncertain(e.to_string()))?;
+    Ok(outcomes)
+}
+
+/// The sets' new requests, their approvers and their push rows, in multi-row statements.
+async fn insert_rows(conn: &mut sqlx::AnyConnection, jobs: &[SetJob]) -> Result<(), StoreError> {
     let params = super::Params::of(conn);
     let requests: Vec<&AuthRequestRecord> =
         jobs.iter().filter_map(|j| j.set.request.as_ref()).collect();
@@ -345,61 +389,29 @@ async fn write(
             .fold(sqlx::query(sql), |q, r| push_outbox::bind_insert(q, r));
         query.execute(&mut *conn).await?;
     }
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    let mut events = Vec::new();
-    let mut samples = Vec::new();
-    for job in jobs {
-        let set = &job.set;
-        let claimed = match &set.claim {
-            Some(c) => {
-                let row = sqlx::query(sqlx::AssertSqlSafe(claim_sql()))
-                    .bind(c.grant.issued_at)
-                    .bind(&c.grant.jti)
-                    .bind(&c.grant.token_type)
-                    .bind(&c.grant.cnf_jkt)
-                    .bind(c.grant.expires_at)
-                    .bind(&c.auth_req_id)
-                    .bind(&c.client_id)
-                    .bind(c.now_ms)
-                    .bind(c.grant.status_list)
-                    .bind(c.grant.status_idx)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                match row {
-                    Some(row) => {
-                        let request = from_row(&row)?;
-                        if let Some(event) = c.event {
-                            events.push(event(&request, &c.grant));
-                        }
-                        Some(request)
-                    }
-                    None => {
-                        outcomes.push(None);
-                        continue;
-                    }
-                }
-            }
-            None => None,
-        };
-        if let Some(session) = &set.session {
-            sessions::record_on(conn, session).await?;
-        }
-        samples.extend(set.samples.iter());
-        events.extend(set.events.iter().cloned());
-        outcomes.push(claimed);
-    }
-    for work in works {
-        let step = work(&mut *conn).await;
-        events.extend(step.events);
-        afters.push(step.after);
-    }
-    baselines::insert_on(conn, &samples).await?;
-    // Once per transaction, by construction (works return their events).
-    audit::append_on(conn, Some(&**head), &events).await?;
-    tx.commit()
-        .await
-        .map_err(|e| StoreError::Uncertain(e.to_string()))?;
-    Ok(outcomes)
+    Ok(())
+}
+
+/// Marks the claimed request issued with the claim's grant, if it is still the client's
+/// approved, unissued request; returns it then.
+async fn claim_on(
+    conn: &mut sqlx::AnyConnection,
+    c: &Claim,
+) -> Result<Option<AuthRequestRecord>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(claim_sql()))
+        .bind(c.grant.issued_at)
+        .bind(&c.grant.jti)
+        .bind(&c.grant.token_type)
+        .bind(&c.grant.cnf_jkt)
+        .bind(c.grant.expires_at)
+        .bind(&c.auth_req_id)
+        .bind(&c.client_id)
+        .bind(c.now_ms)
+        .bind(c.grant.status_list)
+        .bind(c.grant.status_idx)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
 }
 
 async fn run(writer: Writer, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {

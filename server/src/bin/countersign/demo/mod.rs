@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Args;
 use countersign_jose::JwkSet;
+use countersign_server::approvals::ApprovalDesk;
 use countersign_server::clock::{Clock as _, SystemClock};
 use countersign_server::config::Config;
+use countersign_server::policy::service::PolicyEngine;
 use countersign_server::server::{self, Running};
+use countersign_server::store::Store;
 use countersign_server::{admin, approvals, directory, policy};
 use countersign_wallet_core::software::{self, FileStorage};
 use countersign_wallet_core::{EnrollOptions, Wallet, WalletError};
@@ -164,128 +167,11 @@ impl Demo {
         let state = &running.state;
         let http = reqwest::Client::new();
 
-        // The identity provider provisions Alice over SCIM, as it would in production.
-        let started = Instant::now();
-        let now = SystemClock.now_ms();
-        let scope = admin::Scope::Scim;
-        let scim_token = admin::create_key(&state.store, "demo-idp", scope, None, now, crate::CLI)
-            .await?
-            .secret
-            .expose()
-            .to_owned();
-        let user = json!({
-            "schemas": [countersign_server::scim::schema::USER],
-            "userName": HUMAN,
-            "displayName": "Alice Example",
-            "name": {"givenName": "Alice", "familyName": "Example"},
-            "emails": [{"value": "alice@example.com", "primary": true}],
-            "active": true
-        });
-        let created = scim(
-            &http,
-            &issuer,
-            &scim_token,
-            reqwest::Method::POST,
-            "/Users",
-            &user,
-        )
-        .await?;
-        if created.0 != 201 {
-            bail!("SCIM create of Alice answered {}: {}", created.0, created.1);
-        }
-        let scim_id = created.1["id"].as_str().context("SCIM id")?.to_owned();
-        narrator.event(
-            "human.provisioned",
-            Tone::Done,
-            "Alice provisioned by the identity provider over SCIM",
-            json!({ "subject": HUMAN, "scim_id": scim_id, "took_ms": ms_since(started) }),
-            &[],
-        );
-
-        let started = Instant::now();
-        let agent = DemoAgent::new(AGENT, &issuer);
-        directory::add_agent(
-            &state.store,
-            directory::NewAgent {
-                client_id: AGENT.into(),
-                name: Some("Procurement agent".into()),
-                owner: HUMAN.into(),
-                auth_method: "private_key_jwt".into(),
-                jwks: Some(agent.jwks()?),
-                delivery_mode: None,
-                notification_endpoint: None,
-                require_signed_request: false,
-                user_code_required: false,
-                bearer_only: false,
-                dpop_jkt: None,
-                department: "procurement".into(),
-                risk_tier: None,
-                description: Some("places purchase orders".into()),
-                tools: None,
-                approver: None,
-            },
-            now,
-            crate::CLI,
-        )
-        .await?;
-        narrator.event(
-            "agent.registered",
-            Tone::Done,
-            "procurement agent registered: owner Alice, private_key_jwt, DPoP-bound credentials",
-            json!({
-                "client_id": AGENT, "owner": HUMAN, "auth": "private_key_jwt",
-                "dpop_jkt": agent.dpop_thumbprint()?, "took_ms": ms_since(started),
-            }),
-            &[],
-        );
-
-        let started = Instant::now();
-        let version = policy::manage::add(
-            &state.policy,
-            &state.store,
-            state.now_ms(),
-            PROCUREMENT_POLICY,
-            Some("demo"),
-            true,
-            "demo",
-        )
-        .await?;
-        narrator.event(
-            "policy.activated",
-            Tone::Done,
-            &format!("procurement policy v{} active: {}", version.version, version.policies.join(", ")),
-            json!({ "version": version.version, "policies": version.policies, "took_ms": ms_since(started) }),
-            &[
-                "< $400 allow · ≥ $400 step up to the owner · destructive deny".into(),
-            ],
-        );
-
-        let started = Instant::now();
-        let invitation = approvals::enrollment::invite(state, HUMAN, "demo")
-            .await?
-            .uri;
-        let storage = FileStorage::open(&dir.join("wallet.json"))?;
-        let wallet = Arc::new(Wallet::new(software::platform(Arc::new(storage))));
-        let enrolled = blocking(&wallet, move |w| {
-            w.enroll(
-                &invitation,
-                &EnrollOptions {
-                    platform: "desktop".into(),
-                    name: Some("Alice's demo wallet".into()),
-                    push_channel: "none".into(),
-                    push_token: None,
-                },
-            )
-        })
-        .await?;
-        narrator.event(
-            "wallet.enrolled",
-            Tone::Done,
-            "Alice's wallet enrolled: device key and passkey created, WebAuthn registration verified",
-            json!({ "device_id": enrolled.device_id, "subject": enrolled.subject, "rp_id": enrolled.rp_id, "took_ms": ms_since(started) }),
-            &[],
-        );
-
+        let (scim_token, scim_id) =
+            provision_alice(&narrator, &state.store, &http, &issuer).await?;
+        let agent = register_agent(&narrator, &state.store, &issuer).await?;
+        activate_policy(&narrator, &state.policy, &state.store).await?;
+        let wallet = enroll_wallet(&narrator, &state.approvals, dir).await?;
         let jwks: JwkSet = http
             .get(format!("{issuer}/jwks.json"))
             .send()
@@ -306,6 +192,164 @@ impl Demo {
             interactive,
         })
     }
+}
+
+/// The identity provider provisions Alice over SCIM, as it would in production. Returns
+/// its SCIM token and Alice's SCIM id.
+async fn provision_alice(
+    narrator: &Narrator,
+    store: &Store,
+    http: &reqwest::Client,
+    issuer: &str,
+) -> anyhow::Result<(String, String)> {
+    let started = Instant::now();
+    let now = SystemClock.now_ms();
+    let scope = admin::Scope::Scim;
+    let scim_token = admin::create_key(store, "demo-idp", scope, None, now, crate::CLI)
+        .await?
+        .secret
+        .expose()
+        .to_owned();
+    let user = json!({
+        "schemas": [countersign_server::scim::schema::USER],
+        "userName": HUMAN,
+        "displayName": "Alice Example",
+        "name": {"givenName": "Alice", "familyName": "Example"},
+        "emails": [{"value": "alice@example.com", "primary": true}],
+        "active": true
+    });
+    let created = scim(
+        http,
+        issuer,
+        &scim_token,
+        reqwest::Method::POST,
+        "/Users",
+        &user,
+    )
+    .await?;
+    if created.0 != 201 {
+        bail!("SCIM create of Alice answered {}: {}", created.0, created.1);
+    }
+    let scim_id = created.1["id"].as_str().context("SCIM id")?.to_owned();
+    narrator.event(
+        "human.provisioned",
+        Tone::Done,
+        "Alice provisioned by the identity provider over SCIM",
+        json!({ "subject": HUMAN, "scim_id": scim_id, "took_ms": ms_since(started) }),
+        &[],
+    );
+
+    Ok((scim_token, scim_id))
+}
+
+async fn register_agent(
+    narrator: &Narrator,
+    store: &Store,
+    issuer: &str,
+) -> anyhow::Result<DemoAgent> {
+    let now = SystemClock.now_ms();
+    let started = Instant::now();
+    let agent = DemoAgent::new(AGENT, issuer);
+    directory::add_agent(
+        store,
+        directory::NewAgent {
+            client_id: AGENT.into(),
+            name: Some("Procurement agent".into()),
+            owner: HUMAN.into(),
+            auth_method: "private_key_jwt".into(),
+            jwks: Some(agent.jwks()?),
+            delivery_mode: None,
+            notification_endpoint: None,
+            require_signed_request: false,
+            user_code_required: false,
+            bearer_only: false,
+            dpop_jkt: None,
+            department: "procurement".into(),
+            risk_tier: None,
+            description: Some("places purchase orders".into()),
+            tools: None,
+            approver: None,
+        },
+        now,
+        crate::CLI,
+    )
+    .await?;
+    narrator.event(
+        "agent.registered",
+        Tone::Done,
+        "procurement agent registered: owner Alice, private_key_jwt, DPoP-bound credentials",
+        json!({
+            "client_id": AGENT, "owner": HUMAN, "auth": "private_key_jwt",
+            "dpop_jkt": agent.dpop_thumbprint()?, "took_ms": ms_since(started),
+        }),
+        &[],
+    );
+
+    Ok(agent)
+}
+
+async fn activate_policy(
+    narrator: &Narrator,
+    policy: &PolicyEngine,
+    store: &Store,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let version = policy::manage::add(
+        policy,
+        store,
+        SystemClock.now_ms(),
+        PROCUREMENT_POLICY,
+        Some("demo"),
+        true,
+        "demo",
+    )
+    .await?;
+    narrator.event(
+        "policy.activated",
+        Tone::Done,
+        &format!("procurement policy v{} active: {}", version.version, version.policies.join(", ")),
+        json!({ "version": version.version, "policies": version.policies, "took_ms": ms_since(started) }),
+        &[
+            "< $400 allow · ≥ $400 step up to the owner · destructive deny".into(),
+        ],
+    );
+
+    Ok(())
+}
+
+/// Alice's wallet (a software one, kept in `dir`) enrolls with an invitation.
+async fn enroll_wallet(
+    narrator: &Narrator,
+    desk: &ApprovalDesk,
+    dir: &Path,
+) -> anyhow::Result<Arc<Wallet>> {
+    let started = Instant::now();
+    let invitation = approvals::enrollment::invite(desk, HUMAN, "demo")
+        .await?
+        .uri;
+    let storage = FileStorage::open(&dir.join("wallet.json"))?;
+    let wallet = Arc::new(Wallet::new(software::platform(Arc::new(storage))));
+    let enrolled = blocking(&wallet, move |w| {
+        w.enroll(
+            &invitation,
+            &EnrollOptions {
+                platform: "desktop".into(),
+                name: Some("Alice's demo wallet".into()),
+                push_channel: "none".into(),
+                push_token: None,
+            },
+        )
+    })
+    .await?;
+    narrator.event(
+        "wallet.enrolled",
+        Tone::Done,
+        "Alice's wallet enrolled: device key and passkey created, WebAuthn registration verified",
+        json!({ "device_id": enrolled.device_id, "subject": enrolled.subject, "rp_id": enrolled.rp_id, "took_ms": ms_since(started) }),
+        &[],
+    );
+
+    Ok(wallet)
 }
 
 /// Runs a blocking wallet operation (what a phone's background thread does) off the

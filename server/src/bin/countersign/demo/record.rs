@@ -83,7 +83,7 @@ impl Demo {
         );
 
         let started = Instant::now();
-        checkpoint::sign_head(state).await?;
+        checkpoint::sign_head(&state.audit_log, &state.publishing()).await?;
         let report = audit::verify(&state.store, &state.keys.jwks(), &state.audit_log).await?;
         if !report.intact {
             bail!(

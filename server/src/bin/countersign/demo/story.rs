@@ -193,6 +193,35 @@ impl Demo {
     /// The step-up; the credential unless Alice denied.
     async fn large_order(&self) -> anyhow::Result<Option<String>> {
         self.narrator.part("2. A $1,200 order: Alice must approve");
+        let (id, interval) = self.ask_for_large_order().await?;
+        self.show_in_wallet(&id).await?;
+        let approve = self.decide_in_wallet(&id).await?;
+        let started = Instant::now();
+        let answer = self.agent.poll(&id, interval).await?;
+        if !approve {
+            if answer.error() != Some("access_denied") {
+                bail!(
+                    "after the denial the token endpoint answered {}",
+                    answer.body
+                );
+            }
+            self.narrator.event(
+                "credential.refused",
+                Tone::Stopped,
+                "the agent's next poll: access_denied, no credential",
+                json!({ "error": "access_denied", "took_ms": ms_since(started) }),
+                &[],
+            );
+            return Ok(None);
+        }
+        let credential = self.issued(&answer, started)?;
+        self.spend_once(&credential).await?;
+        Ok(Some(credential))
+    }
+
+    /// The agent asks for a $1,200 order: held for Alice. Returns the request's id and
+    /// poll interval.
+    async fn ask_for_large_order(&self) -> anyhow::Result<(String, u64)> {
         let started = Instant::now();
         let asked = self
             .agent
@@ -238,13 +267,17 @@ impl Demo {
             json!({ "error": "authorization_pending", "interval": interval }),
             &[],
         );
+        Ok((id, interval))
+    }
 
+    /// Alice's wallet lists the request and shows it, checking the server's signature.
+    async fn show_in_wallet(&self, id: &str) -> anyhow::Result<()> {
         let started = Instant::now();
         let listed = blocking(&self.wallet, |w| w.pending()).await?;
         if !listed.iter().any(|p| p.id == id) {
             bail!("the request is not in Alice's wallet");
         }
-        let shown_id = id.clone();
+        let shown_id = id.to_owned();
         let shown = blocking(&self.wallet, move |w| w.show(&shown_id)).await?;
         let t = &shown.transaction;
         let entry = t
@@ -253,7 +286,7 @@ impl Demo {
             .and_then(|d| d.get(0))
             .cloned()
             .unwrap_or(Value::Null);
-        let decide_by = countersign_server::credentials::vc::rfc3339(t.expires_at);
+        let decide_by = countersign_server::clock::rfc3339(t.expires_at);
         self.narrator.event(
             "wallet.shown",
             Tone::Human,
@@ -284,7 +317,11 @@ impl Demo {
                 format!("why:       {}", t.policy_reason.as_deref().unwrap_or("-")),
             ],
         );
+        Ok(())
+    }
 
+    /// Alice decides with her passkey (asked when interactive, else she approves).
+    async fn decide_in_wallet(&self, id: &str) -> anyhow::Result<bool> {
         let approve = if self.interactive {
             ask("Approve with your passkey? [y/N] ").await?
         } else {
@@ -296,7 +333,7 @@ impl Demo {
             DecisionKind::Deny
         };
         let started = Instant::now();
-        let decided_id = id.clone();
+        let decided_id = id.to_owned();
         let recorded = blocking(&self.wallet, move |w| w.decide(&decided_id, kind, None)).await?;
         self.narrator.event(
             if approve { "wallet.approved" } else { "wallet.denied" },
@@ -308,30 +345,16 @@ impl Demo {
             json!({ "status": recorded.status, "took_ms": ms_since(started) }),
             &[],
         );
+        Ok(approve)
+    }
 
-        let started = Instant::now();
-        let answer = self.agent.poll(&id, interval).await?;
-        if !approve {
-            if answer.error() != Some("access_denied") {
-                bail!(
-                    "after the denial the token endpoint answered {}",
-                    answer.body
-                );
-            }
-            self.narrator.event(
-                "credential.refused",
-                Tone::Stopped,
-                "the agent's next poll: access_denied, no credential",
-                json!({ "error": "access_denied", "took_ms": ms_since(started) }),
-                &[],
-            );
-            return Ok(None);
-        }
-        let credential = self.issued(&answer, started)?;
+    /// The approved credential buys exactly the approved order, once: not $1,500, and not
+    /// the same order again.
+    async fn spend_once(&self, credential: &str) -> anyhow::Result<()> {
         let started = Instant::now();
         match self
             .tool
-            .call(&self.agent, &credential, call_arguments(1200))
+            .call(&self.agent, credential, call_arguments(1200))
             .await?
         {
             Ok(verdict) => self.accepted(1200, &verdict, started),
@@ -340,7 +363,7 @@ impl Demo {
         let started = Instant::now();
         match self
             .tool
-            .call(&self.agent, &credential, call_arguments(1500))
+            .call(&self.agent, credential, call_arguments(1500))
             .await?
         {
             Ok(_) => bail!("the tool accepted $1,500 on a $1,200 approval"),
@@ -356,7 +379,7 @@ impl Demo {
         let started = Instant::now();
         match self
             .tool
-            .call(&self.agent, &credential, call_arguments(1200))
+            .call(&self.agent, credential, call_arguments(1200))
             .await?
         {
             Err(r @ Rejection::UseLimitReached { .. }) => {
@@ -369,7 +392,7 @@ impl Demo {
             Ok(_) => bail!("the tool accepted a second $1,200 order on a single-use approval"),
             Err(r) => bail!("a second $1,200 order was refused for another reason: {r}"),
         }
-        Ok(Some(credential))
+        Ok(())
     }
 
     async fn destructive_action(&self) -> anyhow::Result<()> {
@@ -438,48 +461,9 @@ impl Demo {
             &[],
         );
 
-        // The tool still holds the status list it fetched; it refuses once that is older
-        // than its TTL. Ask every 100 ms, as calls would come, until then (or give up).
-        // Both credentials were spent already, so until the tool sees the revocation it
-        // answers "already used" (the status is checked before a use is counted).
-        let deadline = Duration::from_secs(STATUS_TTL_SECS + 5);
         for (amount, credential) in held {
-            let rejection = loop {
-                match self
-                    .tool
-                    .call(&self.agent, credential, call_arguments(*amount))
-                    .await?
-                {
-                    Err(Rejection::UseLimitReached { .. }) | Ok(_)
-                        if offboarded.elapsed() < deadline =>
-                    {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    Err(r) => break r,
-                    Ok(_) => bail!(
-                        "the {} credential still verifies after {deadline:?}",
-                        dollars(*amount)
-                    ),
-                }
-            };
-            if rejection != Rejection::Revoked {
-                bail!(
-                    "the {} credential was refused for another reason: {rejection}",
-                    dollars(*amount)
-                );
-            }
-            let after = round2(offboarded.elapsed().as_secs_f64() * 1000.0);
-            let text = format!(
-                "the tool refuses the {} credential: revoked, {:.2} s after offboarding (it caches the status list for at most {STATUS_TTL_SECS} s)",
-                dollars(*amount),
-                after / 1000.0
-            );
-            self.rejected(
-                *amount,
-                &rejection,
-                json!({ "after_offboarding_ms": after, "status_ttl_secs": STATUS_TTL_SECS }),
-                &text,
-            );
+            self.refused_once_revoked(*amount, credential, offboarded)
+                .await?;
         }
 
         let asked = self
@@ -502,6 +486,56 @@ impl Demo {
                 "error_description": asked.description(),
             }),
             &[],
+        );
+        Ok(())
+    }
+
+    /// The tool still holds the status list it fetched; it refuses once that is older
+    /// than its TTL. Ask every 100 ms, as calls would come, until then (or give up). The
+    /// credential was spent already, so until the tool sees the revocation it answers
+    /// "already used" (the status is checked before a use is counted).
+    async fn refused_once_revoked(
+        &self,
+        amount: u64,
+        credential: &str,
+        offboarded: Instant,
+    ) -> anyhow::Result<()> {
+        let deadline = Duration::from_secs(STATUS_TTL_SECS + 5);
+        let rejection = loop {
+            match self
+                .tool
+                .call(&self.agent, credential, call_arguments(amount))
+                .await?
+            {
+                Err(Rejection::UseLimitReached { .. }) | Ok(_)
+                    if offboarded.elapsed() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(r) => break r,
+                Ok(_) => bail!(
+                    "the {} credential still verifies after {deadline:?}",
+                    dollars(amount)
+                ),
+            }
+        };
+        if rejection != Rejection::Revoked {
+            bail!(
+                "the {} credential was refused for another reason: {rejection}",
+                dollars(amount)
+            );
+        }
+        let after = round2(offboarded.elapsed().as_secs_f64() * 1000.0);
+        let text = format!(
+            "the tool refuses the {} credential: revoked, {:.2} s after offboarding (it caches the status list for at most {STATUS_TTL_SECS} s)",
+            dollars(amount),
+            after / 1000.0
+        );
+        self.rejected(
+            amount,
+            &rejection,
+            json!({ "after_offboarding_ms": after, "status_ttl_secs": STATUS_TTL_SECS }),
+            &text,
         );
         Ok(())
     }

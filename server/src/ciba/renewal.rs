@@ -24,17 +24,16 @@ use countersign_shared::TokenResponse;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{IssueInput, Issuing, discard_grant, issue, new_grant};
-use crate::audit::{self, NewEvent, kinds};
-use crate::ciba::CibaError;
+use super::CibaError;
+use crate::audit::{self, EventKind, NewEvent};
 use crate::config::TokenConfig;
+use crate::credentials::{IssueInput, Issuing, discard_grant, issue, new_grant};
 use crate::store::Store;
 use crate::store::auth_requests::AuthRequestRecord;
 use crate::store::clients::ClientRecord;
 use crate::store::humans::HumanRecord;
 use crate::store::tokens::{TokenGrant, TokenRecord};
 
-pub const TOKEN_EXCHANGE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// How long after the human's approval credentials for `details` may still be renewed:
@@ -92,7 +91,7 @@ pub async fn renew(
     }
     check_key(parent.cnf_jkt.as_deref(), dpop_jkt.as_deref())?;
     let (root, human) = approval_of(ctx.store, &parent).await?;
-    let validity = super::validity_secs(ctx.tokens, &root);
+    let validity = crate::credentials::validity_secs(ctx.tokens, &root);
     // Bound to the parent's key; an unbound parent (a bearer-only client's, or one issued
     // before binding was required) is bound to the key that proved this request, if any.
     let binding = parent.cnf_jkt.clone().or(dpop_jkt);
@@ -205,8 +204,9 @@ fn check_task(params: &Map<String, Value>, parent: &TokenRecord) -> Result<(), C
 
 fn approved_details(parent: &TokenRecord) -> Result<Vec<Value>, CibaError> {
     match &parent.authorization_details {
-        Some(text) => serde_json::from_str(text)
-            .map_err(|_| CibaError::Credential(super::CredentialError::CorruptDetails)),
+        Some(text) => serde_json::from_str(text).map_err(|_| {
+            CibaError::Credential(crate::credentials::CredentialError::CorruptDetails)
+        }),
         None => Ok(Vec::new()),
     }
 }
@@ -261,7 +261,7 @@ async fn approval_of(
             CibaError::InvalidGrant("subject_token is not a live credential of this client".into())
         })?;
     let human = store
-        .human(super::approver_subject(&root))
+        .human(crate::credentials::approver_subject(&root))
         .await?
         .filter(|h| h.active)
         .ok_or_else(|| CibaError::InvalidGrant("the approving human is no longer active".into()))?;
@@ -304,7 +304,7 @@ async fn record_renewal(
         now,
         NewEvent {
             actor: &actor,
-            kind: kinds::CREDENTIAL_RENEWED,
+            kind: EventKind::CredentialRenewed,
             subject: &grant.jti,
             detail: json!({
                 "renewal_of": parent.jti,

@@ -6,14 +6,16 @@
 //! the success was recorded, the message is sent again after the lease runs out. Clients
 //! de-duplicate by `auth_req_id` (CIBA requires them to accept one result per request).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_shared::ciba::PushNotification;
 use countersign_shared::{DeliveryMode, OAuthErrorCode, PingNotification, TokenResponse};
 use rand_core::{OsRng, RngCore};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
-use crate::state::AppState;
+use crate::clock::Clock;
+use crate::config::NotificationConfig;
 use crate::store::auth_requests::AuthRequestRecord;
 use crate::store::clients::ClientRecord;
 use crate::store::outbox::OutboxMessage;
@@ -96,28 +98,22 @@ pub async fn enqueue(
 /// errors after the `auth_req_id` was issued go to the push client's endpoint; ping clients
 /// are pinged and then read `expired_token` at the token endpoint). Marking the requests
 /// and queueing the notices is one transaction, so each is told exactly once.
-pub async fn announce_expired(state: &AppState) -> Result<usize, StoreError> {
-    let mut tx = state.store.begin().await?;
-    let expired = state
-        .store
-        .mark_expired_notified(&mut tx, state.now_ms(), 100)
-        .await?;
+/// `wake` is the notification worker's.
+pub async fn announce_expired(
+    store: &Store,
+    now_ms: i64,
+    wake: &Notify,
+) -> Result<usize, StoreError> {
+    let mut tx = store.begin().await?;
+    let expired = store.mark_expired_notified(&mut tx, now_ms, 100).await?;
     for request in &expired {
-        if let Some(client) = state.store.client(&request.client_id).await? {
-            enqueue(
-                &state.store,
-                state.now_ms(),
-                &mut tx,
-                request,
-                &client,
-                Outcome::Expired,
-            )
-            .await?;
+        if let Some(client) = store.client(&request.client_id).await? {
+            enqueue(store, now_ms, &mut tx, request, &client, Outcome::Expired).await?;
         }
     }
     tx.commit().await?;
     if !expired.is_empty() {
-        state.outbox_wake.notify_one();
+        wake.notify_one();
     }
     Ok(expired.len())
 }
@@ -135,10 +131,19 @@ pub fn backoff_ms(initial: u64, max: u64, attempt: i64) -> i64 {
     (base + jitter).max(1)
 }
 
-/// Runs until `shutdown` changes. Woken by `state.outbox_wake` after each decision, and
+/// What the notification worker works with.
+pub struct Outbox {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    /// Rung after each decision that enqueued a notification.
+    pub wake: Arc<Notify>,
+    pub config: NotificationConfig,
+}
+
+/// Runs until `shutdown` changes. Woken by `outbox.wake` after each decision, and
 /// otherwise looks for due retries every `notifications.poll_interval_ms`.
-pub async fn run_worker(state: AppState, mut shutdown: watch::Receiver<bool>) {
-    let cfg = state.config.notifications.clone();
+pub async fn run_worker(state: Outbox, mut shutdown: watch::Receiver<bool>) {
+    let cfg = state.config.clone();
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_millis(cfg.request_timeout_ms))
         .redirect(reqwest::redirect::Policy::none())
@@ -152,7 +157,7 @@ pub async fn run_worker(state: AppState, mut shutdown: watch::Receiver<bool>) {
     };
     loop {
         loop {
-            let now = state.now_ms();
+            let now = state.clock.now_ms();
             let batch = match state
                 .store
                 .claim_due_notifications(now, now + LEASE_MS, BATCH)
@@ -171,15 +176,15 @@ pub async fn run_worker(state: AppState, mut shutdown: watch::Receiver<bool>) {
             futures_util::future::join_all(sends).await;
         }
         tokio::select! {
-            _ = state.outbox_wake.notified() => {}
+            _ = state.wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(cfg.poll_interval_ms)) => {}
             _ = shutdown.changed() => return,
         }
     }
 }
 
-async fn deliver(state: &AppState, client: &reqwest::Client, m: OutboxMessage) {
-    let cfg = &state.config.notifications;
+async fn deliver(state: &Outbox, client: &reqwest::Client, m: OutboxMessage) {
+    let cfg = &state.config;
     let result = client
         .post(&m.endpoint)
         .bearer_auth(&m.bearer)
@@ -187,7 +192,7 @@ async fn deliver(state: &AppState, client: &reqwest::Client, m: OutboxMessage) {
         .body(m.payload.clone())
         .send()
         .await;
-    let now = state.now_ms();
+    let now = state.clock.now_ms();
     let error = match result {
         Ok(resp) if resp.status().is_success() => {
             metrics::counter!("countersign_notifications_total", "outcome" => "delivered")

@@ -6,28 +6,36 @@
 
 use countersign_shared::TokenResponse;
 
-use super::resource_token;
-use crate::ciba::CibaError;
-use crate::state::AppState;
+use super::CibaError;
+use crate::oidc::keys::KeyRing;
+use crate::oidc::resource_token;
 use crate::store::clients::ClientRecord;
 
-/// The `grant_type` of RFC 6749 §4.4.
-pub const CLIENT_CREDENTIALS_GRANT_TYPE: &str = "client_credentials";
+/// What issuing tokens for this deployment's resources works with, now.
+pub struct Minting<'a> {
+    pub issuer: &'a str,
+    pub keys: &'a KeyRing,
+    /// `tokens.access_token_ttl_secs`.
+    pub ttl_secs: u64,
+    /// `gateway.enabled`: the MCP gateway is a resource (and the default one).
+    pub gateway_enabled: bool,
+    pub now_secs: i64,
+}
 
 /// The resources a `client_credentials` token may be for, the default first.
-fn resources(state: &AppState) -> Vec<String> {
+fn resources(minting: &Minting<'_>) -> Vec<String> {
     let mut resources = Vec::new();
-    if state.config.gateway.enabled {
-        resources.push(crate::gateway::resource(&state.issuer));
+    if minting.gateway_enabled {
+        resources.push(crate::paths::gateway_resource(minting.issuer));
     }
-    resources.push(crate::authzen::resource(&state.issuer));
+    resources.push(crate::paths::authzen_resource(minting.issuer));
     resources
 }
 
 /// An access token naming `client`, for `requested_resource` (default: the gateway when
 /// it is enabled, else the AuthZEN API).
 pub fn issue(
-    state: &AppState,
+    minting: &Minting<'_>,
     client: &ClientRecord,
     requested_resource: Option<&str>,
     dpop_jkt: Option<String>,
@@ -37,7 +45,7 @@ pub fn issue(
             "the client is disabled".into(),
         ));
     }
-    let resources = resources(state);
+    let resources = resources(minting);
     let resource = match requested_resource {
         None => resources[0].clone(),
         Some(r) if resources.iter().any(|known| known == r) => r.to_owned(),
@@ -53,15 +61,15 @@ pub fn issue(
             "a DPoP proof is required: this client's tokens are bound to its key".into(),
         ));
     }
-    let ttl = state.config.tokens.access_token_ttl_secs;
+    let ttl = minting.ttl_secs;
     let token_type = if dpop_jkt.is_some() { "DPoP" } else { "Bearer" };
     let access_token = resource_token::issue(
-        &state.keys.active(),
-        &state.issuer,
+        &minting.keys.active(),
+        minting.issuer,
         &client.client_id,
         &resource,
         dpop_jkt,
-        state.clock.now_secs(),
+        minting.now_secs,
         ttl,
     )
     .map_err(|e| CibaError::Credential(crate::credentials::CredentialError::Signing(e)))?;
