@@ -195,16 +195,7 @@ fn check_link(e: &AuditRecord, expected_seq: i64, prev: &str) -> Result<(), (i64
     if e.prev_hash != prev {
         return Err((e.seq, "prev_hash does not match the previous event".into()));
     }
-    let hash = event_hash(
-        e.seq,
-        e.at,
-        &e.actor,
-        &e.kind,
-        &e.subject,
-        &e.detail,
-        &e.prev_hash,
-    );
-    if hash != e.hash {
+    if e.fields_hash() != e.hash {
         return Err((e.seq, "the event's fields do not match its hash".into()));
     }
     Ok(())
@@ -383,15 +374,7 @@ mod tests {
 
             // Recomputing the edited event's hash moves the break to the next link.
             let e = store.audit_events_after(2, 1).await.unwrap().remove(0);
-            let forged = event_hash(
-                e.seq,
-                e.at,
-                &e.actor,
-                &e.kind,
-                &e.subject,
-                &e.detail,
-                &e.prev_hash,
-            );
+            let forged = e.fields_hash();
             sqlx::query("UPDATE audit_events SET hash = $1 WHERE seq = 3")
                 .bind(forged)
                 .execute(store.writer())

@@ -414,15 +414,7 @@ impl ChainStanding {
             _ => store.audit_event(e.seq - 1).await?,
         };
         Ok(ChainStanding {
-            hash_matches: audit::event_hash(
-                e.seq,
-                e.at,
-                &e.actor,
-                &e.kind,
-                &e.subject,
-                &e.detail,
-                &e.prev_hash,
-            ) == e.hash,
+            hash_matches: e.fields_hash() == e.hash,
             linked: match e.seq {
                 1 => None,
                 _ => Some(previous.is_some_and(|p| p.hash == e.prev_hash)),

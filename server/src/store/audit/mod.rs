@@ -92,6 +92,21 @@ pub fn event_hash(
     hex(&hasher.0.finalize())
 }
 
+impl AuditRecord {
+    /// The hash of this event's own fields: what `hash` is, unless the event was edited.
+    pub fn fields_hash(&self) -> String {
+        event_hash(
+            self.seq,
+            self.at,
+            &self.actor,
+            &self.kind,
+            &self.subject,
+            &self.detail,
+            &self.prev_hash,
+        )
+    }
+}
+
 struct HashWriter(sha2::Sha256);
 
 impl std::io::Write for HashWriter {
