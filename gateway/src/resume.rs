@@ -287,12 +287,14 @@ mod tests {
     fn a_state_resumes_only_the_same_agent_tool_and_arguments() {
         let resumption = Resumption::new(&[9; 32], "https://cs.example/");
         let order = args(json!({"vendor": "Acme", "amount": 1200, "lines": [{"a": 1, "b": 2}]}));
-        let sealed = resumption.seal(&call("agent-a", "shop.order"), &order, &held());
+        // One state, sealed and compared: two calls of held() may fall in different ms.
+        let state = held();
+        let sealed = resumption.seal(&call("agent-a", "shop.order"), &order, &state);
         let reordered =
             args(json!({"lines": [{"b": 2, "a": 1}], "amount": 1200, "vendor": "Acme"}));
         assert_eq!(
             resumption.open(&sealed, &call("agent-a", "shop.order"), &reordered),
-            Ok(held())
+            Ok(state)
         );
         let refused =
             |c: Call, a: &JsonObject| resumption.open(&sealed, &c, a) == Err(StateRefused::Invalid);
@@ -399,11 +401,12 @@ mod tests {
     #[test]
     fn a_gateway_without_pages_resumes_calls_but_links_nothing() {
         let resumption = Resumption::without_pages(&[9; 32]);
-        assert_eq!(resumption.page_url(&held()), None);
+        let state = held();
+        assert_eq!(resumption.page_url(&state), None);
         let result = resumption.input_required(
             &call("a", "t.x"),
             &JsonObject::new(),
-            &held(),
+            &state,
             "held".into(),
             true,
         );
@@ -412,7 +415,7 @@ mod tests {
         let sealed = wire["requestState"].as_str().unwrap();
         assert_eq!(
             resumption.open(sealed, &call("a", "t.x"), &JsonObject::new()),
-            Ok(held())
+            Ok(state)
         );
     }
 
