@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use countersign_server::store::Store;
 use countersign_server::store::audit::NewAuditRecord;
-use countersign_server::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
+use countersign_server::store::auth_requests::{
+    ApprovalMethod, AuthRequestRecord, AuthRequestStatus,
+};
 use countersign_server::store::clients::ClientRecord;
 use countersign_server::store::humans::HumanRecord;
 use countersign_server::store::tokens::{TokenCursor, TokenGrant, TokenSelector};
@@ -245,7 +247,7 @@ async fn seed_credentials(store: &Store, args: &ConsoleBenchArgs, now: i64) -> a
                     interval_secs: 5,
                     decided_at: Some(issued_at - 30_000),
                     decided_by: Some(format!("h{:06}", (n * 11) % args.humans.max(1))),
-                    decision_method: Some("dev".into()),
+                    decision_method: Some(ApprovalMethod::Developer.into()),
                     action: Some("purchase_order".into()),
                     ..AuthRequestRecord::default()
                 })

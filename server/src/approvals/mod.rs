@@ -88,7 +88,7 @@ impl<'a> DecisionInput<'a> {
         Decision {
             approved: self.approved,
             decided_by: self.decided_by,
-            method: self.method.as_str(),
+            method: self.method.into(),
             at_ms,
             approval_jws: self.approval_jws,
             device_jkt: self.device_jkt,

@@ -20,7 +20,7 @@ use super::request::{self, Evaluation};
 use crate::ciba::CibaError;
 use crate::ciba::authorize::Peer;
 use crate::store::audit::NewAuditRecord;
-use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
+use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus, DecisionMethod};
 use crate::store::clients::ClientRecord;
 use crate::store::group_commit::WriteSet;
 
@@ -411,7 +411,7 @@ fn task(pdp: &Pdp<'_>, record: &AuthRequestRecord, now_ms: i64) -> Value {
         AuthRequestStatus::Pending if now_ms >= record.expires_at => "expired",
         AuthRequestStatus::Pending => "pending",
         AuthRequestStatus::Approved | AuthRequestStatus::Issued => "approved",
-        AuthRequestStatus::Denied if record.decision_method.as_deref() == Some("withdrawn") => {
+        AuthRequestStatus::Denied if record.decision_method == Some(DecisionMethod::Withdrawn) => {
             "cancelled"
         }
         AuthRequestStatus::Denied => "denied",

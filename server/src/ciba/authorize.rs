@@ -339,7 +339,7 @@ fn decided_by_policy(record: &mut AuthRequestRecord, status: AuthRequestStatus, 
     record.status = status;
     record.decided_at = Some(now);
     record.decided_by = Some(POLICY_DECIDER.into());
-    record.decision_method = Some(ApprovalMethod::Policy.as_str().into());
+    record.decision_method = Some(ApprovalMethod::Policy.into());
 }
 
 /// Ping and push clients hear of a decision through their notification endpoint, queued

@@ -5,7 +5,7 @@ use countersign_shared::{DeliveryMode, TokenResponse};
 use super::CibaError;
 use crate::credentials::{self, IssueInput, Issuing};
 use crate::store::Store;
-use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
+use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus, DecisionMethod};
 use crate::store::clients::ClientRecord;
 use crate::store::group_commit::{Claim, WriteSet};
 
@@ -135,7 +135,7 @@ async fn standing(store: &Store, request: &AuthRequestRecord) -> Result<bool, Ci
     if !active(store.human(&request.subject).await?) {
         return Ok(false);
     }
-    if request.decision_method.as_deref() == Some(crate::approvals::ApprovalMethod::Wallet.as_str())
+    if request.decision_method == Some(DecisionMethod::WALLET)
         && let Some(by) = &request.decided_by
         && !active(store.human(by).await?)
     {

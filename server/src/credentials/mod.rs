@@ -18,9 +18,9 @@ use serde_json::{Value, json};
 
 use crate::audit::EventKind;
 use crate::config::TokenConfig;
-use crate::oidc::discovery::{ACR_DEV, ACR_POLICY};
+use crate::oidc::discovery::{ACR_DEV, ACR_POLICY, ACR_WALLET};
 use crate::oidc::keys::KeyRing;
-use crate::store::auth_requests::AuthRequestRecord;
+use crate::store::auth_requests::{ApprovalMethod, AuthRequestRecord, DecisionMethod};
 use crate::store::humans::HumanRecord;
 use crate::store::tokens::TokenGrant;
 use crate::store::{Store, StoreError};
@@ -100,12 +100,8 @@ pub fn validity_secs(tokens: &TokenConfig, request: &AuthRequestRecord) -> u64 {
 /// The human whose approval a request's credential rests on: the wallet's human who
 /// decided, else the human the request named (developer and policy approvals).
 pub fn approver_subject(request: &AuthRequestRecord) -> &str {
-    match (request.decision_method.as_deref(), &request.decided_by) {
-        (Some(m), Some(by))
-            if m == crate::store::auth_requests::ApprovalMethod::Wallet.as_str() =>
-        {
-            by
-        }
+    match (request.decision_method, &request.decided_by) {
+        (Some(DecisionMethod::WALLET), Some(by)) => by,
         _ => &request.subject,
     }
 }
@@ -143,16 +139,19 @@ pub fn discard_grant(status: &StatusAllocator, grant: &TokenGrant) {
 }
 
 /// How the decision was made, as `acr` / `amr` claims.
-fn authentication_context(method: Option<&str>) -> (String, Vec<String>) {
+fn authentication_context(method: Option<DecisionMethod>) -> (String, Vec<String>) {
     match method {
-        // Developer approvals are labelled as such and never look like a human's.
-        Some("dev") | None => (ACR_DEV.to_owned(), vec!["dev".to_owned()]),
         // No one authenticated: a policy allowed the action.
-        Some("policy") => (ACR_POLICY.to_owned(), vec!["policy".to_owned()]),
-        Some(other) => (
-            format!("urn:countersign:acr:{other}"),
-            other.split('+').map(str::to_owned).collect(),
+        Some(DecisionMethod::Approval(ApprovalMethod::Policy)) => {
+            (ACR_POLICY.to_owned(), vec!["policy".to_owned()])
+        }
+        Some(wallet @ DecisionMethod::WALLET) => (
+            ACR_WALLET.to_owned(),
+            wallet.as_str().split('+').map(str::to_owned).collect(),
         ),
+        // Developer approvals are labelled as such and never look like a human's (no
+        // other method approves, so none other is issued).
+        _ => (ACR_DEV.to_owned(), vec!["dev".to_owned()]),
     }
 }
 
@@ -169,7 +168,7 @@ pub fn issue(ctx: &Issuing<'_>, input: IssueInput<'_>) -> Result<TokenResponse, 
         None => None,
     };
     let auth_time = req.decided_at.unwrap_or(grant.issued_at).div_euclid(1000);
-    let (acr, amr) = authentication_context(req.decision_method.as_deref());
+    let (acr, amr) = authentication_context(req.decision_method);
 
     let facts = vc::CredentialFacts {
         issuer: ctx.issuer,

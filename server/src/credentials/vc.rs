@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::clock::rfc3339;
-use crate::store::auth_requests::{AuthRequestRecord, MaxUses};
+use crate::store::auth_requests::{ApprovalMethod, AuthRequestRecord, DecisionMethod, MaxUses};
 use crate::store::humans::HumanRecord;
 use crate::store::tokens::TokenGrant;
 
@@ -100,29 +100,32 @@ pub fn credential_claims(f: &CredentialFacts<'_>) -> Value {
     claims
 }
 
+/// A policy's approval: no human was asked.
+const POLICY: Option<DecisionMethod> = Some(DecisionMethod::Approval(ApprovalMethod::Policy));
+
 /// The credential's evidence: who (or which policy) approved exactly what, when, how, and
 /// the wallet's signed decision that shows it.
 fn evidence(f: &CredentialFacts<'_>) -> Value {
     let req = f.request;
     let approved_at = req.decided_at.unwrap_or(f.grant.issued_at).div_euclid(1000);
-    let method = req.decision_method.as_deref();
+    let method = req.decision_method;
     let evidence_type = match method {
-        Some("dev") => "DeveloperApproval",
-        Some("policy") => "PolicyDecision",
+        Some(DecisionMethod::Approval(ApprovalMethod::Developer)) => "DeveloperApproval",
+        POLICY => "PolicyDecision",
         _ => "HumanApproval",
     };
     let policies = json_list(req.policy_refs.as_deref());
     // A policy decision has no human approver; every other kind names the human whose
     // decision (or, for developer approvals, on whose behalf) it was.
     let approver = match method {
-        Some("policy") => Value::Null,
+        POLICY => Value::Null,
         _ => json!({ "subject": f.approver.subject, "name": f.approver.name }),
     };
     json!({
         "type": [evidence_type],
         "approver": approver,
         "approvedAt": rfc3339(approved_at),
-        "method": req.decision_method,
+        "method": req.decision_method.map(DecisionMethod::as_str),
         "acr": f.acr,
         "amr": f.amr,
         // The wallet's signed decision, verbatim, and the key that signed it: anyone

@@ -16,15 +16,10 @@ use super::DirectoryError;
 use crate::audit::{self, EventKind, NewEvent};
 use crate::config::AgentFate;
 use crate::notifications::{self, Outcome};
-use crate::store::auth_requests::{AuthRequestRecord, PendingOf};
+use crate::store::auth_requests::{AuthRequestRecord, DecisionMethod, PendingOf};
 use crate::store::humans::HumanRecord;
 use crate::store::tokens::TokenSelector;
 use crate::store::{Store, StoreError, Tx};
-
-/// How a pending request ended by offboarding or suspension is recorded
-/// (`decision_method`).
-pub const ENDED_BY_OFFBOARDING: &str = "offboarding";
-pub const ENDED_BY_SUSPENSION: &str = "suspension";
 
 /// Why a human is offboarded or an agent suspended (kept in the trace).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -132,7 +127,7 @@ pub async fn offboard_in(
             tx,
             PendingOf::Human(subject),
             actor,
-            ENDED_BY_OFFBOARDING,
+            DecisionMethod::Offboarding,
             now_ms,
         )
         .await?;
@@ -289,7 +284,7 @@ pub async fn suspend_agent(
             &mut tx,
             PendingOf::Agent(client_id),
             actor,
-            ENDED_BY_SUSPENSION,
+            DecisionMethod::Suspension,
             now_ms,
         )
         .await?;

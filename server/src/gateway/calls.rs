@@ -9,12 +9,9 @@ use serde_json::{Map, Value, json};
 
 use crate::ciba::CibaError;
 use crate::store::audit::{EventKind, NewAuditRecord};
-use crate::store::auth_requests::Decision;
+use crate::store::auth_requests::{Decision, DecisionMethod};
 use crate::store::group_commit::WriteSet;
 use crate::store::{Store, StoreError};
-
-/// The decision method a withdrawn request is recorded with.
-const WITHDRAWN: &str = "withdrawn";
 
 /// Longest tool name, MCP request id, session or approval request id accepted from a
 /// remote gateway; longest reason.
@@ -207,7 +204,7 @@ pub async fn withdraw(
     let decision = Decision {
         approved: false,
         decided_by: &actor,
-        method: WITHDRAWN,
+        method: DecisionMethod::Withdrawn,
         at_ms: now_ms,
         approval_jws: None,
         device_jkt: None,
@@ -219,7 +216,7 @@ pub async fn withdraw(
     let detail = json!({
         "agent": request.client_id,
         "user": request.subject,
-        "method": WITHDRAWN,
+        "method": DecisionMethod::Withdrawn.as_str(),
         "reason": reason,
         "waited_ms": (now_ms - request.created_at).max(0),
     });

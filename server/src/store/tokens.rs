@@ -368,7 +368,9 @@ mod tests {
                 interval_secs: 5,
                 decided_at: Some(1),
                 decided_by: Some(decided_by.into()),
-                decision_method: Some("dev".into()),
+                decision_method: Some(
+                    crate::store::auth_requests::ApprovalMethod::Developer.into(),
+                ),
                 ..AuthRequestRecord::default()
             })
             .await

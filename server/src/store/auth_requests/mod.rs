@@ -34,6 +34,56 @@ impl ApprovalMethod {
     }
 }
 
+/// How a decided request was decided (`decision_method`): by one of the
+/// [`ApprovalMethod`]s, or ended without an answer, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionMethod {
+    Approval(ApprovalMethod),
+    /// Its agent withdrew it (the held call was cancelled).
+    Withdrawn,
+    /// Ended when its human was offboarded.
+    Offboarding,
+    /// Ended when its agent was suspended.
+    Suspension,
+}
+
+impl DecisionMethod {
+    /// A wallet's decision: the human confirmed with a passkey and the device key.
+    pub const WALLET: Self = Self::Approval(ApprovalMethod::Wallet);
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approval(method) => method.as_str(),
+            Self::Withdrawn => "withdrawn",
+            Self::Offboarding => "offboarding",
+            Self::Suspension => "suspension",
+        }
+    }
+
+    /// Every method, as stored.
+    pub const ALL: [Self; 6] = [
+        Self::Approval(ApprovalMethod::Developer),
+        Self::WALLET,
+        Self::Approval(ApprovalMethod::Policy),
+        Self::Withdrawn,
+        Self::Offboarding,
+        Self::Suspension,
+    ];
+
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str() == text)
+            .ok_or_else(|| StoreError::Corrupt(format!("decision method {text:?}")))
+    }
+}
+
+impl From<ApprovalMethod> for DecisionMethod {
+    fn from(method: ApprovalMethod) -> Self {
+        Self::Approval(method)
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum AuthRequestStatus {
     #[default]
@@ -108,7 +158,7 @@ pub struct AuthRequestRecord {
     pub last_poll_at: Option<i64>,
     pub decided_at: Option<i64>,
     pub decided_by: Option<String>,
-    pub decision_method: Option<String>,
+    pub decision_method: Option<DecisionMethod>,
     /// The agent's task or session this request belongs to.
     pub task_id: Option<String>,
     /// The decision as the human's wallet signed it (compact JWS), and the thumbprint of
@@ -160,7 +210,11 @@ pub(super) fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
         last_poll_at: row.try_get("last_poll_at")?,
         decided_at: row.try_get("decided_at")?,
         decided_by: row.try_get("decided_by")?,
-        decision_method: row.try_get("decision_method")?,
+        decision_method: row
+            .try_get::<Option<String>, _>("decision_method")?
+            .as_deref()
+            .map(DecisionMethod::parse)
+            .transpose()?,
         task_id: row.try_get("task_id")?,
         approval_jws: row.try_get("approval_jws")?,
         approval_device_jkt: row.try_get("approval_device_jkt")?,
@@ -181,8 +235,7 @@ pub(super) fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
 pub struct Decision<'a> {
     pub approved: bool,
     pub decided_by: &'a str,
-    /// e.g. `dev` for developer approvals; the wallet adds `passkey+device_key`.
-    pub method: &'a str,
+    pub method: DecisionMethod,
     pub at_ms: i64,
     /// The wallet-signed decision and its device key's thumbprint (wallet decisions).
     pub approval_jws: Option<&'a str>,
@@ -214,7 +267,7 @@ pub(super) fn bind_insert<'q>(q: AnyQuery<'q>, r: &AuthRequestRecord) -> AnyQuer
         .bind(r.last_poll_at)
         .bind(r.decided_at)
         .bind(r.decided_by.clone())
-        .bind(r.decision_method.clone())
+        .bind(r.decision_method.map(DecisionMethod::as_str))
         .bind(r.task_id.clone())
         .bind(r.approval_jws.clone())
         .bind(r.approval_device_jkt.clone())
@@ -363,7 +416,7 @@ impl Store {
             .bind(status.as_str())
             .bind(decision.at_ms)
             .bind(decision.decided_by)
-            .bind(decision.method)
+            .bind(decision.method.as_str())
             .bind(grant.map(|g| g.issued_at))
             .bind(grant.map(|g| g.jti.clone()))
             .bind(grant.map(|g| g.token_type.clone()))
@@ -464,7 +517,7 @@ impl Store {
         tx: &mut Tx<'_>,
         of: PendingOf<'_>,
         by: &str,
-        method: &str,
+        method: DecisionMethod,
         now_ms: i64,
     ) -> Result<Vec<AuthRequestRecord>, StoreError> {
         let condition = match of {
@@ -495,7 +548,7 @@ impl Store {
             .bind(key)
             .bind(now_ms)
             .bind(by)
-            .bind(method)
+            .bind(method.as_str())
             .fetch_all(tx.conn())
             .await?;
         rows.iter().map(from_row).collect()

@@ -116,6 +116,11 @@ async fn lifecycle_pending_approved_issued_exactly_once() {
             (decided.status, decided.decided_by.as_deref()),
             (AuthRequestStatus::Approved, Some("alice"))
         );
+        let stored = store.auth_request("r1").await.unwrap().unwrap();
+        assert_eq!(
+            stored.decision_method,
+            Some(DecisionMethod::Approval(ApprovalMethod::Developer))
+        );
         assert_eq!(
             store
                 .decide_auth_request(None, "r1", &d, None)
@@ -236,7 +241,7 @@ async fn expired_requests_cannot_be_decided_and_rolled_back_decisions_vanish() {
         let late = Decision {
             approved: true,
             decided_by: "alice",
-            method: "dev",
+            method: ApprovalMethod::Developer.into(),
             at_ms: 1_000,
             approval_jws: None,
             device_jkt: None,
@@ -271,7 +276,7 @@ fn dev_approval() -> Decision<'static> {
     Decision {
         approved: true,
         decided_by: "alice",
-        method: "dev",
+        method: ApprovalMethod::Developer.into(),
         at_ms: 500,
         approval_jws: None,
         device_jkt: None,
@@ -413,4 +418,20 @@ pub(crate) async fn issued_request(
         .await
         .unwrap()
         .unwrap();
+}
+
+#[test]
+fn every_decision_method_reads_back_as_itself_and_nothing_else_is_one() {
+    let mut texts = std::collections::BTreeSet::new();
+    for method in DecisionMethod::ALL {
+        assert_eq!(DecisionMethod::parse(method.as_str()).unwrap(), method);
+        assert!(texts.insert(method.as_str()), "{method:?} spelled twice");
+    }
+    assert_eq!(
+        DecisionMethod::parse("passkey+device_key").unwrap(),
+        DecisionMethod::WALLET
+    );
+    for stranger in ["", "passkey", "Withdrawn", "dev "] {
+        assert!(DecisionMethod::parse(stranger).is_err(), "{stranger:?}");
+    }
 }
