@@ -55,6 +55,9 @@ pub struct GatewayConfig {
     pub retry_hold_secs: u64,
     /// Timeout of one call to an upstream.
     pub upstream_timeout_ms: u64,
+    /// How many held calls one agent may have waiting as tasks (MCP Tasks extension) at
+    /// once; each asks a human. A call past it ends with a tool error, asking no one.
+    pub max_held_tasks: usize,
 }
 
 impl Default for GatewayConfig {
@@ -68,6 +71,7 @@ impl Default for GatewayConfig {
             progress_interval_ms: 2_000,
             retry_hold_secs: 30,
             upstream_timeout_ms: 30_000,
+            max_held_tasks: 16,
         }
     }
 }
@@ -197,6 +201,11 @@ impl GatewayConfig {
                 ));
             }
         }
+        self.check_limits()
+    }
+
+    /// The holding and timing settings, each within its range.
+    fn check_limits(&self) -> Result<(), InvalidKey> {
         if self.hold_timeout_secs == 0 {
             return Err(invalid("gateway.hold_timeout_secs", "must be at least 1"));
         }
@@ -220,6 +229,12 @@ impl GatewayConfig {
         }
         if self.upstream_timeout_ms == 0 {
             return Err(invalid("gateway.upstream_timeout_ms", "must be at least 1"));
+        }
+        if !(1..=1_000).contains(&self.max_held_tasks) {
+            return Err(invalid(
+                "gateway.max_held_tasks",
+                "must be between 1 and 1000",
+            ));
         }
         Ok(())
     }
@@ -391,6 +406,9 @@ mod tests {
         let mut endless = enabled(&[("shop", http("http://x/mcp"))]);
         endless.retry_hold_secs = 0;
         assert_eq!(key(&endless), Err("gateway.retry_hold_secs".into()));
+        let mut no_tasks = enabled(&[("shop", http("http://x/mcp"))]);
+        no_tasks.max_held_tasks = 0;
+        assert_eq!(key(&no_tasks), Err("gateway.max_held_tasks".into()));
     }
 
     #[test]

@@ -11,19 +11,22 @@
 //! and a credential already handed out is never handed out again, so no call is
 //! forwarded twice.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
     CallToolResponse, InputRequiredResult, InputResponses, JsonObject, ProgressNotificationParam,
-    ProtocolVersion,
+    ProgressToken, ProtocolVersion,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData, RoleServer};
+use tokio_util::sync::CancellationToken;
 
-use crate::authority::{Approval, Authority, AuthorityError, Call, Fate, Grant};
+use crate::authority::{Approval, Authority, AuthorityError, Call, Fate, Grant, Pending};
 use crate::mapping;
 use crate::resume::{self, HeldState, StateRefused};
 use crate::service::{Shared, finish, record, tool_error};
+use crate::tasks;
 use crate::upstream::Upstream;
 
 /// A call the policy held, and who may approve it.
@@ -37,10 +40,10 @@ pub struct Held<'a> {
 
 /// A call counted as held (`countersign_gateway_held_calls`) until dropped, when its
 /// wait is recorded (`countersign_gateway_hold_seconds`), however the hold ended.
-struct HeldMetric(tokio::time::Instant);
+pub(crate) struct HeldMetric(tokio::time::Instant);
 
 impl HeldMetric {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         metrics::gauge!("countersign_gateway_held_calls").increment(1.0);
         Self(tokio::time::Instant::now())
     }
@@ -67,18 +70,27 @@ fn binding_message(call: &Call) -> String {
     format!("MCP call {tool}")
 }
 
-/// Asks for the approval of a held call; then, for a 2026-07-28 client, answers
-/// `input_required` at once (its retry resumes the approval, see [`resume()`]), and for an
-/// older one holds the request, with progress notifications, until the approval is
-/// answered: forwarded when approved, ended with a tool error saying why otherwise.
+/// Asks for the approval of a held call; then, for a client that declared the tasks
+/// extension, answers with a task at once (see [`crate::tasks`]); for another 2026-07-28
+/// client, answers `input_required` at once (its retry resumes the approval, see
+/// [`resume()`]); and for an older one holds the request, with progress notifications,
+/// until the approval is answered: forwarded when approved, ended with a tool error
+/// saying why otherwise.
 pub async fn run<A: Authority>(
-    shared: &Shared<A>,
+    shared: &Arc<Shared<A>>,
     upstream: &Upstream,
     tool: &str,
     held: Held<'_>,
     ctx: &RequestContext<RoleServer>,
 ) -> Result<CallToolResponse, ErrorData> {
     let authority = &shared.authority;
+    // A client that polls tasks gets one, while its agent has room for another (each
+    // asks a human: a flood of calls must not become a flood of requests).
+    let slot = match declares_tasks(ctx).then(|| shared.tasks.reserve(&held.call.agent)) {
+        None => None,
+        Some(Some(slot)) => Some(slot),
+        Some(None) => return stop(authority, &held, TOO_MANY_TASKS.into()).await,
+    };
     let pending = match authority
         .request_approval(held.call, &binding_message(held.call))
         .await
@@ -95,6 +107,9 @@ pub async fn run<A: Authority>(
     };
     tracing::info!(tool = %held.call.tool, agent = %held.call.agent, auth_req_id = %pending.auth_req_id, "call held for approval");
     let message = waiting_message(held.approvers, &pending.auth_req_id);
+    if let Some(slot) = slot {
+        return tasks::hold_as_task(shared, upstream, tool, &held, &pending, message, slot).await;
+    }
     if speaks_input_required(ctx) {
         let state = HeldState::new(&pending, held.decision_id);
         let fate = Fate::AwaitingApproval {
@@ -111,17 +126,38 @@ pub async fn run<A: Authority>(
         return Ok(result.into());
     }
     let _held = HeldMetric::start();
-    let hold_ms = shared.config.hold_timeout_secs.saturating_mul(1000);
     let watch = Watch {
         auth_req_id: &pending.auth_req_id,
         interval_ms: pending.interval_ms,
-        hold: Duration::from_millis(pending.expires_in_ms.min(hold_ms)),
+        hold: hold_for(shared, &pending),
         message,
     };
-    match wait(shared, held.call, &watch, ctx).await {
-        Waited::Granted(grant) => forward(shared, upstream, tool, &held, &grant).await,
-        Waited::Ended(reason) => stop(authority, &held, reason).await,
-        Waited::Unanswered { .. } => stop(authority, &held, UNANSWERED.into()).await,
+    let waited = wait(shared, held.call, &watch, &Listener::request(ctx)).await;
+    conclude(shared, upstream, tool, &held, &pending.auth_req_id, waited).await
+}
+
+/// How long a call is held for `pending`: the gateway's limit, at most the request's
+/// own expiry.
+pub(crate) fn hold_for<A>(shared: &Shared<A>, pending: &Pending) -> Duration {
+    let hold_ms = shared.config.hold_timeout_secs.saturating_mul(1000);
+    Duration::from_millis(pending.expires_in_ms.min(hold_ms))
+}
+
+/// Ends a held call as its wait ended: forwarded when approved, else a tool error (or,
+/// when the agent or the gateway went away, a JSON-RPC error) saying why, traced.
+pub(crate) async fn conclude<A: Authority>(
+    shared: &Shared<A>,
+    upstream: &Upstream,
+    tool: &str,
+    held: &Held<'_>,
+    auth_req_id: &str,
+    waited: Waited,
+) -> Result<CallToolResponse, ErrorData> {
+    let authority = &shared.authority;
+    match waited {
+        Waited::Granted(grant) => forward(shared, upstream, tool, held, &grant).await,
+        Waited::Ended(reason) => stop(authority, held, reason).await,
+        Waited::Unanswered { .. } => stop(authority, held, UNANSWERED.into()).await,
         Waited::Interrupted {
             reason,
             error,
@@ -129,9 +165,9 @@ pub async fn run<A: Authority>(
         } => {
             // Nothing can resume this request: the approver is no longer asked.
             if by_agent {
-                withdraw(authority, held.call, &pending.auth_req_id, &reason).await;
+                withdraw(authority, held.call, auth_req_id, &reason).await;
             }
-            interrupted(authority, &held, reason, error).await
+            interrupted(authority, held, reason, error).await
         }
     }
 }
@@ -188,7 +224,7 @@ pub async fn resume<A: Authority>(
         hold,
         message: waiting_message(&[], &state.auth_req_id),
     };
-    match wait(shared, held.call, &watch, ctx).await {
+    match wait(shared, held.call, &watch, &Listener::request(ctx)).await {
         Waited::Granted(grant) => forward(shared, upstream, tool, &held, &grant).await,
         Waited::Ended(reason) => stop(authority, &held, reason).await,
         // Another round only while a poll can still see an answer.
@@ -229,6 +265,8 @@ pub struct Resumed<'a> {
 }
 
 const UNANSWERED: &str = "no approval within the time the gateway holds a call";
+const TOO_MANY_TASKS: &str = "too many calls of this agent wait for approval as tasks; \
+     cancel one or wait for an answer";
 const EXPIRED: &str = "the approval request expired before anyone answered it";
 
 /// Whether the request's protocol has `input_required` results (2026-07-28 and later;
@@ -236,6 +274,12 @@ const EXPIRED: &str = "the approval request expired before anyone answered it";
 fn speaks_input_required(ctx: &RequestContext<RoleServer>) -> bool {
     ctx.protocol_version()
         .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
+}
+
+/// Whether the request's client declared the tasks extension (SEP-2663).
+fn declares_tasks(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.client_capabilities()
+        .is_some_and(|c| c.supports_tasks())
 }
 
 /// Whether the client declared URL elicitations.
@@ -246,7 +290,7 @@ fn can_open_urls(ctx: &RequestContext<RoleServer>) -> bool {
 }
 
 /// How waiting for an approval ended.
-enum Waited {
+pub(crate) enum Waited {
     Granted(Grant),
     /// Denied, expired or already used: a tool error with the reason.
     Ended(String),
@@ -281,29 +325,64 @@ fn answer(approval: Approval) -> Option<Result<Grant, String>> {
 }
 
 /// The approval a held call waits for, and for how long.
-struct Watch<'a> {
-    auth_req_id: &'a str,
+pub(crate) struct Watch<'a> {
+    pub auth_req_id: &'a str,
     /// CIBA's polling interval.
-    interval_ms: u64,
+    pub interval_ms: u64,
     /// How long this request holds before it gives up.
-    hold: Duration,
+    pub hold: Duration,
     /// What the progress notifications say.
-    message: String,
+    pub message: String,
+}
+
+/// Who waits for a held call: a request (told of progress if it asked, cancelled by its
+/// client) or a task (cancelled by `tasks/cancel`).
+pub(crate) struct Listener<'a> {
+    progress: Option<(&'a Peer<RoleServer>, ProgressToken)>,
+    cancelled: &'a CancellationToken,
+}
+
+impl<'a> Listener<'a> {
+    fn request(ctx: &'a RequestContext<RoleServer>) -> Self {
+        Self {
+            progress: ctx.meta.get_progress_token().map(|t| (&ctx.peer, t)),
+            cancelled: &ctx.ct,
+        }
+    }
+
+    pub(crate) fn task(cancelled: &'a CancellationToken) -> Self {
+        Self {
+            progress: None,
+            cancelled,
+        }
+    }
+
+    /// `notifications/progress`, for a request whose client asked for them.
+    async fn progress(&self, progress: f64, message: &str) {
+        if let Some((peer, token)) = &self.progress {
+            // A client that went away is noticed through the cancellation token.
+            let _ = peer
+                .notify_progress(
+                    ProgressNotificationParam::new(token.clone(), progress)
+                        .with_message(message.to_owned()),
+                )
+                .await;
+        }
+    }
 }
 
 /// Polls the approval at CIBA's interval, telling the agent it waits at the progress
 /// interval, until it is answered, the hold times out, or the agent or gateway stops.
-async fn wait<A: Authority>(
+pub(crate) async fn wait<A: Authority>(
     shared: &Shared<A>,
     call: &Call,
     watch: &Watch<'_>,
-    ctx: &RequestContext<RoleServer>,
+    listener: &Listener<'_>,
 ) -> Waited {
     let progress_every = Duration::from_millis(shared.config.progress_interval_ms);
     // CIBA's polling interval: polling sooner only earns slow_down.
     let mut poll_every = Duration::from_millis(watch.interval_ms.max(50));
-    let progress = Progress::new(ctx, watch.message.clone());
-    progress.send(0.0).await;
+    listener.progress(0.0, &watch.message).await;
     // One start for every timer, so a hold as long as the interval ends with a poll.
     let start = tokio::time::Instant::now();
     let deadline = start + watch.hold;
@@ -321,7 +400,7 @@ async fn wait<A: Authority>(
                 ),
                 by_agent: false,
             },
-            () = ctx.ct.cancelled() => return Waited::Interrupted {
+            () = listener.cancelled.cancelled() => return Waited::Interrupted {
                 reason: "cancelled by the agent while held".into(),
                 error: ErrorData::internal_error("the call was cancelled while held for approval", None),
                 by_agent: true,
@@ -364,7 +443,7 @@ async fn wait<A: Authority>(
         if now >= next_progress {
             next_progress = now + progress_every;
             step += 1.0;
-            progress.send(step).await;
+            listener.progress(step, &watch.message).await;
         }
     }
 }
@@ -377,37 +456,6 @@ fn waiting_message(approvers: &[String], auth_req_id: &str) -> String {
         many => format!("{} approvers", many.len()),
     };
     format!("held until {who} answers in Countersign (request {auth_req_id})")
-}
-
-/// `notifications/progress` for a request whose client asked for them.
-struct Progress<'a> {
-    ctx: &'a RequestContext<RoleServer>,
-    token: Option<rmcp::model::ProgressToken>,
-    message: String,
-}
-
-impl<'a> Progress<'a> {
-    fn new(ctx: &'a RequestContext<RoleServer>, message: String) -> Self {
-        Self {
-            token: ctx.meta.get_progress_token(),
-            ctx,
-            message,
-        }
-    }
-
-    async fn send(&self, progress: f64) {
-        if let Some(token) = &self.token {
-            // A client that went away is noticed through the cancellation token.
-            let _ = self
-                .ctx
-                .peer
-                .notify_progress(
-                    ProgressNotificationParam::new(token.clone(), progress)
-                        .with_message(self.message.clone()),
-                )
-                .await;
-        }
-    }
 }
 
 /// Forwards exactly what the human approved, whatever the agent sent, with the

@@ -17,6 +17,7 @@ pub mod mapping;
 pub mod resume;
 pub mod secrets;
 mod service;
+mod tasks;
 pub mod upstream;
 
 use std::collections::BTreeSet;
@@ -134,6 +135,7 @@ impl Prepared {
     /// Serves with `authority` deciding; `resumption` seals what 2026-07-28 clients
     /// echo back when a call is held.
     pub fn start<A: Authority>(self, authority: A, resumption: Resumption) -> Gateway<A> {
+        let tasks = tasks::HeldTasks::new(self.config.max_held_tasks);
         Gateway {
             shared: Arc::new(Shared {
                 authority,
@@ -142,6 +144,7 @@ impl Prepared {
                 resumption,
                 stopping: tokio_util::sync::CancellationToken::new(),
                 calls: tokio_util::task::TaskTracker::new(),
+                tasks,
             }),
         }
     }
@@ -172,21 +175,30 @@ impl<A: Authority> Gateway<A> {
                     reason: e.to_string(),
                 })?;
         let _ = running.waiting().await;
+        // Nobody will collect the tasks of the agent that left: their approvals are
+        // withdrawn as a cancelled call's are.
+        self.shared.tasks.cancel_all();
         // The agent closed the pipe, and rmcp cancelled its requests still under way
         // (held calls end unforwarded, their approvals withdrawn). Each finishes what it
         // owes the trace, which a gateway beside the agent sends over the network,
         // before the process may exit.
+        self.drain(STDIO_DRAIN).await;
+        Ok(())
+    }
+
+    /// Waits, at most `within`, for the calls and held calls' tasks under way to finish
+    /// what they owe the trace (after [`Gateway::stop`], they end at once).
+    pub async fn drain(&self, within: std::time::Duration) {
         self.shared.calls.close();
-        if tokio::time::timeout(STDIO_DRAIN, self.shared.calls.wait())
+        if tokio::time::timeout(within, self.shared.calls.wait())
             .await
             .is_err()
         {
             tracing::warn!(
                 calls = self.shared.calls.len(),
-                "calls still under way when the gateway exits"
+                "calls still under way when the gateway stops"
             );
         }
-        Ok(())
     }
 
     /// Ends every held call (each is recorded as stopped, none is forwarded) and closes

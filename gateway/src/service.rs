@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ResultType, ServerCapabilities,
-    ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
+    GetTaskParams, GetTaskResult, Implementation, JsonObject, ListToolsResult,
+    PaginatedRequestParams, ResultType, ServerCapabilities, ServerConfig, Tool, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -17,6 +17,7 @@ use crate::config::{GatewayConfig, NAMESPACE_SEPARATOR};
 use crate::hold;
 use crate::mapping;
 use crate::resume::Resumption;
+use crate::tasks::HeldTasks;
 use crate::upstream::{UpstreamError, Upstreams};
 
 /// Who a request comes from, put in the HTTP request's extensions by the gateway's
@@ -39,9 +40,12 @@ pub struct Shared<A> {
     pub resumption: Resumption,
     /// Cancelled when the gateway stops: held calls end (unforwarded) and sessions close.
     pub stopping: tokio_util::sync::CancellationToken,
-    /// The `tools/call`s under way, so that a stopping gateway lets each finish what it
-    /// owes the trace (a withdrawal, the record of its fate) before the process exits.
+    /// The `tools/call`s under way (and held calls' tasks), so that a stopping gateway
+    /// lets each finish what it owes the trace (a withdrawal, the record of its fate)
+    /// before the process exits.
     pub calls: tokio_util::task::TaskTracker,
+    /// Held calls answered as tasks (the MCP Tasks extension).
+    pub tasks: HeldTasks,
 }
 
 /// One MCP server endpoint of the gateway (cheap to clone: one per session or request).
@@ -207,15 +211,20 @@ fn unavailable(e: &AuthorityError) -> ErrorData {
 
 impl<A: Authority> ServerHandler for GatewayService<A> {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                "countersign-gateway",
-                env!("CARGO_PKG_VERSION"),
-            ))
-            .with_instructions(
-                "Tools of several MCP servers, governed by Countersign: each call is \
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "countersign-gateway",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(
+            "Tools of several MCP servers, governed by Countersign: each call is \
                  allowed, denied with the policy's reason, or held until a human approves it.",
-            )
+        )
     }
 
     async fn list_tools(
@@ -259,6 +268,34 @@ impl<A: Authority> ServerHandler for GatewayService<A> {
             .calls
             .track_future(self.decide_and_run(request, ctx))
             .await
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let caller = self.caller(&ctx)?;
+        let task = self.shared.tasks.get(&caller.agent, &request.task_id)?;
+        Ok(GetTaskResult::new(task))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let caller = self.caller(&ctx)?;
+        self.shared.tasks.cancel(&caller.agent, &request.task_id)
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let caller = self.caller(&ctx)?;
+        self.shared.tasks.update(&caller.agent, &request.task_id)
     }
 }
 

@@ -15,6 +15,9 @@ use crate::oidc::keys::{KeyError, KeyRing};
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
+/// Longest a stopping server waits for the gateway's held calls to record their end.
+const GATEWAY_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long start-up waits for the live channel's LISTEN before serving anyway.
 const LISTEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -62,6 +65,10 @@ impl Running {
         // can finish.
         self.state.live.close_all();
         let _ = self.http.await;
+        // Held calls' tasks are no requests: they record their end before the store closes.
+        if let Some(gateway) = &self.gateway {
+            gateway.drain(GATEWAY_DRAIN).await;
+        }
         for task in self.background {
             let _ = task.await;
         }

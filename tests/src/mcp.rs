@@ -233,6 +233,11 @@ pub struct Rig {
 
 impl Rig {
     pub async fn start(db: Db) -> Self {
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// [`Rig::start`] with `tweak` applied to the server's configuration last.
+    pub async fn start_with(db: Db, tweak: impl FnOnce(&mut Config) + Send + 'static) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let issuer = format!("http://127.0.0.1:{port}");
@@ -241,6 +246,7 @@ impl Rig {
         let server = TestServer::start_with(db, move |c| {
             c.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
             configure(c, &url);
+            tweak(c);
         })
         .await;
         // The upstream checks proofs against the real time; the CIBA interval too.
@@ -273,11 +279,16 @@ impl Rig {
 
     /// The agent's identity token for the gateway (`client_credentials`).
     pub async fn token(&self) -> String {
+        self.token_of(&self.agent).await
+    }
+
+    /// Another agent's identity token for the gateway.
+    pub async fn token_of(&self, agent: &Agent) -> String {
         let resource = self.mcp_url();
         let (status, body) = self
             .server
             .post_as(
-                &self.agent,
+                agent,
                 "/token",
                 &[
                     ("grant_type", "client_credentials"),
