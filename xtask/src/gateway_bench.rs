@@ -28,6 +28,12 @@ use crate::bench::{
 
 const START: &str = "<!-- bench:gateway:start -->";
 const END: &str = "<!-- bench:gateway:end -->";
+const PINNED_START: &str = "<!-- bench:gateway-pinned:start -->";
+const PINNED_END: &str = "<!-- bench:gateway-pinned:end -->";
+/// With `--pin`: the gateway's server on one CPU, this process (the clients and the
+/// upstream) on the other.
+const SERVER_CPU: &str = "1";
+const CLIENT_CPU: &str = "0";
 
 #[derive(clap::Args)]
 pub struct GatewayBenchArgs {
@@ -46,6 +52,12 @@ pub struct GatewayBenchArgs {
     /// Print the table without rewriting docs/benchmarks.md.
     #[arg(long)]
     print_only: bool,
+    /// Give the gateway's server a CPU of its own and this process (the clients and the
+    /// upstream) the other, as when the gateway runs on its own machine: the ratio then
+    /// measures what the gateway adds rather than three programs sharing two cores.
+    /// Needs `taskset` (util-linux) and two CPUs.
+    #[arg(long)]
+    pin: bool,
 }
 
 /// The upstream: one tool that returns its arguments.
@@ -219,7 +231,7 @@ struct Gateway {
     dir: std::path::PathBuf,
 }
 
-async fn start_gateway(port: u16, upstream: &str) -> anyhow::Result<Gateway> {
+async fn start_gateway(port: u16, upstream: &str, pin: bool) -> anyhow::Result<Gateway> {
     let dir =
         std::env::temp_dir().join(format!("countersign-gateway-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -272,7 +284,15 @@ async fn start_gateway(port: u16, upstream: &str) -> anyhow::Result<Gateway> {
         "--activate",
     ]))?;
     let log = std::fs::File::create(dir.join("server.log"))?;
-    let child = Command::new(&bin)
+    let mut serve = if pin {
+        // taskset execs the server: the child's pid is the server's.
+        let mut c = Command::new("taskset");
+        c.args(["-c", SERVER_CPU]).arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    let child = serve
         .current_dir(&dir)
         .arg("--config")
         .arg(&config)
@@ -317,7 +337,19 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         )?;
     }
     let upstream = serve_upstream().await?;
-    let gateway = start_gateway(args.port, &upstream).await?;
+    let gateway = start_gateway(args.port, &upstream, args.pin).await?;
+    if args.pin {
+        // Every thread of this process, the runtime's workers included; threads started
+        // later inherit it.
+        run_ok(Command::new("taskset").args([
+            "-a",
+            "-p",
+            "-c",
+            CLIENT_CPU,
+            &std::process::id().to_string(),
+        ]))
+        .context("pin the clients and the upstream (taskset)")?;
+    }
     eprintln!(
         "gateway-bench: {} clients, {} s per path: directly to the upstream",
         args.clients, args.seconds
@@ -345,9 +377,14 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
     if !args.print_only {
         let path = workspace_root().join("docs/benchmarks.md");
         let existing = std::fs::read_to_string(&path).unwrap_or_default();
+        let (start, end) = if args.pin {
+            (PINNED_START, PINNED_END)
+        } else {
+            (START, END)
+        };
         std::fs::write(
             &path,
-            replace_between(&existing, START, END, &format!("{START}\n{table}{END}")),
+            replace_between(&existing, start, end, &format!("{start}\n{table}{end}")),
         )?;
     }
     let _ = std::fs::remove_dir_all(&gateway.dir);
@@ -355,13 +392,22 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
 }
 
 fn render(args: &GatewayBenchArgs, direct: &PathReport, gateway: &PathReport) -> String {
+    let pin_flag = if args.pin { " --pin" } else { "" };
+    let placement = if args.pin {
+        format!(
+            " The gateway's server ran on CPU {SERVER_CPU}, the clients and the upstream on \
+             CPU {CLIENT_CPU}, for both paths."
+        )
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "Measured {} on {}.\n\nCommand: `cargo xtask gateway-bench --clients {} --seconds {}`\n\n\
+        "Measured {} on {}.\n\nCommand: `cargo xtask gateway-bench --clients {} --seconds {}{pin_flag}`.{placement}\n\n\
          | path | calls/s | p50 ms | p99 ms | calls |\n|---|---:|---:|---:|---:|\n",
         run_date(),
         machine(),
         args.clients,
-        args.seconds
+        args.seconds,
     );
     for (name, r) in [
         ("directly to the upstream", direct),

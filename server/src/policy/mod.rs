@@ -12,6 +12,7 @@
 //! facts (directory, session, baselines), keeps the active version, and records each
 //! decision in the trace.
 
+pub mod annotations;
 pub mod baseline;
 pub mod cases;
 pub mod document;

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use countersign_server::clock::{Clock, SystemClock};
 use countersign_server::config::Config;
-use countersign_server::policy::document::parse_duration;
+use countersign_server::policy::annotations::parse_duration;
 use countersign_server::policy::service::PolicyEngine;
 use countersign_server::policy::{cases, history, manage};
 use countersign_server::store::Store;

@@ -6,10 +6,12 @@ use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, Tx, baselines};
 
+mod checkpoints;
 pub mod facets;
 pub mod kinds;
 pub mod trace;
 
+pub use checkpoints::CheckpointRecord;
 pub use kinds::EventKind;
 
 /// One stored event, exactly as hashed.
@@ -564,48 +566,7 @@ impl Store {
     }
 }
 
-/// A signed statement of the chain's head at some point.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckpointRecord {
-    pub seq: i64,
-    pub hash: String,
-    pub at: i64,
-    /// Compact JWS by the server's key over `{iss, seq, hash, iat}`.
-    pub jws: String,
-}
-
 impl Store {
-    pub async fn insert_audit_checkpoint(&self, c: &CheckpointRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_checkpoints (seq, hash, at, jws) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (seq) DO NOTHING",
-        )
-        .bind(c.seq)
-        .bind(&c.hash)
-        .bind(c.at)
-        .bind(&c.jws)
-        .execute(self.writer())
-        .await?;
-        Ok(())
-    }
-
-    /// Every checkpoint, oldest first.
-    pub async fn audit_checkpoints(&self) -> Result<Vec<CheckpointRecord>, StoreError> {
-        let rows = sqlx::query("SELECT seq, hash, at, jws FROM audit_checkpoints ORDER BY seq")
-            .fetch_all(self.reader())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CheckpointRecord {
-                    seq: r.try_get("seq")?,
-                    hash: r.try_get("hash")?,
-                    at: r.try_get("at")?,
-                    jws: r.try_get("jws")?,
-                })
-            })
-            .collect()
-    }
-
     /// Events with `since_ms <= at < until_ms` and `seq > after`, oldest first, at most
     /// `limit` (for exports, page by page).
     pub async fn audit_events_between(
