@@ -386,7 +386,12 @@ pub(crate) fn machine() -> String {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    // The machine's CPUs, not this process's share of them (`gateway-bench --pin`).
+    let cores = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|t| t.lines().filter(|l| l.starts_with("processor")).count())
+        .ok()
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(0, usize::from));
     format!(
         "{cores} cores ({cpu}), {mem_gib:.0} GiB RAM; server and load generator on the same machine"
     )
