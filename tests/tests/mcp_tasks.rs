@@ -4,9 +4,10 @@
 //! MCP SDK's client (rmcp) speaking 2026-07-28 and declaring the extension: the Python
 //! and TypeScript SDKs here do not implement it. A held call is answered with a task at
 //! once; the task completes with the upstream's result once the owner approves (the shop
-//! verifies the credential itself), completes with a tool error when the owner denies,
-//! and `tasks/cancel` withdraws the approval request. A task is its own agent's only, and
-//! an agent has at most `max_held_tasks` waiting.
+//! verifies the credential itself), completes with a tool error when the owner denies or
+//! the approval expires, and `tasks/cancel` withdraws the approval request. A task is its
+//! own agent's only, an agent has at most `max_held_tasks` waiting, and a restart never
+//! forwards a task's call.
 
 use std::time::Duration;
 
@@ -322,6 +323,31 @@ async fn a_restart_while_a_task_waits_never_forwards_its_call() {
     decide(&wallet, &request, DecisionKind::Approve).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(rig.upstream.calls_of("place_order").is_empty());
+    drop(client);
+    rig.server.stop().await;
+}
+
+both_backends!(a_task_whose_approval_expires_ends_with_an_error);
+async fn a_task_whose_approval_expires_ends_with_an_error(db: Db) {
+    // Approval requests of held calls live as long as the gateway holds a call: 2 s here.
+    let rig = Rig::start_with(db, |c| c.gateway.hold_timeout_secs = 2).await;
+    let wallet = rig.server.wallet("alice").await;
+    let client = tasks_client(&rig.mcp_url(), &rig.token().await).await;
+    let CallToolResponse::Task(created) = order(&client, "Stark", 1700).await else {
+        panic!("a held call is answered with a task");
+    };
+    let id = created.task.task_id;
+    pending(&wallet, 1).await;
+    let done = ended(&client, &id).await;
+    assert_eq!(done.status(), TaskStatus::Completed);
+    let result = completed(&done);
+    assert_eq!(result.is_error, Some(true));
+    assert!(text(&result).contains("expired"), "{result:?}");
+    // The owner is no longer asked, and nothing ran.
+    assert!(wallet.run(|w| w.pending()).await.unwrap().is_empty());
+    assert!(rig.upstream.calls_of("place_order").is_empty());
+    let events = gateway_calls(&rig.server, |e| e.len() >= 2).await;
+    assert_eq!(events[1]["outcome"], "stopped", "{events:?}");
     drop(client);
     rig.server.stop().await;
 }
