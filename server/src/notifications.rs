@@ -57,24 +57,24 @@ pub async fn enqueue(
     };
     let payload = match (mode, outcome) {
         (Some(DeliveryMode::Ping), _) => serde_json::to_string(&PingNotification {
-            auth_req_id: request.id.clone(),
+            auth_req_id: request.id.to_string(),
         }),
         (Some(DeliveryMode::Push), Outcome::Approved(token)) => {
             serde_json::to_string(&PushNotification::Token {
-                auth_req_id: request.id.clone(),
+                auth_req_id: request.id.to_string(),
                 token,
             })
         }
         (Some(DeliveryMode::Push), Outcome::Denied | Outcome::Ready) => {
             serde_json::to_string(&PushNotification::Error {
-                auth_req_id: request.id.clone(),
+                auth_req_id: request.id.to_string(),
                 error: OAuthErrorCode::AccessDenied,
                 error_description: Some("the user denied the request".into()),
             })
         }
         (Some(DeliveryMode::Push), Outcome::Expired) => {
             serde_json::to_string(&PushNotification::Error {
-                auth_req_id: request.id.clone(),
+                auth_req_id: request.id.to_string(),
                 error: OAuthErrorCode::ExpiredToken,
                 error_description: Some("the request expired before the user decided".into()),
             })

@@ -8,6 +8,7 @@
 pub mod approval;
 pub mod authorization;
 pub mod ciba;
+pub mod decision;
 pub mod discovery;
 pub mod dpop;
 pub mod oauth;

@@ -123,7 +123,7 @@ impl Ghost {
         let request = s
             .state()
             .store
-            .auth_request(&self.pending)
+            .auth_request(&self.pending.as_str().into())
             .await
             .expect("read request")
             .expect("request");

@@ -7,6 +7,7 @@
 //! (`POST /v1/gateway-calls`, `POST /v1/withdrawals`). The server runs no gateway of its
 //! own; the shop upstream verifies the credentials itself.
 
+use countersign_server::ids::AuthReqId;
 use std::time::Duration;
 
 use countersign_jose::{SigningKeyPair, b64url_encode};
@@ -222,7 +223,7 @@ async fn a_gateway_beside_its_agent_decides_holds_and_reports_over_http() {
     let request = server
         .state()
         .store
-        .auth_request(&id)
+        .auth_request(&AuthReqId::from(&id))
         .await
         .unwrap()
         .unwrap();
@@ -239,7 +240,7 @@ async fn a_gateway_beside_its_agent_decides_holds_and_reports_over_http() {
         status = server
             .state()
             .store
-            .auth_request(&abandoned)
+            .auth_request(&AuthReqId::from(&abandoned))
             .await
             .unwrap()
             .unwrap()
@@ -454,7 +455,7 @@ async fn gateway_reports_name_only_the_agents_own_decisions_and_requests(db: Db)
     let pending = server
         .state()
         .store
-        .auth_request(id)
+        .auth_request(&AuthReqId::from(id))
         .await
         .unwrap()
         .unwrap();

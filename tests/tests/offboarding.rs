@@ -47,7 +47,10 @@ fn jti(credential: &str) -> String {
 
 async fn owner_of(s: &TestServer, client_id: &str) -> String {
     let client = s.state().store.client(client_id).await.unwrap();
-    client.expect("the agent exists").owner_subject
+    client
+        .expect("the agent exists")
+        .owner_subject
+        .into_string()
 }
 
 async fn kinds_in_trail(s: &TestServer) -> Vec<String> {

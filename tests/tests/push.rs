@@ -6,6 +6,7 @@
 //! each of the services' errors makes the server do.
 
 use countersign_jose::SigningKeyPair;
+use countersign_server::ids::AuthReqId;
 use countersign_tests::fakes::apns::{ApnsReply, FakeApns};
 use countersign_tests::fakes::fcm::{FakeFcm, FcmReply};
 use countersign_tests::fakes::{APNS_KEY_ID, APNS_TEAM, APNS_TOPIC, apns_config, fcm_config};
@@ -45,7 +46,7 @@ async fn request(s: &TestServer, agent: &Agent) -> (String, i64) {
     let expires = s
         .state()
         .store
-        .auth_request(&id)
+        .auth_request(&AuthReqId::from(&id))
         .await
         .unwrap()
         .unwrap()

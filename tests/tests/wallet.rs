@@ -6,6 +6,7 @@
 //! by the device key, and the credential whose evidence carries that signed decision.
 
 use countersign_jose::{Jwk, SigningKeyPair, UnverifiedJws, random_b64url, thumbprint};
+use countersign_server::ids::AuthReqId;
 use countersign_shared::approval::{ApprovalClaims, DecisionKind, transaction_hash};
 use countersign_tests::wallets::TestWallet;
 use countersign_tests::{Agent, CIBA_GRANT, Db, TestServer, both_backends, jwt_claims};
@@ -255,7 +256,7 @@ async fn history_keeps_the_signed_decisions_and_removing_the_device_ends_it(db: 
     let stored = s
         .state()
         .store
-        .auth_request(&approved)
+        .auth_request(&AuthReqId::from(&approved))
         .await
         .unwrap()
         .unwrap();

@@ -14,6 +14,7 @@
 //! scripts/test.sh builds the app and installs the drivers, then names them in
 //! `CS_WALLET_APP` (the app binary) and `CS_TAURI_DRIVER`.
 
+use countersign_server::ids::AuthReqId;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -398,7 +399,7 @@ async fn an_owner_enrolls_and_decides_in_the_desktop_app() {
     let request = s
         .state()
         .store
-        .auth_request(&forged)
+        .auth_request(&AuthReqId::from(&forged))
         .await
         .unwrap()
         .unwrap();

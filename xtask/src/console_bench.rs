@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use countersign_server::ids::AuthReqId;
 use countersign_server::store::Store;
 use countersign_server::store::audit::NewAuditRecord;
 use countersign_server::store::auth_requests::{
@@ -77,7 +78,7 @@ async fn seed(url: &str, args: &ConsoleBenchArgs) -> anyhow::Result<String> {
         let mut tx = store.begin().await?;
         for &i in chunk {
             let human = HumanRecord {
-                subject: format!("h{i:06}"),
+                subject: format!("h{i:06}").into(),
                 email: format!("person{i}@example.com"),
                 name: format!("Person {i}"),
                 active: i % 50 != 7,
@@ -86,7 +87,7 @@ async fn seed(url: &str, args: &ConsoleBenchArgs) -> anyhow::Result<String> {
                 department: DEPARTMENTS[i % DEPARTMENTS.len()].into(),
                 title: "Analyst".into(),
                 role: if i % 10 == 0 { "manager" } else { "employee" }.into(),
-                manager: (i > 0).then(|| format!("h{:06}", (i - 1) / 10)),
+                manager: (i > 0).then(|| format!("h{:06}", (i - 1) / 10).into()),
             };
             store.insert_human(&mut tx, &human).await?;
         }
@@ -102,9 +103,9 @@ async fn seed(url: &str, args: &ConsoleBenchArgs) -> anyhow::Result<String> {
         let mut tx = store.begin().await?;
         for &i in chunk {
             let client = ClientRecord {
-                client_id: format!("a{i:05}"),
+                client_id: format!("a{i:05}").into(),
                 name: format!("Agent {i}"),
-                owner_subject: format!("h{:06}", (i * 7) % args.humans),
+                owner_subject: format!("h{:06}", (i * 7) % args.humans).into(),
                 auth_method: "client_secret_basic".into(),
                 secret_hash: Some(countersign_server::secrets::hash_secret(&format!("s{i}"))),
                 jwks: None,
@@ -230,12 +231,12 @@ async fn seed_credentials(store: &Store, args: &ConsoleBenchArgs, now: i64) -> a
             // A tenth share their millisecond with the one before: ties the jti orders.
             let issued_at = now - span + span / count * (i - i64::from(n % 10 == 1));
             let agent = (n * 13) % args.agents.max(1);
-            let id = format!("creq_{n}");
+            let id = AuthReqId::from(format!("creq_{n}"));
             store
                 .insert_auth_request(&AuthRequestRecord {
                     id: id.clone(),
-                    client_id: format!("a{agent:05}"),
-                    subject: format!("h{:06}", (agent * 7) % args.humans.max(1)),
+                    client_id: format!("a{agent:05}").into(),
+                    subject: format!("h{:06}", (agent * 7) % args.humans.max(1)).into(),
                     scope: "openid".into(),
                     authorization_details: Some(
                         r#"[{"type":"purchase_order","amount":{"value":"120.00","currency":"EUR"}}]"#.into(),
@@ -263,7 +264,9 @@ async fn seed_credentials(store: &Store, args: &ConsoleBenchArgs, now: i64) -> a
             };
             // A disabled agent's or an inactive human's request is not issued; like the
             // real token endpoint, the claim says so by returning nothing.
-            store.claim_for_issue(&id, &format!("a{agent:05}"), &grant, issued_at).await?;
+            store
+                .claim_for_issue(&id, &format!("a{agent:05}").into(), &grant, issued_at)
+                .await?;
             if (n + 1) % 20_000 == 0 {
                 eprintln!(
                     "  {} credentials ({:.0}/s)",

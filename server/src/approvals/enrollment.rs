@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use super::webauthn::WebauthnError;
 use super::{ApprovalDesk, ApprovalError};
 use crate::audit::{self, EventKind, NewEvent};
+use crate::ids::Subject;
 use crate::secrets::hash_secret;
 use crate::store::StoreError;
 use crate::store::ceremonies::CeremonyRecord;
@@ -59,7 +60,7 @@ impl From<DeviceRecord> for Device {
         Device {
             push_token_valid: d.push_token.is_some() && d.push_token_invalid_at.is_none(),
             id: d.id,
-            subject: d.subject,
+            subject: d.subject.into_string(),
             platform: d.platform,
             name: d.name,
             push_channel: d.push_channel,
@@ -191,7 +192,7 @@ pub async fn begin(
         })
         .await?;
     Ok(EnrollmentChallenge {
-        subject: human.subject,
+        subject: human.subject.into_string(),
         name: human.name,
         rp_id: desk.relying_party.rp_id().to_owned(),
         webauthn: started.options,
@@ -279,7 +280,7 @@ pub async fn complete(
     tracing::info!(subject = %device.subject, device = %device.id, platform = %device.platform, "wallet enrolled");
     Ok(EnrolledDevice {
         device_id: device.id,
-        subject: device.subject,
+        subject: device.subject.into_string(),
         issuer: desk.issuer.to_string(),
         jwks: serde_json::to_value(desk.keys.jwks())
             .map_err(|e| ApprovalError::Internal(e.to_string()))?,
@@ -318,7 +319,7 @@ fn device_record(
 ) -> Result<DeviceRecord, ApprovalError> {
     Ok(DeviceRecord {
         id: countersign_jose::random_b64url(12),
-        subject: invitation.subject.clone(),
+        subject: Subject::new(invitation.subject.as_str()),
         key_jkt: jkt,
         key_jwk: serde_json::to_string(&jwk).map_err(|e| ApprovalError::Internal(e.to_string()))?,
         platform: request.platform.clone(),

@@ -23,6 +23,7 @@ pub use desk::ApprovalDesk;
 
 use crate::audit::EventKind;
 use crate::credentials::{self, CredentialError, IssueInput};
+use crate::ids::{AuthReqId, ClientId};
 use crate::notifications::{self, Outcome};
 use crate::policy::service::{actions_of, sample_of};
 use crate::store::audit::NewAuditRecord;
@@ -100,7 +101,7 @@ impl<'a> DecisionInput<'a> {
 /// and policy approvals of ping and push requests).
 pub async fn decide(
     desk: &Arc<ApprovalDesk>,
-    auth_req_id: &str,
+    auth_req_id: &AuthReqId,
     input: DecisionInput<'_>,
 ) -> Result<(), ApprovalError> {
     let request = desk
@@ -173,7 +174,7 @@ fn decision_event(
         at: at_ms,
         actor,
         kind: kind.as_str().to_owned(),
-        subject: request.id.clone(),
+        subject: request.id.to_string(),
         detail: detail.to_string(),
     })
 }
@@ -272,7 +273,7 @@ impl OwnedInput {
 
 /// What a recorded decision leaves to do once it committed.
 struct Recorded {
-    client_id: String,
+    client_id: ClientId,
     notifies: bool,
     samples: Vec<SampleRecord>,
     approved: bool,

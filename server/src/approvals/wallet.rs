@@ -25,6 +25,7 @@ use super::{
     ApprovalDesk, ApprovalError, ApprovalMethod, Checked, DecisionInput, OwnedInput, prepare,
     record,
 };
+use crate::ids::AuthReqId;
 use crate::oidc::dpop::{self, DpopError};
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
 use crate::store::ceremonies::CeremonyRecord;
@@ -94,10 +95,10 @@ pub async fn pending(
             .store
             .client(&r.client_id)
             .await?
-            .map_or_else(|| r.client_id.clone(), |c| c.name);
+            .map_or_else(|| r.client_id.to_string(), |c| c.name);
         out.push(PendingRequest {
             action: action_of(&r),
-            id: r.id,
+            id: r.id.into_string(),
             agent,
             requested_at: r.created_at.div_euclid(1000),
             expires_at: r.expires_at.div_euclid(1000),
@@ -130,11 +131,11 @@ async fn transaction(
         None => None,
     };
     Ok(Transaction {
-        request_id: request.id.clone(),
+        request_id: request.id.to_string(),
         agent: AgentSummary {
-            client_id: client.client_id,
+            client_id: client.client_id.into_string(),
             name: client.name,
-            owner: client.owner_subject,
+            owner: client.owner_subject.into_string(),
         },
         approver: approver.to_owned(),
         action: action_of(request),
@@ -163,7 +164,7 @@ async fn transaction(
 async fn decidable(
     desk: &ApprovalDesk,
     device: &DeviceRecord,
-    id: &str,
+    id: &AuthReqId,
 ) -> Result<AuthRequestRecord, ApprovalError> {
     let request = desk
         .store
@@ -196,7 +197,7 @@ fn stored_passkey(device: &DeviceRecord) -> StoredPasskey {
 pub async fn display(
     desk: &ApprovalDesk,
     device: &DeviceRecord,
-    id: &str,
+    id: &AuthReqId,
 ) -> Result<DisplayedRequest, ApprovalError> {
     let request = decidable(desk, device, id).await?;
     let transaction = transaction(desk, &request, &device.subject).await?;
@@ -213,7 +214,7 @@ pub async fn display(
             state: started.state,
             invitation_id: None,
             device_id: Some(device.id.clone()),
-            auth_req_id: Some(request.id.clone()),
+            auth_req_id: Some(request.id.to_string()),
             transaction_hash: Some(hash.clone()),
             admin_key_id: None,
             expires_at: (now + ttl).min(request.expires_at),
@@ -259,7 +260,7 @@ fn check_reason(claims: &ApprovalClaims) -> Result<(), ApprovalError> {
 pub async fn decide(
     desk: &Arc<ApprovalDesk>,
     device: &DeviceRecord,
-    id: &str,
+    id: &AuthReqId,
     approval: &str,
 ) -> Result<DecisionRecorded, ApprovalError> {
     let claims = signed_claims(desk, device, id, approval)?;
@@ -326,7 +327,7 @@ pub async fn decide(
     })
     .await?;
     Ok(DecisionRecorded {
-        request_id: id.to_owned(),
+        request_id: id.to_string(),
         status: if approved { "approved" } else { "denied" }.into(),
     })
 }

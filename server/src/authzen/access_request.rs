@@ -19,6 +19,7 @@ use super::evaluate::{Answer, EvaluationError, HUMAN_TYPES};
 use super::request::{self, Evaluation};
 use crate::ciba::CibaError;
 use crate::ciba::authorize::Peer;
+use crate::ids::AuthReqId;
 use crate::store::audit::NewAuditRecord;
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus, DecisionMethod};
 use crate::store::clients::ClientRecord;
@@ -249,7 +250,7 @@ pub async fn create(
             })?;
     let record = pdp
         .store
-        .auth_request(&response.auth_req_id)
+        .auth_request(&AuthReqId::new(response.auth_req_id.as_str()))
         .await
         .map_err(EvaluationError::Store)?
         .ok_or_else(|| EvaluationError::BadRequest("the request vanished".into()))?;
@@ -316,7 +317,7 @@ fn approval_params(pdp: &Pdp<'_>, caller: &ClientRecord, e: &Evaluation) -> Map<
     let login_hint = if HUMAN_TYPES.contains(&e.subject.kind.as_str()) {
         e.subject.id.clone()
     } else {
-        caller.owner_subject.clone()
+        caller.owner_subject.to_string()
     };
     let detail = super::evaluate::detail(e, &pdp.config.authzen.property_fields);
     let mut params = Map::new();
@@ -345,7 +346,7 @@ fn approval_params(pdp: &Pdp<'_>, caller: &ClientRecord, e: &Evaluation) -> Map<
 pub async fn status(
     pdp: &Pdp<'_>,
     caller: &ClientRecord,
-    id: &str,
+    id: &AuthReqId,
 ) -> Result<Value, AccessRequestError> {
     let record = own_request(pdp, caller, id).await?;
     Ok(task(pdp, &record, pdp.now_ms()))
@@ -355,7 +356,7 @@ pub async fn status(
 pub async fn cancel(
     pdp: &Pdp<'_>,
     caller: &ClientRecord,
-    id: &str,
+    id: &AuthReqId,
     reason: &str,
 ) -> Result<Value, AccessRequestError> {
     own_request(pdp, caller, id).await?;
@@ -381,7 +382,7 @@ pub async fn cancel(
 async fn own_request(
     pdp: &Pdp<'_>,
     caller: &ClientRecord,
-    id: &str,
+    id: &AuthReqId,
 ) -> Result<AuthRequestRecord, AccessRequestError> {
     match pdp
         .store
@@ -468,10 +469,14 @@ pub async fn redeem(
     let Some(approval) = e.context.get("approval") else {
         return Ok(None);
     };
-    let Some(id) = approval.get("id").and_then(Value::as_str) else {
+    let Some(id) = approval
+        .get("id")
+        .and_then(Value::as_str)
+        .map(AuthReqId::new)
+    else {
         return Ok(Some(Redemption::Refused("approval_unverifiable")));
     };
-    let Some(record) = pdp.store.auth_request(id).await? else {
+    let Some(record) = pdp.store.auth_request(&id).await? else {
         return Ok(Some(Redemption::Refused("approval_unverifiable")));
     };
     // The approved request is exactly this evaluation's one entry (as access was asked).
@@ -489,7 +494,7 @@ pub async fn redeem(
     }
     let Some(uses) = pdp
         .store
-        .use_approval(id, &caller.client_id, now_ms, validity_ms(pdp, &record))
+        .use_approval(&id, &caller.client_id, now_ms, validity_ms(pdp, &record))
         .await?
     else {
         return Ok(Some(Redemption::Refused(match record.status {
@@ -501,7 +506,7 @@ pub async fn redeem(
         at: now_ms,
         actor: format!("client:{}", caller.client_id),
         kind: crate::audit::EventKind::ApprovalUsed.as_str().to_owned(),
-        subject: id.to_owned(),
+        subject: id.to_string(),
         detail: json!({"decision_id": decision_id, "uses": uses, "max_uses": record.max_uses.0})
             .to_string(),
     };

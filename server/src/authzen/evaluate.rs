@@ -245,7 +245,7 @@ async fn decide_item<'a>(
             details,
             principal: parties.principal,
             evaluation: e,
-            subject: parties.user.subject.clone(),
+            subject: parties.user.subject.to_string(),
         }))),
         Err(PolicyError::Store(e)) => Err(EvaluationError::Store(e)),
         Err(PolicyError::NotFound(m)) => Ok(Item::Answered(Answer::error(404, &m))),

@@ -201,10 +201,10 @@ async fn candidates(
             .into_iter()
             // Offboarded humans are candidates too (denied as evaluations deny them), so
             // the cursor moves on over them.
-            .map(|h| h.subject)
+            .map(|h| h.subject.into_string())
             .collect(),
         SearchKind::Subject if search.subject.kind == AGENT_TYPE => {
-            after_it(vec![caller.client_id.clone()])
+            after_it(vec![caller.client_id.to_string()])
         }
         SearchKind::Resource if search.resource.kind == TOOL_TYPE => {
             after_it(pdp.config.policy.tools.keys().cloned().collect())

@@ -15,6 +15,7 @@ use super::request::{AUTHENTICATION_PARAMS, BackchannelRequest};
 use crate::approvals::{ApprovalDesk, ApprovalMethod, DecisionInput};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::ids::{AuthReqId, Subject};
 use crate::limits::{Limits, RetryAfter};
 use crate::oidc::client_auth::client_jwks;
 use crate::oidc::discovery::BASE_SCOPES;
@@ -114,7 +115,7 @@ pub async fn backchannel_authorize(
         principal: principal_of(deps, valid.req.authorization_details.as_deref()),
     };
     let decided = policy::service::decide(deps.policy, deps.store, &attempt, now).await?;
-    let id = crate::ids::sortable("", now, 24);
+    let id = AuthReqId::mint(now);
     let event = policy::trace::decision_event(
         &decided,
         &format!("client:{}", client.client_id),
@@ -136,7 +137,7 @@ pub async fn backchannel_authorize(
     }
     tracing::debug!(client_id = %client.client_id, subject = %human.subject, outcome = outcome.as_str(), "backchannel authentication request accepted");
     Ok(BackchannelAuthResponse {
-        auth_req_id,
+        auth_req_id: auth_req_id.into_string(),
         expires_in: lifetime,
         interval: (mode != DeliveryMode::Push).then_some(ciba.poll_interval_secs),
     })
@@ -275,7 +276,7 @@ fn pending_record(
         action: Some(decided.action.clone()),
         // The tool the action is on, when the request names a known one.
         resource: (decided.resource != "unknown").then(|| decided.resource.clone()),
-        policy_outcome: Some(d.outcome.as_str().to_owned()),
+        policy_outcome: Some(d.outcome),
         policy_refs: Some(json_text(&d.policies)),
         policy_reasons: Some(json_text(&d.reasons)),
         risk_signals: Some(json_text(&d.risk_signals)),
@@ -297,7 +298,7 @@ async fn settle(
     mode: DeliveryMode,
     event: NewAuditRecord,
     decided: &policy::service::Decided,
-) -> Result<String, CibaError> {
+) -> Result<AuthReqId, CibaError> {
     let d = &decided.decision;
     let now = record.created_at;
     let mut set = WriteSet {
@@ -344,7 +345,7 @@ fn decided_by_policy(record: &mut AuthRequestRecord, status: AuthRequestStatus, 
 
 /// Ping and push clients hear of a decision through their notification endpoint, queued
 /// (and in push mode, the tokens issued) with the decision.
-async fn decide_at_once(deps: &Authorizing<'_>, auth_req_id: &str) -> Result<(), CibaError> {
+async fn decide_at_once(deps: &Authorizing<'_>, auth_req_id: &AuthReqId) -> Result<(), CibaError> {
     crate::approvals::decide(
         deps.approvals,
         auth_req_id,
@@ -383,7 +384,7 @@ fn principal_of(deps: &Authorizing<'_>, details: Option<&[Value]>) -> policy::fa
 async fn refuse_a_flood(
     deps: &Authorizing<'_>,
     client: &ClientRecord,
-    approvers: &[String],
+    approvers: &[Subject],
     now: i64,
 ) -> Result<(), CibaError> {
     let cap = i64::from(deps.config.rate_limits.pending_per_approver);
@@ -418,7 +419,7 @@ async fn refuse_a_flood(
                 ..WriteSet::default()
             })
             .await?;
-        tracing::warn!(client_id = %client.client_id, approver, waiting, "a flood of step-ups for one approver was refused");
+        tracing::warn!(client_id = %client.client_id, approver = %approver, waiting, "a flood of step-ups for one approver was refused");
         let secs = first_expiry.map_or(1, |e| (e.saturating_sub(now) / 1000).max(1));
         return Err(CibaError::RateLimited {
             retry_after: u64::try_from(secs).unwrap_or(1),

@@ -276,7 +276,7 @@ async fn record_renewal(
     grant: &TokenGrant,
 ) -> Result<(), CibaError> {
     let now = ctx.now_ms;
-    let renewal_id = countersign_jose::random_b64url(32);
+    let renewal_id = crate::ids::AuthReqId::new(countersign_jose::random_b64url(32));
     let mut tx = ctx.store.begin().await?;
     let inserted = ctx
         .store

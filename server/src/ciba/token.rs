@@ -4,6 +4,7 @@ use countersign_shared::{DeliveryMode, TokenResponse};
 
 use super::CibaError;
 use crate::credentials::{self, IssueInput, Issuing};
+use crate::ids::AuthReqId;
 use crate::store::Store;
 use crate::store::auth_requests::{AuthRequestRecord, AuthRequestStatus, DecisionMethod};
 use crate::store::clients::ClientRecord;
@@ -14,7 +15,7 @@ use crate::store::group_commit::{Claim, WriteSet};
 pub async fn exchange(
     issuing: &Issuing<'_>,
     client: &ClientRecord,
-    auth_req_id: &str,
+    auth_req_id: &AuthReqId,
     dpop_jkt: Option<String>,
 ) -> Result<TokenResponse, CibaError> {
     may_poll(client, dpop_jkt.as_deref())?;
@@ -26,7 +27,7 @@ pub async fn exchange(
     // request to say why.
     let claim = WriteSet {
         claim: Some(Claim {
-            auth_req_id: auth_req_id.to_owned(),
+            auth_req_id: auth_req_id.clone(),
             client_id: client.client_id.clone(),
             grant: grant.clone(),
             now_ms: now,
@@ -85,7 +86,7 @@ fn may_poll(client: &ClientRecord, dpop_jkt: Option<&str>) -> Result<(), CibaErr
 async fn refusal(
     store: &Store,
     client: &ClientRecord,
-    auth_req_id: &str,
+    auth_req_id: &AuthReqId,
     proof_jkt: Option<String>,
     now: i64,
 ) -> Result<CibaError, CibaError> {

@@ -74,8 +74,8 @@ pub async fn introspect(
     Ok(Introspection {
         active: true,
         scope: Some(t.scope),
-        client_id: Some(t.client_id),
-        sub: Some(t.subject),
+        client_id: Some(t.client_id.into_string()),
+        sub: Some(t.subject.into_string()),
         iss: Some(ctx.issuer.to_owned()),
         exp: Some(t.expires_at.div_euclid(1000)),
         iat: Some(t.issued_at.div_euclid(1000)),

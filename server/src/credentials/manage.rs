@@ -37,8 +37,8 @@ impl From<TokenRecord> for CredentialSummary {
     fn from(t: TokenRecord) -> Self {
         CredentialSummary {
             id: t.jti,
-            agent: t.client_id,
-            approver: t.subject,
+            agent: t.client_id.into_string(),
+            approver: t.subject.into_string(),
             token_type: t.token_type,
             issued_at: t.issued_at.div_euclid(1000),
             expires_at: t.expires_at.div_euclid(1000),

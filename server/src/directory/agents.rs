@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::{DirectoryError, agent_access, check_http_url, check_identifier, check_text};
 use crate::audit::{self, Changes, EventKind, NewEvent};
+use crate::ids::{ClientId, Subject};
 use crate::oidc::client_auth::AuthMethod;
 use crate::secrets::Secret;
 use crate::store::clients::ClientRecord;
@@ -142,9 +143,9 @@ impl From<ClientRecord> for Agent {
                 tools: c.tools,
                 approver: c.approver,
             },
-            client_id: c.client_id,
+            client_id: c.client_id.into_string(),
             name: c.name,
-            owner: c.owner_subject,
+            owner: c.owner_subject.into_string(),
             auth_method: c.auth_method,
             delivery_mode: c.delivery_mode,
             notification_endpoint: c.notification_endpoint,
@@ -201,12 +202,12 @@ pub async fn add_agent(
     let profile = profile_of(&new)?;
     let secret = (method != AuthMethod::PrivateKeyJwt).then(Secret::generate);
     let record = ClientRecord {
-        client_id: new.client_id.clone(),
+        client_id: ClientId::new(new.client_id.as_str()),
         name: new
             .name
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| new.client_id.clone()),
-        owner_subject: new.owner,
+        owner_subject: Subject::new(new.owner),
         auth_method: method.as_str().to_owned(),
         secret_hash: secret.as_ref().map(Secret::hash),
         jwks,

@@ -18,6 +18,7 @@ pub use groups::{Group, NewGroup, add_group, list_groups, set_group_member};
 pub(crate) use groups::{create_group_in, delete_group_in, rename_group_in, set_members_in};
 
 use crate::audit::{self, Changes, EventKind, NewEvent};
+use crate::ids::Subject;
 use crate::secrets::hash_secret;
 use crate::store::humans::HumanRecord;
 use crate::store::{Store, StoreError, Tx};
@@ -139,9 +140,9 @@ impl From<HumanRecord> for Human {
                 department: h.department,
                 title: h.title,
                 role: h.role,
-                manager: h.manager,
+                manager: h.manager.map(Subject::into_string),
             },
-            subject: h.subject,
+            subject: h.subject.into_string(),
             email: h.email,
             name: h.name,
             active: h.active,
@@ -217,7 +218,7 @@ pub async fn add_human(
     }
     check_profile(store, &new.profile(), &new.subject).await?;
     let record = HumanRecord {
-        subject: new.subject.clone(),
+        subject: Subject::new(new.subject.as_str()),
         email: new.email,
         name: new.name,
         active: true,
@@ -226,7 +227,7 @@ pub async fn add_human(
         department: new.department,
         title: new.title,
         role: new.role,
-        manager: new.manager,
+        manager: new.manager.map(Subject::new),
     };
     let mut tx = store.begin().await?;
     match insert_human_in(store, &mut tx, now_ms, actor, &record).await {
@@ -379,13 +380,13 @@ pub async fn update_human(
         h.role = r;
     }
     if let Some(m) = update.manager {
-        h.manager = (!m.is_empty()).then_some(m);
+        h.manager = (!m.is_empty()).then(|| Subject::new(m));
     }
     let profile = HumanProfile {
         department: h.department.clone(),
         title: h.title.clone(),
         role: h.role.clone(),
-        manager: h.manager.clone(),
+        manager: h.manager.as_ref().map(Subject::to_string),
     };
     check_profile(store, &profile, subject).await?;
     match update_human_in(store, &mut tx, now_ms, actor, &old, &h).await {

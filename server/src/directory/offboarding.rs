@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use super::DirectoryError;
 use crate::audit::{self, EventKind, NewEvent};
 use crate::config::AgentFate;
+use crate::ids::{ClientId, Subject};
 use crate::notifications::{self, Outcome};
 use crate::store::auth_requests::{AuthRequestRecord, DecisionMethod, PendingOf};
 use crate::store::humans::HumanRecord;
@@ -125,7 +126,7 @@ pub async fn offboard_in(
     let ended = store
         .end_pending(
             tx,
-            PendingOf::Human(subject),
+            PendingOf::Human(&Subject::new(subject)),
             actor,
             DecisionMethod::Offboarding,
             now_ms,
@@ -161,7 +162,7 @@ async fn heir_of(
             .human_in(tx, m)
             .await?
             .filter(|h| h.active)
-            .map(|h| h.subject),
+            .map(|h| h.subject.into_string()),
         _ => None,
     })
 }
@@ -282,7 +283,7 @@ pub async fn suspend_agent(
     let ended = store
         .end_pending(
             &mut tx,
-            PendingOf::Agent(client_id),
+            PendingOf::Agent(&ClientId::new(client_id)),
             actor,
             DecisionMethod::Suspension,
             now_ms,
@@ -404,7 +405,7 @@ async fn notify_ended(
             notifications::enqueue(store, now_ms, tx, request, &client, Outcome::Denied).await?;
         }
     }
-    let mut ids: Vec<String> = ended.iter().map(|r| r.id.clone()).collect();
+    let mut ids: Vec<String> = ended.iter().map(|r| r.id.to_string()).collect();
     ids.sort();
     Ok(ids)
 }

@@ -101,7 +101,12 @@ pub async fn decide(
     } else {
         Some(record(deps, client, &attempt, &decided).await?)
     };
-    Ok(answer(decided, decision_id, user.subject, dry_run))
+    Ok(answer(
+        decided,
+        decision_id,
+        user.subject.into_string(),
+        dry_run,
+    ))
 }
 
 /// The entries to decide: `authorization_details` as sent, or one entry of type `action`
@@ -210,7 +215,11 @@ fn answer(
         } else {
             Vec::new()
         },
-        approvers: decided.approvers,
+        approvers: decided
+            .approvers
+            .into_iter()
+            .map(crate::ids::Subject::into_string)
+            .collect(),
         validity_secs: d.validity_secs,
         risk_signals: d.risk_signals,
         dry_run,

@@ -16,6 +16,7 @@ use crate::ciba::CibaError;
 use crate::ciba::authorize::{Authorizing, Peer};
 use crate::credentials::Issuing;
 use crate::flows::decide::Deciding;
+use crate::ids::{AuthReqId, ClientId};
 use crate::oidc::resource_auth::Guarding;
 use crate::policy::Outcome;
 use crate::store::Store;
@@ -149,7 +150,7 @@ impl Authority for InProcess {
     async fn authenticate(&self, token: PresentedToken<'_>) -> Result<AgentId, TokenRefused> {
         crate::oidc::resource_auth::authenticate(&self.services.guarding(), &self.resource, token)
             .await
-            .map(|client| AgentId(client.client_id))
+            .map(|client| AgentId(client.client_id.into_string()))
     }
 
     async fn decide(&self, call: &Call) -> Result<Verdict, AuthorityError> {
@@ -242,7 +243,7 @@ impl Authority for InProcess {
         match crate::ciba::token::exchange(
             &self.services.issuing(),
             &client,
-            auth_req_id,
+            &AuthReqId::new(auth_req_id),
             Some(jkt.clone()),
         )
         .await
@@ -278,10 +279,16 @@ impl Authority for InProcess {
         reason: &str,
     ) -> Result<(), AuthorityError> {
         let now_ms = self.services.now_ms();
-        super::calls::withdraw(self.services.store(), &agent.0, auth_req_id, reason, now_ms)
-            .await
-            .map(|_| ())
-            .map_err(|e| AuthorityError::Unavailable(e.to_string()))
+        super::calls::withdraw(
+            self.services.store(),
+            &ClientId::new(agent.0.as_str()),
+            &AuthReqId::new(auth_req_id),
+            reason,
+            now_ms,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| AuthorityError::Unavailable(e.to_string()))
     }
 
     async fn approval_status(
@@ -290,7 +297,11 @@ impl Authority for InProcess {
     ) -> Result<Option<ApprovalView>, AuthorityError> {
         let store = self.services.store();
         let unavailable = |e: crate::store::StoreError| AuthorityError::Unavailable(e.to_string());
-        let Some(request) = store.auth_request(auth_req_id).await.map_err(unavailable)? else {
+        let Some(request) = store
+            .auth_request(&AuthReqId::new(auth_req_id))
+            .await
+            .map_err(unavailable)?
+        else {
             return Ok(None);
         };
         let now_ms = self.services.now_ms();
@@ -309,9 +320,12 @@ impl Authority for InProcess {
             Some(Ok(Value::Array(items))) => items,
             _ => Vec::new(),
         };
-        let approvers = store.approvers_of(auth_req_id).await.map_err(unavailable)?;
+        let approvers = store
+            .approvers_of(&AuthReqId::new(auth_req_id))
+            .await
+            .map_err(unavailable)?;
         Ok(Some(ApprovalView {
-            agent: AgentId(request.client_id),
+            agent: AgentId(request.client_id.into_string()),
             state,
             binding_message: request.binding_message,
             details,

@@ -8,6 +8,7 @@ use countersign_gateway::{Call, Fate};
 use serde_json::{Map, Value, json};
 
 use crate::ciba::CibaError;
+use crate::ids::{AuthReqId, ClientId};
 use crate::store::audit::{EventKind, NewAuditRecord};
 use crate::store::auth_requests::{Decision, DecisionMethod};
 use crate::store::group_commit::WriteSet;
@@ -162,7 +163,7 @@ pub async fn report_from(
             ));
         }
         (_, Some(id)) => {
-            let own = store.auth_request(id).await?;
+            let own = store.auth_request(&AuthReqId::new(id)).await?;
             if own.is_none_or(|request| request.client_id != agent) {
                 return Err(CibaError::InvalidRequest(
                     "auth_req_id names no approval request of this agent".into(),
@@ -191,13 +192,13 @@ pub async fn report_from(
 /// expired is left as it is.
 pub async fn withdraw(
     store: &Store,
-    agent: &str,
-    auth_req_id: &str,
+    agent: &ClientId,
+    auth_req_id: &AuthReqId,
     reason: &str,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
     match store.auth_request(auth_req_id).await? {
-        Some(request) if request.client_id == agent => {}
+        Some(request) if request.client_id == *agent => {}
         _ => return Ok(false),
     }
     let actor = format!("client:{agent}");
@@ -224,7 +225,7 @@ pub async fn withdraw(
         at: now_ms,
         actor,
         kind: EventKind::RequestWithdrawn.as_str().to_owned(),
-        subject: request.id,
+        subject: request.id.into_string(),
         detail: detail.to_string(),
     };
     let set = WriteSet {

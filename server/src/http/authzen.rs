@@ -496,7 +496,7 @@ pub(super) async fn request_access(
     security(("client_basic" = []), ("client_token" = [])))]
 pub(super) async fn access_request_status(
     State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Path(id): axum::extract::Path<crate::ids::AuthReqId>,
     headers: HeaderMap,
 ) -> Response {
     let path = format!("{}/{id}", access_request::REQUESTS_PATH);
@@ -521,7 +521,7 @@ pub(super) async fn access_request_status(
     security(("client_basic" = []), ("client_token" = [])))]
 pub(super) async fn cancel_access_request(
     State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Path(id): axum::extract::Path<crate::ids::AuthReqId>,
     headers: HeaderMap,
 ) -> Response {
     let path = format!("{}/{id}/cancel", access_request::REQUESTS_PATH);

@@ -70,7 +70,7 @@ pub(super) async fn approve(
     State(state): State<AppState>,
     TcpPeer(peer): TcpPeer,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<crate::ids::AuthReqId>,
 ) -> Result<StatusCode, ProblemResponse> {
     local_only(peer, &headers)?;
     approvals::decide(&state.approvals, &id, developer(true)).await?;
@@ -86,7 +86,7 @@ pub(super) async fn deny(
     State(state): State<AppState>,
     TcpPeer(peer): TcpPeer,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<crate::ids::AuthReqId>,
 ) -> Result<StatusCode, ProblemResponse> {
     local_only(peer, &headers)?;
     approvals::decide(&state.approvals, &id, developer(false)).await?;

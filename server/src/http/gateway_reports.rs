@@ -102,11 +102,19 @@ pub(super) async fn withdraw(
             .get("auth_req_id")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
+            .map(crate::ids::AuthReqId::new)
             .ok_or_else(|| CibaError::InvalidRequest("auth_req_id is required".into()))?;
         let reason = calls::withdrawal_reason(&params)?;
         let now_ms = state.now_ms();
         Ok::<_, CibaError>(
-            calls::withdraw(&state.store, &client.client_id, auth_req_id, reason, now_ms).await?,
+            calls::withdraw(
+                &state.store,
+                &client.client_id,
+                &auth_req_id,
+                reason,
+                now_ms,
+            )
+            .await?,
         )
     };
     let withdrawn = withdrawn

@@ -150,8 +150,9 @@ pub(super) async fn token(
             .0
             .get("auth_req_id")
             .filter(|v| !v.is_empty())
+            .map(|id| crate::ids::AuthReqId::new(id.as_str()))
             .ok_or_else(|| OAuthResponse::invalid_request("auth_req_id is required"))?;
-        ciba::token::exchange(&state.issuing(), &client, auth_req_id, jkt).await
+        ciba::token::exchange(&state.issuing(), &client, &auth_req_id, jkt).await
     };
     Ok(no_store(
         response.map_err(|e| ciba_error(e, Endpoint::Token))?,

@@ -135,7 +135,7 @@ pub(super) async fn pending(
 pub(super) async fn display(
     State(state): State<AppState>,
     WalletDevice(device): WalletDevice,
-    Path(id): Path<String>,
+    Path(id): Path<crate::ids::AuthReqId>,
 ) -> Result<Json<DisplayedRequest>, ProblemResponse> {
     Ok(Json(wallet::display(&state.approvals, &device, &id).await?))
 }
@@ -153,7 +153,7 @@ pub(super) async fn display(
 pub(super) async fn decide(
     State(state): State<AppState>,
     WalletDevice(device): WalletDevice,
-    Path(id): Path<String>,
+    Path(id): Path<crate::ids::AuthReqId>,
     ApiJson(body): ApiJson<DecisionRequest>,
 ) -> Result<Json<DecisionRecorded>, ProblemResponse> {
     Ok(Json(

@@ -36,6 +36,7 @@ use super::facts::{
 use super::schema::AUTHENTICATE;
 use super::service::PolicyEngine;
 use super::{ApproverRoute, Decision, Outcome};
+use crate::ids::{ClientId, Subject};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,7 +148,7 @@ fn human(suite: &Suite, subject: &str) -> Result<HumanFacts, String> {
         .get(subject)
         .ok_or_else(|| format!("human {subject:?} is not in [humans]"))?;
     Ok(HumanFacts {
-        subject: subject.to_owned(),
+        subject: Subject::new(subject),
         email: h
             .email
             .clone()
@@ -157,7 +158,7 @@ fn human(suite: &Suite, subject: &str) -> Result<HumanFacts, String> {
         title: h.title.clone(),
         role: h.role.clone(),
         active: h.active.unwrap_or(true),
-        manager: h.manager.clone(),
+        manager: h.manager.as_deref().map(Subject::new),
         groups: h.groups.clone(),
     })
 }
@@ -276,9 +277,9 @@ fn case_time(engine: &PolicyEngine, c: &CaseContext) -> Result<super::facts::Tim
 
 fn agent_facts(client_id: &str, agent: &CaseAgent) -> AgentFacts {
     AgentFacts {
-        client_id: client_id.to_owned(),
+        client_id: ClientId::new(client_id),
         name: agent.name.clone().unwrap_or_else(|| client_id.to_owned()),
-        owner: agent.owner.clone(),
+        owner: Subject::new(agent.owner.as_str()),
         department: agent.department.clone(),
         risk_tier: agent.risk_tier.clone(),
         status: if agent.suspended {
@@ -312,10 +313,12 @@ fn route(suite: &Suite, facts: &DecisionFacts, d: &Decision) -> Vec<String> {
                     .user
                     .as_ref()
                     .map_or(&facts.owner.subject, |u| &u.subject)
-                    .clone(),
+                    .to_string(),
             ),
-            ApproverRoute::Owner => subjects.push(facts.agent.owner.clone()),
-            ApproverRoute::Manager => subjects.extend(facts.owner.manager.clone()),
+            ApproverRoute::Owner => subjects.push(facts.agent.owner.to_string()),
+            ApproverRoute::Manager => {
+                subjects.extend(facts.owner.manager.as_ref().map(ToString::to_string))
+            }
             ApproverRoute::Group(g) => subjects.extend(
                 suite
                     .humans

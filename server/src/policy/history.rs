@@ -100,7 +100,7 @@ pub async fn dry_run(
             report.changed.push(ChangedDecision {
                 subject: event.subject,
                 at: event.at.div_euclid(1000),
-                agent: facts[0].agent.client_id.clone(),
+                agent: facts[0].agent.client_id.to_string(),
                 action: facts[0].action.clone(),
                 was,
                 would_be: now.outcome,

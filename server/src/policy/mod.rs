@@ -27,42 +27,7 @@ pub mod trace;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// The three outcomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Allow,
-    StepUp,
-    Deny,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::StepUp => "step_up",
-            Self::Deny => "deny",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "allow" => Some(Self::Allow),
-            "step_up" => Some(Self::StepUp),
-            "deny" => Some(Self::Deny),
-            _ => None,
-        }
-    }
-
-    /// The stricter of two outcomes.
-    pub fn stricter(self, other: Self) -> Self {
-        match (self, other) {
-            (Self::Deny, _) | (_, Self::Deny) => Self::Deny,
-            (Self::StepUp, _) | (_, Self::StepUp) => Self::StepUp,
-            _ => Self::Allow,
-        }
-    }
-}
+pub use countersign_shared::decision::Outcome;
 
 /// A policy as decisions name it: its `@id` and the version of the set it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]

@@ -30,7 +30,7 @@ struct DecisionDetail<'a> {
     evaluated: &'a str,
     policies: &'a [super::PolicyRef],
     reasons: &'a [String],
-    approvers: &'a [String],
+    approvers: &'a [crate::ids::Subject],
     risk_signals: &'a [String],
     inputs: &'a [DecisionFacts],
 }

@@ -24,6 +24,7 @@ use futures_util::future::BoxFuture;
 
 use crate::clock::Clock;
 use crate::config::{Config, PushAlert};
+use crate::ids::Subject;
 use crate::store::Store;
 use crate::store::auth_requests::AuthRequestRecord;
 use crate::store::push_outbox::PushRow;
@@ -164,7 +165,7 @@ impl Senders {
 pub async fn rows_for(
     store: &Store,
     request: &AuthRequestRecord,
-    approvers: &[String],
+    approvers: &[Subject],
 ) -> Result<Vec<PushRow>, crate::store::StoreError> {
     let mut devices = Vec::new();
     for subject in approvers {

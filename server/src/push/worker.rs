@@ -210,7 +210,7 @@ pub async fn send_test(worker: &PushWorker, device_id: &str) -> Result<(), PushE
     };
     let target = PushTarget {
         device_id: device.id,
-        subject: device.subject,
+        subject: device.subject.into_string(),
         token: device.push_token,
     };
     sender.send(&target, &message).await

@@ -10,6 +10,7 @@ use super::patch::{self, PatchRequest};
 use super::schema::{self, ResourceKind};
 use super::{ListQuery, ScimError, check_required, etag, list_response, normalize_body, render};
 use crate::directory::{self, offboarding};
+use crate::ids::Subject;
 use crate::store::humans::HumanRecord;
 use crate::store::scim::ScimRecord;
 use crate::store::{Store, Tx};
@@ -127,7 +128,7 @@ async fn apply_fields(
             .store
             .scim_resource(KIND.name(), id)
             .await?
-            .map(|m| m.target)
+            .map(|m| Subject::new(m.target))
             .filter(|m| *m != human.subject),
         None => None,
     };
@@ -186,7 +187,7 @@ pub async fn create(caller: Caller<'_>, body: &Value) -> Result<Value, ScimError
         resource_type: KIND.name().into(),
         name_key: key,
         external_id,
-        target: human.subject.clone(),
+        target: human.subject.to_string(),
         doc: Value::Object(doc).to_string(),
         version: 1,
         created_at: caller.now_ms,
@@ -244,7 +245,7 @@ async fn register(
     f: &HumanFields,
 ) -> Result<HumanRecord, ScimError> {
     let h = HumanRecord {
-        subject,
+        subject: Subject::new(subject),
         email: String::new(),
         name: String::new(),
         active: true,

@@ -129,7 +129,10 @@ pub async fn human_of(
                     "an email subject needs email".into(),
                 ));
             };
-            return Ok(store.human_by_hint(email).await?.map(|h| h.subject));
+            return Ok(store
+                .human_by_hint(email)
+                .await?
+                .map(|h| h.subject.into_string()));
         }
         "iss_sub" => {
             if subject["iss"].as_str() != Some(iss) {
@@ -151,7 +154,7 @@ pub async fn human_of(
         )));
     };
     if let Some(h) = store.human(key).await? {
-        return Ok(Some(h.subject));
+        return Ok(Some(h.subject.into_string()));
     }
     let users = store.scim_resources("User").await?;
     Ok(users

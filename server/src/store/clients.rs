@@ -4,12 +4,13 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, Tx, flag};
+use crate::ids::{ClientId, Subject};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRecord {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub name: String,
-    pub owner_subject: String,
+    pub owner_subject: Subject,
     /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
     pub auth_method: String,
     pub secret_hash: Option<String>,

@@ -5,12 +5,13 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, Tx};
+use crate::ids::Subject;
 
 /// One enrolled wallet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
     pub id: String,
-    pub subject: String,
+    pub subject: Subject,
     /// RFC 7638 thumbprint of the device key; how API calls find the device.
     pub key_jkt: String,
     /// The device key's public JWK (JSON text).

@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreError, Tx};
+use crate::ids::Subject;
 
 /// What adding a member did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +37,7 @@ impl Store {
     }
 
     /// Active members of group `name`.
-    pub async fn group_members(&self, name: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn group_members(&self, name: &str) -> Result<Vec<Subject>, StoreError> {
         let rows = sqlx::query(
             "SELECT m.subject FROM group_members m JOIN humans h ON h.subject = m.subject \
              WHERE m.group_name = $1 AND h.active = 1 ORDER BY m.subject",

@@ -4,10 +4,11 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, Tx, flag};
+use crate::ids::Subject;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HumanRecord {
-    pub subject: String,
+    pub subject: Subject,
     pub email: String,
     pub name: String,
     pub active: bool,
@@ -17,7 +18,7 @@ pub struct HumanRecord {
     pub title: String,
     pub role: String,
     /// The subject of this person's manager.
-    pub manager: Option<String>,
+    pub manager: Option<Subject>,
 }
 
 const COLUMNS: &str = "subject, email, name, active, user_code_hash, created_at, department, title, role, manager_subject";
@@ -235,7 +236,7 @@ impl Store {
     }
 
     /// Active humans with `role`.
-    pub async fn humans_with_role(&self, role: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn humans_with_role(&self, role: &str) -> Result<Vec<Subject>, StoreError> {
         let rows = sqlx::query(
             "SELECT subject FROM humans WHERE role = $1 AND active = 1 ORDER BY subject",
         )

@@ -7,11 +7,12 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Backend, Store, StoreError, Tx};
+use crate::ids::AuthReqId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
     pub id: String,
-    pub auth_req_id: String,
+    pub auth_req_id: AuthReqId,
     pub endpoint: String,
     pub bearer: String,
     pub payload: String,

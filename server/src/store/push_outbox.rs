@@ -6,11 +6,12 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{AnyQuery, Backend, Store, StoreError};
+use crate::ids::AuthReqId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushRow {
     pub id: String,
-    pub auth_req_id: String,
+    pub auth_req_id: AuthReqId,
     pub device_id: String,
     /// `apns`, `fcm` or `live`.
     pub channel: String,

@@ -5,11 +5,12 @@
 use sqlx::Row;
 
 use super::{Store, StoreError};
+use crate::ids::ClientId;
 
 /// One action to add to a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionUpdate {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub session_id: String,
     pub at_ms: i64,
     /// The action's class (`read`, `external`, ...).

@@ -6,6 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, Tx};
+use crate::ids::{AuthReqId, ClientId, Subject};
 
 /// The identity of a token about to be issued, written together with the state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,9 +27,9 @@ pub struct TokenGrant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
     pub jti: String,
-    pub auth_req_id: String,
-    pub client_id: String,
-    pub subject: String,
+    pub auth_req_id: AuthReqId,
+    pub client_id: ClientId,
+    pub subject: Subject,
     pub scope: String,
     pub token_type: String,
     pub cnf_jkt: Option<String>,
@@ -44,7 +45,7 @@ pub struct TokenRecord {
     pub renewal_of: Option<String>,
     /// The request whose approval this credential rests on: its own for a first
     /// credential, the original request's for a renewal.
-    pub approval_id: String,
+    pub approval_id: AuthReqId,
     /// When the approval was given, and by what method.
     pub decided_at: Option<i64>,
 }
@@ -299,8 +300,8 @@ impl Store {
         &self,
         tx: &mut Tx<'_>,
         parent_jti: &str,
-        client_id: &str,
-        renewal_id: &str,
+        client_id: &ClientId,
+        renewal_id: &AuthReqId,
         grant: &TokenGrant,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
@@ -355,7 +356,7 @@ mod tests {
     /// Issues credential `jti` at `issued_at` on a fresh approved request (agent `agent`
     /// of the seeded owner alice), decided by `decided_by`.
     async fn issue(store: &Store, jti: &str, issued_at: i64, decided_by: &str) {
-        let id = format!("req-{jti}");
+        let id = crate::ids::AuthReqId::from(format!("req-{jti}"));
         store
             .insert_auth_request(&AuthRequestRecord {
                 id: id.clone(),
@@ -386,7 +387,7 @@ mod tests {
         };
         assert!(
             store
-                .claim_for_issue(&id, "agent", &grant, issued_at)
+                .claim_for_issue(&id, &"agent".into(), &grant, issued_at)
                 .await
                 .unwrap()
                 .is_some(),

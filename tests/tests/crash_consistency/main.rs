@@ -24,6 +24,7 @@
 
 mod client;
 
+use countersign_server::ids::AuthReqId;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -284,7 +285,7 @@ async fn acknowledged_rows(
     for (n, (agent, ledger)) in agents.iter().zip(ledgers).enumerate() {
         for id in &ledger.requests {
             let row = store
-                .auth_request(id)
+                .auth_request(&AuthReqId::from(id))
                 .await
                 .unwrap()
                 .unwrap_or_else(|| panic!("acknowledged request {id} is gone"));
@@ -369,7 +370,11 @@ async fn check_rows(
         if before.status == AuthRequestStatus::Pending {
             continue;
         }
-        let row = store.auth_request(id).await.unwrap().unwrap();
+        let row = store
+            .auth_request(&AuthReqId::from(id))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(row.status, AuthRequestStatus::Issued, "{id}");
         let Some(jti) = handed_out.get(id) else {
             continue; // its token was lost to a kill: issued, never handed out

@@ -56,9 +56,9 @@ pub async fn list(
     let q = query.q.trim().chars().take(100).collect::<String>();
     let agents = state.store.page_clients(&query.after, &q, PAGE).await?;
     let next = (agents.len() as i64 == PAGE)
-        .then(|| agents.last().map(|a| a.client_id.clone()))
+        .then(|| agents.last().map(|a| a.client_id.to_string()))
         .flatten();
-    let ids: Vec<String> = agents.iter().map(|a| a.client_id.clone()).collect();
+    let ids: Vec<String> = agents.iter().map(|a| a.client_id.to_string()).collect();
     let last = state.store.last_decisions(&ids).await?;
     let now = state.now_ms();
     let agents = agents
@@ -120,7 +120,7 @@ pub async fn detail(
         .filter(|t| t.revoked_at.is_none() && t.expires_at > now)
         .map(|t| LiveCredential {
             action: action_summary(t.authorization_details.as_deref()),
-            approved_by: t.subject,
+            approved_by: t.subject.into_string(),
             expires: age(t.expires_at, now),
             id: t.jti,
         })

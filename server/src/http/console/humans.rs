@@ -46,7 +46,7 @@ pub async fn list(
     let q = query.q.trim().chars().take(100).collect::<String>();
     let humans = state.store.page_humans(&query.after, &q, PAGE).await?;
     let next = (humans.len() as i64 == PAGE)
-        .then(|| humans.last().map(|h| h.subject.clone()))
+        .then(|| humans.last().map(|h| h.subject.to_string()))
         .flatten();
     render(&HumansPage {
         admin,
@@ -86,7 +86,7 @@ async fn resting_on(state: &AppState, subject: &str) -> Result<RestingOn, PageEr
                         action_summary(t.authorization_details.as_deref()),
                         t.client_id
                     ),
-                    approved_by: t.subject,
+                    approved_by: t.subject.into_string(),
                     expires: age(t.expires_at, now),
                     id: t.jti,
                 });
@@ -94,7 +94,7 @@ async fn resting_on(state: &AppState, subject: &str) -> Result<RestingOn, PageEr
         }
     }
     let waiting = store
-        .pending_for_subject(subject, now, 500)
+        .pending_for_subject(&human.subject, now, 500)
         .await?
         .into_iter()
         .map(|r| {
@@ -181,7 +181,7 @@ pub async fn detail(
             },
             action: action_summary(t.authorization_details.as_deref()),
             issued: local(t.issued_at),
-            agent: t.client_id,
+            agent: t.client_id.into_string(),
             id: t.jti,
         })
         .collect();

@@ -82,8 +82,8 @@ async fn waiting(store: &Store, now: i64) -> Result<Vec<Waiting>, PageError> {
             created: utc(r.created_at),
             expires_in: age(r.expires_at, now),
             action: action_summary(r.authorization_details.as_deref()),
-            agent: r.client_id,
-            human: r.subject,
+            agent: r.client_id.into_string(),
+            human: r.subject.into_string(),
         })
         .collect())
 }

@@ -17,10 +17,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::ToolConfig;
+use crate::ids::{ClientId, Subject};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HumanFacts {
-    pub subject: String,
+    pub subject: Subject,
     pub email: String,
     pub name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -31,16 +32,16 @@ pub struct HumanFacts {
     pub role: String,
     pub active: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manager: Option<String>,
+    pub manager: Option<Subject>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AgentFacts {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub name: String,
-    pub owner: String,
+    pub owner: Subject,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub department: String,
     pub risk_tier: String,

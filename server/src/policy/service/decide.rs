@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use super::PolicyEngine;
+use crate::ids::Subject;
 use crate::policy::facts::{
     AgentFacts, Arguments, DecisionFacts, HumanFacts, Principal, RequestFacts, SessionFacts,
     ToolFacts, TotalsFacts,
@@ -49,7 +50,7 @@ pub struct Decided {
     pub action: String,
     pub resource: String,
     /// For a step-up: the subjects who may approve.
-    pub approvers: Vec<String>,
+    pub approvers: Vec<Subject>,
     /// Accepted actions for the baselines (allow only; a step-up adds them on approval).
     pub samples: Vec<SampleRecord>,
     pub session: Option<SessionUpdate>,
@@ -311,7 +312,7 @@ async fn route_step_up(
     decision: &mut Decision,
     attempt: &Attempt<'_>,
     owner: &HumanRecord,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<Subject>, StoreError> {
     if decision.outcome != Outcome::StepUp {
         return Ok(Vec::new());
     }
@@ -384,15 +385,19 @@ async fn route(
     client: &ClientRecord,
     user: &HumanRecord,
     owner: &HumanRecord,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<Subject>, StoreError> {
     let mut subjects = Vec::new();
     for r in &decision.approvers {
         match r {
             ApproverRoute::User => subjects.push(user.subject.clone()),
             ApproverRoute::Owner => subjects.push(client.owner_subject.clone()),
             ApproverRoute::Manager => subjects.extend(owner.manager.clone()),
-            ApproverRoute::Group(g) => subjects.extend(store.group_members(g).await?),
-            ApproverRoute::Role(role) => subjects.extend(store.humans_with_role(role).await?),
+            ApproverRoute::Group(g) => {
+                subjects.extend(store.group_members(g).await?);
+            }
+            ApproverRoute::Role(role) => {
+                subjects.extend(store.humans_with_role(role).await?);
+            }
         }
     }
     subjects.sort();

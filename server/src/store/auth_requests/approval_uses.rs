@@ -6,6 +6,7 @@
 use sqlx::Row as _;
 
 use super::STANDING;
+use crate::ids::{AuthReqId, ClientId};
 use crate::store::{Store, StoreError};
 
 impl Store {
@@ -16,8 +17,8 @@ impl Store {
     /// the uses counted so far, or `None` when it does not stand.
     pub async fn use_approval(
         &self,
-        id: &str,
-        client_id: &str,
+        id: &AuthReqId,
+        client_id: &ClientId,
         now_ms: i64,
         default_validity_ms: i64,
     ) -> Result<Option<i64>, StoreError> {

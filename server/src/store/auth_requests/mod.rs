@@ -8,19 +8,21 @@ mod states;
 pub use states::{ApprovalMethod, AuthRequestStatus, DecisionMethod};
 
 use countersign_shared::DeliveryMode;
+use countersign_shared::decision::Outcome;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::tokens::TokenGrant;
 use super::{AnyQuery, Store, StoreError, Tx};
+use crate::ids::{AuthReqId, ClientId, Subject};
 
 /// Whose pending requests [`Store::end_pending`] ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PendingOf<'a> {
-    /// An offboarded human (subject).
-    Human(&'a str),
-    /// A suspended agent (client id).
-    Agent(&'a str),
+    /// An offboarded human.
+    Human(&'a Subject),
+    /// A suspended agent.
+    Agent(&'a ClientId),
 }
 
 /// How often a request's credential may be used: a count, 0 for any number of times
@@ -36,9 +38,9 @@ impl Default for MaxUses {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthRequestRecord {
-    pub id: String,
-    pub client_id: String,
-    pub subject: String,
+    pub id: AuthReqId,
+    pub client_id: ClientId,
+    pub subject: Subject,
     pub scope: String,
     pub binding_message: Option<String>,
     pub acr_values: Option<String>,
@@ -65,7 +67,7 @@ pub struct AuthRequestRecord {
     /// and the risk signals (JSON arrays), and the credential validity it set.
     pub action: Option<String>,
     pub resource: Option<String>,
-    pub policy_outcome: Option<String>,
+    pub policy_outcome: Option<Outcome>,
     pub policy_refs: Option<String>,
     pub policy_reasons: Option<String>,
     pub risk_signals: Option<String>,
@@ -115,7 +117,14 @@ pub(super) fn from_row(row: &AnyRow) -> Result<AuthRequestRecord, StoreError> {
         approval_device_jkt: row.try_get("approval_device_jkt")?,
         action: row.try_get("action")?,
         resource: row.try_get("resource")?,
-        policy_outcome: row.try_get("policy_outcome")?,
+        policy_outcome: row
+            .try_get::<Option<String>, _>("policy_outcome")?
+            .map(|o| {
+                Outcome::parse(&o).ok_or_else(|| {
+                    StoreError::Corrupt(format!("auth request policy outcome {o:?}"))
+                })
+            })
+            .transpose()?,
         policy_refs: row.try_get("policy_refs")?,
         policy_reasons: row.try_get("policy_reasons")?,
         risk_signals: row.try_get("risk_signals")?,
@@ -168,7 +177,7 @@ pub(super) fn bind_insert<'q>(q: AnyQuery<'q>, r: &AuthRequestRecord) -> AnyQuer
         .bind(r.approval_device_jkt.clone())
         .bind(r.action.clone())
         .bind(r.resource.clone())
-        .bind(r.policy_outcome.clone())
+        .bind(r.policy_outcome.map(Outcome::as_str))
         .bind(r.policy_refs.clone())
         .bind(r.policy_reasons.clone())
         .bind(r.risk_signals.clone())
@@ -218,7 +227,7 @@ impl Store {
     }
 
     /// Who may decide request `id`.
-    pub async fn approvers_of(&self, id: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn approvers_of(&self, id: &AuthReqId) -> Result<Vec<Subject>, StoreError> {
         let rows = sqlx::query(
             "SELECT subject FROM request_approvers WHERE auth_req_id = $1 ORDER BY subject",
         )
@@ -228,7 +237,10 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get("subject")?)).collect()
     }
 
-    pub async fn auth_request(&self, id: &str) -> Result<Option<AuthRequestRecord>, StoreError> {
+    pub async fn auth_request(
+        &self,
+        id: &AuthReqId,
+    ) -> Result<Option<AuthRequestRecord>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM auth_requests WHERE id = $1"));
         let row = sqlx::query(sql)
             .bind(id)
@@ -240,7 +252,7 @@ impl Store {
     /// Records a poll if the client waited its interval since the previous one. Atomic, so
     /// of two simultaneous polls at most one passes. Returns false when the client polled
     /// too early; the interval is then raised by 5 seconds (CIBA Core §11 `slow_down`).
-    pub async fn admit_poll(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+    pub async fn admit_poll(&self, id: &AuthReqId, now_ms: i64) -> Result<bool, StoreError> {
         let admitted = sqlx::query(
             "UPDATE auth_requests SET last_poll_at = $1 \
              WHERE id = $2 AND (last_poll_at IS NULL OR last_poll_at + interval_secs * 1000 <= $1)",
@@ -267,7 +279,7 @@ impl Store {
     pub async fn decide_auth_request(
         &self,
         tx: Option<&mut Tx<'_>>,
-        id: &str,
+        id: &AuthReqId,
         decision: &Decision<'_>,
         grant: Option<&TokenGrant>,
     ) -> Result<Option<AuthRequestRecord>, StoreError> {
@@ -278,7 +290,7 @@ impl Store {
     /// statement; `None` when the request is not a pending, unexpired poll-mode request.
     pub async fn decide_poll_request(
         &self,
-        id: &str,
+        id: &AuthReqId,
         decision: &Decision<'_>,
     ) -> Result<Option<AuthRequestRecord>, StoreError> {
         self.decide(None, id, decision, None, " AND delivery_mode = 'poll'")
@@ -288,7 +300,7 @@ impl Store {
     async fn decide(
         &self,
         tx: Option<&mut Tx<'_>>,
-        id: &str,
+        id: &AuthReqId,
         decision: &Decision<'_>,
         grant: Option<&TokenGrant>,
         extra_condition: &'static str,
@@ -335,8 +347,8 @@ impl Store {
     /// Returns the request, or `None` (then [`Self::auth_request`] tells why).
     pub async fn claim_for_issue(
         &self,
-        id: &str,
-        client_id: &str,
+        id: &AuthReqId,
+        client_id: &ClientId,
         grant: &TokenGrant,
         now_ms: i64,
     ) -> Result<Option<AuthRequestRecord>, StoreError> {
@@ -381,7 +393,7 @@ impl Store {
     /// Requests waiting for `subject`'s decision (routed to them), newest first.
     pub async fn pending_for_subject(
         &self,
-        subject: &str,
+        subject: &Subject,
         now_ms: i64,
         limit: i64,
     ) -> Result<Vec<AuthRequestRecord>, StoreError> {
@@ -437,7 +449,8 @@ impl Store {
              RETURNING {COLUMNS}"
         ));
         let key = match of {
-            PendingOf::Human(s) | PendingOf::Agent(s) => s,
+            PendingOf::Human(subject) => subject.as_str(),
+            PendingOf::Agent(client_id) => client_id.as_str(),
         };
         let rows = sqlx::query(sql)
             .bind(key)
@@ -453,8 +466,8 @@ impl Store {
     /// first of them expires.
     pub async fn pending_step_ups(
         &self,
-        client_id: &str,
-        approver: &str,
+        client_id: &ClientId,
+        approver: &Subject,
         now_ms: i64,
     ) -> Result<(i64, Option<i64>), StoreError> {
         let row = sqlx::query(

@@ -1,6 +1,7 @@
 //! Tests of the `auth_requests` aggregate, on both backends.
 
 use super::*;
+use crate::ids::AuthReqId;
 use crate::store::clients::ClientRecord;
 use crate::store::humans::HumanRecord;
 use crate::store::testing::each_backend;
@@ -86,29 +87,57 @@ async fn lifecycle_pending_approved_issued_exactly_once() {
         seed(&store).await;
         let r = request("r1", 1_000_000);
         store.insert_auth_request(&r).await.unwrap();
-        assert_eq!(store.auth_request("r1").await.unwrap(), Some(r));
+        assert_eq!(
+            store.auth_request(&AuthReqId::from("r1")).await.unwrap(),
+            Some(r)
+        );
         assert_eq!(store.count_pending_auth_requests(0).await.unwrap(), 1);
 
         // Polls: first admitted, second too early (interval raised), later admitted.
-        assert!(store.admit_poll("r1", 1_000).await.unwrap());
-        assert!(!store.admit_poll("r1", 2_000).await.unwrap());
+        assert!(
+            store
+                .admit_poll(&AuthReqId::from("r1"), 1_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .admit_poll(&AuthReqId::from("r1"), 2_000)
+                .await
+                .unwrap()
+        );
         assert_eq!(
             store
-                .auth_request("r1")
+                .auth_request(&AuthReqId::from("r1"))
                 .await
                 .unwrap()
                 .unwrap()
                 .interval_secs,
             10
         );
-        assert!(!store.admit_poll("r1", 11_000).await.unwrap());
+        assert!(
+            !store
+                .admit_poll(&AuthReqId::from("r1"), 11_000)
+                .await
+                .unwrap()
+        );
         // A too-early poll also restarts the wait: 11 000 + 15 000.
-        assert!(!store.admit_poll("r1", 25_999).await.unwrap());
-        assert!(store.admit_poll("r1", 46_000).await.unwrap());
+        assert!(
+            !store
+                .admit_poll(&AuthReqId::from("r1"), 25_999)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .admit_poll(&AuthReqId::from("r1"), 46_000)
+                .await
+                .unwrap()
+        );
 
         let d = dev_approval();
         let decided = store
-            .decide_auth_request(None, "r1", &d, None)
+            .decide_auth_request(None, &AuthReqId::from("r1"), &d, None)
             .await
             .unwrap()
             .unwrap();
@@ -116,14 +145,18 @@ async fn lifecycle_pending_approved_issued_exactly_once() {
             (decided.status, decided.decided_by.as_deref()),
             (AuthRequestStatus::Approved, Some("alice"))
         );
-        let stored = store.auth_request("r1").await.unwrap().unwrap();
+        let stored = store
+            .auth_request(&AuthReqId::from("r1"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             stored.decision_method,
             Some(DecisionMethod::Approval(ApprovalMethod::Developer))
         );
         assert_eq!(
             store
-                .decide_auth_request(None, "r1", &d, None)
+                .decide_auth_request(None, &AuthReqId::from("r1"), &d, None)
                 .await
                 .unwrap(),
             None,
@@ -142,7 +175,7 @@ async fn lifecycle_pending_approved_issued_exactly_once() {
         };
         assert_eq!(
             store
-                .claim_for_issue("r1", "agent", &grant(65_999, "t0"), 65_999)
+                .claim_for_issue(&"r1".into(), &"agent".into(), &grant(65_999, "t0"), 65_999)
                 .await
                 .unwrap(),
             None,
@@ -150,21 +183,26 @@ async fn lifecycle_pending_approved_issued_exactly_once() {
         );
         assert_eq!(
             store
-                .claim_for_issue("r1", "intruder", &grant(66_000, "t1"), 66_000)
+                .claim_for_issue(
+                    &"r1".into(),
+                    &"intruder".into(),
+                    &grant(66_000, "t1"),
+                    66_000
+                )
                 .await
                 .unwrap(),
             None,
             "other client"
         );
         let issued = store
-            .claim_for_issue("r1", "agent", &grant(66_000, "t2"), 66_000)
+            .claim_for_issue(&"r1".into(), &"agent".into(), &grant(66_000, "t2"), 66_000)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(issued.status, AuthRequestStatus::Issued);
         assert_eq!(
             store
-                .claim_for_issue("r1", "agent", &grant(99_000, "t3"), 99_000)
+                .claim_for_issue(&"r1".into(), &"agent".into(), &grant(99_000, "t3"), 99_000)
                 .await
                 .unwrap(),
             None,
@@ -218,7 +256,7 @@ async fn concurrent_inserts_are_group_committed_with_per_row_outcomes() {
         }
         assert_eq!(store.count_pending_auth_requests(0).await.unwrap(), 199);
         assert_eq!(
-            store.auth_request("g42").await.unwrap(),
+            store.auth_request(&AuthReqId::from("g42")).await.unwrap(),
             Some(rows[42].clone())
         );
         assert!(matches!(
@@ -248,7 +286,7 @@ async fn expired_requests_cannot_be_decided_and_rolled_back_decisions_vanish() {
         };
         assert_eq!(
             store
-                .decide_auth_request(Some(&mut tx), "r2", &late, None)
+                .decide_auth_request(Some(&mut tx), &AuthReqId::from("r2"), &late, None)
                 .await
                 .unwrap(),
             None
@@ -256,14 +294,19 @@ async fn expired_requests_cannot_be_decided_and_rolled_back_decisions_vanish() {
         let on_time = Decision { at_ms: 999, ..late };
         assert!(
             store
-                .decide_auth_request(Some(&mut tx), "r2", &on_time, None)
+                .decide_auth_request(Some(&mut tx), &AuthReqId::from("r2"), &on_time, None)
                 .await
                 .unwrap()
                 .is_some()
         );
         drop(tx); // rollback
         assert_eq!(
-            store.auth_request("r2").await.unwrap().unwrap().status,
+            store
+                .auth_request(&AuthReqId::from("r2"))
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
             AuthRequestStatus::Pending
         );
         assert_eq!(store.count_pending_auth_requests(1_000).await.unwrap(), 0);
@@ -310,7 +353,7 @@ async fn deciding_a_request_is_planned_afresh_each_time() {
                 .await
                 .unwrap();
             let decided = store
-                .decide_auth_request(Some(&mut tx), &id, &d, None)
+                .decide_auth_request(Some(&mut tx), &AuthReqId::from(&id), &d, None)
                 .await
                 .unwrap();
             assert!(decided.is_some(), "{id} was pending");
@@ -369,7 +412,14 @@ async fn revoking_and_renewing_are_planned_afresh_each_time() {
             let revoked = store.revoke_tokens(&mut tx, selector, "r", 1).await;
             assert_eq!(revoked.unwrap(), Vec::<String>::new());
             let renewed = store
-                .insert_renewal(&mut tx, "no-such-jti", "agent", "r-new", &grant, 1)
+                .insert_renewal(
+                    &mut tx,
+                    "no-such-jti",
+                    &"agent".into(),
+                    &"r-new".into(),
+                    &grant,
+                    1,
+                )
                 .await;
             assert!(!renewed.unwrap(), "nothing to renew");
         }
@@ -414,7 +464,7 @@ pub(crate) async fn issued_request(
         status_idx: 7,
     };
     store
-        .decide_auth_request(None, id, &dev_approval(), Some(&grant))
+        .decide_auth_request(None, &AuthReqId::from(id), &dev_approval(), Some(&grant))
         .await
         .unwrap()
         .unwrap();

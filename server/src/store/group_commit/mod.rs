@@ -22,6 +22,7 @@ use super::baselines::{self, SampleRecord};
 use super::push_outbox::{self, PushRow};
 use super::sessions::{self, SessionUpdate};
 use super::tokens::TokenGrant;
+use crate::ids::{AuthReqId, ClientId, Subject};
 use alone::{take_head, write_traces_alone};
 
 /// 64 rows × 20 columns stays far below SQLite's and PostgreSQL's bind-parameter limits.
@@ -31,8 +32,8 @@ const MAX_BATCH: usize = 64;
 /// [`super::Store::claim_for_issue`]).
 #[derive(Debug, Clone)]
 pub struct Claim {
-    pub auth_req_id: String,
-    pub client_id: String,
+    pub auth_req_id: AuthReqId,
+    pub client_id: ClientId,
     pub grant: TokenGrant,
     pub now_ms: i64,
     /// Builds the trace event of the issuance from the claimed request.
@@ -45,7 +46,7 @@ pub struct Claim {
 pub struct WriteSet {
     pub request: Option<AuthRequestRecord>,
     /// Who may approve `request` (a step-up).
-    pub approvers: Vec<String>,
+    pub approvers: Vec<Subject>,
     /// Alerts for the approvers' devices.
     pub pushes: Vec<PushRow>,
     pub session: Option<SessionUpdate>,
