@@ -59,6 +59,11 @@ pub fn router<A: Authority>(
     });
     let mut config = StreamableHttpServerConfig::default()
         .with_sse_keep_alive(Some(Duration::from_secs(15)))
+        // A 2026-07-28 call answered at once (allowed, denied, `input_required`) goes back
+        // as one JSON body; one that sends progress first still streams. An event stream
+        // per call cost a spawned task, a keep-alive timer and the framing on every call.
+        // (Sessions of older clients are unaffected.)
+        .with_json_response(true)
         .with_allowed_hosts(allowed_hosts)
         .with_cancellation_token(shared.stopping.child_token());
     config.max_request_body_bytes = 256 * 1024;

@@ -298,3 +298,72 @@ async fn a_request_state_resumes_only_its_own_call_and_forwards_it_once(db: Db) 
     );
     rig.server.stop().await;
 }
+
+/// A 2026-07-28 `tools/call` over plain HTTP with the SEP-2243 headers, as any client
+/// sends it (no session).
+async fn call_2026(
+    rig: &Rig,
+    token: &str,
+    id: u64,
+    tool: &str,
+    arguments: Value,
+) -> reqwest::Response {
+    let request = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+    "name": tool, "arguments": arguments,
+    "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    }}});
+    reqwest::Client::new()
+        .post(rig.mcp_url())
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", format!("Bearer {token}"))
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+}
+
+// A call answered at once (allowed, denied) is one JSON body, not an event stream: the
+// transport allows either, and a stream per call costs the gateway a task, a keep-alive
+// timer and the event framing (docs/benchmarks.md, the gateway's throughput).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_answered_at_once_is_one_json_body() {
+    let rig = Rig::start(Db::Sqlite).await;
+    let token = rig.token().await;
+    let allowed = call_2026(
+        &rig,
+        &token,
+        7,
+        "shop.place_order",
+        json!({"vendor": "Acme", "amount": 20, "currency": "EUR"}),
+    )
+    .await;
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(allowed.headers()["content-type"], "application/json");
+    let body: Value = allowed.json().await.unwrap();
+    assert_eq!(body["id"], 7, "{body}");
+    assert_eq!(body["result"]["isError"], false, "{body}");
+    // The upstream's result, unchanged.
+    assert!(
+        body["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains(r#""order": "ord-acme-20""#)),
+        "{body}"
+    );
+    let denied = call_2026(&rig, &token, 8, "shop.drop_database", json!({})).await;
+    assert_eq!(denied.headers()["content-type"], "application/json");
+    let body: Value = denied.json().await.unwrap();
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    assert!(
+        body["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("denied by policy")),
+        "{body}"
+    );
+    assert!(rig.upstream.calls_of("drop_database").is_empty());
+    rig.server.stop().await;
+}
