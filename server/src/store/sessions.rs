@@ -2,6 +2,8 @@
 //! actions, the data classifications it read, the action classes it performed), for
 //! policies that compose, like "nothing external after a confidential read".
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use sqlx::Row;
 
 use super::{Store, StoreError};
@@ -27,40 +29,76 @@ pub struct SessionRecord {
     pub classes: Vec<String>,
 }
 
-/// Records `u` on `conn` (inside the caller's transaction). Facts are rows of their own,
-/// so recording one needs no read and concurrent updates cannot lose each other's.
-pub(crate) async fn record_on(
+/// Rows per statement: 64 × 5 parameters stays far below both backends' limits.
+const CHUNK: usize = 64;
+
+/// Records `updates` on `conn` (inside the caller's transaction): every session's count
+/// in one multi-row statement and every new fact in another, however many updates a
+/// batch holds (one statement each was two or three round trips per decision to
+/// SQLite's connection thread). Facts are rows of their own, so recording needs no read
+/// and concurrent batches cannot lose each other's.
+pub(crate) async fn record_all_on(
     conn: &mut sqlx::AnyConnection,
-    u: &SessionUpdate,
+    updates: &[&SessionUpdate],
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO agent_sessions (client_id, session_id, actions, first_at, last_at) \
-         VALUES ($1, $2, 1, $3, $3) ON CONFLICT (client_id, session_id) \
-         DO UPDATE SET actions = agent_sessions.actions + 1, last_at = $3",
-    )
-    .bind(&u.client_id)
-    .bind(&u.session_id)
-    .bind(u.at_ms)
-    .execute(&mut *conn)
-    .await?;
-    let facts = [
-        ("class", Some(&u.class)),
-        ("classification", u.classification.as_ref()),
-    ];
-    for (kind, value) in facts {
-        let Some(value) = value.filter(|v| !v.is_empty()) else {
-            continue;
-        };
-        sqlx::query(
+    // Per session: how many actions, the first and the last time. One row per key, as
+    // PostgreSQL refuses a statement that updates the same row twice.
+    let mut counts: BTreeMap<(&str, &str), (i64, i64, i64)> = BTreeMap::new();
+    let mut facts: BTreeSet<(&str, &str, &str, &str)> = BTreeSet::new();
+    for u in updates {
+        let key = (u.client_id.as_str(), u.session_id.as_str());
+        let entry = counts.entry(key).or_insert((0, u.at_ms, u.at_ms));
+        *entry = (entry.0 + 1, entry.1.min(u.at_ms), entry.2.max(u.at_ms));
+        let kinds = [
+            ("class", Some(&u.class)),
+            ("classification", u.classification.as_ref()),
+        ];
+        for (kind, value) in kinds {
+            if let Some(value) = value.filter(|v| !v.is_empty()) {
+                facts.insert((key.0, key.1, kind, value));
+            }
+        }
+    }
+    let params = super::Params::of(conn);
+    let counts: Vec<_> = counts.into_iter().collect();
+    for chunk in counts.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO agent_sessions (client_id, session_id, actions, first_at, last_at) \
+             VALUES {} ON CONFLICT (client_id, session_id) DO UPDATE SET \
+             actions = agent_sessions.actions + excluded.actions, \
+             last_at = CASE WHEN excluded.last_at > agent_sessions.last_at \
+               THEN excluded.last_at ELSE agent_sessions.last_at END",
+            super::placeholders_as(params, 0, chunk.len(), 5)
+        );
+        let query = chunk.iter().fold(
+            sqlx::query(sqlx::AssertSqlSafe(sql)),
+            |q, ((client_id, session_id), (actions, first, last))| {
+                q.bind(*client_id)
+                    .bind(*session_id)
+                    .bind(*actions)
+                    .bind(*first)
+                    .bind(*last)
+            },
+        );
+        query.execute(&mut *conn).await?;
+    }
+    let facts: Vec<_> = facts.into_iter().collect();
+    for chunk in facts.chunks(CHUNK) {
+        let sql = format!(
             "INSERT INTO agent_session_facts (client_id, session_id, kind, value) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        )
-        .bind(&u.client_id)
-        .bind(&u.session_id)
-        .bind(kind)
-        .bind(value)
-        .execute(&mut *conn)
-        .await?;
+             VALUES {} ON CONFLICT DO NOTHING",
+            super::placeholders_as(params, 0, chunk.len(), 4)
+        );
+        let query = chunk.iter().fold(
+            sqlx::query(sqlx::AssertSqlSafe(sql)),
+            |q, (client_id, session_id, kind, value)| {
+                q.bind(*client_id)
+                    .bind(*session_id)
+                    .bind(*kind)
+                    .bind(*value)
+            },
+        );
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -316,6 +316,7 @@ async fn write(
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut events = Vec::new();
     let mut samples = Vec::new();
+    let mut session_updates = Vec::new();
     for job in jobs {
         let set = &job.set;
         let claimed = match &set.claim {
@@ -333,13 +334,12 @@ async fn write(
             },
             None => None,
         };
-        if let Some(session) = &set.session {
-            sessions::record_on(conn, session).await?;
-        }
+        session_updates.extend(set.session.as_ref());
         samples.extend(set.samples.iter());
         events.extend(set.events.iter().cloned());
         outcomes.push(claimed);
     }
+    sessions::record_all_on(conn, &session_updates).await?;
     for work in works {
         let step = work(&mut *conn).await;
         events.extend(step.events);

@@ -165,3 +165,64 @@ async fn submitted_sets_are_committed_once_settled() {
     })
     .await;
 }
+
+fn session_update(session: &str, at_ms: i64, class: &str) -> crate::store::sessions::SessionUpdate {
+    crate::store::sessions::SessionUpdate {
+        client_id: "agent".into(),
+        session_id: session.into(),
+        at_ms,
+        class: class.into(),
+        classification: (class == "read").then(|| "confidential".to_owned()),
+    }
+}
+
+/// Session updates are written per batch, a session's several updates as one row: none
+/// is lost or counted twice, whether they share a statement (written directly with
+/// duplicates, which PostgreSQL refuses to apply twice to one row) or come from
+/// concurrent writers, and later batches add to what is there.
+#[tokio::test]
+async fn a_batch_of_session_updates_counts_each_once() {
+    each_backend(|store| async move {
+        let updates = [
+            session_update("s1", 5, "read"),
+            session_update("s1", 3, "external"),
+            session_update("s1", 9, "read"),
+            session_update("s2", 4, "external"),
+        ];
+        let mut tx = store.begin().await.unwrap();
+        let refs: Vec<_> = updates.iter().collect();
+        super::sessions::record_all_on(tx.conn(), &refs)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let s1 = store.session("agent", "s1").await.unwrap();
+        assert_eq!(s1.actions, 3);
+        assert_eq!(s1.classes, ["external", "read"]);
+        assert_eq!(s1.classifications, ["confidential"]);
+        assert_eq!(store.session("agent", "s2").await.unwrap().actions, 1);
+
+        let write = |i: i64| {
+            let store = store.clone();
+            async move {
+                let session = if i % 3 == 0 { "s2" } else { "s1" };
+                let class = if i % 2 == 0 { "read" } else { "write" };
+                store
+                    .write(WriteSet {
+                        session: Some(session_update(session, 100 + i, class)),
+                        events: vec![event(&format!("e{i}"))],
+                        ..WriteSet::default()
+                    })
+                    .await
+                    .unwrap();
+            }
+        };
+        futures_util::future::join_all((0..30).map(write)).await;
+        let s1 = store.session("agent", "s1").await.unwrap();
+        let s2 = store.session("agent", "s2").await.unwrap();
+        assert_eq!((s1.actions, s2.actions), (3 + 20, 1 + 10));
+        assert_eq!(s1.classes, ["external", "read", "write"]);
+        assert_eq!(s2.classes, ["external", "read", "write"]);
+        assert_eq!(s2.classifications, ["confidential"]);
+    })
+    .await;
+}
