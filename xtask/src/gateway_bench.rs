@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientConfig, ContentBlock,
+    Implementation, JsonObject, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RequestContext};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::bench::{
     ServerProcess, binary, machine, replace_between, run_date, run_ok, wait_ready, workspace_root,
@@ -58,6 +59,10 @@ pub struct GatewayBenchArgs {
     /// Needs `taskset` (util-linux) and two CPUs.
     #[arg(long)]
     pin: bool,
+    /// Clients speak MCP 2026-07-28 (`server/discover`, no session, each request
+    /// self-contained) instead of 2025-11-25 sessions (`initialize`), on both paths.
+    #[arg(long)]
+    stateless: bool,
 }
 
 /// The upstream: one tool that returns its arguments.
@@ -137,6 +142,7 @@ async fn drive(
     tool: &str,
     clients: usize,
     seconds: u64,
+    stateless: bool,
 ) -> anyhow::Result<PathReport> {
     let mut sessions = Vec::new();
     for _ in 0..clients {
@@ -145,8 +151,18 @@ async fn drive(
             config = config.auth_header(token);
         }
         let transport = StreamableHttpClientTransport::from_config(config);
+        let lifecycle = if stateless {
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            }
+        } else {
+            ClientLifecycleMode::Initialize
+        };
         sessions.push(Arc::new(
-            ().serve(transport).await.context("an MCP session")?,
+            ClientConfig::default()
+                .serve_with_lifecycle(transport, lifecycle)
+                .await
+                .context("an MCP client")?,
         ));
     }
     let warm_up = Instant::now() + Duration::from_secs(2);
@@ -354,7 +370,15 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         "gateway-bench: {} clients, {} s per path: directly to the upstream",
         args.clients, args.seconds
     );
-    let direct = drive(&upstream, None, "echo", args.clients, args.seconds).await?;
+    let direct = drive(
+        &upstream,
+        None,
+        "echo",
+        args.clients,
+        args.seconds,
+        args.stateless,
+    )
+    .await?;
     eprintln!("gateway-bench: through the gateway");
     let through = drive(
         &format!("{}/mcp", gateway.base),
@@ -362,6 +386,7 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         "bench.echo",
         args.clients,
         args.seconds,
+        args.stateless,
     )
     .await?;
     if through.errors > 0 || direct.errors > 0 {
@@ -393,6 +418,7 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
 
 fn render(args: &GatewayBenchArgs, direct: &PathReport, gateway: &PathReport) -> String {
     let pin_flag = if args.pin { " --pin" } else { "" };
+    let stateless_flag = if args.stateless { " --stateless" } else { "" };
     let placement = if args.pin {
         format!(
             " The gateway's server ran on CPU {SERVER_CPU}, the clients and the upstream on \
@@ -402,7 +428,7 @@ fn render(args: &GatewayBenchArgs, direct: &PathReport, gateway: &PathReport) ->
         String::new()
     };
     let mut out = format!(
-        "Measured {} on {}.\n\nCommand: `cargo xtask gateway-bench --clients {} --seconds {}{pin_flag}`.{placement}\n\n\
+        "Measured {} on {}.\n\nCommand: `cargo xtask gateway-bench --clients {} --seconds {}{pin_flag}{stateless_flag}`.{placement}\n\n\
          | path | calls/s | p50 ms | p99 ms | calls |\n|---|---:|---:|---:|---:|\n",
         run_date(),
         machine(),
