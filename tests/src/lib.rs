@@ -184,6 +184,19 @@ impl TestServer {
         &self.running().state
     }
 
+    /// Authentication request `id` as the server stored it (it must exist).
+    pub async fn auth_request(
+        &self,
+        id: &str,
+    ) -> countersign_server::store::auth_requests::AuthRequestRecord {
+        self.state()
+            .store
+            .auth_request(&id.into())
+            .await
+            .expect("read the request")
+            .expect("the request exists")
+    }
+
     /// Runs one SQL statement on the server's database from outside the server, as an
     /// attacker with database access (or a test setting up a fault) would.
     pub async fn execute_sql(&self, sql: &str) {

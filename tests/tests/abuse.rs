@@ -8,7 +8,6 @@
 //! refused, and status lists served from a cache until they change.
 
 use countersign_jose::{SigningKeyPair, random_b64url};
-use countersign_server::ids::AuthReqId;
 use countersign_tests::{CIBA_GRANT, Db, TestServer, assert_oauth_error, both_backends};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -194,13 +193,7 @@ async fn developer_approvals_only_from_loopback_without_a_proxy(db: Db) {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{header}");
     }
-    let row = s
-        .state()
-        .store
-        .auth_request(&AuthReqId::from(&id))
-        .await
-        .unwrap()
-        .unwrap();
+    let row = s.auth_request(&id).await;
     assert_eq!(row.status.as_str(), "pending");
     assert_eq!(s.dev_decide(&id, true).await, StatusCode::NO_CONTENT);
     s.stop().await;

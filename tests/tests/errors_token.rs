@@ -5,7 +5,6 @@
 //! status, never a 500.
 
 use countersign_jose::{SigningKeyPair, random_b64url, thumbprint};
-use countersign_server::ids::AuthReqId;
 use countersign_tests::assert_oauth_error as expect;
 use countersign_tests::{
     CIBA_GRANT, Db, TestServer, both_backends, jwt_claims, new_agent, unsigned_jwt,
@@ -342,13 +341,7 @@ async fn credentials_are_bound_to_the_agent(db: Db) {
     assert_eq!(s.dev_decide(&id, true).await, StatusCode::NO_CONTENT);
     s.clock.advance_ms(1_000);
     expect(post(&a, id.clone(), None).await, BAD, "invalid_dpop_proof");
-    let row = s
-        .state()
-        .store
-        .auth_request(&AuthReqId::from(&id))
-        .await
-        .unwrap()
-        .unwrap();
+    let row = s.auth_request(&id).await;
     assert_eq!(row.status.as_str(), "approved", "no credential was issued");
     // With its proof it gets a DPoP-bound credential.
     let (status, tokens) = s.poll(&a, &id).await;

@@ -7,7 +7,6 @@
 //! (`POST /v1/gateway-calls`, `POST /v1/withdrawals`). The server runs no gateway of its
 //! own; the shop upstream verifies the credentials itself.
 
-use countersign_server::ids::AuthReqId;
 use std::time::Duration;
 
 use countersign_jose::{SigningKeyPair, b64url_encode};
@@ -220,13 +219,7 @@ async fn a_gateway_beside_its_agent_decides_holds_and_reports_over_http() {
             .unwrap()
             .starts_with("DPoP ")
     );
-    let request = server
-        .state()
-        .store
-        .auth_request(&AuthReqId::from(&id))
-        .await
-        .unwrap()
-        .unwrap();
+    let request = server.auth_request(&id).await;
     assert_eq!(request.client_id, "beside");
     assert_eq!(request.status, AuthRequestStatus::Issued);
 
@@ -237,14 +230,7 @@ async fn a_gateway_beside_its_agent_decides_holds_and_reports_over_http() {
     assert!(client.finish().await.success());
     let mut status = AuthRequestStatus::Pending;
     for _ in 0..100 {
-        status = server
-            .state()
-            .store
-            .auth_request(&AuthReqId::from(&abandoned))
-            .await
-            .unwrap()
-            .unwrap()
-            .status;
+        status = server.auth_request(&abandoned).await.status;
         if status != AuthRequestStatus::Pending {
             break;
         }
@@ -452,13 +438,7 @@ async fn gateway_reports_name_only_the_agents_own_decisions_and_requests(db: Db)
         body["withdrawn"], false,
         "not the other agent's to withdraw"
     );
-    let pending = server
-        .state()
-        .store
-        .auth_request(&AuthReqId::from(id))
-        .await
-        .unwrap()
-        .unwrap();
+    let pending = server.auth_request(id).await;
     assert_eq!(pending.status, AuthRequestStatus::Pending);
     let (status, body) = withdraw(&server, &shopper, id).await;
     assert_eq!(status, StatusCode::OK, "{body}");

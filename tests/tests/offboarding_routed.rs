@@ -6,7 +6,6 @@
 //! survived its approver's departure. And an approval nobody collected yet is never
 //! issued once its human or approver is gone.
 
-use countersign_server::ids::AuthReqId;
 use countersign_shared::approval::DecisionKind;
 use countersign_tests::ghost::{ORDER, tool_call, tool_verifier};
 use countersign_tests::wallets::TestWallet;
@@ -134,13 +133,7 @@ async fn an_approved_uncollected_request_yields_no_token_after_offboarding(db: D
         (StatusCode::BAD_REQUEST, Some("access_denied")),
         "{body}"
     );
-    let row = s
-        .state()
-        .store
-        .auth_request(&AuthReqId::from(&id))
-        .await
-        .unwrap()
-        .unwrap();
+    let row = s.auth_request(&id).await;
     assert_eq!(row.status.as_str(), "denied");
     assert!(
         s.state()
@@ -169,13 +162,7 @@ async fn the_token_endpoint_refuses_for_an_inactive_human_or_suspended_agent(db:
             (StatusCode::BAD_REQUEST, Some("access_denied")),
             "{who}: {body}"
         );
-        let row = s
-            .state()
-            .store
-            .auth_request(&AuthReqId::from(&id))
-            .await
-            .unwrap()
-            .unwrap();
+        let row = s.auth_request(&id).await;
         assert_eq!(row.status.as_str(), "approved", "{who}: nothing was issued");
         s.execute_sql(&format!(
             "UPDATE humans SET active = 1 WHERE subject = '{who}'"

@@ -6,7 +6,6 @@
 //! names; denials are `access_denied` at once, naming the policy that fired.
 
 use countersign_jose::{SigningKeyPair, random_b64url};
-use countersign_server::ids::AuthReqId;
 use countersign_shared::approval::DecisionKind;
 use countersign_tests::{
     Agent, CIBA_GRANT, Db, TestServer, assert_oauth_error, both_backends, jwt_claims,
@@ -482,13 +481,7 @@ when { context.arguments.amount * 9223372036854775807 > 0 };"#,
     let id = body["auth_req_id"].as_str().unwrap().to_owned();
     let (_, pending) = token(&s, &agent, &id, &dpop).await;
     assert_eq!(pending["error"], "authorization_pending", "{pending}");
-    let request = s
-        .state()
-        .store
-        .auth_request(&AuthReqId::from(&id))
-        .await
-        .unwrap()
-        .unwrap();
+    let request = s.auth_request(&id).await;
     assert_eq!(
         request.policy_outcome,
         Some(countersign_server::policy::Outcome::StepUp)

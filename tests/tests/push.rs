@@ -6,7 +6,6 @@
 //! each of the services' errors makes the server do.
 
 use countersign_jose::SigningKeyPair;
-use countersign_server::ids::AuthReqId;
 use countersign_tests::fakes::apns::{ApnsReply, FakeApns};
 use countersign_tests::fakes::fcm::{FakeFcm, FcmReply};
 use countersign_tests::fakes::{APNS_KEY_ID, APNS_TEAM, APNS_TOPIC, apns_config, fcm_config};
@@ -43,14 +42,7 @@ async fn request(s: &TestServer, agent: &Agent) -> (String, i64) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let id = body["auth_req_id"].as_str().unwrap().to_owned();
-    let expires = s
-        .state()
-        .store
-        .auth_request(&AuthReqId::from(&id))
-        .await
-        .unwrap()
-        .unwrap()
-        .expires_at;
+    let expires = s.auth_request(&id).await.expires_at;
     (id, expires.div_euclid(1000))
 }
 

@@ -6,7 +6,6 @@
 //! by the device key, and the credential whose evidence carries that signed decision.
 
 use countersign_jose::{Jwk, SigningKeyPair, UnverifiedJws, random_b64url, thumbprint};
-use countersign_server::ids::AuthReqId;
 use countersign_shared::approval::{ApprovalClaims, DecisionKind, transaction_hash};
 use countersign_tests::wallets::TestWallet;
 use countersign_tests::{Agent, CIBA_GRANT, Db, TestServer, both_backends, jwt_claims};
@@ -253,13 +252,7 @@ async fn history_keeps_the_signed_decisions_and_removing_the_device_ends_it(db: 
     assert_eq!(claims.transaction_hash, history[1].transaction_hash);
     assert_eq!(history[1].device_jkt, thumbprint(&key).unwrap());
     assert_eq!(history[0].binding_message.as_deref(), Some("W4SCT"));
-    let stored = s
-        .state()
-        .store
-        .auth_request(&AuthReqId::from(&approved))
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = s.auth_request(&approved).await;
     assert_eq!(
         stored.approval_jws.as_deref(),
         Some(history[1].evidence.as_str())

@@ -14,7 +14,6 @@
 //! scripts/test.sh builds the app and installs the drivers, then names them in
 //! `CS_WALLET_APP` (the app binary) and `CS_TAURI_DRIVER`.
 
-use countersign_server::ids::AuthReqId;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -396,13 +395,7 @@ async fn an_owner_enrolls_and_decides_in_the_desktop_app() {
         "{page}"
     );
     shots.take(&app, "unverified").await;
-    let request = s
-        .state()
-        .store
-        .auth_request(&AuthReqId::from(&forged))
-        .await
-        .unwrap()
-        .unwrap();
+    let request = s.auth_request(&forged).await;
     assert_eq!(request.decided_at, None, "nothing was decided");
 
     // History: both decisions, each with its signed evidence.

@@ -6,7 +6,6 @@
 //! verification, a stale signature counter, and (on the wallet side) a request object
 //! the pinned server key did not sign.
 
-use countersign_server::ids::AuthReqId;
 use std::sync::Arc;
 
 use countersign_jose::{SigningKeyPair, UnverifiedJws, random_b64url};
@@ -121,13 +120,7 @@ async fn an_approval_cannot_be_replayed_or_moved_to_another_request() {
     let first = request(&s, &agent, 100).await;
     show(&wallet, &first).await.unwrap();
     decide(&wallet, &first).await.unwrap();
-    let stored = s
-        .state()
-        .store
-        .auth_request(&AuthReqId::from(&first))
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = s.auth_request(&first).await;
     let approval = stored.approval_jws.unwrap();
 
     // Replayed on the same request: already decided.

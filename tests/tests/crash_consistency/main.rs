@@ -24,7 +24,6 @@
 
 mod client;
 
-use countersign_server::ids::AuthReqId;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use countersign_server::clock::{Clock as _, SystemClock};
 use countersign_server::directory;
+use countersign_server::ids::AuthReqId;
 use countersign_server::store::Store;
 use countersign_server::store::auth_requests::{AuthRequestRecord, AuthRequestStatus};
 use countersign_server::store::testing::{create_postgres_database, drop_postgres_database};
