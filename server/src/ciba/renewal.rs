@@ -276,7 +276,8 @@ async fn record_renewal(
     grant: &TokenGrant,
 ) -> Result<(), CibaError> {
     let now = ctx.now_ms;
-    let renewal_id = crate::ids::AuthReqId::new(countersign_jose::random_b64url(32));
+    // A request row like any other: its id is made as theirs are (sorting by time).
+    let renewal_id = crate::ids::AuthReqId::mint(now);
     let mut tx = ctx.store.begin().await?;
     let inserted = ctx
         .store

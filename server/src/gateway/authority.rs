@@ -320,10 +320,7 @@ impl Authority for InProcess {
             Some(Ok(Value::Array(items))) => items,
             _ => Vec::new(),
         };
-        let approvers = store
-            .approvers_of(&AuthReqId::new(auth_req_id))
-            .await
-            .map_err(unavailable)?;
+        let approvers = store.approvers_of(&request.id).await.map_err(unavailable)?;
         Ok(Some(ApprovalView {
             agent: AgentId(request.client_id.into_string()),
             state,
