@@ -8,27 +8,14 @@ mod common;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{countersign, json};
+use common::{add_alice, countersign, json};
 use serde_json::Value;
 
 #[test]
 fn directory_commands_print_json_and_fail_with_reasons() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let human = json(
-        d,
-        &[
-            "human",
-            "add",
-            "--subject",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--name",
-            "Alice",
-            "--json",
-        ],
-    );
+    let human = add_alice(d);
     assert_eq!(human["subject"], "alice");
     let agent = json(
         d,

@@ -4,27 +4,14 @@
 
 mod common;
 
-use common::{countersign, json};
+use common::{add_alice, countersign, json};
 use serde_json::Value;
 
 #[test]
 fn device_invitations_print_a_uri_and_write_qr_codes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    json(
-        d,
-        &[
-            "human",
-            "add",
-            "--subject",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--name",
-            "Alice",
-            "--json",
-        ],
-    );
+    add_alice(d);
     let png = d.join("invite.png");
     let invitation = json(
         d,

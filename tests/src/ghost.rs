@@ -120,13 +120,7 @@ impl Ghost {
             .bc_authorize(&self.agent, &[("scope", "openid"), ("login_hint", owner)])
             .await;
         assert_eq!(body["error"], "unauthorized_client", "{body}");
-        let request = s
-            .state()
-            .store
-            .auth_request(&self.pending.as_str().into())
-            .await
-            .expect("read request")
-            .expect("request");
+        let request = s.auth_request(&self.pending).await;
         assert_eq!(
             request.status,
             countersign_server::store::auth_requests::AuthRequestStatus::Denied

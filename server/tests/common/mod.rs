@@ -24,3 +24,21 @@ pub fn json(dir: &std::path::Path, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{args:?} did not print JSON: {e}"))
 }
+
+/// Adds alice (alice@example.com) with `human add --json`; what it printed.
+pub fn add_alice(dir: &std::path::Path) -> Value {
+    json(
+        dir,
+        &[
+            "human",
+            "add",
+            "--subject",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--name",
+            "Alice",
+            "--json",
+        ],
+    )
+}
